@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs what flowctl needs to build and test on Debian 12, and nothing when it is all
+# present (a fast no-op: one dpkg query). Valijson's headers are unpacked from the Debian
+# package into .deps/ instead of `apt install libvalijson-dev`, which would pull in the
+# Qt and Poco development packages (hundreds of MB) for adapters flowctl never uses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config ca-certificates
+  libcli11-dev libyaml-cpp-dev rapidjson-dev libsqlite3-dev libpq-dev libfmt-dev doctest-dev
+  zlib1g-dev libcurl4-openssl-dev nodejs
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+# nodejs from another repository (e.g. NodeSource) is fine as long as `node` runs.
+if command -v node >/dev/null 2>&1; then
+  missing=("${missing[@]/nodejs}")
+fi
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sed '/^$/d')
+
+sudo_cmd=()
+[[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# valijson: headers only, from the Debian package, without its dependencies.
+if [[ ! -f .deps/valijson/include/valijson/validator.hpp ]]; then
+  echo "setup: unpacking valijson headers into .deps/valijson" >&2
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  if ! (cd "$tmp" && apt-get download libvalijson-dev >/dev/null 2>&1); then
+    "${sudo_cmd[@]}" apt-get update -qq
+    (cd "$tmp" && apt-get download libvalijson-dev >/dev/null)
+  fi
+  dpkg-deb -x "$tmp"/libvalijson-dev_*.deb "$tmp/x"
+  mkdir -p .deps/valijson
+  rm -rf .deps/valijson/include
+  cp -r "$tmp/x/usr/include" .deps/valijson/include
+fi

@@ -1,0 +1,68 @@
+// Diagnostics: user-facing errors that carry a source location, a scope and a hint.
+// Catalog checks accumulate Diagnostics and report all of them at once, sorted by file and
+// line. A Diagnostics collector is not thread-safe; use one per build.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace flow {
+
+// A position in a source file. Lines and columns are 1-based; 0 means "unknown".
+struct Mark {
+  uint32_t line = 0;
+  uint32_t col = 0;
+};
+
+struct Diagnostic {
+  std::string file;     // display path or URL of the source
+  Mark mark;
+  std::string message;  // what is wrong, one line
+  std::string scope;    // e.g. "collection `acme/orders` at /key/0"
+  std::string hint;     // what to do, or empty
+
+  // Formats as `file:line:col: error: message`, then indented scope and hint lines.
+  std::string Format(bool color) const;
+};
+
+class Diagnostics {
+ public:
+  // Records an error. `file` is the display name of the source.
+  void Error(std::string file, Mark mark, std::string message, std::string scope = {},
+             std::string hint = {});
+  void Add(Diagnostic d) { items_.push_back(std::move(d)); }
+
+  bool empty() const { return items_.empty(); }
+  size_t size() const { return items_.size(); }
+  const std::vector<Diagnostic>& items() const { return items_; }
+
+  // Sorts by (file, line, col, message) and drops exact duplicates.
+  void SortAndDedupe();
+
+ private:
+  std::vector<Diagnostic> items_;
+};
+
+// Exit codes of SPEC section 8.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitUserError = 1,    // catalog errors, failed tests, invalid documents
+  kExitUsage = 2,        // bad flags
+  kExitEnvironment = 3,  // unreachable database, missing Node.js, I/O failures
+};
+
+// Error for runtime paths: a code plus message; context is prepended by callers.
+struct Error {
+  enum class Code { kUser, kEnvironment, kInternal };
+  Code code = Code::kUser;
+  std::string message;
+
+  static Error User(std::string m) { return {Code::kUser, std::move(m)}; }
+  static Error Env(std::string m) { return {Code::kEnvironment, std::move(m)}; }
+  int ExitCode() const {
+    return code == Code::kEnvironment ? kExitEnvironment : kExitUserError;
+  }
+};
+
+}  // namespace flow

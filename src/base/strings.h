@@ -1,0 +1,31 @@
+// String vocabulary shared by every module: UTF-8 checks and "did you mean" suggestions.
+// All functions are pure and thread-safe.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace flow {
+
+// Returns the byte offset of the first invalid UTF-8 sequence, or nullopt if `s` is valid.
+std::optional<size_t> FindInvalidUtf8(std::string_view s);
+
+// Converts a byte offset into a 1-based line and column (columns count UTF-8 code points).
+void OffsetToLineCol(std::string_view s, size_t offset, uint32_t* line, uint32_t* col);
+
+// Optimal string alignment distance (edits: insert, delete, substitute, transpose).
+size_t EditDistance(std::string_view a, std::string_view b);
+
+// Returns the candidate closest to `word` if it is close enough to be a likely typo.
+std::optional<std::string> ClosestMatch(std::string_view word,
+                                        const std::vector<std::string>& candidates);
+
+// Formats "did you mean `x`?" for the closest candidate, or "" when none is close.
+std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
+
+// Truncates `s` to at most `max` bytes (on a UTF-8 boundary), appending "…" when cut.
+std::string Truncate(std::string_view s, size_t max);
+
+}  // namespace flow

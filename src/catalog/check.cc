@@ -1,0 +1,706 @@
+#include "catalog/check.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <functional>
+#include <set>
+#include <sqlite3.h>
+
+#include "base/strings.h"
+#include "base/url.h"
+#include "schema/bundle.h"
+#include "schema/inspect.h"
+#include "schema/validator.h"
+
+namespace flow::catalog {
+namespace {
+
+using schema::Shape;
+using ShapePtr = std::shared_ptr<Shape>;
+
+std::string Scope(const std::string& owner, const Where& w) {
+  return fmt::format("{} at {}", owner, w.pointer.empty() ? "/" : w.pointer);
+}
+
+class Checker {
+ public:
+  Checker(const Loaded& loaded, Built* out, Diagnostics* diags)
+      : cat_(loaded.catalog), index_(loaded.index), out_(out), diags_(diags) {}
+
+  void Run() {
+    index_.CheckRefs(diags_);
+    CheckNames();
+    for (const auto& c : cat_.collections) CheckCollection(c);
+    for (const auto& c : cat_.collections) {
+      if (c.derivation && out_->by_name.count(c.name)) CheckDerivation(c);
+    }
+    CheckCycles();
+    CheckMaterializations();
+    CheckCaptures();
+    CheckTests();
+  }
+
+ private:
+  void Error(const Where& w, const std::string& owner, std::string msg, std::string hint = {}) {
+    diags_->Error(w.file, w.mark, std::move(msg), Scope(owner, w), std::move(hint));
+  }
+
+  std::vector<std::string> CollectionNames() const {
+    std::vector<std::string> v;
+    for (const auto& c : cat_.collections) v.push_back(c.name);
+    return v;
+  }
+
+  // A collection name that must exist; reports it otherwise.
+  const BuiltCollection* Need(const std::string& name, const Where& w, const std::string& owner,
+                              const char* role) {
+    if (const BuiltCollection* c = out_->Collection(name)) return c;
+    if (cat_.Collection(name)) return nullptr;  // exists but failed its own checks
+    Error(w, owner, fmt::format("{} `{}` does not exist", role, name),
+          DidYouMean(name, CollectionNames()));
+    return nullptr;
+  }
+
+  // ---- names -------------------------------------------------------------------------
+  void CheckNames() {
+    std::map<std::string, std::pair<std::string, const Where*>> seen;
+    auto add = [&](const std::string& name, const char* kind, const Where& w) {
+      if (name.empty()) return;
+      auto [it, inserted] = seen.emplace(name, std::make_pair(std::string(kind), &w));
+      if (!inserted) {
+        const Where& first = *it->second.second;
+        Error(w, fmt::format("{} `{}`", kind, name),
+              fmt::format("{} name `{}` is already used by the {} defined at {}:{}:{}", kind,
+                          name, it->second.first, first.file, first.mark.line, first.mark.col),
+              "names of collections, transforms, materialization targets, materializations "
+              "and captures are unique across the catalog");
+      }
+    };
+    for (const auto& c : cat_.collections) add(c.name, "collection", c.where);
+    for (const auto& c : cat_.collections) {
+      if (!c.derivation) continue;
+      for (const auto& t : c.derivation->transforms) add(t.name, "transform", t.where);
+    }
+    for (const auto& t : cat_.targets) add(t.name, "materialization target", t.where);
+    for (const auto& m : cat_.materializations) add(m.name, "materialization", m.where);
+    for (const auto& c : cat_.captures) add(c.name, "capture", c.where);
+    std::map<std::string, const Where*> tests;
+    for (const auto& t : cat_.tests) {
+      auto [it, inserted] = tests.emplace(t.name, &t.where);
+      if (!inserted) {
+        Error(t.where, fmt::format("test `{}`", t.name),
+              fmt::format("test `{}` is already defined at {}:{}:{}", t.name, it->second->file,
+                          it->second->mark.line, it->second->mark.col));
+      }
+    }
+  }
+
+  // ---- schemas -----------------------------------------------------------------------
+  bool Resolve(const SchemaSpec& s, const std::string& owner, schema::SchemaLoc* loc) {
+    if (s.inline_node) {
+      *loc = schema::SchemaLoc{s.inline_node, s.where.url, s.where.pointer, s.where.url};
+      return true;
+    }
+    std::string why;
+    *loc = index_.ResolveUrl(s.url, &why);
+    if (loc->node) return true;
+    std::string res, frag;
+    SplitFragment(s.url, &res, &frag);
+    if (index_.HasResource(res)) {  // unreadable files were reported when loading
+      std::string hint;
+      if (!frag.empty() && frag[0] != '/' && frag.find('/') != std::string::npos) {
+        hint = "JSON pointers start with / (write `#/" + frag + "`)";
+      }
+      Error(s.where, owner, fmt::format("schema `{}` resolves to nothing: {}", DisplayName(s.url), why),
+            hint);
+    }
+    return false;
+  }
+
+  // ---- collections -------------------------------------------------------------------
+  void CheckKeyLike(const BuiltCollection& bc, const std::string& ptr, const Where& w,
+                    const std::string& owner, const std::string& what) {
+    std::string why;
+    auto p = doc::Pointer::Parse(ptr, &why);  // parsed already: it is valid
+    auto at = schema::ShapeAt(bc.shape, *p);
+    if (!at.shape) {
+      Error(w, owner, fmt::format("{} location `{}` is not allowed by the schema", what, ptr));
+      return;
+    }
+    if (!at.must_exist) {
+      std::string parent = p->Parent().ToString();
+      Error(w, owner,
+            fmt::format("{} location `{}` may not exist in every document", what, ptr),
+            fmt::format("list `{}` in `required` of {}{}", p->tokens().back(),
+                        parent.empty() ? "the root schema" : "the schema of " + parent,
+                        p->tokens().size() > 1 ? " and of every enclosing object" : ""));
+    }
+    uint8_t t = at.shape->types;
+    if (t != schema::kString && t != schema::kInteger && t != schema::kBoolean) {
+      Error(w, owner,
+            fmt::format("{} location `{}` must have exactly one type of string, integer or "
+                        "boolean, but it may be {}",
+                        what, ptr, schema::TypesToString(t)),
+            t == (schema::kInteger | schema::kNumber) ? "numbers cannot be keys; use `type: integer`"
+            : (t & schema::kNull) ? "keys cannot be null; remove `null` from its type"
+                                  : "declare a single `type` at this location");
+    }
+    if (at.shape->reduce && at.shape->reduce->strategy != "lastWriteWins") {
+      Error(w, owner,
+            fmt::format("{} location `{}` may not be reduced with `{}`", what, ptr,
+                        at.shape->reduce->strategy),
+            "keys only take `lastWriteWins`; remove the `reduce` annotation");
+    } else if (at.shape->reduce_conflict) {
+      Error(w, owner, fmt::format("{} location `{}` has different reductions in different schema "
+                                  "branches", what, ptr),
+            "keys only take `lastWriteWins`");
+    }
+  }
+
+  void CheckCollection(const CollectionSpec& c) {
+    if (c.name.empty() || !c.schema.present) return;
+    std::string owner = fmt::format("collection `{}`", c.name);
+    if (out_->by_name.count(c.name)) return;  // duplicate: reported by CheckNames
+    schema::SchemaLoc loc;
+    if (!Resolve(c.schema, owner, &loc)) return;
+    BuiltCollection bc;
+    bc.spec = &c;
+    bc.schema_url = loc.Id();
+    bc.shape = schema::InferShape(index_, loc, diags_);
+    schema::InspectReductions(index_, loc, bc.shape, owner, diags_);
+    bc.bundle = doc::JsonText(schema::BundleSchema(index_, loc));
+    bc.locations = schema::EnumerateLocations(bc.shape);
+    if (bc.shape->types != schema::kObject && !(bc.shape->types & schema::kObject)) {
+      Error(c.schema.where, owner,
+            fmt::format("a collection schema must describe objects, but it allows {}",
+                        schema::TypesToString(bc.shape->types)),
+            "add `type: object`");
+    }
+    for (size_t i = 0; i < c.key.size(); ++i) {
+      CheckKeyLike(bc, c.key[i], c.key_where[i], owner, "key");
+    }
+    // Projections: defaults first, then user projections (which win on the same name).
+    std::map<std::string, BuiltProjection> fields;
+    for (const auto& l : bc.locations) {
+      std::string type;
+      if (l.pointer.empty() || !schema::SingleScalarType(l.shape->types, &type)) continue;
+      std::string ptr = l.pointer.ToString();
+      BuiltProjection p;
+      p.field = ptr.substr(1);
+      p.location = ptr;
+      p.shape = l.shape;
+      p.must_exist = l.must_exist;
+      fields[p.field] = p;
+    }
+    std::set<std::string> user_fields;
+    for (const auto& up : c.projections) {
+      if (!user_fields.insert(up.field).second) continue;  // YAML rejects duplicate keys
+      std::string why;
+      auto ptr = doc::Pointer::Parse(up.location, &why);
+      auto at = schema::ShapeAt(bc.shape, *ptr);
+      if (!at.shape) {
+        Error(up.where, owner,
+              fmt::format("projection `{}` points at `{}`, which the schema does not allow",
+                          up.field, up.location));
+        continue;
+      }
+      BuiltProjection p;
+      p.field = up.field;
+      p.location = up.location;
+      p.user = true;
+      p.partition = up.partition;
+      p.shape = at.shape;
+      p.must_exist = at.must_exist;
+      if (up.partition) {
+        CheckKeyLike(bc, up.location, up.where, owner, fmt::format("partition `{}`", up.field));
+      }
+      fields[p.field] = p;
+    }
+    fields["flow_document"] = BuiltProjection{"flow_document", "", false, false, false, bc.shape, true};
+    // Key fields: the user projection of each key location if there is one, else the default.
+    for (const auto& k : c.key) {
+      std::string chosen;
+      for (const auto& up : c.projections) {
+        if (up.location == k && fields.count(up.field)) {
+          chosen = up.field;
+          break;
+        }
+      }
+      if (chosen.empty()) {
+        chosen = k.substr(1);
+        if (!fields.count(chosen)) {
+          // A key inside a location that is not projected by default.
+          std::string why;
+          auto ptr = doc::Pointer::Parse(k, &why);
+          auto at = schema::ShapeAt(bc.shape, *ptr);
+          fields[chosen] = BuiltProjection{chosen, k, false, false, false, at.shape, at.must_exist};
+        }
+      }
+      fields[chosen].key = true;
+      bc.key_fields.push_back(chosen);
+    }
+    for (auto& [name, p] : fields) bc.projections.push_back(std::move(p));
+    out_->by_name[c.name] = out_->collections.size();
+    out_->collections.push_back(std::move(bc));
+  }
+
+  // ---- derivations -------------------------------------------------------------------
+  std::shared_ptr<schema::Validator> Compile(const std::string& bundle) {
+    auto it = validators_.find(bundle);
+    if (it != validators_.end()) return it->second;
+    rapidjson::Document d;
+    d.Parse(bundle.c_str(), bundle.size());
+    auto v = schema::Validator::Compile(d);
+    std::shared_ptr<schema::Validator> out = v ? v.value() : nullptr;
+    if (!v) compile_errors_[bundle] = v.error().message;
+    validators_[bundle] = out;
+    return out;
+  }
+
+  // Validates `doc` against `bundle`; returns "" or the formatted errors.
+  std::string Validate(const std::string& bundle, const doc::Node& n) {
+    auto v = Compile(bundle);
+    if (!v) return compile_errors_[bundle];
+    rapidjson::Document d;
+    n.ToJson(&d, d.GetAllocator());
+    auto errors = v->Validate(d, d.GetAllocator());
+    return errors.empty() ? "" : schema::FormatValidationErrors(errors);
+  }
+
+  void CheckSqlite(const LambdaSpec& l, const std::string& owner) {
+    sqlite3* db = nullptr;
+    if (sqlite3_open(":memory:", &db) != SQLITE_OK) {
+      sqlite3_close(db);
+      return;
+    }
+    sqlite3_stmt* stmt = nullptr;
+    const char* tail = nullptr;
+    int rc = sqlite3_prepare_v2(db, l.body.c_str(), static_cast<int>(l.body.size()), &stmt, &tail);
+    if (rc != SQLITE_OK) {
+      Error(l.where, owner, fmt::format("sqlite lambda does not compile: {}", sqlite3_errmsg(db)));
+    } else if (stmt && sqlite3_column_count(stmt) == 0) {
+      Error(l.where, owner, "sqlite lambda returns no columns",
+            "write a SELECT whose rows are the output documents");
+    } else if (tail && std::string_view(tail).find_first_not_of(" \t\r\n;") != std::string_view::npos) {
+      Error(l.where, owner, "sqlite lambda holds more than one statement",
+            "a lambda is a single SELECT");
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+  }
+
+  // Files reachable from `url` through imports (including itself).
+  const std::set<std::string>& Reachable(const std::string& url) {
+    auto it = reachable_.find(url);
+    if (it != reachable_.end()) return it->second;
+    std::set<std::string> seen{url};
+    std::vector<std::string> stack{url};
+    while (!stack.empty()) {
+      std::string u = stack.back();
+      stack.pop_back();
+      if (const SourceFile* f = cat_.File(u)) {
+        for (const auto& i : f->imports) {
+          if (seen.insert(i).second) stack.push_back(i);
+        }
+      }
+    }
+    return reachable_[url] = std::move(seen);
+  }
+
+  void CheckDerivation(const CollectionSpec& c) {
+    const DerivationSpec& d = *c.derivation;
+    std::string owner = fmt::format("derivation `{}`", c.name);
+    BuiltDerivation bd;
+    bd.collection = &c;
+    // Register.
+    schema::SchemaLoc rloc;
+    static const doc::Node kAnySchema = doc::Node::Bool(true, {});
+    bool have_register = true;
+    if (d.register_schema.present) {
+      have_register = Resolve(d.register_schema, owner, &rloc);
+    } else {
+      rloc = schema::SchemaLoc{&kAnySchema, "flowctl:default-register", "", "flowctl:default-register"};
+    }
+    if (have_register) {
+      bd.register_schema_url = d.register_schema.present ? rloc.Id() : "";
+      bd.register_shape = schema::InferShape(index_, rloc, diags_);
+      schema::InspectReductions(index_, rloc, bd.register_shape, owner + " register", diags_);
+      bd.register_bundle = doc::JsonText(schema::BundleSchema(index_, rloc));
+      static const doc::Node kNull = doc::Node::Null({});
+      const doc::Node& initial = d.register_initial ? *d.register_initial : kNull;
+      bd.register_initial = initial.ToJsonText();
+      std::string err = Validate(bd.register_bundle, initial);
+      if (!err.empty()) {
+        Where w = d.register_initial ? d.initial_where : d.register_schema.where;
+        Error(w, owner,
+              fmt::format("register `initial` {} does not validate against the register schema: {}",
+                          Truncate(initial.ToJsonText(), 80), err),
+              d.register_initial ? "" : "without `initial` the register starts as null; "
+                                        "declare an `initial` value");
+      }
+    }
+    // Transforms.
+    // Per transform, the types of its shuffle locations (empty when they are unknown).
+    std::vector<std::vector<uint8_t>> shuffle_types;
+    for (const auto& t : d.transforms) {
+      std::string towner = fmt::format("transform `{}` of `{}`", t.name, c.name);
+      BuiltTransform bt;
+      bt.spec = &t;
+      const BuiltCollection* src = t.source.empty() ? nullptr
+                                                    : Need(t.source, t.source_where, towner, "source collection");
+      if (src && !Reachable(t.where.url).count(src->spec->where.url)) {
+        Error(t.source_where, towner,
+              fmt::format("source collection `{}` is defined in {}, which {} does not import",
+                          t.source, src->spec->where.file, t.where.file),
+              fmt::format("add `{}` to the `import` list of {}", src->spec->where.file, t.where.file));
+      }
+      ShapePtr source_shape = src ? src->shape : nullptr;
+      if (t.source_schema.present) {
+        schema::SchemaLoc sloc;
+        if (Resolve(t.source_schema, towner, &sloc)) {
+          bt.source_schema_url = sloc.Id();
+          source_shape = schema::InferShape(index_, sloc, diags_);
+          bt.source_schema_bundle = doc::JsonText(schema::BundleSchema(index_, sloc));
+        } else {
+          source_shape = nullptr;
+        }
+      }
+      if (src && t.partitions.present) CheckSelector(*src, t.partitions, towner);
+      for (const auto* l : {&t.update, &t.publish}) {
+        if (*l && (*l)->kind == LambdaSpec::Kind::kSqlite) CheckSqlite(**l, towner);
+      }
+      // Shuffle: explicit pointers, or the source's key.
+      std::vector<Where> where = t.shuffle_where;
+      if (t.has_shuffle) {
+        bt.shuffle = t.shuffle;
+      } else if (src) {
+        bt.shuffle = src->spec->key;
+        where.assign(bt.shuffle.size(), t.where);
+      }
+      std::vector<uint8_t> types;
+      bool ok = source_shape && !bt.shuffle.empty() && where.size() == bt.shuffle.size();
+      for (size_t i = 0; ok && i < bt.shuffle.size(); ++i) {
+        std::string why;
+        auto p = doc::Pointer::Parse(bt.shuffle[i], &why);
+        auto at = schema::ShapeAt(source_shape, *p);
+        if (!at.shape) {
+          Error(where[i], towner,
+                fmt::format("shuffle location `{}` does not exist in the source schema",
+                            bt.shuffle[i]));
+          ok = false;
+          break;
+        }
+        types.push_back(at.shape->types);
+      }
+      bd.transforms.push_back(std::move(bt));
+      shuffle_types.push_back(ok ? types : std::vector<uint8_t>{});
+    }
+    // All transforms shuffle on keys of one length and compatible types.
+    const std::vector<uint8_t>* first = nullptr;
+    const TransformSpec* first_t = nullptr;
+    for (size_t i = 0; i < bd.transforms.size(); ++i) {
+      const auto& types = shuffle_types[i];
+      if (types.empty()) continue;
+      const TransformSpec& t = *bd.transforms[i].spec;
+      if (!first) {
+        first = &types;
+        first_t = &t;
+        continue;
+      }
+      Where w = t.has_shuffle ? t.shuffle_list_where : t.where;
+      std::string towner = fmt::format("transform `{}` of `{}`", t.name, c.name);
+      if (types.size() != first->size()) {
+        Error(w, towner,
+              fmt::format("transform `{}` shuffles on {} location(s) but transform `{}` shuffles "
+                          "on {}",
+                          t.name, types.size(), first_t->name, first->size()),
+              "every transform of a derivation shuffles on keys of the same length");
+        continue;
+      }
+      for (size_t k = 0; k < types.size(); ++k) {
+        auto norm = [](uint8_t x) -> uint8_t {
+          x &= ~schema::kNull;
+          if (x & (schema::kInteger | schema::kNumber)) x = (x & ~(schema::kInteger | schema::kNumber)) | schema::kInteger;
+          return x;
+        };
+        if (norm(types[k]) != norm((*first)[k])) {
+          Error(w, towner,
+                fmt::format("shuffle key component {} of transform `{}` may be {}, but for "
+                            "transform `{}` it is {}",
+                            k, t.name, schema::TypesToString(types[k]), first_t->name,
+                            schema::TypesToString((*first)[k])),
+                "transforms that share registers must shuffle on keys of compatible types");
+        }
+      }
+    }
+    out_->derivations.push_back(std::move(bd));
+  }
+
+  void CheckSelector(const BuiltCollection& c, const PartitionSelectorSpec& sel,
+                     const std::string& owner) {
+    std::vector<std::string> partitions;
+    for (const auto& p : c.projections) {
+      if (p.partition) partitions.push_back(p.field);
+    }
+    for (const auto* terms : {&sel.include, &sel.exclude}) {
+      for (const auto& t : *terms) {
+        const BuiltProjection* p = c.Field(t.field);
+        if (!p || !p->partition) {
+          std::string hint = DidYouMean(t.field, partitions);
+          if (hint.empty()) {
+            hint = partitions.empty()
+                       ? fmt::format("`{}` has no partitions", c.spec->name)
+                       : fmt::format("its partitions are: {}", fmt::join(partitions, ", "));
+          }
+          Error(t.where, owner,
+                fmt::format("`{}` is not a partition of collection `{}`", t.field, c.spec->name),
+                hint);
+          continue;
+        }
+        for (const doc::Node* v : t.values) {
+          uint8_t want = p->shape ? p->shape->types : static_cast<uint8_t>(schema::kAnyType);
+          uint8_t have = v->is_string() ? schema::kString
+                         : v->is_bool() ? schema::kBoolean
+                         : v->is_int()  ? schema::kInteger
+                                        : 0;
+          if (!(want & have)) {
+            Error(Where{t.where.url, t.where.file, v->mark(), t.where.pointer}, owner,
+                  fmt::format("partition `{}` holds {} values, but {} is {}", t.field,
+                              schema::TypesToString(want), v->ToJsonText(), v->TypeName()));
+          }
+        }
+      }
+    }
+  }
+
+  void CheckCycles() {
+    // Edges: derived collection -> source collections.
+    std::map<std::string, std::vector<std::pair<std::string, const TransformSpec*>>> edges;
+    for (const auto& c : cat_.collections) {
+      if (!c.derivation) continue;
+      for (const auto& t : c.derivation->transforms) edges[c.name].emplace_back(t.source, &t);
+    }
+    std::map<std::string, int> state;  // 0 new, 1 on stack, 2 done
+    std::vector<std::string> path;
+    std::set<std::string> reported;
+    std::function<void(const std::string&)> visit = [&](const std::string& n) {
+      state[n] = 1;
+      path.push_back(n);
+      for (const auto& [src, t] : edges[n]) {
+        if (state[src] == 1) {
+          auto it = std::find(path.begin(), path.end(), src);
+          std::vector<std::string> cycle(it, path.end());
+          std::string key = *std::min_element(cycle.begin(), cycle.end());
+          if (reported.insert(key).second) {
+            std::string desc;
+            for (const auto& x : cycle) desc += "`" + x + "` <- ";
+            desc += "`" + src + "`";
+            Error(t->source_where, fmt::format("transform `{}` of `{}`", t->name, n),
+                  fmt::format("derivation cycle: {}", desc),
+                  "a derivation may not read (directly or indirectly) from itself");
+          }
+        } else if (state[src] == 0) {
+          visit(src);
+        }
+      }
+      path.pop_back();
+      state[n] = 2;
+    };
+    for (const auto& [n, _] : edges) {
+      if (state[n] == 0) visit(n);
+    }
+  }
+
+  // ---- materializations --------------------------------------------------------------
+  void CheckMaterializations() {
+    std::vector<std::string> target_names;
+    for (const auto& t : cat_.targets) target_names.push_back(t.name);
+    std::map<std::pair<std::string, std::string>, const Where*> tables;
+    for (const auto& m : cat_.materializations) {
+      std::string owner = fmt::format("materialization `{}`", m.name);
+      const TargetSpec* target = nullptr;
+      for (const auto& t : cat_.targets) {
+        if (t.name == m.target) target = &t;
+      }
+      if (!m.target.empty() && !target) {
+        std::string hint = DidYouMean(m.target, target_names);
+        Error(m.target_where, owner,
+              fmt::format("materialization target `{}` does not exist", m.target),
+              hint.empty() ? "declare it under `materializationTargets`" : hint);
+      }
+      auto& bindings = out_->bindings[m.name];
+      for (const auto& b : m.bindings) {
+        if (b.source.empty()) continue;
+        const BuiltCollection* c = Need(b.source, b.source_where, owner, "source collection");
+        if (target && !b.table.empty()) {
+          auto [it, inserted] = tables.emplace(std::make_pair(target->name, b.table), &b.table_where);
+          if (!inserted) {
+            Error(b.table_where, owner,
+                  fmt::format("table `{}` of target `{}` is already materialized at {}:{}:{}",
+                              b.table, target->name, it->second->file, it->second->mark.line,
+                              it->second->mark.col),
+                  "each table holds exactly one collection");
+          }
+        }
+        if (!c) continue;
+        bindings.push_back(BuiltBinding{&b, SelectFields(*c, b, owner)});
+      }
+    }
+  }
+
+  std::vector<std::string> SelectFields(const BuiltCollection& c, const MaterializationBindingSpec& b,
+                                        const std::string& owner) {
+    std::vector<std::string> names;
+    for (const auto& p : c.projections) names.push_back(p.field);
+    auto known = [&](const std::string& f, const Where& w) {
+      if (c.Field(f)) return true;
+      Error(w, owner, fmt::format("collection `{}` has no field `{}`", c.spec->name, f),
+            DidYouMean(f, names));
+      return false;
+    };
+    std::vector<std::string> out = c.key_fields;
+    std::set<std::string> chosen(out.begin(), out.end());
+    std::set<std::string> exclude;
+    for (size_t i = 0; i < b.fields.exclude.size(); ++i) {
+      const auto& f = b.fields.exclude[i];
+      if (!known(f, b.fields.exclude_where[i])) continue;
+      if (std::find(c.key_fields.begin(), c.key_fields.end(), f) != c.key_fields.end() ||
+          f == "flow_document") {
+        Error(b.fields.exclude_where[i], owner,
+              fmt::format("field `{}` cannot be excluded: {}", f,
+                          f == "flow_document" ? "every table stores the whole document"
+                                               : "it is part of the collection key"));
+      }
+      exclude.insert(f);
+    }
+    auto several_types = [&](const BuiltProjection& p, std::string* type) {
+      return !p.shape || !schema::SingleScalarType(p.shape->types, type);
+    };
+    if (b.fields.present && !b.fields.include.empty()) {
+      for (size_t i = 0; i < b.fields.include.size(); ++i) {
+        const auto& f = b.fields.include[i];
+        if (!known(f, b.fields.include_where[i]) || f == "flow_document") continue;
+        const BuiltProjection& p = *c.Field(f);
+        std::string type;
+        uint8_t t = p.shape ? p.shape->types & ~schema::kNull : 0;
+        bool single = t == schema::kString || t == schema::kInteger || t == schema::kBoolean ||
+                      t == (schema::kInteger | schema::kNumber) || t == schema::kNumber ||
+                      t == schema::kObject || t == schema::kArray;
+        if (!single) {
+          Error(b.fields.include_where[i], owner,
+                fmt::format("field `{}` may be {}, which no single column type can hold", f,
+                            p.shape ? schema::TypesToString(p.shape->types) : "anything"),
+                "narrow its schema to one type (null aside), or leave it in flow_document");
+          continue;
+        }
+        if (chosen.insert(f).second) out.push_back(f);
+      }
+    } else {
+      // Defaults: user projections of a single scalar type, and default projections of
+      // locations that no user projection names (so a location is one column).
+      std::set<std::string> user_locations;
+      for (const auto& p : c.projections) {
+        if (p.user) user_locations.insert(p.location);
+      }
+      for (const auto& p : c.projections) {
+        std::string type;
+        if (p.field == "flow_document" || chosen.count(p.field) || exclude.count(p.field)) continue;
+        if (several_types(p, &type)) continue;
+        if (!p.user && user_locations.count(p.location)) continue;
+        chosen.insert(p.field);
+        out.push_back(p.field);
+      }
+    }
+    out.erase(std::remove_if(out.begin(), out.end(),
+                             [&](const std::string& f) {
+                               return exclude.count(f) && std::find(c.key_fields.begin(),
+                                                                    c.key_fields.end(), f) ==
+                                                              c.key_fields.end();
+                             }),
+              out.end());
+    out.push_back("flow_document");
+    return out;
+  }
+
+  // ---- captures ----------------------------------------------------------------------
+  void CheckCaptures() {
+    for (const auto& c : cat_.captures) {
+      std::string owner = fmt::format("capture `{}`", c.name);
+      for (const auto& b : c.bindings) {
+        const BuiltCollection* col = Need(b.target, b.where, owner, "target collection");
+        if (col && col->spec->derivation) {
+          Error(b.where, owner,
+                fmt::format("collection `{}` is derived; only captured collections can be "
+                            "captured into", b.target));
+        }
+      }
+    }
+  }
+
+  // ---- tests -------------------------------------------------------------------------
+  void CheckTests() {
+    for (const auto& t : cat_.tests) {
+      for (size_t i = 0; i < t.steps.size(); ++i) {
+        const TestStepSpec& s = t.steps[i];
+        std::string owner = fmt::format("test `{}` step {}", t.name, i);
+        if (s.collection.empty()) continue;
+        const BuiltCollection* c = Need(s.collection, s.collection_where, owner, "collection");
+        if (!c) continue;
+        if (s.kind == TestStepSpec::Kind::kIngest && c->spec->derivation) {
+          Error(s.collection_where, owner,
+                fmt::format("cannot ingest into `{}`: it is a derived collection", s.collection),
+                "tests ingest into captured collections and verify derived ones");
+          continue;
+        }
+        if (s.partitions.present) CheckSelector(*c, s.partitions, owner);
+        if (!s.documents) continue;
+        for (size_t d = 0; d < s.documents->items().size(); ++d) {
+          const doc::Node& n = s.documents->items()[d];
+          Where w{s.documents_where.url, s.documents_where.file, n.mark(),
+                  s.documents_where.pointer + "/" + std::to_string(d)};
+          if (s.kind == TestStepSpec::Kind::kVerify) {
+            if (!n.is_object()) {
+              Error(w, owner, fmt::format("expected document {} must be an object, found {}", d,
+                                          n.TypeName()));
+            }
+            continue;
+          }
+          std::string err = Validate(c->bundle, n);
+          if (!err.empty()) {
+            Error(w, owner,
+                  fmt::format("document {} does not validate against the schema of `{}`: {}", d,
+                              s.collection, err));
+          }
+        }
+      }
+    }
+  }
+
+  const Catalog& cat_;
+  const schema::Index& index_;
+  Built* out_;
+  Diagnostics* diags_;
+  std::map<std::string, std::shared_ptr<schema::Validator>> validators_;
+  std::map<std::string, std::string> compile_errors_;
+  std::map<std::string, std::set<std::string>> reachable_;
+};
+
+}  // namespace
+
+const BuiltProjection* BuiltCollection::Field(const std::string& name) const {
+  auto it = std::lower_bound(projections.begin(), projections.end(), name,
+                             [](const BuiltProjection& p, const std::string& n) { return p.field < n; });
+  return it != projections.end() && it->field == name ? &*it : nullptr;
+}
+
+const BuiltCollection* Built::Collection(const std::string& name) const {
+  auto it = by_name.find(name);
+  return it == by_name.end() ? nullptr : &collections[it->second];
+}
+
+void CheckCatalog(const Loaded& loaded, Built* out, Diagnostics* diags) {
+  Checker c(loaded, out, diags);
+  c.Run();
+}
+
+}  // namespace flow::catalog

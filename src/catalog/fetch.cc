@@ -1,0 +1,86 @@
+#include "catalog/fetch.h"
+
+#include <algorithm>
+#include <curl/curl.h>
+#include <fmt/format.h>
+
+#include "base/files.h"
+#include "base/url.h"
+
+namespace flow::catalog {
+
+Fetcher::Fetcher(std::vector<std::pair<std::string, std::string>> resource_map)
+    : map_(std::move(resource_map)) {
+  std::sort(map_.begin(), map_.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+}
+
+bool Fetcher::ParseMapping(const std::string& arg, std::pair<std::string, std::string>* out) {
+  auto eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0) return false;
+  *out = {arg.substr(0, eq), arg.substr(eq + 1)};
+  return true;
+}
+
+namespace {
+
+size_t Append(char* data, size_t size, size_t n, void* user) {
+  auto* out = static_cast<std::string*>(user);
+  // Refuse absurd responses (catalog sources are configuration, not data).
+  constexpr size_t kMaxBody = 256u << 20;  // bytes
+  if (out->size() + size * n > kMaxBody) return 0;
+  out->append(data, size * n);
+  return size * n;
+}
+
+Result<std::string> HttpGet(const std::string& url) {
+  static bool initialised = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
+  (void)initialised;
+  CURL* curl = curl_easy_init();
+  if (!curl) return Error::Env("cannot initialise libcurl");
+  std::string body;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);  // seconds
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);         // seconds
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(curl, CURLOPT_USERAGENT, "flowctl");
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) {
+    return Error::User(fmt::format("cannot fetch {}: {}", url,
+                                   errbuf[0] ? errbuf : curl_easy_strerror(rc)));
+  }
+  if (status >= 400) return Error::User(fmt::format("cannot fetch {}: HTTP status {}", url, status));
+  return body;
+}
+
+}  // namespace
+
+Result<std::string> Fetcher::Fetch(const std::string& url) {
+  for (const auto& [prefix, dir] : map_) {
+    if (url.rfind(prefix, 0) == 0) {
+      std::string rest = PercentDecode(url.substr(prefix.size()));
+      std::string path = dir;
+      if (!path.empty() && path.back() != '/' && !rest.empty() && rest.front() != '/') path += '/';
+      path += rest;
+      auto r = ReadFile(path);
+      if (!r) {
+        return Error::User(fmt::format("{} (via --resource-map {}={})", r.error().message, prefix, dir));
+      }
+      return r;
+    }
+  }
+  if (IsFileUrl(url)) return ReadFile(FilePathOfUrl(url));
+  if (IsHttpUrl(url)) return HttpGet(url);
+  return Error::User(fmt::format("cannot read {}: unsupported URL scheme", url));
+}
+
+}  // namespace flow::catalog

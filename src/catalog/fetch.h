@@ -1,0 +1,29 @@
+// Fetching catalog resources by URL: `file://` from disk, `http(s)://` over the network
+// (libcurl; this file is its only user) unless a `--resource-map PREFIX=DIR` rewrites the
+// URL to a file under DIR. Not thread-safe.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "base/result.h"
+
+namespace flow::catalog {
+
+class Fetcher {
+ public:
+  // `resource_map`: (URL prefix, directory) pairs; the longest matching prefix wins.
+  explicit Fetcher(std::vector<std::pair<std::string, std::string>> resource_map = {});
+
+  // Returns the content at `url` (no fragment). Errors say what could not be read and why.
+  Result<std::string> Fetch(const std::string& url);
+
+  // Parses "PREFIX=DIR"; returns false when there is no '='.
+  static bool ParseMapping(const std::string& arg, std::pair<std::string, std::string>* out);
+
+ private:
+  std::vector<std::pair<std::string, std::string>> map_;
+};
+
+}  // namespace flow::catalog

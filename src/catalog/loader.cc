@@ -1,0 +1,136 @@
+#include "catalog/loader.h"
+
+#include <deque>
+#include <fmt/format.h>
+#include <set>
+
+#include "base/url.h"
+#include "catalog/parse.h"
+#include "catalog/yaml_reader.h"
+
+namespace flow::catalog {
+namespace {
+
+struct Request {
+  std::string url;
+  std::string kind;  // "catalog" or "schema"
+  // Who asked for it, for "cannot read" errors. Empty file for the root.
+  std::string from_file;
+  Mark from_mark;
+  std::string what;  // "import", "schema", "$ref"
+};
+
+class Loader {
+ public:
+  Loader(Fetcher* fetcher, Diagnostics* diags, Loaded* out)
+      : fetcher_(fetcher), diags_(diags), out_(out) {}
+
+  void Run(const std::string& root_url) {
+    out_->catalog.root_url = root_url;
+    std::deque<Request> queue{{root_url, "catalog", "", {}, "root"}};
+    std::set<std::string> requested{root_url};
+    while (!queue.empty()) {
+      Request r = std::move(queue.front());
+      queue.pop_front();
+      SourceFile* f = Read(r);
+      if (!f) continue;
+      ParseImports(f, diags_);
+      for (size_t i = 0; i < f->imports.size(); ++i) {
+        if (requested.insert(f->imports[i]).second) {
+          queue.push_back({f->imports[i], "catalog", f->display, f->import_marks[i], "import"});
+        }
+      }
+    }
+    // Sections are parsed after all files are read, in load order.
+    size_t catalog_files = out_->catalog.files.size();
+    for (size_t i = 0; i < catalog_files; ++i) {
+      ParseSections(*out_->catalog.files[i], &out_->catalog, diags_);
+    }
+    LoadSchemas();
+  }
+
+ private:
+  SourceFile* Read(const Request& r) {
+    auto content = fetcher_->Fetch(r.url);
+    if (!content) {
+      if (r.from_file.empty()) {
+        diags_->Error(DisplayName(r.url), {}, fmt::format("cannot read catalog source: {}",
+                                                          content.error().message),
+                      "", "pass the root file with --source");
+      } else {
+        diags_->Error(r.from_file, r.from_mark,
+                      fmt::format("cannot read {} `{}`: {}", r.what, DisplayName(r.url),
+                                  content.error().message),
+                      "", IsHttpUrl(r.url) ? "offline? map the URL to a local directory with "
+                                             "--resource-map PREFIX=DIR"
+                                           : "");
+      }
+      return nullptr;
+    }
+    auto f = std::make_unique<SourceFile>();
+    f->url = r.url;
+    f->display = DisplayName(r.url);
+    f->kind = r.kind;
+    f->content = std::move(content.value());
+    auto root = ReadYaml(f->content, f->display, diags_);
+    if (!root) return nullptr;
+    f->root = std::move(*root);
+    SourceFile* raw = f.get();
+    out_->index.AddResource(f->url, &f->root);
+    out_->catalog.files.push_back(std::move(f));
+    return raw;
+  }
+
+  void Want(const std::string& url_with_fragment, const std::string& from_file, Mark from_mark,
+            const char* what) {
+    std::string url, frag;
+    SplitFragment(url_with_fragment, &url, &frag);
+    if (url.empty() || out_->index.HasResource(url) || failed_.count(url)) return;
+    SourceFile* f = Read(Request{url, "schema", from_file, from_mark, what});
+    if (!f) {
+      failed_.insert(url);
+      return;
+    }
+    std::vector<schema::MissingResource> missing;
+    out_->index.IndexSchema(schema::SchemaLoc{&f->root, url, "", url}, &missing);
+    for (const auto& m : missing) Want(m.url, DisplayName(m.resource), m.ref->mark(), "$ref");
+  }
+
+  void Spec(const SchemaSpec& s) {
+    if (!s.present) return;
+    if (s.inline_node) {
+      std::vector<schema::MissingResource> missing;
+      out_->index.IndexSchema(
+          schema::SchemaLoc{s.inline_node, s.where.url, s.where.pointer, s.where.url}, &missing);
+      for (const auto& m : missing) Want(m.url, DisplayName(m.resource), m.ref->mark(), "$ref");
+    } else {
+      Want(s.url, s.where.file, s.where.mark, "schema");
+    }
+  }
+
+  void LoadSchemas() {
+    for (const auto& c : out_->catalog.collections) {
+      Spec(c.schema);
+      if (!c.derivation) continue;
+      Spec(c.derivation->register_schema);
+      for (const auto& t : c.derivation->transforms) Spec(t.source_schema);
+    }
+  }
+
+  Fetcher* fetcher_;
+  Diagnostics* diags_;
+  Loaded* out_;
+  std::set<std::string> failed_;
+};
+
+}  // namespace
+
+std::unique_ptr<Loaded> LoadCatalog(const std::string& root_url, Fetcher* fetcher,
+                                    Diagnostics* diags) {
+  auto out = std::make_unique<Loaded>();
+  Loader l(fetcher, diags, out.get());
+  l.Run(root_url);
+  return out;
+}
+
+}  // namespace flow::catalog

@@ -1,0 +1,146 @@
+// flowctl command line: flag parsing and output formatting only. Library code never
+// prints; commands turn Results and Diagnostics into text and exit codes (SPEC section 8).
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "base/url.h"
+#include "catalog/built.h"
+#include "catalog/check.h"
+#include "catalog/fetch.h"
+#include "catalog/loader.h"
+#include "catalog/source_schema.h"
+
+namespace {
+
+using namespace flow;
+
+struct GlobalOptions {
+  bool no_color = false;
+};
+
+bool UseColor(const GlobalOptions& g) {
+  return !g.no_color && std::getenv("NO_COLOR") == nullptr && ::isatty(STDERR_FILENO);
+}
+
+std::string SourceUrl(const std::string& source) {
+  if (IsHttpUrl(source) || IsFileUrl(source)) return source;
+  return FileUrl(source);
+}
+
+struct BuildOptions {
+  std::string source = "flow.yaml";
+  std::string catalog = "catalog.db";
+  std::vector<std::string> resource_map;
+};
+
+int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::string, std::string>> mappings;
+  for (const auto& m : o.resource_map) {
+    std::pair<std::string, std::string> kv;
+    if (!catalog::Fetcher::ParseMapping(m, &kv)) {
+      fmt::print(stderr, "error: --resource-map `{}` is not PREFIX=DIR\n", m);
+      return kExitUsage;
+    }
+    mappings.push_back(kv);
+  }
+  catalog::Fetcher fetcher(mappings);
+  Diagnostics diags;
+  auto loaded = catalog::LoadCatalog(SourceUrl(o.source), &fetcher, &diags);
+  catalog::Built built;
+  if (!loaded->catalog.files.empty()) catalog::CheckCatalog(*loaded, &built, &diags);
+  bool color = UseColor(g);
+  if (!diags.empty()) {
+    diags.SortAndDedupe();
+    for (const auto& d : diags.items()) fmt::print(stderr, "{}\n", d.Format(color));
+    fmt::print(stderr, "\n{} error{} in the catalog; {} was not written\n", diags.size(),
+               diags.size() == 1 ? "" : "s", o.catalog);
+    return kExitUserError;
+  }
+  auto written = catalog::WriteBuiltCatalog(o.catalog, *loaded, built);
+  if (!written) {
+    fmt::print(stderr, "error: {}\n", written.error().message);
+    return written.error().ExitCode();
+  }
+  const auto& cat = loaded->catalog;
+  size_t derived = 0, transforms = 0, projections = 0, bindings = 0, steps = 0;
+  for (const auto& c : built.collections) projections += c.projections.size();
+  for (const auto& d : built.derivations) transforms += d.transforms.size();
+  for (const auto& c : cat.collections) derived += c.derivation ? 1 : 0;
+  for (const auto& [_, b] : built.bindings) bindings += b.size();
+  for (const auto& t : cat.tests) steps += t.steps.size();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - start).count();
+  fmt::print(stderr,
+             "built {} from {} ({} source file{}) in {} ms\n"
+             "  collections:       {} ({} captured, {} derived), {} projections\n"
+             "  transforms:        {}\n"
+             "  materializations:  {} into {} target{} ({} table{})\n"
+             "  captures:          {}\n"
+             "  tests:             {} ({} steps)\n"
+             "  npm dependencies:  {}\n",
+             o.catalog, DisplayName(cat.root_url), cat.files.size(),
+             cat.files.size() == 1 ? "" : "s", ms, cat.collections.size(),
+             cat.collections.size() - derived, derived, projections, transforms,
+             cat.materializations.size(), cat.targets.size(), cat.targets.size() == 1 ? "" : "s",
+             bindings, bindings == 1 ? "" : "s", cat.captures.size(), cat.tests.size(), steps,
+             cat.node_dependencies.size());
+  return kExitOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "flowctl: define, check, test and run continuously-updating data pipelines described "
+      "as YAML catalogs."};
+  app.require_subcommand(1);
+  GlobalOptions g;
+  app.add_flag("--no-color", g.no_color, "Never colour output (also: the NO_COLOR variable)");
+  app.footer("Run `flowctl COMMAND --help` for a command's options.");
+
+  BuildOptions build;
+  auto* cmd_build = app.add_subcommand(
+      "build", "Load and check a catalog, and write the built catalog database");
+  cmd_build->add_option("--source", build.source, "Root catalog source file or URL")
+      ->capture_default_str();
+  cmd_build->add_option("--catalog", build.catalog, "Path of the built catalog to write")
+      ->capture_default_str();
+  cmd_build->add_option("--resource-map", build.resource_map,
+                        "Read URLs starting with PREFIX from files under DIR (repeatable), "
+                        "for building offline")
+      ->type_name("PREFIX=DIR");
+  cmd_build->footer(
+      "Exit status: 0 built, 1 the catalog has errors (all are printed), 2 usage error, "
+      "3 the catalog could not be written.");
+
+  auto* cmd_schema = app.add_subcommand(
+      "json-schema", "Print the JSON Schema of catalog source files (for editors and linters)");
+  auto* cmd_version = app.add_subcommand("version", "Print the flowctl version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  if (cmd_build->parsed()) return RunBuild(g, build);
+  if (cmd_schema->parsed()) {
+    fmt::print("{}", catalog::CatalogSourceSchema());
+    return kExitOk;
+  }
+  if (cmd_version->parsed()) {
+    fmt::print("flowctl {}\n", FLOWCTL_VERSION);
+    return kExitOk;
+  }
+  return kExitUsage;
+}

@@ -1,0 +1,152 @@
+#include "schema/bundle.h"
+
+#include <deque>
+#include <unordered_map>
+
+#include "base/url.h"
+
+namespace flow::schema {
+namespace {
+
+using rapidjson::Value;
+
+bool IsSingleSchemaKeyword(const std::string& k, const doc::Node& v) {
+  return k == "additionalProperties" || k == "additionalItems" || k == "not" || k == "if" ||
+         k == "then" || k == "else" || k == "contains" || k == "propertyNames" ||
+         k == "unevaluatedItems" || k == "unevaluatedProperties" ||
+         (k == "items" && !v.is_array());
+}
+bool IsSchemaMapKeyword(const std::string& k) {
+  return k == "properties" || k == "patternProperties" || k == "dependentSchemas";
+}
+bool IsSchemaListKeyword(const std::string& k, const doc::Node& v) {
+  return k == "allOf" || k == "anyOf" || k == "oneOf" || k == "prefixItems" ||
+         (k == "items" && v.is_array());
+}
+
+class Bundler {
+ public:
+  Bundler(const Index& index, rapidjson::Document* out) : index_(index), out_(out), a_(out->GetAllocator()) {}
+
+  void Run(const SchemaLoc& root) {
+    Name(root);
+    Value defs(rapidjson::kObjectType);
+    while (!queue_.empty()) {
+      SchemaLoc loc = queue_.front();
+      queue_.pop_front();
+      Value copy;
+      CopySchema(*loc.node, loc.base, &copy);
+      std::string name = names_[loc.Id()];
+      defs.AddMember(Value(name.c_str(), a_), copy, a_);
+    }
+    out_->SetObject();
+    out_->AddMember("$ref", Value("#/$defs/s0", a_), a_);
+    out_->AddMember("$defs", defs, a_);
+  }
+
+ private:
+  std::string Name(const SchemaLoc& loc) {
+    auto [it, inserted] = names_.emplace(loc.Id(), "");
+    if (inserted) {
+      it->second = "s" + std::to_string(names_.size() - 1);
+      queue_.push_back(loc);
+    }
+    return it->second;
+  }
+
+  void CopySchema(const doc::Node& n, std::string base, Value* out) {
+    if (!n.is_object()) {
+      n.ToJson(out, a_);
+      return;
+    }
+    if (const doc::Node* id = n.Find("$id"); id && id->is_string() && !id->as_string().empty() &&
+                                              id->as_string()[0] != '#') {
+      std::string res, frag;
+      SplitFragment(ResolveUrl(base, id->as_string()), &res, &frag);
+      base = res;
+    }
+    out->SetObject();
+    Value ref_target;
+    bool has_ref = false, has_siblings = false;
+    for (const auto& m : n.members()) {
+      const std::string& k = m.key;
+      const doc::Node& v = m.value;
+      if (k == "$id" || k == "$schema" || k == "$anchor" || k == "$defs" || k == "definitions" ||
+          k == "$comment") {
+        continue;
+      }
+      if (k == "$ref" && v.is_string()) {
+        std::string why;
+        SchemaLoc target = index_.Resolve(v.as_string(), base, &why);
+        if (target.node) {
+          ref_target.SetString(("#/$defs/" + Name(target)).c_str(), a_);
+        } else {
+          ref_target.SetString("#/$defs/unresolved", a_);
+        }
+        has_ref = true;
+        continue;
+      }
+      has_siblings = true;
+      Value key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()), a_);
+      Value val;
+      if (IsSingleSchemaKeyword(k, v)) {
+        CopySchema(v, base, &val);
+      } else if (IsSchemaMapKeyword(k) && v.is_object()) {
+        val.SetObject();
+        for (const auto& p : v.members()) {
+          Value c;
+          CopySchema(p.value, base, &c);
+          val.AddMember(Value(p.key.c_str(), static_cast<rapidjson::SizeType>(p.key.size()), a_),
+                        c, a_);
+        }
+      } else if (IsSchemaListKeyword(k, v) && v.is_array()) {
+        val.SetArray();
+        for (const auto& i : v.items()) {
+          Value c;
+          CopySchema(i, base, &c);
+          val.PushBack(c, a_);
+        }
+      } else {
+        v.ToJson(&val, a_);
+      }
+      out->AddMember(key, val, a_);
+    }
+    if (!has_ref) return;
+    if (std::string(ref_target.GetString()) == "#/$defs/unresolved") {
+      if (!has_siblings) out->SetObject();
+      return;  // treat an unresolvable reference as `true` (it was reported already)
+    }
+    Value ref_obj(rapidjson::kObjectType);
+    ref_obj.AddMember("$ref", ref_target, a_);
+    if (!has_siblings) {
+      *out = std::move(ref_obj);
+      return;
+    }
+    // 2019-09: `$ref` is an applicator beside its siblings; draft-7 validators ignore
+    // siblings, so express it as `allOf`.
+    if (auto it = out->FindMember("allOf"); it != out->MemberEnd() && it->value.IsArray()) {
+      it->value.PushBack(ref_obj, a_);
+    } else {
+      Value all(rapidjson::kArrayType);
+      all.PushBack(ref_obj, a_);
+      out->AddMember("allOf", all, a_);
+    }
+  }
+
+  const Index& index_;
+  rapidjson::Document* out_;
+  rapidjson::Document::AllocatorType& a_;
+  std::unordered_map<std::string, std::string> names_;
+  std::deque<SchemaLoc> queue_;
+};
+
+}  // namespace
+
+rapidjson::Document BundleSchema(const Index& index, const SchemaLoc& root) {
+  rapidjson::Document out;
+  Bundler b(index, &out);
+  b.Run(root);
+  return out;
+}
+
+}  // namespace flow::schema

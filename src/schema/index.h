@@ -1,0 +1,117 @@
+// Schema index: every schema resource of a catalog, with its `$id`s and `$anchor`s, so
+// that any `$ref` (relative, absolute, `#/pointer`, `#anchor`) resolves to a Node.
+// The index borrows the Nodes it is given; they must outlive it. Not thread-safe.
+#pragma once
+
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/diagnostics.h"
+#include "doc/node.h"
+
+namespace flow::schema {
+
+// A schema node and where it is: the resource (file URL) holding it, its JSON pointer
+// within that resource, and the base URI its own `$ref`s resolve against.
+struct SchemaLoc {
+  const doc::Node* node = nullptr;
+  std::string resource;  // URL of the file, no fragment
+  std::string pointer;   // RFC 6901 pointer of `node` within the resource
+  std::string base;      // base URI for relative `$ref`s inside `node`
+
+  // Canonical identity: resource URL + '#' + pointer.
+  std::string Id() const { return resource + "#" + pointer; }
+};
+
+// A `$ref` seen while indexing, kept so that unresolvable ones are reported once.
+struct RefSite {
+  const doc::Node* ref = nullptr;  // the `$ref` string node
+  std::string resource;
+  std::string pointer;  // of the schema holding the `$ref`
+  std::string base;
+};
+
+// A resource referenced by a `$ref` that is not loaded yet.
+struct MissingResource {
+  std::string url;                 // no fragment
+  const doc::Node* ref = nullptr;  // the `$ref` string node
+  std::string resource;            // the file holding the `$ref`
+};
+
+class Index {
+ public:
+  // Registers a whole file (catalog or schema) under its URL (no fragment).
+  void AddResource(const std::string& url, const doc::Node* root);
+  bool HasResource(const std::string& url) const { return resources_.count(url) > 0; }
+  const doc::Node* Resource(const std::string& url) const;
+
+  // Walks the schema at `loc`, registering `$id` and `$anchor` and recording `$ref`s.
+  // Appends to `missing` the resource URLs referenced but not yet added (to be loaded).
+  // Indexing the same node twice is a no-op.
+  void IndexSchema(const SchemaLoc& loc, std::vector<MissingResource>* missing);
+
+  // Resolves `ref` against `base`. On failure returns a SchemaLoc with node == nullptr and
+  // sets `*why`.
+  SchemaLoc Resolve(std::string_view ref, std::string_view base, std::string* why) const;
+
+  // Resolves an absolute URL with optional fragment (e.g. a collection's `schema`).
+  SchemaLoc ResolveUrl(std::string_view url, std::string* why) const {
+    return Resolve(url, "", why);
+  }
+
+  // Every `$ref` recorded by IndexSchema.
+  const std::vector<RefSite>& refs() const { return refs_; }
+
+  // Reports `$ref`s that resolve nowhere.
+  void CheckRefs(Diagnostics* diags) const;
+
+ private:
+  void Walk(const doc::Node& n, const std::string& resource, const std::string& pointer,
+            std::string base, std::vector<MissingResource>* missing, int depth);
+  SchemaLoc ResolvePointer(const SchemaLoc& root, std::string_view fragment,
+                           std::string* why) const;
+
+  struct Entry {
+    const doc::Node* node;
+    std::string resource;
+    std::string pointer;
+  };
+  std::map<std::string, const doc::Node*> resources_;
+  std::unordered_map<std::string, Entry> ids_;      // absolute URI (no fragment) -> schema
+  std::unordered_map<std::string, Entry> anchors_;  // absolute URI + "#name" -> schema
+  std::unordered_map<const doc::Node*, bool> indexed_;
+  std::vector<RefSite> refs_;
+};
+
+// Calls `fn(child, keyword_pointer_suffix)` for each direct subschema of `n`, following
+// the JSON Schema keywords that hold subschemas.
+template <typename Fn>
+void ForEachSubschema(const doc::Node& n, Fn&& fn) {
+  if (!n.is_object()) return;
+  for (const auto& m : n.members()) {
+    const std::string& k = m.key;
+    const doc::Node& v = m.value;
+    if (k == "additionalProperties" || k == "additionalItems" || k == "not" || k == "if" ||
+        k == "then" || k == "else" || k == "contains" || k == "propertyNames" ||
+        k == "unevaluatedItems" || k == "unevaluatedProperties" ||
+        (k == "items" && !v.is_array())) {
+      fn(v, "/" + doc::Pointer::Escape(k));
+    } else if (k == "properties" || k == "patternProperties" || k == "$defs" ||
+               k == "definitions" || k == "dependentSchemas") {
+      if (!v.is_object()) continue;
+      for (const auto& p : v.members()) {
+        fn(p.value, "/" + doc::Pointer::Escape(k) + "/" + doc::Pointer::Escape(p.key));
+      }
+    } else if (k == "allOf" || k == "anyOf" || k == "oneOf" || k == "prefixItems" ||
+               (k == "items" && v.is_array())) {
+      if (!v.is_array()) continue;
+      for (size_t i = 0; i < v.items().size(); ++i) {
+        fn(v.items()[i], "/" + k + "/" + std::to_string(i));
+      }
+    }
+  }
+}
+
+}  // namespace flow::schema
