@@ -54,7 +54,10 @@ class Inspector {
       if (const doc::Node* b = n.Find(kw)) same_location(*b, std::string("/") + kw);
     }
     // Children. Under a `set`, add/intersect/remove hold members that reduce like `merge`.
-    const std::string effective = here.empty() ? InferredStrategy(ptr, wildcard) : here;
+    // An add/intersect/remove location without its own reduce holds set members.
+    const std::string effective = !here.empty()           ? here
+                                  : parent == "set-operand" ? "set-operand"
+                                                            : InferredStrategy(ptr, wildcard);
     auto child = [&](const doc::Node& c, const std::string& suffix, const std::string& token,
                      bool wild) {
       std::vector<std::string> cp = ptr;

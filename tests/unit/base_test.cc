@@ -1,0 +1,88 @@
+#include <doctest/doctest.h>
+
+#include "base/strings.h"
+#include "base/url.h"
+#include "catalog/parse.h"
+#include "catalog/spec.h"
+#include "doc/pointer.h"
+
+using namespace flow;
+
+TEST_CASE("JSON pointers parse RFC 6901 escapes and reject malformed input") {
+  std::string why;
+  auto p = doc::Pointer::Parse("/a~1b/c~0d/0", &why);
+  REQUIRE(p);
+  CHECK(p->tokens() == std::vector<std::string>{"a/b", "c~d", "0"});
+  CHECK(p->ToString() == "/a~1b/c~0d/0");
+  CHECK(doc::Pointer::Parse("", &why)->empty());
+  CHECK_FALSE(doc::Pointer::Parse("a/b", &why));
+  CHECK(why.find("start with") != std::string::npos);
+  CHECK_FALSE(doc::Pointer::Parse("/a~2", &why));
+  CHECK_FALSE(doc::Pointer::Parse("/a~", &why));
+  CHECK(doc::Pointer::AsIndex("12") == 12u);
+  CHECK_FALSE(doc::Pointer::AsIndex("012"));
+  CHECK_FALSE(doc::Pointer::AsIndex("-"));
+}
+
+TEST_CASE("URLs resolve per RFC 3986") {
+  CHECK(ResolveUrl("file:///a/b/c.yaml", "d.yaml") == "file:///a/b/d.yaml");
+  CHECK(ResolveUrl("file:///a/b/c.yaml", "../d.yaml#/x") == "file:///a/d.yaml#/x");
+  CHECK(ResolveUrl("file:///a/b/c.yaml", "#anchor") == "file:///a/b/c.yaml#anchor");
+  CHECK(ResolveUrl("file:///a/b/c.yaml", "/abs.yaml") == "file:///abs.yaml");
+  CHECK(ResolveUrl("https://x.com/s/a.json", "b.json") == "https://x.com/s/b.json");
+  CHECK(ResolveUrl("https://x.com/s/a.json", "https://y.org/z") == "https://y.org/z");
+  CHECK(ResolveUrl("https://x.com/s/a.json", "./sub/../c.json") == "https://x.com/s/c.json");
+  std::string base, frag;
+  SplitFragment("file:///a.yaml#/$defs/x%20y", &base, &frag);
+  CHECK(base == "file:///a.yaml");
+  CHECK(frag == "/$defs/x y");
+  CHECK(FilePathOfUrl(FileUrl("/tmp/with space.yaml")) == "/tmp/with space.yaml");
+}
+
+TEST_CASE("UTF-8 validation finds the first bad byte") {
+  CHECK_FALSE(FindInvalidUtf8("plain ascii"));
+  CHECK_FALSE(FindInvalidUtf8("h\xC3\xA9llo \xE2\x82\xAC"));
+  CHECK(FindInvalidUtf8("ab\xFFz") == 2u);
+  CHECK(FindInvalidUtf8("ab\xC3") == 2u);          // truncated sequence
+  CHECK(FindInvalidUtf8("\xC0\xAF") == 0u);        // overlong encoding
+  CHECK(FindInvalidUtf8("\xED\xA0\x80") == 0u);    // surrogate
+  uint32_t line, col;
+  OffsetToLineCol("ab\nc\xC3\xA9" "d", 6, &line, &col);
+  CHECK(line == 2);
+  CHECK(col == 3);
+}
+
+TEST_CASE("did-you-mean suggests close names only") {
+  std::vector<std::string> keys = {"name", "schema", "key", "projections", "derivation"};
+  CHECK(DidYouMean("projection", keys) == "did you mean `projections`?");
+  CHECK(DidYouMean("shema", keys) == "did you mean `schema`?");
+  CHECK(DidYouMean("derivaiton", keys) == "did you mean `derivation`?");
+  CHECK(DidYouMean("zzzzzz", keys).empty());
+}
+
+TEST_CASE("readDelay durations combine units") {
+  int64_t s = 0;
+  CHECK(catalog::ParseDuration("2h", &s));
+  CHECK(s == 7200);
+  CHECK(catalog::ParseDuration("1h30m", &s));
+  CHECK(s == 5400);
+  CHECK(catalog::ParseDuration("1d2h3m4s", &s));
+  CHECK(s == 86400 + 7200 + 180 + 4);
+  CHECK_FALSE(catalog::ParseDuration("", &s));
+  CHECK_FALSE(catalog::ParseDuration("2", &s));
+  CHECK_FALSE(catalog::ParseDuration("h", &s));
+  CHECK_FALSE(catalog::ParseDuration("2 hours", &s));
+  CHECK_FALSE(catalog::ParseDuration("5w", &s));
+}
+
+TEST_CASE("collection names are slash-separated segments") {
+  std::string why;
+  CHECK(catalog::IsValidCollectionName("acme/orders", &why));
+  CHECK(catalog::IsValidCollectionName("a-b_c.d/e1", &why));
+  CHECK_FALSE(catalog::IsValidCollectionName("", &why));
+  CHECK_FALSE(catalog::IsValidCollectionName("/acme", &why));
+  CHECK_FALSE(catalog::IsValidCollectionName("acme//orders", &why));
+  CHECK_FALSE(catalog::IsValidCollectionName("acme/orders/", &why));
+  CHECK_FALSE(catalog::IsValidCollectionName("acme orders", &why));
+  CHECK_FALSE(catalog::IsValidCollectionName("acme/../x", &why));
+}

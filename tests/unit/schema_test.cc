@@ -1,0 +1,244 @@
+#include <doctest/doctest.h>
+
+#include "catalog/yaml_reader.h"
+#include "schema/bundle.h"
+#include "schema/index.h"
+#include "schema/inspect.h"
+#include "schema/shape.h"
+#include "schema/validator.h"
+
+using namespace flow;
+using namespace flow::schema;
+
+namespace {
+
+// Holds parsed schema files and an index over them.
+struct Fixture {
+  std::vector<std::unique_ptr<doc::Node>> nodes;
+  Index index;
+  Diagnostics diags;
+
+  SchemaLoc Add(const std::string& url, const std::string& yaml) {
+    auto n = catalog::ReadYaml(yaml, url, &diags);
+    REQUIRE(n);
+    nodes.push_back(std::make_unique<doc::Node>(std::move(*n)));
+    index.AddResource(url, nodes.back().get());
+    std::vector<MissingResource> missing;
+    SchemaLoc loc{nodes.back().get(), url, "", url};
+    index.IndexSchema(loc, &missing);
+    return loc;
+  }
+  std::shared_ptr<Validator> Compile(const SchemaLoc& loc) {
+    auto bundle = BundleSchema(index, loc);
+    auto v = Validator::Compile(bundle);
+    REQUIRE(v);
+    return v.value();
+  }
+  bool Valid(const std::shared_ptr<Validator>& v, const char* json) {
+    rapidjson::Document d;
+    d.Parse(json);
+    REQUIRE_FALSE(d.HasParseError());
+    return v->Validate(d, d.GetAllocator()).empty();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("shapes: types, required, and must-exist along the path") {
+  Fixture f;
+  auto loc = f.Add("file:///s.yaml", R"(
+type: object
+required: [a]
+properties:
+  a: {type: object, required: [b], properties: {b: {type: integer}, c: {type: [string, "null"]}}}
+  d: {type: number}
+)");
+  auto shape = InferShape(f.index, loc, &f.diags);
+  CHECK(f.diags.empty());
+  auto b = ShapeAt(shape, *doc::Pointer::Parse("/a/b", nullptr));
+  std::string why;
+  CHECK(b.shape->types == kInteger);
+  CHECK(b.must_exist);
+  auto c = ShapeAt(shape, *doc::Pointer::Parse("/a/c", &why));
+  CHECK(c.shape->types == (kString | kNull));
+  CHECK_FALSE(c.must_exist);
+  auto d = ShapeAt(shape, *doc::Pointer::Parse("/d", &why));
+  CHECK(d.shape->types == (kInteger | kNumber));
+  CHECK_FALSE(d.must_exist);
+  auto locations = EnumerateLocations(shape);
+  REQUIRE(locations.size() == 5);  // "", /a, /a/b, /a/c, /d
+  CHECK(locations[1].pointer.ToString() == "/a");
+  CHECK(locations[2].pointer.ToString() == "/a/b");
+}
+
+TEST_CASE("shapes through $ref, allOf, oneOf and enum") {
+  Fixture f;
+  f.Add("file:///defs.yaml", R"(
+$defs:
+  id: {type: integer, title: An id}
+  named:
+    $anchor: Named
+    type: object
+    properties: {name: {type: string, maxLength: 20}}
+    required: [name]
+)");
+  auto loc = f.Add("file:///s.yaml", R"(
+type: object
+allOf:
+  - $ref: defs.yaml#Named
+  - properties: {id: {$ref: "defs.yaml#/$defs/id"}}
+    required: [id]
+properties:
+  kind: {enum: [a, b]}
+  value:
+    oneOf:
+      - {type: integer}
+      - {type: string}
+)");
+  auto shape = InferShape(f.index, loc, &f.diags);
+  CHECK(f.diags.empty());
+  std::string why;
+  auto id = ShapeAt(shape, *doc::Pointer::Parse("/id", &why));
+  CHECK(id.shape->types == kInteger);
+  CHECK(id.must_exist);
+  CHECK(id.shape->title == "An id");
+  auto name = ShapeAt(shape, *doc::Pointer::Parse("/name", &why));
+  CHECK(name.shape->types == kString);
+  CHECK(name.must_exist);
+  CHECK(name.shape->max_length == 20u);
+  CHECK(ShapeAt(shape, *doc::Pointer::Parse("/kind", &why)).shape->types == kString);
+  CHECK(ShapeAt(shape, *doc::Pointer::Parse("/value", &why)).shape->types == (kInteger | kString));
+}
+
+TEST_CASE("recursive schemas infer, bundle and validate") {
+  Fixture f;
+  auto loc = f.Add("file:///tree.yaml", R"(
+$defs:
+  node:
+    type: object
+    properties:
+      value: {type: integer}
+      children: {type: array, items: {$ref: "#/$defs/node"}}
+    required: [value]
+$ref: "#/$defs/node"
+)");
+  auto shape = InferShape(f.index, loc, &f.diags);
+  CHECK(f.diags.empty());
+  std::string why;
+  CHECK(ShapeAt(shape, *doc::Pointer::Parse("/value", &why)).shape->types == kInteger);
+  auto v = f.Compile(loc);
+  CHECK(f.Valid(v, R"({"value": 1, "children": [{"value": 2, "children": [{"value": 3}]}]})"));
+  CHECK_FALSE(f.Valid(v, R"({"value": 1, "children": [{"value": "x"}]})"));
+  CHECK_FALSE(f.Valid(v, R"({"children": []})"));
+}
+
+TEST_CASE("bundles resolve anchors, $id bases and $ref siblings across files") {
+  Fixture f;
+  f.Add("https://example.com/schemas/common.json", R"(
+$defs:
+  money: {$anchor: Money, type: number, minimum: 0}
+)");
+  auto loc = f.Add("file:///order.yaml", R"(
+type: object
+properties:
+  total: {$ref: "https://example.com/schemas/common.json#Money", maximum: 100}
+  nested:
+    $id: https://example.com/schemas/nested.json
+    properties:
+      amount: {$ref: "common.json#/$defs/money"}
+required: [total]
+additionalProperties: false
+)");
+  auto v = f.Compile(loc);
+  CHECK(f.Valid(v, R"({"total": 5})"));
+  CHECK_FALSE(f.Valid(v, R"({"total": -1})"));
+  CHECK_FALSE(f.Valid(v, R"({"total": 500})"));  // sibling `maximum` still applies
+  CHECK(f.Valid(v, R"({"total": 5, "nested": {"amount": 3}})"));
+  CHECK_FALSE(f.Valid(v, R"({"total": 5, "nested": {"amount": -3}})"));
+  CHECK_FALSE(f.Valid(v, R"({"total": 5, "other": 1})"));
+  // `_meta` is never rejected, even by a closed schema.
+  CHECK(f.Valid(v, R"({"total": 5, "_meta": {"uuid": "x"}})"));
+}
+
+TEST_CASE("validation errors name the document location") {
+  Fixture f;
+  auto loc = f.Add("file:///s.yaml", "type: object\nproperties: {a: {type: object, properties: {b: {type: integer}}}}\n");
+  auto v = f.Compile(loc);
+  rapidjson::Document d;
+  d.Parse(R"({"a": {"b": "nope"}})");
+  auto errors = v->Validate(d, d.GetAllocator());
+  REQUIRE_FALSE(errors.empty());
+  CHECK(FormatValidationErrors(errors).find("at /a/b:") != std::string::npos);
+}
+
+TEST_CASE("unresolvable $refs are reported with their position") {
+  Fixture f;
+  f.Add("file:///s.yaml", "properties:\n  a: {$ref: '#/$defs/missing'}\n  b: {$ref: '#Nope'}\n");
+  f.index.CheckRefs(&f.diags);
+  REQUIRE(f.diags.size() == 2);
+  CHECK(f.diags.items()[0].mark.line == 2);
+  CHECK(f.diags.items()[0].message.find("resolves to nothing") != std::string::npos);
+  CHECK(f.diags.items()[1].message.find("no `$anchor: Nope`") != std::string::npos);
+}
+
+TEST_CASE("reduction inspections follow branches") {
+  auto inspect = [](const std::string& yaml) {
+    Fixture f;
+    auto loc = f.Add("file:///s.yaml", yaml);
+    auto shape = InferShape(f.index, loc, &f.diags);
+    InspectReductions(f.index, loc, shape, "collection `x`", &f.diags);
+    std::vector<std::string> out;
+    for (const auto& d : f.diags.items()) out.push_back(d.message);
+    return out;
+  };
+  // The SPEC's tagged union: each branch reduces its own way.
+  CHECK(inspect(R"(
+oneOf:
+  - type: object
+    reduce: {strategy: lastWriteWins}
+    properties: {type: {const: reset}, n: {type: integer}}
+  - type: object
+    reduce: {strategy: merge}
+    properties:
+      type: {const: add, reduce: {strategy: firstWriteWins}}
+      n: {type: integer, reduce: {strategy: sum}}
+)").empty());
+  CHECK(inspect(R"(
+type: object
+reduce: {strategy: merge}
+properties:
+  members:
+    type: object
+    reduce: {strategy: set}
+    properties:
+      add: {type: object, additionalProperties: {type: integer, reduce: {strategy: sum}}}
+      remove: {type: object}
+)").empty());
+  CHECK(inspect(R"(
+type: object
+reduce: {strategy: merge}
+properties:
+  best:
+    type: object
+    reduce: {strategy: maximize, key: [/score]}
+    properties: {score: {type: integer}, hits: {type: integer, reduce: {strategy: sum}}}
+)").empty());
+  auto errs = inspect(R"(
+type: object
+properties: {n: {type: integer, reduce: {strategy: sum}}}
+)");
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0].find("has no effect") != std::string::npos);
+  errs = inspect("type: object\nreduce: {strategy: merge}\nproperties: {n: {type: [integer, 'null'], reduce: {strategy: sum}}}\n");
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0].find("may be integer | null") != std::string::npos);
+  errs = inspect("type: object\nreduce: {strategy: merge}\nproperties: {s: {type: object, reduce: {strategy: set}, properties: {other: {}}}}\n");
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0].find("not `other`") != std::string::npos);
+  errs = inspect("type: object\nreduce: {strategy: merge}\nproperties: {s: {type: string, reduce: {strategy: merge}}}\n");
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0].find("object or array") != std::string::npos);
+  errs = inspect("type: object\nreduce: {strategy: merg}\n");
+  REQUIRE(errs.size() == 1);
+  CHECK(errs[0] == "unknown reduce strategy `merg`");
+}

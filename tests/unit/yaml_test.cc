@@ -1,0 +1,106 @@
+#include <doctest/doctest.h>
+
+#include "catalog/yaml_reader.h"
+
+using namespace flow;
+using doc::Node;
+
+namespace {
+Node Read(const std::string& text) {
+  Diagnostics d;
+  auto n = catalog::ReadYaml(text, "t.yaml", &d);
+  REQUIRE_MESSAGE(n.has_value(), (d.empty() ? "" : d.items()[0].Format(false)));
+  return *n;
+}
+Diagnostic Fail(const std::string& text) {
+  Diagnostics d;
+  auto n = catalog::ReadYaml(text, "t.yaml", &d);
+  REQUIRE_FALSE(n.has_value());
+  REQUIRE(d.size() == 1);
+  return d.items()[0];
+}
+}  // namespace
+
+TEST_CASE("YAML scalars resolve by the 1.2 core schema") {
+  Node n = Read("a: 1\nb: -2.5\nc: true\nd: ~\ne: '1'\nf: 0x1F\ng: hello\nh: 1e3\ni: \"true\"\nj:\n");
+  CHECK(n.Find("a")->is_int());
+  CHECK(n.Find("a")->as_int() == 1);
+  CHECK(n.Find("b")->as_double() == -2.5);
+  CHECK(n.Find("c")->as_bool());
+  CHECK(n.Find("d")->is_null());
+  CHECK(n.Find("e")->is_string());
+  CHECK(n.Find("f")->as_int() == 31);
+  CHECK(n.Find("g")->as_string() == "hello");
+  CHECK(n.Find("h")->as_double() == 1000.0);
+  CHECK(n.Find("i")->is_string());
+  CHECK(n.Find("j")->is_null());
+}
+
+TEST_CASE("positions are 1-based lines and columns of values and keys") {
+  Node n = Read("top:\n  inner: [1, 2]\n");
+  const auto* m = n.Find("top")->FindMember("inner");
+  CHECK(m->key_mark.line == 2);
+  CHECK(m->key_mark.col == 3);
+  CHECK(m->value.items()[1].mark().line == 2);
+  CHECK(m->value.items()[1].mark().col == 14);
+}
+
+TEST_CASE("anchors, aliases and merge keys") {
+  Node n = Read(
+      "base: &b {x: 1, y: 2}\n"
+      "other: &o {z: 3}\n"
+      "use: *b\n"
+      "merged:\n  <<: *b\n  y: 20\n"
+      "multi:\n  <<: [*o, *b]\n  w: 0\n");
+  CHECK(n.Find("use")->Find("x")->as_int() == 1);
+  const Node* m = n.Find("merged");
+  CHECK(m->Find("x")->as_int() == 1);
+  CHECK(m->Find("y")->as_int() == 20);  // explicit keys win
+  CHECK(m->Find("<<") == nullptr);
+  const Node* mm = n.Find("multi");
+  CHECK(mm->Find("z")->as_int() == 3);
+  CHECK(mm->Find("x")->as_int() == 1);
+  CHECK(mm->Find("w")->as_int() == 0);
+}
+
+TEST_CASE("complex keys") {
+  Node n = Read("? acme/orders\n: 1\n? [a, b]\n: 2\n");
+  CHECK(n.Find("acme/orders")->as_int() == 1);
+  CHECK(n.Find("[\"a\",\"b\"]")->as_int() == 2);
+}
+
+TEST_CASE("malformed YAML reports line and column") {
+  Diagnostic d = Fail("a: 1\nb: [1, 2\nc: 3\n");
+  CHECK(d.mark.line >= 2);
+  CHECK(d.message.find("invalid YAML") == 0);
+  Diagnostic dup = Fail("a: 1\nb: 2\na: 3\n");
+  CHECK(dup.mark.line == 3);
+  CHECK(dup.message == "duplicate key `a`");
+}
+
+TEST_CASE("bad input is rejected cleanly") {
+  Diagnostic utf = Fail("a: 1\nb: \"\xFF\"\n");
+  CHECK(utf.mark.line == 2);
+  CHECK(utf.mark.col == 5);
+  CHECK(utf.message.find("invalid UTF-8") == 0);
+  CHECK(Fail("a: 99999999999999999999\n").message.find("does not fit in 64 bits") !=
+        std::string::npos);
+  CHECK(Fail("a: .nan\n").message.find("not representable in JSON") != std::string::npos);
+  std::string deep(10000, '[');
+  CHECK(Fail(deep).message.find("nested") != std::string::npos);
+  std::string deep_map;
+  for (int i = 0; i < 600; ++i) deep_map += "{a: ";
+  deep_map += "1";
+  for (int i = 0; i < 600; ++i) deep_map += "}";
+  CHECK(Fail(deep_map).message.find("nested") != std::string::npos);
+  // A "billion laughs" alias bomb is cut off instead of exhausting memory.
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'j'; ++c) {
+    bomb += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", *" : "*") + static_cast<char>(c - 1);
+    bomb += "]\n";
+  }
+  CHECK(Fail(bomb).message.find("expands to more than") != std::string::npos);
+  Diagnostic multi = Fail("a: 1\n---\nb: 2\n");
+  CHECK(multi.message.find("one YAML document") != std::string::npos);
+}
