@@ -190,7 +190,7 @@ std::string DisplayName(std::string_view url) {
   auto rel = std::filesystem::relative(path, std::filesystem::current_path(ec), ec);
   if (ec || rel.empty()) return path;
   std::string r = rel.string();
-  if (r.rfind("../../..", 0) == 0) return path;  // far away: absolute is clearer
+  if (r.rfind("..", 0) == 0) return path;  // outside the working directory: absolute is clearer
   return r;
 }
 

@@ -10,6 +10,8 @@
 #include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
+#include <rapidjson/reader.h>
+
 #include "base/strings.h"
 
 namespace flow::catalog {
@@ -173,6 +175,138 @@ class Converter {
   size_t count_ = 0;
 };
 
+// JSON fast path: a source that is JSON parses with RapidJSON, ~20x faster and far
+// leaner than yaml-cpp for generated multi-megabyte files. Positions are tracked by the
+// input stream: a token starts at the first character after whitespace or `,:[{`.
+class TrackingStream {
+ public:
+  using Ch = char;
+  explicit TrackingStream(std::string_view s) : s_(s) {}
+  Ch Peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
+  Ch Take() {
+    if (pos_ >= s_.size()) return '\0';
+    char c = s_[pos_];
+    if (boundary_ && !(c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+      start_ = Mark{line_, col_};
+    }
+    boundary_ = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',' || c == ':' ||
+                c == '[' || c == '{';
+    if (c == '\n') {
+      ++line_, col_ = 1;
+    } else if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) {
+      ++col_;
+    }
+    ++pos_;
+    return c;
+  }
+  size_t Tell() const { return pos_; }
+  Ch* PutBegin() { return nullptr; }
+  void Put(Ch) {}
+  void Flush() {}
+  size_t PutEnd(Ch*) { return 0; }
+  Mark start() const { return start_; }
+
+ private:
+  std::string_view s_;
+  size_t pos_ = 0;
+  uint32_t line_ = 1, col_ = 1;
+  bool boundary_ = true;
+  Mark start_{1, 1};
+};
+
+class NodeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NodeBuilder> {
+ public:
+  explicit NodeBuilder(const TrackingStream& in) : in_(in) {}
+
+  bool Null() { return Add(doc::Node::Null(in_.start())); }
+  bool Bool(bool b) { return Add(doc::Node::Bool(b, in_.start())); }
+  bool Int(int i) { return Add(doc::Node::Int(i, in_.start())); }
+  bool Uint(unsigned u) { return Add(doc::Node::Int(u, in_.start())); }
+  bool Int64(int64_t i) { return Add(doc::Node::Int(i, in_.start())); }
+  bool Uint64(uint64_t u) {
+    if (u > static_cast<uint64_t>(INT64_MAX)) {
+      return Fail(fmt::format("integer `{}` does not fit in 64 bits", u),
+                  "quote it to keep it as a string");
+    }
+    return Add(doc::Node::Int(static_cast<int64_t>(u), in_.start()));
+  }
+  bool Double(double d) { return Add(doc::Node::Float(d, in_.start())); }
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    return Add(doc::Node::String(std::string(s, n), in_.start()));
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    std::string key(s, n);
+    doc::Node& obj = stack_.back();
+    for (const auto& m : obj.members()) {
+      if (m.key == key) return Fail(fmt::format("duplicate key `{}`", key), "each key may appear once in an object");
+    }
+    obj.members().push_back({std::move(key), in_.start(), doc::Node()});
+    return true;
+  }
+  bool StartObject() { return Push(doc::Node::Object(in_.start())); }
+  bool EndObject(rapidjson::SizeType) { return Pop(); }
+  bool StartArray() { return Push(doc::Node::Array(in_.start())); }
+  bool EndArray(rapidjson::SizeType) { return Pop(); }
+
+  doc::Node TakeRoot() { return std::move(root_); }
+  const std::optional<Failure>& failure() const { return failure_; }
+
+ private:
+  bool Fail(std::string msg, std::string hint = {}) {
+    failure_ = Failure{in_.start(), std::move(msg), std::move(hint)};
+    return false;
+  }
+  bool Push(doc::Node n) {
+    if (stack_.size() >= static_cast<size_t>(kMaxSourceDepth)) {
+      return Fail(fmt::format("source is nested more than {} levels deep", kMaxSourceDepth));
+    }
+    stack_.push_back(std::move(n));
+    return true;
+  }
+  bool Pop() {
+    doc::Node n = std::move(stack_.back());
+    stack_.pop_back();
+    return Add(std::move(n));
+  }
+  bool Add(doc::Node n) {
+    if (stack_.empty()) {
+      root_ = std::move(n);
+    } else if (stack_.back().is_array()) {
+      stack_.back().items().push_back(std::move(n));
+    } else {
+      stack_.back().members().back().value = std::move(n);
+    }
+    return true;
+  }
+
+  const TrackingStream& in_;
+  std::vector<doc::Node> stack_;
+  doc::Node root_;
+  std::optional<Failure> failure_;
+};
+
+// Returns nullopt when `text` is not JSON (so YAML parsing should be tried), or sets
+// `*failure` when it is JSON but unacceptable (too deep, duplicate keys, huge integers).
+std::optional<doc::Node> TryReadJson(std::string_view text, std::optional<Failure>* failure) {
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || (text[first] != '{' && text[first] != '[')) {
+    return std::nullopt;
+  }
+  TrackingStream in(text);
+  NodeBuilder builder(in);
+  rapidjson::Reader reader;
+  reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag>(in, builder);
+  if (builder.failure()) {
+    *failure = builder.failure();
+    return std::nullopt;
+  }
+  if (reader.HasParseError()) return std::nullopt;  // not JSON: maybe YAML flow style
+  if (text.find_first_not_of(" \t\r\n", in.Tell()) != std::string_view::npos) {
+    return std::nullopt;  // trailing content: let the YAML parser explain
+  }
+  return builder.TakeRoot();
+}
+
 }  // namespace
 
 std::optional<doc::Node> ReadYaml(std::string_view text, const std::string& display_name,
@@ -187,6 +321,12 @@ std::optional<doc::Node> ReadYaml(std::string_view text, const std::string& disp
     return std::nullopt;
   }
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // byte order mark
+  std::optional<Failure> json_failure;
+  if (auto json = TryReadJson(text, &json_failure)) return json;
+  if (json_failure) {
+    diags->Error(display_name, json_failure->mark, json_failure->message, "", json_failure->hint);
+    return std::nullopt;
+  }
   try {
     std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
     if (docs.size() > 1) {

@@ -104,3 +104,23 @@ TEST_CASE("bad input is rejected cleanly") {
   Diagnostic multi = Fail("a: 1\n---\nb: 2\n");
   CHECK(multi.message.find("one YAML document") != std::string::npos);
 }
+
+TEST_CASE("JSON sources take the fast path with the same positions and checks") {
+  Node n = Read("{\n  \"a\": [1, 2.5, \"x\"],\n  \"b\": {\"c\": null, \"d\": true}\n}\n");
+  const auto* a = n.FindMember("a");
+  CHECK(a->key_mark.line == 2);
+  CHECK(a->key_mark.col == 3);
+  CHECK(a->value.items()[2].mark().line == 2);
+  CHECK(a->value.items()[2].mark().col == 18);
+  CHECK(a->value.items()[1].as_double() == 2.5);
+  CHECK(n.Find("b")->Find("d")->as_bool());
+  CHECK(Fail("{\"a\": 1,\n \"a\": 2}").mark.line == 2);
+  CHECK(Fail("{\"a\": 18446744073709551615}").message.find("64 bits") != std::string::npos);
+  std::string deep(10000, '[');
+  deep += std::string(10000, ']');
+  CHECK(Fail(deep).message.find("nested more than") != std::string::npos);
+  // YAML flow mappings are not JSON; they still parse as YAML.
+  CHECK(Read("{a: 1, b: [x]}").Find("b")->items()[0].as_string() == "x");
+  // Malformed JSON falls back to YAML, which explains the problem with a position.
+  CHECK(Fail("{\"a\": [1, 2}\n").message.find("invalid YAML") == 0);
+}
