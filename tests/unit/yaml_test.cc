@@ -111,7 +111,7 @@ TEST_CASE("JSON sources take the fast path with the same positions and checks") 
   CHECK(a->key_mark.line == 2);
   CHECK(a->key_mark.col == 3);
   CHECK(a->value.items()[2].mark().line == 2);
-  CHECK(a->value.items()[2].mark().col == 18);
+  CHECK(a->value.items()[2].mark().col == 17);
   CHECK(a->value.items()[1].as_double() == 2.5);
   CHECK(n.Find("b")->Find("d")->as_bool());
   CHECK(Fail("{\"a\": 1,\n \"a\": 2}").mark.line == 2);
