@@ -81,6 +81,14 @@ std::optional<std::string> ClosestMatch(std::string_view word,
       best = c;
     }
   }
+  if (best) return best;
+  // A longer or shorter spelling of a known word (`initialValue` for `initial`).
+  for (const auto& c : candidates) {
+    if (c.size() >= 4 && word.size() >= 4 &&
+        (word.rfind(c, 0) == 0 || c.rfind(word, 0) == 0)) {
+      return c;
+    }
+  }
   return best;
 }
 

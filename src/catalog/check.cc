@@ -257,14 +257,59 @@ class Checker {
     return out;
   }
 
-  // Validates `doc` against `bundle`; returns "" or the formatted errors.
-  std::string Validate(const std::string& bundle, const doc::Node& n) {
+  // Validates `doc` against `bundle`; returns "" or the formatted errors, and sets
+  // `*at` (when given) to the document location of the first error.
+  std::string Validate(const std::string& bundle, const doc::Node& n, std::string* at = nullptr) {
     auto v = Compile(bundle);
     if (!v) return compile_errors_[bundle];
     rapidjson::Document d;
     n.ToJson(&d, d.GetAllocator());
     auto errors = v->Validate(d, d.GetAllocator());
-    return errors.empty() ? "" : schema::FormatValidationErrors(errors);
+    if (errors.empty()) return "";
+    if (at) *at = schema::MostSpecific(errors).front().pointer;
+    return schema::FormatValidationErrors(errors, d);
+  }
+
+  // The source position of byte `offset` of a scalar's value, for a single-line scalar or
+  // a block scalar (`|`/`>`); other multi-line forms fall back to the scalar's start.
+  Mark LocateInScalar(const Where& w, const std::string& value, size_t offset) {
+    const SourceFile* f = cat_.File(w.url);
+    if (!f || w.mark.line == 0) return w.mark;
+    const std::string& text = f->content;
+    size_t pos = 0;
+    for (uint32_t l = 1; l < w.mark.line && pos != std::string::npos; ++l) {
+      pos = text.find('\n', pos);
+      if (pos != std::string::npos) ++pos;
+    }
+    if (pos == std::string::npos) return w.mark;
+    size_t at = pos + w.mark.col - 1;
+    if (at >= text.size()) return w.mark;
+    size_t body_line = std::count(value.begin(), value.begin() + offset, '\n');
+    size_t body_line_start = value.rfind('\n', offset == 0 ? 0 : offset - 1);
+    body_line_start = (body_line_start == std::string::npos || offset == 0) ? 0 : body_line_start + 1;
+    size_t col_in_body = offset - body_line_start;
+    char c = text[at];
+    if (c == '|' || c == '>') {
+      // Find the source line holding this body line and its indentation.
+      size_t line_start = text.find('\n', at);
+      for (size_t k = 0; k < body_line && line_start != std::string::npos; ++k) {
+        line_start = text.find('\n', line_start + 1);
+      }
+      if (line_start == std::string::npos) return w.mark;
+      ++line_start;
+      size_t src_indent = 0;
+      while (line_start + src_indent < text.size() && text[line_start + src_indent] == ' ') ++src_indent;
+      size_t body_indent = 0;
+      while (body_line_start + body_indent < value.size() && value[body_line_start + body_indent] == ' ') {
+        ++body_indent;
+      }
+      size_t indent = src_indent >= body_indent ? src_indent - body_indent : 0;
+      return Mark{static_cast<uint32_t>(w.mark.line + 1 + body_line),
+                  static_cast<uint32_t>(indent + col_in_body + 1)};
+    }
+    if (body_line > 0) return w.mark;
+    uint32_t quote = (c == '"' || c == '\'') ? 1 : 0;
+    return Mark{w.mark.line, static_cast<uint32_t>(w.mark.col + quote + offset)};
   }
 
   void CheckSqlite(const LambdaSpec& l, const std::string& owner) {
@@ -277,7 +322,12 @@ class Checker {
     const char* tail = nullptr;
     int rc = sqlite3_prepare_v2(db, l.body.c_str(), static_cast<int>(l.body.size()), &stmt, &tail);
     if (rc != SQLITE_OK) {
-      Error(l.where, owner, fmt::format("sqlite lambda does not compile: {}", sqlite3_errmsg(db)));
+      Where at = l.where;
+      int offset = sqlite3_error_offset(db);
+      if (offset >= 0 && static_cast<size_t>(offset) <= l.body.size()) {
+        at.mark = LocateInScalar(l.where, l.body, static_cast<size_t>(offset));
+      }
+      Error(at, owner, fmt::format("sqlite lambda does not compile: {}", sqlite3_errmsg(db)));
     } else if (stmt && sqlite3_column_count(stmt) == 0) {
       Error(l.where, owner, "sqlite lambda returns no columns",
             "write a SELECT whose rows are the output documents");
@@ -329,7 +379,7 @@ class Checker {
       static const doc::Node kNull = doc::Node::Null({});
       const doc::Node& initial = d.register_initial ? *d.register_initial : kNull;
       bd.register_initial = initial.ToJsonText();
-      std::string err = Validate(bd.register_bundle, initial);
+      std::string err = d.register_malformed ? "" : Validate(bd.register_bundle, initial);
       if (!err.empty()) {
         Where w = d.register_initial ? d.initial_where : d.register_schema.where;
         Error(w, owner,
@@ -383,10 +433,11 @@ class Checker {
         std::string why;
         auto p = doc::Pointer::Parse(bt.shuffle[i], &why);
         auto at = schema::ShapeAt(source_shape, *p);
-        if (!at.shape) {
+        if (!at.shape || !at.declared) {
           Error(where[i], towner,
                 fmt::format("shuffle location `{}` does not exist in the source schema",
-                            bt.shuffle[i]));
+                            bt.shuffle[i]),
+                "declare it under `properties` of the source schema");
           ok = false;
           break;
         }
@@ -554,6 +605,16 @@ class Checker {
     for (const auto& p : c.projections) names.push_back(p.field);
     auto known = [&](const std::string& f, const Where& w) {
       if (c.Field(f)) return true;
+      // A location of several types has no default projection: say so, not "no field".
+      for (const auto& l : c.locations) {
+        if (!l.pointer.empty() && l.pointer.ToString() == "/" + f) {
+          Error(w, owner,
+                fmt::format("field `{}` may be {}, which no single column type can hold", f,
+                            schema::TypesToString(l.shape->types)),
+                "narrow its schema to one type (null aside), or leave it in flow_document");
+          return false;
+        }
+      }
       Error(w, owner, fmt::format("collection `{}` has no field `{}`", c.spec->name, f),
             DidYouMean(f, names));
       return false;
@@ -665,8 +726,13 @@ class Checker {
             }
             continue;
           }
-          std::string err = Validate(c->bundle, n);
+          std::string at;
+          std::string err = Validate(c->bundle, n, &at);
           if (!err.empty()) {
+            std::string why;
+            if (auto p = doc::Pointer::Parse(at, &why)) {
+              if (const doc::Node* bad = n.At(*p)) w.mark = bad->mark();
+            }
             Error(w, owner,
                   fmt::format("document {} does not validate against the schema of `{}`: {}", d,
                               s.collection, err));

@@ -58,6 +58,7 @@ class Obj {
     }
     for (const auto& m : n.members()) {
       if (std::find(allowed_.begin(), allowed_.end(), m.key) != allowed_.end()) continue;
+      unknown_.push_back(m.key);
       std::string hint = DidYouMean(m.key, allowed_);
       if (hint.empty()) {
         std::string keys;
@@ -79,9 +80,21 @@ class Obj {
 
   const Node* Get(const std::string& key) const { return ok_ ? n_.Find(key) : nullptr; }
 
+  // True if an unknown key of this mapping is likely a misspelling of `key`: it is closest
+  // to `key`, or close to no allowed key at all (then its error lists the allowed keys).
+  // Its error already covers the mistake, so a "missing" error would repeat it.
+  bool HasNearMiss(const std::string& key) const {
+    for (const auto& u : unknown_) {
+      auto m = ClosestMatch(u, allowed_);
+      if (!m || *m == key) return true;
+    }
+    return false;
+  }
+  bool HasUnknownKeys() const { return !unknown_.empty(); }
+
   const Node* Required(const std::string& key, const char* what_it_is) const {
     const Node* v = Get(key);
-    if (ok_ && !v) {
+    if (ok_ && !v && !HasNearMiss(key)) {
       ctx_.Error(n_.mark(), pointer_, owner_, fmt::format("missing required `{}` ({})", key, what_it_is));
     }
     return v;
@@ -124,6 +137,7 @@ class Obj {
   std::string pointer_;
   std::string owner_;
   std::vector<std::string> allowed_;
+  std::vector<std::string> unknown_;
   bool ok_ = false;
 };
 
@@ -339,6 +353,7 @@ void ParseDerivation(const Ctx& ctx, const Node& v, const std::string& pointer,
   d.where = ctx.At(v, pointer);
   if (const Node* r = o.Get("register")) {
     Obj ro(ctx, *r, o.PointerOf("register"), owner, "a register", {"schema", "initial"});
+    d.register_malformed = !ro.ok() || ro.HasUnknownKeys();
     if (const Node* s = ro.Get("schema")) {
       d.register_schema = ParseSchemaRef(ctx, *s, ro.PointerOf("schema"), owner);
     }
@@ -441,6 +456,53 @@ void ParseCollection(const Ctx& ctx, const Node& v, const std::string& pointer, 
   cat->collections.push_back(std::move(c));
 }
 
+// Parses one target into `t`, reporting problems. `t` is recorded by the caller even when
+// malformed, so that materializations using it do not also report it missing.
+void ParseTarget(const Ctx& ctx, const Node::Member& m, TargetSpec* t) {
+  std::string p = Ptr("/materializationTargets", m.key);
+  std::string owner = fmt::format("materialization target `{}`", m.key);
+  Obj o(ctx, m.value, p, owner, "a materialization target", {"sqlite", "postgres"});
+  if (!o.ok()) return;
+  if (m.value.members().size() != 1) {
+    ctx.Error(m.value.mark(), p, owner,
+              "a materialization target has exactly one of `sqlite` or `postgres`");
+    return;
+  }
+  const auto& kind = m.value.members()[0];
+  std::string kp = Ptr(p, kind.key);
+  if (kind.key == "sqlite") {
+    t->kind = kind.key;
+    Obj so(ctx, kind.value, kp, owner, "a sqlite target", {"path", "uri"});
+    const Node* path = so.Get("path");
+    if (!path) path = so.Get("uri");  // the preview's spelling
+    if (!path) {
+      if (so.ok() && !so.HasNearMiss("path")) {
+        ctx.Error(kind.value.mark(), kp, owner, "missing required `path` (the database file)");
+      }
+      return;
+    }
+    if (!so.String(path, "path", &t->written)) return;
+    std::string file = t->written;
+    if (file.rfind("file://", 0) == 0) file = FilePathOfUrl(file);
+    if (IsFileUrl(ctx.file().url) && !file.empty() && file[0] != '/' && file != ":memory:") {
+      std::filesystem::path dir = std::filesystem::path(FilePathOfUrl(ctx.file().url)).parent_path();
+      file = (dir / file).lexically_normal().string();
+    }
+    t->address = file;
+  } else if (kind.key == "postgres") {
+    t->kind = kind.key;
+    Obj po(ctx, kind.value, kp, owner, "a postgres target", {"uri"});
+    const Node* uri = po.Required("uri", "a postgresql:// connection URI");
+    if (!po.String(uri, "uri", &t->written)) return;
+    t->address = t->written;
+    if (t->written.rfind("postgres://", 0) != 0 && t->written.rfind("postgresql://", 0) != 0) {
+      ctx.Error(uri->mark(), Ptr(kp, "uri"), owner,
+                fmt::format("`{}` is not a PostgreSQL URI", t->written),
+                "write postgresql://user:password@host:port/database");
+    }
+  }
+}
+
 void ParseTargets(const Ctx& ctx, const Node& v, Catalog* cat) {
   if (!v.is_object()) {
     ctx.Error(v.mark(), "/materializationTargets", "",
@@ -450,49 +512,9 @@ void ParseTargets(const Ctx& ctx, const Node& v, Catalog* cat) {
   for (const auto& m : v.members()) {
     TargetSpec t;
     t.name = m.key;
-    std::string p = Ptr("/materializationTargets", m.key);
-    t.where = Where{ctx.file().url, ctx.file().display, m.key_mark, p};
-    std::string owner = fmt::format("materialization target `{}`", m.key);
-    Obj o(ctx, m.value, p, owner, "a materialization target", {"sqlite", "postgres"});
-    if (!o.ok()) continue;
-    if (m.value.members().size() != 1) {
-      ctx.Error(m.value.mark(), p, owner,
-                "a materialization target has exactly one of `sqlite` or `postgres`");
-      continue;
-    }
-    const auto& kind = m.value.members()[0];
-    t.kind = kind.key;
-    std::string kp = Ptr(p, kind.key);
-    if (t.kind == "sqlite") {
-      Obj so(ctx, kind.value, kp, owner, "a sqlite target", {"path", "uri"});
-      const Node* path = so.Get("path");
-      if (!path) path = so.Get("uri");  // the preview's spelling
-      if (!path) {
-        ctx.Error(kind.value.mark(), kp, owner, "missing required `path` (the database file)");
-        continue;
-      }
-      if (!so.String(path, "path", &t.written)) continue;
-      std::string file = t.written;
-      if (file.rfind("file://", 0) == 0) file = FilePathOfUrl(file);
-      if (IsFileUrl(ctx.file().url) && !file.empty() && file[0] != '/' && file != ":memory:") {
-        std::filesystem::path dir = std::filesystem::path(FilePathOfUrl(ctx.file().url)).parent_path();
-        file = (dir / file).lexically_normal().string();
-      }
-      t.address = file;
-    } else if (t.kind == "postgres") {
-      Obj po(ctx, kind.value, kp, owner, "a postgres target", {"uri"});
-      const Node* uri = po.Required("uri", "a postgresql:// connection URI");
-      if (!po.String(uri, "uri", &t.written)) continue;
-      t.address = t.written;
-      if (t.written.rfind("postgres://", 0) != 0 && t.written.rfind("postgresql://", 0) != 0) {
-        ctx.Error(uri->mark(), Ptr(kp, "uri"), owner,
-                  fmt::format("`{}` is not a PostgreSQL URI", t.written),
-                  "write postgresql://user:password@host:port/database");
-        continue;
-      }
-    } else {
-      continue;  // reported as an unknown key
-    }
+    t.where = Where{ctx.file().url, ctx.file().display, m.key_mark,
+                    Ptr("/materializationTargets", m.key)};
+    ParseTarget(ctx, m, &t);
     cat->targets.push_back(std::move(t));
   }
 }
@@ -667,7 +689,9 @@ void ParseTests(const Ctx& ctx, const Node& v, Catalog* cat) {
       }
       std::vector<std::string> allowed = {"collection", "documents"};
       if (s.kind == TestStepSpec::Kind::kVerify) allowed.push_back("partitions");
-      Obj bo(ctx, body.value, bp, sowner, fmt::format("an `{}` step", body.key), allowed);
+      Obj bo(ctx, body.value, bp, sowner,
+             fmt::format("{} `{}` step", s.kind == TestStepSpec::Kind::kIngest ? "an" : "a", body.key),
+             allowed);
       if (!bo.ok()) continue;
       if (const Node* c = bo.Required("collection", "the collection")) {
         bo.String(c, "collection", &s.collection);

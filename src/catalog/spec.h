@@ -79,6 +79,7 @@ struct DerivationSpec {
   Where where;
   SchemaSpec register_schema;        // absent: any value
   const doc::Node* register_initial = nullptr;  // absent: null
+  bool register_malformed = false;  // had errors: `initial` is not checked against it
   Where initial_where;
   std::vector<TransformSpec> transforms;
 };

@@ -79,12 +79,11 @@ class Converter {
   doc::Node Map(const YAML::Node& y, Mark mark, int depth) {
     doc::Node n = doc::Node::Object(mark);
     std::unordered_set<std::string> seen;
-    std::vector<const YAML::Node*> merges;
-    std::vector<YAML::Node> merge_values;
+    std::vector<std::pair<Mark, YAML::Node>> merge_values;  // (mark of `<<`, value)
     for (const auto& kv : y) {
       const YAML::Node& k = kv.first;
       if (k.IsScalar() && k.Scalar() == "<<" && k.Tag() == "?") {
-        merge_values.push_back(kv.second);
+        merge_values.emplace_back(ToMark(k.Mark()), kv.second);
         continue;
       }
       std::string key = KeyOf(k);
@@ -95,7 +94,7 @@ class Converter {
       n.members().push_back({key, ToMark(k.Mark()), Convert(kv.second, depth + 1)});
     }
     // Merge keys: explicit keys win; among merged maps, earlier ones win.
-    for (const auto& mv : merge_values) {
+    for (const auto& [merge_mark, mv] : merge_values) {
       std::vector<YAML::Node> sources;
       if (mv.IsMap()) {
         sources.push_back(mv);
@@ -103,12 +102,12 @@ class Converter {
         for (const auto& s : mv) sources.push_back(s);
       }
       if (sources.empty() && !mv.IsMap()) {
-        throw Failure{ToMark(mv.Mark()), "a merge key `<<` needs a mapping or a list of mappings",
+        throw Failure{merge_mark, "a merge key `<<` needs a mapping or a list of mappings",
                       "write `<<: *anchor` where the anchor names a mapping"};
       }
       for (const auto& src : sources) {
         if (!src.IsMap()) {
-          throw Failure{ToMark(src.Mark()), "a merge key `<<` needs a mapping or a list of mappings",
+          throw Failure{merge_mark, "a merge key `<<` needs a mapping or a list of mappings",
                         "write `<<: *anchor` where the anchor names a mapping"};
         }
         doc::Node merged = Map(src, ToMark(src.Mark()), depth + 1);
@@ -174,6 +173,64 @@ class Converter {
 
   size_t count_ = 0;
 };
+
+// yaml-cpp's messages name the parser state where it gave up, often a line after the
+// mistake. Recognise the common mistakes and point at their cause.
+Failure ExplainYamlError(std::string_view text, const YAML::Exception& e) {
+  Failure f{ToMark(e.mark), "invalid YAML: " + e.msg, ""};
+  // A tab in indentation, on or before the failing line.
+  uint32_t line = 1;
+  size_t pos = 0;
+  while (pos < text.size() && line <= f.mark.line) {
+    size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    for (size_t i = pos; i < eol && (text[i] == ' ' || text[i] == '\t'); ++i) {
+      if (text[i] == '\t') {
+        return Failure{Mark{line, static_cast<uint32_t>(i - pos + 1)},
+                       "invalid YAML: a tab is used for indentation",
+                       "YAML indents with spaces only; replace the tab with spaces"};
+      }
+    }
+    pos = eol + 1;
+    ++line;
+  }
+  if (e.msg.find("end of sequence flow not found") != std::string::npos ||
+      e.msg.find("end of map flow not found") != std::string::npos) {
+    // Find the flow collection still open where the parser stopped.
+    size_t stop = 0;
+    for (uint32_t l = 1; l < f.mark.line && stop < text.size(); ++l) {
+      stop = text.find('\n', stop);
+      stop = stop == std::string_view::npos ? text.size() : stop + 1;
+    }
+    std::vector<size_t> open;
+    char quote = 0;
+    for (size_t i = 0; i < stop && i < text.size(); ++i) {
+      char c = text[i];
+      if (quote) {
+        if (c == quote) quote = 0;
+      } else if (c == '"' || c == '\'') {
+        if (!open.empty()) quote = c;
+      } else if (c == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\n')) {
+        while (i < stop && text[i] != '\n') ++i;
+      } else if (c == '[' || c == '{') {
+        open.push_back(i);
+      } else if ((c == ']' || c == '}') && !open.empty()) {
+        open.pop_back();
+      }
+    }
+    if (!open.empty()) {
+      Mark m;
+      OffsetToLineCol(text, open.back(), &m.line, &m.col);
+      char c = text[open.back()];
+      return Failure{m, fmt::format("invalid YAML: this `{}` is never closed", c),
+                     fmt::format("add the matching `{}`", c == '[' ? ']' : '}')};
+    }
+  }
+  if (e.msg.find("illegal map value") != std::string::npos) {
+    f.hint = "a plain value may not contain `: `; quote it, or use a block scalar (`|`)";
+  }
+  return f;
+}
 
 // JSON fast path: a source that is JSON parses with RapidJSON, ~20x faster and far
 // leaner than yaml-cpp for generated multi-megabyte files. Positions are tracked by the
@@ -342,7 +399,8 @@ std::optional<doc::Node> ReadYaml(std::string_view text, const std::string& disp
     diags->Error(display_name, ToMark(e.mark), "YAML is nested too deeply", "",
                  "catalog sources may nest at most a few hundred levels");
   } catch (const YAML::Exception& e) {
-    diags->Error(display_name, ToMark(e.mark), fmt::format("invalid YAML: {}", e.msg));
+    Failure f = ExplainYamlError(text, e);
+    diags->Error(display_name, f.mark, f.message, "", f.hint);
   } catch (const Failure& f) {
     diags->Error(display_name, f.mark, f.message, "", f.hint);
   }

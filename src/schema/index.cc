@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "base/strings.h"
 #include "base/url.h"
 
 namespace flow::schema {
@@ -110,6 +111,21 @@ SchemaLoc Index::Resolve(std::string_view ref, std::string_view base, std::strin
     return SchemaLoc{it->second.node, it->second.resource, it->second.pointer, res};
   }
   *why = fmt::format("no `$anchor: {}` in `{}`", frag, DisplayName(res));
+  std::vector<std::string> names;
+  for (const auto& [k, _] : anchors_) {
+    if (k.rfind(res + "#", 0) == 0) names.push_back(k.substr(res.size() + 1));
+  }
+  // Anchors are case-sensitive; a case-only difference is the likeliest typo.
+  auto lower = [](std::string x) {
+    for (auto& c : x) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return x;
+  };
+  std::optional<std::string> guess;
+  for (const auto& n : names) {
+    if (lower(n) == lower(frag)) guess = n;
+  }
+  if (!guess) guess = ClosestMatch(frag, names);
+  if (guess) *why += fmt::format(" (did you mean `#{}`?)", *guess);
   return {};
 }
 
@@ -118,6 +134,9 @@ void Index::CheckRefs(Diagnostics* diags) const {
     std::string why;
     SchemaLoc loc = Resolve(site.ref->as_string(), site.base, &why);
     if (loc.node) continue;
+    std::string res, frag;
+    SplitFragment(flow::ResolveUrl(site.base, site.ref->as_string()), &res, &frag);
+    if (!resources_.count(res) && !ids_.count(res)) continue;  // unreadable: reported on load
     std::string hint;
     const std::string& r = site.ref->as_string();
     if (!r.empty() && r[0] == '#' && r.size() > 1 && r[1] != '/' &&

@@ -147,8 +147,9 @@ class Inspector {
       Error(loc, reduce.key_mark, ptr,
             fmt::format("strategy `{}` needs a location of type {}, but it may be {}", strategy,
                         allowed, TypesToString(types)),
-            fmt::format("declare `type: {}` at this location",
-                        strategy == "sum" ? "number` or `type: integer" : allowed));
+            strategy == "sum"     ? "declare `type: number` or `type: integer` at this location"
+            : strategy == "merge" ? "declare `type: object` (or `type: array`) at this location"
+                                  : "declare `type: object` at this location");
     };
     if (strategy == "sum" && (types == 0 || (types & ~(kInteger | kNumber)))) {
       bad_type("integer or number");

@@ -485,7 +485,7 @@ LocatedShape ShapeAt(const std::shared_ptr<Shape>& root, const doc::Pointer& ptr
   for (const auto& t : ptr.tokens()) {
     const Shape& s = *out.shape;
     ShapePtr next;
-    bool required = false;
+    bool required = false, declared = true;
     auto index = doc::Pointer::AsIndex(t);
     if (s.types & kObject) {
       if (const auto* p = s.FindProperty(t)) {
@@ -496,26 +496,31 @@ LocatedShape ShapeAt(const std::shared_ptr<Shape>& root, const doc::Pointer& ptr
         next = s.additional->types ? s.additional : nullptr;
       } else {
         next = AnyShape();
+        declared = false;
       }
     }
-    if (!next && index && (s.types & kArray)) {
+    if ((!next || !declared) && index && (s.types & kArray)) {
+      declared = true;
       if (*index < s.tuple.size()) {
         next = s.tuple[*index];
-        required = *index < s.min_items && (s.types & ~kArray) == 0;
+      } else if (s.items) {
+        next = s.items;
       } else {
-        next = s.items ? s.items : AnyShape();
-        required = *index < s.min_items && (s.types & ~kArray) == 0;
+        next = AnyShape();
+        declared = false;
       }
+      required = *index < s.min_items && (s.types & ~kArray) == 0;
     }
     if (!next) {
       if (s.cut) {
         next = AnyShape();
       } else {
-        return LocatedShape{nullptr, false};
+        return LocatedShape{nullptr, false, false};
       }
     }
     out.shape = next;
     out.must_exist = out.must_exist && required;
+    out.declared = out.declared && declared && !s.cut;
   }
   return out;
 }

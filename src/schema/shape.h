@@ -76,6 +76,9 @@ std::shared_ptr<Shape> InferShape(const Index& index, const SchemaLoc& loc, Diag
 struct LocatedShape {
   std::shared_ptr<Shape> shape;  // null: the schema forbids this location
   bool must_exist = true;
+  // True when every step is declared (`properties`, `required`, tuple `items`, an `items`
+  // or `additionalProperties`/`patternProperties` schema) rather than merely not forbidden.
+  bool declared = true;
 };
 LocatedShape ShapeAt(const std::shared_ptr<Shape>& root, const doc::Pointer& ptr);
 

@@ -8,6 +8,8 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include "base/strings.h"
+#include "doc/node.h"
 #include "doc/pointer.h"
 
 namespace flow::schema {
@@ -64,7 +66,7 @@ std::vector<ValidationError> Validator::Validate(rapidjson::Value& doc,
       had_meta = true;
     }
   }
-  valijson::Validator validator(valijson::Validator::kWeakTypes);
+  valijson::Validator validator(valijson::Validator::kStrongTypes);
   valijson::ValidationResults results;
   valijson::adapters::RapidJsonAdapter adapter(doc);
   std::vector<ValidationError> out;
@@ -81,15 +83,52 @@ std::vector<ValidationError> Validator::Validate(rapidjson::Value& doc,
   return out;
 }
 
-std::string FormatValidationErrors(const std::vector<ValidationError>& errors, size_t max) {
-  // valijson reports the innermost failure last; show the most specific ones first.
-  std::string out;
-  size_t shown = 0;
-  for (auto it = errors.rbegin(); it != errors.rend() && shown < max; ++it, ++shown) {
-    if (shown) out += "; ";
-    out += fmt::format("at {}: {}", it->pointer.empty() ? "/" : it->pointer, it->message);
+std::vector<ValidationError> MostSpecific(const std::vector<ValidationError>& errors) {
+  std::vector<ValidationError> out;
+  for (const auto& e : errors) {
+    bool encloses = false;
+    for (const auto& o : errors) {
+      if (o.pointer.size() > e.pointer.size() && o.pointer.compare(0, e.pointer.size(), e.pointer) == 0 &&
+          o.pointer[e.pointer.size()] == '/') {
+        encloses = true;
+        break;
+      }
+    }
+    bool duplicate = false;
+    for (const auto& k : out) duplicate = duplicate || (k.pointer == e.pointer && k.message == e.message);
+    if (!encloses && !duplicate) out.push_back(e);
   }
-  if (errors.size() > max) out += fmt::format(" (and {} more)", errors.size() - max);
+  return out;
+}
+
+std::string FormatValidationErrors(const std::vector<ValidationError>& errors,
+                                   const rapidjson::Value& doc, size_t max) {
+  auto specific = MostSpecific(errors);
+  std::string out;
+  for (size_t i = 0; i < specific.size() && i < max; ++i) {
+    const auto& e = specific[i];
+    std::string why;
+    std::string value;
+    if (auto ptr = doc::Pointer::Parse(e.pointer, &why)) {
+      const rapidjson::Value* v = &doc;
+      for (const auto& t : ptr->tokens()) {
+        if (v->IsObject()) {
+          auto it = v->FindMember(rapidjson::StringRef(t.c_str(), t.size()));
+          v = it == v->MemberEnd() ? nullptr : &it->value;
+        } else if (v->IsArray()) {
+          auto idx = doc::Pointer::AsIndex(t);
+          v = idx && *idx < v->Size() ? &(*v)[static_cast<rapidjson::SizeType>(*idx)] : nullptr;
+        } else {
+          v = nullptr;
+        }
+        if (!v) break;
+      }
+      if (v) value = fmt::format(" (value {})", Truncate(doc::JsonText(*v), 60));
+    }
+    if (i) out += "; ";
+    out += fmt::format("at {}{}: {}", e.pointer.empty() ? "/" : e.pointer, value, e.message);
+  }
+  if (specific.size() > max) out += fmt::format(" (and {} more)", specific.size() - max);
   return out;
 }
 

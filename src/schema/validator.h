@@ -36,7 +36,13 @@ class Validator {
   std::unique_ptr<Impl> impl_;
 };
 
-// Formats errors as "at /a/b: message; at /c: message" (at most `max` of them).
-std::string FormatValidationErrors(const std::vector<ValidationError>& errors, size_t max = 3);
+// Keeps the most specific errors: drops an error whose location encloses another error's
+// (valijson reports "failed to validate property x" at the parent as well).
+std::vector<ValidationError> MostSpecific(const std::vector<ValidationError>& errors);
+
+// Formats the most specific errors as "at /a/b (value "5.00"): message; ..." (at most
+// `max`), showing each offending value from `doc`, truncated.
+std::string FormatValidationErrors(const std::vector<ValidationError>& errors,
+                                   const rapidjson::Value& doc, size_t max = 3);
 
 }  // namespace flow::schema

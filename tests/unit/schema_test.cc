@@ -168,7 +168,13 @@ TEST_CASE("validation errors name the document location") {
   d.Parse(R"({"a": {"b": "nope"}})");
   auto errors = v->Validate(d, d.GetAllocator());
   REQUIRE_FALSE(errors.empty());
-  CHECK(FormatValidationErrors(errors).find("at /a/b:") != std::string::npos);
+  std::string text = FormatValidationErrors(errors, d);
+  CHECK(text.find("at /a/b (value \"nope\"):") == 0);
+  CHECK(text.find("at /a:") == std::string::npos);  // the enclosing failure is not repeated
+  // Types are strict: a quoted number is a string.
+  rapidjson::Document q;
+  q.Parse(R"({"a": {"b": "5"}})");
+  CHECK_FALSE(v->Validate(q, q.GetAllocator()).empty());
 }
 
 TEST_CASE("unresolvable $refs are reported with their position") {
