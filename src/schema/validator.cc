@@ -56,19 +56,30 @@ std::string ContextToPointer(const std::vector<std::string>& context) {
 
 std::vector<ValidationError> Validator::Validate(rapidjson::Value& doc,
                                                  rapidjson::Document::AllocatorType& alloc) const {
-  // Take `_meta` out so that closed schemas (additionalProperties: false) accept it.
-  rapidjson::Value meta;
+  // Validate without a top-level `_meta`, so that closed schemas (additionalProperties:
+  // false) accept stored documents. Members are moved (not copied) aside and back, keeping
+  // their order.
+  rapidjson::Value rest, meta;
+  size_t meta_index = 0;
   bool had_meta = false;
-  if (doc.IsObject()) {
-    if (auto it = doc.FindMember("_meta"); it != doc.MemberEnd()) {
-      meta = std::move(it->value);
-      doc.RemoveMember(it);
-      had_meta = true;
+  if (doc.IsObject() && doc.HasMember("_meta")) {
+    had_meta = true;
+    rest.SetObject();
+    size_t i = 0;
+    for (auto& m : doc.GetObject()) {
+      if (m.name == "_meta") {
+        meta = std::move(m.value);
+        meta_index = i;
+      } else {
+        rest.AddMember(m.name, m.value, alloc);
+      }
+      ++i;
     }
   }
+  const rapidjson::Value& target = had_meta ? rest : doc;
   valijson::Validator validator(valijson::Validator::kStrongTypes);
   valijson::ValidationResults results;
-  valijson::adapters::RapidJsonAdapter adapter(doc);
+  valijson::adapters::RapidJsonAdapter adapter(target);
   std::vector<ValidationError> out;
   if (!validator.validate(impl_->schema, adapter, &results)) {
     valijson::ValidationResults::Error e;
@@ -78,7 +89,13 @@ std::vector<ValidationError> Validator::Validate(rapidjson::Value& doc,
     if (out.empty()) out.push_back({"", "document does not match the schema"});
   }
   if (had_meta) {
-    doc.AddMember("_meta", meta, alloc);
+    doc.RemoveAllMembers();  // keeps capacity: re-adding allocates nothing
+    size_t i = 0;
+    for (auto& m : rest.GetObject()) {
+      if (i++ == meta_index) doc.AddMember("_meta", meta, alloc);
+      doc.AddMember(m.name, m.value, alloc);
+    }
+    if (meta_index >= rest.MemberCount()) doc.AddMember("_meta", meta, alloc);
   }
   return out;
 }

@@ -156,8 +156,12 @@ additionalProperties: false
   CHECK(f.Valid(v, R"({"total": 5, "nested": {"amount": 3}})"));
   CHECK_FALSE(f.Valid(v, R"({"total": 5, "nested": {"amount": -3}})"));
   CHECK_FALSE(f.Valid(v, R"({"total": 5, "other": 1})"));
-  // `_meta` is never rejected, even by a closed schema.
+  // `_meta` is never rejected, even by a closed schema, and the document is unchanged.
   CHECK(f.Valid(v, R"({"total": 5, "_meta": {"uuid": "x"}})"));
+  rapidjson::Document d;
+  d.Parse(R"({"a": 1, "_meta": {"uuid": "x"}, "total": 5})");
+  v->Validate(d, d.GetAllocator());
+  CHECK(doc::JsonText(d) == R"({"a":1,"_meta":{"uuid":"x"},"total":5})");
 }
 
 TEST_CASE("validation errors name the document location") {
