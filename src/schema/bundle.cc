@@ -10,20 +10,6 @@ namespace {
 
 using rapidjson::Value;
 
-bool IsSingleSchemaKeyword(const std::string& k, const doc::Node& v) {
-  return k == "additionalProperties" || k == "additionalItems" || k == "not" || k == "if" ||
-         k == "then" || k == "else" || k == "contains" || k == "propertyNames" ||
-         k == "unevaluatedItems" || k == "unevaluatedProperties" ||
-         (k == "items" && !v.is_array());
-}
-bool IsSchemaMapKeyword(const std::string& k) {
-  return k == "properties" || k == "patternProperties" || k == "dependentSchemas";
-}
-bool IsSchemaListKeyword(const std::string& k, const doc::Node& v) {
-  return k == "allOf" || k == "anyOf" || k == "oneOf" || k == "prefixItems" ||
-         (k == "items" && v.is_array());
-}
-
 class Bundler {
  public:
   Bundler(const Index& index, rapidjson::Document* out) : index_(index), out_(out), a_(out->GetAllocator()) {}
@@ -89,9 +75,11 @@ class Bundler {
       has_siblings = true;
       Value key(k.c_str(), static_cast<rapidjson::SizeType>(k.size()), a_);
       Value val;
-      if (IsSingleSchemaKeyword(k, v)) {
+      // ($defs and definitions were skipped above: their targets become bundle entries.)
+      SubschemaKind kind = SubschemaKeyword(k, v);
+      if (kind == SubschemaKind::kSingle) {
         CopySchema(v, base, &val);
-      } else if (IsSchemaMapKeyword(k) && v.is_object()) {
+      } else if (kind == SubschemaKind::kMap) {
         val.SetObject();
         for (const auto& p : v.members()) {
           Value c;
@@ -99,7 +87,7 @@ class Bundler {
           val.AddMember(Value(p.key.c_str(), static_cast<rapidjson::SizeType>(p.key.size()), a_),
                         c, a_);
         }
-      } else if (IsSchemaListKeyword(k, v) && v.is_array()) {
+      } else if (kind == SubschemaKind::kList) {
         val.SetArray();
         for (const auto& i : v.items()) {
           Value c;

@@ -7,6 +7,23 @@
 
 namespace flow::schema {
 
+SubschemaKind SubschemaKeyword(const std::string& k, const doc::Node& v) {
+  if (k == "additionalProperties" || k == "additionalItems" || k == "not" || k == "if" ||
+      k == "then" || k == "else" || k == "contains" || k == "propertyNames" ||
+      k == "unevaluatedItems" || k == "unevaluatedProperties" || (k == "items" && !v.is_array())) {
+    return SubschemaKind::kSingle;
+  }
+  if ((k == "properties" || k == "patternProperties" || k == "$defs" || k == "definitions" ||
+       k == "dependentSchemas") && v.is_object()) {
+    return SubschemaKind::kMap;
+  }
+  if ((k == "allOf" || k == "anyOf" || k == "oneOf" || k == "prefixItems" || k == "items") &&
+      v.is_array()) {
+    return SubschemaKind::kList;
+  }
+  return SubschemaKind::kNone;
+}
+
 void Index::AddResource(const std::string& url, const doc::Node* root) {
   resources_[url] = root;
 }

@@ -85,31 +85,34 @@ class Index {
   std::vector<RefSite> refs_;
 };
 
-// Calls `fn(child, keyword_pointer_suffix)` for each direct subschema of `n`, following
-// the JSON Schema keywords that hold subschemas.
+// How a keyword holds subschemas: not at all, as one schema (`not`, `items: {}`), as a
+// map of name to schema (`properties`, `$defs`), or as a list (`allOf`, `items: []`).
+enum class SubschemaKind { kNone, kSingle, kMap, kList };
+SubschemaKind SubschemaKeyword(const std::string& keyword, const doc::Node& value);
+
+// Calls `fn(child, keyword_pointer_suffix)` for each direct subschema of `n`.
 template <typename Fn>
 void ForEachSubschema(const doc::Node& n, Fn&& fn) {
   if (!n.is_object()) return;
   for (const auto& m : n.members()) {
     const std::string& k = m.key;
     const doc::Node& v = m.value;
-    if (k == "additionalProperties" || k == "additionalItems" || k == "not" || k == "if" ||
-        k == "then" || k == "else" || k == "contains" || k == "propertyNames" ||
-        k == "unevaluatedItems" || k == "unevaluatedProperties" ||
-        (k == "items" && !v.is_array())) {
-      fn(v, "/" + doc::Pointer::Escape(k));
-    } else if (k == "properties" || k == "patternProperties" || k == "$defs" ||
-               k == "definitions" || k == "dependentSchemas") {
-      if (!v.is_object()) continue;
-      for (const auto& p : v.members()) {
-        fn(p.value, "/" + doc::Pointer::Escape(k) + "/" + doc::Pointer::Escape(p.key));
-      }
-    } else if (k == "allOf" || k == "anyOf" || k == "oneOf" || k == "prefixItems" ||
-               (k == "items" && v.is_array())) {
-      if (!v.is_array()) continue;
-      for (size_t i = 0; i < v.items().size(); ++i) {
-        fn(v.items()[i], "/" + k + "/" + std::to_string(i));
-      }
+    switch (SubschemaKeyword(k, v)) {
+      case SubschemaKind::kSingle:
+        fn(v, "/" + doc::Pointer::Escape(k));
+        break;
+      case SubschemaKind::kMap:
+        for (const auto& p : v.members()) {
+          fn(p.value, "/" + doc::Pointer::Escape(k) + "/" + doc::Pointer::Escape(p.key));
+        }
+        break;
+      case SubschemaKind::kList:
+        for (size_t i = 0; i < v.items().size(); ++i) {
+          fn(v.items()[i], "/" + k + "/" + std::to_string(i));
+        }
+        break;
+      case SubschemaKind::kNone:
+        break;
     }
   }
 }
