@@ -122,7 +122,7 @@ class Inspector {
              const std::vector<std::string>& ptr, bool wildcard, const std::string& parent) {
     if (!ptr.empty()) {
       bool ok = parent == "merge" || parent == "set-operand" || parent == "(varies)" ||
-                ((parent == "minimize" || parent == "maximize") && HasKey(parent, ptr, wildcard));
+                ((parent == "minimize" || parent == "maximize") && ParentHasKey(ptr, wildcard));
       if (!ok) {
         std::vector<std::string> pp(ptr.begin(), ptr.end() - 1);
         Error(loc, reduce.key_mark, ptr,
@@ -172,7 +172,9 @@ class Inspector {
     }
   }
 
-  bool HasKey(const std::string&, const std::vector<std::string>& ptr, bool wildcard) {
+  // Whether the enclosing location's minimize/maximize compares by `key` (then equal keys
+  // deep-merge, so children may reduce).
+  bool ParentHasKey(const std::vector<std::string>& ptr, bool wildcard) {
     if (wildcard) return true;
     doc::Pointer p;
     for (size_t i = 0; i + 1 < ptr.size(); ++i) p = p.Push(ptr[i]);
