@@ -170,7 +170,7 @@ class Checker {
     schema::InspectReductions(index_, loc, bc.shape, owner, diags_);
     bc.bundle = doc::JsonText(schema::BundleSchema(index_, loc));
     bc.locations = schema::EnumerateLocations(bc.shape);
-    if (bc.shape->types != schema::kObject && !(bc.shape->types & schema::kObject)) {
+    if (!(bc.shape->types & schema::kObject)) {
       Error(c.schema.where, owner,
             fmt::format("a collection schema must describe objects, but it allows {}",
                         schema::TypesToString(bc.shape->types)),
