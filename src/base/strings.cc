@@ -51,6 +51,16 @@ void OffsetToLineCol(std::string_view s, size_t offset, uint32_t* line, uint32_t
   *col = c;
 }
 
+size_t LineOffset(std::string_view s, uint32_t line) {
+  size_t pos = 0;
+  for (uint32_t l = 1; l < line; ++l) {
+    pos = s.find('\n', pos);
+    if (pos == std::string_view::npos) return s.size();
+    ++pos;
+  }
+  return pos;
+}
+
 size_t EditDistance(std::string_view a, std::string_view b) {
   const size_t n = a.size(), m = b.size();
   std::vector<std::vector<size_t>> d(n + 1, std::vector<size_t>(m + 1));

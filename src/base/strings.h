@@ -15,6 +15,9 @@ std::optional<size_t> FindInvalidUtf8(std::string_view s);
 // Converts a byte offset into a 1-based line and column (columns count UTF-8 code points).
 void OffsetToLineCol(std::string_view s, size_t offset, uint32_t* line, uint32_t* col);
 
+// The byte offset where 1-based `line` starts (s.size() when `s` has fewer lines).
+size_t LineOffset(std::string_view s, uint32_t line);
+
 // Optimal string alignment distance (edits: insert, delete, substitute, transpose).
 size_t EditDistance(std::string_view a, std::string_view b);
 

@@ -276,13 +276,7 @@ class Checker {
     const SourceFile* f = cat_.File(w.url);
     if (!f || w.mark.line == 0) return w.mark;
     const std::string& text = f->content;
-    size_t pos = 0;
-    for (uint32_t l = 1; l < w.mark.line && pos != std::string::npos; ++l) {
-      pos = text.find('\n', pos);
-      if (pos != std::string::npos) ++pos;
-    }
-    if (pos == std::string::npos) return w.mark;
-    size_t at = pos + w.mark.col - 1;
+    size_t at = LineOffset(text, w.mark.line) + w.mark.col - 1;
     if (at >= text.size()) return w.mark;
     size_t body_line = std::count(value.begin(), value.begin() + offset, '\n');
     size_t body_line_start = value.rfind('\n', offset == 0 ? 0 : offset - 1);

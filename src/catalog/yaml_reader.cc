@@ -197,11 +197,7 @@ Failure ExplainYamlError(std::string_view text, const YAML::Exception& e) {
   if (e.msg.find("end of sequence flow not found") != std::string::npos ||
       e.msg.find("end of map flow not found") != std::string::npos) {
     // Find the flow collection still open where the parser stopped.
-    size_t stop = 0;
-    for (uint32_t l = 1; l < f.mark.line && stop < text.size(); ++l) {
-      stop = text.find('\n', stop);
-      stop = stop == std::string_view::npos ? text.size() : stop + 1;
-    }
+    size_t stop = LineOffset(text, f.mark.line);
     std::vector<size_t> open;
     char quote = 0;
     for (size_t i = 0; i < stop && i < text.size(); ++i) {

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <rapidjson/pointer.h>
 #include <valijson/adapters/rapidjson_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
@@ -124,23 +125,10 @@ std::string FormatValidationErrors(const std::vector<ValidationError>& errors,
   std::string out;
   for (size_t i = 0; i < specific.size() && i < max; ++i) {
     const auto& e = specific[i];
-    std::string why;
     std::string value;
-    if (auto ptr = doc::Pointer::Parse(e.pointer, &why)) {
-      const rapidjson::Value* v = &doc;
-      for (const auto& t : ptr->tokens()) {
-        if (v->IsObject()) {
-          auto it = v->FindMember(rapidjson::StringRef(t.c_str(), t.size()));
-          v = it == v->MemberEnd() ? nullptr : &it->value;
-        } else if (v->IsArray()) {
-          auto idx = doc::Pointer::AsIndex(t);
-          v = idx && *idx < v->Size() ? &(*v)[static_cast<rapidjson::SizeType>(*idx)] : nullptr;
-        } else {
-          v = nullptr;
-        }
-        if (!v) break;
-      }
-      if (v) value = fmt::format(" (value {})", Truncate(doc::JsonText(*v), 60));
+    rapidjson::Pointer ptr(e.pointer.c_str(), e.pointer.size());
+    if (const rapidjson::Value* v = ptr.IsValid() ? ptr.Get(doc) : nullptr) {
+      value = fmt::format(" (value {})", Truncate(doc::JsonText(*v), 60));
     }
     if (i) out += "; ";
     out += fmt::format("at {}{}: {}", e.pointer.empty() ? "/" : e.pointer, value, e.message);

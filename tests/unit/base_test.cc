@@ -86,3 +86,12 @@ TEST_CASE("collection names are slash-separated segments") {
   CHECK_FALSE(catalog::IsValidCollectionName("acme orders", &why));
   CHECK_FALSE(catalog::IsValidCollectionName("acme/../x", &why));
 }
+
+TEST_CASE("line offsets invert line numbers") {
+  std::string_view s = "ab\ncd\n\nef";
+  CHECK(LineOffset(s, 1) == 0u);
+  CHECK(LineOffset(s, 2) == 3u);
+  CHECK(LineOffset(s, 3) == 6u);
+  CHECK(LineOffset(s, 4) == 7u);
+  CHECK(LineOffset(s, 9) == s.size());
+}

@@ -233,22 +233,35 @@ properties:
     reduce: {strategy: maximize, key: [/score]}
     properties: {score: {type: integer}, hits: {type: integer, reduce: {strategy: sum}}}
 )").empty());
-  auto errs = inspect(R"(
-type: object
-properties: {n: {type: integer, reduce: {strategy: sum}}}
-)");
-  REQUIRE(errs.size() == 1);
-  CHECK(errs[0].find("has no effect") != std::string::npos);
-  errs = inspect("type: object\nreduce: {strategy: merge}\nproperties: {n: {type: [integer, 'null'], reduce: {strategy: sum}}}\n");
-  REQUIRE(errs.size() == 1);
-  CHECK(errs[0].find("may be integer | null") != std::string::npos);
-  errs = inspect("type: object\nreduce: {strategy: merge}\nproperties: {s: {type: object, reduce: {strategy: set}, properties: {other: {}}}}\n");
-  REQUIRE(errs.size() == 1);
-  CHECK(errs[0].find("not `other`") != std::string::npos);
-  errs = inspect("type: object\nreduce: {strategy: merge}\nproperties: {s: {type: string, reduce: {strategy: merge}}}\n");
-  REQUIRE(errs.size() == 1);
-  CHECK(errs[0].find("object or array") != std::string::npos);
-  errs = inspect("type: object\nreduce: {strategy: merg}\n");
-  REQUIRE(errs.size() == 1);
-  CHECK(errs[0] == "unknown reduce strategy `merg`");
+  // Each broken schema yields exactly one error, containing (or, when `exact`, equal to)
+  // the given text.
+  struct Case {
+    const char* schema;
+    const char* message;
+    bool exact = false;
+  };
+  const Case cases[] = {
+      {"type: object\nproperties: {n: {type: integer, reduce: {strategy: sum}}}\n",
+       "has no effect"},
+      {"type: object\nreduce: {strategy: merge}\n"
+       "properties: {n: {type: [integer, 'null'], reduce: {strategy: sum}}}\n",
+       "may be integer | null"},
+      {"type: object\nreduce: {strategy: merge}\n"
+       "properties: {s: {type: object, reduce: {strategy: set}, properties: {other: {}}}}\n",
+       "not `other`"},
+      {"type: object\nreduce: {strategy: merge}\n"
+       "properties: {s: {type: string, reduce: {strategy: merge}}}\n",
+       "object or array"},
+      {"type: object\nreduce: {strategy: merg}\n", "unknown reduce strategy `merg`", true},
+  };
+  for (const auto& c : cases) {
+    INFO(c.schema);
+    auto errs = inspect(c.schema);
+    REQUIRE(errs.size() == 1);
+    if (c.exact) {
+      CHECK(errs[0] == c.message);
+    } else {
+      CHECK(errs[0].find(c.message) != std::string::npos);
+    }
+  }
 }
