@@ -60,6 +60,7 @@ struct Error {
 
   static Error User(std::string m) { return {Code::kUser, std::move(m)}; }
   static Error Env(std::string m) { return {Code::kEnvironment, std::move(m)}; }
+  static Error Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
   int ExitCode() const {
     return code == Code::kEnvironment ? kExitEnvironment : kExitUserError;
   }

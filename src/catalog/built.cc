@@ -7,6 +7,7 @@
 #include <optional>
 #include <ctime>
 #include <fmt/format.h>
+#include <rapidjson/document.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -267,6 +268,50 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
     return Error::Env(fmt::format("cannot write built catalog {}: {}", path, std::strerror(errno)));
   }
   return true;
+}
+
+Result<std::vector<CollectionRecord>> ReadBuiltCollections(const std::string& path) {
+  sqlite3* db = nullptr;
+  auto fail = [&](const std::string& why) -> Result<std::vector<CollectionRecord>> {
+    if (db) sqlite3_close(db);
+    return Error::User(fmt::format("{} is not a usable built catalog: {}", path, why));
+  };
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    return fail(db ? sqlite3_errmsg(db) : "cannot open");
+  }
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'format'", -1, &st, nullptr) != SQLITE_OK) {
+    return fail(sqlite3_errmsg(db));
+  }
+  std::string format = sqlite3_step(st) == SQLITE_ROW
+                           ? reinterpret_cast<const char*>(sqlite3_column_text(st, 0))
+                           : "";
+  sqlite3_finalize(st);
+  if (format != std::to_string(kBuiltCatalogFormat)) {
+    return fail(fmt::format("format `{}`, expected {}; rebuild it with `flowctl build`", format,
+                            kBuiltCatalogFormat));
+  }
+  if (sqlite3_prepare_v2(db, "SELECT name, schema_bundle, key_json FROM collections ORDER BY name", -1, &st,
+                         nullptr) != SQLITE_OK) {
+    return fail(sqlite3_errmsg(db));
+  }
+  std::vector<CollectionRecord> out;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    CollectionRecord r;
+    r.name = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    r.bundle = reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
+    rapidjson::Document key;
+    key.Parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 2)));
+    if (key.IsArray()) {
+      for (const auto& k : key.GetArray()) {
+        if (k.IsString()) r.key.emplace_back(k.GetString(), k.GetStringLength());
+      }
+    }
+    out.push_back(std::move(r));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
 }
 
 }  // namespace flow::catalog

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "catalog/check.h"
@@ -17,5 +18,16 @@ constexpr int kBuiltCatalogFormat = 1;  // bumped on incompatible table changes
 
 // Writes the database at `path`, replacing any previous file atomically.
 Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, const Built& built);
+
+// What runtime commands need of a collection.
+struct CollectionRecord {
+  std::string name;
+  std::string bundle;             // self-contained schema JSON
+  std::vector<std::string> key;   // JSON pointers
+};
+
+// Reads the collections of a built catalog. Fails with a user error when the file is not a
+// built catalog of this format.
+Result<std::vector<CollectionRecord>> ReadBuiltCollections(const std::string& path);
 
 }  // namespace flow::catalog

@@ -13,23 +13,15 @@
 #include "catalog/fetch.h"
 #include "catalog/loader.h"
 #include "catalog/source_schema.h"
+#include "cli/combine.h"
+#include "cli/common.h"
 
 namespace {
 
 using namespace flow;
-
-struct GlobalOptions {
-  bool no_color = false;
-};
-
-bool UseColor(const GlobalOptions& g) {
-  return !g.no_color && std::getenv("NO_COLOR") == nullptr && ::isatty(STDERR_FILENO);
-}
-
-std::string SourceUrl(const std::string& source) {
-  if (IsHttpUrl(source) || IsFileUrl(source)) return source;
-  return FileUrl(source);
-}
+using cli::GlobalOptions;
+using cli::SourceUrl;
+using cli::UseColor;
 
 struct BuildOptions {
   std::string source = "flow.yaml";
@@ -118,6 +110,34 @@ int main(int argc, char** argv) {
       "Exit status: 0 built, 1 the catalog has errors (all are printed), 2 usage error, "
       "3 the catalog could not be written.");
 
+  cli::CombineOptions combine;
+  auto* cmd_combine = app.add_subcommand(
+      "combine",
+      "Validate JSON lines against a collection's schema and print them fully reduced, one "
+      "document per key, in key order");
+  cmd_combine->add_option("--collection", combine.collection, "Collection whose schema and key apply")
+      ->required();
+  cmd_combine->add_option("--source", combine.catalog.source, "Root catalog source file or URL")
+      ->capture_default_str();
+  cmd_combine->add_option("--catalog", combine.catalog.catalog,
+                          "Use this built catalog instead of --source");
+  cmd_combine->add_option("--resource-map", combine.catalog.resource_map,
+                          "Read URLs starting with PREFIX from files under DIR (repeatable)")
+      ->type_name("PREFIX=DIR");
+  cmd_combine->add_option("--memory-budget", combine.memory_budget,
+                          "Memory for documents before sorted runs spill to disk (e.g. 64MiB, 1GiB)")
+      ->capture_default_str();
+  cmd_combine->add_option("--spill-dir", combine.spill_dir,
+                          "Directory for spill files (default: $TMPDIR or /tmp); they are "
+                          "unlinked at creation");
+  cmd_combine->add_flag("--combined", combine.combined_only,
+                        "Print combined (partial) documents: `set` keeps intersect/remove");
+  cmd_combine->add_option("FILE", combine.input, "JSON lines to read (default: stdin)");
+  cmd_combine->footer(
+      "Exit status: 0 success, 1 invalid input (malformed JSON with file:line:col, a document "
+      "that fails validation, a reduction error) or catalog errors, 2 usage error, 3 the "
+      "spill file or output cannot be written.");
+
   auto* cmd_schema = app.add_subcommand(
       "json-schema", "Print the JSON Schema of catalog source files (for editors and linters)");
   auto* cmd_version = app.add_subcommand("version", "Print the flowctl version");
@@ -134,6 +154,7 @@ int main(int argc, char** argv) {
   }
 
   if (cmd_build->parsed()) return RunBuild(g, build);
+  if (cmd_combine->parsed()) return cli::RunCombine(g, combine);
   if (cmd_schema->parsed()) {
     fmt::print("{}", catalog::CatalogSourceSchema());
     return kExitOk;

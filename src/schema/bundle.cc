@@ -22,6 +22,8 @@ class Bundler {
       queue_.pop_front();
       Value copy;
       CopySchema(*loc.node, loc.base, &copy);
+      // Where the schema was declared, for messages (see annotations.h).
+      if (copy.IsObject()) copy.AddMember("x-flow-source", Value(loc.Id().c_str(), a_), a_);
       std::string name = names_[loc.Id()];
       defs.AddMember(Value(name.c_str(), a_), copy, a_);
     }

@@ -10,8 +10,10 @@
 #include <valijson/validator.hpp>
 
 #include "base/strings.h"
+#include "base/url.h"
 #include "doc/node.h"
 #include "doc/pointer.h"
+#include "schema/annotations.h"
 
 namespace flow::schema {
 
@@ -22,11 +24,46 @@ struct Validator::Impl {
 Validator::Validator() : impl_(std::make_unique<Impl>()) {}
 Validator::~Validator() = default;
 
+namespace {
+
+// Removes `format` keywords from a schema, recursing through subschema keywords only (a
+// property that happens to be named "format" stays).
+void StripFormat(rapidjson::Value& s) {
+  if (!s.IsObject()) return;
+  s.RemoveMember("format");
+  for (auto& m : s.GetObject()) {
+    std::string_view k(m.name.GetString(), m.name.GetStringLength());
+    rapidjson::Value& v = m.value;
+    if (k == "properties" || k == "patternProperties" || k == "$defs" || k == "definitions" ||
+        k == "dependencies" || k == "dependentSchemas") {
+      if (v.IsObject()) {
+        for (auto& p : v.GetObject()) StripFormat(p.value);
+      }
+    } else if (k == "allOf" || k == "anyOf" || k == "oneOf" || (k == "items" && v.IsArray())) {
+      for (auto& i : v.GetArray()) StripFormat(i);
+    } else if (k == "items" || k == "additionalItems" || k == "additionalProperties" || k == "not" ||
+               k == "if" || k == "then" || k == "else" || k == "contains" || k == "propertyNames") {
+      StripFormat(v);
+    }
+  }
+}
+
+// One valijson validator per thread: it caches compiled `pattern` regexes by pattern.
+valijson::Validator& ThreadValidator() {
+  thread_local valijson::Validator validator(valijson::Validator::kStrongTypes);
+  return validator;
+}
+
+}  // namespace
+
 Result<std::shared_ptr<Validator>> Validator::Compile(const rapidjson::Value& bundle) {
   std::shared_ptr<Validator> v(new Validator());
   try {
+    rapidjson::Document copy;
+    copy.CopyFrom(bundle, copy.GetAllocator());
+    StripFormat(copy);
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-    valijson::adapters::RapidJsonAdapter adapter(bundle);
+    valijson::adapters::RapidJsonAdapter adapter(copy);
     parser.populateSchema(adapter, v->impl_->schema);
   } catch (const std::exception& e) {
     return Error::User(fmt::format("invalid JSON schema: {}", e.what()));
@@ -78,11 +115,12 @@ std::vector<ValidationError> Validator::Validate(rapidjson::Value& doc,
     }
   }
   const rapidjson::Value& target = had_meta ? rest : doc;
-  valijson::Validator validator(valijson::Validator::kStrongTypes);
   valijson::ValidationResults results;
   valijson::adapters::RapidJsonAdapter adapter(target);
   std::vector<ValidationError> out;
-  if (!validator.validate(impl_->schema, adapter, &results)) {
+  // Valid documents are the common case: check without collecting errors first.
+  if (!ThreadValidator().validate(impl_->schema, adapter, nullptr) &&
+      !ThreadValidator().validate(impl_->schema, adapter, &results)) {
     valijson::ValidationResults::Error e;
     while (results.popError(e)) {
       out.push_back({ContextToPointer(e.context), e.description});
@@ -99,6 +137,54 @@ std::vector<ValidationError> Validator::Validate(rapidjson::Value& doc,
     if (meta_index >= rest.MemberCount()) doc.AddMember("_meta", meta, alloc);
   }
   return out;
+}
+
+bool Validator::IsValid(const rapidjson::Value& v) const {
+  valijson::adapters::RapidJsonAdapter adapter(v);
+  return ThreadValidator().validate(impl_->schema, adapter, nullptr);
+}
+
+std::string KeywordOfMessage(const std::string& m) {
+  static const std::pair<const char*, const char*> kPrefixes[] = {
+      {"Value type not permitted", "type"},
+      {"Missing required property", "required"},
+      {"Object contains a property that could not be validated", "additionalProperties"},
+      {"Failed to validate against additional properties", "additionalProperties"},
+      {"Failed to match against any enum", "enum"},
+      {"Failed to match expected value set by 'const'", "const"},
+      {"Target value and comparison value are not equal", "const"},
+      {"Failed to match regex specified by 'pattern'", "pattern"},
+      {"Failed to validate against any schemas allowed by anyOf", "anyOf"},
+      {"Failed to validate against exactly one child schema", "oneOf"},
+      {"Failed to validate against a conditional schema", "if"},
+      {"Failed to validate against dependent schema", "dependencies"},
+      {"Missing dependency", "dependencies"},
+      {"Failed to validate against schema associated with pattern", "patternProperties"},
+      {"Failed to validate against schema associated with property name", "properties"},
+      {"Array contains more items than allowed", "additionalItems"},
+      {"Cannot validate item", "items"},
+      {"Failed to validate item", "items"},
+      {"Array should contain no fewer", "minItems"},
+      {"Array should contain no more", "maxItems"},
+      {"Elements at indexes", "uniqueItems"},
+      {"Failed to any values against subschema in 'contains'", "contains"},
+      {"Expected number greater than or equal", "minimum"},
+      {"Expected number greater than", "exclusiveMinimum"},
+      {"Expected number less than or equal", "maximum"},
+      {"Expected number less than", "exclusiveMaximum"},
+      {"String should be no fewer", "minLength"},
+      {"String should be no more", "maxLength"},
+      {"Object should have no fewer", "minProperties"},
+      {"Object should have no more", "maxProperties"},
+      {"Value should be a multiple of", "multipleOf"},
+      {"Value could not be converted", "multipleOf"},
+  };
+  for (const auto& [prefix, keyword] : kPrefixes) {
+    if (m.rfind(prefix, 0) == 0) return keyword;
+  }
+  if (m.find("'not'") != std::string::npos || m.find("not constraint") != std::string::npos) return "not";
+  if (m.find("child schema") != std::string::npos) return "allOf";
+  return "";
 }
 
 std::vector<ValidationError> MostSpecific(const std::vector<ValidationError>& errors) {
@@ -120,7 +206,8 @@ std::vector<ValidationError> MostSpecific(const std::vector<ValidationError>& er
 }
 
 std::string FormatValidationErrors(const std::vector<ValidationError>& errors,
-                                   const rapidjson::Value& doc, size_t max) {
+                                   const rapidjson::Value& doc, size_t max,
+                                   const Annotations* annotations) {
   auto specific = MostSpecific(errors);
   std::string out;
   for (size_t i = 0; i < specific.size() && i < max; ++i) {
@@ -130,8 +217,25 @@ std::string FormatValidationErrors(const std::vector<ValidationError>& errors,
     if (const rapidjson::Value* v = ptr.IsValid() ? ptr.Get(doc) : nullptr) {
       value = fmt::format(" (value {})", Truncate(doc::JsonText(*v), 60));
     }
+    std::string message = e.message;
+    while (!message.empty() && message.back() == '.') message.pop_back();
+    if (!message.empty()) message[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(message[0])));
+    std::string keyword = KeywordOfMessage(e.message);
+    std::string where;
+    if (!keyword.empty()) {
+      std::string location;
+      const rapidjson::Value* keyword_value = nullptr;
+      std::string why;
+      auto ptr = doc::Pointer::Parse(e.pointer, &why);
+      if (annotations && ptr) location = annotations->KeywordLocation(*ptr, keyword, &keyword_value);
+      if (keyword == "type" && keyword_value) {
+        message += fmt::format(" (expected {})", Truncate(doc::JsonText(*keyword_value), 60));
+      }
+      where = location.empty() ? fmt::format(" [`{}`]", keyword)
+                               : fmt::format(" [`{}` at {}]", keyword, DisplayName(location));
+    }
     if (i) out += "; ";
-    out += fmt::format("at {}{}: {}", e.pointer.empty() ? "/" : e.pointer, value, e.message);
+    out += fmt::format("at {}{}: {}{}", e.pointer.empty() ? "/" : e.pointer, value, message, where);
   }
   if (specific.size() > max) out += fmt::format(" (and {} more)", specific.size() - max);
   return out;

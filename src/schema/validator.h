@@ -1,6 +1,9 @@
 // Validator: compiles a bundled schema (see bundle.h) once and validates documents against
 // it. This file is the only user of valijson. A compiled Validator is immutable and may be
 // used from several threads.
+//
+// `format` is an annotation, not an assertion (the draft 2019-09 default): it is removed
+// from the copy valijson compiles, whose format checks build a std::regex per value.
 #pragma once
 
 #include <memory>
@@ -13,10 +16,15 @@
 
 namespace flow::schema {
 
+class Annotations;
+
 struct ValidationError {
   std::string pointer;  // document location, RFC 6901 ("" is the root)
   std::string message;  // what failed, e.g. "value type not permitted by 'type' constraint"
 };
+
+// The schema keyword a valijson message is about ("type", "required", ...), or "".
+std::string KeywordOfMessage(const std::string& message);
 
 class Validator {
  public:
@@ -30,6 +38,9 @@ class Validator {
   std::vector<ValidationError> Validate(rapidjson::Value& doc,
                                         rapidjson::Document::AllocatorType& alloc) const;
 
+  // Whether `v` is valid, without collecting errors (and without `_meta` handling).
+  bool IsValid(const rapidjson::Value& v) const;
+
  private:
   Validator();
   struct Impl;
@@ -40,9 +51,12 @@ class Validator {
 // (valijson reports "failed to validate property x" at the parent as well).
 std::vector<ValidationError> MostSpecific(const std::vector<ValidationError>& errors);
 
-// Formats the most specific errors as "at /a/b (value "5.00"): message; ..." (at most
-// `max`), showing each offending value from `doc`, truncated.
+// Formats the most specific errors (at most `max`), each as
+//   at /a/b: <message> (keyword `type` at <schema location>); value "5.00"
+// showing the offending value from `doc`, truncated. The keyword's schema location is found
+// through `annotations` when given.
 std::string FormatValidationErrors(const std::vector<ValidationError>& errors,
-                                   const rapidjson::Value& doc, size_t max = 3);
+                                   const rapidjson::Value& doc, size_t max = 3,
+                                   const Annotations* annotations = nullptr);
 
 }  // namespace flow::schema

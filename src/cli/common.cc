@@ -1,0 +1,67 @@
+#include "cli/common.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "base/url.h"
+#include "catalog/check.h"
+#include "catalog/fetch.h"
+#include "catalog/loader.h"
+
+namespace flow::cli {
+
+bool UseColor(const GlobalOptions& g) {
+  return !g.no_color && std::getenv("NO_COLOR") == nullptr && ::isatty(STDERR_FILENO);
+}
+
+std::string SourceUrl(const std::string& source) {
+  if (IsHttpUrl(source) || IsFileUrl(source)) return source;
+  return FileUrl(source);
+}
+
+std::optional<std::vector<catalog::CollectionRecord>> LoadCollections(const GlobalOptions& g,
+                                                                     const CatalogOptions& o,
+                                                                     int* exit_code) {
+  if (!o.catalog.empty()) {
+    auto read = catalog::ReadBuiltCollections(o.catalog);
+    if (!read) {
+      fmt::print(stderr, "error: {}\n", read.error().message);
+      *exit_code = read.error().ExitCode();
+      return std::nullopt;
+    }
+    return std::move(read.value());
+  }
+  std::vector<std::pair<std::string, std::string>> mappings;
+  for (const auto& m : o.resource_map) {
+    std::pair<std::string, std::string> kv;
+    if (!catalog::Fetcher::ParseMapping(m, &kv)) {
+      fmt::print(stderr, "error: --resource-map `{}` is not PREFIX=DIR\n", m);
+      *exit_code = kExitUsage;
+      return std::nullopt;
+    }
+    mappings.push_back(kv);
+  }
+  catalog::Fetcher fetcher(mappings);
+  Diagnostics diags;
+  auto loaded = catalog::LoadCatalog(SourceUrl(o.source), &fetcher, &diags);
+  catalog::Built built;
+  if (!loaded->catalog.files.empty()) catalog::CheckCatalog(*loaded, &built, &diags);
+  if (!diags.empty()) {
+    diags.SortAndDedupe();
+    bool color = UseColor(g);
+    for (const auto& d : diags.items()) fmt::print(stderr, "{}\n", d.Format(color));
+    fmt::print(stderr, "\n{} error{} in the catalog\n", diags.size(), diags.size() == 1 ? "" : "s");
+    *exit_code = kExitUserError;
+    return std::nullopt;
+  }
+  std::vector<catalog::CollectionRecord> out;
+  for (const auto& c : built.collections) {
+    out.push_back({c.spec->name, c.bundle, c.spec->key});
+  }
+  return out;
+}
+
+}  // namespace flow::cli

@@ -1,0 +1,29 @@
+// Parsing untrusted JSON documents with the limits of SPEC section 9: at most 16 MiB, at
+// most 256 levels of nesting, integers within the 64-bit range, no NaN/Infinity tokens,
+// valid UTF-8, exactly one value.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include <rapidjson/document.h>
+
+namespace flow::doc {
+
+struct ParseLimits {
+  size_t max_bytes = 16u << 20;
+  int max_depth = 256;
+};
+
+struct ParseError {
+  size_t offset = 0;    // byte offset within the text
+  std::string message;  // e.g. "invalid JSON: missing a comma or '}' after an object member"
+};
+
+// Parses `text` into `doc` (whose allocator receives the values). Returns false and sets
+// `*error` when the text is not one acceptable JSON document.
+bool ParseDocument(std::string_view text, rapidjson::Document* doc, ParseError* error,
+                   const ParseLimits& limits = {});
+
+}  // namespace flow::doc

@@ -1,0 +1,43 @@
+// Operations on RapidJSON values shared by validation, reduction, keys and storage: the
+// total order of SPEC section 2, RFC 6901 lookup and creation, and a compact writer.
+#pragma once
+
+#include <string>
+
+#include <rapidjson/document.h>
+
+#include "doc/pointer.h"
+
+namespace flow::doc {
+
+using Value = rapidjson::Value;
+using Allocator = rapidjson::Document::AllocatorType;
+
+// The total order: null < boolean < number < string < array < object; false < true;
+// numbers by value across integers and floats (1 == 1.0); strings by UTF-8 bytes; arrays
+// lexicographically; objects as their (name, value) pairs in name order, lexicographically.
+// Returns <0, 0 or >0.
+int Compare(const Value& a, const Value& b);
+
+// Compares the values found at `ptrs` (an absent location counts as null) in order.
+int CompareAt(const Value& a, const Value& b, const std::vector<Pointer>& ptrs);
+
+// The value at `ptr` within `v`, or null if absent. Array tokens are indices; `-` (the
+// element after the last) never exists.
+const Value* Lookup(const Value& v, const Pointer& ptr);
+
+// The value at `ptr`, created (as null) if absent. Missing parents are created as objects,
+// or as arrays when the next token is `-` or `0`; `-` and an index equal to the array size
+// append. Returns null if a parent is a scalar or an index is past the end.
+Value* Create(Value& v, const Pointer& ptr, Allocator& alloc);
+
+// Compact JSON text of `v`, appended to `out`.
+void AppendJson(const Value& v, std::string* out);
+
+// The kind of a value for messages: "null", "boolean", "integer", "number", "string", ...
+const char* KindName(const Value& v);
+
+// True for numbers held exactly as 64-bit integers (not floats).
+inline bool IsInteger(const Value& v) { return v.IsInt64() || v.IsUint64(); }
+
+}  // namespace flow::doc

@@ -1,0 +1,342 @@
+#include "reduce/combiner.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <queue>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "doc/pack.h"
+
+namespace flow::reduce {
+
+std::optional<uint64_t> ParseByteSize(std::string_view text) {
+  size_t i = 0;
+  uint64_t n = 0;
+  while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+    if (n > (UINT64_MAX - 9) / 10) return std::nullopt;
+    n = n * 10 + static_cast<uint64_t>(text[i++] - '0');
+  }
+  if (i == 0) return std::nullopt;
+  std::string unit(text.substr(i));
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  int shift = 0;
+  if (unit.empty() || unit == "b") {
+    shift = 0;
+  } else if (unit == "k" || unit == "kb" || unit == "kib") {
+    shift = 10;
+  } else if (unit == "m" || unit == "mb" || unit == "mib") {
+    shift = 20;
+  } else if (unit == "g" || unit == "gb" || unit == "gib") {
+    shift = 30;
+  } else {
+    return std::nullopt;
+  }
+  if (shift && n > (UINT64_MAX >> shift)) return std::nullopt;
+  return n << shift;
+}
+
+namespace {
+
+using Arena = rapidjson::MemoryPoolAllocator<>;
+constexpr size_t kChunk = 1 << 20;
+
+struct Entry {
+  std::string_view key;  // in the arena
+  doc::Value doc;
+  bool front = false;
+};
+
+void PutVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// A sorted run in the spill file, read back through a buffer.
+class RunReader {
+ public:
+  RunReader(int fd, uint64_t begin, uint64_t end, size_t buffer) : fd_(fd), pos_(begin), end_(end), cap_(buffer) {}
+
+  // Reads the next entry; false at the end of the run.
+  Result<bool> Next() {
+    if (pos_ + (buf_.size() - off_) == end_ && off_ == buf_.size()) return false;
+    uint64_t key_len, doc_len;
+    if (!Varint(&key_len)) return Corrupt();
+    if (!Bytes(key_len, &key)) return Corrupt();
+    std::string flag;
+    if (!Bytes(1, &flag)) return Corrupt();
+    front = flag[0] != 0;
+    if (!Varint(&doc_len)) return Corrupt();
+    if (!Bytes(doc_len, &json)) return Corrupt();
+    return true;
+  }
+
+  std::string key, json;
+  bool front = false;
+
+ private:
+  Result<bool> Corrupt() { return Error::Internal("the combiner's spill file is corrupt or truncated"); }
+  bool Fill() {
+    if (pos_ >= end_) return false;
+    buf_.erase(0, off_);
+    off_ = 0;
+    size_t want = static_cast<size_t>(std::min<uint64_t>(cap_, end_ - pos_));
+    size_t have = buf_.size();
+    buf_.resize(have + want);
+    ssize_t n = ::pread(fd_, buf_.data() + have, want, static_cast<off_t>(pos_));
+    if (n <= 0) {
+      buf_.resize(have);
+      return false;
+    }
+    buf_.resize(have + static_cast<size_t>(n));
+    pos_ += static_cast<uint64_t>(n);
+    return true;
+  }
+  bool Varint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (off_ == buf_.size() && !Fill()) return false;
+      uint8_t b = static_cast<uint8_t>(buf_[off_++]);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  }
+  bool Bytes(uint64_t n, std::string* out) {
+    while (buf_.size() - off_ < n) {
+      if (!Fill()) return false;
+    }
+    out->assign(buf_, off_, n);
+    off_ += n;
+    return true;
+  }
+
+  int fd_;
+  uint64_t pos_, end_;
+  size_t cap_;
+  std::string buf_;
+  size_t off_ = 0;
+};
+
+}  // namespace
+
+struct Combiner::Impl {
+  std::shared_ptr<const Reducer> reducer;
+  std::vector<doc::Pointer> key;
+  CombinerOptions options;
+  CombinerStats stats;
+
+  std::unique_ptr<Arena> arena = std::make_unique<Arena>(kChunk);
+  std::vector<Entry> entries;
+  std::unordered_map<std::string_view, uint32_t> index;
+  std::string scratch;
+
+  int spill_fd = -1;
+  uint64_t spill_end = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> runs;  // [begin, end) in the spill file
+
+  ~Impl() {
+    if (spill_fd >= 0) ::close(spill_fd);
+  }
+
+  uint64_t Memory() const {
+    return arena->Capacity() + entries.capacity() * sizeof(Entry) + index.bucket_count() * sizeof(void*) +
+           index.size() * (sizeof(std::string_view) + sizeof(uint32_t) + 2 * sizeof(void*));
+  }
+
+  // Folds `next` into `acc` (both in `alloc`): a fully reduced one becomes the base.
+  Result<bool> Fold(doc::Value& acc, bool* acc_front, doc::Value& next, bool next_front, std::string_view packed,
+                    doc::Allocator& alloc) {
+    if (next_front && !*acc_front) {
+      std::swap(acc, next);
+      *acc_front = true;
+    }
+    auto r = reducer->Reduce(acc, next, *acc_front, alloc);
+    if (!r) return Error::User(fmt::format("key {}: {}", doc::KeyToJson(packed), r.error().message));
+    return true;
+  }
+
+  Result<bool> OpenSpill() {
+    std::string dir = options.spill_dir;
+    if (dir.empty()) {
+      const char* tmp = std::getenv("TMPDIR");
+      dir = tmp && *tmp ? tmp : "/tmp";
+    }
+    int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      std::string path = dir + "/flowctl-spill-XXXXXX";
+      fd = ::mkstemp(path.data());
+      if (fd >= 0) ::unlink(path.c_str());
+    }
+    if (fd < 0) {
+      return Error::Env(fmt::format("cannot create a spill file in {}: {}", dir, std::strerror(errno)));
+    }
+    spill_fd = fd;
+    return true;
+  }
+
+  Result<bool> Spill() {
+    if (entries.empty()) return true;
+    if (spill_fd < 0) {
+      if (auto r = OpenSpill(); !r) return r;
+    }
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
+    uint64_t begin = spill_end;
+    std::string buf;
+    buf.reserve(1 << 20);
+    auto flush = [&]() -> Result<bool> {
+      size_t done = 0;
+      while (done < buf.size()) {
+        ssize_t n = ::pwrite(spill_fd, buf.data() + done, buf.size() - done, static_cast<off_t>(spill_end));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return Error::Env(fmt::format("cannot write the combiner's spill file: {}", std::strerror(errno)));
+        }
+        done += static_cast<size_t>(n);
+        spill_end += static_cast<uint64_t>(n);
+      }
+      buf.clear();
+      return true;
+    };
+    for (const Entry& e : entries) {
+      PutVarint(e.key.size(), &buf);
+      buf.append(e.key);
+      buf.push_back(e.front ? 1 : 0);
+      scratch.clear();
+      doc::AppendJson(e.doc, &scratch);
+      PutVarint(scratch.size(), &buf);
+      buf.append(scratch);
+      if (buf.size() >= (1 << 20)) {
+        if (auto r = flush(); !r) return r;
+      }
+    }
+    if (auto r = flush(); !r) return r;
+    runs.emplace_back(begin, spill_end);
+    stats.spills++;
+    stats.spilled_bytes += spill_end - begin;
+    std::vector<Entry>().swap(entries);
+    index = std::unordered_map<std::string_view, uint32_t>();
+    arena->Clear();  // the same allocator object: callers hold it for parsing
+    return true;
+  }
+};
+
+Combiner::Combiner(std::shared_ptr<const Reducer> reducer, std::vector<doc::Pointer> key, CombinerOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->reducer = std::move(reducer);
+  impl_->key = std::move(key);
+  impl_->options = std::move(options);
+}
+
+Combiner::~Combiner() = default;
+
+doc::Allocator& Combiner::allocator() { return *impl_->arena; }
+
+const CombinerStats& Combiner::stats() const { return impl_->stats; }
+
+Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) {
+  Impl& m = *impl_;
+  m.stats.added++;
+  m.scratch.clear();
+  doc::PackKey(doc, m.key, &m.scratch);
+  auto it = m.index.find(m.scratch);
+  if (it == m.index.end()) {
+    char* key = static_cast<char*>(m.arena->Malloc(m.scratch.size()));
+    std::memcpy(key, m.scratch.data(), m.scratch.size());
+    std::string_view k(key, m.scratch.size());
+    m.index.emplace(k, static_cast<uint32_t>(m.entries.size()));
+    m.entries.push_back(Entry{k, std::move(doc), fully_reduced});
+  } else {
+    Entry& e = m.entries[it->second];
+    if (auto r = m.Fold(e.doc, &e.front, doc, fully_reduced, e.key, *m.arena); !r) return r;
+  }
+  uint64_t used = m.Memory();
+  m.stats.peak_memory = std::max(m.stats.peak_memory, used);
+  if (used > m.options.memory_budget) return m.Spill();
+  return true;
+}
+
+Result<bool> Combiner::Drain(bool full, const Emit& emit) {
+  Impl& m = *impl_;
+  auto finish = [&](std::string_view key, doc::Value& d, bool front, doc::Allocator& alloc) -> Result<bool> {
+    if (full && !front) {
+      if (auto r = m.reducer->Finalize(d, alloc); !r) {
+        return Error::User(fmt::format("key {}: {}", doc::KeyToJson(key), r.error().message));
+      }
+    }
+    return emit(key, d);
+  };
+  if (m.runs.empty()) {
+    std::sort(m.entries.begin(), m.entries.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
+    for (Entry& e : m.entries) {
+      if (auto r = finish(e.key, e.doc, e.front, *m.arena); !r) return r;
+    }
+    std::vector<Entry>().swap(m.entries);
+    m.index = std::unordered_map<std::string_view, uint32_t>();
+    m.arena->Clear();
+    return true;
+  }
+  if (auto r = m.Spill(); !r) return r;
+
+  // Merge the runs: a heap of (key, run index) so equal keys come out in run order.
+  size_t buffer = std::clamp<size_t>(static_cast<size_t>(m.options.memory_budget / 4 / m.runs.size()), 4096, 1 << 20);
+  std::vector<std::unique_ptr<RunReader>> readers;
+  for (const auto& [begin, end] : m.runs) readers.push_back(std::make_unique<RunReader>(m.spill_fd, begin, end, buffer));
+  auto greater = [&](size_t a, size_t b) {
+    int c = readers[a]->key.compare(readers[b]->key);
+    return c != 0 ? c > 0 : a > b;
+  };
+  std::priority_queue<size_t, std::vector<size_t>, decltype(greater)> heap(greater);
+  for (size_t i = 0; i < readers.size(); ++i) {
+    auto r = readers[i]->Next();
+    if (!r) return r.error();
+    if (*r) heap.push(i);
+  }
+  Arena arena(kChunk);
+  rapidjson::GenericDocument<rapidjson::UTF8<>, Arena> parser(&arena);
+  auto parse = [&](const std::string& json, doc::Value* out) -> Result<bool> {
+    parser.Parse(json.data(), json.size());
+    if (parser.HasParseError()) return Error::Internal("the combiner's spill file holds a malformed document");
+    *out = std::move(static_cast<doc::Value&>(parser));
+    return true;
+  };
+  std::string key;
+  while (!heap.empty()) {
+    size_t i = heap.top();
+    heap.pop();
+    key = readers[i]->key;
+    doc::Value acc;
+    bool front = readers[i]->front;
+    if (auto r = parse(readers[i]->json, &acc); !r) return r;
+    for (;;) {
+      auto r = readers[i]->Next();
+      if (!r) return r.error();
+      if (*r) heap.push(i);
+      if (heap.empty() || readers[heap.top()]->key != key) break;
+      i = heap.top();
+      heap.pop();
+      doc::Value next;
+      if (auto p = parse(readers[i]->json, &next); !p) return p;
+      if (auto f = m.Fold(acc, &front, next, readers[i]->front, key, arena); !f) return f;
+    }
+    if (auto r = finish(key, acc, front, arena); !r) return r;
+    arena.Clear();
+  }
+  m.runs.clear();
+  m.spill_end = 0;
+  if (::ftruncate(m.spill_fd, 0) != 0) {
+    // Nothing depends on the file's size; the space is freed when it is closed.
+  }
+  return true;
+}
+
+}  // namespace flow::reduce

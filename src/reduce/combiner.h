@@ -1,0 +1,67 @@
+// Combiner: accepts documents for many keys, reduces them per key, and drains one document
+// per key in key order (docs/reductions.md, "The combiner"). Memory stays within a budget:
+// when the arena holding the documents outgrows it, the entries are sorted and spilled as a
+// run to an unlinked temporary file; draining merges the runs, folding each key's entries
+// in arrival order, so the result is byte-for-byte what an unbounded combiner produces.
+//
+// Usage: parse each document with `allocator()`, validate it, then `Add` it (moving it in).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "doc/pointer.h"
+#include "doc/value.h"
+#include "reduce/reduce.h"
+
+namespace flow::reduce {
+
+struct CombinerOptions {
+  uint64_t memory_budget = 256ull << 20;
+  std::string spill_dir;  // default: $TMPDIR, else /tmp
+};
+
+struct CombinerStats {
+  uint64_t added = 0;        // documents added
+  uint64_t spills = 0;       // runs written
+  uint64_t spilled_bytes = 0;
+  uint64_t peak_memory = 0;  // highest accounted memory
+};
+
+// Parses "64MiB", "256MB", "1GiB", "512k", "1048576" (bytes). Units are powers of 1024.
+std::optional<uint64_t> ParseByteSize(std::string_view text);
+
+class Combiner {
+ public:
+  Combiner(std::shared_ptr<const Reducer> reducer, std::vector<doc::Pointer> key,
+           CombinerOptions options = {});
+  ~Combiner();
+  Combiner(const Combiner&) = delete;
+  Combiner& operator=(const Combiner&) = delete;
+
+  // The allocator documents must be parsed with before they are added.
+  doc::Allocator& allocator();
+
+  // Adds `doc` (moved from). `fully_reduced`: the document is a fully reduced base for its
+  // key (e.g. a row loaded from a materialization); later documents are reduced into it.
+  // A reduction error names the key; the combiner should then be discarded.
+  Result<bool> Add(doc::Value& doc, bool fully_reduced = false);
+
+  // Drains every key in key order, calling `emit(key, doc)`; `full` finalizes documents
+  // that were never reduced into a fully reduced base. The combiner is empty afterwards.
+  using Emit = std::function<Result<bool>(std::string_view packed_key, doc::Value& doc)>;
+  Result<bool> Drain(bool full, const Emit& emit);
+
+  const CombinerStats& stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flow::reduce

@@ -1,0 +1,531 @@
+#include "reduce/reduce.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "base/strings.h"
+#include "doc/node.h"
+
+namespace flow::reduce {
+namespace {
+
+using doc::Allocator;
+using doc::Value;
+using schema::Applied;
+using schema::ReduceSpec;
+using schema::Strategy;
+
+struct Failure {
+  std::string message;
+};
+
+std::string_view NameOf(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
+
+std::string Show(const Value& v) { return Truncate(doc::JsonText(v), 80); }
+
+class Run {
+ public:
+  Run(const schema::Annotations& a, Allocator& alloc, bool full) : a_(a), alloc_(alloc), full_(full) {}
+
+  void Reduce(Value& l, Value& r, const Applied& ap);
+  void Finalize(Value& v, const Applied& ap);
+
+ private:
+  [[noreturn]] void Fail(const ReduceSpec* spec, const std::string& what, const Value& l, const Value& r);
+  // Takes `r` where there is no left-hand value.
+  void Take(Value& l, Value& r, const Applied& ap) {
+    if (full_ && ap.HasSet()) Finalize(r, ap);
+    l = std::move(r);
+  }
+  void Sum(Value& l, Value& r, const ReduceSpec* spec);
+  void MergeObjects(Value& l, Value& r, const Applied& ap);
+  void MergeArraysByIndex(Value& l, Value& r, const Applied& ap);
+  void MergeArraysByKey(Value& l, Value& r, const Applied& ap, const std::vector<doc::Pointer>& key);
+  void DeepMerge(Value& l, Value& r, const Applied& ap);
+  void Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec);
+  std::string Location() const {
+    std::string out;
+    for (const auto& t : path_) out += "/" + doc::Pointer::Escape(t);
+    return out.empty() ? "/" : out;
+  }
+
+  const schema::Annotations& a_;
+  Allocator& alloc_;
+  bool full_;
+  std::vector<std::string> path_;
+};
+
+void Run::Fail(const ReduceSpec* spec, const std::string& what, const Value& l, const Value& r) {
+  throw Failure{fmt::format("{} at {}: {}; left {}, right {}",
+                            schema::StrategyName(spec ? spec->strategy : Strategy::kLastWriteWins),
+                            Location(), what, Show(l), Show(r))};
+}
+
+void Run::Reduce(Value& l, Value& r, const Applied& ap) {
+  const ReduceSpec* spec = ap.Reduce();
+  Strategy s = spec ? spec->strategy : Strategy::kLastWriteWins;
+  switch (s) {
+    case Strategy::kLastWriteWins:
+      Take(l, r, ap);
+      return;
+    case Strategy::kFirstWriteWins:
+      return;
+    case Strategy::kAppend:
+      if (!r.IsArray() && !r.IsNull()) Fail(spec, fmt::format("cannot append a {}", doc::KindName(r)), l, r);
+      if (l.IsNull()) return;
+      if (!l.IsArray()) Fail(spec, fmt::format("cannot append to a {}", doc::KindName(l)), l, r);
+      if (r.IsNull()) {
+        l.SetNull();
+        return;
+      }
+      {
+        Applied item;
+        size_t base = l.Size();
+        l.Reserve(l.Size() + r.Size(), alloc_);
+        for (rapidjson::SizeType i = 0; i < r.Size(); ++i) {
+          if (full_ && ap.HasSet()) {
+            a_.Item(ap, base + i, r[i], &item);
+            Finalize(r[i], item);
+          }
+          l.PushBack(r[i], alloc_);
+        }
+      }
+      return;
+    case Strategy::kSum:
+      Sum(l, r, spec);
+      return;
+    case Strategy::kMinimize:
+    case Strategy::kMaximize: {
+      int c = spec->key.empty() ? doc::Compare(l, r) : doc::CompareAt(l, r, spec->key);
+      if (c == 0) {
+        DeepMerge(l, r, ap);
+      } else if ((c > 0) == (s == Strategy::kMinimize)) {
+        Take(l, r, ap);
+      }
+      return;
+    }
+    case Strategy::kMerge:
+      if (r.IsNull()) {
+        l.SetNull();
+      } else if (l.IsNull()) {
+        if (!r.IsObject() && !r.IsArray()) Fail(spec, fmt::format("cannot merge a {}", doc::KindName(r)), l, r);
+      } else if (l.IsObject() && r.IsObject()) {
+        MergeObjects(l, r, ap);
+      } else if (l.IsArray() && r.IsArray()) {
+        if (spec->key.empty()) {
+          MergeArraysByIndex(l, r, ap);
+        } else {
+          MergeArraysByKey(l, r, ap, spec->key);
+        }
+      } else {
+        Fail(spec, fmt::format("cannot merge a {} with a {}", doc::KindName(l), doc::KindName(r)), l, r);
+      }
+      return;
+    case Strategy::kSet:
+      Set(l, r, ap, spec);
+      return;
+  }
+}
+
+void Run::Sum(Value& l, Value& r, const ReduceSpec* spec) {
+  if (r.IsNull()) return;
+  if (l.IsNull() && r.IsNumber()) {
+    l = std::move(r);
+    return;
+  }
+  if (!l.IsNumber() || !r.IsNumber()) {
+    const Value& bad = !r.IsNumber() ? r : l;
+    Fail(spec, fmt::format("cannot sum a {}", doc::KindName(bad)), l, r);
+  }
+  if (doc::IsInteger(l) && doc::IsInteger(r)) {
+    auto wide = [](const Value& v) {
+      return v.IsInt64() ? static_cast<__int128>(v.GetInt64()) : static_cast<__int128>(v.GetUint64());
+    };
+    __int128 s = wide(l) + wide(r);
+    if (s > static_cast<__int128>(UINT64_MAX) || s < static_cast<__int128>(INT64_MIN)) {
+      Fail(spec, "integer overflow (the sum is outside the 64-bit range)", l, r);
+    }
+    if (s > INT64_MAX) {
+      l.SetUint64(static_cast<uint64_t>(s));
+    } else {
+      l.SetInt64(static_cast<int64_t>(s));
+    }
+    return;
+  }
+  l.SetDouble(l.GetDouble() + r.GetDouble());
+}
+
+bool SortedByName(const Value& obj) {
+  for (auto it = obj.MemberBegin(); it != obj.MemberEnd() && it + 1 != obj.MemberEnd(); ++it) {
+    if (NameOf(it->name) >= NameOf((it + 1)->name)) return false;
+  }
+  return true;
+}
+
+std::vector<Value::Member*> SortedMembers(Value& obj) {
+  std::vector<Value::Member*> out;
+  out.reserve(obj.MemberCount());
+  for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) out.push_back(&*it);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const Value::Member* a, const Value::Member* b) { return NameOf(a->name) < NameOf(b->name); });
+  // A duplicate name keeps its last value, as a JSON parser would.
+  std::vector<Value::Member*> unique;
+  for (auto* m : out) {
+    if (!unique.empty() && NameOf(unique.back()->name) == NameOf(m->name)) {
+      unique.back() = m;
+    } else {
+      unique.push_back(m);
+    }
+  }
+  return unique;
+}
+
+void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
+  Applied child;
+  auto rs = SortedMembers(r);
+  // Fast path: l is sorted and has every property of r: reduce in place.
+  if (SortedByName(l)) {
+    std::vector<Value*> targets;
+    targets.reserve(rs.size());
+    auto it = l.MemberBegin();
+    for (auto* m : rs) {
+      while (it != l.MemberEnd() && NameOf(it->name) < NameOf(m->name)) ++it;
+      if (it == l.MemberEnd() || NameOf(it->name) != NameOf(m->name)) break;
+      targets.push_back(&it->value);
+    }
+    if (targets.size() == rs.size()) {
+      for (size_t k = 0; k < rs.size(); ++k) {
+        a_.Property(ap, NameOf(rs[k]->name), rs[k]->value, &child);
+        path_.emplace_back(NameOf(rs[k]->name));
+        Reduce(*targets[k], rs[k]->value, child);
+        path_.pop_back();
+      }
+      return;
+    }
+  }
+  auto ls = SortedMembers(l);
+  Value out(rapidjson::kObjectType);
+  size_t i = 0, j = 0;
+  while (i < ls.size() || j < rs.size()) {
+    int c = i == ls.size() ? 1 : j == rs.size() ? -1 : NameOf(ls[i]->name).compare(NameOf(rs[j]->name));
+    if (c < 0) {
+      out.AddMember(ls[i]->name, ls[i]->value, alloc_);
+      ++i;
+    } else {
+      Value::Member* m = rs[j];
+      a_.Property(ap, NameOf(m->name), m->value, &child);
+      path_.emplace_back(NameOf(m->name));
+      if (c == 0) {
+        Reduce(ls[i]->value, m->value, child);
+        out.AddMember(ls[i]->name, ls[i]->value, alloc_);
+        ++i;
+      } else {
+        Value taken;
+        Take(taken, m->value, child);
+        out.AddMember(m->name, taken, alloc_);
+      }
+      path_.pop_back();
+      ++j;
+    }
+  }
+  l = std::move(out);
+}
+
+void Run::MergeArraysByIndex(Value& l, Value& r, const Applied& ap) {
+  Applied item;
+  rapidjson::SizeType n = l.Size();
+  for (rapidjson::SizeType i = 0; i < r.Size(); ++i) {
+    a_.Item(ap, i, r[i], &item);
+    path_.push_back(std::to_string(i));
+    if (i < n) {
+      Reduce(l[i], r[i], item);
+    } else {
+      Value taken;
+      Take(taken, r[i], item);
+      l.PushBack(taken, alloc_);
+    }
+    path_.pop_back();
+  }
+}
+
+void Run::MergeArraysByKey(Value& l, Value& r, const Applied& ap, const std::vector<doc::Pointer>& key) {
+  Applied item;
+  Value out(rapidjson::kArrayType);
+  out.Reserve(l.Size() + r.Size(), alloc_);
+  rapidjson::SizeType i = 0, j = 0;
+  while (i < l.Size() || j < r.Size()) {
+    int c = i == l.Size() ? 1 : j == r.Size() ? -1 : doc::CompareAt(l[i], r[j], key);
+    if (c < 0) {
+      out.PushBack(l[i++], alloc_);
+      continue;
+    }
+    a_.Item(ap, j, r[j], &item);
+    path_.push_back(std::to_string(j));
+    if (c == 0) {
+      Reduce(l[i], r[j], item);
+      out.PushBack(l[i++], alloc_);
+    } else {
+      Value taken;
+      Take(taken, r[j], item);
+      out.PushBack(taken, alloc_);
+    }
+    path_.pop_back();
+    ++j;
+  }
+  l = std::move(out);
+}
+
+void Run::DeepMerge(Value& l, Value& r, const Applied& ap) {
+  if (l.IsObject() && r.IsObject()) {
+    MergeObjects(l, r, ap);
+  } else if (l.IsArray() && r.IsArray()) {
+    MergeArraysByIndex(l, r, ap);
+  } else {
+    Take(l, r, ap);
+  }
+}
+
+// ---- set ---------------------------------------------------------------------------
+
+// One part (add, intersect or remove) of a set instruction: its members in order.
+struct Part {
+  bool present = false;
+  std::vector<Value*> names;   // map form: member names (parallel to values)
+  std::vector<Value*> values;  // map form: member values; array form: items
+};
+
+struct SetValue {
+  Part add, intersect, remove;
+  int form = 0;  // 0 unknown (no parts), 1 map, 2 array
+};
+
+class SetOps {
+ public:
+  SetOps(const ReduceSpec* spec, int form) : spec_(spec), form_(form) {}
+
+  int Compare(const Part& x, size_t i, const Part& y, size_t j) const {
+    if (form_ == 1) return NameOf(*x.names[i]).compare(NameOf(*y.names[j]));
+    return spec_->key.empty() ? doc::Compare(*x.values[i], *y.values[j])
+                              : doc::CompareAt(*x.values[i], *y.values[j], spec_->key);
+  }
+
+  void Sort(Part* p) const {
+    std::vector<size_t> idx(p->values.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+    std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return Compare(*p, a, *p, b) < 0; });
+    Part sorted;
+    sorted.present = p->present;
+    for (size_t i : idx) {
+      if (form_ == 1) sorted.names.push_back(p->names[i]);
+      sorted.values.push_back(p->values[i]);
+    }
+    *p = std::move(sorted);
+  }
+
+  void Keep(Part* out, const Part& x, size_t i) const {
+    if (form_ == 1) out->names.push_back(x.names[i]);
+    out->values.push_back(x.values[i]);
+  }
+
+  // x ∩ y (x's values) or x − y.
+  Part Filter(const Part& x, const Part& y, bool keep_common) const {
+    Part out;
+    out.present = true;
+    size_t i = 0, j = 0;
+    while (i < x.values.size()) {
+      int c = j == y.values.size() ? -1 : Compare(x, i, y, j);
+      if (c < 0) {
+        if (!keep_common) Keep(&out, x, i);
+        ++i;
+      } else if (c > 0) {
+        ++j;
+      } else {
+        if (keep_common) Keep(&out, x, i);
+        ++i;
+      }
+    }
+    return out;
+  }
+
+  const ReduceSpec* spec_;
+  int form_;
+};
+
+void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
+  auto parse = [&](Value& v, SetValue* out, const char* side) {
+    if (!v.IsObject()) {
+      Fail(spec, fmt::format("malformed set: the {} side is a {}, not an object of add/intersect/remove", side,
+                             doc::KindName(v)),
+           l, r);
+    }
+    for (auto& m : v.GetObject()) {
+      std::string_view name = NameOf(m.name);
+      Part* p = name == "add" ? &out->add : name == "intersect" ? &out->intersect : name == "remove" ? &out->remove : nullptr;
+      if (!p) {
+        Fail(spec, fmt::format("malformed set: unknown property `{}` (a set has add, intersect and remove)", name), l, r);
+      }
+      int form = m.value.IsObject() ? 1 : m.value.IsArray() ? 2 : 0;
+      if (form == 0 || (out->form && out->form != form)) {
+        Fail(spec, fmt::format("malformed set: `{}` must be {}", name, out->form == 2 ? "an array like the other parts" : out->form == 1 ? "an object like the other parts" : "an object or an array"), l, r);
+      }
+      out->form = form;
+      p->present = true;
+      if (form == 1) {
+        for (auto& mm : m.value.GetObject()) {
+          p->names.push_back(&mm.name);
+          p->values.push_back(&mm.value);
+        }
+      } else {
+        for (auto& item : m.value.GetArray()) p->values.push_back(&item);
+      }
+    }
+  };
+  SetValue L, R;
+  parse(l, &L, "left");
+  parse(r, &R, "right");
+  if (L.form && R.form && L.form != R.form) {
+    Fail(spec, "malformed set: one side uses objects and the other arrays", l, r);
+  }
+  int form = R.form ? R.form : L.form ? L.form : 1;
+  SetOps ops(spec, form);
+  for (Part* p : {&L.add, &L.intersect, &L.remove, &R.add, &R.intersect, &R.remove}) ops.Sort(p);
+
+  // Union of x and y: common members deep-reduced (x.v ⊕ y.v) under y's annotations at
+  // /<part>/<member>; y-only members taken.
+  auto unite = [&](const Part& x, Part& y, const char* part_name, Value* y_part) -> Part {
+    Part out;
+    out.present = true;
+    Applied part_ap, member;
+    static const Value kNull;
+    a_.Property(ap, part_name, y_part ? *y_part : kNull, &part_ap);
+    path_.emplace_back(part_name);
+    size_t i = 0, j = 0;
+    while (i < x.values.size() || j < y.values.size()) {
+      int c = i == x.values.size() ? 1 : j == y.values.size() ? -1 : ops.Compare(x, i, y, j);
+      if (c < 0) {
+        ops.Keep(&out, x, i++);
+        continue;
+      }
+      if (form == 1) {
+        a_.Property(part_ap, NameOf(*y.names[j]), *y.values[j], &member);
+        path_.emplace_back(NameOf(*y.names[j]));
+      } else {
+        a_.Item(part_ap, j, *y.values[j], &member);
+        path_.push_back(std::to_string(j));
+      }
+      if (c == 0) {
+        Reduce(*x.values[i], *y.values[j], member);
+        ops.Keep(&out, x, i++);
+      } else {
+        if (full_ && member.HasSet()) Finalize(*y.values[j], member);
+        ops.Keep(&out, y, j);
+      }
+      path_.pop_back();
+      ++j;
+    }
+    path_.pop_back();
+    return out;
+  };
+  auto part_value = [&](Value& v, const char* name) -> Value* {
+    auto it = v.FindMember(name);
+    return it == v.MemberEnd() ? nullptr : &it->value;
+  };
+
+  Part add, intersect, remove;
+  if (R.intersect.present) {
+    Part kept = ops.Filter(L.add, R.intersect, true);
+    add = unite(kept, R.add, "add", part_value(r, "add"));
+    if (!full_) intersect = L.intersect.present ? ops.Filter(L.intersect, R.intersect, true)
+                                                : ops.Filter(R.intersect, L.remove, false);
+  } else {
+    Part kept = ops.Filter(L.add, R.remove, false);
+    add = unite(kept, R.add, "add", part_value(r, "add"));
+    if (!full_) {
+      if (L.intersect.present) {
+        intersect = ops.Filter(L.intersect, R.remove, false);
+      } else if (L.remove.present || R.remove.present) {
+        remove = unite(L.remove, R.remove, "remove", part_value(r, "remove"));
+      }
+    }
+  }
+
+  auto build = [&](const Part& p) {
+    Value v(form == 1 ? rapidjson::kObjectType : rapidjson::kArrayType);
+    if (form == 1) {
+      for (size_t i = 0; i < p.values.size(); ++i) v.AddMember(*p.names[i], *p.values[i], alloc_);
+    } else {
+      v.Reserve(static_cast<rapidjson::SizeType>(p.values.size()), alloc_);
+      for (Value* item : p.values) v.PushBack(*item, alloc_);
+    }
+    return v;
+  };
+  Value out(rapidjson::kObjectType);
+  out.AddMember("add", build(add), alloc_);
+  if (intersect.present) out.AddMember("intersect", build(intersect), alloc_);
+  if (remove.present) out.AddMember("remove", build(remove), alloc_);
+  l = std::move(out);
+}
+
+void Run::Finalize(Value& v, const Applied& ap) {
+  if (!ap.HasSet()) return;
+  const ReduceSpec* spec = ap.Reduce();
+  if (spec && spec->strategy == Strategy::kSet) {
+    Value absent(rapidjson::kObjectType);
+    // absent ⊕f v: a reduction into an empty set.
+    bool saved = full_;
+    full_ = true;
+    Set(absent, v, ap, spec);
+    full_ = saved;
+    v = std::move(absent);
+    return;
+  }
+  Applied child;
+  if (v.IsObject()) {
+    for (auto& m : v.GetObject()) {
+      a_.Property(ap, NameOf(m.name), m.value, &child);
+      path_.emplace_back(NameOf(m.name));
+      Finalize(m.value, child);
+      path_.pop_back();
+    }
+  } else if (v.IsArray()) {
+    for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+      a_.Item(ap, i, v[i], &child);
+      path_.push_back(std::to_string(i));
+      Finalize(v[i], child);
+      path_.pop_back();
+    }
+  }
+}
+
+}  // namespace
+
+Result<bool> Reducer::Reduce(Value& lhs, Value& rhs, bool full, Allocator& alloc) const {
+  Run run(*annotations_, alloc, full);
+  Applied ap;
+  annotations_->Root(rhs, &ap);
+  try {
+    run.Reduce(lhs, rhs, ap);
+  } catch (const Failure& f) {
+    return Error::User(f.message);
+  }
+  return true;
+}
+
+Result<bool> Reducer::Finalize(Value& doc, Allocator& alloc) const {
+  Run run(*annotations_, alloc, true);
+  Applied ap;
+  annotations_->Root(doc, &ap);
+  if (!ap.HasSet()) return true;
+  try {
+    run.Finalize(doc, ap);
+  } catch (const Failure& f) {
+    return Error::User(f.message);
+  }
+  return true;
+}
+
+}  // namespace flow::reduce
