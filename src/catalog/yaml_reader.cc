@@ -141,6 +141,11 @@ class Converter {
       errno = 0;
       char* end = nullptr;
       long long v = std::strtoll(s.c_str(), &end, 10);
+      if (errno == ERANGE && c != '-') {
+        errno = 0;
+        unsigned long long u = std::strtoull(s.c_str(), &end, 10);
+        if (errno != ERANGE) return doc::Node::Uint(u, mark);
+      }
       if (errno == ERANGE) {
         throw Failure{mark, fmt::format("integer `{}` does not fit in 64 bits", s),
                       "quote it to keep it as a string"};
@@ -276,13 +281,7 @@ class NodeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NodeB
   bool Int(int i) { return Add(doc::Node::Int(i, in_.start())); }
   bool Uint(unsigned u) { return Add(doc::Node::Int(u, in_.start())); }
   bool Int64(int64_t i) { return Add(doc::Node::Int(i, in_.start())); }
-  bool Uint64(uint64_t u) {
-    if (u > static_cast<uint64_t>(INT64_MAX)) {
-      return Fail(fmt::format("integer `{}` does not fit in 64 bits", u),
-                  "quote it to keep it as a string");
-    }
-    return Add(doc::Node::Int(static_cast<int64_t>(u), in_.start()));
-  }
+  bool Uint64(uint64_t u) { return Add(doc::Node::Uint(u, in_.start())); }
   bool Double(double d) { return Add(doc::Node::Float(d, in_.start())); }
   bool String(const char* s, rapidjson::SizeType n, bool) {
     return Add(doc::Node::String(std::string(s, n), in_.start()));

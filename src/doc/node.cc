@@ -8,6 +8,11 @@ namespace flow::doc {
 
 Node Node::Bool(bool b, Mark m) { Node n; n.kind_ = Kind::kBool; n.bool_ = b; n.mark_ = m; return n; }
 Node Node::Int(int64_t i, Mark m) { Node n; n.kind_ = Kind::kInt; n.int_ = i; n.mark_ = m; return n; }
+Node Node::Uint(uint64_t u, Mark m) {
+  Node n = Int(static_cast<int64_t>(u), m);
+  n.uint_ = u > static_cast<uint64_t>(INT64_MAX);
+  return n;
+}
 Node Node::Float(double d, Mark m) { Node n; n.kind_ = Kind::kFloat; n.float_ = d; n.mark_ = m; return n; }
 Node Node::String(std::string s, Mark m) {
   Node n; n.kind_ = Kind::kString; n.str_ = std::move(s); n.mark_ = m; return n;
@@ -61,7 +66,13 @@ void Node::ToJson(rapidjson::Value* out, rapidjson::Value::AllocatorType& alloc)
   switch (kind_) {
     case Kind::kNull: out->SetNull(); break;
     case Kind::kBool: out->SetBool(bool_); break;
-    case Kind::kInt: out->SetInt64(int_); break;
+    case Kind::kInt:
+      if (uint_) {
+        out->SetUint64(static_cast<uint64_t>(int_));
+      } else {
+        out->SetInt64(int_);
+      }
+      break;
     case Kind::kFloat: out->SetDouble(float_); break;
     case Kind::kString:
       out->SetString(str_.data(), static_cast<rapidjson::SizeType>(str_.size()), alloc);
@@ -102,7 +113,7 @@ std::string Node::ToJsonText() const {
 
 bool JsonEqual(const Node& a, const Node& b) {
   if (a.is_number() && b.is_number()) {
-    if (a.is_int() && b.is_int()) return a.as_int() == b.as_int();
+    if (a.is_int() && b.is_int()) return a.as_int() == b.as_int() && a.is_uint() == b.is_uint();
     return a.as_double() == b.as_double();
   }
   if (a.kind() != b.kind()) return false;

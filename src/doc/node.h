@@ -25,6 +25,8 @@ class Node {
   static Node Null(Mark m) { Node n; n.mark_ = m; return n; }
   static Node Bool(bool b, Mark m);
   static Node Int(int64_t i, Mark m);
+  // An integer above INT64_MAX (kind kInt; as_int() is not meaningful for it).
+  static Node Uint(uint64_t u, Mark m);
   static Node Float(double d, Mark m);
   static Node String(std::string s, Mark m);
   static Node Array(Mark m);
@@ -42,7 +44,11 @@ class Node {
 
   bool as_bool() const { return bool_; }
   int64_t as_int() const { return int_; }
-  double as_double() const { return kind_ == Kind::kInt ? static_cast<double>(int_) : float_; }
+  bool is_uint() const { return uint_; }
+  double as_double() const {
+    if (kind_ != Kind::kInt) return float_;
+    return uint_ ? static_cast<double>(static_cast<uint64_t>(int_)) : static_cast<double>(int_);
+  }
   const std::string& as_string() const { return str_; }
 
   const std::vector<Node>& items() const { return items_; }
@@ -67,6 +73,7 @@ class Node {
  private:
   Kind kind_ = Kind::kNull;
   bool bool_ = false;
+  bool uint_ = false;  // kInt holding a uint64 above INT64_MAX
   Mark mark_;
   int64_t int_ = 0;
   double float_ = 0;
