@@ -47,3 +47,9 @@ if [[ ! -f .deps/valijson/include/valijson/validator.hpp ]]; then
   rm -rf .deps/valijson/include
   cp -r "$tmp/x/usr/include" .deps/valijson/include
 fi
+# Our performance patch (see the patch file's header), applied once.
+if [[ ! -f .deps/valijson/patched-lazy-context ]]; then
+  echo "setup: patching valijson (scripts/patches/valijson-lazy-context.patch)" >&2
+  patch -s -p1 -d .deps/valijson/include <scripts/patches/valijson-lazy-context.patch
+  touch .deps/valijson/patched-lazy-context
+fi

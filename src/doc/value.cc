@@ -158,20 +158,14 @@ Value* Create(Value& v, const Pointer& ptr, Allocator& alloc) {
   return cur;
 }
 
-namespace {
-// A RapidJSON output stream appending to a std::string.
-struct StringOut {
-  using Ch = char;
-  std::string* s;
-  void Put(char c) { s->push_back(c); }
-  void Flush() {}
-};
-}  // namespace
-
 void AppendJson(const Value& v, std::string* out) {
-  StringOut os{out};
-  rapidjson::Writer<StringOut> w(os);
+  // RapidJSON's string buffer writes without per-character bounds checks.
+  thread_local rapidjson::StringBuffer buf;
+  buf.Clear();
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   v.Accept(w);
+  out->append(buf.GetString(), buf.GetSize());
+  if (buf.GetSize() > (1 << 20)) buf.ShrinkToFit();
 }
 
 const char* KindName(const Value& v) {

@@ -135,10 +135,12 @@ struct Combiner::Impl {
   CombinerOptions options;
   CombinerStats stats;
 
-  std::unique_ptr<Arena> arena = std::make_unique<Arena>(kChunk);
+  std::unique_ptr<Arena> arena = std::make_unique<Arena>(kChunk);  // entries live here
+  Arena parse_arena{64 << 10};  // callers parse into it; cleared after every Add
   std::vector<Entry> entries;
   std::unordered_map<std::string_view, uint32_t> index;
-  std::string scratch;
+  std::string scratch;      // spill serialization
+  std::string scratch_key;  // packed key of the document being added
 
   int spill_fd = -1;
   uint64_t spill_end = 0;
@@ -149,18 +151,39 @@ struct Combiner::Impl {
   }
 
   uint64_t Memory() const {
-    return arena->Capacity() + entries.capacity() * sizeof(Entry) + index.bucket_count() * sizeof(void*) +
+    return arena->Capacity() + parse_arena.Capacity() + entries.capacity() * sizeof(Entry) +
+           index.bucket_count() * sizeof(void*) +
            index.size() * (sizeof(std::string_view) + sizeof(uint32_t) + 2 * sizeof(void*));
   }
 
+  // Copies the live entries into a fresh arena, dropping the garbage that reductions leave
+  // behind (replaced values, outgrown arrays).
+  void Compact() {
+    auto fresh = std::make_unique<Arena>(kChunk);
+    index.clear();
+    for (size_t i = 0; i < entries.size(); ++i) {
+      Entry& e = entries[i];
+      doc::Value copy;
+      copy.CopyFrom(e.doc, *fresh);
+      e.doc = std::move(copy);
+      char* key = static_cast<char*>(fresh->Malloc(e.key.size()));
+      std::memcpy(key, e.key.data(), e.key.size());
+      e.key = std::string_view(key, e.key.size());
+      index.emplace(e.key, static_cast<uint32_t>(i));
+    }
+    arena = std::move(fresh);
+    stats.compactions++;
+  }
+
   // Folds `next` into `acc` (both in `alloc`): a fully reduced one becomes the base.
+  // `copy`: `next` lives in another allocator (see Reducer::Reduce).
   Result<bool> Fold(doc::Value& acc, bool* acc_front, doc::Value& next, bool next_front, std::string_view packed,
-                    doc::Allocator& alloc) {
+                    doc::Allocator& alloc, bool copy) {
     if (next_front && !*acc_front) {
       std::swap(acc, next);
       *acc_front = true;
     }
-    auto r = reducer->Reduce(acc, next, *acc_front, alloc);
+    auto r = reducer->Reduce(acc, next, *acc_front, alloc, copy);
     if (!r) return Error::User(fmt::format("key {}: {}", doc::KeyToJson(packed), r.error().message));
     return true;
   }
@@ -225,7 +248,7 @@ struct Combiner::Impl {
     stats.spilled_bytes += spill_end - begin;
     std::vector<Entry>().swap(entries);
     index = std::unordered_map<std::string_view, uint32_t>();
-    arena->Clear();  // the same allocator object: callers hold it for parsing
+    arena = std::make_unique<Arena>(kChunk);
     return true;
   }
 };
@@ -239,29 +262,48 @@ Combiner::Combiner(std::shared_ptr<const Reducer> reducer, std::vector<doc::Poin
 
 Combiner::~Combiner() = default;
 
-doc::Allocator& Combiner::allocator() { return *impl_->arena; }
+doc::Allocator& Combiner::allocator() { return impl_->parse_arena; }
 
 const CombinerStats& Combiner::stats() const { return impl_->stats; }
 
 Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) {
   Impl& m = *impl_;
   m.stats.added++;
-  m.scratch.clear();
-  doc::PackKey(doc, m.key, &m.scratch);
-  auto it = m.index.find(m.scratch);
+  m.scratch_key.clear();
+  doc::PackKey(doc, m.key, &m.scratch_key);
+  auto it = m.index.find(m.scratch_key);
+  Result<bool> result = true;
   if (it == m.index.end()) {
-    char* key = static_cast<char*>(m.arena->Malloc(m.scratch.size()));
-    std::memcpy(key, m.scratch.data(), m.scratch.size());
-    std::string_view k(key, m.scratch.size());
+    char* key = static_cast<char*>(m.arena->Malloc(m.scratch_key.size()));
+    std::memcpy(key, m.scratch_key.data(), m.scratch_key.size());
+    std::string_view k(key, m.scratch_key.size());
     m.index.emplace(k, static_cast<uint32_t>(m.entries.size()));
-    m.entries.push_back(Entry{k, std::move(doc), fully_reduced});
+    Entry e{k, doc::Value(), fully_reduced};
+    e.doc.CopyFrom(doc, *m.arena);
+    m.entries.push_back(std::move(e));
   } else {
     Entry& e = m.entries[it->second];
-    if (auto r = m.Fold(e.doc, &e.front, doc, fully_reduced, e.key, *m.arena); !r) return r;
+    if (fully_reduced && !e.front) {
+      // A fully reduced document is the base: what was combined so far reduces into it.
+      doc::Value deltas = std::move(e.doc);
+      e.doc.CopyFrom(doc, *m.arena);
+      e.front = true;
+      result = m.Fold(e.doc, &e.front, deltas, false, e.key, *m.arena, false);
+    } else {
+      result = m.Fold(e.doc, &e.front, doc, fully_reduced, e.key, *m.arena, true);
+    }
   }
+  doc.SetNull();
+  m.parse_arena.Clear();
+  if (!result) return result;
   uint64_t used = m.Memory();
   m.stats.peak_memory = std::max(m.stats.peak_memory, used);
-  if (used > m.options.memory_budget) return m.Spill();
+  // Compacting copies the live entries, so it starts at half the budget to stay within it;
+  // when the live entries alone take a quarter, they are spilled instead.
+  if (used > m.options.memory_budget / 2) {
+    m.Compact();
+    if (m.Memory() > m.options.memory_budget / 4) return m.Spill();
+  }
   return true;
 }
 
@@ -282,7 +324,7 @@ Result<bool> Combiner::Drain(bool full, const Emit& emit) {
     }
     std::vector<Entry>().swap(m.entries);
     m.index = std::unordered_map<std::string_view, uint32_t>();
-    m.arena->Clear();
+    m.arena = std::make_unique<Arena>(kChunk);
     return true;
   }
   if (auto r = m.Spill(); !r) return r;
@@ -326,7 +368,7 @@ Result<bool> Combiner::Drain(bool full, const Emit& emit) {
       heap.pop();
       doc::Value next;
       if (auto p = parse(readers[i]->json, &next); !p) return p;
-      if (auto f = m.Fold(acc, &front, next, readers[i]->front, key, arena); !f) return f;
+      if (auto f = m.Fold(acc, &front, next, readers[i]->front, key, arena, false); !f) return f;
     }
     if (auto r = finish(key, acc, front, arena); !r) return r;
     arena.Clear();

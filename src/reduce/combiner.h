@@ -4,7 +4,10 @@
 // run to an unlinked temporary file; draining merges the runs, folding each key's entries
 // in arrival order, so the result is byte-for-byte what an unbounded combiner produces.
 //
-// Usage: parse each document with `allocator()`, validate it, then `Add` it (moving it in).
+// Usage: parse each document with `allocator()` (a scratch arena), validate it, then `Add`
+// it; Add copies what it keeps and clears the scratch arena. Reductions leave garbage in
+// the entries' arena; at half the budget it is compacted (copying the live entries), and
+// spilled instead when the live documents alone take a quarter of it.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +32,7 @@ struct CombinerOptions {
 struct CombinerStats {
   uint64_t added = 0;        // documents added
   uint64_t spills = 0;       // runs written
+  uint64_t compactions = 0;  // arena compactions (garbage dropped without spilling)
   uint64_t spilled_bytes = 0;
   uint64_t peak_memory = 0;  // highest accounted memory
 };

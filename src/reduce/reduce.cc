@@ -29,17 +29,27 @@ std::string Show(const Value& v) { return Truncate(doc::JsonText(v), 80); }
 
 class Run {
  public:
-  Run(const schema::Annotations& a, Allocator& alloc, bool full) : a_(a), alloc_(alloc), full_(full) {}
+  Run(const schema::Annotations& a, Allocator& alloc, bool full, bool copy)
+      : a_(a), alloc_(alloc), full_(full), copy_(copy) {}
 
   void Reduce(Value& l, Value& r, const Applied& ap);
   void Finalize(Value& v, const Applied& ap);
 
  private:
   [[noreturn]] void Fail(const ReduceSpec* spec, const std::string& what, const Value& l, const Value& r);
+  // Moves `r` into `l`, or deep-copies it when the right-hand side lives in another
+  // allocator.
+  void Adopt(Value& l, Value& r) {
+    if (copy_) {
+      l.CopyFrom(r, alloc_);
+    } else {
+      l = std::move(r);
+    }
+  }
   // Takes `r` where there is no left-hand value.
   void Take(Value& l, Value& r, const Applied& ap) {
     if (full_ && ap.HasSet()) Finalize(r, ap);
-    l = std::move(r);
+    Adopt(l, r);
   }
   void Sum(Value& l, Value& r, const ReduceSpec* spec);
   void MergeObjects(Value& l, Value& r, const Applied& ap);
@@ -49,14 +59,23 @@ class Run {
   void Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec);
   std::string Location() const {
     std::string out;
-    for (const auto& t : path_) out += "/" + doc::Pointer::Escape(t);
+    for (const auto& t : path_) {
+      out += "/" + (t.is_index ? std::to_string(t.index) : doc::Pointer::Escape(t.name));
+    }
     return out.empty() ? "/" : out;
   }
 
   const schema::Annotations& a_;
   Allocator& alloc_;
   bool full_;
-  std::vector<std::string> path_;
+  bool copy_;
+  // The location being reduced, for error messages (names point into the documents).
+  struct Step {
+    std::string_view name;
+    size_t index = 0;
+    bool is_index = false;
+  };
+  std::vector<Step> path_;
 };
 
 void Run::Fail(const ReduceSpec* spec, const std::string& what, const Value& l, const Value& r) {
@@ -91,7 +110,9 @@ void Run::Reduce(Value& l, Value& r, const Applied& ap) {
             a_.Item(ap, base + i, r[i], &item);
             Finalize(r[i], item);
           }
-          l.PushBack(r[i], alloc_);
+          Value item_value;
+          Adopt(item_value, r[i]);
+          l.PushBack(item_value, alloc_);
         }
       }
       return;
@@ -134,7 +155,7 @@ void Run::Reduce(Value& l, Value& r, const Applied& ap) {
 void Run::Sum(Value& l, Value& r, const ReduceSpec* spec) {
   if (r.IsNull()) return;
   if (l.IsNull() && r.IsNumber()) {
-    l = std::move(r);
+    Adopt(l, r);
     return;
   }
   if (!l.IsNumber() || !r.IsNumber()) {
@@ -166,22 +187,55 @@ bool SortedByName(const Value& obj) {
   return true;
 }
 
-std::vector<Value::Member*> SortedMembers(Value& obj) {
-  std::vector<Value::Member*> out;
-  out.reserve(obj.MemberCount());
+// A vector that keeps its first N items inline (objects are usually small).
+template <typename T, size_t N>
+class SmallVec {
+ public:
+  void push_back(T v) {
+    if (n_ < N) {
+      inline_[n_] = v;
+    } else {
+      if (n_ == N) heap_.assign(inline_, inline_ + N);
+      heap_.push_back(v);
+    }
+    ++n_;
+  }
+  T* begin() { return n_ <= N ? inline_ : heap_.data(); }
+  T* end() { return begin() + n_; }
+  size_t size() const { return n_; }
+  T& operator[](size_t i) { return begin()[i]; }
+  T& back() { return begin()[n_ - 1]; }
+  void resize_down(size_t n) {
+    if (n_ > N && n <= N) std::copy(heap_.begin(), heap_.begin() + static_cast<std::ptrdiff_t>(n), inline_);
+    if (n_ > N && n > N) heap_.resize(n);
+    n_ = n;
+  }
+
+ private:
+  T inline_[N];
+  std::vector<T> heap_;
+  size_t n_ = 0;
+};
+
+using Members = SmallVec<Value::Member*, 24>;
+
+// The members of an object sorted by name; a duplicate name keeps its last value, as a
+// JSON parser would.
+Members SortedMembers(Value& obj) {
+  Members out;
   for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) out.push_back(&*it);
   std::stable_sort(out.begin(), out.end(),
                    [](const Value::Member* a, const Value::Member* b) { return NameOf(a->name) < NameOf(b->name); });
-  // A duplicate name keeps its last value, as a JSON parser would.
-  std::vector<Value::Member*> unique;
-  for (auto* m : out) {
-    if (!unique.empty() && NameOf(unique.back()->name) == NameOf(m->name)) {
-      unique.back() = m;
+  size_t n = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (n > 0 && NameOf(out[n - 1]->name) == NameOf(out[i]->name)) {
+      out[n - 1] = out[i];
     } else {
-      unique.push_back(m);
+      out[n++] = out[i];
     }
   }
-  return unique;
+  out.resize_down(n);
+  return out;
 }
 
 void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
@@ -189,8 +243,7 @@ void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
   auto rs = SortedMembers(r);
   // Fast path: l is sorted and has every property of r: reduce in place.
   if (SortedByName(l)) {
-    std::vector<Value*> targets;
-    targets.reserve(rs.size());
+    SmallVec<Value*, 24> targets;
     auto it = l.MemberBegin();
     for (auto* m : rs) {
       while (it != l.MemberEnd() && NameOf(it->name) < NameOf(m->name)) ++it;
@@ -200,7 +253,7 @@ void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
     if (targets.size() == rs.size()) {
       for (size_t k = 0; k < rs.size(); ++k) {
         a_.Property(ap, NameOf(rs[k]->name), rs[k]->value, &child);
-        path_.emplace_back(NameOf(rs[k]->name));
+        path_.push_back(Step{NameOf(rs[k]->name)});
         Reduce(*targets[k], rs[k]->value, child);
         path_.pop_back();
       }
@@ -218,7 +271,7 @@ void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
     } else {
       Value::Member* m = rs[j];
       a_.Property(ap, NameOf(m->name), m->value, &child);
-      path_.emplace_back(NameOf(m->name));
+      path_.push_back(Step{NameOf(m->name)});
       if (c == 0) {
         Reduce(ls[i]->value, m->value, child);
         out.AddMember(ls[i]->name, ls[i]->value, alloc_);
@@ -226,7 +279,9 @@ void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
       } else {
         Value taken;
         Take(taken, m->value, child);
-        out.AddMember(m->name, taken, alloc_);
+        Value name;
+        Adopt(name, m->name);
+        out.AddMember(name, taken, alloc_);
       }
       path_.pop_back();
       ++j;
@@ -240,7 +295,7 @@ void Run::MergeArraysByIndex(Value& l, Value& r, const Applied& ap) {
   rapidjson::SizeType n = l.Size();
   for (rapidjson::SizeType i = 0; i < r.Size(); ++i) {
     a_.Item(ap, i, r[i], &item);
-    path_.push_back(std::to_string(i));
+    path_.push_back(Step{{}, i, true});
     if (i < n) {
       Reduce(l[i], r[i], item);
     } else {
@@ -264,7 +319,7 @@ void Run::MergeArraysByKey(Value& l, Value& r, const Applied& ap, const std::vec
       continue;
     }
     a_.Item(ap, j, r[j], &item);
-    path_.push_back(std::to_string(j));
+    path_.push_back(Step{{}, j, true});
     if (c == 0) {
       Reduce(l[i], r[j], item);
       out.PushBack(l[i++], alloc_);
@@ -402,7 +457,7 @@ void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
     Applied part_ap, member;
     static const Value kNull;
     a_.Property(ap, part_name, y_part ? *y_part : kNull, &part_ap);
-    path_.emplace_back(part_name);
+    path_.push_back(Step{part_name});
     size_t i = 0, j = 0;
     while (i < x.values.size() || j < y.values.size()) {
       int c = i == x.values.size() ? 1 : j == y.values.size() ? -1 : ops.Compare(x, i, y, j);
@@ -412,10 +467,10 @@ void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
       }
       if (form == 1) {
         a_.Property(part_ap, NameOf(*y.names[j]), *y.values[j], &member);
-        path_.emplace_back(NameOf(*y.names[j]));
+        path_.push_back(Step{NameOf(*y.names[j])});
       } else {
         a_.Item(part_ap, j, *y.values[j], &member);
-        path_.push_back(std::to_string(j));
+        path_.push_back(Step{{}, j, true});
       }
       if (c == 0) {
         Reduce(*x.values[i], *y.values[j], member);
@@ -467,7 +522,8 @@ void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
   out.AddMember("add", build(add), alloc_);
   if (intersect.present) out.AddMember("intersect", build(intersect), alloc_);
   if (remove.present) out.AddMember("remove", build(remove), alloc_);
-  l = std::move(out);
+  // Members taken from the right-hand side may live in its allocator.
+  Adopt(l, out);
 }
 
 void Run::Finalize(Value& v, const Applied& ap) {
@@ -487,14 +543,14 @@ void Run::Finalize(Value& v, const Applied& ap) {
   if (v.IsObject()) {
     for (auto& m : v.GetObject()) {
       a_.Property(ap, NameOf(m.name), m.value, &child);
-      path_.emplace_back(NameOf(m.name));
+      path_.push_back(Step{NameOf(m.name)});
       Finalize(m.value, child);
       path_.pop_back();
     }
   } else if (v.IsArray()) {
     for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
       a_.Item(ap, i, v[i], &child);
-      path_.push_back(std::to_string(i));
+      path_.push_back(Step{{}, i, true});
       Finalize(v[i], child);
       path_.pop_back();
     }
@@ -503,8 +559,8 @@ void Run::Finalize(Value& v, const Applied& ap) {
 
 }  // namespace
 
-Result<bool> Reducer::Reduce(Value& lhs, Value& rhs, bool full, Allocator& alloc) const {
-  Run run(*annotations_, alloc, full);
+Result<bool> Reducer::Reduce(Value& lhs, Value& rhs, bool full, Allocator& alloc, bool copy_rhs) const {
+  Run run(*annotations_, alloc, full, copy_rhs);
   Applied ap;
   annotations_->Root(rhs, &ap);
   try {
@@ -516,7 +572,7 @@ Result<bool> Reducer::Reduce(Value& lhs, Value& rhs, bool full, Allocator& alloc
 }
 
 Result<bool> Reducer::Finalize(Value& doc, Allocator& alloc) const {
-  Run run(*annotations_, alloc, true);
+  Run run(*annotations_, alloc, true, false);
   Applied ap;
   annotations_->Root(doc, &ap);
   if (!ap.HasSet()) return true;

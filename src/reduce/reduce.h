@@ -19,10 +19,13 @@ class Reducer {
       : annotations_(std::move(annotations)) {}
 
   // lhs ⊕ rhs into `lhs`. `full`: lhs is fully reduced (reduce), else both are deltas
-  // (combine). `rhs` is left in an unspecified state. Both must come from `alloc`.
+  // (combine). `rhs` is left in an unspecified state. `lhs` must come from `alloc`; so
+  // must `rhs` unless `copy_rhs`, in which case the parts of rhs that are kept are copied
+  // into `alloc` (rhs may then live in a scratch allocator that is cleared afterwards).
   // On a runtime type error returns a user error naming the location, the strategy and
   // both values; `lhs` is then unspecified too.
-  Result<bool> Reduce(doc::Value& lhs, doc::Value& rhs, bool full, doc::Allocator& alloc) const;
+  Result<bool> Reduce(doc::Value& lhs, doc::Value& rhs, bool full, doc::Allocator& alloc,
+                      bool copy_rhs = false) const;
 
   // absent ⊕ doc, fully reduced: every `set` location keeps only its `add`.
   Result<bool> Finalize(doc::Value& doc, doc::Allocator& alloc) const;
