@@ -25,6 +25,19 @@ size_t Utf8Sequence(const unsigned char* p, size_t avail) {
   return 0;
 }
 
+// The value of 4 hex digits at p[i..], or 0x10000 when they are not hex digits.
+unsigned Hex4(const unsigned char* p, size_t i, size_t n) {
+  if (i + 4 > n) return 0x10000;
+  unsigned v = 0;
+  for (size_t k = i; k < i + 4; ++k) {
+    unsigned char c = p[k];
+    unsigned d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 16;
+    if (d == 16) return 0x10000;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
 // True if any byte of the 8-byte word is '"', '\\' or non-ASCII.
 inline bool Special(uint64_t w) {
   constexpr uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
@@ -56,11 +69,28 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error) {
           break;
         }
         if (c == '\\') {
+          if (i + 1 < n && p[i + 1] == 'u') {
+            // A surrogate escape must be a high one followed by a low one (RapidJSON would
+            // store a lone one as bytes that are not UTF-8).
+            unsigned cp = Hex4(p, i + 2, n);
+            if (cp >= 0xdc00 && cp <= 0xdfff) {
+              *error = {i, "invalid JSON: a lone low surrogate escape"};
+              return false;
+            }
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+              unsigned low = i + 7 < n && p[i + 6] == '\\' && p[i + 7] == 'u' ? Hex4(p, i + 8, n) : 0;
+              if (low < 0xdc00 || low > 0xdfff) {
+                *error = {i, "invalid JSON: a high surrogate escape without its low surrogate"};
+                return false;
+              }
+              i += 6;
+            }
+          }
           i += 2;
         } else if (c >= 0x80) {
           size_t len = Utf8Sequence(p + i, n - i);
           if (!len) {
-            *error = {i, "invalid UTF-8 in a string"};
+            *error = {i, "invalid JSON: invalid UTF-8 in a string"};
             return false;
           }
           i += len;
@@ -83,8 +113,13 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error) {
       if (negative) ++i;
       size_t digits = i;
       while (i < n && p[i] >= '0' && p[i] <= '9') ++i;
-      bool integer = !(i < n && (p[i] == '.' || p[i] == 'e' || p[i] == 'E'));
       size_t len = i - digits;
+      bool integer = !(i < n && (p[i] == '.' || p[i] == 'e' || p[i] == 'E'));
+      // Skip the fraction and exponent, whose digits are not integers.
+      while (i < n && ((p[i] >= '0' && p[i] <= '9') || p[i] == '.' || p[i] == 'e' || p[i] == 'E' ||
+                       p[i] == '+' || p[i] == '-')) {
+        ++i;
+      }
       if (integer && len >= 19) {
         std::string_view d = t.substr(digits, len);
         bool too_big = negative ? (len > 19 || d > "9223372036854775808")
@@ -116,7 +151,8 @@ bool ParseDocument(std::string_view text, rapidjson::Document* doc, ParseError* 
   if (!Prescan(text, limits, error)) return false;
   // Recursive parsing is safe, and encoding validation redundant: the prescan bounded the
   // depth and validated the UTF-8 of every string.
-  doc->Parse(text.data(), text.size());
+  // Full precision: every double reads back exactly as written.
+  doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
   if (doc->HasParseError()) {
     *error = {doc->GetErrorOffset(),
               fmt::format("invalid JSON: {}", rapidjson::GetParseError_En(doc->GetParseError()))};

@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <queue>
-#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -49,8 +48,54 @@ constexpr size_t kChunk = 1 << 20;
 
 struct Entry {
   std::string_view key;  // in the arena
+  uint64_t hash = 0;
   doc::Value doc;
   bool front = false;
+};
+
+// An open-addressing index from packed keys to entry numbers: 4 bytes a slot, no
+// per-key allocations.
+class KeyIndex {
+ public:
+  // The entry number of `key`, or -1.
+  int64_t Find(const std::vector<Entry>& entries, std::string_view key, uint64_t hash) const {
+    if (slots_.empty()) return -1;
+    size_t mask = slots_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      uint32_t s = slots_[i];
+      if (s == 0) return -1;
+      const Entry& e = entries[s - 1];
+      if (e.hash == hash && e.key == key) return s - 1;
+    }
+  }
+  // Adds entry `n`, the last of `entries`.
+  void Insert(const std::vector<Entry>& entries, uint32_t n) {
+    if (entries.size() * 2 > slots_.size()) {
+      Rehash(entries, std::max<size_t>(1024, slots_.size() * 2));  // places n too
+    } else {
+      Place(entries[n].hash, n);
+    }
+  }
+  void Rebuild(const std::vector<Entry>& entries) {
+    size_t size = 1024;
+    while (size < entries.size() * 2 + 2) size *= 2;
+    Rehash(entries, size);
+  }
+  void Clear() { std::vector<uint32_t>().swap(slots_); }
+  size_t Bytes() const { return slots_.capacity() * sizeof(uint32_t); }
+
+ private:
+  void Place(uint64_t hash, uint32_t n) {
+    size_t mask = slots_.size() - 1;
+    size_t i = hash & mask;
+    while (slots_[i] != 0) i = (i + 1) & mask;
+    slots_[i] = n + 1;
+  }
+  void Rehash(const std::vector<Entry>& entries, size_t size) {
+    slots_.assign(size, 0);
+    for (uint32_t n = 0; n < entries.size(); ++n) Place(entries[n].hash, n);
+  }
+  std::vector<uint32_t> slots_;
 };
 
 void PutVarint(uint64_t v, std::string* out) {
@@ -138,7 +183,7 @@ struct Combiner::Impl {
   std::unique_ptr<Arena> arena = std::make_unique<Arena>(kChunk);  // entries live here
   Arena parse_arena{64 << 10};  // callers parse into it; cleared after every Add
   std::vector<Entry> entries;
-  std::unordered_map<std::string_view, uint32_t> index;
+  KeyIndex index;
   std::string scratch;      // spill serialization
   std::string scratch_key;  // packed key of the document being added
 
@@ -151,16 +196,13 @@ struct Combiner::Impl {
   }
 
   uint64_t Memory() const {
-    return arena->Capacity() + parse_arena.Capacity() + entries.capacity() * sizeof(Entry) +
-           index.bucket_count() * sizeof(void*) +
-           index.size() * (sizeof(std::string_view) + sizeof(uint32_t) + 2 * sizeof(void*));
+    return arena->Capacity() + parse_arena.Capacity() + entries.capacity() * sizeof(Entry) + index.Bytes();
   }
 
   // Copies the live entries into a fresh arena, dropping the garbage that reductions leave
   // behind (replaced values, outgrown arrays).
   void Compact() {
     auto fresh = std::make_unique<Arena>(kChunk);
-    index.clear();
     for (size_t i = 0; i < entries.size(); ++i) {
       Entry& e = entries[i];
       doc::Value copy;
@@ -169,8 +211,8 @@ struct Combiner::Impl {
       char* key = static_cast<char*>(fresh->Malloc(e.key.size()));
       std::memcpy(key, e.key.data(), e.key.size());
       e.key = std::string_view(key, e.key.size());
-      index.emplace(e.key, static_cast<uint32_t>(i));
     }
+    index.Rebuild(entries);
     arena = std::move(fresh);
     stats.compactions++;
   }
@@ -247,7 +289,7 @@ struct Combiner::Impl {
     stats.spills++;
     stats.spilled_bytes += spill_end - begin;
     std::vector<Entry>().swap(entries);
-    index = std::unordered_map<std::string_view, uint32_t>();
+    index.Clear();
     arena = std::make_unique<Arena>(kChunk);
     return true;
   }
@@ -271,18 +313,19 @@ Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) {
   m.stats.added++;
   m.scratch_key.clear();
   doc::PackKey(doc, m.key, &m.scratch_key);
-  auto it = m.index.find(m.scratch_key);
+  uint64_t hash = std::hash<std::string_view>()(m.scratch_key);
+  int64_t found = m.index.Find(m.entries, m.scratch_key, hash);
   Result<bool> result = true;
-  if (it == m.index.end()) {
+  if (found < 0) {
     char* key = static_cast<char*>(m.arena->Malloc(m.scratch_key.size()));
     std::memcpy(key, m.scratch_key.data(), m.scratch_key.size());
     std::string_view k(key, m.scratch_key.size());
-    m.index.emplace(k, static_cast<uint32_t>(m.entries.size()));
-    Entry e{k, doc::Value(), fully_reduced};
+    Entry e{k, hash, doc::Value(), fully_reduced};
     e.doc.CopyFrom(doc, *m.arena);
     m.entries.push_back(std::move(e));
+    m.index.Insert(m.entries, static_cast<uint32_t>(m.entries.size() - 1));
   } else {
-    Entry& e = m.entries[it->second];
+    Entry& e = m.entries[static_cast<size_t>(found)];
     if (fully_reduced && !e.front) {
       // A fully reduced document is the base: what was combined so far reduces into it.
       doc::Value deltas = std::move(e.doc);
@@ -299,10 +342,10 @@ Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) {
   uint64_t used = m.Memory();
   m.stats.peak_memory = std::max(m.stats.peak_memory, used);
   // Compacting copies the live entries, so it starts at half the budget to stay within it;
-  // when the live entries alone take a quarter, they are spilled instead.
+  // when the live entries alone take 3/8 of it, they are spilled instead.
   if (used > m.options.memory_budget / 2) {
     m.Compact();
-    if (m.Memory() > m.options.memory_budget / 4) return m.Spill();
+    if (m.Memory() > m.options.memory_budget / 8 * 3) return m.Spill();
   }
   return true;
 }
@@ -323,7 +366,7 @@ Result<bool> Combiner::Drain(bool full, const Emit& emit) {
       if (auto r = finish(e.key, e.doc, e.front, *m.arena); !r) return r;
     }
     std::vector<Entry>().swap(m.entries);
-    m.index = std::unordered_map<std::string_view, uint32_t>();
+    m.index.Clear();
     m.arena = std::make_unique<Arena>(kChunk);
     return true;
   }
@@ -346,7 +389,7 @@ Result<bool> Combiner::Drain(bool full, const Emit& emit) {
   Arena arena(kChunk);
   rapidjson::GenericDocument<rapidjson::UTF8<>, Arena> parser(&arena);
   auto parse = [&](const std::string& json, doc::Value* out) -> Result<bool> {
-    parser.Parse(json.data(), json.size());
+    parser.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
     if (parser.HasParseError()) return Error::Internal("the combiner's spill file holds a malformed document");
     *out = std::move(static_cast<doc::Value&>(parser));
     return true;

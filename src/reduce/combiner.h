@@ -7,7 +7,7 @@
 // Usage: parse each document with `allocator()` (a scratch arena), validate it, then `Add`
 // it; Add copies what it keeps and clears the scratch arena. Reductions leave garbage in
 // the entries' arena; at half the budget it is compacted (copying the live entries), and
-// spilled instead when the live documents alone take a quarter of it.
+// spilled instead when the live documents alone take 3/8 of it.
 #pragma once
 
 #include <cstdint>

@@ -355,7 +355,8 @@ struct Part {
 
 struct SetValue {
   Part add, intersect, remove;
-  int form = 0;  // 0 unknown (no parts), 1 map, 2 array
+  int form = 0;  // from non-empty parts: 0 unknown, 1 map, 2 array
+  int hint = 0;  // from empty parts, which fit either form
 };
 
 class SetOps {
@@ -424,10 +425,18 @@ void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
         Fail(spec, fmt::format("malformed set: unknown property `{}` (a set has add, intersect and remove)", name), l, r);
       }
       int form = m.value.IsObject() ? 1 : m.value.IsArray() ? 2 : 0;
-      if (form == 0 || (out->form && out->form != form)) {
-        Fail(spec, fmt::format("malformed set: `{}` must be {}", name, out->form == 2 ? "an array like the other parts" : out->form == 1 ? "an object like the other parts" : "an object or an array"), l, r);
+      if (form == 0) Fail(spec, fmt::format("malformed set: `{}` must be an object or an array", name), l, r);
+      bool empty = form == 1 ? m.value.MemberCount() == 0 : m.value.Empty();
+      if (empty) {
+        out->hint = form;
+      } else {
+        if (out->form && out->form != form) {
+          Fail(spec, fmt::format("malformed set: `{}` must be {} like the other parts", name,
+                                 out->form == 2 ? "an array" : "an object"),
+               l, r);
+        }
+        out->form = form;
       }
-      out->form = form;
       p->present = true;
       if (form == 1) {
         for (auto& mm : m.value.GetObject()) {
@@ -445,7 +454,7 @@ void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
   if (L.form && R.form && L.form != R.form) {
     Fail(spec, "malformed set: one side uses objects and the other arrays", l, r);
   }
-  int form = R.form ? R.form : L.form ? L.form : 1;
+  int form = R.form ? R.form : L.form ? L.form : R.hint ? R.hint : L.hint ? L.hint : 1;
   SetOps ops(spec, form);
   for (Part* p : {&L.add, &L.intersect, &L.remove, &R.add, &R.intersect, &R.remove}) ops.Sort(p);
 

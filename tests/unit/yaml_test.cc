@@ -115,7 +115,9 @@ TEST_CASE("JSON sources take the fast path with the same positions and checks") 
   CHECK(a->value.items()[1].as_double() == 2.5);
   CHECK(n.Find("b")->Find("d")->as_bool());
   CHECK(Fail("{\"a\": 1,\n \"a\": 2}").mark.line == 2);
-  CHECK(Fail("{\"a\": 18446744073709551615}").message.find("64 bits") != std::string::npos);
+  // The whole uint64 range is accepted; beyond it YAML fails (see above).
+  Node big = Read("{\"a\": 18446744073709551615}");
+  CHECK(big.Find("a")->is_uint());
   std::string deep(10000, '[');
   deep += std::string(10000, ']');
   CHECK(Fail(deep).message.find("nested more than") != std::string::npos);
