@@ -89,8 +89,9 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
     if (c.name == o.collection) col = &c;
   }
   if (!col) {
+    std::string hint = DidYouMean(o.collection, names);
     fmt::print(stderr, "error: no collection `{}` in the catalog{}\n", o.collection,
-               DidYouMean(o.collection, names));
+               hint.empty() ? "" : "; " + hint);
     return kExitUserError;
   }
   rapidjson::Document bundle;

@@ -231,8 +231,10 @@ std::string FormatValidationErrors(const std::vector<ValidationError>& errors,
       if (keyword == "type" && keyword_value) {
         message += fmt::format(" (expected {})", Truncate(doc::JsonText(*keyword_value), 60));
       }
+      std::string resource, fragment;
+      SplitFragment(location, &resource, &fragment);
       where = location.empty() ? fmt::format(" [`{}`]", keyword)
-                               : fmt::format(" [`{}` at {}]", keyword, DisplayName(location));
+                               : fmt::format(" [`{}` at {}#{}]", keyword, DisplayName(resource), fragment);
     }
     if (i) out += "; ";
     out += fmt::format("at {}{}: {}{}", e.pointer.empty() ? "/" : e.pointer, value, message, where);
