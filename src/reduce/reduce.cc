@@ -121,10 +121,12 @@ void Run::Reduce(Value& l, Value& r, const Applied& ap) {
       return;
     case Strategy::kMinimize:
     case Strategy::kMaximize: {
+      // Without a key, equal values are interchangeable and the right one wins (merging
+      // them would change the compared value and break associativity).
       int c = spec->key.empty() ? doc::Compare(l, r) : doc::CompareAt(l, r, spec->key);
-      if (c == 0) {
+      if (c == 0 && !spec->key.empty()) {
         DeepMerge(l, r, ap);
-      } else if ((c > 0) == (s == Strategy::kMinimize)) {
+      } else if (c == 0 || (c > 0) == (s == Strategy::kMinimize)) {
         Take(l, r, ap);
       }
       return;
@@ -454,7 +456,13 @@ void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
   if (L.form && R.form && L.form != R.form) {
     Fail(spec, "malformed set: one side uses objects and the other arrays", l, r);
   }
-  int form = R.form ? R.form : L.form ? L.form : R.hint ? R.hint : L.hint ? L.hint : 1;
+  // Empty parts fit either form; the leftmost one decides when nothing else does. With no
+  // part on either side the result is the empty instruction `{}`.
+  int form = R.form ? R.form : L.form ? L.form : L.hint ? L.hint : R.hint;
+  if (!form) {
+    l.SetObject();
+    return;
+  }
   SetOps ops(spec, form);
   for (Part* p : {&L.add, &L.intersect, &L.remove, &R.add, &R.intersect, &R.remove}) ops.Sort(p);
 
