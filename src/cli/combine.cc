@@ -158,8 +158,12 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
     }
     auto added = combiner.Add(parsed);
     if (!added) {
-      fmt::print(stderr, "{}:{}: error: cannot reduce into collection `{}`: {}\n", input_name, lines.number(),
-                 o.collection, added.error().message);
+      if (added.error().code == Error::Code::kUser) {
+        fmt::print(stderr, "{}:{}: error: cannot reduce into collection `{}`: {}\n", input_name, lines.number(),
+                   o.collection, added.error().message);
+      } else {
+        fmt::print(stderr, "error: {}\n", added.error().message);
+      }
       return added.error().ExitCode();
     }
     ++docs;

@@ -54,6 +54,9 @@ expect_status 1 "$FLOWCTL" combine --collection shop/cart --source "$SRC" "$WORK
 expect_err "no collection \`shop/cart\` in the catalog; did you mean \`shop/carts\`?"
 expect_status 2 "$FLOWCTL" combine --collection shop/carts --source "$SRC" --memory-budget lots "$WORK/in.jsonl"
 expect_err "--memory-budget \`lots\` is not a size"
+expect_status 3 "$FLOWCTL" combine --collection shop/carts --source "$SRC" --memory-budget 1 \
+  --spill-dir "$WORK/no-such-dir" "$WORK/in.jsonl"
+expect_err "error: cannot create a spill file in $WORK/no-such-dir"
 expect_status 1 "$FLOWCTL" combine --collection shop/carts --source "$SRC" "$WORK/missing.jsonl"
 expect_err "cannot open $WORK/missing.jsonl"
 finish
