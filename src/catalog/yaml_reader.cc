@@ -1,6 +1,7 @@
 #include "catalog/yaml_reader.h"
 
 #include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <cstdlib>
 #include <fmt/format.h>
@@ -263,6 +264,7 @@ class TrackingStream {
   void Flush() {}
   size_t PutEnd(Ch*) { return 0; }
   Mark start() const { return start_; }
+  std::string_view text() const { return s_; }
 
  private:
   std::string_view s_;
@@ -282,7 +284,18 @@ class NodeBuilder : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NodeB
   bool Uint(unsigned u) { return Add(doc::Node::Int(u, in_.start())); }
   bool Int64(int64_t i) { return Add(doc::Node::Int(i, in_.start())); }
   bool Uint64(uint64_t u) { return Add(doc::Node::Uint(u, in_.start())); }
-  bool Double(double d) { return Add(doc::Node::Float(d, in_.start())); }
+  bool Double(double d) {
+    // RapidJSON reads an integer beyond 64 bits as a float; the token just read tells.
+    std::string_view s = in_.text();
+    size_t end = in_.Tell(), begin = end;
+    while (begin > 0 && std::strchr("0123456789+-.eE", s[begin - 1]) != nullptr) --begin;
+    std::string_view token = s.substr(begin, end - begin);
+    if (token.find_first_of(".eE") == std::string_view::npos) {
+      return Fail(fmt::format("integer `{}` does not fit in 64 bits", token),
+                  "quote it to keep it as a string");
+    }
+    return Add(doc::Node::Float(d, in_.start()));
+  }
   bool String(const char* s, rapidjson::SizeType n, bool) {
     return Add(doc::Node::String(std::string(s, n), in_.start()));
   }

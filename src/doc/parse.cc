@@ -144,8 +144,11 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error) {
 bool ParseDocument(std::string_view text, rapidjson::Document* doc, ParseError* error,
                    const ParseLimits& limits) {
   if (text.size() > limits.max_bytes) {
-    *error = {0, fmt::format("the document is {} bytes, over the limit of {} MiB", text.size(),
-                             limits.max_bytes >> 20)};
+    *error = {0, limits.max_bytes >= (1u << 20)
+                     ? fmt::format("the document is {} bytes, over the limit of {} MiB", text.size(),
+                                   limits.max_bytes >> 20)
+                     : fmt::format("the document is {} bytes, over the limit of {} bytes", text.size(),
+                                   limits.max_bytes)};
     return false;
   }
   if (!Prescan(text, limits, error)) return false;

@@ -118,6 +118,9 @@ TEST_CASE("JSON sources take the fast path with the same positions and checks") 
   // The whole uint64 range is accepted; beyond it YAML fails (see above).
   Node big = Read("{\"a\": 18446744073709551615}");
   CHECK(big.Find("a")->is_uint());
+  CHECK(Fail("{\"a\": 18446744073709551616}").message.find("does not fit in 64 bits") != std::string::npos);
+  CHECK(Fail("[-9223372036854775809]").message.find("does not fit in 64 bits") != std::string::npos);
+  CHECK(Read("[1e30, 1.5, -2E3]").items().size() == 3);
   std::string deep(10000, '[');
   deep += std::string(10000, ']');
   CHECK(Fail(deep).message.find("nested more than") != std::string::npos);
