@@ -184,7 +184,6 @@ struct Combiner::Impl {
   Arena parse_arena{64 << 10};  // callers parse into it; cleared after every Add
   std::vector<Entry> entries;
   KeyIndex index;
-  std::string scratch;      // spill serialization
   std::string scratch_key;  // packed key of the document being added
 
   int spill_fd = -1;
@@ -249,50 +248,72 @@ struct Combiner::Impl {
     return true;
   }
 
+  // Appends entries to the spill file as one run.
+  class RunWriter {
+   public:
+    explicit RunWriter(Impl* m) : m_(m), begin_(m->spill_end) { buf_.reserve(1 << 20); }
+    Result<bool> Add(std::string_view key, const doc::Value& doc, bool front) {
+      PutVarint(key.size(), &buf_);
+      buf_.append(key);
+      buf_.push_back(front ? 1 : 0);
+      json_.clear();
+      doc::AppendJson(doc, &json_);
+      PutVarint(json_.size(), &buf_);
+      buf_.append(json_);
+      return buf_.size() >= (1 << 20) ? Flush() : Result<bool>(true);
+    }
+    // Flushes and returns the run's [begin, end).
+    Result<std::pair<uint64_t, uint64_t>> Finish() {
+      if (auto r = Flush(); !r) return r.error();
+      m_->stats.spills++;
+      m_->stats.spilled_bytes += m_->spill_end - begin_;
+      return std::make_pair(begin_, m_->spill_end);
+    }
+
+   private:
+    Result<bool> Flush() {
+      size_t done = 0;
+      while (done < buf_.size()) {
+        ssize_t n = ::pwrite(m_->spill_fd, buf_.data() + done, buf_.size() - done,
+                             static_cast<off_t>(m_->spill_end));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return Error::Env(fmt::format("cannot write the combiner's spill file: {}", std::strerror(errno)));
+        }
+        done += static_cast<size_t>(n);
+        m_->spill_end += static_cast<uint64_t>(n);
+      }
+      buf_.clear();
+      return true;
+    }
+    Impl* m_;
+    uint64_t begin_;
+    std::string buf_, json_;
+  };
+
   Result<bool> Spill() {
     if (entries.empty()) return true;
     if (spill_fd < 0) {
       if (auto r = OpenSpill(); !r) return r;
     }
     std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
-    uint64_t begin = spill_end;
-    std::string buf;
-    buf.reserve(1 << 20);
-    auto flush = [&]() -> Result<bool> {
-      size_t done = 0;
-      while (done < buf.size()) {
-        ssize_t n = ::pwrite(spill_fd, buf.data() + done, buf.size() - done, static_cast<off_t>(spill_end));
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          return Error::Env(fmt::format("cannot write the combiner's spill file: {}", std::strerror(errno)));
-        }
-        done += static_cast<size_t>(n);
-        spill_end += static_cast<uint64_t>(n);
-      }
-      buf.clear();
-      return true;
-    };
+    RunWriter w(this);
     for (const Entry& e : entries) {
-      PutVarint(e.key.size(), &buf);
-      buf.append(e.key);
-      buf.push_back(e.front ? 1 : 0);
-      scratch.clear();
-      doc::AppendJson(e.doc, &scratch);
-      PutVarint(scratch.size(), &buf);
-      buf.append(scratch);
-      if (buf.size() >= (1 << 20)) {
-        if (auto r = flush(); !r) return r;
-      }
+      if (auto r = w.Add(e.key, e.doc, e.front); !r) return r;
     }
-    if (auto r = flush(); !r) return r;
-    runs.emplace_back(begin, spill_end);
-    stats.spills++;
-    stats.spilled_bytes += spill_end - begin;
+    auto run = w.Finish();
+    if (!run) return run.error();
+    runs.push_back(*run);
     std::vector<Entry>().swap(entries);
     index.Clear();
     arena = std::make_unique<Arena>(kChunk);
     return true;
   }
+
+  // Merges runs [0, count) by key, folding each key's entries in run order, and calls
+  // `out(key, doc, front, arena)` per key in key order.
+  using MergeOut = std::function<Result<bool>(const std::string&, doc::Value&, bool, Arena&)>;
+  Result<bool> MergeRuns(size_t count, const MergeOut& out);
 };
 
 Combiner::Combiner(std::shared_ptr<const Reducer> reducer, std::vector<doc::Pointer> key, CombinerOptions options)
@@ -374,11 +395,38 @@ Result<bool> Combiner::Drain(bool full, const Emit& emit) {
     return true;
   }
   if (auto r = m.Spill(); !r) return r;
+  // At most kFanIn runs are merged at once: earlier runs are first merged into one (which
+  // takes their place at the front, keeping arrival order) until few enough remain.
+  constexpr size_t kFanIn = 64;
+  while (m.runs.size() > kFanIn) {
+    Impl::RunWriter w(&m);
+    auto merged = m.MergeRuns(kFanIn, [&](const std::string& key, doc::Value& d, bool front, Arena&) {
+      return w.Add(key, d, front);
+    });
+    if (!merged) return merged;
+    auto run = w.Finish();
+    if (!run) return run.error();
+    m.runs.erase(m.runs.begin(), m.runs.begin() + kFanIn);
+    m.runs.insert(m.runs.begin(), *run);
+  }
+  auto merged = m.MergeRuns(m.runs.size(), [&](const std::string& key, doc::Value& d, bool front, Arena& arena) {
+    return finish(key, d, front, arena);
+  });
+  if (!merged) return merged;
+  m.runs.clear();
+  m.spill_end = 0;
+  if (::ftruncate(m.spill_fd, 0) != 0) {
+    // Nothing depends on the file's size; the space is freed when it is closed.
+  }
+  return true;
+}
 
-  // Merge the runs: a heap of (key, run index) so equal keys come out in run order.
-  size_t buffer = std::clamp<size_t>(static_cast<size_t>(m.options.memory_budget / 4 / m.runs.size()), 4096, 1 << 20);
+Result<bool> Combiner::Impl::MergeRuns(size_t count, const MergeOut& out) {
+  size_t buffer = std::clamp<size_t>(static_cast<size_t>(options.memory_budget / 4 / count), 4096, 1 << 20);
   std::vector<std::unique_ptr<RunReader>> readers;
-  for (const auto& [begin, end] : m.runs) readers.push_back(std::make_unique<RunReader>(m.spill_fd, begin, end, buffer));
+  for (size_t i = 0; i < count; ++i) {
+    readers.push_back(std::make_unique<RunReader>(spill_fd, runs[i].first, runs[i].second, buffer));
+  }
   auto greater = [&](size_t a, size_t b) {
     int c = readers[a]->key.compare(readers[b]->key);
     return c != 0 ? c > 0 : a > b;
@@ -391,10 +439,10 @@ Result<bool> Combiner::Drain(bool full, const Emit& emit) {
   }
   Arena arena(kChunk);
   rapidjson::GenericDocument<rapidjson::UTF8<>, Arena> parser(&arena);
-  auto parse = [&](const std::string& json, doc::Value* out) -> Result<bool> {
+  auto parse = [&](const std::string& json, doc::Value* v) -> Result<bool> {
     parser.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
     if (parser.HasParseError()) return Error::Internal("the combiner's spill file holds a malformed document");
-    *out = std::move(static_cast<doc::Value&>(parser));
+    *v = std::move(static_cast<doc::Value&>(parser));
     return true;
   };
   std::string key;
@@ -414,15 +462,10 @@ Result<bool> Combiner::Drain(bool full, const Emit& emit) {
       heap.pop();
       doc::Value next;
       if (auto p = parse(readers[i]->json, &next); !p) return p;
-      if (auto f = m.Fold(acc, &front, next, readers[i]->front, key, arena, false); !f) return f;
+      if (auto f = Fold(acc, &front, next, readers[i]->front, key, arena, false); !f) return f;
     }
-    if (auto r = finish(key, acc, front, arena); !r) return r;
+    if (auto r = out(key, acc, front, arena); !r) return r;
     arena.Clear();
-  }
-  m.runs.clear();
-  m.spill_end = 0;
-  if (::ftruncate(m.spill_fd, 0) != 0) {
-    // Nothing depends on the file's size; the space is freed when it is closed.
   }
   return true;
 }

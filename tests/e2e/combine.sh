@@ -26,6 +26,15 @@ expect_status 0 "$FLOWCTL" combine --collection shop/carts --catalog "$WORK/cat.
 expect_eq "stdin + built catalog + spilling" "$(cat "$WORK/out")" "$want_full"
 expect_eq "spill files are unlinked" "$(find "$WORK" -name 'flowctl-spill*' | wc -l)" "0"
 
+# A 1-byte budget spills every document: thousands of runs, merged 64 at a time in several
+# passes, must still give the bytes of the in-memory path.
+node "$REPO/bench/combine/gen.js" 3000 300 7 >"$WORK/gen.jsonl" 2>/dev/null
+BENCH="$REPO/bench/combine/flow.yaml"
+"$FLOWCTL" combine --collection bench/events --source "$BENCH" "$WORK/gen.jsonl" >"$WORK/mem.jsonl"
+expect_status 0 "$FLOWCTL" combine --collection bench/events --source "$BENCH" --memory-budget 1 "$WORK/gen.jsonl"
+expect_eq "multi-pass merge equals in-memory" "$(sha256sum <"$WORK/out")" "$(sha256sum <"$WORK/mem.jsonl")"
+expect_eq "one line per key" "$(wc -l <"$WORK/out")" "$(grep -o '"id":"[^"]*"' "$WORK/gen.jsonl" | sort -u | wc -l)"
+
 # Bad input: each names the input, line (and column for syntax) and the cause; exit 1.
 check_bad() {  # NAME CONTENT TEXT...
   local name=$1 content=$2
