@@ -211,8 +211,9 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const auto& st = combiner.stats();
     fmt::print(stderr, "combined {} documents into {} keys in {:.2f} s{}\n", docs, keys, secs,
-               st.spills ? fmt::format(" ({} spill runs, {:.1f} MB spilled)", st.spills, st.spilled_bytes / 1e6)
-                         : std::string());
+               st.spills ? fmt::format(" ({} compactions, {} spill runs, {:.1f} MB spilled)", st.compactions,
+                                       st.spills, st.spilled_bytes / 1e6)
+                         : st.compactions ? fmt::format(" ({} compactions)", st.compactions) : std::string());
   }
   return kExitOk;
 }

@@ -53,13 +53,6 @@ const ReduceSpec* Applied::Reduce() const {
   return nullptr;
 }
 
-bool Applied::HasReduce() const {
-  for (size_t i = 0; i < n_; ++i) {
-    if ((*this)[i]->has_reduce) return true;
-  }
-  return false;
-}
-
 bool Applied::HasSet() const {
   for (size_t i = 0; i < n_; ++i) {
     if ((*this)[i]->has_set) return true;

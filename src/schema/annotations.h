@@ -85,8 +85,7 @@ class Applied {
 
   // The governing `reduce` (the first applying schema that has one), or null.
   const ReduceSpec* Reduce() const;
-  // Whether anything applying here, or below, has a reduce (a set).
-  bool HasReduce() const;
+  // Whether anything applying here, or below, is a `set` (which full reduction rewrites).
   bool HasSet() const;
 
  private:
