@@ -7,9 +7,7 @@
 #include <fmt/format.h>
 
 #include "base/url.h"
-#include "catalog/check.h"
 #include "catalog/fetch.h"
-#include "catalog/loader.h"
 
 namespace flow::cli {
 
@@ -20,6 +18,35 @@ bool UseColor(const GlobalOptions& g) {
 std::string SourceUrl(const std::string& source) {
   if (IsHttpUrl(source) || IsFileUrl(source)) return source;
   return FileUrl(source);
+}
+
+std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const CatalogOptions& o,
+                                           const std::string& consequence, int* exit_code) {
+  std::vector<std::pair<std::string, std::string>> mappings;
+  for (const auto& m : o.resource_map) {
+    std::pair<std::string, std::string> kv;
+    if (!catalog::Fetcher::ParseMapping(m, &kv)) {
+      fmt::print(stderr, "error: --resource-map `{}` is not PREFIX=DIR\n", m);
+      *exit_code = kExitUsage;
+      return std::nullopt;
+    }
+    mappings.push_back(kv);
+  }
+  catalog::Fetcher fetcher(mappings);
+  Diagnostics diags;
+  CheckedCatalog out;
+  out.loaded = catalog::LoadCatalog(SourceUrl(o.source), &fetcher, &diags);
+  if (!out.loaded->catalog.files.empty()) catalog::CheckCatalog(*out.loaded, &out.built, &diags);
+  if (!diags.empty()) {
+    diags.SortAndDedupe();
+    bool color = UseColor(g);
+    for (const auto& d : diags.items()) fmt::print(stderr, "{}\n", d.Format(color));
+    fmt::print(stderr, "\n{} error{} in the catalog{}\n", diags.size(), diags.size() == 1 ? "" : "s",
+               consequence);
+    *exit_code = kExitUserError;
+    return std::nullopt;
+  }
+  return out;
 }
 
 std::optional<std::vector<catalog::CollectionRecord>> LoadCollections(const GlobalOptions& g,
@@ -34,31 +61,10 @@ std::optional<std::vector<catalog::CollectionRecord>> LoadCollections(const Glob
     }
     return std::move(read.value());
   }
-  std::vector<std::pair<std::string, std::string>> mappings;
-  for (const auto& m : o.resource_map) {
-    std::pair<std::string, std::string> kv;
-    if (!catalog::Fetcher::ParseMapping(m, &kv)) {
-      fmt::print(stderr, "error: --resource-map `{}` is not PREFIX=DIR\n", m);
-      *exit_code = kExitUsage;
-      return std::nullopt;
-    }
-    mappings.push_back(kv);
-  }
-  catalog::Fetcher fetcher(mappings);
-  Diagnostics diags;
-  auto loaded = catalog::LoadCatalog(SourceUrl(o.source), &fetcher, &diags);
-  catalog::Built built;
-  if (!loaded->catalog.files.empty()) catalog::CheckCatalog(*loaded, &built, &diags);
-  if (!diags.empty()) {
-    diags.SortAndDedupe();
-    bool color = UseColor(g);
-    for (const auto& d : diags.items()) fmt::print(stderr, "{}\n", d.Format(color));
-    fmt::print(stderr, "\n{} error{} in the catalog\n", diags.size(), diags.size() == 1 ? "" : "s");
-    *exit_code = kExitUserError;
-    return std::nullopt;
-  }
+  auto checked = LoadAndCheck(g, o, "", exit_code);
+  if (!checked) return std::nullopt;
   std::vector<catalog::CollectionRecord> out;
-  for (const auto& c : built.collections) {
+  for (const auto& c : checked->built.collections) {
     out.push_back({c.spec->name, c.bundle, c.spec->key});
   }
   return out;

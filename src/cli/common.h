@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "catalog/built.h"
+#include "catalog/check.h"
+#include "catalog/loader.h"
 
 namespace flow::cli {
 
@@ -24,6 +26,18 @@ struct CatalogOptions {
   std::string catalog;  // a built catalog; used instead of `source` when set
   std::vector<std::string> resource_map;
 };
+
+// A catalog loaded from sources and checked.
+struct CheckedCatalog {
+  std::unique_ptr<catalog::Loaded> loaded;
+  catalog::Built built;  // points into `loaded`
+};
+
+// Loads and checks the catalog at `o.source`. On errors prints them to stderr, with
+// `consequence` appended to the summary line (e.g. "; catalog.db was not written"), and
+// returns nullopt with `*exit_code` set.
+std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const CatalogOptions& o,
+                                           const std::string& consequence, int* exit_code);
 
 // The collections of the catalog. On failure prints the errors to stderr and returns
 // nullopt with `*exit_code` set.

@@ -9,9 +9,6 @@
 
 #include "base/url.h"
 #include "catalog/built.h"
-#include "catalog/check.h"
-#include "catalog/fetch.h"
-#include "catalog/loader.h"
 #include "catalog/source_schema.h"
 #include "cli/combine.h"
 #include "cli/common.h"
@@ -20,8 +17,6 @@ namespace {
 
 using namespace flow;
 using cli::GlobalOptions;
-using cli::SourceUrl;
-using cli::UseColor;
 
 struct BuildOptions {
   std::string source = "flow.yaml";
@@ -31,28 +26,12 @@ struct BuildOptions {
 
 int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
   auto start = std::chrono::steady_clock::now();
-  std::vector<std::pair<std::string, std::string>> mappings;
-  for (const auto& m : o.resource_map) {
-    std::pair<std::string, std::string> kv;
-    if (!catalog::Fetcher::ParseMapping(m, &kv)) {
-      fmt::print(stderr, "error: --resource-map `{}` is not PREFIX=DIR\n", m);
-      return kExitUsage;
-    }
-    mappings.push_back(kv);
-  }
-  catalog::Fetcher fetcher(mappings);
-  Diagnostics diags;
-  auto loaded = catalog::LoadCatalog(SourceUrl(o.source), &fetcher, &diags);
-  catalog::Built built;
-  if (!loaded->catalog.files.empty()) catalog::CheckCatalog(*loaded, &built, &diags);
-  bool color = UseColor(g);
-  if (!diags.empty()) {
-    diags.SortAndDedupe();
-    for (const auto& d : diags.items()) fmt::print(stderr, "{}\n", d.Format(color));
-    fmt::print(stderr, "\n{} error{} in the catalog; {} was not written\n", diags.size(),
-               diags.size() == 1 ? "" : "s", o.catalog);
-    return kExitUserError;
-  }
+  int code = 0;
+  auto checked = cli::LoadAndCheck(g, {o.source, "", o.resource_map},
+                                   fmt::format("; {} was not written", o.catalog), &code);
+  if (!checked) return code;
+  const auto& loaded = checked->loaded;
+  const catalog::Built& built = checked->built;
   auto written = catalog::WriteBuiltCatalog(o.catalog, *loaded, built);
   if (!written) {
     fmt::print(stderr, "error: {}\n", written.error().message);
