@@ -28,6 +28,14 @@ std::optional<std::string> ClosestMatch(std::string_view word,
 // Formats "did you mean `x`?" for the closest candidate, or "" when none is close.
 std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
 
+// The value of a hexadecimal digit (either case), or -1.
+inline int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 // Truncates `s` to at most `max` bytes (on a UTF-8 boundary), appending "…" when cut.
 std::string Truncate(std::string_view s, size_t max);
 

@@ -1,8 +1,8 @@
 #include "doc/node.h"
 
+#include "doc/value.h"
+
 #include <algorithm>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 namespace flow::doc {
 
@@ -99,10 +99,9 @@ void Node::ToJson(rapidjson::Value* out, rapidjson::Value::AllocatorType& alloc)
 }
 
 std::string JsonText(const rapidjson::Value& v) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  v.Accept(w);
-  return std::string(buf.GetString(), buf.GetSize());
+  std::string out;
+  AppendJson(v, &out);
+  return out;
 }
 
 std::string Node::ToJsonText() const {

@@ -112,13 +112,7 @@ void PackValue(const Value& v, std::string* out) {
       return;
     case rapidjson::kObjectType: {
       out->push_back(static_cast<char>(kObject));
-      std::vector<const Value::Member*> members;
-      for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) members.push_back(&*it);
-      std::stable_sort(members.begin(), members.end(), [](const Value::Member* a, const Value::Member* b) {
-        return std::string_view(a->name.GetString(), a->name.GetStringLength()) <
-               std::string_view(b->name.GetString(), b->name.GetStringLength());
-      });
-      for (const auto* m : members) {
+      for (const auto* m : SortedMembers(v)) {
         PackString(m->name.GetString(), m->name.GetStringLength(), out);
         PackValue(m->value, out);
       }

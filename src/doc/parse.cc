@@ -3,6 +3,8 @@
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "base/strings.h"
 #include <rapidjson/error/en.h>
 
 namespace flow::doc {
@@ -30,10 +32,9 @@ unsigned Hex4(const unsigned char* p, size_t i, size_t n) {
   if (i + 4 > n) return 0x10000;
   unsigned v = 0;
   for (size_t k = i; k < i + 4; ++k) {
-    unsigned char c = p[k];
-    unsigned d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 16;
-    if (d == 16) return 0x10000;
-    v = v * 16 + d;
+    int d = HexDigit(static_cast<char>(p[k]));
+    if (d < 0) return 0x10000;
+    v = v * 16 + static_cast<unsigned>(d);
   }
   return v;
 }

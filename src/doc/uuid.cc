@@ -3,6 +3,8 @@
 #include <chrono>
 #include <random>
 
+#include "base/strings.h"
+
 namespace flow::doc {
 namespace {
 // 100 ns intervals between 1582-10-15 and 1970-01-01.
@@ -77,13 +79,7 @@ std::optional<Uuid> ParseUuid(std::string_view text) {
       if (text[i] != '-') return std::nullopt;
       continue;
     }
-    auto nibble = [](char c) -> int {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-      return -1;
-    };
-    int hi = nibble(text[i]), lo = nibble(text[i + 1]);
+    int hi = HexDigit(text[i]), lo = HexDigit(text[i + 1]);
     if (hi < 0 || lo < 0) return std::nullopt;
     b[j++] = static_cast<uint8_t>(hi << 4 | lo);
     ++i;

@@ -52,7 +52,8 @@ int CompareStrings(const Value& a, const Value& b) {
   return n < m ? -1 : n > m;
 }
 
-// Members of an object sorted by name (objects are usually small and often sorted).
+}  // namespace
+
 std::vector<const Value::Member*> SortedMembers(const Value& v) {
   std::vector<const Value::Member*> out;
   out.reserve(v.MemberCount());
@@ -62,8 +63,6 @@ std::vector<const Value::Member*> SortedMembers(const Value& v) {
   });
   return out;
 }
-
-}  // namespace
 
 int Compare(const Value& a, const Value& b) {
   int ra = TypeRank(a), rb = TypeRank(b);

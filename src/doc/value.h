@@ -31,6 +31,9 @@ const Value* Lookup(const Value& v, const Pointer& ptr);
 // append. Returns null if a parent is a scalar or an index is past the end.
 Value* Create(Value& v, const Pointer& ptr, Allocator& alloc);
 
+// The members of an object ordered by name (UTF-8 bytes); equal names keep their order.
+std::vector<const Value::Member*> SortedMembers(const Value& v);
+
 // Compact JSON text of `v`, appended to `out`.
 void AppendJson(const Value& v, std::string* out);
 

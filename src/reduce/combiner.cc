@@ -98,6 +98,13 @@ class KeyIndex {
   std::vector<uint32_t> slots_;
 };
 
+// A copy of a packed key in `arena`.
+std::string_view CopyKey(std::string_view key, Arena& arena) {
+  char* copy = static_cast<char*>(arena.Malloc(key.size()));
+  std::memcpy(copy, key.data(), key.size());
+  return {copy, key.size()};
+}
+
 void PutVarint(uint64_t v, std::string* out) {
   while (v >= 0x80) {
     out->push_back(static_cast<char>(v | 0x80));
@@ -207,9 +214,7 @@ struct Combiner::Impl {
       doc::Value copy;
       copy.CopyFrom(e.doc, *fresh);
       e.doc = std::move(copy);
-      char* key = static_cast<char*>(fresh->Malloc(e.key.size()));
-      std::memcpy(key, e.key.data(), e.key.size());
-      e.key = std::string_view(key, e.key.size());
+      e.key = CopyKey(e.key, *fresh);
     }
     index.Rebuild(entries);
     arena = std::move(fresh);
@@ -338,9 +343,7 @@ Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) {
   int64_t found = m.index.Find(m.entries, m.scratch_key, hash);
   Result<bool> result = true;
   if (found < 0) {
-    char* key = static_cast<char*>(m.arena->Malloc(m.scratch_key.size()));
-    std::memcpy(key, m.scratch_key.data(), m.scratch_key.size());
-    std::string_view k(key, m.scratch_key.size());
+    std::string_view k = CopyKey(m.scratch_key, *m.arena);
     Entry e{k, hash, doc::Value(), fully_reduced};
     e.doc.CopyFrom(doc, *m.arena);
     m.entries.push_back(std::move(e));

@@ -4,19 +4,14 @@
 
 #include <fmt/format.h>
 
+#include "base/strings.h"
+
 namespace flow::store {
 namespace {
 
 bool Unreserved(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
          std::string_view("-_.~$&+:=@").find(static_cast<char>(c)) != std::string_view::npos;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
 }
 
 }  // namespace
@@ -54,7 +49,7 @@ bool DecodePartitionString(std::string_view text, std::string* out) {
       continue;
     }
     if (i + 2 >= text.size()) return false;
-    int hi = HexValue(text[i + 1]), lo = HexValue(text[i + 2]);
+    int hi = HexDigit(text[i + 1]), lo = HexDigit(text[i + 2]);
     if (hi < 0 || lo < 0) return false;
     out->push_back(static_cast<char>(hi << 4 | lo));
     i += 2;
