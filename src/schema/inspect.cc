@@ -1,6 +1,8 @@
 #include "schema/inspect.h"
 
 #include <algorithm>
+#include <set>
+#include <tuple>
 #include <fmt/format.h>
 
 #include "base/url.h"
@@ -112,8 +114,12 @@ class Inspector {
     return at.shape->reduce ? at.shape->reduce->strategy : "";
   }
 
+  // Reports once per keyword and message: a recursive schema reaches the same `reduce`
+  // at every depth of its unrolling, and one mistake should give one error (at the first
+  // document location found).
   void Error(const SchemaLoc& loc, Mark mark, const std::vector<std::string>& ptr,
              std::string msg, std::string hint = {}) {
+    if (!reported_.emplace(loc.resource, mark.line, mark.col, msg).second) return;
     diags_->Error(DisplayName(loc.resource), mark, std::move(msg),
                   fmt::format("{}, document location {}", scope_, JoinPtr(ptr)), std::move(hint));
   }
@@ -186,6 +192,7 @@ class Inspector {
   std::shared_ptr<Shape> root_shape_;
   std::string scope_;
   Diagnostics* diags_;
+  std::set<std::tuple<std::string, uint32_t, uint32_t, std::string>> reported_;
   std::vector<std::string> stack_;
 };
 
