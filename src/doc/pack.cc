@@ -1,6 +1,5 @@
 #include "doc/pack.h"
 
-#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>

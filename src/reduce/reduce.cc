@@ -27,6 +27,39 @@ std::string_view NameOf(const Value& v) { return {v.GetString(), v.GetStringLeng
 
 std::string Show(const Value& v) { return Truncate(doc::JsonText(v), 80); }
 
+// A vector that keeps its first N items inline (objects are usually small).
+template <typename T, size_t N>
+class SmallVec {
+ public:
+  void push_back(T v) {
+    if (n_ < N) {
+      inline_[n_] = v;
+    } else {
+      if (n_ == N) heap_.assign(inline_, inline_ + N);
+      heap_.push_back(v);
+    }
+    ++n_;
+  }
+  T* begin() { return n_ <= N ? inline_ : heap_.data(); }
+  T* end() { return begin() + n_; }
+  const T* begin() const { return n_ <= N ? inline_ : heap_.data(); }
+  const T* end() const { return begin() + n_; }
+  size_t size() const { return n_; }
+  T& operator[](size_t i) { return begin()[i]; }
+  T& back() { return begin()[n_ - 1]; }
+  void pop_back() { resize_down(n_ - 1); }
+  void resize_down(size_t n) {
+    if (n_ > N && n <= N) std::copy(heap_.begin(), heap_.begin() + static_cast<std::ptrdiff_t>(n), inline_);
+    if (n_ > N && n > N) heap_.resize(n);
+    n_ = n;
+  }
+
+ private:
+  T inline_[N];
+  std::vector<T> heap_;
+  size_t n_ = 0;
+};
+
 class Run {
  public:
   Run(const schema::Annotations& a, Allocator& alloc, bool full, bool copy)
@@ -75,7 +108,7 @@ class Run {
     size_t index = 0;
     bool is_index = false;
   };
-  std::vector<Step> path_;
+  SmallVec<Step, 16> path_;  // inline: no allocation per reduction
 };
 
 void Run::Fail(const ReduceSpec* spec, const std::string& what, const Value& l, const Value& r) {
@@ -188,36 +221,6 @@ bool SortedByName(const Value& obj) {
   }
   return true;
 }
-
-// A vector that keeps its first N items inline (objects are usually small).
-template <typename T, size_t N>
-class SmallVec {
- public:
-  void push_back(T v) {
-    if (n_ < N) {
-      inline_[n_] = v;
-    } else {
-      if (n_ == N) heap_.assign(inline_, inline_ + N);
-      heap_.push_back(v);
-    }
-    ++n_;
-  }
-  T* begin() { return n_ <= N ? inline_ : heap_.data(); }
-  T* end() { return begin() + n_; }
-  size_t size() const { return n_; }
-  T& operator[](size_t i) { return begin()[i]; }
-  T& back() { return begin()[n_ - 1]; }
-  void resize_down(size_t n) {
-    if (n_ > N && n <= N) std::copy(heap_.begin(), heap_.begin() + static_cast<std::ptrdiff_t>(n), inline_);
-    if (n_ > N && n > N) heap_.resize(n);
-    n_ = n;
-  }
-
- private:
-  T inline_[N];
-  std::vector<T> heap_;
-  size_t n_ = 0;
-};
 
 using Members = SmallVec<Value::Member*, 24>;
 
