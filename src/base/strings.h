@@ -39,4 +39,7 @@ inline int HexDigit(char c) {
 // Truncates `s` to at most `max` bytes (on a UTF-8 boundary), appending "…" when cut.
 std::string Truncate(std::string_view s, size_t max);
 
+// Parses "64MiB", "256MB", "1GiB", "512k", "1048576" (bytes). Units are powers of 1024.
+std::optional<uint64_t> ParseByteSize(std::string_view text);
+
 }  // namespace flow

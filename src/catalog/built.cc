@@ -25,7 +25,8 @@ CREATE TABLE resource_imports (
 CREATE TABLE collections (
   name TEXT PRIMARY KEY, resource_url TEXT NOT NULL, line INTEGER, col INTEGER,
   schema_url TEXT NOT NULL, schema_bundle TEXT NOT NULL, key_json TEXT NOT NULL,
-  key_fields_json TEXT NOT NULL, is_derived INTEGER NOT NULL, title TEXT, description TEXT);
+  key_fields_json TEXT NOT NULL, is_derived INTEGER NOT NULL, title TEXT, description TEXT,
+  fragment_codec TEXT, fragment_length INTEGER, flush_interval_seconds INTEGER);
 CREATE TABLE projections (
   collection TEXT NOT NULL, field TEXT NOT NULL, location TEXT NOT NULL,
   is_user INTEGER NOT NULL, is_partition INTEGER NOT NULL, is_key INTEGER NOT NULL,
@@ -172,9 +173,12 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
     }
     for (const auto& c : built.collections) {
       const CollectionSpec& s = *c.spec;
-      ins("INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name, s.where.url,
+      ins("INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name, s.where.url,
           s.where.mark.line, s.where.mark.col, c.schema_url, c.bundle, JsonStrings(s.key),
-          JsonStrings(c.key_fields), s.derivation.has_value(), c.shape->title, c.shape->description);
+          JsonStrings(c.key_fields), s.derivation.has_value(), c.shape->title, c.shape->description,
+          s.fragment_codec.empty() ? std::optional<std::string>() : std::optional<std::string>(s.fragment_codec),
+          s.fragment_length ? std::optional<int64_t>(static_cast<int64_t>(s.fragment_length)) : std::nullopt,
+          s.flush_interval ? std::optional<int64_t>(s.flush_interval) : std::nullopt);
       for (const auto& p : c.projections) {
         ins("INSERT INTO projections VALUES (?, ?, ?, ?, ?, ?, ?, ?)", s.name, p.field, p.location,
             p.user, p.partition, p.key,
@@ -270,6 +274,22 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
   return true;
 }
 
+CollectionRecord MakeCollectionRecord(const BuiltCollection& c) {
+  CollectionRecord r;
+  r.name = c.spec->name;
+  r.bundle = c.bundle;
+  r.key = c.spec->key;
+  r.derived = c.spec->derivation.has_value();
+  for (const auto& p : c.projections) {
+    r.projections.push_back({p.field, p.location, p.partition,
+                             p.shape ? p.shape->types : static_cast<uint8_t>(schema::kAnyType), p.must_exist});
+  }
+  r.fragment_codec = c.spec->fragment_codec;
+  r.fragment_length = c.spec->fragment_length;
+  r.flush_interval = c.spec->flush_interval;
+  return r;
+}
+
 Result<std::vector<CollectionRecord>> ReadBuiltCollections(const std::string& path) {
   sqlite3* db = nullptr;
   auto fail = [&](const std::string& why) -> Result<std::vector<CollectionRecord>> {
@@ -291,23 +311,61 @@ Result<std::vector<CollectionRecord>> ReadBuiltCollections(const std::string& pa
     return fail(fmt::format("format `{}`, expected {}; rebuild it with `flowctl build`", format,
                             kBuiltCatalogFormat));
   }
-  if (sqlite3_prepare_v2(db, "SELECT name, schema_bundle, key_json FROM collections ORDER BY name", -1, &st,
-                         nullptr) != SQLITE_OK) {
+  auto text = [](sqlite3_stmt* q, int i) -> std::string {
+    const unsigned char* t = sqlite3_column_text(q, i);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  };
+  if (sqlite3_prepare_v2(db,
+                         "SELECT name, schema_bundle, key_json, is_derived, fragment_codec, fragment_length, "
+                         "flush_interval_seconds FROM collections ORDER BY name",
+                         -1, &st, nullptr) != SQLITE_OK) {
     return fail(sqlite3_errmsg(db));
   }
   std::vector<CollectionRecord> out;
+  std::map<std::string, size_t> index;
   while (sqlite3_step(st) == SQLITE_ROW) {
     CollectionRecord r;
-    r.name = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    r.bundle = reinterpret_cast<const char*>(sqlite3_column_text(st, 1));
+    r.name = text(st, 0);
+    r.bundle = text(st, 1);
     rapidjson::Document key;
-    key.Parse(reinterpret_cast<const char*>(sqlite3_column_text(st, 2)));
+    key.Parse(text(st, 2).c_str());
     if (key.IsArray()) {
       for (const auto& k : key.GetArray()) {
         if (k.IsString()) r.key.emplace_back(k.GetString(), k.GetStringLength());
       }
     }
+    r.derived = sqlite3_column_int64(st, 3) != 0;
+    r.fragment_codec = text(st, 4);
+    r.fragment_length = static_cast<uint64_t>(sqlite3_column_int64(st, 5));
+    r.flush_interval = sqlite3_column_int64(st, 6);
+    index[r.name] = out.size();
     out.push_back(std::move(r));
+  }
+  sqlite3_finalize(st);
+  if (sqlite3_prepare_v2(db,
+                         "SELECT collection, field, location, is_partition, types_json, must_exist "
+                         "FROM projections ORDER BY collection, field",
+                         -1, &st, nullptr) != SQLITE_OK) {
+    return fail(sqlite3_errmsg(db));
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    auto it = index.find(text(st, 0));
+    if (it == index.end()) continue;
+    ProjectionRecord p;
+    p.field = text(st, 1);
+    p.location = text(st, 2);
+    p.partition = sqlite3_column_int64(st, 3) != 0;
+    rapidjson::Document types;
+    types.Parse(text(st, 4).c_str());
+    std::vector<std::string> names;
+    if (types.IsArray()) {
+      for (const auto& t : types.GetArray()) {
+        if (t.IsString()) names.emplace_back(t.GetString());
+      }
+    }
+    p.types = names.empty() ? static_cast<uint8_t>(schema::kAnyType) : schema::TypesFromNames(names);
+    p.must_exist = sqlite3_column_int64(st, 5) != 0;
+    out[it->second].projections.push_back(std::move(p));
   }
   sqlite3_finalize(st);
   sqlite3_close(db);

@@ -14,17 +14,34 @@
 
 namespace flow::catalog {
 
-constexpr int kBuiltCatalogFormat = 1;  // bumped on incompatible table changes
+constexpr int kBuiltCatalogFormat = 2;  // bumped on incompatible table changes
 
 // Writes the database at `path`, replacing any previous file atomically.
 Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, const Built& built);
+
+// What runtime commands need of a projection.
+struct ProjectionRecord {
+  std::string field;
+  std::string location;  // JSON pointer; "" for `flow_document`
+  bool partition = false;
+  uint8_t types = 127;   // schema::Types bits of the location (all, when outside the schema)
+  bool must_exist = false;
+};
 
 // What runtime commands need of a collection.
 struct CollectionRecord {
   std::string name;
   std::string bundle;             // self-contained schema JSON
   std::vector<std::string> key;   // JSON pointers
+  bool derived = false;
+  std::vector<ProjectionRecord> projections;  // by field name
+  std::string fragment_codec;     // "gzip", "zstd", "none"; empty: the default
+  uint64_t fragment_length = 0;   // 0: the default
+  int64_t flush_interval = 0;     // seconds; 0: the default
 };
+
+// The record of a checked collection.
+CollectionRecord MakeCollectionRecord(const BuiltCollection& c);
 
 // Reads the collections of a built catalog. Fails with a user error when the file is not a
 // built catalog of this format.

@@ -375,6 +375,55 @@ void ParseDerivation(const Ctx& ctx, const Node& v, const std::string& pointer,
   c->derivation = std::move(d);
 }
 
+// `journals: {fragments: {compressionCodec, length, flushInterval}}`.
+void ParseJournals(const Ctx& ctx, const Node& v, const std::string& pointer, const std::string& owner,
+                   CollectionSpec* c) {
+  Obj o(ctx, v, pointer, owner, "journal settings", {"fragments"});
+  if (!o.ok()) return;
+  const Node* f = o.Get("fragments");
+  if (!f) return;
+  Obj fo(ctx, *f, o.PointerOf("fragments"), owner, "fragment settings",
+         {"compressionCodec", "length", "flushInterval"});
+  if (!fo.ok()) return;
+  if (const Node* codec = fo.Get("compressionCodec")) {
+    std::string text;
+    if (fo.String(codec, "compressionCodec", &text)) {
+      std::string lower;
+      for (char ch : text) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(ch))));
+      if (lower == "gzip") c->fragment_codec = "gzip";
+      else if (lower == "zstd" || lower == "zstandard") c->fragment_codec = "zstd";
+      else if (lower == "none") c->fragment_codec = "none";
+      else {
+        ctx.Error(codec->mark(), fo.PointerOf("compressionCodec"), owner,
+                  fmt::format("unknown compression codec `{}`", text), "use `gzip`, `zstd` or `none`");
+      }
+    }
+  }
+  if (const Node* len = fo.Get("length")) {
+    bool good = false;
+    if (len->is_int() && len->as_int() > 0) {
+      c->fragment_length = static_cast<uint64_t>(len->as_int());
+      good = true;
+    } else if (len->is_string()) {
+      if (auto n = ParseByteSize(len->as_string()); n && *n > 0) {
+        c->fragment_length = *n;
+        good = true;
+      }
+    }
+    if (!good) {
+      ctx.Error(len->mark(), fo.PointerOf("length"), owner, "`length` must be a positive size",
+                "e.g. `length: 64MiB` or a number of bytes");
+    }
+  }
+  if (const Node* fl = fo.Get("flushInterval")) {
+    std::string text;
+    if (fo.String(fl, "flushInterval", &text) && (!ParseDuration(text, &c->flush_interval) || c->flush_interval <= 0)) {
+      ctx.Error(fl->mark(), fo.PointerOf("flushInterval"), owner,
+                fmt::format("`flushInterval` `{}` is not a positive duration", text), "e.g. `5m` or `30s`");
+    }
+  }
+}
+
 void ParseCollection(const Ctx& ctx, const Node& v, const std::string& pointer, Catalog* cat) {
   CollectionSpec c;
   c.where = ctx.At(v, pointer);
@@ -382,7 +431,7 @@ void ParseCollection(const Ctx& ctx, const Node& v, const std::string& pointer, 
   if (v.is_object()) {
     if (const Node* n = v.Find("name"); n && n->is_string()) owner = fmt::format("collection `{}`", n->as_string());
   }
-  Obj o(ctx, v, pointer, owner, "a collection", {"name", "schema", "key", "projections", "derivation"});
+  Obj o(ctx, v, pointer, owner, "a collection", {"name", "schema", "key", "projections", "derivation", "journals"});
   if (!o.ok()) return;
   if (const Node* n = o.Required("name", "the collection's name")) {
     if (o.String(n, "name", &c.name)) {
@@ -453,6 +502,7 @@ void ParseCollection(const Ctx& ctx, const Node& v, const std::string& pointer, 
     }
   }
   if (const Node* d = o.Get("derivation")) ParseDerivation(ctx, *d, o.PointerOf("derivation"), c.name, &c);
+  if (const Node* j = o.Get("journals")) ParseJournals(ctx, *j, o.PointerOf("journals"), owner, &c);
   cat->collections.push_back(std::move(c));
 }
 

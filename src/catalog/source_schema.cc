@@ -66,7 +66,23 @@ std::string_view CatalogSourceSchema() {
             ]
           }
         },
-        "derivation": {"$ref": "#/definitions/derivation"}
+        "derivation": {"$ref": "#/definitions/derivation"},
+        "journals": {
+          "description": "How the collection's journals become lake fragments.",
+          "type": "object",
+          "additionalProperties": false,
+          "properties": {
+            "fragments": {
+              "type": "object",
+              "additionalProperties": false,
+              "properties": {
+                "compressionCodec": {"description": "gzip (default), zstd or none.", "type": "string"},
+                "length": {"description": "Uncompressed bytes per fragment (default 64MiB).", "type": ["string", "integer"]},
+                "flushInterval": {"description": "Persist a spool older than this (e.g. 5m).", "type": "string"}
+              }
+            }
+          }
+        }
       }
     },
     "derivation": {

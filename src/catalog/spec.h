@@ -93,6 +93,11 @@ struct CollectionSpec {
   Where key_list_where;
   std::vector<ProjectionSpec> projections;
   std::optional<DerivationSpec> derivation;
+  // `journals: {fragments: {...}}`: how the collection's journals become lake fragments.
+  // Empty / zero: the defaults (gzip, 64 MiB, no age trigger outside `develop`).
+  std::string fragment_codec;      // "gzip", "zstd" or "none"
+  uint64_t fragment_length = 0;    // bytes
+  int64_t flush_interval = 0;      // seconds
 };
 
 struct TargetSpec {

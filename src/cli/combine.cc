@@ -10,71 +10,17 @@
 #include <fmt/format.h>
 
 #include "base/strings.h"
+#include "cli/input.h"
 #include "doc/parse.h"
 #include "doc/value.h"
 #include "reduce/combiner.h"
-#include "schema/annotations.h"
-#include "schema/validator.h"
+#include "runtime/collection.h"
 
 namespace flow::cli {
-namespace {
-
-// Reads a file or stdin as lines, in large blocks.
-class LineReader {
- public:
-  explicit LineReader(FILE* f) : f_(f) {}
-  // The next line without its '\n' (a final line may lack one). False at the end.
-  bool Next(std::string_view* line) {
-    for (;;) {
-      size_t nl = buf_.find('\n', off_);
-      if (nl != std::string::npos) {
-        *line = std::string_view(buf_).substr(off_, nl - off_);
-        off_ = nl + 1;
-        ++number_;
-        return true;
-      }
-      if (eof_) {
-        if (off_ >= buf_.size()) return false;
-        *line = std::string_view(buf_).substr(off_);
-        off_ = buf_.size();
-        ++number_;
-        return true;
-      }
-      buf_.erase(0, off_);
-      off_ = 0;
-      size_t have = buf_.size();
-      buf_.resize(have + kBlock);
-      size_t n = std::fread(buf_.data() + have, 1, kBlock, f_);
-      buf_.resize(have + n);
-      bytes_ += n;
-      if (n == 0) eof_ = true;
-    }
-  }
-  size_t number() const { return number_; }
-  uint64_t bytes() const { return bytes_; }
-  bool failed() const { return std::ferror(f_) != 0; }
-
- private:
-  static constexpr size_t kBlock = 4 << 20;
-  FILE* f_;
-  std::string buf_;
-  size_t off_ = 0, number_ = 0;
-  uint64_t bytes_ = 0;
-  bool eof_ = false;
-};
-
-bool Blank(std::string_view s) {
-  for (char c : s) {
-    if (c != ' ' && c != '\t' && c != '\r') return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   auto start = std::chrono::steady_clock::now();
-  auto budget = reduce::ParseByteSize(o.memory_budget);
+  auto budget = ParseByteSize(o.memory_budget);
   if (!budget || *budget == 0) {
     fmt::print(stderr, "error: --memory-budget `{}` is not a size like 64MiB or 1GiB\n", o.memory_budget);
     return kExitUsage;
@@ -82,62 +28,28 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   int code = 0;
   auto collections = LoadCollections(g, o.catalog, &code);
   if (!collections) return code;
-  const catalog::CollectionRecord* col = nullptr;
-  std::vector<std::string> names;
-  for (const auto& c : *collections) {
-    names.push_back(c.name);
-    if (c.name == o.collection) col = &c;
+  const catalog::CollectionRecord* col = FindCollection(*collections, o.collection, &code);
+  if (!col) return code;
+  auto compiled = runtime::Collection::Compile(*col);
+  if (!compiled) {
+    fmt::print(stderr, "error: {}\n", compiled.error().message);
+    return compiled.error().ExitCode();
   }
-  if (!col) {
-    std::string hint = DidYouMean(o.collection, names);
-    fmt::print(stderr, "error: no collection `{}` in the catalog{}\n", o.collection,
-               hint.empty() ? "" : "; " + hint);
-    return kExitUserError;
-  }
-  rapidjson::Document bundle;
-  bundle.Parse(col->bundle.c_str());
-  auto validator = schema::Validator::Compile(bundle);
-  auto annotations = schema::Annotations::Compile(bundle);
-  if (!validator || !annotations) {
-    fmt::print(stderr, "error: the schema of collection `{}` cannot be compiled: {}\n", o.collection,
-               (!validator ? validator.error() : annotations.error()).message);
-    return kExitUserError;
-  }
-  std::vector<doc::Pointer> key;
-  for (const auto& k : col->key) {
-    std::string why;
-    auto p = doc::Pointer::Parse(k, &why);
-    if (!p) {
-      fmt::print(stderr, "error: collection `{}` has a malformed key `{}`: {}\n", o.collection, k, why);
-      return kExitUserError;
-    }
-    key.push_back(*p);
-  }
+  const runtime::Collection& collection = *compiled.value();
 
-  FILE* in = stdin;
-  std::string input_name = "<stdin>";
-  if (!o.input.empty() && o.input != "-") {
-    in = std::fopen(o.input.c_str(), "rb");
-    if (!in) {
-      fmt::print(stderr, "error: cannot open {}: {}\n", o.input, std::strerror(errno));
-      return kExitUserError;
-    }
-    input_name = o.input;
+  auto input = Input::Open(o.input);
+  if (!input) {
+    fmt::print(stderr, "error: {}\n", input.error().message);
+    return kExitUserError;
   }
-  struct Closer {
-    FILE* f;
-    ~Closer() {
-      if (f && f != stdin) std::fclose(f);
-    }
-  } closer{in};
+  const std::string& input_name = input->name();
 
   reduce::CombinerOptions copts;
   copts.memory_budget = *budget;
   copts.spill_dir = o.spill_dir;
-  auto reducer = std::make_shared<reduce::Reducer>(annotations.value());
-  reduce::Combiner combiner(reducer, key, copts);
+  reduce::Combiner combiner(collection.reducer, collection.key, copts);
   rapidjson::Document parsed(&combiner.allocator());
-  LineReader lines(in);
+  LineReader lines(input->file());
   std::string_view line;
   bool progress = ::isatty(STDERR_FILENO);
   auto last_progress = start;
@@ -149,11 +61,9 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
       fmt::print(stderr, "{}:{}:{}: error: {}\n", input_name, lines.number(), perr.offset + 1, perr.message);
       return kExitUserError;
     }
-    auto errors = validator.value()->Validate(parsed, combiner.allocator());
-    if (!errors.empty()) {
-      fmt::print(stderr, "{}:{}: error: document does not validate against the schema of collection `{}`: {}\n",
-                 input_name, lines.number(), o.collection,
-                 schema::FormatValidationErrors(errors, parsed, 3, annotations.value().get()));
+    auto valid = collection.Validate(parsed, combiner.allocator());
+    if (!valid) {
+      fmt::print(stderr, "{}:{}: error: {}\n", input_name, lines.number(), valid.error().message);
       return kExitUserError;
     }
     auto added = combiner.Add(parsed);

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "base/strings.h"
 #include "base/url.h"
 #include "catalog/fetch.h"
 
@@ -65,9 +66,22 @@ std::optional<std::vector<catalog::CollectionRecord>> LoadCollections(const Glob
   if (!checked) return std::nullopt;
   std::vector<catalog::CollectionRecord> out;
   for (const auto& c : checked->built.collections) {
-    out.push_back({c.spec->name, c.bundle, c.spec->key});
+    out.push_back(catalog::MakeCollectionRecord(c));
   }
   return out;
+}
+
+const catalog::CollectionRecord* FindCollection(const std::vector<catalog::CollectionRecord>& records,
+                                                const std::string& name, int* exit_code) {
+  std::vector<std::string> names;
+  for (const auto& c : records) {
+    if (c.name == name) return &c;
+    names.push_back(c.name);
+  }
+  std::string hint = DidYouMean(name, names);
+  fmt::print(stderr, "error: no collection `{}` in the catalog{}\n", name, hint.empty() ? "" : "; " + hint);
+  *exit_code = kExitUserError;
+  return nullptr;
 }
 
 }  // namespace flow::cli

@@ -45,4 +45,9 @@ std::optional<std::vector<catalog::CollectionRecord>> LoadCollections(const Glob
                                                                      const CatalogOptions& o,
                                                                      int* exit_code);
 
+// The collection named `name`, or null after printing an error with a "did you mean" hint
+// (and setting `*exit_code`).
+const catalog::CollectionRecord* FindCollection(const std::vector<catalog::CollectionRecord>& records,
+                                                const std::string& name, int* exit_code);
+
 }  // namespace flow::cli

@@ -11,6 +11,8 @@
 #include "catalog/built.h"
 #include "catalog/source_schema.h"
 #include "cli/combine.h"
+#include "cli/ingest.h"
+#include "cli/read.h"
 #include "cli/common.h"
 
 namespace {
@@ -89,6 +91,14 @@ int main(int argc, char** argv) {
       "Exit status: 0 built, 1 the catalog has errors (all are printed), 2 usage error, "
       "3 the catalog could not be written.");
 
+  auto add_catalog_options = [](CLI::App* cmd, cli::CatalogOptions* c) {
+    cmd->add_option("--source", c->source, "Root catalog source file or URL")->capture_default_str();
+    cmd->add_option("--catalog", c->catalog, "Use this built catalog instead of --source");
+    cmd->add_option("--resource-map", c->resource_map,
+                    "Read URLs starting with PREFIX from files under DIR (repeatable)")
+        ->type_name("PREFIX=DIR");
+  };
+
   cli::CombineOptions combine;
   auto* cmd_combine = app.add_subcommand(
       "combine",
@@ -117,6 +127,46 @@ int main(int argc, char** argv) {
       "that fails validation, a reduction error) or catalog errors, 2 usage error, 3 the "
       "spill file or output cannot be written.");
 
+  cli::IngestOptions ingest;
+  auto* cmd_ingest = app.add_subcommand(
+      "ingest",
+      "Ingest JSON lines, CSV or TSV from a file or stdin into a collection as one transaction");
+  cmd_ingest->add_option("COLLECTION", ingest.collection, "Collection to ingest into")->required();
+  cmd_ingest->add_option("FILE", ingest.input, "Input file (default: stdin)");
+  cmd_ingest->add_option("--format", ingest.format,
+                         "json (JSON lines), csv or tsv (header row of projection fields); default: "
+                         "from the file extension, else json");
+  add_catalog_options(cmd_ingest, &ingest.catalog);
+  cmd_ingest->add_option("--data-dir", ingest.data_dir, "Data directory")->capture_default_str();
+  cmd_ingest->add_option("--codec", ingest.codec,
+                         "Fragment codec for every collection written: gzip, zstd or none (default: "
+                         "the collection's `journals.fragments.compressionCodec`, else gzip)");
+  cmd_ingest->add_option("--memory-budget", ingest.memory_budget,
+                         "Memory for combining the transaction before it spills to disk")
+      ->capture_default_str();
+  cmd_ingest->add_option("--spill-dir", ingest.spill_dir, "Directory for spill files (default: $TMPDIR or /tmp)");
+  cmd_ingest->footer(
+      "Every document is validated and combined by key; all are committed together or none is. "
+      "On success prints {\"Offsets\": {journal: head}} to stdout.\n"
+      "Exit status: 0 committed, 1 invalid input (nothing is written), 2 usage error, 3 the data "
+      "directory is locked by another process or cannot be written.");
+
+  cli::ReadOptions read;
+  auto* cmd_read = app.add_subcommand("read", "Print a collection's committed documents as JSON lines");
+  cmd_read->add_option("COLLECTION", read.collection, "Collection to read")->required();
+  add_catalog_options(cmd_read, &read.catalog);
+  cmd_read->add_option("--data-dir", read.data_dir, "Data directory")->capture_default_str();
+  cmd_read->add_option("--partition", read.partitions,
+                       "Only journals whose partition field has this value (repeatable)")
+      ->type_name("FIELD=VALUE");
+  cmd_read->add_flag("--reduced", read.reduced, "One fully reduced document per key, in key order");
+  cmd_read->add_flag("--follow", read.follow, "Keep printing documents as they are committed (until SIGINT)");
+  cmd_read->add_option("--memory-budget", read.memory_budget, "Memory for --reduced before it spills to disk")
+      ->capture_default_str();
+  cmd_read->footer(
+      "Documents are printed in commit order across journals. Reading needs no lock: it works while "
+      "another flowctl process writes the data directory, and sees only committed documents.");
+
   auto* cmd_schema = app.add_subcommand(
       "json-schema", "Print the JSON Schema of catalog source files (for editors and linters)");
   auto* cmd_version = app.add_subcommand("version", "Print the flowctl version");
@@ -134,6 +184,8 @@ int main(int argc, char** argv) {
 
   if (cmd_build->parsed()) return RunBuild(g, build);
   if (cmd_combine->parsed()) return cli::RunCombine(g, combine);
+  if (cmd_ingest->parsed()) return cli::RunIngest(g, ingest);
+  if (cmd_read->parsed()) return cli::RunRead(g, read);
   if (cmd_schema->parsed()) {
     fmt::print("{}", catalog::CatalogSourceSchema());
     return kExitOk;

@@ -37,8 +37,6 @@ struct CombinerStats {
   uint64_t peak_memory = 0;  // highest accounted memory
 };
 
-// Parses "64MiB", "256MB", "1GiB", "512k", "1048576" (bytes). Units are powers of 1024.
-std::optional<uint64_t> ParseByteSize(std::string_view text);
 
 class Combiner {
  public:

@@ -442,6 +442,12 @@ std::string TypesToString(uint8_t types) {
   return out;
 }
 
+uint8_t TypesFromNames(const std::vector<std::string>& names) {
+  uint8_t t = 0;
+  for (const auto& n : names) t |= TypeBit(n);
+  return t;
+}
+
 std::vector<std::string> TypeNames(uint8_t types) {
   std::vector<std::string> out;
   if (types & kArray) out.push_back("array");

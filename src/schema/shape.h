@@ -32,6 +32,8 @@ enum Types : uint8_t {
 std::string TypesToString(uint8_t types);
 // The JSON-schema type names of a type set, e.g. ["integer", "null"].
 std::vector<std::string> TypeNames(uint8_t types);
+// The inverse: type bits of JSON-schema type names (unknown names are ignored).
+uint8_t TypesFromNames(const std::vector<std::string>& names);
 
 struct Reduce {
   std::string strategy;           // "merge", "sum", ...

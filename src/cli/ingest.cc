@@ -1,0 +1,221 @@
+#include "cli/ingest.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "base/strings.h"
+#include "cli/input.h"
+#include "doc/parse.h"
+#include "runtime/csv.h"
+#include "runtime/ingest.h"
+#include "store/lock.h"
+
+namespace flow::cli {
+namespace {
+
+bool EndsWith(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Prints `{"Offsets": {"<journal>": <head>, ...}}`, the acknowledgement of a commit.
+void PrintOffsets(const std::map<std::string, uint64_t>& heads) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("Offsets");
+  w.StartObject();
+  for (const auto& [j, h] : heads) {
+    w.Key(j.data(), static_cast<rapidjson::SizeType>(j.size()));
+    w.Uint64(h);
+  }
+  w.EndObject();
+  w.EndObject();
+  fmt::print("{}\n", std::string_view(sb.GetString(), sb.GetSize()));
+  std::fflush(stdout);
+}
+
+class Progress {
+ public:
+  Progress() : enabled_(::isatty(STDERR_FILENO)), last_(std::chrono::steady_clock::now()) {}
+  void Update(uint64_t docs, uint64_t bytes) {
+    if (!enabled_ || (docs & 0x3fff) != 0) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(500)) return;
+    last_ = now;
+    shown_ = true;
+    fmt::print(stderr, "\ringesting: {} documents, {:.1f} MB read", docs, bytes / 1e6);
+  }
+  void Clear() {
+    if (shown_) fmt::print(stderr, "\r\033[K");
+    shown_ = false;
+  }
+
+ private:
+  bool enabled_, shown_ = false;
+  std::chrono::steady_clock::time_point last_;
+};
+
+}  // namespace
+
+int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
+  auto start = std::chrono::steady_clock::now();
+  std::string format = o.format;
+  if (format.empty()) {
+    format = EndsWith(o.input, ".csv") ? "csv" : EndsWith(o.input, ".tsv") ? "tsv" : "json";
+  }
+  if (format != "json" && format != "csv" && format != "tsv") {
+    fmt::print(stderr, "error: --format `{}` is not one of json, csv, tsv\n", format);
+    return kExitUsage;
+  }
+  std::optional<store::Codec> codec;
+  if (!o.codec.empty()) {
+    codec = runtime::ParseCodec(o.codec);
+    if (!codec) {
+      fmt::print(stderr, "error: --codec `{}` is not one of gzip, zstd, none\n", o.codec);
+      return kExitUsage;
+    }
+  }
+  auto budget = ParseByteSize(o.memory_budget);
+  if (!budget || *budget == 0) {
+    fmt::print(stderr, "error: --memory-budget `{}` is not a size like 64MiB or 1GiB\n", o.memory_budget);
+    return kExitUsage;
+  }
+
+  int code = 0;
+  auto records = LoadCollections(g, o.catalog, &code);
+  if (!records) return code;
+  const catalog::CollectionRecord* record = FindCollection(*records, o.collection, &code);
+  if (!record) return code;
+  if (record->derived) {
+    fmt::print(stderr,
+               "error: collection `{}` is derived: its documents come from its derivation and cannot be "
+               "ingested\n",
+               o.collection);
+    return kExitUserError;
+  }
+  auto compiled = runtime::Collection::Compile(*record, codec);
+  if (!compiled) {
+    fmt::print(stderr, "error: {}\n", compiled.error().message);
+    return compiled.error().ExitCode();
+  }
+  auto collection = compiled.value();
+
+  auto input = Input::Open(o.input);
+  if (!input) {
+    fmt::print(stderr, "error: {}\n", input.error().message);
+    return kExitUserError;
+  }
+  auto lock = store::DataDirLock::Acquire(o.data_dir);
+  if (!lock) {
+    fmt::print(stderr, "error: {}\n", lock.error().message);
+    return lock.error().ExitCode();
+  }
+  auto store = store::Store::Open(o.data_dir);
+  if (!store) {
+    fmt::print(stderr, "error: {}\n", store.error().message);
+    return store.error().ExitCode();
+  }
+
+  runtime::Stamper stamper;
+  reduce::CombinerOptions copts;
+  copts.memory_budget = *budget;
+  copts.spill_dir = o.spill_dir;
+  runtime::IngestTransaction txn(store->get(), &stamper, copts);
+  const std::string& name = input->name();
+  constexpr const char* kNothing = "; nothing was written";
+  auto fail = [&](const std::string& where, const Error& e) {
+    fmt::print(stderr, "{}: error: {}{}\n", where, e.message, e.code == Error::Code::kUser ? kNothing : "");
+    return e.ExitCode();
+  };
+  Progress progress;
+  uint64_t bytes_read = 0;
+
+  if (format == "json") {
+    LineReader lines(input->file());
+    rapidjson::Document parsed(&txn.allocator(collection));
+    std::string_view line;
+    while (lines.Next(&line)) {
+      if (Blank(line)) continue;
+      doc::ParseError perr;
+      if (!doc::ParseDocument(line, &parsed, &perr)) {
+        progress.Clear();
+        fmt::print(stderr, "{}:{}:{}: error: {}{}\n", name, lines.number(), perr.offset + 1, perr.message, kNothing);
+        return kExitUserError;
+      }
+      auto added = txn.Add(collection, parsed);
+      if (!added) {
+        progress.Clear();
+        return fail(fmt::format("{}:{}", name, lines.number()), added.error());
+      }
+      progress.Update(txn.stats().documents, lines.bytes());
+    }
+    if (lines.failed()) {
+      progress.Clear();
+      fmt::print(stderr, "error: cannot read {}: {}{}\n", name, std::strerror(errno), kNothing);
+      return kExitUserError;
+    }
+    bytes_read = lines.bytes();
+  } else {
+    runtime::CsvConverter conv(format == "csv" ? runtime::CsvDialect::kCsv : runtime::CsvDialect::kTsv,
+                               collection->name, collection->fields);
+    auto emit = [&](uint64_t row, doc::Value& d) -> Result<bool> {
+      auto added = txn.Add(collection, d);
+      if (!added) return Error{added.error().code, fmt::format("row {}: {}", row, added.error().message)};
+      progress.Update(txn.stats().documents, bytes_read);
+      return true;
+    };
+    std::string block(1 << 20, '\0');
+    for (;;) {
+      size_t n = std::fread(block.data(), 1, block.size(), input->file());
+      bytes_read += n;
+      if (n == 0) break;
+      auto fed = conv.Feed(std::string_view(block.data(), n), txn.allocator(collection), emit);
+      if (!fed) {
+        progress.Clear();
+        return fail(name, fed.error());
+      }
+    }
+    if (std::ferror(input->file())) {
+      progress.Clear();
+      fmt::print(stderr, "error: cannot read {}: {}{}\n", name, std::strerror(errno), kNothing);
+      return kExitUserError;
+    }
+    auto fin = conv.Finish(txn.allocator(collection), emit);
+    if (!fin) {
+      progress.Clear();
+      return fail(name, fin.error());
+    }
+  }
+  progress.Clear();
+
+  auto heads = txn.Commit();
+  if (!heads) return fail(name, heads.error());
+  PrintOffsets(heads.value());
+  // A clean shutdown persists the spools as lake fragments (SPEC 3.3).
+  auto persisted = store.value()->PersistAll();
+  if (!persisted) {
+    fmt::print(stderr,
+               "error: {}; the transaction is committed, and its fragments will be written by the next "
+               "flowctl process to open {}\n",
+               persisted.error().message, o.data_dir);
+    return persisted.error().ExitCode();
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto& st = txn.stats();
+  const auto& ss = store.value()->stats();
+  fmt::print(stderr, "ingested {} documents ({} after combining by key) into `{}`: {} journal{}, {:.1f} MB read, "
+             "{} fragment{} ({:.1f} MB) in {:.2f} s\n",
+             st.documents, st.combined, collection->name, heads->size(), heads->size() == 1 ? "" : "s",
+             bytes_read / 1e6, ss.fragments, ss.fragments == 1 ? "" : "s", ss.fragment_bytes / 1e6, secs);
+  (void)g;
+  return kExitOk;
+}
+
+}  // namespace flow::cli

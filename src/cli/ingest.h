@@ -1,0 +1,23 @@
+// `flowctl ingest`: a file or stdin into a collection as one transaction (SPEC section 8).
+#pragma once
+
+#include <string>
+
+#include "cli/common.h"
+
+namespace flow::cli {
+
+struct IngestOptions {
+  CatalogOptions catalog;
+  std::string data_dir = "flowctl-data";
+  std::string collection;
+  std::string input;   // a file, or "" / "-" for stdin
+  std::string format;  // json, csv, tsv; empty: from the file extension, else json
+  std::string codec;   // overrides the collections' fragment codec
+  std::string memory_budget = "256MiB";
+  std::string spill_dir;
+};
+
+int RunIngest(const GlobalOptions& g, const IngestOptions& o);
+
+}  // namespace flow::cli

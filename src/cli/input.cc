@@ -1,0 +1,55 @@
+#include "cli/input.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+namespace flow::cli {
+
+Result<Input> Input::Open(const std::string& path) {
+  if (path.empty() || path == "-") return Input(stdin, "<stdin>");
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return Error::User(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
+  return Input(f, path);
+}
+
+Input::~Input() {
+  if (f_ && f_ != stdin) std::fclose(f_);
+}
+
+bool LineReader::Next(std::string_view* line) {
+  for (;;) {
+    size_t nl = buf_.find('\n', off_);
+    if (nl != std::string::npos) {
+      *line = std::string_view(buf_).substr(off_, nl - off_);
+      off_ = nl + 1;
+      ++number_;
+      return true;
+    }
+    if (eof_) {
+      if (off_ >= buf_.size()) return false;
+      *line = std::string_view(buf_).substr(off_);
+      off_ = buf_.size();
+      ++number_;
+      return true;
+    }
+    buf_.erase(0, off_);
+    off_ = 0;
+    size_t have = buf_.size();
+    buf_.resize(have + kBlock);
+    size_t n = std::fread(buf_.data() + have, 1, kBlock, f_);
+    buf_.resize(have + n);
+    bytes_ += n;
+    if (n == 0) eof_ = true;
+  }
+}
+
+bool Blank(std::string_view s) {
+  for (char c : s) {
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  }
+  return true;
+}
+
+}  // namespace flow::cli

@@ -1,0 +1,50 @@
+// Reading a command's input: a file or stdin, as lines in large blocks (JSON lines) or as
+// raw blocks (CSV/TSV).
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace flow::cli {
+
+// A file opened for reading, or stdin for "" and "-". Closes what it opened.
+class Input {
+ public:
+  static Result<Input> Open(const std::string& path);
+  Input(Input&& o) noexcept : f_(o.f_), name_(std::move(o.name_)) { o.f_ = nullptr; }
+  ~Input();
+  FILE* file() const { return f_; }
+  const std::string& name() const { return name_; }  // the path, or `<stdin>`
+
+ private:
+  Input(FILE* f, std::string name) : f_(f), name_(std::move(name)) {}
+  FILE* f_;
+  std::string name_;
+};
+
+// Reads a file as lines, in large blocks.
+class LineReader {
+ public:
+  explicit LineReader(FILE* f) : f_(f) {}
+  // The next line without its '\n' (a final line may lack one). False at the end.
+  bool Next(std::string_view* line);
+  size_t number() const { return number_; }  // of the line last returned, 1-based
+  uint64_t bytes() const { return bytes_; }  // read so far
+  bool failed() const { return std::ferror(f_) != 0; }
+
+ private:
+  static constexpr size_t kBlock = 4 << 20;
+  FILE* f_;
+  std::string buf_;
+  size_t off_ = 0, number_ = 0;
+  uint64_t bytes_ = 0;
+  bool eof_ = false;
+};
+
+// True for a line of only spaces, tabs and CRs (skipped in JSON lines input).
+bool Blank(std::string_view s);
+
+}  // namespace flow::cli

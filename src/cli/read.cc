@@ -1,0 +1,251 @@
+#include "cli/read.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "base/strings.h"
+#include "doc/parse.h"
+#include "doc/uuid.h"
+#include "reduce/combiner.h"
+#include "runtime/collection.h"
+#include "store/journal.h"
+
+namespace flow::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+// Whole lines of one journal, read below a committed head.
+class LineCursor {
+ public:
+  LineCursor(const std::string& dir, const std::string& journal) : reader_(dir, journal) {}
+  // The next complete line below `head` (without '\n'); false when there is none yet.
+  Result<bool> Next(uint64_t head, std::string* line) {
+    for (;;) {
+      size_t nl = buf_.find('\n', pos_);
+      if (nl != std::string::npos) {
+        line->assign(buf_, pos_, nl - pos_);
+        pos_ = nl + 1;
+        return true;
+      }
+      buf_.erase(0, pos_);
+      pos_ = 0;
+      auto r = reader_.Read(head, &block_);
+      if (!r) return r;
+      if (block_.empty()) return false;
+      buf_.append(block_);
+    }
+  }
+  const std::string& journal() const { return reader_.journal(); }
+
+ private:
+  store::JournalReader reader_;
+  std::string buf_, block_;
+  size_t pos_ = 0;
+};
+
+// The clock of a stored document's `/_meta/uuid` (0 when it has none).
+doc::Clock ClockOf(const std::string& line) {
+  rapidjson::Document d;
+  d.Parse(line.data(), line.size());
+  if (d.HasParseError() || !d.IsObject()) return 0;
+  auto meta = d.FindMember("_meta");
+  if (meta == d.MemberEnd() || !meta->value.IsObject()) return 0;
+  auto uuid = meta->value.FindMember("uuid");
+  if (uuid == meta->value.MemberEnd() || !uuid->value.IsString()) return 0;
+  auto u = doc::ParseUuid(std::string_view(uuid->value.GetString(), uuid->value.GetStringLength()));
+  return u ? u->clock : 0;
+}
+
+struct Pending {
+  size_t cursor;
+  doc::Clock clock;
+  std::string line;
+};
+
+}  // namespace
+
+int RunRead(const GlobalOptions& g, const ReadOptions& o) {
+  if (o.reduced && o.follow) {
+    fmt::print(stderr, "error: --reduced and --follow cannot be combined (a reduced view has no end to follow)\n");
+    return kExitUsage;
+  }
+  auto budget = ParseByteSize(o.memory_budget);
+  if (!budget || *budget == 0) {
+    fmt::print(stderr, "error: --memory-budget `{}` is not a size like 64MiB or 1GiB\n", o.memory_budget);
+    return kExitUsage;
+  }
+  int code = 0;
+  auto records = LoadCollections(g, o.catalog, &code);
+  if (!records) return code;
+  const catalog::CollectionRecord* record = FindCollection(*records, o.collection, &code);
+  if (!record) return code;
+  auto compiled = runtime::Collection::Compile(*record);
+  if (!compiled) {
+    fmt::print(stderr, "error: {}\n", compiled.error().message);
+    return compiled.error().ExitCode();
+  }
+  const runtime::Collection& collection = *compiled.value();
+
+  // `--partition f=v`: the journal name segment `f=<v encoded>` must be present.
+  std::vector<std::string> segments;
+  for (const auto& sel : o.partitions) {
+    size_t eq = sel.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      fmt::print(stderr, "error: --partition `{}` is not of the form field=value\n", sel);
+      return kExitUsage;
+    }
+    std::string field = sel.substr(0, eq);
+    std::vector<std::string> names;
+    bool known = false;
+    for (const auto& p : collection.partitions) {
+      names.push_back(p.field);
+      known = known || p.field == field;
+    }
+    if (!known) {
+      std::string hint = DidYouMean(field, names);
+      fmt::print(stderr, "error: `{}` is not a partition field of collection `{}`{}\n", field, collection.name,
+                 names.empty() ? " (it has none)"
+                 : !hint.empty() ? "; " + hint
+                                 : fmt::format(" (its partition fields: {})", fmt::join(names, ", ")));
+      return kExitUserError;
+    }
+    std::string seg = field + "=";
+    doc::Value v(sel.c_str() + eq + 1, static_cast<rapidjson::SizeType>(sel.size() - eq - 1));
+    store::EncodePartitionValue(v, &seg);
+    segments.push_back("/" + seg + "/");
+  }
+
+  struct stat st;
+  if (::stat(o.data_dir.c_str(), &st) != 0) {
+    fmt::print(stderr, "error: data directory {} does not exist; ingest into it first, or pass --data-dir\n",
+               o.data_dir);
+    return kExitUserError;
+  }
+
+  std::vector<LineCursor> cursors;
+  std::map<std::string, size_t> by_journal;
+  store::LedgerState state;
+  auto refresh = [&]() -> Result<bool> {
+    auto s = store::ReadLedger(o.data_dir);
+    if (!s) return s.error();
+    state = std::move(s.value());
+    for (const auto& j : store::CollectionJournals(state, collection.name)) {
+      if (by_journal.count(j)) continue;
+      std::string padded = j.substr(collection.name.size()) + "/";
+      bool selected = std::all_of(segments.begin(), segments.end(),
+                                  [&](const std::string& seg) { return padded.find(seg) != std::string::npos; });
+      if (!selected) continue;
+      by_journal[j] = cursors.size();
+      cursors.emplace_back(o.data_dir, j);
+    }
+    return true;
+  };
+
+  std::unique_ptr<reduce::Combiner> combiner;
+  rapidjson::Document parsed;
+  if (o.reduced) {
+    reduce::CombinerOptions copts;
+    copts.memory_budget = *budget;
+    combiner = std::make_unique<reduce::Combiner>(collection.reducer, collection.key, copts);
+    parsed = rapidjson::Document(&combiner->allocator());
+  }
+  std::string out;
+  bool write_failed = false;
+  auto flush = [&]() {
+    if (!out.empty() && std::fwrite(out.data(), 1, out.size(), stdout) != out.size()) write_failed = true;
+    out.clear();
+    if (std::fflush(stdout) != 0) write_failed = true;
+  };
+
+  // Reads everything committed that is not yet printed, merging journals in UUID clock order
+  // (the order documents were committed in).
+  auto drain = [&]() -> Result<bool> {
+    std::vector<Pending> heap;
+    auto cmp = [](const Pending& a, const Pending& b) {
+      return a.clock != b.clock ? a.clock > b.clock : a.cursor > b.cursor;
+    };
+    auto pull = [&](size_t i) -> Result<bool> {
+      Pending p{i, 0, {}};
+      auto head = state.heads[cursors[i].journal()];
+      auto n = cursors[i].Next(head, &p.line);
+      if (!n) return n;
+      if (!n.value()) return true;
+      p.clock = ClockOf(p.line);
+      heap.push_back(std::move(p));
+      std::push_heap(heap.begin(), heap.end(), cmp);
+      return true;
+    };
+    for (size_t i = 0; i < cursors.size(); ++i) {
+      auto r = pull(i);
+      if (!r) return r;
+    }
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), cmp);
+      Pending p = std::move(heap.back());
+      heap.pop_back();
+      if (combiner) {
+        doc::ParseError perr;
+        if (!doc::ParseDocument(p.line, &parsed, &perr)) {
+          return Error::Env(fmt::format("journal {} holds a malformed document: {}", cursors[p.cursor].journal(),
+                                        perr.message));
+        }
+        auto a = combiner->Add(parsed);
+        if (!a) return a;
+      } else {
+        out.append(p.line);
+        out.push_back('\n');
+        if (out.size() >= (1 << 20)) flush();
+        if (write_failed) return Error::Env(fmt::format("cannot write the output: {}", std::strerror(errno)));
+      }
+      auto r = pull(p.cursor);
+      if (!r) return r;
+    }
+    return true;
+  };
+
+  auto report = [&](const Error& e) {
+    fmt::print(stderr, "error: collection `{}`: {}\n", collection.name, e.message);
+    return e.ExitCode();
+  };
+  auto r = refresh();
+  if (r) r = drain();
+  if (!r) return report(r.error());
+  if (combiner) {
+    auto drained = combiner->Drain(true, [&](std::string_view, doc::Value& d) -> Result<bool> {
+      doc::AppendJson(d, &out);
+      out.push_back('\n');
+      if (out.size() >= (1 << 20)) flush();
+      if (write_failed) return Error::Env(fmt::format("cannot write the output: {}", std::strerror(errno)));
+      return true;
+    });
+    if (!drained) return report(drained.error());
+  }
+  flush();
+  if (o.follow) {
+    std::signal(SIGINT, OnSignal);
+    std::signal(SIGTERM, OnSignal);
+    while (!g_stop && !write_failed) {
+      ::usleep(50 * 1000);
+      r = refresh();
+      if (r) r = drain();
+      if (!r) return report(r.error());
+      flush();
+    }
+  }
+  if (write_failed) {
+    fmt::print(stderr, "error: cannot write the output: {}\n", std::strerror(errno));
+    return kExitEnvironment;
+  }
+  return kExitOk;
+}
+
+}  // namespace flow::cli

@@ -1,0 +1,78 @@
+// An ingestion transaction (SPEC 3.4): documents of any number of collections are
+// validated and combined per key as they are added; Commit drains each combiner in key
+// order, stamps every document's `/_meta/uuid`, appends it as a JSON line to its
+// partition's journal and commits the store once, atomically across all of them. Nothing
+// reaches the store before Commit, so a document that fails leaves nothing to undo.
+// Single-threaded, like the Store it writes to.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "doc/uuid.h"
+#include "reduce/combiner.h"
+#include "runtime/collection.h"
+#include "store/journal.h"
+
+namespace flow::runtime {
+
+// Stamps documents with UUIDs of one producer.
+class Stamper {
+ public:
+  Stamper() : producer_(doc::ProducerId::Random()) {}
+  // The canonical text of the next UUID (flags: outside a Gazette transaction, since
+  // transactions are recorded by the ledger rather than by acknowledgement documents).
+  std::string Next();
+  doc::ClockSource& clock() { return clock_; }
+
+ private:
+  doc::ProducerId producer_;
+  doc::ClockSource clock_;
+};
+
+// Appends `doc` as one JSON line to `out`, with `/_meta/uuid` set to `uuid` (replacing
+// any previous one; other `_meta` properties are kept). `doc` must be an object.
+void AppendStamped(const doc::Value& doc, std::string_view uuid, std::string* out);
+
+struct TransactionStats {
+  uint64_t documents = 0;  // added
+  uint64_t combined = 0;   // appended after combining by key
+  uint64_t bytes = 0;      // appended
+};
+
+class IngestTransaction {
+ public:
+  IngestTransaction(store::Store* store, Stamper* stamper, reduce::CombinerOptions options = {});
+  ~IngestTransaction();
+
+  // The scratch allocator documents of `c` must be parsed with before `Add`.
+  doc::Allocator& allocator(const std::shared_ptr<const Collection>& c);
+
+  // Validates `doc` and combines it into the transaction. User errors describe the
+  // document's problem (the caller adds where it came from); the transaction should then
+  // be dropped.
+  Result<bool> Add(const std::shared_ptr<const Collection>& c, doc::Value& doc);
+
+  // Appends and commits everything added; returns the new heads of the journals written.
+  // On failure the store's transaction is aborted.
+  Result<std::map<std::string, uint64_t>> Commit();
+
+  const TransactionStats& stats() const { return stats_; }
+  // Spill and memory figures of the combiners, summed.
+  reduce::CombinerStats combiner_stats() const;
+
+ private:
+  struct Part;
+  Part* PartOf(const std::shared_ptr<const Collection>& c);
+  store::Store* store_;
+  Stamper* stamper_;
+  reduce::CombinerOptions options_;
+  std::map<std::string, std::unique_ptr<Part>> parts_;
+  TransactionStats stats_;
+  reduce::CombinerStats committed_stats_;
+};
+
+}  // namespace flow::runtime

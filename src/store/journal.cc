@@ -1,0 +1,709 @@
+#include "store/journal.h"
+
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "store/codec.h"
+
+namespace flow::store {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr size_t kWriteBuffer = 1 << 20;   // uncommitted bytes buffered before a write(2)
+constexpr uint64_t kLedgerCompactAt = 16ull << 20;
+constexpr size_t kReadBlock = 1 << 20;
+
+std::string LedgerPath(const std::string& dir) { return dir + "/ledger"; }
+std::string SpoolDir(const std::string& dir, std::string_view journal) {
+  return fmt::format("{}/spool/{}", dir, journal);
+}
+std::string SpoolName(uint64_t begin, std::time_t created) {
+  return fmt::format("{:016x}-{}.spool", begin, static_cast<int64_t>(created));
+}
+
+bool ParseHex16(std::string_view s, uint64_t* out) {
+  if (s.size() != 16) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+    if (d < 0) return false;
+    v = v << 4 | static_cast<uint64_t>(d);
+  }
+  *out = v;
+  return true;
+}
+
+// `<begin>-<created>.spool`
+bool ParseSpoolName(std::string_view name, uint64_t* begin, std::time_t* created) {
+  constexpr std::string_view kExt = ".spool";
+  if (name.size() < 18 + kExt.size() || name.substr(name.size() - kExt.size()) != kExt) return false;
+  if (name[16] != '-' || !ParseHex16(name.substr(0, 16), begin)) return false;
+  std::string_view secs = name.substr(17, name.size() - 17 - kExt.size());
+  if (secs.empty()) return false;
+  int64_t v = 0;
+  for (char c : secs) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *created = static_cast<std::time_t>(v);
+  return true;
+}
+
+// `<begin>-<end>-<sha1><ext>`
+bool ParseFragmentName(std::string_view name, Fragment* f) {
+  if (name.size() < 16 + 1 + 16 + 1 + 40 + 3) return false;
+  if (name[16] != '-' || name[33] != '-') return false;
+  if (!ParseHex16(name.substr(0, 16), &f->begin) || !ParseHex16(name.substr(17, 16), &f->end)) return false;
+  std::string_view ext = name.substr(74);
+  if (ext == ".gz") f->codec = Codec::kGzip;
+  else if (ext == ".zst") f->codec = Codec::kZstd;
+  else if (ext == ".raw") f->codec = Codec::kNone;
+  else return false;
+  return f->begin < f->end;
+}
+
+// Ledger records are lines: 8 hex digits of the CRC-32 of the JSON, a space, the JSON.
+std::string EncodeRecord(const std::map<std::string, uint64_t>& heads,
+                         const std::map<std::string, std::string>& checkpoints) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("heads");
+  w.StartObject();
+  for (const auto& [j, h] : heads) {
+    w.Key(j.data(), static_cast<rapidjson::SizeType>(j.size()));
+    w.Uint64(h);
+  }
+  w.EndObject();
+  if (!checkpoints.empty()) {
+    w.Key("checkpoints");
+    w.StartObject();
+    for (const auto& [k, v] : checkpoints) {
+      w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+      w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+    }
+    w.EndObject();
+  }
+  w.EndObject();
+  std::string_view json(sb.GetString(), sb.GetSize());
+  uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(json.data()),
+                                             static_cast<uInt>(json.size())));
+  return fmt::format("{:08x} {}\n", crc, json);
+}
+
+// Applies one record to `state`; false when the line is not an intact record.
+bool ApplyRecord(std::string_view line, LedgerState* state) {
+  if (line.size() < 10 || line[8] != ' ') return false;
+  uint32_t want = 0;
+  for (int i = 0; i < 8; ++i) {
+    char c = line[i];
+    int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+    if (d < 0) return false;
+    want = want << 4 | static_cast<uint32_t>(d);
+  }
+  std::string_view json = line.substr(9);
+  uint32_t got = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(json.data()),
+                                            static_cast<uInt>(json.size())));
+  if (got != want) return false;
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError() || !d.IsObject()) return false;
+  auto heads = d.FindMember("heads");
+  if (heads == d.MemberEnd() || !heads->value.IsObject()) return false;
+  for (const auto& m : heads->value.GetObject()) {
+    if (!m.value.IsUint64()) return false;
+    state->heads[std::string(m.name.GetString(), m.name.GetStringLength())] = m.value.GetUint64();
+  }
+  auto cps = d.FindMember("checkpoints");
+  if (cps != d.MemberEnd() && cps->value.IsObject()) {
+    for (const auto& m : cps->value.GetObject()) {
+      if (!m.value.IsString()) return false;
+      state->checkpoints[std::string(m.name.GetString(), m.name.GetStringLength())] =
+          std::string(m.value.GetString(), m.value.GetStringLength());
+    }
+  }
+  return true;
+}
+
+// Reads the ledger; `*valid_size` is the byte length of its intact prefix.
+Result<LedgerState> LoadLedger(const std::string& dir, uint64_t* valid_size, uint64_t* file_size) {
+  LedgerState state;
+  *valid_size = *file_size = 0;
+  bool missing = false;
+  auto f = io::File::OpenRead(LedgerPath(dir), &missing);
+  if (!f) {
+    if (missing) return state;
+    return f.error();
+  }
+  auto size = f->Size();
+  if (!size) return size.error();
+  *file_size = *size;
+  std::string content;
+  auto r = f->ReadAt(0, *size, &content);
+  if (!r) return r.error();
+  size_t pos = 0;
+  while (pos < content.size()) {
+    size_t nl = content.find('\n', pos);
+    if (nl == std::string::npos) break;  // torn: the final record never finished
+    LedgerState next = state;
+    if (!ApplyRecord(std::string_view(content).substr(pos, nl - pos), &next)) break;
+    state = std::move(next);
+    pos = nl + 1;
+  }
+  *valid_size = pos;
+  return state;
+}
+
+}  // namespace
+
+Result<LedgerState> ReadLedger(const std::string& dir) {
+  uint64_t valid = 0, size = 0;
+  return LoadLedger(dir, &valid, &size);
+}
+
+std::vector<std::string> CollectionJournals(const LedgerState& state, std::string_view collection) {
+  std::vector<std::string> out;
+  std::string prefix = std::string(collection) + "/";
+  for (auto it = state.heads.lower_bound(prefix); it != state.heads.end(); ++it) {
+    std::string_view name = it->first;
+    if (name.substr(0, prefix.size()) != prefix) break;
+    // The rest must be `f=v/` segments then `pivot=00`; anything else is another
+    // collection whose name extends this one (`a/b` under `a`).
+    std::string_view rest = name.substr(prefix.size());
+    bool ours = true;
+    while (ours) {
+      size_t slash = rest.find('/');
+      std::string_view seg = rest.substr(0, slash);
+      if (seg.find('=') == std::string_view::npos) ours = false;
+      if (slash == std::string_view::npos) {
+        ours = ours && seg == "pivot=00";
+        break;
+      }
+      rest = rest.substr(slash + 1);
+    }
+    if (ours) out.push_back(it->first);
+  }
+  return out;
+}
+
+Result<std::vector<Fragment>> ListFragments(const std::string& dir, const std::string& journal) {
+  std::vector<Fragment> out;
+  std::error_code ec;
+  fs::path root = fs::path(dir) / "lake" / journal;
+  if (!fs::exists(root, ec)) return out;
+  for (const auto& date : fs::directory_iterator(root, ec)) {
+    if (!date.is_directory() || date.path().filename().string().rfind("utc_date=", 0) != 0) continue;
+    for (const auto& hour : fs::directory_iterator(date.path(), ec)) {
+      if (!hour.is_directory() || hour.path().filename().string().rfind("utc_hour=", 0) != 0) continue;
+      for (const auto& file : fs::directory_iterator(hour.path(), ec)) {
+        Fragment f;
+        if (ParseFragmentName(file.path().filename().string(), &f)) {
+          f.path = file.path().string();
+          out.push_back(std::move(f));
+        }
+      }
+    }
+  }
+  if (ec) return Error::Env(fmt::format("cannot list {}: {}", root.string(), ec.message()));
+  std::sort(out.begin(), out.end(), [](const Fragment& a, const Fragment& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end > b.end;
+  });
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------
+// Store
+
+struct Store::Journal {
+  std::string name;
+  JournalSpec spec;
+  uint64_t head = 0;     // committed
+  uint64_t written = 0;  // head plus this transaction's appends (buffered or in the spool)
+  std::string buffer;    // appended, not yet written to the spool file
+  bool touched = false;
+  // The spool: the journal's bytes [spool_begin, written) not yet all in fragments.
+  io::File spool;
+  std::string spool_path;
+  uint64_t spool_begin = 0;
+  std::time_t spool_created = 0;
+  bool spool_new = false;       // its directory entry has not been synced yet
+  uint64_t persisted_end = 0;   // fragments hold [.., persisted_end), at least spool_begin
+};
+
+Store::Store(std::string dir) : dir_(std::move(dir)) {}
+Store::~Store() = default;
+
+Error Store::Poisoned() const {
+  return Error::Env(fmt::format(
+      "data directory {} had an I/O error earlier in this process; restart flowctl to recover it", dir_));
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& dir) {
+  std::unique_ptr<Store> s(new Store(dir));
+  auto r = s->Recover();
+  if (!r) return r.error();
+  return s;
+}
+
+Result<bool> Store::Recover() {
+  for (const char* sub : {"/lake", "/spool", "/tmp"}) {
+    auto made = io::CreateDirs(dir_ + sub);
+    if (!made) return made;
+  }
+  std::error_code ec;
+  // Temporary files are fragments that were never renamed into the lake.
+  for (const auto& e : fs::directory_iterator(dir_ + "/tmp", ec)) fs::remove_all(e.path(), ec);
+
+  uint64_t valid = 0, size = 0;
+  auto state = LoadLedger(dir_, &valid, &size);
+  if (!state) return state.error();
+  committed_ = std::move(state.value());
+  auto ledger = io::File::OpenAppend(LedgerPath(dir_), true);
+  if (!ledger) return ledger.error();
+  ledger_ = std::move(ledger.value());
+  if (valid < size) {  // a torn or corrupt tail: the transaction it described never committed
+    auto t = ledger_.Truncate(valid);
+    if (!t) return t;
+    auto s = ledger_.Sync();
+    if (!s) return s;
+  }
+  ledger_size_ = valid;
+  for (const auto& [name, head] : committed_.heads) {
+    Journal* j = Get(name);
+    j->head = j->written = head;
+  }
+
+  std::vector<std::pair<fs::path, std::string>> spools;  // path, journal
+  fs::path spool_root = dir_ + "/spool";
+  for (auto it = fs::recursive_directory_iterator(spool_root, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_regular_file()) {
+      spools.emplace_back(it->path(), fs::relative(it->path().parent_path(), spool_root).string());
+    }
+  }
+  if (ec) return Error::Env(fmt::format("cannot list {}: {}", spool_root.string(), ec.message()));
+  std::sort(spools.begin(), spools.end());
+  for (const auto& [path, journal] : spools) {
+    uint64_t begin = 0;
+    std::time_t created = 0;
+    if (!ParseSpoolName(path.filename().string(), &begin, &created)) continue;  // not ours
+    auto r = RecoverSpool(journal, path.string(), begin, created);
+    if (!r) return r;
+  }
+  return true;
+}
+
+Result<bool> Store::RecoverSpool(const std::string& journal, const std::string& path, uint64_t begin,
+                                 std::time_t created) {
+  uint64_t head = 0;
+  auto h = committed_.heads.find(journal);
+  if (h != committed_.heads.end()) head = h->second;
+  auto frags = ListFragments(dir_, journal);
+  if (!frags) return frags.error();
+  uint64_t persisted = begin;
+  for (const auto& f : *frags) {
+    if (f.begin <= persisted && f.end > persisted) persisted = f.end;
+  }
+  std::error_code ec;
+  if (head <= begin || persisted >= head) {
+    // Nothing committed in it, or all of it is in fragments already.
+    fs::remove(path, ec);
+    if (ec) return Error::Env(fmt::format("cannot remove {}: {}", path, ec.message()));
+    return true;
+  }
+  Journal* j = Get(journal);
+  if (j->spool.is_open()) {
+    return Error::Env(fmt::format("journal {} has two spools with committed content ({} and {}); "
+                                  "the data directory was modified by hand?",
+                                  journal, j->spool_path, path));
+  }
+  auto f = io::File::OpenAppend(path, false);
+  if (!f) return f.error();
+  auto size = f->Size();
+  if (!size) return size.error();
+  if (*size < head - begin) {
+    return Error::Env(fmt::format(
+        "journal {}: spool {} holds bytes up to offset {} but offset {} was committed; committed data "
+        "is missing (was the data directory copied or edited while in use?)",
+        journal, path, begin + *size, head));
+  }
+  if (*size > head - begin) {  // the tail of a transaction that never committed
+    auto t = f->Truncate(head - begin);
+    if (!t) return t;
+    auto s = f->Sync();
+    if (!s) return s;
+  }
+  j->spool = std::move(f.value());
+  j->spool_path = path;
+  j->spool_begin = begin;
+  j->spool_created = created;
+  j->persisted_end = persisted;
+  return true;
+}
+
+Store::Journal* Store::Get(const std::string& journal) {
+  auto it = journals_.find(journal);
+  if (it != journals_.end()) return it->second.get();
+  auto j = std::make_unique<Journal>();
+  j->name = journal;
+  Journal* raw = j.get();
+  journals_.emplace(journal, std::move(j));
+  return raw;
+}
+
+Result<bool> Store::OpenSpool(Journal* j) {
+  std::string sdir = SpoolDir(dir_, j->name);
+  auto made = io::CreateDirs(sdir);
+  if (!made) return made;
+  j->spool_created = std::time(nullptr);
+  j->spool_begin = j->head;
+  j->persisted_end = j->head;
+  j->spool_path = sdir + "/" + SpoolName(j->head, j->spool_created);
+  auto f = io::File::OpenAppend(j->spool_path, true);
+  if (!f) return f.error();
+  // A leftover file of this name holds nothing committed (recovery removed or adopted it).
+  auto t = f->Truncate(0);
+  if (!t) return t;
+  j->spool = std::move(f.value());
+  j->spool_new = true;
+  return true;
+}
+
+Result<bool> Store::FlushBuffer(Journal* j) {
+  if (j->buffer.empty()) return true;
+  if (!j->spool.is_open()) {
+    auto o = OpenSpool(j);
+    if (!o) return o;
+  }
+  auto w = j->spool.Append(j->buffer);
+  j->buffer.clear();
+  return w;
+}
+
+Result<bool> Store::Append(const std::string& journal, const JournalSpec& spec, std::string_view bytes) {
+  if (failed_) return Poisoned();
+  Journal* j = Get(journal);
+  j->spec = spec;
+  if (!j->touched) {
+    j->touched = true;
+    touched_.push_back(j);
+  }
+  j->buffer.append(bytes);
+  j->written += bytes.size();
+  if (j->buffer.size() >= kWriteBuffer) {
+    auto f = FlushBuffer(j);
+    if (!f) {
+      failed_ = true;
+      return f;
+    }
+  }
+  return true;
+}
+
+Result<std::map<std::string, uint64_t>> Store::Commit(const std::map<std::string, std::string>& checkpoints) {
+  if (failed_) return Poisoned();
+  std::map<std::string, uint64_t> heads;
+  auto fail = [&](const Error& e) -> Error {
+    failed_ = true;
+    return e;
+  };
+  for (Journal* j : touched_) {
+    if (j->written == j->head) continue;
+    auto f = FlushBuffer(j);
+    if (!f) return fail(f.error());
+    auto s = j->spool.Sync();
+    if (!s) return fail(s.error());
+    if (j->spool_new) {
+      auto d = io::SyncDir(SpoolDir(dir_, j->name));
+      if (!d) return fail(d.error());
+      j->spool_new = false;
+    }
+    heads[j->name] = j->written;
+  }
+  if (!heads.empty() || !checkpoints.empty()) {
+    auto a = AppendLedger(EncodeRecord(heads, checkpoints));
+    if (!a) return fail(a.error());
+  }
+  // Committed.
+  for (Journal* j : touched_) {
+    j->head = j->written;
+    j->touched = false;
+  }
+  touched_.clear();
+  for (const auto& [name, head] : heads) committed_.heads[name] = head;
+  for (const auto& [k, v] : checkpoints) committed_.checkpoints[k] = v;
+  ++stats_.commits;
+  if (ledger_size_ >= kLedgerCompactAt) {
+    auto c = CompactLedger();
+    if (!c) return fail(c.error());
+  }
+  return heads;
+}
+
+Result<bool> Store::Abort() {
+  if (failed_) return Poisoned();
+  for (Journal* j : touched_) {
+    j->buffer.clear();
+    if (j->spool.is_open()) {
+      auto t = j->spool.Truncate(j->head - j->spool_begin);
+      if (!t) {
+        failed_ = true;
+        return t;
+      }
+    }
+    j->written = j->head;
+    j->touched = false;
+  }
+  touched_.clear();
+  return true;
+}
+
+Result<bool> Store::AppendLedger(const std::string& record) {
+  auto w = ledger_.Append(record);
+  if (!w) return w;
+  auto s = ledger_.Sync();
+  if (!s) return s;
+  ledger_size_ += record.size();
+  return true;
+}
+
+Result<bool> Store::CompactLedger() {
+  std::string next = LedgerPath(dir_) + ".next";
+  auto f = io::File::OpenAppend(next, true);
+  if (!f) return f.error();
+  std::string record = EncodeRecord(committed_.heads, committed_.checkpoints);
+  auto t = f->Truncate(0);
+  if (!t) return t;
+  auto w = f->Append(record);
+  if (!w) return w;
+  auto s = f->Sync();
+  if (!s) return s;
+  auto r = io::RenameDurably(next, LedgerPath(dir_));
+  if (!r) return r;
+  ledger_ = std::move(f.value());
+  ledger_size_ = record.size();
+  return true;
+}
+
+Result<bool> Store::PersistDue(std::time_t now) {
+  if (failed_) return Poisoned();
+  for (auto& [name, j] : journals_) {
+    if (!j->spool.is_open() || j->head <= j->persisted_end || j->written != j->head) continue;
+    bool full = j->head - j->persisted_end >= j->spec.fragment_size;
+    bool old = j->spec.flush_interval > 0 && now - j->spool_created >= j->spec.flush_interval;
+    if (full || old) {
+      auto p = Persist(j.get());
+      if (!p) return p;
+    }
+  }
+  return true;
+}
+
+Result<bool> Store::PersistAll() {
+  if (failed_) return Poisoned();
+  for (auto& [name, j] : journals_) {
+    if (!j->spool.is_open() || j->written != j->head) continue;
+    auto p = Persist(j.get());
+    if (!p) return p;
+  }
+  return true;
+}
+
+// Copies the spool's committed bytes [persisted_end, head) into fragments of about the
+// fragment size, each cut after a '\n', written to tmp/ and renamed into the lake; then
+// removes the spool. A crash in between leaves fragments and the spool overlapping, which
+// recovery and readers resolve by preferring fragments.
+Result<bool> Store::Persist(Journal* j) {
+  auto fail = [&](const Error& e) -> Result<bool> {
+    failed_ = true;
+    return e;
+  };
+  std::string block;
+  uint64_t pos = j->persisted_end;
+  auto in = io::File::OpenRead(j->spool_path);
+  if (!in) return fail(in.error());
+  while (pos < j->head) {
+    std::string tmp = fmt::format("{}/tmp/fragment-{}-{}", dir_, ::getpid(), tmp_counter_++);
+    auto out = io::File::OpenAppend(tmp, true);
+    if (!out) return fail(out.error());
+    auto t = out->Truncate(0);
+    if (!t) return fail(t.error());
+    auto enc = Encoder::Make(j->spec.codec, &out.value());
+    Sha1 sha;
+    uint64_t begin = pos;
+    bool cut = false;
+    while (pos < j->head && !cut) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(kReadBlock, j->head - pos));
+      auto r = in->ReadAt(pos - j->spool_begin, want, &block);
+      if (!r) return fail(r.error());
+      if (block.empty()) {
+        return fail(Error::Env(fmt::format("spool {} ends before offset {}", j->spool_path, pos)));
+      }
+      std::string_view chunk(block);
+      uint64_t size_so_far = pos - begin;
+      if (size_so_far + chunk.size() >= j->spec.fragment_size) {
+        // Cut after the first line end at or beyond the fragment size.
+        size_t from = j->spec.fragment_size > size_so_far ? j->spec.fragment_size - size_so_far - 1 : 0;
+        size_t nl = chunk.find('\n', from);
+        if (nl != std::string_view::npos) {
+          chunk = chunk.substr(0, nl + 1);
+          cut = true;
+        }
+      }
+      sha.Update(chunk);
+      auto w = enc->Write(chunk);
+      if (!w) return fail(w.error());
+      pos += chunk.size();
+    }
+    auto fin = enc->Finish();
+    if (!fin) return fail(fin.error());
+    auto s = out->Sync();
+    if (!s) return fail(s.error());
+    auto disk = out->Size();
+    out->Close();
+    std::string rel = FragmentPath(j->name, j->spool_created, begin, pos, sha.HexDigest(), j->spec.codec);
+    std::string dest = dir_ + "/lake/" + rel;
+    auto made = io::CreateDirs(dest.substr(0, dest.find_last_of('/')));
+    if (!made) return fail(made.error());
+    auto mv = io::RenameDurably(tmp, dest);
+    if (!mv) return fail(mv.error());
+    j->persisted_end = pos;
+    ++stats_.fragments;
+    stats_.fragment_raw_bytes += pos - begin;
+    if (disk) stats_.fragment_bytes += *disk;
+  }
+  if (j->persisted_end == j->head && j->written == j->head) {
+    j->spool.Close();
+    std::error_code ec;
+    fs::remove(j->spool_path, ec);
+    if (ec) return fail(Error::Env(fmt::format("cannot remove {}: {}", j->spool_path, ec.message())));
+  }
+  return true;
+}
+
+// ------------------------------------------------------------------------------------------
+// JournalReader
+
+struct JournalReader::Source {
+  uint64_t begin = 0;  // journal offset of the source's first byte
+  uint64_t end = 0;    // offset where the source ends (UINT64_MAX for a spool)
+  std::unique_ptr<Decoder> decoder;  // a fragment
+  io::File spool;                    // or the spool
+  std::string pending;               // decoded bytes not yet returned
+  uint64_t pending_at = 0;           // offset of pending[0]
+};
+
+JournalReader::JournalReader(std::string dir, std::string journal, uint64_t offset)
+    : dir_(std::move(dir)), journal_(std::move(journal)), offset_(offset) {}
+JournalReader::~JournalReader() = default;
+JournalReader::JournalReader(JournalReader&&) noexcept = default;
+
+Result<bool> JournalReader::OpenSource() {
+  source_.reset();
+  auto frags = ListFragments(dir_, journal_);
+  if (!frags) return frags.error();
+  uint64_t next_fragment = UINT64_MAX;
+  for (const auto& f : *frags) {
+    if (f.begin <= offset_ && offset_ < f.end) {
+      bool missing = false;
+      auto file = io::File::OpenRead(f.path, &missing);
+      if (!file) return file.error();
+      auto s = std::make_unique<Source>();
+      s->begin = f.begin;
+      s->end = f.end;
+      s->decoder = Decoder::Make(f.codec, std::move(file.value()));
+      s->pending_at = f.begin;
+      source_ = std::move(s);
+      return true;
+    }
+    if (f.begin > offset_) next_fragment = std::min(next_fragment, f.begin);
+  }
+  // The spool: the newest file in spool/<journal>/ beginning at or before the offset.
+  std::error_code ec;
+  std::string sdir = SpoolDir(dir_, journal_);
+  std::string best;
+  uint64_t best_begin = 0;
+  for (const auto& e : fs::directory_iterator(sdir, ec)) {
+    uint64_t begin = 0;
+    std::time_t created = 0;
+    if (ParseSpoolName(e.path().filename().string(), &begin, &created) && begin <= offset_ &&
+        (best.empty() || begin > best_begin)) {
+      best = e.path().string();
+      best_begin = begin;
+    }
+  }
+  if (best.empty()) return false;
+  bool missing = false;
+  auto file = io::File::OpenRead(best, &missing);
+  if (!file) {
+    if (missing) return false;  // persisted meanwhile
+    return file.error();
+  }
+  auto s = std::make_unique<Source>();
+  s->begin = best_begin;
+  s->end = next_fragment;
+  s->spool = std::move(file.value());
+  source_ = std::move(s);
+  return true;
+}
+
+Result<bool> JournalReader::Read(uint64_t head, std::string* out) {
+  out->clear();
+  for (int attempt = 0; offset_ < head; ++attempt) {
+    if (!source_ || offset_ >= source_->end) {
+      auto o = OpenSource();
+      if (!o) return o;
+      if (!o.value()) {
+        // A writer may have just moved the spool into a fragment; look once more.
+        if (attempt < 3) {
+          ::usleep(1000);
+          continue;
+        }
+        return Error::Env(fmt::format("journal {}: no fragment or spool in {} holds offset {}", journal_, dir_,
+                                      offset_));
+      }
+    }
+    Source& s = *source_;
+    uint64_t limit = std::min(head, s.end);
+    if (s.decoder) {
+      while (s.pending_at + s.pending.size() <= offset_) {
+        s.pending_at += s.pending.size();
+        auto r = s.decoder->Read(&s.pending);
+        if (!r) return r;
+        if (s.pending.empty()) {
+          return Error::Env(fmt::format("fragment of journal {} ends at offset {}, before its name says ({})",
+                                        journal_, s.pending_at, s.end));
+        }
+      }
+      size_t from = static_cast<size_t>(offset_ - s.pending_at);
+      size_t n = static_cast<size_t>(std::min<uint64_t>(s.pending.size() - from, limit - offset_));
+      out->assign(s.pending, from, n);
+    } else {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(kReadBlock, limit - offset_));
+      auto r = s.spool.ReadAt(offset_ - s.begin, want, out);
+      if (!r) return r;
+      if (out->empty()) {
+        // The spool was truncated or replaced under us: find the source again.
+        source_.reset();
+        if (attempt < 3) continue;
+        return Error::Env(fmt::format("journal {}: the spool ends before committed offset {}", journal_, offset_));
+      }
+    }
+    offset_ += out->size();
+    return true;
+  }
+  return true;
+}
+
+}  // namespace flow::store

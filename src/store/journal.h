@@ -1,0 +1,149 @@
+// Journals: append-only byte logs with committed heads, stored as a spool (the fragment
+// being written, under `<data-dir>/spool/`) and immutable fragment files in the lake
+// (`<data-dir>/lake/`, SPEC 3.3). This layer knows bytes and offsets, not JSON; the one
+// thing it knows about content is that fragments are cut after a '\n'.
+//
+// Atomicity: a transaction appends to any number of journals, then `Commit` syncs every
+// touched spool and appends one record (the new heads, plus any task checkpoints) to the
+// ledger, `<data-dir>/ledger`, and syncs it. That record is the commit point: recovery
+// (`Store::Open`) truncates each spool to the head the ledger names, so bytes of a
+// transaction that never committed vanish, and readers only ever read below a head taken
+// from the ledger. Ledger records carry a CRC; a torn or corrupt tail is discarded.
+//
+// A Store is used by one thread of the process holding the data directory's lock
+// (store/lock.h). Readers (`ReadLedger`, `JournalReader`) need no lock and may run in other
+// processes while a writer is active.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/io.h"
+#include "base/result.h"
+#include "store/naming.h"
+
+namespace flow::store {
+
+// How a journal's spool becomes fragments.
+struct JournalSpec {
+  Codec codec = Codec::kGzip;
+  uint64_t fragment_size = 64ull << 20;  // uncommitted bytes per fragment, cut at a line end
+  int64_t flush_interval = 0;            // seconds; a spool this old is persisted; 0: never
+};
+
+// What the ledger says: committed heads and task checkpoints (opaque text).
+struct LedgerState {
+  std::map<std::string, uint64_t> heads;
+  std::map<std::string, std::string> checkpoints;
+};
+
+// Reads the committed state of a data directory (empty when there is none yet). A torn or
+// corrupt final record is ignored, as recovery would discard it.
+Result<LedgerState> ReadLedger(const std::string& dir);
+
+// The journals of `collection` among `heads`: names `<collection>/<f>=<v>/.../pivot=00`.
+std::vector<std::string> CollectionJournals(const LedgerState& state, std::string_view collection);
+
+struct StoreStats {
+  uint64_t commits = 0;
+  uint64_t fragments = 0;          // fragment files persisted
+  uint64_t fragment_raw_bytes = 0;  // their uncompressed size
+  uint64_t fragment_bytes = 0;      // their size on disk
+};
+
+class Store {
+ public:
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Opens (creating) the data directory `dir` and recovers it to its last committed state:
+  // torn ledger records are dropped, spools are truncated to their committed heads, spools
+  // already persisted as fragments and temporary files are removed. The caller holds the
+  // directory's lock.
+  static Result<std::unique_ptr<Store>> Open(const std::string& dir);
+
+  const LedgerState& committed() const { return committed_; }
+  const std::string& dir() const { return dir_; }
+  const StoreStats& stats() const { return stats_; }
+
+  // Appends `bytes` to `journal` within the current transaction. `spec` applies from the
+  // journal's next spool on.
+  Result<bool> Append(const std::string& journal, const JournalSpec& spec, std::string_view bytes);
+
+  // Commits the current transaction: every append since the last Commit/Abort, and
+  // `checkpoints` (merged into the ledger's). Returns the new heads of the journals it
+  // touched. After a failure the store refuses further work; reopening recovers.
+  Result<std::map<std::string, uint64_t>> Commit(const std::map<std::string, std::string>& checkpoints = {});
+
+  // Discards the current transaction's appends.
+  Result<bool> Abort();
+
+  // Persists spools whose committed content reached their fragment size, or whose age
+  // reached their flush interval. Call between transactions.
+  Result<bool> PersistDue(std::time_t now);
+  // Persists every spool holding committed content (clean shutdown).
+  Result<bool> PersistAll();
+
+ private:
+  struct Journal;
+  explicit Store(std::string dir);
+  Result<bool> Recover();
+  Result<bool> RecoverSpool(const std::string& journal, const std::string& path, uint64_t begin,
+                            std::time_t created);
+  Result<bool> OpenSpool(Journal* j);
+  Result<bool> FlushBuffer(Journal* j);
+  Result<bool> Persist(Journal* j);
+  Result<bool> AppendLedger(const std::string& record);
+  Result<bool> CompactLedger();
+  Journal* Get(const std::string& journal);
+  Error Poisoned() const;
+
+  std::string dir_;
+  LedgerState committed_;
+  std::map<std::string, std::unique_ptr<Journal>, std::less<>> journals_;
+  std::vector<Journal*> touched_;  // journals appended to in the current transaction
+  io::File ledger_;
+  uint64_t ledger_size_ = 0;
+  uint64_t tmp_counter_ = 0;
+  bool failed_ = false;
+  StoreStats stats_;
+};
+
+// One fragment file of the lake.
+struct Fragment {
+  uint64_t begin = 0, end = 0;
+  Codec codec = Codec::kGzip;
+  std::string path;  // absolute or relative to the working directory
+};
+
+// The fragments of `journal` in `dir`'s lake, ordered by begin offset.
+Result<std::vector<Fragment>> ListFragments(const std::string& dir, const std::string& journal);
+
+// Reads a journal's committed bytes from `offset` on: from fragments, then the spool.
+class JournalReader {
+ public:
+  JournalReader(std::string dir, std::string journal, uint64_t offset = 0);
+  ~JournalReader();
+  JournalReader(JournalReader&&) noexcept;
+
+  // Replaces `out` with the next bytes below `head` (a committed head read from the
+  // ledger); empty once the reader is at `head`.
+  Result<bool> Read(uint64_t head, std::string* out);
+  uint64_t offset() const { return offset_; }
+  const std::string& journal() const { return journal_; }
+
+ private:
+  struct Source;
+  Result<bool> OpenSource();
+  std::string dir_, journal_;
+  uint64_t offset_;
+  std::unique_ptr<Source> source_;
+};
+
+}  // namespace flow::store
