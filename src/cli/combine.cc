@@ -57,7 +57,7 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   while (lines.Next(&line)) {
     if (Blank(line)) continue;
     doc::ParseError perr;
-    if (!doc::ParseDocument(line, &parsed, &perr)) {
+    if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
       fmt::print(stderr, "{}:{}:{}: error: {}\n", input_name, lines.number(), perr.offset + 1, perr.message);
       return kExitUserError;
     }

@@ -131,6 +131,8 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   const std::string& name = input->name();
   constexpr const char* kNothing = "; nothing was written";
   auto fail = [&](const std::string& where, const Error& e) {
+    auto aborted = txn.Abort();
+    (void)aborted;  // recovery discards the appends anyway when this fails
     fmt::print(stderr, "{}: error: {}{}\n", where, e.message, e.code == Error::Code::kUser ? kNothing : "");
     return e.ExitCode();
   };
@@ -144,8 +146,10 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
     while (lines.Next(&line)) {
       if (Blank(line)) continue;
       doc::ParseError perr;
-      if (!doc::ParseDocument(line, &parsed, &perr)) {
+      if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
         progress.Clear();
+        auto aborted = txn.Abort();
+        (void)aborted;
         fmt::print(stderr, "{}:{}:{}: error: {}{}\n", name, lines.number(), perr.offset + 1, perr.message, kNothing);
         return kExitUserError;
       }
@@ -158,6 +162,8 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
     }
     if (lines.failed()) {
       progress.Clear();
+      auto aborted = txn.Abort();
+      (void)aborted;
       fmt::print(stderr, "error: cannot read {}: {}{}\n", name, std::strerror(errno), kNothing);
       return kExitUserError;
     }
@@ -184,6 +190,8 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
     }
     if (std::ferror(input->file())) {
       progress.Clear();
+      auto aborted = txn.Abort();
+      (void)aborted;
       fmt::print(stderr, "error: cannot read {}: {}{}\n", name, std::strerror(errno), kNothing);
       return kExitUserError;
     }

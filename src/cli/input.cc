@@ -22,6 +22,7 @@ bool LineReader::Next(std::string_view* line) {
   for (;;) {
     size_t nl = buf_.find('\n', off_);
     if (nl != std::string::npos) {
+      buf_[nl] = '\0';
       *line = std::string_view(buf_).substr(off_, nl - off_);
       off_ = nl + 1;
       ++number_;

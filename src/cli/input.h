@@ -29,7 +29,8 @@ class Input {
 class LineReader {
  public:
   explicit LineReader(FILE* f) : f_(f) {}
-  // The next line without its '\n' (a final line may lack one). False at the end.
+  // The next line without its '\n' (a final line may lack one), followed in memory by a
+  // NUL byte (see doc::ParseTerminatedDocument). False at the end.
   bool Next(std::string_view* line);
   size_t number() const { return number_; }  // of the line last returned, 1-based
   uint64_t bytes() const { return bytes_; }  // read so far

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fmt/format.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include "base/url.h"
@@ -68,6 +69,10 @@ int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Document arenas allocate and free 1 MiB chunks all the time; by default glibc serves
+  // those with mmap/munmap, so every reuse page-faults afresh. Keep them in the heap.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   CLI::App app{
       "flowctl: define, check, test and run continuously-updating data pipelines described "
       "as YAML catalogs."};

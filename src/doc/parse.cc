@@ -142,8 +142,10 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error) {
 
 }  // namespace
 
-bool ParseDocument(std::string_view text, rapidjson::Document* doc, ParseError* error,
-                   const ParseLimits& limits) {
+namespace {
+
+bool Parse(std::string_view text, bool terminated, rapidjson::Document* doc, ParseError* error,
+           const ParseLimits& limits) {
   if (text.size() > limits.max_bytes) {
     *error = {0, limits.max_bytes >= (1u << 20)
                      ? fmt::format("the document is {} bytes, over the limit of {} MiB", text.size(),
@@ -156,13 +158,35 @@ bool ParseDocument(std::string_view text, rapidjson::Document* doc, ParseError* 
   // Recursive parsing is safe, and encoding validation redundant: the prescan bounded the
   // depth and validated the UTF-8 of every string.
   // Full precision: every double reads back exactly as written.
-  doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+  if (terminated) {
+    // RapidJSON's SIMD string scanning works on NUL-terminated text, which must then hold no
+    // other NUL: one after a complete value would end the input early, unnoticed.
+    if (const void* nul = std::memchr(text.data(), 0, text.size())) {
+      *error = {static_cast<size_t>(static_cast<const char*>(nul) - text.data()), "invalid JSON: a NUL byte"};
+      return false;
+    }
+    doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data());
+  } else {
+    doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+  }
   if (doc->HasParseError()) {
     *error = {doc->GetErrorOffset(),
               fmt::format("invalid JSON: {}", rapidjson::GetParseError_En(doc->GetParseError()))};
     return false;
   }
   return true;
+}
+
+}  // namespace
+
+bool ParseDocument(std::string_view text, rapidjson::Document* doc, ParseError* error,
+                   const ParseLimits& limits) {
+  return Parse(text, false, doc, error, limits);
+}
+
+bool ParseTerminatedDocument(std::string_view text, rapidjson::Document* doc, ParseError* error,
+                             const ParseLimits& limits) {
+  return Parse(text, true, doc, error, limits);
 }
 
 }  // namespace flow::doc

@@ -161,8 +161,10 @@ struct Combiner::Impl {
   CombinerOptions options;
   CombinerStats stats;
 
-  std::unique_ptr<Arena> arena = std::make_unique<Arena>(kChunk);  // entries live here
-  Arena parse_arena{64 << 10};  // callers parse into it; cleared after every Add
+  // Entries live here, and callers parse into it: a document whose key is new is kept where
+  // it was parsed, without a copy. The object is never replaced (callers hold references to
+  // it), only cleared.
+  std::unique_ptr<Arena> arena = std::make_unique<Arena>(kChunk);
   std::vector<Entry> entries;
   KeyIndex index;
   std::string scratch_key;  // packed key of the document being added
@@ -176,22 +178,26 @@ struct Combiner::Impl {
   }
 
   uint64_t Memory() const {
-    return arena->Capacity() + parse_arena.Capacity() + entries.capacity() * sizeof(Entry) + index.Bytes();
+    return arena->Capacity() + entries.capacity() * sizeof(Entry) + index.Bytes();
   }
 
-  // Copies the live entries into a fresh arena, dropping the garbage that reductions leave
-  // behind (replaced values, outgrown arrays).
+  // Drops the garbage that reductions and rejected documents leave in the arena (replaced
+  // values, outgrown arrays, right-hand leftovers): the live entries are copied out to a
+  // temporary arena and back into the cleared one, which callers hold on to.
   void Compact() {
-    auto fresh = std::make_unique<Arena>(kChunk);
-    for (size_t i = 0; i < entries.size(); ++i) {
-      Entry& e = entries[i];
-      doc::Value copy;
-      copy.CopyFrom(e.doc, *fresh);
-      e.doc = std::move(copy);
-      e.key = CopyKey(e.key, *fresh);
-    }
+    Arena temp(kChunk);
+    auto move_all = [&](Arena& to) {
+      for (Entry& e : entries) {
+        doc::Value copy;
+        copy.CopyFrom(e.doc, to);
+        e.doc = std::move(copy);
+        e.key = CopyKey(e.key, to);
+      }
+    };
+    move_all(temp);
+    arena->Clear();
+    move_all(*arena);
     index.Rebuild(entries);
-    arena = std::move(fresh);
     stats.compactions++;
   }
 
@@ -285,7 +291,7 @@ struct Combiner::Impl {
     runs.push_back(*run);
     std::vector<Entry>().swap(entries);
     index.Clear();
-    arena = std::make_unique<Arena>(kChunk);
+    arena->Clear();
     return true;
   }
 
@@ -304,9 +310,11 @@ Combiner::Combiner(std::shared_ptr<const Reducer> reducer, std::vector<doc::Poin
 
 Combiner::~Combiner() = default;
 
-doc::Allocator& Combiner::allocator() { return impl_->parse_arena; }
+doc::Allocator& Combiner::allocator() { return *impl_->arena; }
 
 const CombinerStats& Combiner::stats() const { return impl_->stats; }
+
+uint64_t Combiner::memory() const { return impl_->Memory(); }
 
 Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) {
   Impl& m = *impl_;
@@ -318,24 +326,21 @@ Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) {
   Result<bool> result = true;
   if (found < 0) {
     std::string_view k = CopyKey(m.scratch_key, *m.arena);
-    Entry e{k, hash, doc::Value(), fully_reduced};
-    e.doc.CopyFrom(doc, *m.arena);
-    m.entries.push_back(std::move(e));
+    m.entries.push_back(Entry{k, hash, std::move(doc), fully_reduced});
     m.index.Insert(m.entries, static_cast<uint32_t>(m.entries.size() - 1));
   } else {
     Entry& e = m.entries[static_cast<size_t>(found)];
     if (fully_reduced && !e.front) {
       // A fully reduced document is the base: what was combined so far reduces into it.
       doc::Value deltas = std::move(e.doc);
-      e.doc.CopyFrom(doc, *m.arena);
+      e.doc = std::move(doc);
       e.front = true;
       result = m.Fold(e.doc, &e.front, deltas, false, e.key, *m.arena, false);
     } else {
-      result = m.Fold(e.doc, &e.front, doc, fully_reduced, e.key, *m.arena, true);
+      result = m.Fold(e.doc, &e.front, doc, fully_reduced, e.key, *m.arena, false);
     }
   }
   doc.SetNull();
-  m.parse_arena.Clear();
   if (!result) return result;
   // Measuring walks the arena's chunk list, so under a large budget it is done every 64
   // documents (small budgets, as in tests, measure every time).
@@ -368,7 +373,7 @@ Result<bool> Combiner::Drain(bool full, const Emit& emit) {
     }
     std::vector<Entry>().swap(m.entries);
     m.index.Clear();
-    m.arena = std::make_unique<Arena>(kChunk);
+    m.arena->Clear();
     return true;
   }
   if (auto r = m.Spill(); !r) return r;

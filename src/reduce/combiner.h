@@ -4,10 +4,11 @@
 // run to an unlinked temporary file; draining merges the runs, folding each key's entries
 // in arrival order, so the result is byte-for-byte what an unbounded combiner produces.
 //
-// Usage: parse each document with `allocator()` (a scratch arena), validate it, then `Add`
-// it; Add copies what it keeps and clears the scratch arena. Reductions leave garbage in
-// the entries' arena; at half the budget it is compacted (copying the live entries), and
-// spilled instead when the live documents alone take 3/8 of it.
+// Usage: parse each document with `allocator()` (the arena the entries live in, so a
+// document with a new key is kept without a copy), validate it, then `Add` it. Reductions
+// and rejected documents leave garbage in the arena; at half the budget it is compacted
+// (copying the live entries), and spilled instead when the live documents alone take 3/8
+// of it.
 #pragma once
 
 #include <cstdint>
@@ -46,8 +47,12 @@ class Combiner {
   Combiner(const Combiner&) = delete;
   Combiner& operator=(const Combiner&) = delete;
 
-  // The allocator documents must be parsed with before they are added.
+  // The allocator documents must be parsed with before they are added. The same object for
+  // the combiner's lifetime; values in it that were not added are garbage after an Add.
   doc::Allocator& allocator();
+
+  // Memory in use (arena, entries and index), as the budget counts it.
+  uint64_t memory() const;
 
   // Adds `doc` (moved from). `fully_reduced`: the document is a fully reduced base for its
   // key (e.g. a row loaded from a materialization); later documents are reduced into it.

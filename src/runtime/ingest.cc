@@ -52,6 +52,7 @@ void AppendStamped(const doc::Value& d, std::string_view uuid, std::string* out)
 struct IngestTransaction::Part {
   std::shared_ptr<const Collection> collection;
   std::unique_ptr<reduce::Combiner> combiner;
+  uint64_t since_check = 0;
 };
 
 IngestTransaction::IngestTransaction(store::Store* store, Stamper* stamper, reduce::CombinerOptions options)
@@ -88,41 +89,54 @@ Result<bool> IngestTransaction::Add(const std::shared_ptr<const Collection>& c, 
     return a;
   }
   ++stats_.documents;
+  // A transaction larger than the memory budget is combined in budget-sized rounds, each
+  // appended (uncommitted) when it fills, instead of spilling sorted runs to disk only to
+  // read them back: a key may then appear once per round, which readers reduce as they
+  // reduce across transactions. Measured every 64 documents (the walk is not free).
+  if ((++p->since_check & 63) == 0 && p->combiner->memory() > options_.memory_budget / 16 * 5) {
+    ++stats_.rounds;
+    return Flush(p);
+  }
+  return true;
+}
+
+Result<bool> IngestTransaction::Flush(Part* p) {
+  const Collection& c = *p->collection;
+  std::string line, journal;
+  auto drained = p->combiner->Drain(false, [&](std::string_view, doc::Value& d) -> Result<bool> {
+    if (journal.empty() || !c.partitions.empty()) {
+      auto j = c.JournalOf(d, &journal);
+      if (!j) return j;
+    }
+    line.clear();
+    AppendStamped(d, stamper_->Next(), &line);
+    ++stats_.combined;
+    stats_.bytes += line.size();
+    return store_->Append(journal, c.journal, line);
+  });
+  if (!drained) {
+    auto aborted = store_->Abort();
+    (void)aborted;  // the drain's error is the one to report
+    return drained.error();
+  }
   return true;
 }
 
 Result<std::map<std::string, uint64_t>> IngestTransaction::Commit() {
-  std::string line, journal, last_journal;
   for (auto& [name, p] : parts_) {
-    const Collection& c = *p->collection;
-    auto drained = p->combiner->Drain(false, [&](std::string_view, doc::Value& d) -> Result<bool> {
-      if (c.partitions.empty()) {
-        if (last_journal.empty()) {
-          auto j = c.JournalOf(d, &last_journal);
-          if (!j) return j;
-        }
-      } else {
-        auto j = c.JournalOf(d, &last_journal);
-        if (!j) return j;
-      }
-      line.clear();
-      AppendStamped(d, stamper_->Next(), &line);
-      ++stats_.combined;
-      stats_.bytes += line.size();
-      return store_->Append(last_journal, c.journal, line);
-    });
-    last_journal.clear();
-    if (!drained) {
-      auto aborted = store_->Abort();
-      (void)aborted;  // the drain's error is the one to report
-      return drained.error();
-    }
+    auto f = Flush(p.get());
+    if (!f) return f.error();
   }
   auto heads = store_->Commit();
   if (!heads) return heads.error();
   committed_stats_ = combiner_stats();
   parts_.clear();
   return heads;
+}
+
+Result<bool> IngestTransaction::Abort() {
+  parts_.clear();
+  return store_->Abort();
 }
 
 reduce::CombinerStats IngestTransaction::combiner_stats() const {

@@ -1,8 +1,10 @@
 // An ingestion transaction (SPEC 3.4): documents of any number of collections are
 // validated and combined per key as they are added; Commit drains each combiner in key
 // order, stamps every document's `/_meta/uuid`, appends it as a JSON line to its
-// partition's journal and commits the store once, atomically across all of them. Nothing
-// reaches the store before Commit, so a document that fails leaves nothing to undo.
+// partition's journal and commits the store once, atomically across all of them. A
+// transaction bigger than the memory budget is combined in rounds, each appended to the
+// store (uncommitted) when memory fills. A failed transaction is dropped, and the store
+// aborted (`Store::Abort`), so nothing of it is ever committed.
 // Single-threaded, like the Store it writes to.
 #pragma once
 
@@ -41,6 +43,7 @@ struct TransactionStats {
   uint64_t documents = 0;  // added
   uint64_t combined = 0;   // appended after combining by key
   uint64_t bytes = 0;      // appended
+  uint64_t rounds = 0;     // combining rounds appended early because memory filled up
 };
 
 class IngestTransaction {
@@ -60,6 +63,9 @@ class IngestTransaction {
   // On failure the store's transaction is aborted.
   Result<std::map<std::string, uint64_t>> Commit();
 
+  // Drops everything added and discards what was appended to the store.
+  Result<bool> Abort();
+
   const TransactionStats& stats() const { return stats_; }
   // Spill and memory figures of the combiners, summed.
   reduce::CombinerStats combiner_stats() const;
@@ -67,6 +73,7 @@ class IngestTransaction {
  private:
   struct Part;
   Part* PartOf(const std::shared_ptr<const Collection>& c);
+  Result<bool> Flush(Part* p);
   store::Store* store_;
   Stamper* stamper_;
   reduce::CombinerOptions options_;

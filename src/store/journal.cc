@@ -455,7 +455,12 @@ Result<bool> Store::Abort() {
   if (failed_) return Poisoned();
   for (Journal* j : touched_) {
     j->buffer.clear();
-    if (j->spool.is_open()) {
+    if (j->spool.is_open() && j->head == j->spool_begin) {
+      // A spool this transaction created holds nothing committed: remove it.
+      j->spool.Close();
+      std::error_code ec;
+      fs::remove(j->spool_path, ec);
+    } else if (j->spool.is_open()) {
       auto t = j->spool.Truncate(j->head - j->spool_begin);
       if (!t) {
         failed_ = true;
