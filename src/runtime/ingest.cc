@@ -16,37 +16,51 @@ std::string Stamper::Next() {
 
 void AppendStamped(const doc::Value& d, std::string_view uuid, std::string* out) {
   auto meta = d.FindMember("_meta");
-  if (meta == d.MemberEnd() || !meta->value.IsObject()) {
-    // The common case: serialize and add `_meta` as the last property.
-    size_t start = out->size();
-    if (meta == d.MemberEnd()) {
-      doc::AppendJson(d, out);
-    } else {  // `_meta` that is not an object is replaced
-      doc::Value copy(rapidjson::kObjectType);
-      rapidjson::MemoryPoolAllocator<> scratch;
-      for (const auto& m : d.GetObject()) {
-        if (m.name != "_meta") copy.AddMember(doc::Value(m.name, scratch), doc::Value(m.value, scratch), scratch);
-      }
-      doc::AppendJson(copy, out);
-    }
-    out->pop_back();  // '}'
-    if (out->size() - start > 1) out->push_back(',');
-    out->append("\"_meta\":{\"uuid\":\"");
-    out->append(uuid);
-    out->append("\"}}\n");
-    return;
-  }
-  rapidjson::Document copy;
-  copy.CopyFrom(d, copy.GetAllocator());
-  auto& m = copy["_meta"];
-  doc::Value u(uuid.data(), static_cast<rapidjson::SizeType>(uuid.size()), copy.GetAllocator());
-  if (m.HasMember("uuid")) {
-    m["uuid"] = u;
+  size_t start = out->size();
+  if (meta == d.MemberEnd()) {
+    doc::AppendJson(d, out);  // the common case
   } else {
-    m.AddMember("uuid", u, copy.GetAllocator());
+    // Write the document without `_meta`, then `_meta` last (copies: a rare case).
+    rapidjson::MemoryPoolAllocator<> scratch;
+    doc::Value shallow(rapidjson::kObjectType);
+    for (const auto& m : d.GetObject()) {
+      if (&m == &*meta) continue;
+      shallow.AddMember(doc::Value(m.name, scratch), doc::Value(m.value, scratch), scratch);
+    }
+    doc::AppendJson(shallow, out);
   }
-  doc::AppendJson(copy, out);
-  out->push_back('\n');
+  out->pop_back();  // '}'
+  if (out->size() - start > 1) out->push_back(',');
+  out->append("\"_meta\":{");
+  if (meta != d.MemberEnd() && meta->value.IsObject()) {
+    // Other `_meta` properties are kept; `uuid` is always the last one.
+    size_t at = out->size();
+    for (const auto& m : meta->value.GetObject()) {
+      if (m.name == "uuid") continue;
+      if (out->size() > at) out->push_back(',');
+      rapidjson::MemoryPoolAllocator<> scratch;
+      doc::Value pair(rapidjson::kObjectType);
+      pair.AddMember(doc::Value(m.name, scratch), doc::Value(m.value, scratch), scratch);
+      std::string one;
+      doc::AppendJson(pair, &one);
+      out->append(one, 1, one.size() - 2);  // without the braces
+    }
+    if (out->size() > at) out->push_back(',');
+  }
+  out->append("\"uuid\":\"");
+  out->append(uuid);
+  out->append("\"}}\n");
+}
+
+std::optional<std::string_view> StampedUuid(std::string_view line) {
+  constexpr std::string_view kTail = "\"}}";
+  constexpr std::string_view kUuid = "\"uuid\":\"";
+  constexpr size_t kLen = 36;
+  if (line.size() < kTail.size() + kLen + kUuid.size()) return std::nullopt;
+  if (line.substr(line.size() - kTail.size()) != kTail) return std::nullopt;
+  size_t at = line.size() - kTail.size() - kLen;
+  if (line.substr(at - kUuid.size(), kUuid.size()) != kUuid) return std::nullopt;
+  return line.substr(at, kLen);
 }
 
 struct IngestTransaction::Part {

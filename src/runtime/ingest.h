@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
@@ -36,8 +37,14 @@ class Stamper {
 };
 
 // Appends `doc` as one JSON line to `out`, with `/_meta/uuid` set to `uuid` (replacing
-// any previous one; other `_meta` properties are kept). `doc` must be an object.
+// any previous one; other `_meta` properties are kept). `doc` must be an object. `_meta`
+// is always the last property and `uuid` the last in it, so a stored line always ends
+// with `"uuid":"<uuid>"}}` (see StampedUuid).
 void AppendStamped(const doc::Value& doc, std::string_view uuid, std::string* out);
+
+// The UUID text at the end of a line written by AppendStamped (without its '\n'); nullopt
+// when the line does not end that way.
+std::optional<std::string_view> StampedUuid(std::string_view line);
 
 struct TransactionStats {
   uint64_t documents = 0;  // added
