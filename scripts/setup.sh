@@ -47,9 +47,11 @@ if [[ ! -f .deps/valijson/include/valijson/validator.hpp ]]; then
   rm -rf .deps/valijson/include
   cp -r "$tmp/x/usr/include" .deps/valijson/include
 fi
-# Our performance patch (see the patch file's header), applied once.
-if [[ ! -f .deps/valijson/patched-lazy-context ]]; then
-  echo "setup: patching valijson (scripts/patches/valijson-lazy-context.patch)" >&2
-  patch -s -p1 -d .deps/valijson/include <scripts/patches/valijson-lazy-context.patch
-  touch .deps/valijson/patched-lazy-context
-fi
+# Our performance patches (see each patch file's header), applied once each, in order.
+for patch in valijson-lazy-context valijson-properties-fast-path; do
+  if [[ ! -f .deps/valijson/patched-${patch#valijson-} ]]; then
+    echo "setup: patching valijson (scripts/patches/$patch.patch)" >&2
+    patch -s -p1 -d .deps/valijson/include <"scripts/patches/$patch.patch"
+    touch ".deps/valijson/patched-${patch#valijson-}"
+  fi
+done

@@ -129,11 +129,15 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   copts.spill_dir = o.spill_dir;
   runtime::IngestTransaction txn(store->get(), &stamper, copts);
   const std::string& name = input->name();
-  constexpr const char* kNothing = "; nothing was written";
+  // "...; nothing was written", or "... Nothing was written." after a full sentence.
+  auto nothing = [](std::string_view message) {
+    char last = message.empty() ? ' ' : message.back();
+    return (last == '.' || last == '?' || last == '!') ? " Nothing was written." : "; nothing was written";
+  };
   auto fail = [&](const std::string& where, const Error& e) {
     auto aborted = txn.Abort();
     (void)aborted;  // recovery discards the appends anyway when this fails
-    fmt::print(stderr, "{}: error: {}{}\n", where, e.message, e.code == Error::Code::kUser ? kNothing : "");
+    fmt::print(stderr, "{}: error: {}{}\n", where, e.message, e.code == Error::Code::kUser ? nothing(e.message) : "");
     return e.ExitCode();
   };
   Progress progress;
@@ -150,7 +154,8 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
         progress.Clear();
         auto aborted = txn.Abort();
         (void)aborted;
-        fmt::print(stderr, "{}:{}:{}: error: {}{}\n", name, lines.number(), perr.offset + 1, perr.message, kNothing);
+        fmt::print(stderr, "{}:{}:{}: error: {}{}\n", name, lines.number(), perr.offset + 1, perr.message,
+                   nothing(perr.message));
         return kExitUserError;
       }
       auto added = txn.Add(collection, parsed);
@@ -164,7 +169,7 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
       progress.Clear();
       auto aborted = txn.Abort();
       (void)aborted;
-      fmt::print(stderr, "error: cannot read {}: {}{}\n", name, std::strerror(errno), kNothing);
+      fmt::print(stderr, "error: cannot read {}: {}; nothing was written\n", name, std::strerror(errno));
       return kExitUserError;
     }
     bytes_read = lines.bytes();
@@ -172,8 +177,9 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
     runtime::CsvConverter conv(format == "csv" ? runtime::CsvDialect::kCsv : runtime::CsvDialect::kTsv,
                                collection->name, collection->fields);
     auto emit = [&](uint64_t row, doc::Value& d) -> Result<bool> {
+      (void)row;  // the converter locates errors by row and line
       auto added = txn.Add(collection, d);
-      if (!added) return Error{added.error().code, fmt::format("row {}: {}", row, added.error().message)};
+      if (!added) return added;
       progress.Update(txn.stats().documents, bytes_read);
       return true;
     };
@@ -192,7 +198,7 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
       progress.Clear();
       auto aborted = txn.Abort();
       (void)aborted;
-      fmt::print(stderr, "error: cannot read {}: {}{}\n", name, std::strerror(errno), kNothing);
+      fmt::print(stderr, "error: cannot read {}: {}; nothing was written\n", name, std::strerror(errno));
       return kExitUserError;
     }
     auto fin = conv.Finish(txn.allocator(collection), emit);
@@ -218,9 +224,10 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto& st = txn.stats();
   const auto& ss = store.value()->stats();
-  fmt::print(stderr, "ingested {} documents ({} after combining by key) into `{}`: {} journal{}, {:.1f} MB read, "
+  fmt::print(stderr, "ingested {} document{} ({} after combining by key) into `{}`: {} journal{}, {:.1f} MB read, "
              "{} fragment{} ({:.1f} MB) in {:.2f} s\n",
-             st.documents, st.combined, collection->name, heads->size(), heads->size() == 1 ? "" : "s",
+             st.documents, st.documents == 1 ? "" : "s", st.combined, collection->name, heads->size(),
+             heads->size() == 1 ? "" : "s",
              bytes_read / 1e6, ss.fragments, ss.fragments == 1 ? "" : "s", ss.fragment_bytes / 1e6, secs);
   (void)g;
   return kExitOk;

@@ -25,14 +25,14 @@ bool LineReader::Next(std::string_view* line) {
       buf_[nl] = '\0';
       *line = std::string_view(buf_).substr(off_, nl - off_);
       off_ = nl + 1;
-      ++number_;
+      if (++number_ == 1) SkipBom(line);
       return true;
     }
     if (eof_) {
       if (off_ >= buf_.size()) return false;
       *line = std::string_view(buf_).substr(off_);
       off_ = buf_.size();
-      ++number_;
+      if (++number_ == 1) SkipBom(line);
       return true;
     }
     buf_.erase(0, off_);
@@ -44,6 +44,10 @@ bool LineReader::Next(std::string_view* line) {
     bytes_ += n;
     if (n == 0) eof_ = true;
   }
+}
+
+void LineReader::SkipBom(std::string_view* line) {
+  if (line->substr(0, 3) == "\xEF\xBB\xBF") line->remove_prefix(3);
 }
 
 bool Blank(std::string_view s) {

@@ -30,13 +30,15 @@ class LineReader {
  public:
   explicit LineReader(FILE* f) : f_(f) {}
   // The next line without its '\n' (a final line may lack one), followed in memory by a
-  // NUL byte (see doc::ParseTerminatedDocument). False at the end.
+  // NUL byte (see doc::ParseTerminatedDocument). A UTF-8 byte order mark at the start of
+  // the input is skipped. False at the end.
   bool Next(std::string_view* line);
   size_t number() const { return number_; }  // of the line last returned, 1-based
   uint64_t bytes() const { return bytes_; }  // read so far
   bool failed() const { return std::ferror(f_) != 0; }
 
  private:
+  static void SkipBom(std::string_view* line);
   static constexpr size_t kBlock = 4 << 20;
   FILE* f_;
   std::string buf_;

@@ -411,7 +411,12 @@ void CsvConverter::Impl::ConvertRow() {
     *location = value;  // moves
   }
   Result<bool> emitted = (*emit_)(rows_ + 1, document);
-  if (!emitted.ok()) Fail(emitted.error());
+  if (!emitted.ok()) {
+    Error e = emitted.error();
+    // A problem with the document (validation, reduction) is located like ours.
+    if (e.code == Error::Code::kUser) e.message = fmt::format("{}: {}", Where(), e.message);
+    Fail(std::move(e));
+  }
 }
 
 bool CsvConverter::Impl::ParseNumber(std::string_view text, doc::Value* out) {

@@ -38,7 +38,8 @@ class CsvConverter {
 
   // Called once per data row with its 1-based row number (the header is row 0) and the
   // document built with `allocator`. An error returned by `emit` stops the conversion and
-  // is passed back.
+  // is passed back; a user error's message is prefixed with the row and its line
+  // ("row 3 (line 4): ...").
   using Emit = std::function<Result<bool>(uint64_t row, doc::Value& document)>;
 
   // Feeds the next block of input. Errors (user errors) name the row, its line, the field

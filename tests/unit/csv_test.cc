@@ -357,6 +357,20 @@ TEST_CASE("csv: an error from emit stops the conversion") {
   CHECK(calls == 2);
 }
 
+TEST_CASE("csv: a user error from emit is located by row and line") {
+  const std::vector<CsvField> orders = OrderFields();
+  CsvConverter converter(CsvDialect::kCsv, "acme/orders", orders);
+  rapidjson::Document arena;
+  CsvConverter::Emit emit = [&](uint64_t row, doc::Value&) -> Result<bool> {
+    if (row == 2) return Error::User("document does not validate");
+    return true;
+  };
+  auto fed = converter.Feed("id\n1\n\"2\"\n3\n", arena.GetAllocator(), emit);
+  REQUIRE_FALSE(fed.ok());
+  CHECK(fed.error().message == "row 2 (line 3): document does not validate");
+  CHECK(fed.error().code == Error::Code::kUser);
+}
+
 TEST_CASE("csv: any split of the input gives the same documents") {
   std::vector<CsvField> fields = {
       Field("flow_document", "", kObject), Field("id", "/id", kInteger),
