@@ -204,7 +204,7 @@ class ZstdDecoder : public Decoder {
   ZSTD_DCtx* z_;
   std::string block_;
   ZSTD_inBuffer in_{nullptr, 0, 0};
-  bool at_eof_ = false, frame_done_ = true;
+  bool at_eof_ = false, frame_done_ = false;  // an empty file is not a zstd stream
 };
 
 }  // namespace

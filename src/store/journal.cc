@@ -28,8 +28,10 @@ std::string LedgerPath(const std::string& dir) { return dir + "/ledger"; }
 std::string SpoolDir(const std::string& dir, std::string_view journal) {
   return fmt::format("{}/spool/{}", dir, journal);
 }
-std::string SpoolName(uint64_t begin, std::time_t created) {
-  return fmt::format("{:016x}-{}.spool", begin, static_cast<int64_t>(created));
+// `<begin>-<created>.<codec>.spool`: the codec is in the name so that a spool recovered after
+// a crash is persisted with its journal's codec before anything is appended to it again.
+std::string SpoolName(uint64_t begin, std::time_t created, Codec codec) {
+  return fmt::format("{:016x}-{}{}.spool", begin, static_cast<int64_t>(created), CodecExtension(codec));
 }
 
 bool ParseHex16(std::string_view s, uint64_t* out) {
@@ -44,12 +46,19 @@ bool ParseHex16(std::string_view s, uint64_t* out) {
   return true;
 }
 
-// `<begin>-<created>.spool`
-bool ParseSpoolName(std::string_view name, uint64_t* begin, std::time_t* created) {
+bool ParseSpoolName(std::string_view name, uint64_t* begin, std::time_t* created, Codec* codec) {
   constexpr std::string_view kExt = ".spool";
   if (name.size() < 18 + kExt.size() || name.substr(name.size() - kExt.size()) != kExt) return false;
   if (name[16] != '-' || !ParseHex16(name.substr(0, 16), begin)) return false;
-  std::string_view secs = name.substr(17, name.size() - 17 - kExt.size());
+  name.remove_suffix(kExt.size());
+  size_t dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot < 17) return false;
+  std::string_view ext = name.substr(dot);
+  if (ext == ".gz") *codec = Codec::kGzip;
+  else if (ext == ".zst") *codec = Codec::kZstd;
+  else if (ext == ".raw") *codec = Codec::kNone;
+  else return false;
+  std::string_view secs = name.substr(17, dot - 17);
   if (secs.empty()) return false;
   int64_t v = 0;
   for (char c : secs) {
@@ -297,15 +306,16 @@ Result<bool> Store::Recover() {
   for (const auto& [path, journal] : spools) {
     uint64_t begin = 0;
     std::time_t created = 0;
-    if (!ParseSpoolName(path.filename().string(), &begin, &created)) continue;  // not ours
-    auto r = RecoverSpool(journal, path.string(), begin, created);
+    Codec codec = Codec::kGzip;
+    if (!ParseSpoolName(path.filename().string(), &begin, &created, &codec)) continue;  // not ours
+    auto r = RecoverSpool(journal, path.string(), begin, created, codec);
     if (!r) return r;
   }
   return true;
 }
 
 Result<bool> Store::RecoverSpool(const std::string& journal, const std::string& path, uint64_t begin,
-                                 std::time_t created) {
+                                 std::time_t created, Codec codec) {
   uint64_t head = 0;
   auto h = committed_.heads.find(journal);
   if (h != committed_.heads.end()) head = h->second;
@@ -349,6 +359,7 @@ Result<bool> Store::RecoverSpool(const std::string& journal, const std::string& 
   j->spool_begin = begin;
   j->spool_created = created;
   j->persisted_end = persisted;
+  j->spec.codec = codec;
   return true;
 }
 
@@ -369,7 +380,7 @@ Result<bool> Store::OpenSpool(Journal* j) {
   j->spool_created = std::time(nullptr);
   j->spool_begin = j->head;
   j->persisted_end = j->head;
-  j->spool_path = sdir + "/" + SpoolName(j->head, j->spool_created);
+  j->spool_path = sdir + "/" + SpoolName(j->head, j->spool_created, j->spec.codec);
   auto f = io::File::OpenAppend(j->spool_path, true);
   if (!f) return f.error();
   // A leftover file of this name holds nothing committed (recovery removed or adopted it).
@@ -394,7 +405,9 @@ Result<bool> Store::FlushBuffer(Journal* j) {
 Result<bool> Store::Append(const std::string& journal, const JournalSpec& spec, std::string_view bytes) {
   if (failed_) return Poisoned();
   Journal* j = Get(journal);
+  Codec spool_codec = j->spec.codec;
   j->spec = spec;
+  if (j->spool.is_open()) j->spec.codec = spool_codec;  // a spool keeps the codec it was started with
   if (!j->touched) {
     j->touched = true;
     touched_.push_back(j);
@@ -642,7 +655,8 @@ Result<bool> JournalReader::OpenSource() {
   for (const auto& e : fs::directory_iterator(sdir, ec)) {
     uint64_t begin = 0;
     std::time_t created = 0;
-    if (ParseSpoolName(e.path().filename().string(), &begin, &created) && begin <= offset_ &&
+    Codec codec = Codec::kGzip;
+    if (ParseSpoolName(e.path().filename().string(), &begin, &created, &codec) && begin <= offset_ &&
         (best.empty() || begin > best_begin)) {
       best = e.path().string();
       best_begin = begin;

@@ -73,7 +73,8 @@ class Store {
   const StoreStats& stats() const { return stats_; }
 
   // Appends `bytes` to `journal` within the current transaction. `spec` applies from the
-  // journal's next spool on.
+  // journal's next spool on (the spool's codec is fixed when it is created, and recorded in
+  // its name so that recovery persists it the same way).
   Result<bool> Append(const std::string& journal, const JournalSpec& spec, std::string_view bytes);
 
   // Commits the current transaction: every append since the last Commit/Abort, and
@@ -95,7 +96,7 @@ class Store {
   explicit Store(std::string dir);
   Result<bool> Recover();
   Result<bool> RecoverSpool(const std::string& journal, const std::string& path, uint64_t begin,
-                            std::time_t created);
+                            std::time_t created, Codec codec);
   Result<bool> OpenSpool(Journal* j);
   Result<bool> FlushBuffer(Journal* j);
   Result<bool> Persist(Journal* j);
