@@ -164,7 +164,8 @@ struct Combiner::Impl {
   // Entries live here, and callers parse into it: a document whose key is new is kept where
   // it was parsed, without a copy. The object is never replaced (callers hold references to
   // it), only cleared.
-  std::unique_ptr<Arena> arena = std::make_unique<Arena>(kChunk);
+  size_t chunk = kChunk;  // arena chunk size: smaller under small budgets (see the constructor)
+  std::unique_ptr<Arena> arena;
   std::vector<Entry> entries;
   KeyIndex index;
   std::string scratch_key;  // packed key of the document being added
@@ -185,7 +186,7 @@ struct Combiner::Impl {
   // values, outgrown arrays, right-hand leftovers): the live entries are copied out to a
   // temporary arena and back into the cleared one, which callers hold on to.
   void Compact() {
-    Arena temp(kChunk);
+    Arena temp(chunk);
     auto move_all = [&](Arena& to) {
       for (Entry& e : entries) {
         doc::Value copy;
@@ -306,6 +307,9 @@ Combiner::Combiner(std::shared_ptr<const Reducer> reducer, std::vector<doc::Poin
   impl_->reducer = std::move(reducer);
   impl_->key = std::move(key);
   impl_->options = std::move(options);
+  // A 1 MiB chunk under a budget of a few MiB would fill the budget with one document.
+  impl_->chunk = std::clamp<size_t>(static_cast<size_t>(impl_->options.memory_budget / 16), 4096, kChunk);
+  impl_->arena = std::make_unique<Arena>(impl_->chunk);
 }
 
 Combiner::~Combiner() = default;
@@ -342,6 +346,7 @@ Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) {
   }
   doc.SetNull();
   if (!result) return result;
+  if (!m.options.spill) return true;
   // Measuring walks the arena's chunk list, so under a large budget it is done every 64
   // documents (small budgets, as in tests, measure every time).
   if (m.options.memory_budget >= (16u << 20) && (m.stats.added & 63) != 0) return true;

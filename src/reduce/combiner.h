@@ -28,6 +28,8 @@ namespace flow::reduce {
 struct CombinerOptions {
   uint64_t memory_budget = 256ull << 20;
   std::string spill_dir;  // default: $TMPDIR, else /tmp
+  // false: Add never compacts or spills; the caller watches memory() and drains instead.
+  bool spill = true;
 };
 
 struct CombinerStats {

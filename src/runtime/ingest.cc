@@ -78,7 +78,9 @@ IngestTransaction::Part* IngestTransaction::PartOf(const std::shared_ptr<const C
   if (!p) {
     p = std::make_unique<Part>();
     p->collection = c;
-    p->combiner = std::make_unique<reduce::Combiner>(c->reducer, c->key, options_);
+    reduce::CombinerOptions o = options_;
+    o.spill = false;  // rounds are appended instead (see Add)
+    p->combiner = std::make_unique<reduce::Combiner>(c->reducer, c->key, o);
   }
   return p.get();
 }
@@ -107,7 +109,8 @@ Result<bool> IngestTransaction::Add(const std::shared_ptr<const Collection>& c, 
   // appended (uncommitted) when it fills, instead of spilling sorted runs to disk only to
   // read them back: a key may then appear once per round, which readers reduce as they
   // reduce across transactions. Measured every 64 documents (the walk is not free).
-  if ((++p->since_check & 63) == 0 && p->combiner->memory() > options_.memory_budget / 16 * 5) {
+  bool measure = options_.memory_budget < (16u << 20) || (++p->since_check & 63) == 0;
+  if (measure && p->combiner->memory() > options_.memory_budget / 16 * 5) {
     ++stats_.rounds;
     return Flush(p);
   }

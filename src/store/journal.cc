@@ -489,9 +489,20 @@ Result<bool> Store::Abort() {
 
 Result<bool> Store::AppendLedger(const std::string& record) {
   auto w = ledger_.Append(record);
-  if (!w) return w;
-  auto s = ledger_.Sync();
-  if (!s) return s;
+  auto s = w ? ledger_.Sync() : Result<bool>(w.error());
+  if (!s) {
+    // The record may be (partly) in the file although the transaction failed: cut it off,
+    // or the next process would take the transaction as committed, and a retry would
+    // store it twice.
+    auto t = ledger_.Truncate(ledger_size_);
+    if (t) t = ledger_.Sync();
+    if (!t) {
+      return Error::Env(fmt::format("{}; then cannot remove the record of the failed transaction from {} ({}): "
+                                    "whether that transaction committed is unknown until `flowctl read` shows it",
+                                    s.error().message, ledger_.path(), t.error().message));
+    }
+    return s;
+  }
   ledger_size_ += record.size();
   return true;
 }
