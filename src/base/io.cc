@@ -57,13 +57,18 @@ Error OsError(const char* what, const std::string& path, int err) {
 
 File::~File() { Close(); }
 
-File::File(File&& o) noexcept : fd_(o.fd_), path_(std::move(o.path_)) { o.fd_ = -1; }
+File::File(File&& o) noexcept
+    : fd_(o.fd_), path_(std::move(o.path_)), appended_(o.appended_), writeback_from_(o.writeback_from_) {
+  o.fd_ = -1;
+}
 
 File& File::operator=(File&& o) noexcept {
   if (this != &o) {
     Close();
     fd_ = o.fd_;
     path_ = std::move(o.path_);
+    appended_ = o.appended_;
+    writeback_from_ = o.writeback_from_;
     o.fd_ = -1;
   }
   return *this;
@@ -102,8 +107,21 @@ Result<bool> File::Append(std::string_view data) {
       return OsError("write", path_, errno);
     }
     data.remove_prefix(static_cast<size_t>(n));
+    appended_ += static_cast<uint64_t>(n);
   }
   return true;
+}
+
+void File::StartWriteback() {
+  if (appended_ == writeback_from_) return;
+  // Offsets are of this handle's appends; with O_APPEND on a file that had content, the
+  // range is approximate, which is fine for advice: the file's size bounds it.
+  auto size = Size();
+  if (!size) return;
+  uint64_t len = appended_ - writeback_from_;
+  uint64_t from = *size > len ? *size - len : 0;
+  ::sync_file_range(fd_, static_cast<off_t>(from), static_cast<off_t>(len), SYNC_FILE_RANGE_WRITE);
+  writeback_from_ = appended_;
 }
 
 Result<bool> File::ReadAt(uint64_t offset, size_t n, std::string* out) const {

@@ -36,6 +36,10 @@ class File {
   Result<bool> ReadAt(uint64_t offset, size_t n, std::string* out) const;
   // fdatasync: the written bytes survive a crash.
   Result<bool> Sync();
+  // Starts writing back what was appended since the last call, without waiting, so that a
+  // later Sync of a large file has little left to wait for. Advisory: errors are ignored
+  // (Sync reports them).
+  void StartWriteback();
   Result<bool> Truncate(uint64_t size);
   Result<uint64_t> Size() const;
   void Close();
@@ -46,6 +50,8 @@ class File {
  private:
   int fd_ = -1;
   std::string path_;
+  uint64_t appended_ = 0;        // bytes appended through this handle
+  uint64_t writeback_from_ = 0;  // of those, where StartWriteback starts next
 };
 
 // fsync of a directory, so that entries created or renamed in it survive a crash.

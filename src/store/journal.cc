@@ -399,6 +399,7 @@ Result<bool> Store::FlushBuffer(Journal* j) {
   }
   auto w = j->spool.Append(j->buffer);
   j->buffer.clear();
+  if (w) j->spool.StartWriteback();  // so that Commit's fdatasync has little left to wait for
   return w;
 }
 
@@ -593,6 +594,7 @@ Result<bool> Store::Persist(Journal* j) {
       sha.Update(chunk);
       auto w = enc->Write(chunk);
       if (!w) return fail(w.error());
+      out->StartWriteback();
       pos += chunk.size();
     }
     auto fin = enc->Finish();
