@@ -27,7 +27,7 @@ export LC_ALL=C # byte order for sort, and '.' decimals for awk
 # the data beside it is complete.
 if [[ -d $here/../build ]]; then cache=$(cd "$here/../build" && pwd)/bench-data; else cache=$work; fi
 mkdir -p "$cache"
-data=$cache/combine-$n-$keys-$seed-$(sha256sum "$here/combine/gen.js" | cut -c1-12).jsonl
+data=$cache/combine-$n-$keys-$seed-$(cat "$here/combine/gen.js" "$here/rng.js" | sha256sum | cut -c1-12).jsonl
 if [[ -s $data && -s $data.keys ]]; then
   echo "data: $data (cached)"
 else
@@ -44,43 +44,14 @@ bytes=$(stat -c %s "$data")
 awk -v n="$n" -v b="$bytes" -v k="$distinct" 'BEGIN {
   printf "data: %d docs, %.1f MB (%.1f bytes/doc), %d distinct ids\n", n, b / 1e6, n ? b / n : 0, k }'
 
-pin=()
-if command -v taskset > /dev/null && taskset -c 0 true 2> /dev/null; then
-  pin=(taskset -c 0)
-  echo "runs pinned to CPU 0 (taskset -c 0)"
-else
-  echo "runs NOT pinned to one CPU (taskset unavailable or CPU 0 not allowed)"
-fi
-
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# run NAME COMMAND...: runs COMMAND under /usr/bin/time (and the pin), stdout to
-# $work/NAME.out; sets secs and rss_mib. A failing command ends the benchmark.
-run() {
-  local name=$1 kb
-  shift
-  if ! "${pin[@]}" /usr/bin/time -f '%e %M' -o "$work/$name.time" "$@" \
-    > "$work/$name.out" 2> "$work/$name.err"; then
-    echo "FAIL: $* exited non-zero:"
-    sed 's/^/  /' "$work/$name.err" | head -n 20
-    tail -n 1 "$work/$name.time" 2> /dev/null | sed 's/^/  /'
-    exit 1
-  fi
-  read -r secs kb < <(tail -n 1 "$work/$name.time")
-  rss_mib=$(awk -v kb="$kb" 'BEGIN { printf "%.1f", kb / 1024 }')
-}
+source "$here/lib.sh"
 
 # Baseline: its own figures (parsing only, without process start-up).
-run baseline "$baseline" "$data"
-base_line=$(cat "$work/baseline.out")
-base_rate=$(sed -n 's/^parse: \([0-9]*\) docs, \([0-9.]*\) docs\/s.*/\2/p' <<< "$base_line")
-base_docs=$(sed -n 's/^parse: \([0-9]*\) docs, .*/\1/p' <<< "$base_line")
-if [[ -z $base_rate || $base_docs != "$n" ]]; then
-  echo "FAIL: unexpected baseline output (expected $n docs): $base_line"
+parse_baseline "$baseline" "$data"
+if [[ $base_docs != "$n" ]]; then
+  echo "FAIL: the baseline parsed $base_docs docs, expected $n"
   exit 1
 fi
-base_mbs=$(sed -n 's/.*docs\/s, \([0-9.]*\) MB\/s.*/\1/p' <<< "$base_line")
 printf '%-22s %10s %8s %8s %13s %9s %12s\n' run docs/s MB/s wall_s peak_RSS_MiB keys vs_baseline
 printf '%-22s %10.0f %8.1f %8.2f %13s %9s %12s\n' "parse baseline" "$base_rate" "$base_mbs" \
   "$secs" "$rss_mib" - 1.00x

@@ -25,7 +25,7 @@ export LC_ALL=C
 
 if [[ -d $here/../build ]]; then cache=$(cd "$here/../build" && pwd)/bench-data; else cache=$work; fi
 mkdir -p "$cache"
-data=$cache/ingest-$n-$seed-$(sha256sum "$here/ingest/gen.js" | cut -c1-12).jsonl
+data=$cache/ingest-$n-$seed-$(cat "$here/ingest/gen.js" "$here/rng.js" | sha256sum | cut -c1-12).jsonl
 if [[ -s $data && -f $data.done ]]; then
   echo "data: $data (cached)"
 else
@@ -37,33 +37,9 @@ fi
 bytes=$(stat -c %s "$data")
 awk -v n="$n" -v b="$bytes" 'BEGIN { printf "data: %d docs, %.1f MB (%.1f bytes/doc)\n", n, b / 1e6, n ? b / n : 0 }'
 
-pin=()
-if command -v taskset > /dev/null && taskset -c 0 true 2> /dev/null; then
-  pin=(taskset -c 0)
-  echo "runs pinned to CPU 0 (taskset -c 0)"
-else
-  echo "runs NOT pinned to one CPU"
-fi
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$here/lib.sh"
 
-run() {
-  local name=$1 kb
-  shift
-  if ! "${pin[@]}" /usr/bin/time -f '%e %M' -o "$work/$name.time" "$@" > "$work/$name.out" 2> "$work/$name.err"; then
-    echo "FAIL: $* exited non-zero:"
-    sed 's/^/  /' "$work/$name.err" | head -n 20
-    exit 1
-  fi
-  read -r secs kb < <(tail -n 1 "$work/$name.time")
-  rss_mib=$(awk -v kb="$kb" 'BEGIN { printf "%.1f", kb / 1024 }')
-}
-
-run baseline "$baseline" "$data"
-base_line=$(cat "$work/baseline.out")
-base_rate=$(sed -n 's/^parse: \([0-9]*\) docs, \([0-9.]*\) docs\/s.*/\2/p' <<< "$base_line")
-base_mbs=$(sed -n 's/.*docs\/s, \([0-9.]*\) MB\/s.*/\1/p' <<< "$base_line")
-[[ -n $base_rate ]] || { echo "FAIL: unexpected baseline output: $base_line"; exit 1; }
+parse_baseline "$baseline" "$data"
 printf '%-16s %10s %8s %8s %13s %10s %7s %12s\n' run docs/s MB/s wall_s peak_RSS_MiB lake_MB ratio vs_baseline
 printf '%-16s %10.0f %8.1f %8.2f %13s %10s %7s %12s\n' "parse baseline" "$base_rate" "$base_mbs" "$secs" "$rss_mib" - - 1.00x
 

@@ -24,30 +24,7 @@ if (!Number.isSafeInteger(N) || N < 0) usage('N must be a non-negative integer')
 if (!Number.isSafeInteger(KEYS) || KEYS < 1 || KEYS > 1e8) usage('KEYS must be in 1..1e8');
 if (!Number.isSafeInteger(SEED)) usage('SEED must be an integer');
 
-// sfc32, seeded through splitmix32: small, fast and deterministic across platforms.
-function splitmix32(a) {
-  return () => {
-    a = (a + 0x9e3779b9) | 0;
-    let t = a ^ (a >>> 16);
-    t = Math.imul(t, 0x21f0aaad);
-    t ^= t >>> 15;
-    t = Math.imul(t, 0x735a2d97);
-    return (t ^ (t >>> 15)) >>> 0;
-  };
-}
-const sm = splitmix32(SEED | 0);
-let a = sm(), b = sm(), c = sm(), d = sm();
-function next() { // uniform in [0, 2^32)
-  a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0;
-  let t = (a + b) | 0;
-  a = b ^ (b >>> 9);
-  b = (c + (c << 3)) | 0;
-  c = (c << 21) | (c >>> 11);
-  d = (d + 1) | 0;
-  t = (t + d) | 0;
-  c = (c + t) | 0;
-  return t >>> 0;
-}
+const next = require('../rng.js')(SEED); // uniform in [0, 2^32)
 const below = (n) => Math.floor((next() / 4294967296) * n); // uniform in [0, n)
 const pick = (list) => list[below(list.length)];
 

@@ -16,30 +16,7 @@ if (process.argv.length !== 4) {
 }
 const [N, SEED] = process.argv.slice(2).map(Number);
 
-// sfc32, seeded through splitmix32: small, fast and deterministic across platforms.
-function splitmix32(a) {
-  return () => {
-    a = (a + 0x9e3779b9) | 0;
-    let t = a ^ (a >>> 16);
-    t = Math.imul(t, 0x21f0aaad);
-    t ^= t >>> 15;
-    t = Math.imul(t, 0x735a2d97);
-    return (t ^ (t >>> 15)) >>> 0;
-  };
-}
-const sm = splitmix32(SEED | 0);
-let a = sm(), b = sm(), c = sm(), d = sm();
-function next() {
-  a >>>= 0; b >>>= 0; c >>>= 0; d >>>= 0;
-  const t = (a + b) | 0;
-  a = b ^ (b >>> 9);
-  b = (c + (c << 3)) | 0;
-  c = (c << 21) | (c >>> 11);
-  d = (d + 1) | 0;
-  const r = (t + d) | 0;
-  c = (c + r) | 0;
-  return r >>> 0;
-}
+const next = require('../rng.js')(SEED); // uniform in [0, 2^32)
 const pick = (xs) => xs[next() % xs.length];
 
 const regions = ['af-south', 'ap-east', 'ap-south', 'eu-central', 'eu-west', 'sa-east', 'us-east', 'us-west'];

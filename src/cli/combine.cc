@@ -20,22 +20,12 @@ namespace flow::cli {
 
 int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   auto start = std::chrono::steady_clock::now();
-  auto budget = ParseByteSize(o.memory_budget);
-  if (!budget || *budget == 0) {
-    fmt::print(stderr, "error: --memory-budget `{}` is not a size like 64MiB or 1GiB\n", o.memory_budget);
-    return kExitUsage;
-  }
+  auto budget = ParseBudget(o.memory_budget);
+  if (!budget) return kExitUsage;
   int code = 0;
-  auto collections = LoadCollections(g, o.catalog, &code);
-  if (!collections) return code;
-  const catalog::CollectionRecord* col = FindCollection(*collections, o.collection, &code);
-  if (!col) return code;
-  auto compiled = runtime::Collection::Compile(*col);
-  if (!compiled) {
-    fmt::print(stderr, "error: {}\n", compiled.error().message);
-    return compiled.error().ExitCode();
-  }
-  const runtime::Collection& collection = *compiled.value();
+  auto compiled = LoadCollection(g, o.catalog, o.collection, std::nullopt, &code);
+  if (!compiled) return code;
+  const runtime::Collection& collection = *compiled;
 
   auto input = Input::Open(o.input);
   if (!input) {

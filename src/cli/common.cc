@@ -84,4 +84,29 @@ const catalog::CollectionRecord* FindCollection(const std::vector<catalog::Colle
   return nullptr;
 }
 
+std::optional<uint64_t> ParseBudget(const std::string& text) {
+  auto budget = ParseByteSize(text);
+  if (!budget || *budget == 0) {
+    fmt::print(stderr, "error: --memory-budget `{}` is not a size like 64MiB or 1GiB\n", text);
+    return std::nullopt;
+  }
+  return budget;
+}
+
+std::shared_ptr<const runtime::Collection> LoadCollection(const GlobalOptions& g, const CatalogOptions& o,
+                                                          const std::string& name,
+                                                          std::optional<store::Codec> codec, int* exit_code) {
+  auto records = LoadCollections(g, o, exit_code);
+  if (!records) return nullptr;
+  const catalog::CollectionRecord* record = FindCollection(*records, name, exit_code);
+  if (!record) return nullptr;
+  auto compiled = runtime::Collection::Compile(*record, codec);
+  if (!compiled) {
+    fmt::print(stderr, "error: {}\n", compiled.error().message);
+    *exit_code = compiled.error().ExitCode();
+    return nullptr;
+  }
+  return compiled.value();
+}
+
 }  // namespace flow::cli

@@ -9,6 +9,7 @@
 #include "catalog/built.h"
 #include "catalog/check.h"
 #include "catalog/loader.h"
+#include "runtime/collection.h"
 
 namespace flow::cli {
 
@@ -49,5 +50,15 @@ std::optional<std::vector<catalog::CollectionRecord>> LoadCollections(const Glob
 // (and setting `*exit_code`).
 const catalog::CollectionRecord* FindCollection(const std::vector<catalog::CollectionRecord>& records,
                                                 const std::string& name, int* exit_code);
+
+// Parses a `--memory-budget` value; on a bad one prints the error and returns nullopt (a
+// usage error).
+std::optional<uint64_t> ParseBudget(const std::string& text);
+
+// Loads the catalog and compiles the collection `name` (with `codec` overriding its fragment
+// codec, when given). On failure prints the errors and returns null with `*exit_code` set.
+std::shared_ptr<const runtime::Collection> LoadCollection(const GlobalOptions& g, const CatalogOptions& o,
+                                                          const std::string& name,
+                                                          std::optional<store::Codec> codec, int* exit_code);
 
 }  // namespace flow::cli

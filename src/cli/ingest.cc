@@ -82,30 +82,19 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
       return kExitUsage;
     }
   }
-  auto budget = ParseByteSize(o.memory_budget);
-  if (!budget || *budget == 0) {
-    fmt::print(stderr, "error: --memory-budget `{}` is not a size like 64MiB or 1GiB\n", o.memory_budget);
-    return kExitUsage;
-  }
+  auto budget = ParseBudget(o.memory_budget);
+  if (!budget) return kExitUsage;
 
   int code = 0;
-  auto records = LoadCollections(g, o.catalog, &code);
-  if (!records) return code;
-  const catalog::CollectionRecord* record = FindCollection(*records, o.collection, &code);
-  if (!record) return code;
-  if (record->derived) {
+  auto collection = LoadCollection(g, o.catalog, o.collection, codec, &code);
+  if (!collection) return code;
+  if (collection->derived) {
     fmt::print(stderr,
                "error: collection `{}` is derived: its documents come from its derivation and cannot be "
                "ingested\n",
                o.collection);
     return kExitUserError;
   }
-  auto compiled = runtime::Collection::Compile(*record, codec);
-  if (!compiled) {
-    fmt::print(stderr, "error: {}\n", compiled.error().message);
-    return compiled.error().ExitCode();
-  }
-  auto collection = compiled.value();
 
   auto input = Input::Open(o.input);
   if (!input) {
@@ -229,7 +218,6 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
              st.documents, st.documents == 1 ? "" : "s", st.combined, collection->name, heads->size(),
              heads->size() == 1 ? "" : "s",
              bytes_read / 1e6, ss.fragments, ss.fragments == 1 ? "" : "s", ss.fragment_bytes / 1e6, secs);
-  (void)g;
   return kExitOk;
 }
 

@@ -82,22 +82,12 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     fmt::print(stderr, "error: --reduced and --follow cannot be combined (a reduced view has no end to follow)\n");
     return kExitUsage;
   }
-  auto budget = ParseByteSize(o.memory_budget);
-  if (!budget || *budget == 0) {
-    fmt::print(stderr, "error: --memory-budget `{}` is not a size like 64MiB or 1GiB\n", o.memory_budget);
-    return kExitUsage;
-  }
+  auto budget = ParseBudget(o.memory_budget);
+  if (!budget) return kExitUsage;
   int code = 0;
-  auto records = LoadCollections(g, o.catalog, &code);
-  if (!records) return code;
-  const catalog::CollectionRecord* record = FindCollection(*records, o.collection, &code);
-  if (!record) return code;
-  auto compiled = runtime::Collection::Compile(*record);
-  if (!compiled) {
-    fmt::print(stderr, "error: {}\n", compiled.error().message);
-    return compiled.error().ExitCode();
-  }
-  const runtime::Collection& collection = *compiled.value();
+  auto compiled = LoadCollection(g, o.catalog, o.collection, std::nullopt, &code);
+  if (!compiled) return code;
+  const runtime::Collection& collection = *compiled;
 
   // `--partition f=v`: the journal name segment `f=<v encoded>` must be present.
   std::vector<std::string> segments;
