@@ -1,0 +1,49 @@
+// Lambdas (SPEC 4.1) behind one interface: an update or publish function of a transform,
+// invoked on batches of rows. Implementations: SQLite (in-process, sqlite.h), remote HTTP
+// (remote.h) and Node.js (a long-lived worker per derivation, node.h). A lambda object is
+// used by one thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "doc/pointer.h"
+#include "doc/value.h"
+
+namespace flow::lambda {
+
+// One invocation. Update lambdas see `source` only (the others are null); publish lambdas
+// see `source`, `register` (after this document's updates) and `previous` (before them).
+struct Row {
+  const doc::Value* source = nullptr;
+  const doc::Value* register_value = nullptr;
+  const doc::Value* previous = nullptr;
+};
+
+// The documents a lambda returned for each row of a batch, in row order, built with the
+// allocator passed to Invoke.
+using Outputs = std::vector<std::vector<doc::Value>>;
+
+class Lambda {
+ public:
+  virtual ~Lambda() = default;
+
+  // Invokes the lambda once per row and appends to `out` (cleared first) one entry per row.
+  // Failures are user errors carrying the lambda's own message: an exception, a return
+  // value that is not an array, an HTTP status, malformed output. `*failed_row` (when not
+  // null) is set to the index of the row that failed, or -1 when unknown (e.g. a whole
+  // batch failed). Environment problems (Node.js missing, a worker that died, a connection
+  // refused) are environment errors.
+  virtual Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
+                              int* failed_row = nullptr) = 0;
+};
+
+// A projection of the source collection: `$<field>` parameters of SQLite lambdas.
+struct SourceField {
+  std::string field;
+  doc::Pointer pointer;
+};
+
+}  // namespace flow::lambda
