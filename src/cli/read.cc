@@ -15,7 +15,7 @@
 #include "doc/uuid.h"
 #include "reduce/combiner.h"
 #include "runtime/collection.h"
-#include "runtime/ingest.h"
+#include "runtime/cursor.h"
 #include "store/journal.h"
 
 namespace flow::cli {
@@ -23,51 +23,6 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
-
-// Whole lines of one journal, read below a committed head.
-class LineCursor {
- public:
-  LineCursor(const std::string& dir, const std::string& journal) : reader_(dir, journal) {}
-  // The next complete line below `head` (without '\n'); false when there is none yet.
-  Result<bool> Next(uint64_t head, std::string* line) {
-    for (;;) {
-      size_t nl = buf_.find('\n', pos_);
-      if (nl != std::string::npos) {
-        line->assign(buf_, pos_, nl - pos_);
-        pos_ = nl + 1;
-        return true;
-      }
-      buf_.erase(0, pos_);
-      pos_ = 0;
-      auto r = reader_.Read(head, &block_);
-      if (!r) return r;
-      if (block_.empty()) return false;
-      buf_.append(block_);
-    }
-  }
-  const std::string& journal() const { return reader_.journal(); }
-
- private:
-  store::JournalReader reader_;
-  std::string buf_, block_;
-  size_t pos_ = 0;
-};
-
-// The clock of a stored document's `/_meta/uuid` (0 when it has none).
-doc::Clock ClockOf(const std::string& line) {
-  if (auto text = runtime::StampedUuid(line)) {  // how flowctl writes them: no parse needed
-    if (auto u = doc::ParseUuid(*text)) return u->clock;
-  }
-  rapidjson::Document d;
-  d.Parse(line.data(), line.size());
-  if (d.HasParseError() || !d.IsObject()) return 0;
-  auto meta = d.FindMember("_meta");
-  if (meta == d.MemberEnd() || !meta->value.IsObject()) return 0;
-  auto uuid = meta->value.FindMember("uuid");
-  if (uuid == meta->value.MemberEnd() || !uuid->value.IsString()) return 0;
-  auto u = doc::ParseUuid(std::string_view(uuid->value.GetString(), uuid->value.GetStringLength()));
-  return u ? u->clock : 0;
-}
 
 struct Pending {
   size_t cursor;
@@ -125,7 +80,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     return kExitUserError;
   }
 
-  std::vector<LineCursor> cursors;
+  std::vector<runtime::JournalCursor> cursors;
   std::map<std::string, size_t> by_journal;
   store::LedgerState state;
   auto refresh = [&]() -> Result<bool> {
@@ -173,7 +128,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
       auto n = cursors[i].Next(head, &p.line);
       if (!n) return n;
       if (!n.value()) return true;
-      p.clock = ClockOf(p.line);
+      p.clock = runtime::ClockOfLine(p.line);
       heap.push_back(std::move(p));
       std::push_heap(heap.begin(), heap.end(), cmp);
       return true;
