@@ -14,6 +14,7 @@
 #include "cli/combine.h"
 #include "cli/ingest.h"
 #include "cli/read.h"
+#include "cli/test.h"
 #include "cli/common.h"
 
 namespace {
@@ -172,6 +173,16 @@ int main(int argc, char** argv) {
       "Documents are printed in commit order across journals. Reading needs no lock: it works while "
       "another flowctl process writes the data directory, and sees only committed documents.");
 
+  cli::TestOptions test;
+  auto* cmd_test = app.add_subcommand("test", "Run the catalog's tests");
+  add_catalog_options(cmd_test, &test.catalog);
+  cmd_test->add_option("--filter", test.filter, "Only tests whose name contains this text");
+  cmd_test->footer(
+      "Each test runs in a fresh temporary data directory. Read delays are satisfied by a "
+      "simulated clock, never by sleeping.\n"
+      "Exit status: 0 all tests passed, 1 a test failed or the catalog has errors, 2 usage "
+      "error, 3 an environment problem (e.g. Node.js missing for nodeJS lambdas).");
+
   auto* cmd_schema = app.add_subcommand(
       "json-schema", "Print the JSON Schema of catalog source files (for editors and linters)");
   auto* cmd_version = app.add_subcommand("version", "Print the flowctl version");
@@ -191,6 +202,7 @@ int main(int argc, char** argv) {
   if (cmd_combine->parsed()) return cli::RunCombine(g, combine);
   if (cmd_ingest->parsed()) return cli::RunIngest(g, ingest);
   if (cmd_read->parsed()) return cli::RunRead(g, read);
+  if (cmd_test->parsed()) return cli::RunTest(g, test);
   if (cmd_schema->parsed()) {
     fmt::print("{}", catalog::CatalogSourceSchema());
     return kExitOk;

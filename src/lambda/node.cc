@@ -1,1 +1,1040 @@
-// placeholder: being written
+#include "lambda/node.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "base/files.h"
+#include "doc/parse.h"
+#include "doc/value.h"
+
+extern char** environ;
+
+namespace flow::lambda {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr size_t kOutputTail = 4096;                // bytes of the worker's output kept for errors
+constexpr size_t kToolOutput = 64 << 10;            // bytes of esbuild's or npm's output kept
+constexpr uint32_t kMaxFrame = uint32_t{1} << 30;   // bytes: one batch's outputs, not one document
+constexpr int kSocketBuffer = 1 << 20;              // bytes; the kernel may cap it (wmem_max)
+constexpr size_t kReadChunk = 256 << 10;            // bytes asked of each recv
+constexpr auto kExitWait = std::chrono::seconds(1); // for a dying worker to exit by itself
+// The TypeScript module's name in esbuild's errors and in stack traces (via its source map)
+// is <hash>.ts; the worker finds frames of the module by it.
+
+// The worker: loads the transpiled module (and the dependencies as globals), then answers
+// requests until its input ends. Reads and writes are synchronous and whole-batch: one
+// JSON.parse and one JSON.stringify per batch, no per-document system calls. Lambdas are
+// synchronous functions; the event loop never runs.
+constexpr const char* kWorkerJs = R"JS(
+'use strict';
+const fs = require('fs');
+const FD = 3;
+const config = JSON.parse(process.argv[1]);
+const header = Buffer.allocUnsafe(8);
+let input = Buffer.allocUnsafe(1 << 16);
+let output = Buffer.allocUnsafe(1 << 16);
+
+function readExact(buf, n) {
+  let off = 0;
+  while (off < n) {
+    let k;
+    try {
+      k = fs.readSync(FD, buf, off, n - off, null);
+    } catch (e) {
+      if (e.code === 'EAGAIN' || e.code === 'EINTR') continue;
+      throw e;
+    }
+    if (k === 0) process.exit(0);  // flowctl is done with us, or gone
+    off += k;
+  }
+}
+
+function send(status, text) {
+  // UTF-16 code units take at most 3 bytes of UTF-8 each.
+  const max = 5 + (text.length < (1 << 24) ? text.length * 3 : Buffer.byteLength(text));
+  if (output.length < max) output = Buffer.allocUnsafe(Math.max(max, output.length * 2));
+  const n = output.write(text, 5);
+  output.writeUInt32LE(n + 1, 0);
+  output[4] = status;
+  const total = n + 5;
+  let off = 0;
+  while (off < total) {
+    try {
+      off += fs.writeSync(FD, output, off, total - off);
+    } catch (e) {
+      if (e.code === 'EAGAIN' || e.code === 'EINTR') continue;
+      throw e;
+    }
+  }
+}
+
+function fail(row, kind, message, where) {
+  const [line, column] = where || [0, 0];
+  send(1, JSON.stringify({row, kind, message, line, column}));
+}
+
+function describe(v) {
+  if (v === null || v === undefined) return String(v);
+  if (typeof v.then === 'function') return 'a Promise (lambdas are synchronous)';
+  if (typeof v === 'object') return 'an object';
+  return (typeof v === 'undefined' ? '' : /^[aeiou]/.test(typeof v) ? 'an ' : 'a ') + typeof v;
+}
+
+function messageOf(e) {
+  if (e instanceof Error || (e && typeof e === 'object' && typeof e.message === 'string')) {
+    const name = typeof e.name === 'string' && e.name !== 'Error' ? e.name + ': ' : '';
+    return name + e.message;
+  }
+  if (typeof e === 'string') return e;
+  try {
+    const json = JSON.stringify(e);
+    if (json !== undefined) return json;
+  } catch (_) {}
+  return String(e);
+}
+
+// The line and column in the TypeScript module of the innermost stack frame within it.
+function positionOf(e) {
+  const stack = e && typeof e === 'object' ? String(e.stack || '') : '';
+  const at = stack.indexOf(config.source + ':');
+  if (at < 0) return null;
+  const m = /^:(\d+):(\d+)/.exec(stack.slice(at + config.source.length));
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+function run(fn, rows) {
+  const out = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    let o;
+    try {
+      o = fn(r[0], r.length > 1 ? r[1] : null, r.length > 2 ? r[2] : null);
+    } catch (e) {
+      return fail(i, 'threw', messageOf(e), positionOf(e));
+    }
+    if (!Array.isArray(o)) return fail(i, 'notArray', describe(o));
+    for (let j = 0; j < o.length; j++) {
+      const t = typeof o[j];
+      if (t === 'undefined' || t === 'function' || t === 'symbol') {
+        return fail(i, 'unserializable', `its element ${j} is ${describe(o[j])}`);
+      }
+    }
+    out[i] = o;
+  }
+  let text;
+  try {
+    text = JSON.stringify(out);
+  } catch (e) {
+    for (let i = 0; i < out.length; i++) {
+      try {
+        JSON.stringify(out[i]);
+      } catch (e2) {
+        return fail(i, 'unserializable', messageOf(e2));
+      }
+    }
+    return fail(-1, 'unserializable', messageOf(e));
+  }
+  send(0, text);
+}
+
+let lambdas;
+try {
+  if (config.deps.length) {
+    const req = require('module').createRequire(require('path').join(config.depsDir, 'package.json'));
+    for (const [pkg, name] of config.deps) {
+      let m;
+      try {
+        m = req(pkg);
+      } catch (e) {
+        throw new Error(`nodeDependencies package \`${pkg}\` cannot be loaded: ${messageOf(e)}`);
+      }
+      if (!(name in globalThis)) globalThis[name] = m;
+    }
+  }
+  lambdas = require(config.module);
+  if (!Array.isArray(lambdas) || lambdas.length !== config.count ||
+      !lambdas.every((f) => typeof f === 'function')) {
+    throw new Error('the generated module does not hold one function per lambda ' +
+                    '(does a lambda body close its function early?)');
+  }
+} catch (e) {
+  fail(-1, 'load', messageOf(e), positionOf(e));
+  process.exit(1);
+}
+send(0, JSON.stringify({node: process.version}));
+
+for (;;) {
+  readExact(header, 8);
+  const n = header.readUInt32LE(0) - 4;
+  const index = header.readUInt32LE(4);
+  if (input.length < n) input = Buffer.allocUnsafe(Math.max(n, input.length * 2));
+  readExact(input, n);
+  run(lambdas[index], JSON.parse(input.toString('utf8', 0, n)));
+}
+)JS";
+
+// ---- Small helpers -------------------------------------------------------------------
+
+// Two independent 64-bit hashes (FNV-1a, and a multiply-rotate hash over 8-byte words) as 32
+// hex digits: the names of cache entries. Cached modules are also compared byte for byte.
+std::string HashKey(std::string_view s) {
+  uint64_t a = 0xcbf29ce484222325ull;
+  for (unsigned char c : s) a = (a ^ c) * 0x100000001b3ull;
+  uint64_t b = 0x9e3779b97f4a7c15ull ^ s.size();
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    b = ((b ^ (w * 0xff51afd7ed558ccdull)) << 27 | (b ^ (w * 0xff51afd7ed558ccdull)) >> 37) *
+        0xc4ceb9fe1a85ec53ull;
+  }
+  for (; i < s.size(); ++i) b = (b ^ static_cast<unsigned char>(s[i])) * 0xc4ceb9fe1a85ec53ull;
+  b ^= b >> 33;
+  return fmt::format("{:016x}{:016x}", a, b);
+}
+
+bool IsExecutable(const std::string& path) {
+  std::error_code ec;
+  return access(path.c_str(), X_OK) == 0 && !fs::is_directory(path, ec);
+}
+
+// `name` itself when it holds a `/`, else its first executable match on PATH.
+std::optional<std::string> FindProgram(const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  if (name.find('/') != std::string::npos) {
+    if (IsExecutable(name)) return name;
+    return std::nullopt;
+  }
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    size_t colon = dirs.find(':');
+    std::string dir(dirs.substr(0, colon));
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    if (IsExecutable(candidate)) return candidate;
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return std::nullopt;
+}
+
+std::string ExitDescription(int status) {
+  if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = strsignal(WTERMSIG(status));
+    return fmt::format("killed by signal {} ({})", WTERMSIG(status), name ? name : "?");
+  }
+  return fmt::format("wait status {}", status);
+}
+
+// Moves `fd` to a number >= 10, close-on-exec, so that a child's dup2 onto 0..3 never finds
+// it already there (dup2 onto itself would keep close-on-exec set).
+int HighFd(int fd) {
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  close(fd);
+  return high;
+}
+
+void SetNonBlocking(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+pid_t WaitPid(pid_t pid, int* status, int flags) {
+  pid_t r;
+  do {
+    r = waitpid(pid, status, flags);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+// The environment of this process with `name` set to `value` (when `name` is not empty).
+std::vector<std::string> ChildEnv(const std::string& name, const std::string& value) {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    if (!name.empty() && std::strncmp(*e, name.c_str(), name.size()) == 0 && (*e)[name.size()] == '=') {
+      continue;
+    }
+    env.emplace_back(*e);
+  }
+  if (!name.empty()) env.push_back(name + "=" + value);
+  return env;
+}
+
+// Starts `path` with stdin on /dev/null, stdout and stderr on `out_fd`, and `proto_fd` (when
+// >= 0) as fd 3, in a process group of its own (a terminal's Ctrl-C is flowctl's to handle),
+// with default signal dispositions and mask. `out_fd` and `proto_fd` must be >= 10.
+Result<pid_t> Spawn(const std::string& path, const std::vector<std::string>& args,
+                    const std::vector<std::string>& env, int out_fd, int proto_fd) {
+  std::vector<char*> argv, envp;
+  argv.push_back(const_cast<char*>(path.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawnattr_init(&attr);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
+  if (proto_fd >= 0) posix_spawn_file_actions_adddup2(&actions, proto_fd, 3);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return Error::Env(fmt::format("cannot run {}: {}", path, std::strerror(rc)));
+  return pid;
+}
+
+// Runs a tool to completion; its stdout and stderr, merged (the last kToolOutput bytes).
+struct ToolRun {
+  int status = 0;
+  std::string output;
+};
+
+Result<ToolRun> RunTool(const std::string& path, const std::vector<std::string>& args) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return Error::Env(fmt::format("pipe: {}", std::strerror(errno)));
+  int r = HighFd(p[0]), w = HighFd(p[1]);
+  auto pid = Spawn(path, args, ChildEnv("", ""), w, -1);
+  close(w);
+  if (!pid.ok()) {
+    close(r);
+    return pid.error();
+  }
+  ToolRun run;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = read(r, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    run.output.append(buf, static_cast<size_t>(n));
+    if (run.output.size() > 2 * kToolOutput) run.output.erase(0, run.output.size() - kToolOutput);
+  }
+  close(r);
+  WaitPid(*pid, &run.status, 0);
+  return run;
+}
+
+std::string Tail(std::string_view s, size_t max) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
+  if (s.size() <= max) return std::string(s);
+  size_t cut = s.size() - max;
+  while (cut < s.size() && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) ++cut;  // UTF-8
+  return "…" + std::string(s.substr(cut));
+}
+
+std::string Label(const NodeLambdaSpec& l) {
+  return fmt::format("lambda of transform `{}` ({})", l.transform, l.publish ? "publish" : "update");
+}
+
+// ---- The TypeScript module -----------------------------------------------------------
+
+struct Module {
+  std::string text;
+  std::vector<uint32_t> first_line;  // of each body, 1-based
+  std::vector<uint32_t> line_count;  // of each body
+};
+
+Module Generate(const std::vector<NodeLambdaSpec>& lambdas) {
+  Module m;
+  m.text =
+      "// Generated by flowctl from the nodeJS lambdas of one derivation: element i of the\n"
+      "// exported array is lambda i.\n"
+      "module.exports = [\n";
+  uint32_t line = 4;  // the line the next text starts on
+  for (const auto& l : lambdas) {
+    std::string label = Label(l);
+    for (char& c : label) {
+      if (c == '\n' || c == '\r') c = ' ';
+    }
+    m.text += fmt::format("// {}\n(source: any, register: any, previous: any): any => {{\n", label);
+    line += 2;
+    m.first_line.push_back(line);
+    uint32_t lines = 0;
+    for (char c : l.body) lines += c == '\n';
+    m.text += l.body;
+    if (l.body.empty() || l.body.back() != '\n') {
+      m.text += '\n';
+      ++lines;
+    }
+    m.line_count.push_back(lines);
+    line += lines;
+    m.text += "},\n";
+    ++line;
+  }
+  m.text += "];\n";
+  return m;
+}
+
+// The body holding 1-based `line` of the module: the last body starting at or before it
+// (a line after that body's end means the body closed its function early). -1 before all.
+int BodyOf(const Module& m, uint32_t line) {
+  int found = -1;
+  for (size_t i = 0; i < m.first_line.size(); ++i) {
+    if (m.first_line[i] <= line) found = static_cast<int>(i);
+  }
+  return found;
+}
+
+// "at line 2, column 5 of its body: `text`" for a position of the module within body `i`.
+std::string BodyPosition(const Module& m, const std::vector<NodeLambdaSpec>& lambdas, size_t i,
+                         uint32_t line, uint32_t column, bool quote) {
+  uint32_t rel = line - m.first_line[i] + 1;
+  if (rel > m.line_count[i]) return "after the end of its body (are its braces balanced?)";
+  std::string out = column ? fmt::format("at line {}, column {} of its body", rel, column)
+                           : fmt::format("at line {} of its body", rel);
+  if (quote) {
+    std::string_view body = lambdas[i].body;
+    size_t start = 0;
+    for (uint32_t k = 1; k < rel; ++k) start = body.find('\n', start) + 1;
+    std::string_view text = body.substr(start, body.find('\n', start) - start);
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+    while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
+    if (!text.empty()) out += fmt::format(": `{}`", Tail(text, 200));
+  }
+  return out;
+}
+
+// esbuild (--log-level=error --color=false) prints each error as "✘ [ERROR] message", a blank
+// line, then "    file:line:column:" with a 0-based column, then the source line.
+struct CompileError {
+  std::string message;
+  uint32_t line = 0, column = 0;  // 1-based; 0 when esbuild named no position
+};
+
+std::vector<CompileError> ParseEsbuildErrors(std::string_view out) {
+  std::vector<CompileError> errors;
+  size_t pos = 0;
+  while (pos < out.size()) {
+    size_t end = out.find('\n', pos);
+    if (end == std::string_view::npos) end = out.size();
+    std::string_view line = out.substr(pos, end - pos);
+    pos = end + 1;
+    if (size_t at = line.find("[ERROR] "); at != std::string_view::npos) {
+      errors.push_back({std::string(line.substr(at + 8)), 0, 0});
+      continue;
+    }
+    if (errors.empty() || errors.back().line) continue;
+    // "    file.ts:12:4:" (the first such line after the message)
+    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() < 2 || line.back() != ':' || line.front() != ' ') continue;
+    line.remove_suffix(1);
+    size_t c2 = line.rfind(':');
+    if (c2 == std::string_view::npos || c2 == 0) continue;
+    size_t c1 = line.rfind(':', c2 - 1);
+    if (c1 == std::string_view::npos) continue;
+    auto number = [](std::string_view d, uint32_t* v) {
+      if (d.empty() || d.size() > 9) return false;
+      *v = 0;
+      for (char c : d) {
+        if (c < '0' || c > '9') return false;
+        *v = *v * 10 + static_cast<uint32_t>(c - '0');
+      }
+      return true;
+    };
+    uint32_t l, c;
+    if (number(line.substr(c1 + 1, c2 - c1 - 1), &l) && number(line.substr(c2 + 1), &c)) {
+      errors.back().line = l;
+      errors.back().column = c + 1;
+    }
+  }
+  return errors;
+}
+
+std::mutex esbuild_versions_mu;
+std::map<std::string, std::string> esbuild_versions;  // by path
+
+Result<std::string> EsbuildVersion(const std::string& esbuild) {
+  std::lock_guard lock(esbuild_versions_mu);
+  if (auto it = esbuild_versions.find(esbuild); it != esbuild_versions.end()) return it->second;
+  auto run = RunTool(esbuild, {"--version"});
+  if (!run.ok()) return run.error();
+  if (run->status != 0) {
+    return Error::Env(fmt::format("`{} --version` failed ({}): {}", esbuild, ExitDescription(run->status),
+                                  Tail(run->output, 2000)));
+  }
+  std::string version = Tail(run->output, 100);
+  esbuild_versions[esbuild] = version;
+  return version;
+}
+
+Result<bool> CreateDir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Error::Env(fmt::format("cannot create {}: {}", dir, ec.message()));
+  return true;
+}
+
+std::string TempSuffix() {
+  static std::atomic<uint64_t> counter{0};
+  return fmt::format(".tmp-{}-{}", getpid(), counter.fetch_add(1));
+}
+
+// Transpiles the module into <cache>/node/modules/<key>.js (kept beside <key>.ts, its
+// source), unless it is already there. Returns the .js path.
+Result<std::string> Transpile(const Module& m, const std::vector<NodeLambdaSpec>& lambdas,
+                              const std::string& esbuild, const std::string& cache_dir,
+                              std::string* ts_name) {
+  auto version = EsbuildVersion(esbuild);
+  if (!version.ok()) return version.error();
+  std::string dir = cache_dir + "/node/modules";
+  std::string key = HashKey("esbuild " + *version + "\n" + m.text);
+  std::string ts = dir + "/" + key + ".ts", js = dir + "/" + key + ".js";
+  *ts_name = key + ".ts";
+  std::error_code ec;
+  if (fs::exists(js, ec)) {
+    auto cached = ReadFile(ts);
+    if (cached.ok() && *cached == m.text) return js;
+  }
+  if (auto ok = CreateDir(dir); !ok.ok()) return ok.error();
+  if (auto ok = WriteFileAtomic(ts, m.text); !ok.ok()) return ok.error();
+  std::string tmp = js + TempSuffix();
+  auto run = RunTool(esbuild, {ts, "--outfile=" + tmp, "--format=cjs", "--platform=node",
+                               "--sourcemap=inline", "--sources-content=false", "--log-level=error",
+                               "--color=false"});
+  if (!run.ok()) return run.error();
+  if (run->status != 0) {
+    fs::remove(tmp, ec);
+    auto errors = ParseEsbuildErrors(run->output);
+    if (errors.empty()) {
+      return Error::Env(fmt::format("esbuild ({}) failed ({}) on the nodeJS lambdas: {}", esbuild,
+                                    ExitDescription(run->status), Tail(run->output, 2000)));
+    }
+    // esbuild stops at the first syntax error of a file: report it.
+    const CompileError& e = errors.front();
+    int i = BodyOf(m, e.line);
+    if (i < 0 || lambdas.empty()) {
+      return Error::User(fmt::format("the nodeJS lambdas do not compile: {}", e.message));
+    }
+    return Error::User(fmt::format("{} does not compile: {} {}", Label(lambdas[i]), e.message,
+                                   BodyPosition(m, lambdas, i, e.line, e.column, true)));
+  }
+  if (rename(tmp.c_str(), js.c_str()) != 0) {
+    int err = errno;
+    fs::remove(tmp, ec);
+    return Error::Env(fmt::format("cannot rename {} to {}: {}", tmp, js, std::strerror(err)));
+  }
+  return js;
+}
+
+// Installs `deps` with npm into <cache>/node/deps/<key> (node_modules within), unless it is
+// already there. Installs into a temporary directory renamed into place, so that concurrent
+// flowctl processes never see a partial install.
+Result<std::string> InstallDependencies(const std::map<std::string, std::string>& deps,
+                                        const std::string& npm_name, const std::string& cache_dir) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("name");
+  w.String("flowctl-node-dependencies");
+  w.Key("private");
+  w.Bool(true);
+  w.Key("dependencies");
+  w.StartObject();
+  for (const auto& [name, version] : deps) {
+    w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+    w.String(version.data(), static_cast<rapidjson::SizeType>(version.size()));
+  }
+  w.EndObject();
+  w.EndObject();
+  std::string package_json(buf.GetString(), buf.GetSize());
+  package_json += '\n';
+
+  std::string dir = cache_dir + "/node/deps/" + HashKey(package_json);
+  std::error_code ec;
+  if (fs::exists(dir + "/.flowctl-installed", ec)) {
+    auto cached = ReadFile(dir + "/package.json");
+    if (cached.ok() && *cached == package_json) return dir;
+  }
+  std::string list;
+  for (const auto& [name, version] : deps) list += fmt::format("{}{}@{}", list.empty() ? "" : " ", name, version);
+  auto npm = FindProgram(npm_name);
+  if (!npm) {
+    return Error::Env(fmt::format(
+        "npm (`{}`) is not installed; install it (e.g. apt install npm) to install the nodeDependencies {}",
+        npm_name, list));
+  }
+  std::string tmp = dir + TempSuffix();
+  if (auto ok = CreateDir(tmp); !ok.ok()) return ok.error();
+  if (auto ok = WriteFileAtomic(tmp + "/package.json", package_json); !ok.ok()) return ok.error();
+  auto run = RunTool(*npm, {"install", "--prefix", tmp, "--no-audit", "--no-fund", "--no-update-notifier",
+                            "--loglevel=error"});
+  if (!run.ok() || run->status != 0) {
+    fs::remove_all(tmp, ec);
+    if (!run.ok()) return run.error();
+    return Error::Env(fmt::format("npm install of the nodeDependencies {} failed ({}): {}", list,
+                                  ExitDescription(run->status), Tail(run->output, 2000)));
+  }
+  if (auto ok = WriteFileAtomic(tmp + "/.flowctl-installed", ""); !ok.ok()) return ok.error();
+  if (rename(tmp.c_str(), dir.c_str()) != 0) {
+    // Another process installed the same set meanwhile (or a stale copy is there): use it
+    // when complete, else replace it.
+    bool theirs = fs::exists(dir + "/.flowctl-installed", ec);
+    if (!theirs) {
+      fs::remove_all(dir, ec);
+      if (rename(tmp.c_str(), dir.c_str()) == 0) return dir;
+    }
+    fs::remove_all(tmp, ec);
+    if (!fs::exists(dir + "/.flowctl-installed", ec)) {
+      return Error::Env(fmt::format("cannot move the npm install of {} into {}", list, dir));
+    }
+  }
+  return dir;
+}
+
+}  // namespace
+
+// ---- Public helpers ------------------------------------------------------------------
+
+std::string DefaultNodeCacheDir() {
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && xdg[0] == '/') {
+    return std::string(xdg) + "/flowctl";
+  }
+  if (const char* home = std::getenv("HOME"); home && home[0]) return std::string(home) + "/.cache/flowctl";
+  return fmt::format("/tmp/flowctl-cache-{}", getuid());
+}
+
+Result<std::string> FindEsbuild() {
+  if (const char* env = std::getenv("FLOWCTL_ESBUILD"); env && env[0]) {
+    if (IsExecutable(env)) return std::string(env);
+    return Error::Env(fmt::format("FLOWCTL_ESBUILD names {}, which is not an executable", env));
+  }
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    fs::path dir = exe.parent_path();
+    for (const fs::path& base : {dir.parent_path(), dir}) {
+      std::string candidate = (base / ".deps/npm-runtime/node_modules/.bin/esbuild").string();
+      if (IsExecutable(candidate)) return candidate;
+    }
+  }
+  if (auto found = FindProgram("esbuild")) return *found;
+  return Error::Env(
+      "esbuild, which transpiles the TypeScript of nodeJS lambdas, is not installed: run "
+      "scripts/setup.sh (it installs esbuild into .deps/npm-runtime beside the build), or set "
+      "FLOWCTL_ESBUILD to an esbuild binary");
+}
+
+std::string NodeGlobalName(std::string_view package) {
+  if (!package.empty() && package.front() == '@') {
+    if (size_t slash = package.find('/'); slash != std::string_view::npos) package.remove_prefix(slash + 1);
+  }
+  std::string name;
+  for (char c : package) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
+    name += ok ? c : '_';
+  }
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) name.insert(0, "_");
+  return name;
+}
+
+// ---- The worker ----------------------------------------------------------------------
+
+struct NodeWorker::Impl {
+  std::mutex mu;
+  pid_t pid = -1;
+  int socket = -1;        // our end of the protocol socket, non-blocking
+  int output = -1;        // read end of the worker's stdout+stderr pipe, non-blocking
+  std::string output_tail;
+  std::string dead;       // why the worker is gone, once it is
+  std::vector<NodeLambdaSpec> lambdas;
+  Module module;
+  rapidjson::StringBuffer request;
+  std::string response;   // a receive buffer; the frame is response[0, frame_size)
+  size_t frame_size = 0;
+
+  ~Impl() { Stop(); }
+
+  void Stop() {
+    if (socket >= 0) close(socket);
+    socket = -1;
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      int status;
+      WaitPid(pid, &status, 0);
+      pid = -1;
+    }
+    if (output >= 0) close(output);
+    output = -1;
+  }
+
+  // Reads what the worker printed (until end of file when `until_eof`, for at most a second).
+  void DrainOutput(bool until_eof) {
+    auto deadline = std::chrono::steady_clock::now() + kExitWait;
+    char buf[16384];
+    while (output >= 0) {
+      ssize_t n = read(output, buf, sizeof buf);
+      if (n > 0) {
+        output_tail.append(buf, static_cast<size_t>(n));
+        if (output_tail.size() > 2 * kOutputTail) output_tail.erase(0, output_tail.size() - kOutputTail);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (!until_eof || left.count() <= 0) return;
+        pollfd p{output, POLLIN, 0};
+        poll(&p, 1, static_cast<int>(left.count()));
+        continue;
+      }
+      close(output);  // end of file, or an error
+      output = -1;
+    }
+  }
+
+  // The worker is gone or unusable: reaps it and returns (and remembers) why.
+  Error Died(std::string_view doing, std::string_view what = "") {
+    if (socket >= 0) close(socket);
+    socket = -1;
+    std::string how = "its connection broke";
+    if (pid > 0) {
+      // Give it a moment to finish dying by itself, so that its own exit status is reported.
+      int status = 0;
+      auto deadline = std::chrono::steady_clock::now() + kExitWait;
+      pid_t r;
+      while ((r = WaitPid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      if (r == 0) {
+        kill(pid, SIGKILL);
+        WaitPid(pid, &status, 0);
+        how = "it stopped answering and was killed";
+      } else {
+        how = ExitDescription(status);
+      }
+      pid = -1;
+    }
+    DrainOutput(true);
+    std::string msg = fmt::format("the Node.js worker of the nodeJS lambdas died {} ({}{})", doing, how,
+                                  what.empty() ? "" : fmt::format("; {}", what));
+    std::string tail = Tail(output_tail, kOutputTail);
+    if (!tail.empty()) msg += fmt::format("; its last output:\n{}", tail);
+    dead = msg;
+    return Error::Env(msg);
+  }
+
+  // Sends `request` (unless empty) and receives one response frame.
+  Result<bool> Exchange(std::string_view doing) {
+    const char* data = request.GetString();
+    size_t size = request.GetSize(), sent = 0, got = 0;
+    frame_size = 0;
+    if (response.size() < kReadChunk + 1) response.resize(kReadChunk + 1);
+    for (;;) {
+      while (sent < size) {
+        ssize_t n = send(socket, data + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+          sent += static_cast<size_t>(n);
+        } else if (n < 0 && errno == EINTR) {
+          continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+          break;
+        } else {
+          return Died(doing);
+        }
+      }
+      pollfd fds[2] = {{socket, static_cast<short>(POLLIN | (sent < size ? POLLOUT : 0)), 0},
+                       {output, POLLIN, 0}};
+      int rc = poll(fds, output >= 0 ? 2 : 1, -1);
+      if (rc < 0) {
+        if (errno == EINTR) continue;
+        return Died(doing, fmt::format("poll: {}", std::strerror(errno)));
+      }
+      if (output >= 0 && fds[1].revents) DrainOutput(false);
+      if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      for (;;) {
+        size_t want = frame_size ? frame_size - got : kReadChunk;
+        if (response.size() < got + want + 1) response.resize(got + want + 1);
+        ssize_t n = recv(socket, response.data() + got, want, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n <= 0) return Died(doing);
+        got += static_cast<size_t>(n);
+        if (!frame_size && got >= 5) {
+          uint32_t len;
+          std::memcpy(&len, response.data(), 4);
+          if (len == 0 || len > kMaxFrame) {
+            return Died(doing, fmt::format("it sent a malformed frame of {} bytes", len));
+          }
+          frame_size = size_t{len} + 4;
+        }
+        if (frame_size && got > frame_size) return Died(doing, "it sent more than one response");
+        if (frame_size && got == frame_size) {
+          if (sent < size) return Died(doing, "it answered before reading the whole request");
+          response[frame_size] = '\0';  // for ParseTerminatedDocument
+          return true;
+        }
+      }
+    }
+  }
+
+  uint8_t status() const { return static_cast<uint8_t>(response[4]); }
+  std::string_view payload() const { return std::string_view(response).substr(5, frame_size - 5); }
+
+  // The error of a status 1 response.
+  Error LambdaError(size_t index, int* failed_row) {
+    rapidjson::Document d;
+    doc::ParseError pe;
+    if (!doc::ParseTerminatedDocument(payload(), &d, &pe, {kMaxFrame, 8}) || !d.IsObject()) {
+      return Error::Internal(fmt::format("the Node.js worker sent a malformed error: {}", Tail(payload(), 500)));
+    }
+    auto str = [&](const char* k) -> std::string {
+      auto it = d.FindMember(k);
+      return it != d.MemberEnd() && it->value.IsString() ? it->value.GetString() : "";
+    };
+    auto num = [&](const char* k) -> int64_t {
+      auto it = d.FindMember(k);
+      return it != d.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : 0;
+    };
+    int64_t row = num("row");
+    if (failed_row) *failed_row = row >= 0 && row <= INT32_MAX ? static_cast<int>(row) : -1;
+    std::string kind = str("kind"), message = str("message");
+    const NodeLambdaSpec& l = lambdas[index];
+    if (kind == "notArray") return Error::User(fmt::format("{} returned {}, not an array", Label(l), message));
+    if (kind == "unserializable") {
+      return Error::User(fmt::format("{} returned output that is not JSON: {}", Label(l), message));
+    }
+    std::string where;
+    int64_t line = num("line"), column = num("column");
+    if (line > 0) {
+      int i = BodyOf(module, static_cast<uint32_t>(line));
+      if (i >= 0) {
+        std::string pos = BodyPosition(module, lambdas, static_cast<size_t>(i), static_cast<uint32_t>(line),
+                                       static_cast<uint32_t>(std::max<int64_t>(column, 0)), true);
+        where = static_cast<size_t>(i) == index
+                    ? fmt::format(" ({})", pos)
+                    : fmt::format(" (in {}: {})", Label(lambdas[static_cast<size_t>(i)]), pos);
+      }
+    }
+    return Error::User(fmt::format("{} threw: {}{}", Label(l), message, where));
+  }
+};
+
+NodeWorker::NodeWorker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+NodeWorker::~NodeWorker() = default;
+
+pid_t NodeWorker::pid() const { return impl_->pid; }
+
+Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLambdaSpec>& lambdas,
+                                                      const NodeOptions& options) {
+  for (size_t i = 0; i < lambdas.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (lambdas[i].id == lambdas[j].id) {
+        return Error::Internal(fmt::format("two nodeJS lambdas have the id `{}`", lambdas[i].id));
+      }
+    }
+  }
+  auto node = FindProgram(options.node);
+  if (!node) {
+    return Error::Env(fmt::format(
+        "Node.js (`{}`) is not installed; install it (e.g. apt install nodejs) to run nodeJS lambdas",
+        options.node));
+  }
+  std::string cache_dir = options.cache_dir.empty() ? DefaultNodeCacheDir() : options.cache_dir;
+  std::string esbuild = options.esbuild;
+  if (esbuild.empty()) {
+    auto found = FindEsbuild();
+    if (!found.ok()) return found.error();
+    esbuild = *found;
+  } else if (!IsExecutable(esbuild)) {
+    return Error::Env(fmt::format(
+        "esbuild is not installed at {}: run scripts/setup.sh (it installs esbuild into .deps/npm-runtime)",
+        esbuild));
+  }
+
+  auto impl = std::make_unique<Impl>();
+  impl->lambdas = lambdas;
+  impl->module = Generate(lambdas);
+  std::string ts_name;
+  auto js = Transpile(impl->module, lambdas, esbuild, cache_dir, &ts_name);
+  if (!js.ok()) return js.error();
+
+  std::string deps_dir;
+  if (!options.dependencies.empty()) {
+    auto dir = InstallDependencies(options.dependencies, options.npm, cache_dir);
+    if (!dir.ok()) return dir.error();
+    deps_dir = *dir;
+  }
+
+  // The worker's configuration, its argv[1].
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  w.StartObject();
+  w.Key("module");
+  w.String(js->c_str());
+  w.Key("source");
+  w.String(ts_name.c_str());
+  w.Key("count");
+  w.Uint64(lambdas.size());
+  w.Key("depsDir");
+  w.String(deps_dir.c_str());
+  w.Key("deps");
+  w.StartArray();
+  for (const auto& [name, version] : options.dependencies) {
+    w.StartArray();
+    w.String(name.c_str());
+    w.String(NodeGlobalName(name).c_str());
+    w.EndArray();
+  }
+  w.EndArray();
+  w.EndObject();
+
+  int sv[2], p[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    return Error::Env(fmt::format("socketpair: {}", std::strerror(errno)));
+  }
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    int err = errno;
+    close(sv[0]);
+    close(sv[1]);
+    return Error::Env(fmt::format("pipe: {}", std::strerror(err)));
+  }
+  for (int fd : {sv[0], sv[1]}) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSocketBuffer, sizeof kSocketBuffer);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kSocketBuffer, sizeof kSocketBuffer);
+  }
+  int theirs = HighFd(sv[1]), their_output = HighFd(p[1]);
+  impl->socket = sv[0];
+  impl->output = p[0];
+  SetNonBlocking(impl->socket);
+  SetNonBlocking(impl->output);
+
+  std::string node_path = deps_dir.empty() ? "" : deps_dir + "/node_modules";
+  if (const char* existing = std::getenv("NODE_PATH"); existing && existing[0]) {
+    node_path = node_path.empty() ? existing : node_path + ":" + existing;
+  }
+  auto pid = Spawn(*node, {"--enable-source-maps", "-e", kWorkerJs, std::string(buf.GetString(), buf.GetSize())},
+                   ChildEnv(node_path.empty() ? "" : "NODE_PATH", node_path), their_output, theirs);
+  close(theirs);
+  close(their_output);
+  if (!pid.ok()) return pid.error();
+  impl->pid = *pid;
+
+  // The first response says whether the module and the dependencies loaded.
+  impl->request.Clear();
+  if (auto ok = impl->Exchange("while starting"); !ok.ok()) return ok.error();
+  if (impl->status() != 0) {
+    rapidjson::Document d;
+    doc::ParseError pe;
+    std::string message = "unknown";
+    if (doc::ParseTerminatedDocument(impl->payload(), &d, &pe, {kMaxFrame, 8}) && d.IsObject() &&
+        d.HasMember("message") && d["message"].IsString()) {
+      message = d["message"].GetString();
+    }
+    return Error::User(fmt::format("the nodeJS lambdas cannot be loaded: {}", message));
+  }
+  return std::shared_ptr<NodeWorker>(new NodeWorker(std::move(impl)));
+}
+
+class NodeLambda final : public Lambda {
+ public:
+  NodeLambda(std::shared_ptr<NodeWorker> worker, size_t index) : worker_(std::move(worker)), index_(index) {}
+
+  Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
+                      int* failed_row) override {
+    if (failed_row) *failed_row = -1;
+    out->clear();
+    if (rows.empty()) return true;
+    NodeWorker::Impl& w = *worker_->impl_;
+    std::lock_guard lock(w.mu);
+    const NodeLambdaSpec& spec = w.lambdas[index_];
+    if (!w.dead.empty()) return Error::Env(w.dead);
+
+    // The request: a header, then the rows as JSON.
+    w.request.Clear();
+    char* header = w.request.Push(8);
+    {
+      rapidjson::Writer<rapidjson::StringBuffer> writer(w.request);
+      auto write = [&](const doc::Value* v) {
+        if (v) {
+          v->Accept(writer);
+        } else {
+          writer.Null();
+        }
+      };
+      writer.StartArray();
+      for (const Row& row : rows) {
+        writer.StartArray();
+        write(row.source);
+        if (spec.publish) {
+          write(row.register_value);
+          write(row.previous);
+        }
+        writer.EndArray(2);
+      }
+      writer.EndArray(rows.size());
+    }
+    header = const_cast<char*>(w.request.GetString());
+    if (w.request.GetSize() - 4 > kMaxFrame) {
+      return Error::User(fmt::format("a batch of {} rows for the {} is over {} MiB of JSON", rows.size(),
+                                     Label(spec), kMaxFrame >> 20));
+    }
+    uint32_t len = static_cast<uint32_t>(w.request.GetSize() - 4), index = static_cast<uint32_t>(index_);
+    std::memcpy(header, &len, 4);
+    std::memcpy(header + 4, &index, 4);
+
+    std::string doing = fmt::format("while running the {}", Label(spec));
+    if (auto ok = w.Exchange(doing); !ok.ok()) return ok.error();
+    if (w.status() != 0) return w.LambdaError(index_, failed_row);
+
+    // Outputs are at depth 2 (the array of rows, each an array of documents).
+    rapidjson::Document d(&alloc);
+    doc::ParseError pe;
+    if (!doc::ParseTerminatedDocument(w.payload(), &d, &pe, {kMaxFrame, 256 + 2})) {
+      return Error::User(fmt::format("{} returned output flowctl cannot accept: {}", Label(spec), pe.message));
+    }
+    if (!d.IsArray() || d.Size() != rows.size()) {
+      return w.Died(doing, "its response does not match the request");
+    }
+    out->resize(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      doc::Value& docs = d[static_cast<rapidjson::SizeType>(i)];
+      if (!docs.IsArray()) return w.Died(doing, "its response does not match the request");
+      auto& o = (*out)[i];
+      o.reserve(docs.Size());
+      for (auto& v : docs.GetArray()) o.push_back(std::move(v));
+    }
+    return true;
+  }
+
+ private:
+  std::shared_ptr<NodeWorker> worker_;
+  size_t index_;
+};
+
+std::unique_ptr<Lambda> NodeWorker::Get(const std::string& id) {
+  for (size_t i = 0; i < impl_->lambdas.size(); ++i) {
+    if (impl_->lambdas[i].id == id) return std::make_unique<NodeLambda>(shared_from_this(), i);
+  }
+  return nullptr;
+}
+
+}  // namespace flow::lambda

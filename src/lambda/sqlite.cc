@@ -1,1 +1,314 @@
-// placeholder: being written
+#include "lambda/sqlite.h"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <sqlite3.h>
+
+#include "base/strings.h"
+#include "doc/parse.h"
+#include "doc/value.h"
+
+namespace flow::lambda {
+namespace {
+
+// SQLite's subtype for values produced by its JSON functions (JSON_SUBTYPE in json.c).
+constexpr unsigned kJsonSubtype = 'J';
+
+// What a statement parameter is bound to.
+enum class Input { kSource, kRegister, kPrevious, kField };
+
+struct Binding {
+  int index = 0;  // sqlite3 parameter index, 1-based
+  Input input = Input::kField;
+  size_t field = 0;  // into Impl::fields when input == kField
+  // JSON text of the bound value when it is a document, object or array. Bound with
+  // SQLITE_STATIC, so it must stay unchanged until the bindings are cleared.
+  rapidjson::StringBuffer json;
+};
+
+// `name` with every character outside [A-Za-z0-9_] replaced by '_'.
+std::string ParameterName(std::string_view field) {
+  std::string out(field);
+  for (char& c : out) {
+    bool ident = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    if (!ident) c = '_';
+  }
+  return out;
+}
+
+// True when `s` holds only whitespace and SQL comments.
+bool OnlyComments(const char* s) {
+  for (;;) {
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == ';') ++s;
+    if (s[0] == '-' && s[1] == '-') {
+      while (*s && *s != '\n') ++s;
+    } else if (s[0] == '/' && s[1] == '*') {
+      const char* end = std::strstr(s + 2, "*/");
+      if (!end) return true;  // SQLite accepts an unterminated trailing comment
+      s = end + 2;
+    } else {
+      return *s == 0;
+    }
+  }
+}
+
+void WriteJson(const doc::Value& v, rapidjson::StringBuffer* buf) {
+  buf->Clear();
+  rapidjson::Writer<rapidjson::StringBuffer> w(*buf);
+  v.Accept(w);
+}
+
+// Skips JSON whitespace.
+const char* SkipSpace(const char* p) {
+  while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') ++p;
+  return p;
+}
+
+}  // namespace
+
+struct SqliteLambda::Impl {
+  sqlite3* db = nullptr;
+  sqlite3_stmt* stmt = nullptr;
+  std::vector<SourceField> fields;
+  std::vector<Binding> bindings;
+  std::vector<std::string> columns;  // result column names, distinct
+
+  ~Impl() {
+    sqlite3_finalize(stmt);
+    sqlite3_close_v2(db);
+  }
+
+  std::string Message() const { return sqlite3_errmsg(db); }
+
+  void Bind(Binding& b, const Row& row);
+  Result<bool> AppendRow(doc::Allocator& alloc, std::optional<rapidjson::Document>& parser,
+                         std::vector<doc::Value>* docs);
+  Result<bool> ColumnValue(int i, doc::Allocator& alloc, std::optional<rapidjson::Document>& parser,
+                           doc::Value* v);
+};
+
+namespace {
+
+// Parses JSON text of a result column into `parser` (whose allocator is the output's).
+Result<bool> ParseColumn(const char* text, int n, doc::Allocator& alloc,
+                         std::optional<rapidjson::Document>& parser, const std::string& column) {
+  if (!parser) parser.emplace(&alloc);
+  doc::ParseError error;
+  if (!doc::ParseTerminatedDocument(std::string_view(text, static_cast<size_t>(n)), &*parser, &error)) {
+    return Error::User(fmt::format("column `{}` holds JSON text that cannot be parsed: {} at byte {}",
+                                   column, error.message, error.offset));
+  }
+  return true;
+}
+
+}  // namespace
+
+void SqliteLambda::Impl::Bind(Binding& b, const Row& row) {
+  const doc::Value* v = nullptr;
+  switch (b.input) {
+    case Input::kSource: v = row.source; break;
+    case Input::kRegister: v = row.register_value; break;
+    case Input::kPrevious: v = row.previous; break;
+    case Input::kField: v = row.source ? doc::Lookup(*row.source, fields[b.field].pointer) : nullptr; break;
+  }
+  // Whole documents are JSON text even when they are scalars (a register is often a number).
+  bool as_json = b.input != Input::kField;
+  if (!v || v->IsNull()) {
+    sqlite3_bind_null(stmt, b.index);
+  } else if (as_json || v->IsObject() || v->IsArray()) {
+    WriteJson(*v, &b.json);
+    sqlite3_bind_text(stmt, b.index, b.json.GetString(), static_cast<int>(b.json.GetSize()), SQLITE_STATIC);
+  } else if (v->IsString()) {
+    sqlite3_bind_text(stmt, b.index, v->GetString(), static_cast<int>(v->GetStringLength()), SQLITE_STATIC);
+  } else if (v->IsInt64()) {
+    sqlite3_bind_int64(stmt, b.index, v->GetInt64());
+  } else if (v->IsNumber()) {
+    // Doubles, and unsigned integers beyond INT64_MAX, which SQLite has no integer for.
+    sqlite3_bind_double(stmt, b.index, v->GetDouble());
+  } else {
+    sqlite3_bind_int(stmt, b.index, v->IsTrue() ? 1 : 0);
+  }
+}
+
+Result<bool> SqliteLambda::Impl::ColumnValue(int i, doc::Allocator& alloc,
+                                             std::optional<rapidjson::Document>& parser,
+                                             doc::Value* v) {
+  switch (sqlite3_column_type(stmt, i)) {
+    case SQLITE_NULL: v->SetNull(); return true;
+    case SQLITE_INTEGER: v->SetInt64(sqlite3_column_int64(stmt, i)); return true;
+    case SQLITE_FLOAT: {
+      double d = sqlite3_column_double(stmt, i);
+      if (!std::isfinite(d)) {
+        return Error::User(fmt::format("column `{}` is an infinite number, which JSON cannot hold", columns[i]));
+      }
+      v->SetDouble(d);
+      return true;
+    }
+    case SQLITE_TEXT: {
+      const char* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, i));
+      int n = sqlite3_column_bytes(stmt, i);
+      if (sqlite3_value_subtype(sqlite3_column_value(stmt, i)) == kJsonSubtype) {
+        auto r = ParseColumn(text, n, alloc, parser, columns[i]);
+        if (!r) return r;
+        *v = std::move(static_cast<doc::Value&>(*parser));
+        return true;
+      }
+      if (auto bad = FindInvalidUtf8(std::string_view(text, static_cast<size_t>(n)))) {
+        return Error::User(fmt::format("column `{}` holds text that is not valid UTF-8 (at byte {})", columns[i], *bad));
+      }
+      v->SetString(text, static_cast<rapidjson::SizeType>(n), alloc);
+      return true;
+    }
+    default:
+      return Error::User(fmt::format("column `{}` holds a BLOB, which has no JSON representation", columns[i]));
+  }
+}
+
+Result<bool> SqliteLambda::Impl::AppendRow(doc::Allocator& alloc, std::optional<rapidjson::Document>& parser,
+                                           std::vector<doc::Value>* docs) {
+  if (columns.size() == 1 && sqlite3_column_type(stmt, 0) == SQLITE_TEXT) {
+    const char* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    if (*SkipSpace(text) == '{') {
+      // A single column holding a JSON object is the document itself.
+      auto r = ParseColumn(text, sqlite3_column_bytes(stmt, 0), alloc, parser, columns[0]);
+      if (!r) return r;
+      if (parser->IsObject()) {
+        docs->emplace_back(std::move(static_cast<doc::Value&>(*parser)));
+        return true;
+      }
+    }
+  }
+  doc::Value obj(rapidjson::kObjectType);
+  for (size_t i = 0; i < columns.size(); ++i) {
+    doc::Value v;
+    auto r = ColumnValue(static_cast<int>(i), alloc, parser, &v);
+    if (!r) return r;
+    // Names are copied: outputs may outlive this lambda.
+    obj.AddMember(doc::Value(columns[i].data(), static_cast<rapidjson::SizeType>(columns[i].size()), alloc),
+                  v, alloc);
+  }
+  docs->push_back(std::move(obj));
+  return true;
+}
+
+SqliteLambda::SqliteLambda(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SqliteLambda::~SqliteLambda() = default;
+
+Result<std::unique_ptr<Lambda>> SqliteLambda::Compile(const std::string& sql,
+                                                      std::vector<SourceField> fields) {
+  auto impl = std::make_unique<Impl>();
+  impl->fields = std::move(fields);
+  int rc = sqlite3_open_v2(":memory:", &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    return Error::Env(fmt::format("cannot open an in-memory SQLite database: {}",
+                                  impl->db ? impl->Message() : sqlite3_errstr(rc)));
+  }
+  // The query is catalog content: it may not reach files (ATTACH) or load extensions.
+  sqlite3_limit(impl->db, SQLITE_LIMIT_ATTACHED, 0);
+  sqlite3_db_config(impl->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
+  sqlite3_db_config(impl->db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+
+  const char* tail = nullptr;
+  rc = sqlite3_prepare_v3(impl->db, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+                          &impl->stmt, &tail);
+  if (rc != SQLITE_OK) return Error::User(fmt::format("invalid SQLite query: {}", impl->Message()));
+  if (!impl->stmt) return Error::User("the SQLite query is empty");
+  if (tail && !OnlyComments(tail)) {
+    return Error::User(fmt::format("the SQLite query holds more than one statement (the second starts at `{}`)",
+                                   Truncate(SkipSpace(tail), 40)));
+  }
+  int ncols = sqlite3_column_count(impl->stmt);
+  if (ncols == 0) return Error::User("the SQLite query returns no columns: it must be a SELECT");
+  for (int i = 0; i < ncols; ++i) {
+    std::string name = sqlite3_column_name(impl->stmt, i);
+    for (const auto& prev : impl->columns) {
+      if (prev == name) {
+        return Error::User(fmt::format("the SQLite query returns two columns named `{}`: give them distinct "
+                                       "names with AS", name));
+      }
+    }
+    impl->columns.push_back(std::move(name));
+  }
+
+  // Parameters: the three documents, then projections by their identifier-safe name.
+  std::unordered_map<std::string, size_t> by_name;
+  // A field named exactly like the parameter wins over one that only maps to it ("a_b" over
+  // "a b"); otherwise the first field wins.
+  for (size_t i = 0; i < impl->fields.size(); ++i) {
+    if (ParameterName(impl->fields[i].field) == impl->fields[i].field) by_name.emplace(impl->fields[i].field, i);
+  }
+  for (size_t i = 0; i < impl->fields.size(); ++i) by_name.emplace(ParameterName(impl->fields[i].field), i);
+  int nparams = sqlite3_bind_parameter_count(impl->stmt);
+  for (int i = 1; i <= nparams; ++i) {
+    const char* p = sqlite3_bind_parameter_name(impl->stmt, i);
+    std::string name = p ? p : fmt::format("?{}", i);
+    Binding b;
+    b.index = i;
+    if (name == "$source") {
+      b.input = Input::kSource;
+    } else if (name == "$register") {
+      b.input = Input::kRegister;
+    } else if (name == "$previous") {
+      b.input = Input::kPrevious;
+    } else if (auto it = by_name.find(name.substr(1)); name[0] == '$' && it != by_name.end()) {
+      b.field = it->second;
+    } else {
+      std::vector<std::string> candidates = {"$source", "$register", "$previous"};
+      for (const auto& f : impl->fields) candidates.push_back("$" + ParameterName(f.field));
+      std::string hint = DidYouMean(name[0] == '$' ? name : "$" + name.substr(1), candidates);
+      return Error::User(fmt::format(
+          "the SQLite query uses parameter `{}`, which is neither $source, $register, $previous nor a "
+          "projection `$<field>` of the source collection{}{}",
+          name, hint.empty() ? "" : ": ", hint));
+    }
+    impl->bindings.push_back(std::move(b));
+  }
+  return std::unique_ptr<Lambda>(new SqliteLambda(std::move(impl)));
+}
+
+Result<bool> SqliteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
+                                  int* failed_row) {
+  Impl& m = *impl_;
+  out->clear();
+  out->reserve(rows.size());
+  if (failed_row) *failed_row = -1;
+  std::optional<rapidjson::Document> parser;  // created on first use, with `alloc`
+  for (size_t r = 0; r < rows.size(); ++r) {
+    for (auto& b : m.bindings) m.Bind(b, rows[r]);
+    auto& docs = out->emplace_back();
+    Result<bool> result = true;
+    for (;;) {
+      int rc = sqlite3_step(m.stmt);
+      if (rc == SQLITE_ROW) {
+        result = m.AppendRow(alloc, parser, &docs);
+        if (!result) break;
+      } else if (rc == SQLITE_DONE) {
+        break;
+      } else {
+        result = Error::User(fmt::format("SQLite: {}", m.Message()));
+        break;
+      }
+    }
+    sqlite3_reset(m.stmt);
+    // Bindings point into the rows and into Binding::json: drop them before either changes.
+    sqlite3_clear_bindings(m.stmt);
+    if (!result) {
+      if (failed_row) *failed_row = static_cast<int>(r);
+      return result;
+    }
+  }
+  return true;
+}
+
+}  // namespace flow::lambda

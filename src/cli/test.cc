@@ -1,0 +1,79 @@
+#include "cli/test.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+
+#include <fmt/format.h>
+
+#include "cli/node.h"
+#include "runtime/plan.h"
+#include "runtime/testing.h"
+
+namespace flow::cli {
+
+int RunTest(const GlobalOptions& g, const TestOptions& o) {
+  auto start = std::chrono::steady_clock::now();
+  if (!o.catalog.catalog.empty()) {
+    fmt::print(stderr, "error: `flowctl test --catalog` is not supported yet; run the tests from the sources with "
+                       "--source\n");
+    return kExitUsage;
+  }
+  int code = 0;
+  auto checked = LoadAndCheck(g, o.catalog, "; no test was run", &code);
+  if (!checked) return code;
+  const catalog::Catalog& cat = checked->loaded->catalog;
+
+  std::vector<const catalog::TestSpec*> tests;
+  for (const auto& t : cat.tests) {
+    if (o.filter.empty() || t.name.find(o.filter) != std::string::npos) tests.push_back(&t);
+  }
+  std::sort(tests.begin(), tests.end(), [](const auto* a, const auto* b) { return a->name < b->name; });
+  if (tests.empty()) {
+    fmt::print(stderr, "{}\n", o.filter.empty() ? "the catalog has no tests"
+                                               : fmt::format("no test name contains `{}`", o.filter));
+    fmt::print(stderr, "0 passed, 0 failed\n");
+    return o.filter.empty() ? kExitOk : kExitUserError;
+  }
+
+  auto plan = runtime::CompilePlan(checked->built, NodeStarterFor(*checked));
+  if (!plan) {
+    fmt::print(stderr, "error: {}\n", plan.error().message);
+    return plan.error().ExitCode();
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  runtime::TestRunner runner(&plan.value(), tmp && *tmp ? tmp : "/tmp");
+  bool color = UseColor(g);
+  auto paint = [&](const char* code, const std::string& text) {
+    return color ? fmt::format("\033[{}m{}\033[0m", code, text) : text;
+  };
+  int passed = 0, failed = 0;
+  for (const auto* t : tests) {
+    auto outcome = runner.Run(*t);
+    if (!outcome) {
+      fmt::print(stderr, "error: test `{}`: {}\n", t->name, outcome.error().message);
+      fmt::print(stderr, "{} passed, {} failed\n", passed, failed + 1);
+      return outcome.error().ExitCode();
+    }
+    if (outcome->passed) {
+      ++passed;
+      fmt::print(stderr, "{} {} ({:.2f} s)\n", paint("32", "PASS"), t->name, outcome->seconds);
+    } else {
+      ++failed;
+      fmt::print(stderr, "{} {} ({:.2f} s)\n", paint("31", "FAIL"), t->name, outcome->seconds);
+      fmt::print(stderr, "     {}:{}:{}\n", t->where.file, t->where.mark.line, t->where.mark.col);
+      for (auto f : outcome->failures) {
+        for (size_t at = f.find('\n'); at != std::string::npos; at = f.find('\n', at + 1)) f.insert(at + 1, "     ");
+        fmt::print(stderr, "     {}\n", f);
+      }
+    }
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  fmt::print(stderr, "ran {} test{} in {:.2f} s\n", tests.size(), tests.size() == 1 ? "" : "s", secs);
+  fmt::print(stderr, "{} passed, {} failed\n", passed, failed);
+  return failed ? kExitUserError : kExitOk;
+}
+
+}  // namespace flow::cli

@@ -1,0 +1,17 @@
+// `flowctl test`: run the catalog's tests (SPEC section 6).
+#pragma once
+
+#include <string>
+
+#include "cli/common.h"
+
+namespace flow::cli {
+
+struct TestOptions {
+  CatalogOptions catalog;
+  std::string filter;  // only tests whose name contains it
+};
+
+int RunTest(const GlobalOptions& g, const TestOptions& o);
+
+}  // namespace flow::cli

@@ -1,0 +1,103 @@
+// Node.js lambdas (SPEC 4.1): the TypeScript bodies of one derivation become one module,
+// transpiled by esbuild (cached by content) and run by one long-lived `node` worker process
+// that receives batches of rows over a socket. nodeDependencies are installed with npm into
+// a cache keyed by the dependency set. A NodeWorker and the Lambdas it hands out may be used
+// from several threads: invocations of one worker are serialized.
+//
+// Protocol (fd 3 of the worker, a Unix socket; its stdout and stderr are captured, so
+// console.log in a lambda cannot corrupt it; stdin is /dev/null). Integers little-endian:
+//   request:  u32 n, u32 lambda index, n-4 bytes of JSON: an array of rows, `[source]` for
+//             update lambdas and `[source, register, previous]` for publish lambdas.
+//   response: u32 n, u8 status, n-1 bytes of JSON. Status 0: an array holding one array of
+//             output documents per row. Status 1: an error, {"row": i, "kind": "threw" |
+//             "notArray" | "unserializable" | "load", "message": ..., "line": l, "column": c}
+//             (line and column, 1-based, in the TypeScript module, 0 when unknown).
+//   After start, the worker sends one response: status 0 `{"node": version}` when the
+//   module and the dependencies loaded, or a status 1 error of kind "load".
+// The worker exits at end of input, so it never outlives its parent.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+#include "lambda/lambda.h"
+
+namespace flow::lambda {
+
+struct NodeLambdaSpec {
+  std::string id;         // unique within a worker, e.g. "fromOrders/publish"
+  std::string transform;  // the transform's name, for messages
+  bool publish = false;   // a publish lambda (source, register, previous) or an update (source)
+  std::string body;       // the TypeScript function body
+};
+
+struct NodeOptions {
+  // Transpiled modules (node/modules/<hash>.{ts,js}) and npm installs
+  // (node/deps/<hash>/node_modules) are kept here. Empty: DefaultNodeCacheDir().
+  std::string cache_dir;
+  // nodeDependencies: npm package name -> version (range).
+  std::map<std::string, std::string> dependencies;
+  // The Node.js and npm binaries: a path, or a name looked up on PATH.
+  std::string node = "node";
+  std::string npm = "npm";
+  // The esbuild binary; empty: FindEsbuild().
+  std::string esbuild;
+};
+
+// $XDG_CACHE_HOME/flowctl, else $HOME/.cache/flowctl, else /tmp/flowctl-cache-<uid>.
+std::string DefaultNodeCacheDir();
+
+// The esbuild binary: $FLOWCTL_ESBUILD if set; else .deps/npm-runtime/node_modules/.bin/esbuild
+// (where scripts/setup.sh installs it) under the running executable's directory's parent or
+// the directory itself; else `esbuild` on PATH. Not found: an environment error telling to
+// run scripts/setup.sh.
+Result<std::string> FindEsbuild();
+
+// The global under which a dependency is exposed to lambdas: the package name without its
+// npm scope, every character other than [A-Za-z0-9_$] replaced by `_`, and `_` prepended when
+// it starts with a digit: `moment` -> `moment`, `lodash.chunk` -> `lodash_chunk`,
+// `@scope/x-y` -> `x_y`. A name that is already a global (`process`, `crypto`, ... or that of
+// an earlier dependency) is not redefined; `require` reaches every dependency.
+std::string NodeGlobalName(std::string_view package);
+
+class NodeWorker : public std::enable_shared_from_this<NodeWorker> {
+ public:
+  // Installs the dependencies (once per dependency set; npm failing or missing is an
+  // environment error with npm's output), generates and transpiles the module of `lambdas`
+  // (once per module text and esbuild version; a TypeScript syntax error is a user error
+  // naming the transform and the line within its body), and starts `node` and waits until
+  // it has loaded the module. `node` or esbuild missing are environment errors; a
+  // dependency that fails to load is a user error.
+  static Result<std::shared_ptr<NodeWorker>> Start(const std::vector<NodeLambdaSpec>& lambdas,
+                                                   const NodeOptions& options);
+
+  // A Lambda invoking lambda `id` in this worker, which it keeps alive; null for an unknown
+  // id. Invoke errors: the lambda throwing ("lambda of transform `t` (publish) threw: ..."),
+  // returning something other than an array, or outputs that are not JSON (an undefined
+  // element, a BigInt, a cycle) are user errors for the row; the worker dying is an
+  // environment error with the end of its output, and so is every later invocation.
+  std::unique_ptr<Lambda> Get(const std::string& id);
+
+  // The worker's process id (tests kill it).
+  pid_t pid() const;
+
+  // Kills the worker (it has no state worth a graceful stop) and reaps it.
+  ~NodeWorker();
+
+  NodeWorker(const NodeWorker&) = delete;
+  NodeWorker& operator=(const NodeWorker&) = delete;
+
+ private:
+  struct Impl;
+  friend class NodeLambda;
+  explicit NodeWorker(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flow::lambda

@@ -1,0 +1,37 @@
+// Remote lambdas (SPEC 4.1): each batch of rows is one HTTP PUT of a JSON array of rows to a
+// URL, answered by a JSON array holding one array of output documents per row. One libcurl
+// handle per lambda keeps its connection alive between batches; remote.cc is the lambda
+// module's only user of libcurl. A RemoteLambda is used by one thread.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "lambda/lambda.h"
+
+namespace flow::lambda {
+
+class RemoteLambda final : public Lambda {
+ public:
+  // A lambda calling `url` (http or https). `publish` selects the row shape sent:
+  // `[source, previous, register]` for publish lambdas, `[source]` for update lambdas.
+  // Nothing is contacted before the first Invoke.
+  static std::unique_ptr<Lambda> Make(std::string url, bool publish);
+
+  ~RemoteLambda() override;
+
+  // Sends the rows (an empty batch sends nothing) with a 10 s connect and 60 s total
+  // timeout. A non-2xx status, a response that is not JSON (responses may exceed the usual
+  // 16 MiB document limit, up to 1 GiB), not an array, of the wrong length, or whose element
+  // for a row is not an array are user errors; an unreachable or failing connection is an
+  // environment error naming the URL.
+  Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
+                      int* failed_row = nullptr) override;
+
+ private:
+  struct Impl;
+  explicit RemoteLambda(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace flow::lambda

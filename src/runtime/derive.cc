@@ -1,0 +1,386 @@
+#include "runtime/derive.h"
+
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "doc/pack.h"
+#include "doc/parse.h"
+#include "reduce/combiner.h"
+#include "runtime/cursor.h"
+
+namespace flow::runtime {
+namespace {
+
+using Arena = rapidjson::MemoryPoolAllocator<>;
+
+// `<field>=<value>` segments of a journal name, after the collection's name.
+std::map<std::string, std::string> PartitionValues(std::string_view collection, std::string_view journal) {
+  std::map<std::string, std::string> out;
+  std::string_view rest = journal.substr(std::min(journal.size(), collection.size() + 1));
+  while (!rest.empty()) {
+    size_t slash = rest.find('/');
+    std::string_view seg = rest.substr(0, slash);
+    size_t eq = seg.find('=');
+    if (eq != std::string_view::npos && seg != "pivot=00") {
+      out.emplace(std::string(seg.substr(0, eq)), std::string(seg.substr(eq + 1)));
+    }
+    if (slash == std::string_view::npos) break;
+    rest = rest.substr(slash + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+bool PartitionFilter::Matches(std::string_view collection, std::string_view journal) const {
+  if (include.empty() && exclude.empty()) return true;
+  auto values = PartitionValues(collection, journal);
+  for (const auto& [field, allowed] : include) {
+    auto v = values.find(field);
+    if (v == values.end() || !allowed.count(v->second)) return false;
+  }
+  for (const auto& [field, denied] : exclude) {
+    auto v = values.find(field);
+    if (v != values.end() && denied.count(v->second)) return false;
+  }
+  return true;
+}
+
+std::string Derivation::RegisterJournal() const {
+  return ".flowctl/registers/" + collection->name + "/pivot=00";
+}
+
+std::string Derivation::CheckpointKey() const { return "derive/" + collection->name; }
+
+struct DeriveTask::Impl {
+  store::Store* store;
+  Stamper* stamper;
+  std::function<int64_t()> now;
+
+  struct Source {
+    size_t transform;
+    std::string key;  // transform name + '\t' + journal: the checkpoint's key
+    JournalCursor cursor;
+    // The peeked line's readiness, cached until it is popped.
+    bool peeked = false;
+    int64_t ready_at = 0;
+  };
+  std::vector<std::unique_ptr<Source>> sources;
+  std::map<std::string, uint64_t> offsets;  // from the checkpoint
+  std::set<std::string> known;              // source keys with a cursor
+
+  Arena register_arena{1 << 20};
+  std::unordered_map<std::string, doc::Value> registers;  // by packed shuffle key
+  rapidjson::Document initial;
+};
+
+DeriveTask::DeriveTask(std::shared_ptr<const Derivation> derivation, store::Store* store, Stamper* stamper,
+                       std::function<int64_t()> now)
+    : derivation_(std::move(derivation)), impl_(std::make_unique<Impl>()) {
+  impl_->store = store;
+  impl_->stamper = stamper;
+  impl_->now = std::move(now);
+}
+
+DeriveTask::~DeriveTask() = default;
+
+Result<bool> DeriveTask::Open() {
+  Impl& m = *impl_;
+  const Derivation& d = *derivation_;
+  m.initial.Parse(d.register_initial.c_str());
+  if (m.initial.HasParseError()) {
+    return Error::Internal(fmt::format("derivation `{}` has a malformed register `initial`", d.collection->name));
+  }
+  const auto& committed = m.store->committed();
+  auto cp = committed.checkpoints.find(d.CheckpointKey());
+  if (cp != committed.checkpoints.end()) {
+    rapidjson::Document j;
+    j.Parse(cp->second.c_str());
+    if (j.HasParseError() || !j.IsObject() || !j.HasMember("offsets") || !j["offsets"].IsObject()) {
+      return Error::Env(fmt::format("the checkpoint of derivation `{}` is malformed", d.collection->name));
+    }
+    for (const auto& o : j["offsets"].GetObject()) {
+      if (o.value.IsUint64()) m.offsets[o.name.GetString()] = o.value.GetUint64();
+    }
+  }
+  // Replay the registers.
+  std::string journal = d.RegisterJournal();
+  auto head = committed.heads.find(journal);
+  if (head != committed.heads.end()) {
+    JournalCursor cursor(m.store->dir(), journal);
+    std::string line;
+    rapidjson::Document rec(&m.register_arena);
+    for (;;) {
+      auto n = cursor.Next(head->second, &line);
+      if (!n) return n;
+      if (!n.value()) break;
+      rec.Parse(line.c_str());
+      if (rec.HasParseError() || !rec.IsObject() || !rec.HasMember("k") || !rec["k"].IsArray() ||
+          !rec.HasMember("r")) {
+        return Error::Env(fmt::format("journal {} holds a malformed register record at offset {}", journal,
+                                      cursor.offset() - line.size() - 1));
+      }
+      std::string key;
+      for (const auto& k : rec["k"].GetArray()) doc::PackValue(k, &key);
+      m.registers[key] = std::move(rec["r"]);
+    }
+  }
+  return true;
+}
+
+Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
+  Impl& m = *impl_;
+  const Derivation& d = *derivation_;
+  const auto& committed = m.store->committed();
+
+  // Cursors for every selected source journal, new ones included.
+  for (size_t t = 0; t < d.transforms.size(); ++t) {
+    const Transform& tr = d.transforms[t];
+    for (const auto& j : store::CollectionJournals(committed, tr.source->name)) {
+      std::string key = tr.name + "\t" + j;
+      if (m.known.count(key) || !tr.partitions.Matches(tr.source->name, j)) continue;
+      m.known.insert(key);
+      auto off = m.offsets.find(key);
+      m.sources.push_back(std::make_unique<Impl::Source>(
+          Impl::Source{t, key, JournalCursor(m.store->dir(), j, off == m.offsets.end() ? 0 : off->second)}));
+    }
+  }
+
+  // The batch: ready documents in order of (timestamp + delay).
+  struct Item {
+    size_t source;
+    uint64_t offset;  // where the document starts in its journal
+    std::string line;
+  };
+  std::vector<Item> items;
+  int64_t now = m.now();
+  next_ready_ = 0;
+  while (items.size() < max_docs) {
+    Impl::Source* best = nullptr;
+    size_t best_index = 0;
+    for (size_t i = 0; i < m.sources.size(); ++i) {
+      Impl::Source& s = *m.sources[i];
+      auto head = committed.heads.find(s.cursor.journal());
+      if (head == committed.heads.end()) continue;
+      if (!s.peeked) {
+        std::string_view line;
+        auto p = s.cursor.Peek(head->second, &line);
+        if (!p) return p.error();
+        if (!p.value()) continue;
+        s.peeked = true;
+        s.ready_at = doc::ClockToUnixNanos(ClockOfLine(line)) +
+                     d.transforms[s.transform].read_delay_seconds * int64_t{1000000000};
+      }
+      if (s.ready_at > now) {
+        if (next_ready_ == 0 || s.ready_at < next_ready_) next_ready_ = s.ready_at;
+        continue;
+      }
+      if (!best || s.ready_at < best->ready_at) {
+        best = &s;
+        best_index = i;
+      }
+    }
+    if (!best) break;
+    std::string_view line;
+    auto head = committed.heads.find(best->cursor.journal());
+    auto p = best->cursor.Peek(head->second, &line);
+    if (!p) return p.error();
+    items.push_back({best_index, best->cursor.offset(), std::string(line)});
+    best->cursor.Pop();
+    best->peeked = false;
+  }
+  if (items.empty()) return uint64_t{0};
+
+  auto where = [&](size_t i) {
+    const Impl::Source& s = *m.sources[items[i].source];
+    return fmt::format("derivation `{}`, transform `{}`: the document at offset {} of journal {}",
+                       d.collection->name, d.transforms[s.transform].name, items[i].offset, s.cursor.journal());
+  };
+  auto fail = [&](Error e) -> Result<uint64_t> {
+    auto aborted = m.store->Abort();
+    (void)aborted;  // the error at hand is the one to report
+    return e;
+  };
+
+  // Parse the sources; check `source.schema`.
+  Arena scratch(1 << 20);
+  std::vector<doc::Value> sources(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    rapidjson::Document parsed(&scratch);
+    doc::ParseError perr;
+    if (!doc::ParseDocument(items[i].line, &parsed, &perr)) {
+      return fail(Error::Env(fmt::format("{} is malformed: {}", where(i), perr.message)));
+    }
+    sources[i] = std::move(static_cast<doc::Value&>(parsed));
+    const Transform& tr = d.transforms[m.sources[items[i].source]->transform];
+    if (tr.source_schema) {
+      auto errors = tr.source_schema->Validate(sources[i], scratch);
+      if (!errors.empty()) {
+        return fail(Error::User(fmt::format("{} does not validate against the transform's source schema: {}", where(i),
+                                            schema::FormatValidationErrors(errors, sources[i], 3,
+                                                                           tr.source_annotations.get()))));
+      }
+    }
+  }
+
+  // Lambda calls are batched per transform; `rows` of a transform are its items, in order.
+  std::vector<std::vector<size_t>> by_transform(d.transforms.size());
+  for (size_t i = 0; i < items.size(); ++i) by_transform[m.sources[items[i].source]->transform].push_back(i);
+  auto invoke = [&](size_t t, bool publish, const std::vector<lambda::Row>& rows, doc::Allocator& alloc,
+                    lambda::Outputs* out) -> Result<bool> {
+    const Transform& tr = d.transforms[t];
+    int failed = -1;
+    auto r = (publish ? tr.publish : tr.update)->Invoke(rows, alloc, out, &failed);
+    if (!r) {
+      std::string at = failed >= 0 && static_cast<size_t>(failed) < by_transform[t].size()
+                           ? where(by_transform[t][static_cast<size_t>(failed)])
+                           : fmt::format("derivation `{}`, transform `{}`", d.collection->name, tr.name);
+      return Error{r.error().code, fmt::format("{}: the {} lambda failed: {}", at, publish ? "publish" : "update",
+                                               r.error().message)};
+    }
+    if (out->size() != rows.size()) {
+      return Error::Internal(fmt::format("transform `{}`: {} outputs for {} rows", tr.name, out->size(), rows.size()));
+    }
+    return true;
+  };
+
+  // Updates see only their source, so a whole batch runs at once.
+  std::vector<lambda::Outputs> updates(d.transforms.size());
+  for (size_t t = 0; t < d.transforms.size(); ++t) {
+    if (!d.transforms[t].update || by_transform[t].empty()) continue;
+    std::vector<lambda::Row> rows;
+    rows.reserve(by_transform[t].size());
+    for (size_t i : by_transform[t]) rows.push_back({&sources[i], nullptr, nullptr});
+    auto r = invoke(t, false, rows, scratch, &updates[t]);
+    if (!r) return fail(r.error());
+  }
+
+  // Registers, in document order: each update output is validated and reduced in; a
+  // publishing transform records `previous` and `register` as they are for its document.
+  std::vector<doc::Value> previous(items.size()), after(items.size());
+  std::vector<size_t> position(items.size());  // index of item i within its transform's rows
+  for (size_t t = 0; t < by_transform.size(); ++t) {
+    for (size_t k = 0; k < by_transform[t].size(); ++k) position[by_transform[t][k]] = k;
+  }
+  std::unordered_set<std::string> touched;
+  std::string key;
+  for (size_t i = 0; i < items.size(); ++i) {
+    size_t t = m.sources[items[i].source]->transform;
+    const Transform& tr = d.transforms[t];
+    key.clear();
+    doc::PackKey(sources[i], tr.shuffle, &key);
+    auto it = m.registers.find(key);
+    const doc::Value& current = it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second;
+    if (tr.publish) previous[i].CopyFrom(current, scratch);
+    if (tr.update) {
+      auto& outs = updates[t][position[i]];
+      if (!outs.empty()) {
+        if (it == m.registers.end()) {
+          it = m.registers.emplace(key, doc::Value()).first;
+          it->second.CopyFrom(m.initial, m.register_arena);
+        }
+        for (auto& u : outs) {
+          if (d.register_validator) {
+            auto errors = d.register_validator->Validate(u, scratch);
+            if (!errors.empty()) {
+              return fail(Error::User(fmt::format(
+                  "{}: an update output does not validate against the register schema: {}", where(i),
+                  schema::FormatValidationErrors(errors, u, 3, d.register_annotations.get()))));
+            }
+          }
+          auto r = d.register_reducer->Reduce(it->second, u, true, m.register_arena, true);
+          if (!r) {
+            return fail(Error::User(fmt::format("{}: cannot reduce an update output into the register: {}", where(i),
+                                                r.error().message)));
+          }
+        }
+        touched.insert(key);
+      }
+    }
+    if (tr.publish) {
+      after[i].CopyFrom(it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second, scratch);
+    }
+  }
+
+  // Publishes, batched per transform, combined by the derived key in document order.
+  reduce::CombinerOptions copts;
+  copts.spill = true;
+  reduce::Combiner combiner(d.collection->reducer, d.collection->key, copts);
+  std::vector<lambda::Outputs> published(d.transforms.size());
+  for (size_t t = 0; t < d.transforms.size(); ++t) {
+    if (!d.transforms[t].publish || by_transform[t].empty()) continue;
+    std::vector<lambda::Row> rows;
+    rows.reserve(by_transform[t].size());
+    for (size_t i : by_transform[t]) rows.push_back({&sources[i], &after[i], &previous[i]});
+    auto r = invoke(t, true, rows, combiner.allocator(), &published[t]);
+    if (!r) return fail(r.error());
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    size_t t = m.sources[items[i].source]->transform;
+    if (!d.transforms[t].publish) continue;
+    for (auto& out : published[t][position[i]]) {
+      if (!out.IsObject()) {
+        return fail(Error::User(fmt::format("{}: the publish lambda returned {}, not an object", where(i),
+                                            doc::KindName(out))));
+      }
+      auto v = d.collection->Validate(out, combiner.allocator());
+      if (!v) return fail(Error::User(fmt::format("{}: a published document {}", where(i), v.error().message)));
+      auto a = combiner.Add(out);
+      if (!a) {
+        return fail(Error{a.error().code, fmt::format("{}: cannot reduce a published document into collection `{}`: {}",
+                                                      where(i), d.collection->name, a.error().message)});
+      }
+    }
+  }
+
+  // Append outputs, register changes and the checkpoint; commit them together.
+  std::string line, journal;
+  auto drained = combiner.Drain(false, [&](std::string_view, doc::Value& out) -> Result<bool> {
+    auto j = d.collection->JournalOf(out, &journal);
+    if (!j) return j;
+    line.clear();
+    AppendStamped(out, m.stamper->Next(), &line);
+    ++stats_.published;
+    return m.store->Append(journal, d.collection->journal, line);
+  });
+  if (!drained) return fail(drained.error());
+  if (!touched.empty()) {
+    std::string records;
+    std::vector<std::string> keys(touched.begin(), touched.end());
+    std::sort(keys.begin(), keys.end());
+    for (const auto& k : keys) {
+      records += "{\"k\":";
+      records += doc::KeyToJson(k);
+      records += ",\"r\":";
+      doc::AppendJson(m.registers[k], &records);
+      records += "}\n";
+    }
+    store::JournalSpec spec;
+    auto a = m.store->Append(d.RegisterJournal(), spec, records);
+    if (!a) return fail(a.error());
+  }
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("offsets");
+  w.StartObject();
+  for (const auto& s : m.sources) {
+    w.Key(s->key.data(), static_cast<rapidjson::SizeType>(s->key.size()));
+    w.Uint64(s->cursor.offset());
+  }
+  w.EndObject();
+  w.EndObject();
+  auto committed_now = m.store->Commit({{d.CheckpointKey(), std::string(sb.GetString(), sb.GetSize())}});
+  if (!committed_now) return committed_now.error();
+  for (const auto& s : m.sources) m.offsets[s->key] = s->cursor.offset();
+  stats_.read += items.size();
+  ++stats_.transactions;
+  return static_cast<uint64_t>(items.size());
+}
+
+}  // namespace flow::runtime

@@ -1,0 +1,102 @@
+// Derivations (SPEC 4): a task reads its transforms' source journals from its checkpoint,
+// gates documents by read delay, keeps a register per shuffle key, runs update and publish
+// lambdas in batches, and commits its outputs (combined per derived key), its register
+// changes and its new read offsets in one store transaction.
+//
+// Registers live in memory and in an internal journal, `.flowctl/registers/<collection>/
+// pivot=00`, where each transaction appends the final register of every shuffle key it
+// changed; opening a task replays that journal. Because the store commits every journal
+// and the checkpoint together, outputs, registers and offsets can never disagree.
+//
+// A task is used by one thread. After an error it must be dropped (its in-memory state
+// may hold the failed transaction's changes); a new task reopens from the store.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "lambda/lambda.h"
+#include "reduce/reduce.h"
+#include "runtime/collection.h"
+#include "runtime/ingest.h"
+#include "schema/validator.h"
+#include "store/journal.h"
+
+namespace flow::runtime {
+
+// `partitions: {include: {...}, exclude: {...}}` on encoded partition values.
+struct PartitionFilter {
+  std::map<std::string, std::set<std::string>> include, exclude;
+  // Whether `journal` (a journal of `collection`) is selected.
+  bool Matches(std::string_view collection, std::string_view journal) const;
+};
+
+struct Transform {
+  std::string name;
+  std::shared_ptr<const Collection> source;
+  std::shared_ptr<schema::Validator> source_schema;  // `source.schema`; null: none
+  std::shared_ptr<const schema::Annotations> source_annotations;
+  std::vector<doc::Pointer> shuffle;
+  int64_t read_delay_seconds = 0;
+  PartitionFilter partitions;
+  std::shared_ptr<lambda::Lambda> update, publish;
+};
+
+struct Derivation {
+  std::shared_ptr<const Collection> collection;  // the derived collection
+  std::shared_ptr<schema::Validator> register_validator;
+  std::shared_ptr<const schema::Annotations> register_annotations;
+  std::shared_ptr<const reduce::Reducer> register_reducer;
+  std::string register_initial = "null";  // JSON text
+  std::vector<Transform> transforms;
+
+  // The internal journal holding the derivation's registers.
+  std::string RegisterJournal() const;
+  // The ledger checkpoint key of its read offsets.
+  std::string CheckpointKey() const;
+};
+
+struct DeriveStats {
+  uint64_t read = 0;       // source documents processed
+  uint64_t published = 0;  // documents appended after combining
+  uint64_t transactions = 0;
+};
+
+class DeriveTask {
+ public:
+  // `now` gives the wall time in Unix nanoseconds (a simulated clock in tests).
+  DeriveTask(std::shared_ptr<const Derivation> derivation, store::Store* store, Stamper* stamper,
+             std::function<int64_t()> now);
+  ~DeriveTask();
+
+  // Loads the checkpoint and replays the registers.
+  Result<bool> Open();
+
+  // Processes one transaction: up to `max_docs` source documents that are committed and
+  // ready (read delay passed), in order of (UUID timestamp + delay). Returns how many were
+  // processed (0: nothing is ready). Errors name the transform, the source journal and
+  // offset, and the cause; nothing of the failed transaction is committed.
+  Result<uint64_t> Step(uint64_t max_docs = 8192);
+
+  // The earliest time (Unix nanoseconds) at which a committed document that is waiting for
+  // its read delay becomes ready; 0 when none waits. Valid after a Step.
+  int64_t next_ready() const { return next_ready_; }
+
+  const DeriveStats& stats() const { return stats_; }
+  const Derivation& derivation() const { return *derivation_; }
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Derivation> derivation_;
+  std::unique_ptr<Impl> impl_;
+  int64_t next_ready_ = 0;
+  DeriveStats stats_;
+};
+
+}  // namespace flow::runtime

@@ -1,0 +1,151 @@
+#include "runtime/plan.h"
+
+#include <fmt/format.h>
+
+#include "lambda/remote.h"
+#include "lambda/sqlite.h"
+#include "schema/annotations.h"
+
+namespace flow::runtime {
+namespace {
+
+Result<std::shared_ptr<schema::Validator>> CompileValidator(const std::string& bundle_text, const std::string& what,
+                                                            std::shared_ptr<const schema::Annotations>* annotations) {
+  rapidjson::Document bundle;
+  bundle.Parse(bundle_text.c_str());
+  if (bundle.HasParseError()) return Error::Internal(fmt::format("{} has a malformed schema bundle", what));
+  auto v = schema::Validator::Compile(bundle);
+  if (!v) return Error::User(fmt::format("the schema of {} cannot be compiled: {}", what, v.error().message));
+  auto a = schema::Annotations::Compile(bundle);
+  if (!a) return Error::User(fmt::format("the schema of {} cannot be compiled: {}", what, a.error().message));
+  *annotations = a.value();
+  return v.value();
+}
+
+}  // namespace
+
+Result<PartitionFilter> CompilePartitionFilter(const catalog::PartitionSelectorSpec& spec) {
+  PartitionFilter f;
+  if (!spec.present) return f;
+  auto terms = [](const std::vector<catalog::PartitionSelectorSpec::Term>& in,
+                  std::map<std::string, std::set<std::string>>* out) -> Result<bool> {
+    for (const auto& t : in) {
+      auto& set = (*out)[t.field];
+      for (const doc::Node* n : t.values) {
+        rapidjson::Document v;
+        n->ToJson(&v, v.GetAllocator());
+        std::string encoded;
+        if (!store::EncodePartitionValue(v, &encoded)) {
+          return Error::User(fmt::format("partition selector value for `{}` must be a string, integer or boolean",
+                                         t.field));
+        }
+        set.insert(encoded);
+      }
+    }
+    return true;
+  };
+  auto i = terms(spec.include, &f.include);
+  if (!i) return i.error();
+  auto e = terms(spec.exclude, &f.exclude);
+  if (!e) return e.error();
+  return f;
+}
+
+Result<Plan> CompilePlan(const catalog::Built& built, const NodeStarter& node) {
+  Plan plan;
+  for (const auto& c : built.collections) {
+    auto compiled = Collection::Compile(catalog::MakeCollectionRecord(c));
+    if (!compiled) return compiled.error();
+    plan.collections[c.spec->name] = compiled.value();
+  }
+  for (const auto& bd : built.derivations) {
+    const std::string& name = bd.collection->name;
+    auto d = std::make_shared<Derivation>();
+    d->collection = plan.collections.at(name);
+    auto rv = CompileValidator(bd.register_bundle, fmt::format("the register of derivation `{}`", name),
+                               &d->register_annotations);
+    if (!rv) return rv.error();
+    d->register_validator = rv.value();
+    d->register_reducer = std::make_shared<reduce::Reducer>(d->register_annotations);
+    d->register_initial = bd.register_initial.empty() ? "null" : bd.register_initial;
+
+    std::vector<NodeLambda> node_lambdas;
+    // (transform index, publish) of each node lambda, to attach them once the worker runs.
+    std::vector<std::pair<size_t, bool>> node_slots;
+    for (const auto& bt : bd.transforms) {
+      const catalog::TransformSpec& ts = *bt.spec;
+      Transform t;
+      t.name = ts.name;
+      auto src = plan.collections.find(ts.source);
+      if (src == plan.collections.end()) {
+        return Error::Internal(fmt::format("transform `{}` reads unknown collection `{}`", ts.name, ts.source));
+      }
+      t.source = src->second;
+      if (!bt.source_schema_bundle.empty()) {
+        auto sv = CompileValidator(bt.source_schema_bundle, fmt::format("transform `{}`'s source", ts.name),
+                                   &t.source_annotations);
+        if (!sv) return sv.error();
+        t.source_schema = sv.value();
+      }
+      for (const auto& p : bt.shuffle) {
+        std::string why;
+        auto ptr = doc::Pointer::Parse(p, &why);
+        if (!ptr) return Error::User(fmt::format("transform `{}`: malformed shuffle pointer `{}`", ts.name, p));
+        t.shuffle.push_back(*ptr);
+      }
+      t.read_delay_seconds = ts.read_delay_seconds;
+      auto sel = CompilePartitionFilter(ts.partitions);
+      if (!sel) return sel.error();
+      t.partitions = std::move(sel.value());
+
+      std::vector<lambda::SourceField> fields;
+      for (const auto& f : t.source->fields) fields.push_back({f.field, f.pointer});
+      auto make = [&](const catalog::LambdaSpec& spec, bool publish) -> Result<std::shared_ptr<lambda::Lambda>> {
+        switch (spec.kind) {
+          case catalog::LambdaSpec::Kind::kSqlite: {
+            auto l = lambda::SqliteLambda::Compile(spec.body, fields);
+            if (!l) {
+              return Error{l.error().code, fmt::format("derivation `{}`, transform `{}` ({}): {}", name, ts.name,
+                                                       publish ? "publish" : "update", l.error().message)};
+            }
+            return std::shared_ptr<lambda::Lambda>(std::move(l.value()));
+          }
+          case catalog::LambdaSpec::Kind::kRemote:
+            return std::shared_ptr<lambda::Lambda>(lambda::RemoteLambda::Make(spec.body, publish));
+          case catalog::LambdaSpec::Kind::kNodeJS:
+            node_lambdas.push_back({fmt::format("{}/{}", ts.name, publish ? "publish" : "update"), spec.body, publish,
+                                    ts.name});
+            node_slots.emplace_back(d->transforms.size(), publish);
+            return std::shared_ptr<lambda::Lambda>();  // attached below
+        }
+        return Error::Internal("unknown lambda kind");
+      };
+      if (ts.update) {
+        auto l = make(*ts.update, false);
+        if (!l) return l.error();
+        t.update = l.value();
+      }
+      if (ts.publish) {
+        auto l = make(*ts.publish, true);
+        if (!l) return l.error();
+        t.publish = l.value();
+      }
+      d->transforms.push_back(std::move(t));
+    }
+    if (!node_lambdas.empty()) {
+      if (!node) return Error::Env(fmt::format("derivation `{}` has nodeJS lambdas but no Node.js runtime", name));
+      auto started = node(name, node_lambdas);
+      if (!started) return started.error();
+      for (size_t k = 0; k < node_lambdas.size(); ++k) {
+        auto it = started->find(node_lambdas[k].id);
+        if (it == started->end()) return Error::Internal("a nodeJS lambda was not started");
+        auto& t = d->transforms[node_slots[k].first];
+        (node_slots[k].second ? t.publish : t.update) = it->second;
+      }
+    }
+    plan.derivations.push_back(std::move(d));
+  }
+  return plan;
+}
+
+}  // namespace flow::runtime

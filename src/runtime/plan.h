@@ -1,0 +1,46 @@
+// A checked catalog compiled for running: every collection (runtime/collection.h) and every
+// derivation with its transforms and lambdas (runtime/derive.h). Lambdas are created here:
+// SQLite lambdas in-process, remote lambdas as HTTP clients, and the nodeJS lambdas of
+// each derivation in one Node.js worker, through `NodeStarter` (so that callers choose how
+// workers are started and cached).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "catalog/check.h"
+#include "lambda/lambda.h"
+#include "runtime/collection.h"
+#include "runtime/derive.h"
+
+namespace flow::runtime {
+
+// A nodeJS lambda to host: `id` is unique within its derivation.
+struct NodeLambda {
+  std::string id;
+  std::string body;
+  bool publish = false;
+  std::string transform;
+};
+
+// Starts one worker for a derivation's nodeJS lambdas and returns them, by id.
+using NodeStarter = std::function<Result<std::map<std::string, std::shared_ptr<lambda::Lambda>>>(
+    const std::string& derivation, const std::vector<NodeLambda>& lambdas)>;
+
+struct Plan {
+  std::map<std::string, std::shared_ptr<const Collection>> collections;
+  std::vector<std::shared_ptr<const Derivation>> derivations;  // catalog order
+};
+
+// A `partitions: {include, exclude}` selector on encoded partition values.
+Result<PartitionFilter> CompilePartitionFilter(const catalog::PartitionSelectorSpec& spec);
+
+// Compiles `built` (checked without errors). `node` may be empty when the catalog has no
+// nodeJS lambdas; otherwise its absence is an environment error.
+Result<Plan> CompilePlan(const catalog::Built& built, const NodeStarter& node);
+
+}  // namespace flow::runtime

@@ -1,0 +1,312 @@
+#include "runtime/testing.h"
+
+#include <stdlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "doc/pack.h"
+#include "doc/parse.h"
+#include "reduce/combiner.h"
+#include "runtime/cursor.h"
+#include "runtime/ingest.h"
+
+namespace flow::runtime {
+namespace {
+
+std::string Json(const doc::Value& v) {
+  std::string s;
+  doc::AppendJson(v, &s);
+  if (s.size() > 200) s = s.substr(0, 200) + "…";
+  return s;
+}
+
+bool NumbersEqual(const doc::Value& a, const doc::Value& b) {
+  if (doc::IsInteger(a) && doc::IsInteger(b)) return doc::Compare(a, b) == 0;
+  double x = a.GetDouble(), y = b.GetDouble();
+  if (x == y) return true;
+  return std::fabs(x - y) <= 1e-9 * std::max(std::fabs(x), std::fabs(y));
+}
+
+int64_t RealNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A test's world: its data directory, store, tasks and simulated clock.
+struct World {
+  const Plan* plan;
+  std::string dir;
+  std::unique_ptr<store::Store> store;
+  Stamper stamper;
+  int64_t skew = 0;  // simulated time = real time + skew
+  std::vector<std::unique_ptr<DeriveTask>> tasks;
+
+  int64_t Now() const { return RealNanos() + skew; }
+  void SyncClock() { stamper.clock().AdvanceTo(doc::ClockFromUnixNanos(Now())); }
+
+  ~World() {
+    tasks.clear();
+    store.reset();
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+  }
+
+  // Runs every derivation until none has anything ready, jumping the clock to the next
+  // read delay's end whenever that is all that remains.
+  Result<bool> RunUntilIdle() {
+    for (;;) {
+      bool progress = false;
+      for (auto& t : tasks) {
+        for (;;) {
+          SyncClock();
+          auto n = t->Step();
+          if (!n) return n.error();
+          if (n.value() == 0) break;
+          progress = true;
+        }
+      }
+      if (progress) continue;
+      int64_t next = 0;
+      for (auto& t : tasks) {
+        if (t->next_ready() && (!next || t->next_ready() < next)) next = t->next_ready();
+      }
+      if (!next) return true;
+      int64_t now = Now();
+      if (next > now) skew += next - now;
+    }
+  }
+};
+
+}  // namespace
+
+void DiffDocuments(const doc::Value& expected, const doc::Value& actual, const std::string& at,
+                   std::vector<std::string>* diffs) {
+  const std::string where = at.empty() ? "/" : at;
+  if (expected.IsObject()) {
+    if (!actual.IsObject()) {
+      diffs->push_back(fmt::format("{}: expected {}, actual {}", where, Json(expected), Json(actual)));
+      return;
+    }
+    for (const auto& m : expected.GetObject()) {
+      std::string name(m.name.GetString(), m.name.GetStringLength());
+      std::string child = at + "/" + doc::Pointer::Escape(name);
+      auto a = actual.FindMember(m.name);
+      if (a == actual.MemberEnd()) {
+        diffs->push_back(fmt::format("{}: expected {}, actual missing", child, Json(m.value)));
+        continue;
+      }
+      DiffDocuments(m.value, a->value, child, diffs);
+    }
+    return;
+  }
+  if (expected.IsArray()) {
+    if (!actual.IsArray()) {
+      diffs->push_back(fmt::format("{}: expected {}, actual {}", where, Json(expected), Json(actual)));
+      return;
+    }
+    if (expected.Size() != actual.Size()) {
+      diffs->push_back(fmt::format("{}: expected {} items {}, actual {} items {}", where, expected.Size(),
+                                   Json(expected), actual.Size(), Json(actual)));
+      return;
+    }
+    for (rapidjson::SizeType i = 0; i < expected.Size(); ++i) {
+      DiffDocuments(expected[i], actual[i], at + "/" + std::to_string(i), diffs);
+    }
+    return;
+  }
+  bool same = expected.IsNumber() && actual.IsNumber() ? NumbersEqual(expected, actual)
+                                                       : doc::Compare(expected, actual) == 0 &&
+                                                             expected.GetType() == actual.GetType();
+  if (!same) diffs->push_back(fmt::format("{}: expected {}, actual {}", where, Json(expected), Json(actual)));
+}
+
+TestRunner::TestRunner(const Plan* plan, std::string scratch_dir)
+    : plan_(plan), scratch_dir_(std::move(scratch_dir)) {}
+
+Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
+  auto start = std::chrono::steady_clock::now();
+  TestOutcome out;
+  World w;
+  w.plan = plan_;
+  std::string tmpl = scratch_dir_ + "/flowctl-test-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) {
+    return Error::Env(fmt::format("cannot create a data directory under {}: {}", scratch_dir_, std::strerror(errno)));
+  }
+  w.dir = tmpl;
+  auto store = store::Store::Open(w.dir);
+  if (!store) return store.error();
+  w.store = std::move(store.value());
+  for (const auto& d : plan_->derivations) {
+    w.tasks.push_back(std::make_unique<DeriveTask>(d, w.store.get(), &w.stamper, [&w] { return w.Now(); }));
+    auto o = w.tasks.back()->Open();
+    if (!o) return o.error();
+  }
+  auto failed = [&](size_t step, const catalog::TestStepSpec& s, const std::string& message) {
+    out.passed = false;
+    out.failures.push_back(fmt::format("step {} ({} {}): {}", step + 1,
+                                       s.kind == catalog::TestStepSpec::Kind::kIngest ? "ingest" : "verify",
+                                       s.collection, message));
+  };
+
+  for (size_t i = 0; i < test.steps.size() && out.passed; ++i) {
+    const catalog::TestStepSpec& s = test.steps[i];
+    auto c = plan_->collections.find(s.collection);
+    if (c == plan_->collections.end()) {
+      failed(i, s, fmt::format("no collection `{}`", s.collection));
+      break;
+    }
+    const auto& collection = c->second;
+    if (s.kind == catalog::TestStepSpec::Kind::kIngest) {
+      IngestTransaction txn(w.store.get(), &w.stamper);
+      bool ok = true;
+      if (s.documents && s.documents->is_array()) {
+        for (size_t k = 0; k < s.documents->items().size() && ok; ++k) {
+          rapidjson::Document d(&txn.allocator(collection));
+          s.documents->items()[k].ToJson(&d, d.GetAllocator());
+          auto added = txn.Add(collection, d);
+          if (!added) {
+            if (added.error().code != Error::Code::kUser) return added.error();
+            failed(i, s, fmt::format("document {}: {}", k, added.error().message));
+            ok = false;
+          }
+        }
+      }
+      if (!ok) {
+        auto aborted = txn.Abort();
+        (void)aborted;
+        break;
+      }
+      w.SyncClock();
+      auto heads = txn.Commit();
+      if (!heads) {
+        if (heads.error().code != Error::Code::kUser) return heads.error();
+        failed(i, s, heads.error().message);
+      }
+      continue;
+    }
+
+    // verify
+    auto idle = w.RunUntilIdle();
+    if (!idle) {
+      if (idle.error().code == Error::Code::kEnvironment || idle.error().code == Error::Code::kInternal) {
+        return idle.error();
+      }
+      failed(i, s, idle.error().message);
+      break;
+    }
+    auto filter = CompilePartitionFilter(s.partitions);
+    if (!filter) return filter.error();
+    struct Line {
+      doc::Clock clock;
+      size_t seq;
+      std::string text;
+    };
+    std::vector<Line> lines;
+    const auto& committed = w.store->committed();
+    for (const auto& j : store::CollectionJournals(committed, collection->name)) {
+      if (!filter->Matches(collection->name, j)) continue;
+      JournalCursor cursor(w.dir, j);
+      std::string line;
+      for (;;) {
+        auto n = cursor.Next(committed.heads.at(j), &line);
+        if (!n) return n.error();
+        if (!n.value()) break;
+        lines.push_back({ClockOfLine(line), lines.size(), line});
+      }
+    }
+    std::sort(lines.begin(), lines.end(),
+              [](const Line& a, const Line& b) { return a.clock != b.clock ? a.clock < b.clock : a.seq < b.seq; });
+    reduce::Combiner combiner(collection->reducer, collection->key);
+    for (const auto& l : lines) {
+      rapidjson::Document d(&combiner.allocator());
+      doc::ParseError perr;
+      if (!doc::ParseDocument(l.text, &d, &perr)) return Error::Env("a stored document is malformed: " + perr.message);
+      auto a = combiner.Add(d);
+      if (!a) {
+        failed(i, s, fmt::format("cannot reduce the stored documents: {}", a.error().message));
+        break;
+      }
+    }
+    if (!out.passed) break;
+    rapidjson::Document actual_docs(rapidjson::kArrayType);
+    std::vector<std::string> actual_keys;
+    auto drained = combiner.Drain(true, [&](std::string_view key, doc::Value& d) -> Result<bool> {
+      actual_keys.emplace_back(key);
+      actual_docs.PushBack(doc::Value(d, actual_docs.GetAllocator()), actual_docs.GetAllocator());
+      return true;
+    });
+    if (!drained) {
+      failed(i, s, drained.error().message);
+      break;
+    }
+    // Expected documents, aligned with the actual ones by key (in key order).
+    rapidjson::Document expected(rapidjson::kArrayType);
+    if (s.documents) s.documents->ToJson(&expected, expected.GetAllocator());
+    if (!expected.IsArray()) expected.SetArray();
+    struct Expect {
+      std::string key;
+      size_t index;
+    };
+    std::vector<Expect> want;
+    bool keyed = true;
+    for (rapidjson::SizeType k = 0; k < expected.Size(); ++k) {
+      for (const auto& p : collection->key) keyed = keyed && doc::Lookup(expected[k], p) != nullptr;
+      std::string key;
+      doc::PackKey(expected[k], collection->key, &key);
+      want.push_back({key, k});
+    }
+    std::vector<std::string> diffs;
+    auto key_text = [&](const std::string& packed) { return doc::KeyToJson(packed); };
+    if (keyed) {
+      std::stable_sort(want.begin(), want.end(), [](const Expect& a, const Expect& b) { return a.key < b.key; });
+      size_t a = 0, e = 0;
+      while (a < actual_keys.size() || e < want.size()) {
+        if (e < want.size() && (a >= actual_keys.size() || want[e].key < actual_keys[a])) {
+          diffs.push_back(fmt::format("key {}: missing document (expected {})", key_text(want[e].key),
+                                      Json(expected[static_cast<rapidjson::SizeType>(want[e].index)])));
+          ++e;
+        } else if (e >= want.size() || actual_keys[a] < want[e].key) {
+          diffs.push_back(fmt::format("key {}: unexpected document {}", key_text(actual_keys[a]),
+                                      Json(actual_docs[static_cast<rapidjson::SizeType>(a)])));
+          ++a;
+        } else {
+          std::vector<std::string> d;
+          DiffDocuments(expected[static_cast<rapidjson::SizeType>(want[e].index)],
+                        actual_docs[static_cast<rapidjson::SizeType>(a)], "", &d);
+          for (auto& line : d) diffs.push_back(fmt::format("key {}: {}", key_text(actual_keys[a]), line));
+          ++a;
+          ++e;
+        }
+      }
+    } else {
+      // Expected documents without their key are compared by position.
+      size_t n = std::max<size_t>(expected.Size(), actual_docs.Size());
+      for (size_t k = 0; k < n; ++k) {
+        auto idx = static_cast<rapidjson::SizeType>(k);
+        if (k >= actual_docs.Size()) {
+          diffs.push_back(fmt::format("document {}: missing document (expected {})", k, Json(expected[idx])));
+        } else if (k >= expected.Size()) {
+          diffs.push_back(fmt::format("document {}: unexpected document {}", k, Json(actual_docs[idx])));
+        } else {
+          std::vector<std::string> d;
+          DiffDocuments(expected[idx], actual_docs[idx], "", &d);
+          for (auto& line : d) diffs.push_back(fmt::format("document {}: {}", k, line));
+        }
+      }
+    }
+    if (!diffs.empty()) {
+      std::string message = fmt::format("{} difference{}", diffs.size(), diffs.size() == 1 ? "" : "s");
+      for (const auto& d : diffs) message += "\n    " + d;
+      failed(i, s, message);
+    }
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+}  // namespace flow::runtime
