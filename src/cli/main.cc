@@ -14,6 +14,7 @@
 #include "cli/combine.h"
 #include "cli/ingest.h"
 #include "cli/read.h"
+#include "cli/run.h"
 #include "cli/test.h"
 #include "cli/common.h"
 
@@ -183,6 +184,19 @@ int main(int argc, char** argv) {
       "Exit status: 0 all tests passed, 1 a test failed or the catalog has errors, 2 usage "
       "error, 3 an environment problem (e.g. Node.js missing for nodeJS lambdas).");
 
+  cli::RunOptions run;
+  auto* cmd_run = app.add_subcommand("run", "Run the catalog's derivations over a data directory");
+  add_catalog_options(cmd_run, &run.catalog);
+  cmd_run->add_option("--data-dir", run.data_dir, "Data directory")->capture_default_str();
+  cmd_run->add_flag("--until-idle", run.until_idle,
+                    "Exit once every task has processed everything committed (documents waiting "
+                    "for a read delay excepted)");
+  cmd_run->footer(
+      "Runs until SIGINT/SIGTERM (then persists spools and exits 0), or with --until-idle until "
+      "caught up. A derivation that fails halts with its error; the others keep running.\n"
+      "Exit status: 0 success, 1 a derivation failed or the catalog has errors, 2 usage error, "
+      "3 an environment problem (data directory locked or unwritable, Node.js missing).");
+
   auto* cmd_schema = app.add_subcommand(
       "json-schema", "Print the JSON Schema of catalog source files (for editors and linters)");
   auto* cmd_version = app.add_subcommand("version", "Print the flowctl version");
@@ -203,6 +217,7 @@ int main(int argc, char** argv) {
   if (cmd_ingest->parsed()) return cli::RunIngest(g, ingest);
   if (cmd_read->parsed()) return cli::RunRead(g, read);
   if (cmd_test->parsed()) return cli::RunTest(g, test);
+  if (cmd_run->parsed()) return cli::RunRun(g, run);
   if (cmd_schema->parsed()) {
     fmt::print("{}", catalog::CatalogSourceSchema());
     return kExitOk;

@@ -46,18 +46,18 @@ std::string ParameterName(std::string_view field) {
   return out;
 }
 
-// True when `s` holds only whitespace and SQL comments.
-bool OnlyComments(const char* s) {
+// The first byte of `s` that is not whitespace, ';' or inside an SQL comment.
+const char* SkipComments(const char* s) {
   for (;;) {
     while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' || *s == ';') ++s;
     if (s[0] == '-' && s[1] == '-') {
       while (*s && *s != '\n') ++s;
     } else if (s[0] == '/' && s[1] == '*') {
       const char* end = std::strstr(s + 2, "*/");
-      if (!end) return true;  // SQLite accepts an unterminated trailing comment
+      if (!end) return s + std::strlen(s);  // SQLite accepts an unterminated trailing comment
       s = end + 2;
     } else {
-      return *s == 0;
+      return s;
     }
   }
 }
@@ -224,9 +224,9 @@ Result<std::unique_ptr<Lambda>> SqliteLambda::Compile(const std::string& sql,
                           &impl->stmt, &tail);
   if (rc != SQLITE_OK) return Error::User(fmt::format("invalid SQLite query: {}", impl->Message()));
   if (!impl->stmt) return Error::User("the SQLite query is empty");
-  if (tail && !OnlyComments(tail)) {
+  if (tail && *SkipComments(tail)) {
     return Error::User(fmt::format("the SQLite query holds more than one statement (the second starts at `{}`)",
-                                   Truncate(SkipSpace(tail), 40)));
+                                   Truncate(SkipComments(tail), 40)));
   }
   int ncols = sqlite3_column_count(impl->stmt);
   if (ncols == 0) return Error::User("the SQLite query returns no columns: it must be a SELECT");

@@ -1,0 +1,19 @@
+// `flowctl run`: run the catalog's tasks over a data directory (SPEC section 8). Issue 5
+// runs derivations; captures and materializations join them in later issues.
+#pragma once
+
+#include <string>
+
+#include "cli/common.h"
+
+namespace flow::cli {
+
+struct RunOptions {
+  CatalogOptions catalog;
+  std::string data_dir = "flowctl-data";
+  bool until_idle = false;
+};
+
+int RunRun(const GlobalOptions& g, const RunOptions& o);
+
+}  // namespace flow::cli
