@@ -290,6 +290,45 @@ CollectionRecord MakeCollectionRecord(const BuiltCollection& c) {
   return r;
 }
 
+Result<BuiltResources> ReadBuiltResources(const std::string& path) {
+  sqlite3* db = nullptr;
+  auto fail = [&](const std::string& why) -> Result<BuiltResources> {
+    if (db) sqlite3_close(db);
+    return Error::User(fmt::format("{} is not a usable built catalog: {}", path, why));
+  };
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    return fail(db ? sqlite3_errmsg(db) : "cannot open");
+  }
+  BuiltResources out;
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, "SELECT key, value FROM meta WHERE key IN ('format', 'root_url')", -1, &st,
+                         nullptr) != SQLITE_OK) {
+    return fail(sqlite3_errmsg(db));
+  }
+  std::string format;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    std::string key = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    const unsigned char* v = sqlite3_column_text(st, 1);
+    (key == "format" ? format : out.root_url) = v ? reinterpret_cast<const char*>(v) : "";
+  }
+  sqlite3_finalize(st);
+  if (format != std::to_string(kBuiltCatalogFormat)) {
+    return fail(fmt::format("format `{}`, expected {}; rebuild it with `flowctl build`", format, kBuiltCatalogFormat));
+  }
+  if (sqlite3_prepare_v2(db, "SELECT url, content FROM resources", -1, &st, nullptr) != SQLITE_OK) {
+    return fail(sqlite3_errmsg(db));
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char* url = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    const char* content = reinterpret_cast<const char*>(sqlite3_column_blob(st, 1));
+    int n = sqlite3_column_bytes(st, 1);
+    out.contents[url ? url : ""] = std::string(content ? content : "", static_cast<size_t>(n));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
 Result<std::vector<CollectionRecord>> ReadBuiltCollections(const std::string& path) {
   sqlite3* db = nullptr;
   auto fail = [&](const std::string& why) -> Result<std::vector<CollectionRecord>> {

@@ -5,6 +5,7 @@
 // SQL syntax check are the catalog module's only users of SQLite.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,13 @@ struct CollectionRecord {
 
 // The record of a checked collection.
 CollectionRecord MakeCollectionRecord(const BuiltCollection& c);
+
+// The sources and schemas a built catalog was built from, as read, by URL, and its root.
+struct BuiltResources {
+  std::string root_url;
+  std::map<std::string, std::string> contents;
+};
+Result<BuiltResources> ReadBuiltResources(const std::string& path);
 
 // Reads the collections of a built catalog. Fails with a user error when the file is not a
 // built catalog of this format.

@@ -65,6 +65,7 @@ Result<std::string> HttpGet(const std::string& url) {
 }  // namespace
 
 Result<std::string> Fetcher::Fetch(const std::string& url) {
+  if (auto it = preloaded_.find(url); it != preloaded_.end()) return it->second;
   for (const auto& [prefix, dir] : map_) {
     if (url.rfind(prefix, 0) == 0) {
       std::string rest = PercentDecode(url.substr(prefix.size()));

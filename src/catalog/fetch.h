@@ -3,6 +3,7 @@
 // URL to a file under DIR. Not thread-safe.
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,11 +20,16 @@ class Fetcher {
   // Returns the content at `url` (no fragment). Errors say what could not be read and why.
   Result<std::string> Fetch(const std::string& url);
 
+  // Serves these URLs from memory (e.g. the resources of a built catalog), before anything
+  // else; other URLs are fetched as usual.
+  void Preload(std::map<std::string, std::string> contents) { preloaded_ = std::move(contents); }
+
   // Parses "PREFIX=DIR"; returns false when there is no '='.
   static bool ParseMapping(const std::string& arg, std::pair<std::string, std::string>* out);
 
  private:
   std::vector<std::pair<std::string, std::string>> map_;
+  std::map<std::string, std::string> preloaded_;
 };
 
 }  // namespace flow::catalog

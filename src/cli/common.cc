@@ -34,9 +34,21 @@ std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const Catalog
     mappings.push_back(kv);
   }
   catalog::Fetcher fetcher(mappings);
+  std::string root = SourceUrl(o.source);
+  if (!o.catalog.empty()) {
+    // A built catalog holds every source and schema as read: check them again from there.
+    auto resources = catalog::ReadBuiltResources(o.catalog);
+    if (!resources) {
+      fmt::print(stderr, "error: {}\n", resources.error().message);
+      *exit_code = resources.error().ExitCode();
+      return std::nullopt;
+    }
+    root = resources->root_url;
+    fetcher.Preload(std::move(resources->contents));
+  }
   Diagnostics diags;
   CheckedCatalog out;
-  out.loaded = catalog::LoadCatalog(SourceUrl(o.source), &fetcher, &diags);
+  out.loaded = catalog::LoadCatalog(root, &fetcher, &diags);
   if (!out.loaded->catalog.files.empty()) catalog::CheckCatalog(*out.loaded, &out.built, &diags);
   if (!diags.empty()) {
     diags.SortAndDedupe();

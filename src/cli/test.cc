@@ -16,11 +16,6 @@ namespace flow::cli {
 
 int RunTest(const GlobalOptions& g, const TestOptions& o) {
   auto start = std::chrono::steady_clock::now();
-  if (!o.catalog.catalog.empty()) {
-    fmt::print(stderr, "error: `flowctl test --catalog` is not supported yet; run the tests from the sources with "
-                       "--source\n");
-    return kExitUsage;
-  }
   int code = 0;
   auto checked = LoadAndCheck(g, o.catalog, "; no test was run", &code);
   if (!checked) return code;

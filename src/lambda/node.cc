@@ -38,6 +38,12 @@ constexpr size_t kToolOutput = 64 << 10;            // bytes of esbuild's or npm
 constexpr uint32_t kMaxFrame = uint32_t{1} << 30;   // bytes: one batch's outputs, not one document
 constexpr int kSocketBuffer = 1 << 20;              // bytes; the kernel may cap it (wmem_max)
 constexpr size_t kReadChunk = 256 << 10;            // bytes asked of each recv
+// A batch goes to the worker in chunks of about this much JSON (rows), a few ahead of the
+// responses. Small enough that V8 parses each chunk's text outside its large-object space
+// (over 4x faster per row than one text of a 4096-row batch), large enough to amortize the
+// system calls (one 64 KiB frame ~ 150 rows of 400 bytes).
+constexpr size_t kChunkBytes = 64 << 10;
+constexpr size_t kInFlight = 3;
 constexpr auto kExitWait = std::chrono::seconds(1); // for a dying worker to exit by itself
 // The TypeScript module's name in esbuild's errors and in stack traces (via its source map)
 // is <hash>.ts; the worker finds frames of the module by it.
@@ -359,6 +365,29 @@ std::string Label(const NodeLambdaSpec& l) {
 
 // ---- The TypeScript module -----------------------------------------------------------
 
+// Whether `word` occurs in `text` as an identifier (not within a longer one).
+bool HasIdentifier(std::string_view text, std::string_view word) {
+  auto part = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
+           static_cast<unsigned char>(c) >= 0x80;
+  };
+  for (size_t at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
+    size_t end = at + word.size();
+    if ((at == 0 || !part(text[at - 1])) && (end == text.size() || !part(text[end]))) return true;
+  }
+  return false;
+}
+
+// How many of (source, register, previous) rows of lambda `l` carry: a publish body that
+// never names `register` or `previous` (nor `eval`, which could) is sent the source only,
+// sparing the serialization and parsing of registers it would not look at. Within a string
+// or a comment the name still counts: conservative.
+size_t Arity(const NodeLambdaSpec& l) {
+  if (!l.publish) return 1;
+  if (HasIdentifier(l.body, "eval") || HasIdentifier(l.body, "previous")) return 3;
+  return HasIdentifier(l.body, "register") ? 2 : 1;
+}
+
 struct Module {
   std::string text;
   std::vector<uint32_t> first_line;  // of each body, 1-based
@@ -668,10 +697,12 @@ struct NodeWorker::Impl {
   std::string output_tail;
   std::string dead;       // why the worker is gone, once it is
   std::vector<NodeLambdaSpec> lambdas;
+  std::vector<size_t> arity;  // of each lambda's rows: 1 (source), 2 (+ register) or 3 (+ previous)
   Module module;
-  rapidjson::StringBuffer request;
-  std::string response;   // a receive buffer; the frame is response[0, frame_size)
-  size_t frame_size = 0;
+  rapidjson::StringBuffer sending;  // request frames; [sent, size) is not sent yet
+  size_t sent = 0;
+  std::string received;   // [0, received_size) arrived and is not consumed yet
+  size_t received_size = 0;
 
   ~Impl() { Stop(); }
 
@@ -743,69 +774,102 @@ struct NodeWorker::Impl {
     return Error::Env(msg);
   }
 
-  // Sends `request` (unless empty) and receives one response frame.
-  Result<bool> Exchange(std::string_view doing) {
-    const char* data = request.GetString();
-    size_t size = request.GetSize(), sent = 0, got = 0;
-    frame_size = 0;
-    if (response.size() < kReadChunk + 1) response.resize(kReadChunk + 1);
+  // The size of the complete response frame at the front of `received`, or 0 when it has
+  // not fully arrived. A malformed length sets `*bad`.
+  size_t FrameReady(bool* bad) const {
+    if (received_size < 5) return 0;
+    uint32_t len;
+    std::memcpy(&len, received.data(), 4);
+    if (len == 0 || len > kMaxFrame) {
+      *bad = true;
+      return 0;
+    }
+    return received_size >= size_t{len} + 4 ? size_t{len} + 4 : 0;
+  }
+
+  // Drops the frame of `size` bytes at the front of `received`.
+  void ConsumeFrame(size_t size) {
+    std::memmove(received.data(), received.data() + size, received_size - size);
+    received_size -= size;
+  }
+
+  // Sends what the socket takes of `sending`, receives what has arrived, and when neither
+  // moved and no frame is complete, waits for the socket (and drains the worker's output).
+  Result<bool> Pump(std::string_view doing) {
+    bool moved = false;
+    while (sent < sending.GetSize()) {
+      ssize_t n = send(socket, sending.GetString() + sent, sending.GetSize() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+        moved = true;
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        break;
+      } else {
+        return Died(doing);
+      }
+    }
+    if (sent == sending.GetSize()) {
+      sending.Clear();
+      sent = 0;
+    }
+    bool bad = false;
     for (;;) {
-      while (sent < size) {
-        ssize_t n = send(socket, data + sent, size - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-          sent += static_cast<size_t>(n);
-        } else if (n < 0 && errno == EINTR) {
-          continue;
-        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-          break;
-        } else {
-          return Died(doing);
-        }
+      // Room for a whole frame once its length is known, so it arrives in few reads.
+      size_t want = kReadChunk;
+      if (received_size >= 4) {
+        uint32_t len;
+        std::memcpy(&len, received.data(), 4);
+        if (len <= kMaxFrame && size_t{len} + 4 > received_size) want = std::max(want, size_t{len} + 4 - received_size);
       }
-      pollfd fds[2] = {{socket, static_cast<short>(POLLIN | (sent < size ? POLLOUT : 0)), 0},
-                       {output, POLLIN, 0}};
-      int rc = poll(fds, output >= 0 ? 2 : 1, -1);
-      if (rc < 0) {
-        if (errno == EINTR) continue;
-        return Died(doing, fmt::format("poll: {}", std::strerror(errno)));
+      if (received.size() < received_size + want + 1) received.resize(received_size + want + 1);
+      ssize_t n = recv(socket, received.data() + received_size, want, MSG_DONTWAIT);
+      if (n > 0) {
+        received_size += static_cast<size_t>(n);
+        moved = true;
+        continue;
       }
-      if (output >= 0 && fds[1].revents) DrainOutput(false);
-      if (!(fds[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      for (;;) {
-        size_t want = frame_size ? frame_size - got : kReadChunk;
-        if (response.size() < got + want + 1) response.resize(got + want + 1);
-        ssize_t n = recv(socket, response.data() + got, want, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (n <= 0) return Died(doing);
-        got += static_cast<size_t>(n);
-        if (!frame_size && got >= 5) {
-          uint32_t len;
-          std::memcpy(&len, response.data(), 4);
-          if (len == 0 || len > kMaxFrame) {
-            return Died(doing, fmt::format("it sent a malformed frame of {} bytes", len));
-          }
-          frame_size = size_t{len} + 4;
-        }
-        if (frame_size && got > frame_size) return Died(doing, "it sent more than one response");
-        if (frame_size && got == frame_size) {
-          if (sent < size) return Died(doing, "it answered before reading the whole request");
-          response[frame_size] = '\0';  // for ParseTerminatedDocument
-          return true;
-        }
-      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      return Died(doing);
+    }
+    if (FrameReady(&bad) || bad || moved) return true;
+    pollfd fds[2] = {{socket, static_cast<short>(POLLIN | (sent < sending.GetSize() ? POLLOUT : 0)), 0},
+                     {output, POLLIN, 0}};
+    if (poll(fds, output >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+      return Died(doing, fmt::format("poll: {}", std::strerror(errno)));
+    }
+    if (output >= 0 && fds[1].revents) DrainOutput(false);
+    return true;
+  }
+
+  // Waits for the complete frame at the front of `received`; returns its size.
+  Result<size_t> NextFrame(std::string_view doing) {
+    for (;;) {
+      bool bad = false;
+      if (size_t size = FrameReady(&bad)) return size;
+      if (bad) return Died(doing, "it sent a malformed response");
+      if (auto ok = Pump(doing); !ok.ok()) return ok.error();
     }
   }
 
-  uint8_t status() const { return static_cast<uint8_t>(response[4]); }
-  std::string_view payload() const { return std::string_view(response).substr(5, frame_size - 5); }
+  // The JSON of the frame of `size` bytes at the front of `received`, NUL-terminated for
+  // ParseTerminatedDocument (the byte after it, saved in `*saved`, is restored by Restore).
+  std::string_view Payload(size_t size, char* saved) {
+    *saved = received[size];
+    received[size] = '\0';
+    return std::string_view(received).substr(5, size - 5);
+  }
+  void Restore(size_t size, char saved) { received[size] = saved; }
+  uint8_t Status() const { return static_cast<uint8_t>(received[4]); }
 
-  // The error of a status 1 response.
-  Error LambdaError(size_t index, int* failed_row) {
+  // The error of a status 1 response (JSON `payload`) about the rows from `first_row` on.
+  Error LambdaError(std::string_view payload, size_t index, size_t first_row, int* failed_row) {
     rapidjson::Document d;
     doc::ParseError pe;
-    if (!doc::ParseTerminatedDocument(payload(), &d, &pe, {kMaxFrame, 8}) || !d.IsObject()) {
-      return Error::Internal(fmt::format("the Node.js worker sent a malformed error: {}", Tail(payload(), 500)));
+    if (!doc::ParseTerminatedDocument(payload, &d, &pe, {kMaxFrame, 8}) || !d.IsObject()) {
+      return Error::Internal(fmt::format("the Node.js worker sent a malformed error: {}", Tail(payload, 500)));
     }
     auto str = [&](const char* k) -> std::string {
       auto it = d.FindMember(k);
@@ -816,7 +880,11 @@ struct NodeWorker::Impl {
       return it != d.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : 0;
     };
     int64_t row = num("row");
-    if (failed_row) *failed_row = row >= 0 && row <= INT32_MAX ? static_cast<int>(row) : -1;
+    if (failed_row) {
+      *failed_row = row >= 0 && first_row + static_cast<uint64_t>(row) <= INT32_MAX
+                        ? static_cast<int>(first_row + static_cast<uint64_t>(row))
+                        : -1;
+    }
     std::string kind = str("kind"), message = str("message");
     const NodeLambdaSpec& l = lambdas[index];
     if (kind == "notArray") return Error::User(fmt::format("{} returned {}, not an array", Label(l), message));
@@ -874,6 +942,7 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
 
   auto impl = std::make_unique<Impl>();
   impl->lambdas = lambdas;
+  for (const auto& l : lambdas) impl->arity.push_back(Arity(l));
   impl->module = Generate(lambdas);
   std::string ts_name;
   auto js = Transpile(impl->module, lambdas, esbuild, cache_dir, &ts_name);
@@ -941,18 +1010,21 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
   impl->pid = *pid;
 
   // The first response says whether the module and the dependencies loaded.
-  impl->request.Clear();
-  if (auto ok = impl->Exchange("while starting"); !ok.ok()) return ok.error();
-  if (impl->status() != 0) {
+  auto size = impl->NextFrame("while starting");
+  if (!size.ok()) return size.error();
+  if (impl->Status() != 0) {
+    char saved;
+    std::string_view payload = impl->Payload(*size, &saved);
     rapidjson::Document d;
     doc::ParseError pe;
     std::string message = "unknown";
-    if (doc::ParseTerminatedDocument(impl->payload(), &d, &pe, {kMaxFrame, 8}) && d.IsObject() &&
-        d.HasMember("message") && d["message"].IsString()) {
+    if (doc::ParseTerminatedDocument(payload, &d, &pe, {kMaxFrame, 8}) && d.IsObject() && d.HasMember("message") &&
+        d["message"].IsString()) {
       message = d["message"].GetString();
     }
     return Error::User(fmt::format("the nodeJS lambdas cannot be loaded: {}", message));
   }
+  impl->ConsumeFrame(*size);
   return std::shared_ptr<NodeWorker>(new NodeWorker(std::move(impl)));
 }
 
@@ -960,6 +1032,9 @@ class NodeLambda final : public Lambda {
  public:
   NodeLambda(std::shared_ptr<NodeWorker> worker, size_t index) : worker_(std::move(worker)), index_(index) {}
 
+  // Rows go in chunks of at most kChunkBytes of JSON, up to kInFlight chunks ahead of the
+  // responses: the worker runs one chunk while the next is written and the previous one's
+  // outputs parsed, and no JSON text is large enough for V8's large-object space.
   Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
                       int* failed_row) override {
     if (failed_row) *failed_row = -1;
@@ -969,65 +1044,110 @@ class NodeLambda final : public Lambda {
     std::lock_guard lock(w.mu);
     const NodeLambdaSpec& spec = w.lambdas[index_];
     if (!w.dead.empty()) return Error::Env(w.dead);
-
-    // The request: a header, then the rows as JSON.
-    w.request.Clear();
-    char* header = w.request.Push(8);
-    {
-      rapidjson::Writer<rapidjson::StringBuffer> writer(w.request);
-      auto write = [&](const doc::Value* v) {
-        if (v) {
-          v->Accept(writer);
-        } else {
-          writer.Null();
-        }
-      };
-      writer.StartArray();
-      for (const Row& row : rows) {
-        writer.StartArray();
-        write(row.source);
-        if (spec.publish) {
-          write(row.register_value);
-          write(row.previous);
-        }
-        writer.EndArray(2);
-      }
-      writer.EndArray(rows.size());
-    }
-    header = const_cast<char*>(w.request.GetString());
-    if (w.request.GetSize() - 4 > kMaxFrame) {
-      return Error::User(fmt::format("a batch of {} rows for the {} is over {} MiB of JSON", rows.size(),
-                                     Label(spec), kMaxFrame >> 20));
-    }
-    uint32_t len = static_cast<uint32_t>(w.request.GetSize() - 4), index = static_cast<uint32_t>(index_);
-    std::memcpy(header, &len, 4);
-    std::memcpy(header + 4, &index, 4);
-
     std::string doing = fmt::format("while running the {}", Label(spec));
-    if (auto ok = w.Exchange(doing); !ok.ok()) return ok.error();
-    if (w.status() != 0) return w.LambdaError(index_, failed_row);
-
-    // Outputs are at depth 2 (the array of rows, each an array of documents).
-    rapidjson::Document d(&alloc);
-    doc::ParseError pe;
-    if (!doc::ParseTerminatedDocument(w.payload(), &d, &pe, {kMaxFrame, 256 + 2})) {
-      return Error::User(fmt::format("{} returned output flowctl cannot accept: {}", Label(spec), pe.message));
-    }
-    if (!d.IsArray() || d.Size() != rows.size()) {
-      return w.Died(doing, "its response does not match the request");
-    }
+    const size_t arity = w.arity[index_];
     out->resize(rows.size());
-    for (size_t i = 0; i < rows.size(); ++i) {
-      doc::Value& docs = d[static_cast<rapidjson::SizeType>(i)];
-      if (!docs.IsArray()) return w.Died(doing, "its response does not match the request");
-      auto& o = (*out)[i];
-      o.reserve(docs.Size());
-      for (auto& v : docs.GetArray()) o.push_back(std::move(v));
+
+    struct Chunk {
+      size_t first, count;
+    };
+    Chunk in_flight[kInFlight];
+    size_t head = 0, queued = 0;  // a ring of the chunks sent and not answered
+    size_t next = 0;              // the next row to send
+    std::optional<Error> failure;
+    while (next < rows.size() || queued) {
+      while (!failure && next < rows.size() && queued < kInFlight) {
+        // A frame: u32 length, u32 lambda index, then the rows as JSON.
+        size_t at = w.sending.GetSize();
+        w.sending.Push(8);
+        size_t first = next;
+        {
+          rapidjson::Writer<rapidjson::StringBuffer> writer(w.sending);
+          auto write = [&](const doc::Value* v) {
+            if (v) {
+              v->Accept(writer);
+            } else {
+              writer.Null();
+            }
+          };
+          writer.StartArray();
+          size_t start = w.sending.GetSize();
+          do {
+            const Row& row = rows[next++];
+            writer.StartArray();
+            write(row.source);
+            if (arity > 1) write(row.register_value);
+            if (arity > 2) write(row.previous);
+            writer.EndArray();
+          } while (next < rows.size() && w.sending.GetSize() - start < kChunkBytes);
+          writer.EndArray();
+        }
+        size_t frame = w.sending.GetSize() - at;
+        if (frame - 4 > kMaxFrame) {
+          failure = Error::User(fmt::format("a document for the {} is over {} MiB of JSON", Label(spec),
+                                            kMaxFrame >> 20));
+          w.sending.Pop(frame);
+          break;
+        }
+        uint32_t len = static_cast<uint32_t>(frame - 4), index = static_cast<uint32_t>(index_);
+        char* header = const_cast<char*>(w.sending.GetString()) + at;
+        std::memcpy(header, &len, 4);
+        std::memcpy(header + 4, &index, 4);
+        in_flight[(head + queued++) % kInFlight] = {first, next - first};
+      }
+      if (!queued) break;
+      auto size = w.NextFrame(doing);
+      if (!size.ok()) return size.error();
+      Chunk chunk = in_flight[head];
+      head = (head + 1) % kInFlight;
+      --queued;
+      if (!failure) failure = Accept(w, *size, chunk.first, chunk.count, alloc, out, failed_row);
+      w.ConsumeFrame(*size);
+      if (!w.dead.empty()) return Error::Env(w.dead);
+    }
+    if (failure) {
+      out->clear();
+      return *failure;
     }
     return true;
   }
 
  private:
+  // Takes the outputs of rows [first, first + count) from the response frame of `size`
+  // bytes, or returns its error.
+  std::optional<Error> Accept(NodeWorker::Impl& w, size_t size, size_t first, size_t count, doc::Allocator& alloc,
+                              Outputs* out, int* failed_row) {
+    const NodeLambdaSpec& spec = w.lambdas[index_];
+    char saved;
+    std::string_view payload = w.Payload(size, &saved);
+    std::optional<Error> error;
+    if (w.Status() != 0) {
+      error = w.LambdaError(payload, index_, first, failed_row);
+    } else {
+      // Outputs are at depth 2 (the array of rows, each an array of documents).
+      rapidjson::Document d(&alloc);
+      doc::ParseError pe;
+      if (!doc::ParseTerminatedDocument(payload, &d, &pe, {kMaxFrame, 256 + 2})) {
+        error = Error::User(fmt::format("{} returned output flowctl cannot accept: {}", Label(spec), pe.message));
+      } else if (!d.IsArray() || d.Size() != count) {
+        error = w.Died(fmt::format("while running the {}", Label(spec)), "its response does not match the request");
+      } else {
+        for (size_t i = 0; i < count && !error; ++i) {
+          doc::Value& docs = d[static_cast<rapidjson::SizeType>(i)];
+          if (!docs.IsArray()) {
+            error = w.Died(fmt::format("while running the {}", Label(spec)), "its response does not match the request");
+            break;
+          }
+          auto& o = (*out)[first + i];
+          o.reserve(docs.Size());
+          for (auto& v : docs.GetArray()) o.push_back(std::move(v));
+        }
+      }
+    }
+    w.Restore(size, saved);
+    return error;
+  }
+
   std::shared_ptr<NodeWorker> worker_;
   size_t index_;
 };

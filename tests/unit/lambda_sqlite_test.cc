@@ -1,1 +1,291 @@
-// placeholder: being written
+// Tests of src/lambda/sqlite: parameter binding ($source, $register, $previous, projections),
+// result rows as documents (JSON object columns, JSON subtypes, types), compile and runtime
+// errors.
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <string>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "doc/parse.h"
+#include "doc/pointer.h"
+#include "doc/value.h"
+#include "lambda/lambda.h"
+#include "lambda/sqlite.h"
+
+using namespace flow;
+using lambda::Row;
+using lambda::SourceField;
+
+namespace {
+
+SourceField Field(std::string name, const std::string& ptr) {
+  std::string why;
+  auto p = doc::Pointer::Parse(ptr, &why);
+  REQUIRE_MESSAGE(p, why);
+  return {std::move(name), *p};
+}
+
+// Owns parsed inputs and the allocator of outputs for one test.
+struct Harness {
+  std::deque<rapidjson::Document> docs;
+  rapidjson::Document out_doc;
+
+  const doc::Value* Parse(const std::string& json) {
+    auto& d = docs.emplace_back();
+    doc::ParseError error;
+    REQUIRE_MESSAGE(doc::ParseDocument(json, &d, &error), error.message);
+    return &d;
+  }
+
+  Row Source(const std::string& source) { return Row{Parse(source), nullptr, nullptr}; }
+  Row Publish(const std::string& source, const std::string& reg, const std::string& previous) {
+    return Row{Parse(source), Parse(reg), Parse(previous)};
+  }
+};
+
+std::string Json(const doc::Value& v) {
+  std::string out;
+  doc::AppendJson(v, &out);
+  return out;
+}
+
+// The outputs of each row as a JSON array of documents.
+std::vector<std::string> Texts(const lambda::Outputs& out) {
+  std::vector<std::string> texts;
+  for (const auto& docs : out) {
+    std::string t = "[";
+    for (size_t i = 0; i < docs.size(); ++i) t += (i ? "," : "") + Json(docs[i]);
+    texts.push_back(t + "]");
+  }
+  return texts;
+}
+
+std::unique_ptr<lambda::Lambda> MustCompile(const std::string& sql, std::vector<SourceField> fields = {}) {
+  auto r = lambda::SqliteLambda::Compile(sql, std::move(fields));
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  return std::move(r.value());
+}
+
+// Runs `sql` over `rows` and returns each row's outputs as JSON text.
+std::vector<std::string> Run(lambda::Lambda& l, Harness& h, const std::vector<Row>& rows) {
+  lambda::Outputs out;
+  int failed = 7;
+  auto r = l.Invoke(rows, h.out_doc.GetAllocator(), &out, &failed);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(failed == -1);
+  REQUIRE(out.size() == rows.size());
+  return Texts(out);
+}
+
+Error CompileError(const std::string& sql, std::vector<SourceField> fields = {}) {
+  auto r = lambda::SqliteLambda::Compile(sql, std::move(fields));
+  REQUIRE_FALSE(r.ok());
+  return r.error();
+}
+
+}  // namespace
+
+TEST_CASE("lambda: sqlite binds projections as columns") {
+  Harness h;
+  auto l = MustCompile("SELECT $name AS name, $borough AS borough",
+                       {Field("name", "/name"), Field("borough", "/location/borough")});
+  auto texts = Run(*l, h,
+                   {h.Source(R"({"name":"Ada","location":{"borough":"Queens"}})"),
+                    h.Source(R"({"name":"Bob"})")});
+  CHECK(texts[0] == R"([{"name":"Ada","borough":"Queens"}])");
+  // An absent projection is NULL.
+  CHECK(texts[1] == R"([{"name":"Bob","borough":null}])");
+}
+
+TEST_CASE("lambda: sqlite keeps types of bound and returned values") {
+  Harness h;
+  auto l = MustCompile(
+      "SELECT $i AS i, typeof($i) AS ti, $f AS f, typeof($f) AS tf, $b AS b, typeof($b) AS tb, "
+      "$s AS s, $n AS n, typeof($n) AS tn, $o AS o, typeof($o) AS tobj, $big AS big, typeof($big) AS tbig, "
+      "$i + 1 AS next, 1.5 AS real, 2.0 AS two",
+      {Field("i", "/i"), Field("f", "/f"), Field("b", "/b"), Field("s", "/s"), Field("n", "/n"),
+       Field("o", "/o"), Field("big", "/big")});
+  auto texts = Run(*l, h,
+                   {h.Source(R"({"i":9007199254740993,"f":0.25,"b":true,"s":"x","n":null,)"
+                             R"("o":{"k":[1,2]},"big":18446744073709551615})"),
+                    h.Source(R"({"b":false})")});
+  CHECK(texts[0] ==
+        R"([{"i":9007199254740993,"ti":"integer","f":0.25,"tf":"real","b":1,"tb":"integer","s":"x",)"
+        R"("n":null,"tn":"null","o":"{\"k\":[1,2]}","tobj":"text","big":18446744073709553000.0,)"
+        R"("tbig":"real","next":9007199254740994,"real":1.5,"two":2.0}])");
+  CHECK(texts[1] ==
+        R"([{"i":null,"ti":"null","f":null,"tf":"null","b":0,"tb":"integer","s":null,"n":null,"tn":"null",)"
+        R"("o":null,"tobj":"null","big":null,"tbig":"null","next":null,"real":1.5,"two":2.0}])");
+}
+
+TEST_CASE("lambda: sqlite single JSON object column is the document") {
+  Harness h;
+  auto obj = MustCompile("SELECT json_object('a', 1, 'b', json_array(true, 'x'))");
+  CHECK(Run(*obj, h, {h.Source("{}")})[0] == R"([{"a":1,"b":[1,"x"]}])");
+
+  auto source = MustCompile("SELECT $source");
+  CHECK(Run(*source, h, {h.Source(R"({"x":{"y":[1,2.5,"z"]},"n":null})")})[0] ==
+        R"([{"x":{"y":[1,2.5,"z"]},"n":null}])");
+
+  // Only objects: a single column holding other text is a property.
+  auto text = MustCompile("SELECT 'hello' AS greeting");
+  CHECK(Run(*text, h, {h.Source("{}")})[0] == R"([{"greeting":"hello"}])");
+  auto array = MustCompile("SELECT json_array(1, 2) AS xs");
+  CHECK(Run(*array, h, {h.Source("{}")})[0] == R"([{"xs":[1,2]}])");
+
+  // Text that starts like an object but is not JSON is an error, not a silent string.
+  Harness h2;
+  auto bad = MustCompile("SELECT '{not json' AS x");
+  lambda::Outputs out;
+  int failed = -5;
+  auto r = bad->Invoke({h2.Source("{}")}, h2.out_doc.GetAllocator(), &out, &failed);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Error::Code::kUser);
+  CHECK(r.error().message.find("column `x` holds JSON text that cannot be parsed") != std::string::npos);
+  CHECK(failed == 0);
+}
+
+TEST_CASE("lambda: sqlite JSON subtype columns are parsed") {
+  Harness h;
+  auto l = MustCompile(
+      "SELECT json_array(1, 2) AS xs, 5 AS n, json_object('k', 'v') AS o, json('[true]') AS j, "
+      "'[1,2]' AS plain");
+  CHECK(Run(*l, h, {h.Source("{}")})[0] ==
+        R"([{"xs":[1,2],"n":5,"o":{"k":"v"},"j":[true],"plain":"[1,2]"}])");
+}
+
+TEST_CASE("lambda: sqlite $source, $register and $previous are JSON text") {
+  Harness h;
+  auto l = MustCompile(
+      "SELECT json_extract($source, '$.a.b') AS b, $register AS reg, typeof($register) AS treg, "
+      "json_extract($previous, '$.count') AS prev, $source->>'$.a.b' AS arrow");
+  auto texts = Run(*l, h,
+                   {h.Publish(R"({"a":{"b":"deep"}})", R"({"count":3})", R"({"count":2})"),
+                    h.Publish(R"({"a":{"b":7}})", "12", "null")});
+  CHECK(texts[0] == R"([{"b":"deep","reg":"{\"count\":3}","treg":"text","prev":2,"arrow":"deep"}])");
+  // A scalar register is JSON text too; a null document is NULL.
+  CHECK(texts[1] == R"([{"b":7,"reg":"12","treg":"text","prev":null,"arrow":7}])");
+
+  // Update lambdas get no register or previous: NULL.
+  auto u = MustCompile("SELECT $register IS NULL AS no_reg, $previous IS NULL AS no_prev, json($source) AS s");
+  CHECK(Run(*u, h, {h.Source(R"({"q":1})")})[0] == R"([{"no_reg":1,"no_prev":1,"s":{"q":1}}])");
+}
+
+TEST_CASE("lambda: sqlite field names with non-identifier characters") {
+  Harness h;
+  auto l = MustCompile("SELECT $end_station_id AS id, $_meta_uuid AS uuid",
+                       {Field("end station id", "/end station id"), Field("_meta/uuid", "/_meta/uuid")});
+  CHECK(Run(*l, h, {h.Source(R"({"end station id":42,"_meta":{"uuid":"u-1"}})")})[0] ==
+        R"([{"id":42,"uuid":"u-1"}])");
+
+  // A field named exactly like the parameter wins over one that only maps to it.
+  auto exact = MustCompile("SELECT $a_b AS v", {Field("a b", "/x"), Field("a_b", "/y")});
+  CHECK(Run(*exact, h, {h.Source(R"({"x":1,"y":2})")})[0] == R"([{"v":2}])");
+}
+
+TEST_CASE("lambda: sqlite result rows are documents") {
+  Harness h;
+  auto many = MustCompile(
+      "SELECT value AS v, $k AS k FROM json_each(json_extract($source, '$.items'))", {Field("k", "/k")});
+  auto texts = Run(*many, h,
+                   {h.Source(R"({"k":"a","items":[1,2,3]})"), h.Source(R"({"k":"b","items":[]})"),
+                    h.Source(R"({"k":"c","items":["x"]})")});
+  CHECK(texts[0] == R"([{"v":1,"k":"a"},{"v":2,"k":"a"},{"v":3,"k":"a"}])");
+  CHECK(texts[1] == "[]");  // zero rows: no output
+  CHECK(texts[2] == R"([{"v":"x","k":"c"}])");
+
+  auto none = MustCompile("SELECT 1 AS one WHERE $k = 'yes'", {Field("k", "/k")});
+  CHECK(Run(*none, h, {h.Source(R"({"k":"no"})"), h.Source(R"({"k":"yes"})")}) ==
+        std::vector<std::string>{"[]", R"([{"one":1}])"});
+
+  // An empty batch has no outputs, and the statement is reusable across batches.
+  lambda::Outputs out(3);
+  REQUIRE(none->Invoke({}, h.out_doc.GetAllocator(), &out).ok());
+  CHECK(out.empty());
+  CHECK(Run(*none, h, {h.Source(R"({"k":"yes"})")})[0] == R"([{"one":1}])");
+}
+
+TEST_CASE("lambda: sqlite compile errors") {
+  auto syntax = CompileError("SELEC 1");
+  CHECK(syntax.code == Error::Code::kUser);
+  CHECK(syntax.message == R"(invalid SQLite query: near "SELEC": syntax error)");
+
+  CHECK(CompileError("SELECT * FROM missing").message == "invalid SQLite query: no such table: missing");
+  CHECK(CompileError("SELECT 1 AS x; -- one\n ; SELECT 2").message ==
+        "the SQLite query holds more than one statement (the second starts at `SELECT 2`)");
+  CHECK(CompileError("  -- nothing\n").message == "the SQLite query is empty");
+  CHECK(CompileError("SELECT 1 AS a, 2 AS a").message.find("two columns named `a`") != std::string::npos);
+  CHECK(CompileError("CREATE TABLE t (x)").message.find("returns no columns") != std::string::npos);
+
+  // A trailing semicolon and comments are fine.
+  CHECK(lambda::SqliteLambda::Compile("SELECT 1 AS x; -- done\n/* end */", {}).ok());
+}
+
+TEST_CASE("lambda: sqlite unknown parameters") {
+  auto typo = CompileError("SELECT $nmae AS name", {Field("name", "/name"), Field("borough", "/borough")});
+  CHECK(typo.code == Error::Code::kUser);
+  CHECK(typo.message ==
+        "the SQLite query uses parameter `$nmae`, which is neither $source, $register, $previous nor a "
+        "projection `$<field>` of the source collection: did you mean `$name`?");
+  CHECK(CompileError("SELECT $regsiter AS r").message.find("did you mean `$register`?") != std::string::npos);
+  auto far = CompileError("SELECT $zzzzzz AS z", {Field("name", "/name")});
+  CHECK(far.message.find("`$zzzzzz`") != std::string::npos);
+  CHECK(far.message.find("did you mean") == std::string::npos);
+  // Only `$name` parameters: `?`, `:name` and `@name` are refused.
+  CHECK(CompileError("SELECT ? AS x").message.find("parameter `?1`") != std::string::npos);
+  CHECK(CompileError("SELECT :name AS x", {Field("name", "/name")}).message.find("did you mean `$name`?") !=
+        std::string::npos);
+}
+
+TEST_CASE("lambda: sqlite runtime errors name the row") {
+  Harness h;
+  auto l = MustCompile("SELECT json_extract($s, '$') AS v", {Field("s", "/s")});
+  lambda::Outputs out;
+  int failed = -5;
+  auto r = l->Invoke({h.Source(R"({"s":"[1]"})"), h.Source(R"({"s":"not json"})")}, h.out_doc.GetAllocator(),
+                     &out, &failed);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Error::Code::kUser);
+  CHECK(r.error().message == "SQLite: malformed JSON");
+  CHECK(failed == 1);
+  // The statement recovers for the next batch.
+  CHECK(Run(*l, h, {h.Source(R"({"s":"[2]"})")})[0] == R"([{"v":[2]}])");
+
+  auto literal = MustCompile("SELECT json_extract('not json', '$') AS v");
+  r = literal->Invoke({h.Source("{}")}, h.out_doc.GetAllocator(), &out, &failed);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "SQLite: malformed JSON");
+  CHECK(failed == 0);
+
+  auto blob = MustCompile("SELECT x'00ff' AS b");
+  r = blob->Invoke({h.Source("{}")}, h.out_doc.GetAllocator(), &out, &failed);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "column `b` holds a BLOB, which has no JSON representation");
+
+  auto inf = MustCompile("SELECT 1e999 AS big");
+  r = inf->Invoke({h.Source("{}")}, h.out_doc.GetAllocator(), &out, &failed);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.find("infinite") != std::string::npos);
+
+  auto utf8 = MustCompile("SELECT CAST(x'ff' AS TEXT) AS t");
+  r = utf8->Invoke({h.Source("{}")}, h.out_doc.GetAllocator(), &out, &failed);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message.find("not valid UTF-8") != std::string::npos);
+}
+
+TEST_CASE("lambda: sqlite outputs outlive the lambda") {
+  Harness h;
+  lambda::Outputs out;
+  {
+    auto l = MustCompile("SELECT $name AS name", {Field("name", "/name")});
+    REQUIRE(l->Invoke({h.Source(R"({"name":"a string long enough not to be inlined by RapidJSON"})")},
+                      h.out_doc.GetAllocator(), &out)
+                .ok());
+  }
+  h.docs.clear();  // the sources go too
+  REQUIRE(out.size() == 1);
+  CHECK(Json(out[0][0]) == R"({"name":"a string long enough not to be inlined by RapidJSON"})");
+}
