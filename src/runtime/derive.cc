@@ -237,9 +237,17 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     int failed = -1;
     auto r = (publish ? tr.publish : tr.update)->Invoke(rows, alloc, out, &failed);
     if (!r) {
-      std::string at = failed >= 0 && static_cast<size_t>(failed) < by_transform[t].size()
-                           ? where(by_transform[t][static_cast<size_t>(failed)])
-                           : fmt::format("derivation `{}`, transform `{}`", d.collection->name, tr.name);
+      std::string at;
+      if (failed >= 0 && static_cast<size_t>(failed) < by_transform[t].size()) {
+        at = where(by_transform[t][static_cast<size_t>(failed)]);
+      } else {
+        // The whole batch failed: name where it starts.
+        size_t first = by_transform[t].front();
+        const Impl::Source& s = *m.sources[items[first].source];
+        at = fmt::format("derivation `{}`, transform `{}`: the batch of {} document{} starting at offset {} of journal {}",
+                         d.collection->name, tr.name, rows.size(), rows.size() == 1 ? "" : "s", items[first].offset,
+                         s.cursor.journal());
+      }
       return Error{r.error().code, fmt::format("{}: the {} lambda failed: {}", at, publish ? "publish" : "update",
                                                r.error().message)};
     }
@@ -329,7 +337,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
                                             doc::KindName(out))));
       }
       auto v = d.collection->Validate(out, combiner.allocator());
-      if (!v) return fail(Error::User(fmt::format("{}: a published document {}", where(i), v.error().message)));
+      if (!v) return fail(Error::User(fmt::format("{}: a published {}", where(i), v.error().message)));
       auto a = combiner.Add(out);
       if (!a) {
         return fail(Error{a.error().code, fmt::format("{}: cannot reduce a published document into collection `{}`: {}",
