@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
-# Installs the npm packages that flowctl's tests use (scripts/npm/package.json, pinned by its
-# package-lock.json) into .deps/npm/node_modules, and nothing when they are already there
-# at the pinned versions (a fast no-op: no npm, no network). Tests that need them put
-# .deps/npm/node_modules on NODE_PATH or import them from there.
+# Installs one set of pinned npm packages, and nothing when they are already there at the
+# pinned versions (a fast no-op: no npm, no network). Usage: scripts/npm-deps.sh [SET]
+#   test     (the default) scripts/npm/test/{package,package-lock}.json into .deps/npm: the
+#            packages tests use (DuckDB for the lake test), which they put on NODE_PATH or
+#            import from there.
+#   runtime  scripts/npm/runtime/... into .deps/npm-runtime: what flowctl itself runs
+#            (esbuild, which transpiles nodeJS lambdas; the binary finds it beside itself,
+#            see src/lambda/node.h). scripts/setup.sh installs this set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dest=.deps/npm
+set_name=${1:-test}
+case "$set_name" in
+  test) dest=.deps/npm ;;
+  runtime) dest=.deps/npm-runtime ;;
+  *)
+    echo "usage: scripts/npm-deps.sh [test|runtime]" >&2
+    exit 2
+    ;;
+esac
+src=scripts/npm/$set_name
+
 # Every pinned dependency present at its version?
 if node -e '
   const fs = require("fs"), path = require("path");
-  const want = JSON.parse(fs.readFileSync("scripts/npm/package.json", "utf8")).dependencies;
+  const want = JSON.parse(fs.readFileSync(path.join(process.argv[1], "package.json"), "utf8")).dependencies;
   for (const [name, version] of Object.entries(want)) {
-    const p = path.join(process.argv[1], "node_modules", name, "package.json");
+    const p = path.join(process.argv[2], "node_modules", name, "package.json");
     if (!fs.existsSync(p) || JSON.parse(fs.readFileSync(p, "utf8")).version !== version) process.exit(1);
   }
-' "$dest" 2>/dev/null && cmp -s scripts/npm/package-lock.json "$dest/package-lock.json"; then
+' "$src" "$dest" 2>/dev/null && cmp -s "$src/package-lock.json" "$dest/package-lock.json"; then
   exit 0
 fi
 
@@ -28,11 +42,11 @@ if ! command -v npm >/dev/null 2>&1; then
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
-echo "npm-deps: installing $(node -p 'Object.entries(require("./scripts/npm/package.json").dependencies).map(([n, v]) => n + "@" + v).join(" ")') into $dest" >&2
+echo "npm-deps: installing $(node -p 'Object.entries(require(process.argv[1]).dependencies).map(([n, v]) => n + "@" + v).join(" ")' "$PWD/$src/package.json") into $dest" >&2
 mkdir -p "$dest"
-cp scripts/npm/package.json scripts/npm/package-lock.json "$dest/"
+cp "$src/package.json" "$src/package-lock.json" "$dest/"
 # `npm install` with the lock file rather than `npm ci`: npm writes lock files without the
 # optional per-platform binding packages of other platforms, which `npm ci` then rejects.
 (cd "$dest" && npm install --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 # npm may rewrite the lock file's copy; keep ours, against which the check above compares.
-cp scripts/npm/package-lock.json "$dest/"
+cp "$src/package-lock.json" "$dest/"

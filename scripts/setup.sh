@@ -55,3 +55,5 @@ for patch in valijson-lazy-context valijson-properties-fast-path; do
     touch ".deps/valijson/patched-${patch#valijson-}"
   fi
 done
+# npm packages flowctl itself runs (esbuild, which transpiles nodeJS lambdas), into .deps/npm-runtime.
+scripts/npm-deps.sh runtime

@@ -14,8 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -33,25 +33,25 @@ namespace flow::lambda {
 namespace fs = std::filesystem;
 namespace {
 
-constexpr size_t kOutputTail = 4096;                // bytes of the worker's output kept for errors
-constexpr size_t kToolOutput = 64 << 10;            // bytes of esbuild's or npm's output kept
-constexpr uint32_t kMaxFrame = uint32_t{1} << 30;   // bytes: one batch's outputs, not one document
-constexpr int kSocketBuffer = 1 << 20;              // bytes; the kernel may cap it (wmem_max)
-constexpr size_t kReadChunk = 256 << 10;            // bytes asked of each recv
+constexpr size_t kOutputTail = 4096;               // bytes of the worker's output kept for errors
+constexpr size_t kToolOutput = 64 << 10;           // bytes of esbuild's or npm's output kept
+constexpr uint32_t kMaxFrame = uint32_t{1} << 30;  // bytes: one batch's outputs, not one document
+constexpr int kSocketBuffer = 1 << 20;             // bytes; the kernel may cap it (wmem_max)
+constexpr size_t kReadChunk = 256 << 10;           // bytes asked of each recv
 // A batch goes to the worker in chunks of about this much JSON (rows), a few ahead of the
 // responses. Small enough that V8 parses each chunk's text outside its large-object space
 // (over 4x faster per row than one text of a 4096-row batch), large enough to amortize the
 // system calls (one 64 KiB frame ~ 150 rows of 400 bytes).
 constexpr size_t kChunkBytes = 64 << 10;
 constexpr size_t kInFlight = 3;
-constexpr auto kExitWait = std::chrono::seconds(1); // for a dying worker to exit by itself
-// The TypeScript module's name in esbuild's errors and in stack traces (via its source map)
-// is <hash>.ts; the worker finds frames of the module by it.
+constexpr auto kExitWait = std::chrono::seconds(1);  // for a dying worker to exit by itself
 
 // The worker: loads the transpiled module (and the dependencies as globals), then answers
-// requests until its input ends. Reads and writes are synchronous and whole-batch: one
-// JSON.parse and one JSON.stringify per batch, no per-document system calls. Lambdas are
-// synchronous functions; the event loop never runs.
+// requests until its input ends. Reads and writes are synchronous and whole-request: one
+// JSON.parse and one JSON.stringify per request, no per-document system calls. Lambdas are
+// synchronous functions; the event loop never runs. The TypeScript module is <hash>.ts in
+// stack traces (through the source map esbuild inlines, and --enable-source-maps): the
+// worker reports the innermost frame within it, which flowctl maps to a body's line.
 constexpr const char* kWorkerJs = R"JS(
 'use strict';
 const fs = require('fs');
@@ -104,7 +104,7 @@ function describe(v) {
   if (v === null || v === undefined) return String(v);
   if (typeof v.then === 'function') return 'a Promise (lambdas are synchronous)';
   if (typeof v === 'object') return 'an object';
-  return (typeof v === 'undefined' ? '' : /^[aeiou]/.test(typeof v) ? 'an ' : 'a ') + typeof v;
+  return (/^[aeiou]/.test(typeof v) ? 'an ' : 'a ') + typeof v;
 }
 
 function messageOf(e) {
@@ -167,7 +167,8 @@ function run(fn, rows) {
 let lambdas;
 try {
   if (config.deps.length) {
-    const req = require('module').createRequire(require('path').join(config.depsDir, 'package.json'));
+    const path = require('path');
+    const req = require('module').createRequire(path.join(config.depsDir, 'package.json'));
     for (const [pkg, name] of config.deps) {
       let m;
       try {
@@ -276,7 +277,8 @@ pid_t WaitPid(pid_t pid, int* status, int flags) {
 std::vector<std::string> ChildEnv(const std::string& name, const std::string& value) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
-    if (!name.empty() && std::strncmp(*e, name.c_str(), name.size()) == 0 && (*e)[name.size()] == '=') {
+    if (!name.empty() && std::strncmp(*e, name.c_str(), name.size()) == 0 &&
+        (*e)[name.size()] == '=') {
       continue;
     }
     env.emplace_back(*e);
@@ -312,7 +314,8 @@ Result<pid_t> Spawn(const std::string& path, const std::vector<std::string>& arg
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   pid_t pid = -1;
   int rc = posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
@@ -360,7 +363,8 @@ std::string Tail(std::string_view s, size_t max) {
 }
 
 std::string Label(const NodeLambdaSpec& l) {
-  return fmt::format("lambda of transform `{}` ({})", l.transform, l.publish ? "publish" : "update");
+  return fmt::format("lambda of transform `{}` ({})", l.transform,
+                     l.publish ? "publish" : "update");
 }
 
 // ---- The TypeScript module -----------------------------------------------------------
@@ -368,8 +372,8 @@ std::string Label(const NodeLambdaSpec& l) {
 // Whether `word` occurs in `text` as an identifier (not within a longer one).
 bool HasIdentifier(std::string_view text, std::string_view word) {
   auto part = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
-           static_cast<unsigned char>(c) >= 0x80;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '$' || static_cast<unsigned char>(c) >= 0x80;
   };
   for (size_t at = text.find(word); at != std::string_view::npos; at = text.find(word, at + 1)) {
     size_t end = at + word.size();
@@ -509,8 +513,8 @@ Result<std::string> EsbuildVersion(const std::string& esbuild) {
   auto run = RunTool(esbuild, {"--version"});
   if (!run.ok()) return run.error();
   if (run->status != 0) {
-    return Error::Env(fmt::format("`{} --version` failed ({}): {}", esbuild, ExitDescription(run->status),
-                                  Tail(run->output, 2000)));
+    return Error::Env(fmt::format("`{} --version` failed ({}): {}", esbuild,
+                                  ExitDescription(run->status), Tail(run->output, 2000)));
   }
   std::string version = Tail(run->output, 100);
   esbuild_versions[esbuild] = version;
@@ -536,8 +540,14 @@ Result<std::string> Transpile(const Module& m, const std::vector<NodeLambdaSpec>
                               std::string* ts_name) {
   auto version = EsbuildVersion(esbuild);
   if (!version.ok()) return version.error();
+  // Flags are part of the key: a flowctl that transpiles differently uses other entries.
+  const std::vector<std::string> flags{"--format=cjs",       "--platform=node",
+                                       "--sourcemap=inline", "--sources-content=false",
+                                       "--log-level=error",  "--color=false"};
+  std::string key_text = "esbuild " + *version;
+  for (const auto& f : flags) key_text += " " + f;
   std::string dir = cache_dir + "/node/modules";
-  std::string key = HashKey("esbuild " + *version + "\n" + m.text);
+  std::string key = HashKey(key_text + "\n" + m.text);
   std::string ts = dir + "/" + key + ".ts", js = dir + "/" + key + ".js";
   *ts_name = key + ".ts";
   std::error_code ec;
@@ -548,9 +558,9 @@ Result<std::string> Transpile(const Module& m, const std::vector<NodeLambdaSpec>
   if (auto ok = CreateDir(dir); !ok.ok()) return ok.error();
   if (auto ok = WriteFileAtomic(ts, m.text); !ok.ok()) return ok.error();
   std::string tmp = js + TempSuffix();
-  auto run = RunTool(esbuild, {ts, "--outfile=" + tmp, "--format=cjs", "--platform=node",
-                               "--sourcemap=inline", "--sources-content=false", "--log-level=error",
-                               "--color=false"});
+  std::vector<std::string> args{ts, "--outfile=" + tmp};
+  args.insert(args.end(), flags.begin(), flags.end());
+  auto run = RunTool(esbuild, args);
   if (!run.ok()) return run.error();
   if (run->status != 0) {
     fs::remove(tmp, ec);
@@ -606,18 +616,20 @@ Result<std::string> InstallDependencies(const std::map<std::string, std::string>
     if (cached.ok() && *cached == package_json) return dir;
   }
   std::string list;
-  for (const auto& [name, version] : deps) list += fmt::format("{}{}@{}", list.empty() ? "" : " ", name, version);
+  for (const auto& [name, version] : deps)
+    list += fmt::format("{}{}@{}", list.empty() ? "" : " ", name, version);
   auto npm = FindProgram(npm_name);
   if (!npm) {
-    return Error::Env(fmt::format(
-        "npm (`{}`) is not installed; install it (e.g. apt install npm) to install the nodeDependencies {}",
-        npm_name, list));
+    return Error::Env(
+        fmt::format("npm (`{}`) is not installed; install it (e.g. apt install npm) to install the "
+                    "nodeDependencies {}",
+                    npm_name, list));
   }
   std::string tmp = dir + TempSuffix();
   if (auto ok = CreateDir(tmp); !ok.ok()) return ok.error();
   if (auto ok = WriteFileAtomic(tmp + "/package.json", package_json); !ok.ok()) return ok.error();
-  auto run = RunTool(*npm, {"install", "--prefix", tmp, "--no-audit", "--no-fund", "--no-update-notifier",
-                            "--loglevel=error"});
+  auto run = RunTool(*npm, {"install", "--prefix", tmp, "--no-audit", "--no-fund",
+                            "--no-update-notifier", "--loglevel=error"});
   if (!run.ok() || run->status != 0) {
     fs::remove_all(tmp, ec);
     if (!run.ok()) return run.error();
@@ -649,7 +661,8 @@ std::string DefaultNodeCacheDir() {
   if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && xdg[0] == '/') {
     return std::string(xdg) + "/flowctl";
   }
-  if (const char* home = std::getenv("HOME"); home && home[0]) return std::string(home) + "/.cache/flowctl";
+  if (const char* home = std::getenv("HOME"); home && home[0])
+    return std::string(home) + "/.cache/flowctl";
   return fmt::format("/tmp/flowctl-cache-{}", getuid());
 }
 
@@ -676,11 +689,13 @@ Result<std::string> FindEsbuild() {
 
 std::string NodeGlobalName(std::string_view package) {
   if (!package.empty() && package.front() == '@') {
-    if (size_t slash = package.find('/'); slash != std::string_view::npos) package.remove_prefix(slash + 1);
+    if (size_t slash = package.find('/'); slash != std::string_view::npos)
+      package.remove_prefix(slash + 1);
   }
   std::string name;
   for (char c : package) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '$';
     name += ok ? c : '_';
   }
   if (name.empty() || (name[0] >= '0' && name[0] <= '9')) name.insert(0, "_");
@@ -692,17 +707,17 @@ std::string NodeGlobalName(std::string_view package) {
 struct NodeWorker::Impl {
   std::mutex mu;
   pid_t pid = -1;
-  int socket = -1;        // our end of the protocol socket, non-blocking
-  int output = -1;        // read end of the worker's stdout+stderr pipe, non-blocking
+  int socket = -1;  // our end of the protocol socket, non-blocking
+  int output = -1;  // read end of the worker's stdout+stderr pipe, non-blocking
   std::string output_tail;
-  std::string dead;       // why the worker is gone, once it is
+  std::string dead;  // why the worker is gone, once it is
   std::vector<NodeLambdaSpec> lambdas;
   std::vector<size_t> arity;  // of each lambda's rows: 1 (source), 2 (+ register) or 3 (+ previous)
   Module module;
   rapidjson::StringBuffer sending;  // request frames; [sent, size) is not sent yet
   size_t sent = 0;
-  std::string received;   // [0, received_size) arrived and is not consumed yet
-  size_t received_size = 0;
+  std::string received;  // [received_start, received_size) arrived and is not consumed yet
+  size_t received_start = 0, received_size = 0;
 
   ~Impl() { Stop(); }
 
@@ -727,12 +742,14 @@ struct NodeWorker::Impl {
       ssize_t n = read(output, buf, sizeof buf);
       if (n > 0) {
         output_tail.append(buf, static_cast<size_t>(n));
-        if (output_tail.size() > 2 * kOutputTail) output_tail.erase(0, output_tail.size() - kOutputTail);
+        if (output_tail.size() > 2 * kOutputTail)
+          output_tail.erase(0, output_tail.size() - kOutputTail);
         continue;
       }
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && errno == EAGAIN) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
         if (!until_eof || left.count() <= 0) return;
         pollfd p{output, POLLIN, 0};
         poll(&p, 1, static_cast<int>(left.count()));
@@ -753,7 +770,8 @@ struct NodeWorker::Impl {
       int status = 0;
       auto deadline = std::chrono::steady_clock::now() + kExitWait;
       pid_t r;
-      while ((r = WaitPid(pid, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+      while ((r = WaitPid(pid, &status, WNOHANG)) == 0 &&
+             std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
       if (r == 0) {
@@ -766,8 +784,8 @@ struct NodeWorker::Impl {
       pid = -1;
     }
     DrainOutput(true);
-    std::string msg = fmt::format("the Node.js worker of the nodeJS lambdas died {} ({}{})", doing, how,
-                                  what.empty() ? "" : fmt::format("; {}", what));
+    std::string msg = fmt::format("the Node.js worker of the nodeJS lambdas died {} ({}{})", doing,
+                                  how, what.empty() ? "" : fmt::format("; {}", what));
     std::string tail = Tail(output_tail, kOutputTail);
     if (!tail.empty()) msg += fmt::format("; its last output:\n{}", tail);
     dead = msg;
@@ -777,28 +795,27 @@ struct NodeWorker::Impl {
   // The size of the complete response frame at the front of `received`, or 0 when it has
   // not fully arrived. A malformed length sets `*bad`.
   size_t FrameReady(bool* bad) const {
-    if (received_size < 5) return 0;
+    size_t have = received_size - received_start;
+    if (have < 5) return 0;
     uint32_t len;
-    std::memcpy(&len, received.data(), 4);
+    std::memcpy(&len, received.data() + received_start, 4);
     if (len == 0 || len > kMaxFrame) {
       *bad = true;
       return 0;
     }
-    return received_size >= size_t{len} + 4 ? size_t{len} + 4 : 0;
+    return have >= size_t{len} + 4 ? size_t{len} + 4 : 0;
   }
 
   // Drops the frame of `size` bytes at the front of `received`.
-  void ConsumeFrame(size_t size) {
-    std::memmove(received.data(), received.data() + size, received_size - size);
-    received_size -= size;
-  }
+  void ConsumeFrame(size_t size) { received_start += size; }
 
   // Sends what the socket takes of `sending`, receives what has arrived, and when neither
   // moved and no frame is complete, waits for the socket (and drains the worker's output).
   Result<bool> Pump(std::string_view doing) {
     bool moved = false;
     while (sent < sending.GetSize()) {
-      ssize_t n = send(socket, sending.GetString() + sent, sending.GetSize() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      ssize_t n = send(socket, sending.GetString() + sent, sending.GetSize() - sent,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
         sent += static_cast<size_t>(n);
         moved = true;
@@ -815,13 +832,22 @@ struct NodeWorker::Impl {
       sent = 0;
     }
     bool bad = false;
+    if (FrameReady(&bad) || bad) return true;
+    // What is left is the start of a frame: move it to the front of the buffer.
+    if (received_start > 0) {
+      std::memmove(received.data(), received.data() + received_start,
+                   received_size - received_start);
+      received_size -= received_start;
+      received_start = 0;
+    }
     for (;;) {
       // Room for a whole frame once its length is known, so it arrives in few reads.
       size_t want = kReadChunk;
       if (received_size >= 4) {
         uint32_t len;
         std::memcpy(&len, received.data(), 4);
-        if (len <= kMaxFrame && size_t{len} + 4 > received_size) want = std::max(want, size_t{len} + 4 - received_size);
+        if (len <= kMaxFrame && size_t{len} + 4 > received_size)
+          want = std::max(want, size_t{len} + 4 - received_size);
       }
       if (received.size() < received_size + want + 1) received.resize(received_size + want + 1);
       ssize_t n = recv(socket, received.data() + received_size, want, MSG_DONTWAIT);
@@ -835,8 +861,9 @@ struct NodeWorker::Impl {
       return Died(doing);
     }
     if (FrameReady(&bad) || bad || moved) return true;
-    pollfd fds[2] = {{socket, static_cast<short>(POLLIN | (sent < sending.GetSize() ? POLLOUT : 0)), 0},
-                     {output, POLLIN, 0}};
+    pollfd fds[2] = {
+        {socket, static_cast<short>(POLLIN | (sent < sending.GetSize() ? POLLOUT : 0)), 0},
+        {output, POLLIN, 0}};
     if (poll(fds, output >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
       return Died(doing, fmt::format("poll: {}", std::strerror(errno)));
     }
@@ -857,19 +884,21 @@ struct NodeWorker::Impl {
   // The JSON of the frame of `size` bytes at the front of `received`, NUL-terminated for
   // ParseTerminatedDocument (the byte after it, saved in `*saved`, is restored by Restore).
   std::string_view Payload(size_t size, char* saved) {
-    *saved = received[size];
-    received[size] = '\0';
-    return std::string_view(received).substr(5, size - 5);
+    char* frame = received.data() + received_start;
+    *saved = frame[size];
+    frame[size] = '\0';
+    return std::string_view(frame + 5, size - 5);
   }
-  void Restore(size_t size, char saved) { received[size] = saved; }
-  uint8_t Status() const { return static_cast<uint8_t>(received[4]); }
+  void Restore(size_t size, char saved) { received[received_start + size] = saved; }
+  uint8_t Status() const { return static_cast<uint8_t>(received[received_start + 4]); }
 
   // The error of a status 1 response (JSON `payload`) about the rows from `first_row` on.
   Error LambdaError(std::string_view payload, size_t index, size_t first_row, int* failed_row) {
     rapidjson::Document d;
     doc::ParseError pe;
     if (!doc::ParseTerminatedDocument(payload, &d, &pe, {kMaxFrame, 8}) || !d.IsObject()) {
-      return Error::Internal(fmt::format("the Node.js worker sent a malformed error: {}", Tail(payload, 500)));
+      return Error::Internal(
+          fmt::format("the Node.js worker sent a malformed error: {}", Tail(payload, 500)));
     }
     auto str = [&](const char* k) -> std::string {
       auto it = d.FindMember(k);
@@ -887,7 +916,8 @@ struct NodeWorker::Impl {
     }
     std::string kind = str("kind"), message = str("message");
     const NodeLambdaSpec& l = lambdas[index];
-    if (kind == "notArray") return Error::User(fmt::format("{} returned {}, not an array", Label(l), message));
+    if (kind == "notArray")
+      return Error::User(fmt::format("{} returned {}, not an array", Label(l), message));
     if (kind == "unserializable") {
       return Error::User(fmt::format("{} returned output that is not JSON: {}", Label(l), message));
     }
@@ -896,8 +926,9 @@ struct NodeWorker::Impl {
     if (line > 0) {
       int i = BodyOf(module, static_cast<uint32_t>(line));
       if (i >= 0) {
-        std::string pos = BodyPosition(module, lambdas, static_cast<size_t>(i), static_cast<uint32_t>(line),
-                                       static_cast<uint32_t>(std::max<int64_t>(column, 0)), true);
+        std::string pos =
+            BodyPosition(module, lambdas, static_cast<size_t>(i), static_cast<uint32_t>(line),
+                         static_cast<uint32_t>(std::max<int64_t>(column, 0)), true);
         where = static_cast<size_t>(i) == index
                     ? fmt::format(" ({})", pos)
                     : fmt::format(" (in {}: {})", Label(lambdas[static_cast<size_t>(i)]), pos);
@@ -924,9 +955,10 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
   }
   auto node = FindProgram(options.node);
   if (!node) {
-    return Error::Env(fmt::format(
-        "Node.js (`{}`) is not installed; install it (e.g. apt install nodejs) to run nodeJS lambdas",
-        options.node));
+    return Error::Env(
+        fmt::format("Node.js (`{}`) is not installed; install it (e.g. apt install nodejs) to run "
+                    "nodeJS lambdas",
+                    options.node));
   }
   std::string cache_dir = options.cache_dir.empty() ? DefaultNodeCacheDir() : options.cache_dir;
   std::string esbuild = options.esbuild;
@@ -935,9 +967,10 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
     if (!found.ok()) return found.error();
     esbuild = *found;
   } else if (!IsExecutable(esbuild)) {
-    return Error::Env(fmt::format(
-        "esbuild is not installed at {}: run scripts/setup.sh (it installs esbuild into .deps/npm-runtime)",
-        esbuild));
+    return Error::Env(
+        fmt::format("esbuild is not installed at {}: run scripts/setup.sh (it installs esbuild "
+                    "into .deps/npm-runtime)",
+                    esbuild));
   }
 
   auto impl = std::make_unique<Impl>();
@@ -1002,8 +1035,9 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
   if (const char* existing = std::getenv("NODE_PATH"); existing && existing[0]) {
     node_path = node_path.empty() ? existing : node_path + ":" + existing;
   }
-  auto pid = Spawn(*node, {"--enable-source-maps", "-e", kWorkerJs, std::string(buf.GetString(), buf.GetSize())},
-                   ChildEnv(node_path.empty() ? "" : "NODE_PATH", node_path), their_output, theirs);
+  auto pid = Spawn(
+      *node, {"--enable-source-maps", "-e", kWorkerJs, std::string(buf.GetString(), buf.GetSize())},
+      ChildEnv(node_path.empty() ? "" : "NODE_PATH", node_path), their_output, theirs);
   close(theirs);
   close(their_output);
   if (!pid.ok()) return pid.error();
@@ -1018,8 +1052,8 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
     rapidjson::Document d;
     doc::ParseError pe;
     std::string message = "unknown";
-    if (doc::ParseTerminatedDocument(payload, &d, &pe, {kMaxFrame, 8}) && d.IsObject() && d.HasMember("message") &&
-        d["message"].IsString()) {
+    if (doc::ParseTerminatedDocument(payload, &d, &pe, {kMaxFrame, 8}) && d.IsObject() &&
+        d.HasMember("message") && d["message"].IsString()) {
       message = d["message"].GetString();
     }
     return Error::User(fmt::format("the nodeJS lambdas cannot be loaded: {}", message));
@@ -1030,7 +1064,8 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
 
 class NodeLambda final : public Lambda {
  public:
-  NodeLambda(std::shared_ptr<NodeWorker> worker, size_t index) : worker_(std::move(worker)), index_(index) {}
+  NodeLambda(std::shared_ptr<NodeWorker> worker, size_t index)
+      : worker_(std::move(worker)), index_(index) {}
 
   // Rows go in chunks of at most kChunkBytes of JSON, up to kInFlight chunks ahead of the
   // responses: the worker runs one chunk while the next is written and the previous one's
@@ -1084,8 +1119,8 @@ class NodeLambda final : public Lambda {
         }
         size_t frame = w.sending.GetSize() - at;
         if (frame - 4 > kMaxFrame) {
-          failure = Error::User(fmt::format("a document for the {} is over {} MiB of JSON", Label(spec),
-                                            kMaxFrame >> 20));
+          failure = Error::User(fmt::format("a document for the {} is over {} MiB of JSON",
+                                            Label(spec), kMaxFrame >> 20));
           w.sending.Pop(frame);
           break;
         }
@@ -1115,8 +1150,8 @@ class NodeLambda final : public Lambda {
  private:
   // Takes the outputs of rows [first, first + count) from the response frame of `size`
   // bytes, or returns its error.
-  std::optional<Error> Accept(NodeWorker::Impl& w, size_t size, size_t first, size_t count, doc::Allocator& alloc,
-                              Outputs* out, int* failed_row) {
+  std::optional<Error> Accept(NodeWorker::Impl& w, size_t size, size_t first, size_t count,
+                              doc::Allocator& alloc, Outputs* out, int* failed_row) {
     const NodeLambdaSpec& spec = w.lambdas[index_];
     char saved;
     std::string_view payload = w.Payload(size, &saved);
@@ -1128,14 +1163,17 @@ class NodeLambda final : public Lambda {
       rapidjson::Document d(&alloc);
       doc::ParseError pe;
       if (!doc::ParseTerminatedDocument(payload, &d, &pe, {kMaxFrame, 256 + 2})) {
-        error = Error::User(fmt::format("{} returned output flowctl cannot accept: {}", Label(spec), pe.message));
+        error = Error::User(
+            fmt::format("{} returned output flowctl cannot accept: {}", Label(spec), pe.message));
       } else if (!d.IsArray() || d.Size() != count) {
-        error = w.Died(fmt::format("while running the {}", Label(spec)), "its response does not match the request");
+        error = w.Died(fmt::format("while running the {}", Label(spec)),
+                       "its response does not match the request");
       } else {
         for (size_t i = 0; i < count && !error; ++i) {
           doc::Value& docs = d[static_cast<rapidjson::SizeType>(i)];
           if (!docs.IsArray()) {
-            error = w.Died(fmt::format("while running the {}", Label(spec)), "its response does not match the request");
+            error = w.Died(fmt::format("while running the {}", Label(spec)),
+                           "its response does not match the request");
             break;
           }
           auto& o = (*out)[first + i];

@@ -6,15 +6,19 @@
 //
 // Protocol (fd 3 of the worker, a Unix socket; its stdout and stderr are captured, so
 // console.log in a lambda cannot corrupt it; stdin is /dev/null). Integers little-endian:
-//   request:  u32 n, u32 lambda index, n-4 bytes of JSON: an array of rows, `[source]` for
-//             update lambdas and `[source, register, previous]` for publish lambdas.
+//   request:  u32 n, u32 lambda index, n-4 bytes of JSON: an array of rows, each
+//             `[source]`, `[source, register]` or `[source, register, previous]` (update
+//             lambdas get the first; a publish lambda the shortest holding what its body
+//             names; the worker passes null for what is missing).
 //   response: u32 n, u8 status, n-1 bytes of JSON. Status 0: an array holding one array of
 //             output documents per row. Status 1: an error, {"row": i, "kind": "threw" |
 //             "notArray" | "unserializable" | "load", "message": ..., "line": l, "column": c}
 //             (line and column, 1-based, in the TypeScript module, 0 when unknown).
 //   After start, the worker sends one response: status 0 `{"node": version}` when the
 //   module and the dependencies loaded, or a status 1 error of kind "load".
-// The worker exits at end of input, so it never outlives its parent.
+// One Invoke sends its rows as requests of about 64 KiB of JSON each, a few ahead of the
+// responses, which come in order; the worker exits at the end of its input, so it never
+// outlives flowctl.
 #pragma once
 
 #include <sys/types.h>
@@ -82,6 +86,10 @@ class NodeWorker : public std::enable_shared_from_this<NodeWorker> {
   // returning something other than an array, or outputs that are not JSON (an undefined
   // element, a BigInt, a cycle) are user errors for the row; the worker dying is an
   // environment error with the end of its output, and so is every later invocation.
+  // Outputs follow JSON.stringify within documents (NaN and Infinity become null, undefined
+  // properties are dropped); numbers are JavaScript's (integers beyond 2^53 lose precision
+  // on the way in). Lambdas are synchronous, and one that never returns blocks Invoke: there
+  // is no timeout.
   std::unique_ptr<Lambda> Get(const std::string& id);
 
   // The worker's process id (tests kill it).
