@@ -95,6 +95,12 @@ check remote500 "the publish lambda failed" "HTTP 500" "boom: the lambda failed"
 catalog malformed '~' "{remote: \"http://127.0.0.1:$port/malformed\"}"
 check malformed "the publish lambda failed" "malformed"
 
+catalog throws '~' '{nodeJS: "if (source.id === 1) { throw new Error(\"no ones allowed\"); } return [source];"}'
+check throws "threw: no ones allowed"
+
+catalog notarray '~' '{nodeJS: "return {id: source.id} as any;"}'
+check notarray "not an array"
+
 catalog sqlerror '~' "{sqlite: \"SELECT json_extract('not json', '\$') AS id\"}"
 check sqlerror "the publish lambda failed" "malformed JSON"
 
