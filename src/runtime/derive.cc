@@ -74,8 +74,24 @@ struct DeriveTask::Impl {
   std::map<std::string, uint64_t> offsets;  // from the checkpoint
   std::set<std::string> known;              // source keys with a cursor
 
-  Arena register_arena{1 << 20};
-  std::unordered_map<std::string, doc::Value> registers;  // by packed shuffle key
+  // Registers by packed shuffle key, in an arena. Reductions replace values and leave the
+  // old ones behind, so the arena is compacted (live registers copied to a fresh one) when
+  // it has grown to twice its size after the last compaction.
+  std::unique_ptr<Arena> arena = std::make_unique<Arena>(1 << 20);
+  std::unordered_map<std::string, doc::Value> registers;
+  size_t compacted_size = 16 << 20;
+
+  void MaybeCompact() {
+    if (arena->Size() < 2 * compacted_size) return;
+    auto fresh = std::make_unique<Arena>(1 << 20);
+    for (auto& [key, value] : registers) {
+      doc::Value copy;
+      copy.CopyFrom(value, *fresh);
+      value = std::move(copy);
+    }
+    arena = std::move(fresh);
+    compacted_size = std::max<size_t>(arena->Size(), 16 << 20);
+  }
   rapidjson::Document initial;
 };
 
@@ -114,11 +130,12 @@ Result<bool> DeriveTask::Open() {
   if (head != committed.heads.end()) {
     JournalCursor cursor(m.store->dir(), journal);
     std::string line;
-    rapidjson::Document rec(&m.register_arena);
-    for (;;) {
+    for (uint64_t records = 1;; ++records) {
       auto n = cursor.Next(head->second, &line);
       if (!n) return n;
       if (!n.value()) break;
+      if ((records & 8191) == 0) m.MaybeCompact();  // replaced registers are garbage
+      rapidjson::Document rec(m.arena.get());
       rec.Parse(line.c_str());
       if (rec.HasParseError() || !rec.IsObject() || !rec.HasMember("k") || !rec["k"].IsArray() ||
           !rec.HasMember("r")) {
@@ -292,7 +309,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
       if (!outs.empty()) {
         if (it == m.registers.end()) {
           it = m.registers.emplace(key, doc::Value()).first;
-          it->second.CopyFrom(m.initial, m.register_arena);
+          it->second.CopyFrom(m.initial, *m.arena);
         }
         for (auto& u : outs) {
           if (d.register_validator) {
@@ -303,7 +320,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
                   schema::FormatValidationErrors(errors, u, 3, d.register_annotations.get()))));
             }
           }
-          auto r = d.register_reducer->Reduce(it->second, u, true, m.register_arena, true);
+          auto r = d.register_reducer->Reduce(it->second, u, true, *m.arena, true);
           if (!r) {
             return fail(Error::User(fmt::format("{}: cannot reduce an update output into the register: {}", where(i),
                                                 r.error().message)));
@@ -388,6 +405,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
   auto committed_now = m.store->Commit({{d.CheckpointKey(), std::string(sb.GetString(), sb.GetSize())}});
   if (!committed_now) return committed_now.error();
   for (const auto& s : m.sources) m.offsets[s->key] = s->cursor.offset();
+  m.MaybeCompact();
   stats_.read += items.size();
   ++stats_.transactions;
   return static_cast<uint64_t>(items.size());
