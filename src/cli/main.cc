@@ -13,6 +13,7 @@
 #include "catalog/source_schema.h"
 #include "cli/combine.h"
 #include "cli/ingest.h"
+#include "cli/node.h"
 #include "cli/read.h"
 #include "cli/run.h"
 #include "cli/test.h"
@@ -37,6 +38,12 @@ int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
   if (!checked) return code;
   const auto& loaded = checked->loaded;
   const catalog::Built& built = checked->built;
+  // TypeScript lambdas are transpiled and nodeDependencies installed now, so that their
+  // errors are the build's.
+  if (int node = cli::PrepareNodeLambdas(g, *checked); node != kExitOk) {
+    fmt::print(stderr, "{} was not written\n", o.catalog);
+    return node;
+  }
   auto written = catalog::WriteBuiltCatalog(o.catalog, *loaded, built);
   if (!written) {
     fmt::print(stderr, "error: {}\n", written.error().message);

@@ -12,7 +12,7 @@ runtime::NodeStarter NodeStarterFor(const CheckedCatalog& catalog) {
   return [options](const std::string& derivation, const std::vector<runtime::NodeLambda>& lambdas)
              -> Result<std::map<std::string, std::shared_ptr<lambda::Lambda>>> {
     std::vector<lambda::NodeLambdaSpec> specs;
-    for (const auto& l : lambdas) specs.push_back({l.id, l.transform, l.publish, l.body});
+    for (const auto& l : lambdas) specs.push_back({l.id, l.transform, l.publish, l.body, ""});
     auto worker = lambda::NodeWorker::Start(specs, options);
     if (!worker) {
       return Error{worker.error().code, fmt::format("derivation `{}`: {}", derivation, worker.error().message)};
@@ -21,6 +21,42 @@ runtime::NodeStarter NodeStarterFor(const CheckedCatalog& catalog) {
     for (const auto& l : lambdas) out[l.id] = worker.value()->Get(l.id);
     return out;
   };
+}
+
+int PrepareNodeLambdas(const GlobalOptions& g, const CheckedCatalog& catalog) {
+  lambda::NodeOptions options;
+  for (const auto& d : catalog.loaded->catalog.node_dependencies) options.dependencies[d.package] = d.version;
+  // One module for every lambda of the catalog: one esbuild run checks them all.
+  std::vector<lambda::NodeLambdaSpec> specs;
+  std::vector<const catalog::LambdaSpec*> where;
+  for (const auto& bd : catalog.built.derivations) {
+    for (const auto& bt : bd.transforms) {
+      const catalog::TransformSpec& t = *bt.spec;
+      for (bool publish : {false, true}) {
+        const auto& l = publish ? t.publish : t.update;
+        if (!l || l->kind != catalog::LambdaSpec::Kind::kNodeJS) continue;
+        specs.push_back({fmt::format("{}/{}/{}", bd.collection->name, t.name, publish ? "publish" : "update"), t.name,
+                         publish, l->body, bd.collection->name});
+        where.push_back(&*l);
+      }
+    }
+  }
+  if (specs.empty()) return kExitOk;
+  auto prepared = lambda::PrepareNodeLambdas(specs, options);
+  if (prepared) return kExitOk;
+  const Error& e = prepared.error();
+  // Place the error at the lambda it names, else at the root source.
+  std::string head;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    std::string label = fmt::format("transform `{}` of derivation `{}` ({})", specs[i].transform,
+                                    specs[i].derivation, specs[i].publish ? "publish" : "update");
+    if (e.message.find(label) != std::string::npos) {
+      const auto& w = where[i]->where;
+      head = fmt::format("{}:{}:{}: ", w.file, w.mark.line, w.mark.col);
+    }
+  }
+  fmt::print(stderr, "{}{}: {}\n", head, UseColor(g) ? "\033[31merror\033[0m" : "error", e.message);
+  return e.ExitCode();
 }
 
 }  // namespace flow::cli

@@ -363,7 +363,8 @@ std::string Tail(std::string_view s, size_t max) {
 }
 
 std::string Label(const NodeLambdaSpec& l) {
-  return fmt::format("lambda of transform `{}` ({})", l.transform,
+  return fmt::format("lambda of transform `{}`{} ({})", l.transform,
+                     l.derivation.empty() ? "" : fmt::format(" of derivation `{}`", l.derivation),
                      l.publish ? "publish" : "update");
 }
 
@@ -944,6 +945,36 @@ NodeWorker::~NodeWorker() = default;
 
 pid_t NodeWorker::pid() const { return impl_->pid; }
 
+namespace {
+
+// The esbuild binary of `options` (or found), or an environment error.
+Result<std::string> EsbuildOf(const NodeOptions& options) {
+  if (options.esbuild.empty()) return FindEsbuild();
+  if (!IsExecutable(options.esbuild)) {
+    return Error::Env(
+        fmt::format("esbuild is not installed at {}: run scripts/setup.sh (it installs esbuild "
+                    "into .deps/npm-runtime)",
+                    options.esbuild));
+  }
+  return options.esbuild;
+}
+
+}  // namespace
+
+Result<bool> PrepareNodeLambdas(const std::vector<NodeLambdaSpec>& lambdas, const NodeOptions& options) {
+  auto esbuild = EsbuildOf(options);
+  if (!esbuild.ok()) return esbuild.error();
+  std::string cache_dir = options.cache_dir.empty() ? DefaultNodeCacheDir() : options.cache_dir;
+  std::string ts_name;
+  auto js = Transpile(Generate(lambdas), lambdas, *esbuild, cache_dir, &ts_name);
+  if (!js.ok()) return js.error();
+  if (!options.dependencies.empty()) {
+    auto dir = InstallDependencies(options.dependencies, options.npm, cache_dir);
+    if (!dir.ok()) return dir.error();
+  }
+  return true;
+}
+
 Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLambdaSpec>& lambdas,
                                                       const NodeOptions& options) {
   for (size_t i = 0; i < lambdas.size(); ++i) {
@@ -961,17 +992,9 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
                     options.node));
   }
   std::string cache_dir = options.cache_dir.empty() ? DefaultNodeCacheDir() : options.cache_dir;
-  std::string esbuild = options.esbuild;
-  if (esbuild.empty()) {
-    auto found = FindEsbuild();
-    if (!found.ok()) return found.error();
-    esbuild = *found;
-  } else if (!IsExecutable(esbuild)) {
-    return Error::Env(
-        fmt::format("esbuild is not installed at {}: run scripts/setup.sh (it installs esbuild "
-                    "into .deps/npm-runtime)",
-                    esbuild));
-  }
+  auto found = EsbuildOf(options);
+  if (!found.ok()) return found.error();
+  std::string esbuild = *found;
 
   auto impl = std::make_unique<Impl>();
   impl->lambdas = lambdas;

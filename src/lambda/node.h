@@ -39,6 +39,7 @@ struct NodeLambdaSpec {
   std::string transform;  // the transform's name, for messages
   bool publish = false;   // a publish lambda (source, register, previous) or an update (source)
   std::string body;       // the TypeScript function body
+  std::string derivation;  // for messages when one module holds several derivations' lambdas
 };
 
 struct NodeOptions {
@@ -69,6 +70,11 @@ Result<std::string> FindEsbuild();
 // `@scope/x-y` -> `x_y`. A name that is already a global (`process`, `crypto`, ... or that of
 // an earlier dependency) is not redefined; `require` reaches every dependency.
 std::string NodeGlobalName(std::string_view package);
+
+// Transpiles the module of `lambdas` and installs `options.dependencies` (both cached, as
+// Start does) without starting Node.js: what `flowctl build` does so that TypeScript errors
+// and unavailable packages are reported when the catalog is built. Errors as Start's.
+Result<bool> PrepareNodeLambdas(const std::vector<NodeLambdaSpec>& lambdas, const NodeOptions& options);
 
 class NodeWorker : public std::enable_shared_from_this<NodeWorker> {
  public:

@@ -64,10 +64,10 @@ NodeOptions Options() {
 }
 
 NodeLambdaSpec Publish(std::string transform, std::string body) {
-  return {transform + "/publish", transform, true, std::move(body)};
+  return {transform + "/publish", transform, true, std::move(body), ""};
 }
 NodeLambdaSpec Update(std::string transform, std::string body) {
-  return {transform + "/update", transform, false, std::move(body)};
+  return {transform + "/update", transform, false, std::move(body), ""};
 }
 
 std::shared_ptr<NodeWorker> MustStart(const std::vector<NodeLambdaSpec>& lambdas,
