@@ -121,4 +121,23 @@ std::shared_ptr<const runtime::Collection> LoadCollection(const GlobalOptions& g
   return compiled.value();
 }
 
+std::optional<OwnedDataDir> OpenDataDir(const std::string& dir, int* exit_code) {
+  OwnedDataDir out;
+  auto lock = store::DataDirLock::Acquire(dir);
+  if (!lock) {
+    fmt::print(stderr, "error: {}\n", lock.error().message);
+    *exit_code = lock.error().ExitCode();
+    return std::nullopt;
+  }
+  out.lock = std::move(lock.value());
+  auto store = store::Store::Open(dir);
+  if (!store) {
+    fmt::print(stderr, "error: {}\n", store.error().message);
+    *exit_code = store.error().ExitCode();
+    return std::nullopt;
+  }
+  out.store = std::move(store.value());
+  return out;
+}
+
 }  // namespace flow::cli

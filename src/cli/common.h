@@ -10,6 +10,8 @@
 #include "catalog/check.h"
 #include "catalog/loader.h"
 #include "runtime/collection.h"
+#include "store/journal.h"
+#include "store/lock.h"
 
 namespace flow::cli {
 
@@ -60,5 +62,15 @@ std::optional<uint64_t> ParseBudget(const std::string& text);
 std::shared_ptr<const runtime::Collection> LoadCollection(const GlobalOptions& g, const CatalogOptions& o,
                                                           const std::string& name,
                                                           std::optional<store::Codec> codec, int* exit_code);
+
+// A data directory owned by this process: its lock and its recovered store.
+struct OwnedDataDir {
+  std::unique_ptr<store::DataDirLock> lock;
+  std::unique_ptr<store::Store> store;
+};
+
+// Takes `dir`'s lock and opens (recovering) its store. On failure prints the error and
+// returns nullopt with `*exit_code` set.
+std::optional<OwnedDataDir> OpenDataDir(const std::string& dir, int* exit_code);
 
 }  // namespace flow::cli

@@ -101,22 +101,15 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
     fmt::print(stderr, "error: {}\n", input.error().message);
     return kExitUserError;
   }
-  auto lock = store::DataDirLock::Acquire(o.data_dir);
-  if (!lock) {
-    fmt::print(stderr, "error: {}\n", lock.error().message);
-    return lock.error().ExitCode();
-  }
-  auto store = store::Store::Open(o.data_dir);
-  if (!store) {
-    fmt::print(stderr, "error: {}\n", store.error().message);
-    return store.error().ExitCode();
-  }
+  auto data = OpenDataDir(o.data_dir, &code);
+  if (!data) return code;
+  store::Store* store = data->store.get();
 
   runtime::Stamper stamper;
   reduce::CombinerOptions copts;
   copts.memory_budget = *budget;
   copts.spill_dir = o.spill_dir;
-  runtime::IngestTransaction txn(store->get(), &stamper, copts);
+  runtime::IngestTransaction txn(store, &stamper, copts);
   const std::string& name = input->name();
   // "...; nothing was written", or "... Nothing was written." after a full sentence.
   auto nothing = [](std::string_view message) {
@@ -202,7 +195,7 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   if (!heads) return fail(name, heads.error());
   PrintOffsets(heads.value());
   // A clean shutdown persists the spools as lake fragments (SPEC 3.3).
-  auto persisted = store.value()->PersistAll();
+  auto persisted = store->PersistAll();
   if (!persisted) {
     fmt::print(stderr,
                "error: {}; the transaction is committed, and its fragments will be written by the next "
@@ -212,7 +205,7 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto& st = txn.stats();
-  const auto& ss = store.value()->stats();
+  const auto& ss = store->stats();
   fmt::print(stderr, "ingested {} document{} ({} after combining by key) into `{}`: {} journal{}, {:.1f} MB read, "
              "{} fragment{} ({:.1f} MB) in {:.2f} s\n",
              st.documents, st.documents == 1 ? "" : "s", st.combined, collection->name, heads->size(),

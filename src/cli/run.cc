@@ -36,16 +36,9 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
     fmt::print(stderr, "error: {}\n", plan.error().message);
     return plan.error().ExitCode();
   }
-  auto lock = store::DataDirLock::Acquire(o.data_dir);
-  if (!lock) {
-    fmt::print(stderr, "error: {}\n", lock.error().message);
-    return lock.error().ExitCode();
-  }
-  auto store = store::Store::Open(o.data_dir);
-  if (!store) {
-    fmt::print(stderr, "error: {}\n", store.error().message);
-    return store.error().ExitCode();
-  }
+  auto data = OpenDataDir(o.data_dir, &code);
+  if (!data) return code;
+  store::Store* store = data->store.get();
   runtime::Stamper stamper;
   struct Task {
     std::unique_ptr<runtime::DeriveTask> task;
@@ -53,7 +46,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   };
   std::vector<Task> tasks;
   for (const auto& d : plan->derivations) {
-    tasks.push_back({std::make_unique<runtime::DeriveTask>(d, store->get(), &stamper, NowNanos), false});
+    tasks.push_back({std::make_unique<runtime::DeriveTask>(d, store, &stamper, NowNanos), false});
     auto opened = tasks.back().task->Open();
     if (!opened) {
       fmt::print(stderr, "error: derivation `{}`: {}\n", d->collection->name, opened.error().message);
@@ -95,7 +88,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
       progress_shown = true;
     }
     if (progress) continue;
-    auto persisted = store->get()->PersistDue(std::time(nullptr));
+    auto persisted = store->PersistDue(std::time(nullptr));
     if (!persisted) {
       fmt::print(stderr, "error: {}\n", persisted.error().message);
       return persisted.error().ExitCode();
@@ -104,7 +97,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
     ::usleep(50 * 1000);
   }
   if (progress_shown) fmt::print(stderr, "\r\033[K");
-  auto persisted = store->get()->PersistAll();
+  auto persisted = store->PersistAll();
   if (!persisted) {
     fmt::print(stderr, "error: {}\n", persisted.error().message);
     return persisted.error().ExitCode();

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
+#include "lambda_harness.h"
 #include "doc/parse.h"
 #include "doc/value.h"
 #include "lambda/lambda.h"
@@ -34,6 +35,8 @@ using lambda::Row;
 namespace fs = std::filesystem;
 
 namespace {
+using lambda::testing::Harness;
+using lambda::testing::Json;
 
 // A cache directory for this process's tests, removed at exit.
 struct TempCache {
@@ -83,28 +86,6 @@ Error StartError(const std::vector<NodeLambdaSpec>& lambdas, const NodeOptions& 
   return w.error();
 }
 
-// Owns parsed inputs and the allocator of outputs for one test.
-struct Harness {
-  std::deque<rapidjson::Document> docs;
-  rapidjson::Document out_doc;
-
-  const doc::Value* Parse(const std::string& json) {
-    auto& d = docs.emplace_back();
-    doc::ParseError error;
-    REQUIRE_MESSAGE(doc::ParseDocument(json, &d, &error), error.message);
-    return &d;
-  }
-  Row Source(const std::string& source) { return Row{Parse(source), nullptr, nullptr}; }
-  Row Full(const std::string& source, const std::string& reg, const std::string& previous) {
-    return Row{Parse(source), Parse(reg), Parse(previous)};
-  }
-};
-
-std::string Json(const doc::Value& v) {
-  std::string out;
-  doc::AppendJson(v, &out);
-  return out;
-}
 
 // Each row's outputs as a JSON array of documents.
 std::vector<std::string> Run(lambda::Lambda& l, Harness& h, const std::vector<Row>& rows) {
@@ -204,7 +185,7 @@ return [{ id, kind: Kind.B, totals, n: (register as number) + 1, pair: twice<num
     REQUIRE(l);
     auto texts =
         Run(*l, h,
-            {h.Full(R"({"id":"o1","lines":[{"sku":"x","qty":2,"price":1.5},{"sku":"y","qty":0},)"
+            {h.Publish(R"({"id":"o1","lines":[{"sku":"x","qty":2,"price":1.5},{"sku":"y","qty":0},)"
                     R"({"sku":"z","qty":3}]})",
                     "41", "40")});
     CHECK(texts[0] ==
@@ -228,23 +209,23 @@ TEST_CASE("lambda: node update and publish arguments") {
   CHECK(w->Get("t/nope") == nullptr);
 
   // Update lambdas see the source only; register and previous are null.
-  auto u = Run(*update, h, {h.Full(R"({"a":1})", "5", "4"), h.Source(R"("s")")});
+  auto u = Run(*update, h, {h.Publish(R"({"a":1})", "5", "4"), h.Source(R"("s")")});
   CHECK(u[0] == R"([{"source":{"a":1},"register":null,"previous":null}])");
   CHECK(u[1] == R"([{"source":"s","register":null,"previous":null}])");
 
   // Publish lambdas see all three, in that order; an absent document is null.
   auto p = Run(
       *publish, h,
-      {h.Full(R"({"a":1})", R"({"sum":5})", R"({"sum":4})"), Row{h.Parse("2"), nullptr, nullptr}});
+      {h.Publish(R"({"a":1})", R"({"sum":5})", R"({"sum":4})"), Row{h.Parse("2"), nullptr, nullptr}});
   CHECK(p[0] == R"([{"source":{"a":1},"register":{"sum":5},"previous":{"sum":4}}])");
   CHECK(p[1] == R"([{"source":2,"register":null,"previous":null}])");
 
   // A body naming only `previous` (or only `register`) sees it all the same.
   auto w2 = MustStart({Publish("p", "return [previous];"), Publish("r", "return [register];"),
                        Publish("n", "return [typeof register, typeof previous];")});
-  CHECK(Run(*w2->Get("p/publish"), h, {h.Full("1", "2", "3")})[0] == "[3]");
-  CHECK(Run(*w2->Get("r/publish"), h, {h.Full("1", "2", "3")})[0] == "[2]");
-  CHECK(Run(*w2->Get("n/publish"), h, {h.Full("1", "{}", "[]")})[0] == R"(["object","object"])");
+  CHECK(Run(*w2->Get("p/publish"), h, {h.Publish("1", "2", "3")})[0] == "[3]");
+  CHECK(Run(*w2->Get("r/publish"), h, {h.Publish("1", "2", "3")})[0] == "[2]");
+  CHECK(Run(*w2->Get("n/publish"), h, {h.Publish("1", "{}", "[]")})[0] == R"(["object","object"])");
 
   // An empty batch does not reach the worker.
   lambda::Outputs out(1);
@@ -268,7 +249,7 @@ TEST_CASE("lambda: node several lambdas in one worker") {
     for (int round = 0; round < 3; ++round) {
       CHECK(Run(*a, h, {h.Source(R"({"x":3})")})[0] == "[6]");
       CHECK(Run(*c, h, {h.Source("{}")})[0] == "[]");
-      CHECK(Run(*b, h, {h.Full(R"({"x":1})", "[1]", "[]")})[0] == R"([{"x":1,"reg":[1]}])");
+      CHECK(Run(*b, h, {h.Publish(R"({"x":1})", "[1]", "[]")})[0] == R"([{"x":1,"reg":[1]}])");
     }
     // A lambda keeps its worker alive after the worker's owner let go.
     w.reset();
@@ -291,7 +272,7 @@ return out;
   for (int batch : {1, 4096, 10000}) {
     std::vector<Row> rows;
     for (int i = 0; i < batch; ++i) {
-      rows.push_back(h.Full(fmt::format(R"({{"i":{},"s":"é→😀 \"q\" {}","f":{}.25}})", i, i, i),
+      rows.push_back(h.Publish(fmt::format(R"({{"i":{},"s":"é→😀 \"q\" {}","f":{}.25}})", i, i, i),
                             fmt::format("{}", -i), "null"));
     }
     auto texts = Run(*l, h, rows);
@@ -344,8 +325,8 @@ TEST_CASE("lambda: node throwing is a user error naming the transform, row and l
   auto l = w->Get("orders/publish");
   auto f = RunError(
       *l, h,
-      {h.Full(R"({"total":1})", "null", "null"), h.Full(R"({"total":2})", "null", "null"),
-       h.Full(R"({"total":-3})", "null", "null"), h.Full(R"({"total":4})", "null", "null")});
+      {h.Publish(R"({"total":1})", "null", "null"), h.Publish(R"({"total":2})", "null", "null"),
+       h.Publish(R"({"total":-3})", "null", "null"), h.Publish(R"({"total":4})", "null", "null")});
   CHECK(f.error.code == Error::Code::kUser);
   CHECK(f.row == 2);
   CHECK(f.error.message ==
@@ -353,19 +334,19 @@ TEST_CASE("lambda: node throwing is a user error naming the transform, row and l
         "its body: "
         "`throw new Error(`negative total ${total}`);`)");
 
-  auto d = RunError(*w->Get("deref/publish"), h, {h.Full("{}", "null", "null")});
+  auto d = RunError(*w->Get("deref/publish"), h, {h.Publish("{}", "null", "null")});
   CHECK(d.row == 0);
   CHECK(
       Contains(d.error.message,
                "lambda of transform `deref` (publish) threw: TypeError: Cannot read properties of "
                "undefined (reading 'b') (at line 1,"));
 
-  auto s = RunError(*w->Get("strings/publish"), h, {h.Full("{}", "null", "null")});
+  auto s = RunError(*w->Get("strings/publish"), h, {h.Publish("{}", "null", "null")});
   // A thrown string has no stack: no position.
   CHECK(s.error.message == "lambda of transform `strings` (publish) threw: plain string");
 
   // The worker goes on.
-  CHECK(Run(*l, h, {h.Full(R"({"total":5})", "null", "null")})[0] == R"([{"total":5}])");
+  CHECK(Run(*l, h, {h.Publish(R"({"total":5})", "null", "null")})[0] == R"([{"total":5}])");
 }
 
 TEST_CASE("lambda: node returning something other than an array") {
@@ -386,7 +367,7 @@ return [];
   auto check = [&](const std::string& kind, const std::string& returned) {
     auto f = RunError(
         *l, h,
-        {h.Full(R"({"kind":"ok"})", "1", "1"), h.Full(R"({"kind":")" + kind + R"("})", "1", "1")});
+        {h.Publish(R"({"kind":"ok"})", "1", "1"), h.Publish(R"({"kind":")" + kind + R"("})", "1", "1")});
     CHECK(f.error.code == Error::Code::kUser);
     CHECK(f.row == 1);
     CHECK(f.error.message ==

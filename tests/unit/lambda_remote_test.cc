@@ -21,6 +21,7 @@
 
 #include <rapidjson/document.h>
 
+#include "lambda_harness.h"
 #include "doc/parse.h"
 #include "doc/value.h"
 #include "lambda/lambda.h"
@@ -30,6 +31,8 @@ using namespace flow;
 using lambda::Row;
 
 namespace {
+using lambda::testing::Harness;
+using lambda::testing::Json;
 
 const char* const kServerScript = FLOWCTL_SOURCE_DIR "/tests/unit/testdata_lambda/remote_server.js";
 
@@ -129,23 +132,6 @@ class RefusingPort {
   int port_ = 0;
 };
 
-struct Harness {
-  std::deque<rapidjson::Document> docs;
-  rapidjson::Document out_doc;
-
-  const doc::Value* Parse(const std::string& json) {
-    auto& d = docs.emplace_back();
-    doc::ParseError error;
-    REQUIRE_MESSAGE(doc::ParseDocument(json, &d, &error), error.message);
-    return &d;
-  }
-};
-
-std::string Json(const doc::Value& v) {
-  std::string out;
-  doc::AppendJson(v, &out);
-  return out;
-}
 
 std::string Texts(const std::vector<doc::Value>& docs) {
   std::string t = "[";

@@ -9,6 +9,7 @@
 
 #include <rapidjson/document.h>
 
+#include "lambda_harness.h"
 #include "doc/parse.h"
 #include "doc/pointer.h"
 #include "doc/value.h"
@@ -20,6 +21,8 @@ using lambda::Row;
 using lambda::SourceField;
 
 namespace {
+using lambda::testing::Harness;
+using lambda::testing::Json;
 
 SourceField Field(std::string name, const std::string& ptr) {
   std::string why;
@@ -28,29 +31,6 @@ SourceField Field(std::string name, const std::string& ptr) {
   return {std::move(name), *p};
 }
 
-// Owns parsed inputs and the allocator of outputs for one test.
-struct Harness {
-  std::deque<rapidjson::Document> docs;
-  rapidjson::Document out_doc;
-
-  const doc::Value* Parse(const std::string& json) {
-    auto& d = docs.emplace_back();
-    doc::ParseError error;
-    REQUIRE_MESSAGE(doc::ParseDocument(json, &d, &error), error.message);
-    return &d;
-  }
-
-  Row Source(const std::string& source) { return Row{Parse(source), nullptr, nullptr}; }
-  Row Publish(const std::string& source, const std::string& reg, const std::string& previous) {
-    return Row{Parse(source), Parse(reg), Parse(previous)};
-  }
-};
-
-std::string Json(const doc::Value& v) {
-  std::string out;
-  doc::AppendJson(v, &out);
-  return out;
-}
 
 // The outputs of each row as a JSON array of documents.
 std::vector<std::string> Texts(const lambda::Outputs& out) {
