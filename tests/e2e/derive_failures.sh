@@ -101,6 +101,13 @@ check throws "threw: no ones allowed"
 catalog notarray '~' '{nodeJS: "return {id: source.id} as any;"}'
 check notarray "not an array"
 
+# Node.js missing: an environment error (exit 3) naming what to install, from test and run.
+catalog nonode '~' '{nodeJS: "return [source];"}'
+expect_status 3 env PATH=/nonexistent "$FLOWCTL" test --source nonode/flow.yaml
+expect_err "Node.js (\`node\`) is not installed"
+expect_status 3 env PATH=/nonexistent "$FLOWCTL" run --until-idle --source nonode/flow.yaml --data-dir nonode/data
+expect_err "Node.js (\`node\`) is not installed"
+
 catalog sqlerror '~' "{sqlite: \"SELECT json_extract('not json', '\$') AS id\"}"
 check sqlerror "the publish lambda failed" "malformed JSON"
 
