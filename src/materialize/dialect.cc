@@ -1,0 +1,138 @@
+#include "materialize/dialect.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace flow::materialize {
+namespace {
+
+// schema::Types bits (materialize does not depend on schema for five constants).
+constexpr uint8_t kNull = 1, kBoolean = 2, kInteger = 4, kNumber = 8, kString = 16;
+
+std::string Upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The spelling a database reports for a type we declare.
+std::string Canonical(Dialect dialect, std::string type) {
+  type = Upper(type);
+  if (dialect == Dialect::kPostgres) {
+    if (type == "BIGINT" || type == "INT8") return "BIGINT";
+    if (type == "DOUBLE PRECISION" || type == "FLOAT8") return "DOUBLE PRECISION";
+    if (type == "BOOLEAN" || type == "BOOL") return "BOOLEAN";
+    if (type.rfind("CHARACTER VARYING", 0) == 0) return "VARCHAR" + type.substr(17);
+  }
+  return type;
+}
+
+}  // namespace
+
+bool Column::NotNull() const { return key || document || (must_exist && !(types & kNull)); }
+
+std::vector<const Column*> Table::KeyColumns() const {
+  std::vector<const Column*> out;
+  for (const auto& c : columns) {
+    if (c.key) out.push_back(&c);
+  }
+  return out;
+}
+
+std::string QuoteIdentifier(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+std::string ColumnType(Dialect dialect, const Column& column) {
+  bool pg = dialect == Dialect::kPostgres;
+  if (column.document) return pg ? "JSON" : "TEXT";
+  uint8_t t = column.types & static_cast<uint8_t>(~kNull);
+  if (t == kInteger) return pg ? "BIGINT" : "INTEGER";
+  if (t == kNumber || t == (kInteger | kNumber)) return pg ? "DOUBLE PRECISION" : "REAL";
+  if (t == kBoolean) return "BOOLEAN";
+  if (t == kString) {
+    if (pg && column.max_length) return fmt::format("VARCHAR({})", *column.max_length);
+    return "TEXT";
+  }
+  return pg ? "JSON" : "TEXT";  // objects, arrays, or several types
+}
+
+std::string CreateTableSql(Dialect dialect, const Table& table) {
+  std::string sql = fmt::format("CREATE TABLE IF NOT EXISTS {} (\n", QuoteIdentifier(table.name));
+  for (size_t i = 0; i < table.columns.size(); ++i) {
+    const Column& c = table.columns[i];
+    sql += fmt::format("  {} {}{}", QuoteIdentifier(c.field), ColumnType(dialect, c), c.NotNull() ? " NOT NULL" : "");
+    if (i + 1 < table.columns.size() || !table.delta_updates) sql += ",";
+    sql += "\n";
+  }
+  if (!table.delta_updates) {
+    std::vector<std::string> keys;
+    for (const Column* k : table.KeyColumns()) keys.push_back(QuoteIdentifier(k->field));
+    sql += fmt::format("  PRIMARY KEY ({})\n", fmt::join(keys, ", "));
+  }
+  sql += ");";
+  return sql;
+}
+
+std::string CreateCheckpointsSql(Dialect dialect) {
+  return fmt::format(
+      "CREATE TABLE IF NOT EXISTS flow_checkpoints (\n"
+      "  materialization TEXT NOT NULL PRIMARY KEY,\n"
+      "  fence BIGINT NOT NULL,\n"
+      "  checkpoint {} NOT NULL\n"
+      ");",
+      dialect == Dialect::kPostgres ? "TEXT" : "TEXT");
+}
+
+std::vector<std::string> DiffTable(Dialect dialect, const Table& table, const std::vector<ExistingColumn>& existing) {
+  std::vector<std::string> diffs;
+  for (const auto& c : table.columns) {
+    auto e = std::find_if(existing.begin(), existing.end(), [&](const ExistingColumn& x) { return x.name == c.field; });
+    if (e == existing.end()) {
+      diffs.push_back(fmt::format("missing column {}", QuoteIdentifier(c.field)));
+      continue;
+    }
+    std::string want = Canonical(dialect, ColumnType(dialect, c));
+    std::string have = Canonical(dialect, e->type);
+    if (have != want) diffs.push_back(fmt::format("column {} is {}, expected {}", QuoteIdentifier(c.field), e->type, want));
+    // A primary-key column is NOT NULL whether declared so or not (SQLite reports it as is).
+    bool not_null = e->not_null || (dialect == Dialect::kPostgres && e->key_position > 0);
+    if (c.NotNull() && !not_null && !(c.key && e->key_position > 0)) {
+      diffs.push_back(fmt::format("column {} may be NULL, expected NOT NULL", QuoteIdentifier(c.field)));
+    } else if (!c.NotNull() && e->not_null) {
+      diffs.push_back(fmt::format("column {} is NOT NULL, expected nullable", QuoteIdentifier(c.field)));
+    }
+  }
+  for (const auto& e : existing) {
+    bool known = std::any_of(table.columns.begin(), table.columns.end(), [&](const Column& c) { return c.field == e.name; });
+    if (!known) diffs.push_back(fmt::format("unexpected column {}", QuoteIdentifier(e.name)));
+  }
+  std::vector<std::string> want_key, have_key;
+  if (!table.delta_updates) {
+    for (const Column* k : table.KeyColumns()) want_key.push_back(k->field);
+  }
+  std::vector<const ExistingColumn*> keyed;
+  for (const auto& e : existing) {
+    if (e.key_position > 0) keyed.push_back(&e);
+  }
+  std::sort(keyed.begin(), keyed.end(), [](const auto* a, const auto* b) { return a->key_position < b->key_position; });
+  for (const auto* e : keyed) have_key.push_back(e->name);
+  if (have_key != want_key) {
+    auto list = [](const std::vector<std::string>& v) {
+      std::vector<std::string> q;
+      for (const auto& n : v) q.push_back(QuoteIdentifier(n));
+      return q.empty() ? std::string("none") : fmt::format("({})", fmt::join(q, ", "));
+    };
+    diffs.push_back(fmt::format("the primary key is {}, expected {}", list(have_key), list(want_key)));
+  }
+  return diffs;
+}
+
+}  // namespace flow::materialize

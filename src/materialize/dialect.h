@@ -1,0 +1,47 @@
+// SQL dialects of materialization targets (SPEC 5): identifier quoting, column types and
+// the DDL of tables and of `flow_checkpoints`. Pure functions of the table spec: no
+// connection, so they are what `flowctl materialize --dry-run` prints and what the drivers
+// execute and compare existing tables against.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "materialize/table.h"
+
+namespace flow::materialize {
+
+enum class Dialect { kSqlite, kPostgres };
+
+// "table", "end station id" → `"end station id"`: always double-quoted, `"` doubled, so
+// any name is safe and keeps its case.
+std::string QuoteIdentifier(std::string_view name);
+
+// The SQL type of a column, without NOT NULL: integer → BIGINT (SQLite INTEGER), number →
+// DOUBLE PRECISION (REAL), boolean → BOOLEAN, string → TEXT (PostgreSQL VARCHAR(n) with a
+// known maxLength), object/array or several types → JSON (SQLite TEXT).
+std::string ColumnType(Dialect dialect, const Column& column);
+
+// CREATE TABLE IF NOT EXISTS with every column (NOT NULL where Column::NotNull), and the
+// PRIMARY KEY of the key columns in key order unless delta updates.
+std::string CreateTableSql(Dialect dialect, const Table& table);
+
+// The checkpoints table: one row per materialization, with its fence and checkpoint.
+std::string CreateCheckpointsSql(Dialect dialect);
+
+// A column of an existing table, as the database describes it.
+struct ExistingColumn {
+  std::string name;
+  std::string type;  // as declared, e.g. "BIGINT", "character varying(32)"
+  bool not_null = false;
+  int key_position = 0;  // 1-based position in the primary key; 0 when not in it
+};
+
+// The differences between an existing table and `table`, one line each ("column `x` is
+// TEXT, expected BIGINT"; "missing column `y`"; "unexpected column `z`"; "the primary key
+// is (a), expected (a, b)"). Empty when they match. Types compare by the dialect's
+// spellings (e.g. PostgreSQL reports "character varying(32)" for VARCHAR(32)).
+std::vector<std::string> DiffTable(Dialect dialect, const Table& table, const std::vector<ExistingColumn>& existing);
+
+}  // namespace flow::materialize

@@ -1,0 +1,47 @@
+// A materialization target's driver (SPEC 5): one connection, the fence of one
+// materialization, and its tables. A transaction loads the stored documents of the keys it
+// touches (one read per key), then stores the reduced rows and the checkpoint together in
+// one database transaction, guarded by the fence. Used by one thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "doc/value.h"
+#include "materialize/dialect.h"
+#include "materialize/table.h"
+
+namespace flow::materialize {
+
+class Driver {
+ public:
+  virtual ~Driver() = default;
+
+  // Creates the checkpoints table and the missing tables; checks that existing tables have
+  // the expected shape (a user error showing the expected DDL and the differences; nothing
+  // is dropped); then increments the materialization's fence and returns its stored
+  // checkpoint ("" when it has none yet). Environment errors for an unreachable database.
+  virtual Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables) = 0;
+
+  // Loads the stored `flow_document` of each key of binding `table` that has one, calling
+  // `found(i, json)` with the index into `keys` (each key: its values in key order).
+  virtual Result<bool> Load(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
+                            const std::function<void(size_t, std::string_view)>& found) = 0;
+
+  // One row: the document the table's columns are projected from.
+  struct Row {
+    size_t table;
+    const doc::Value* document;
+  };
+  // In one database transaction: inserts or replaces every row (appends, for delta
+  // updates), and sets the checkpoint where the fence is still ours. A fence that moved (a
+  // newer instance took over) is an environment error saying so, and nothing is written.
+  virtual Result<bool> Store(const std::vector<Row>& rows, const std::string& checkpoint) = 0;
+
+  virtual Dialect dialect() const = 0;
+};
+
+}  // namespace flow::materialize
