@@ -31,7 +31,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   int code = 0;
   auto checked = LoadAndCheck(g, o.catalog, "; nothing was run", &code);
   if (!checked) return code;
-  auto plan = runtime::CompilePlan(checked->built, NodeStarterFor(*checked));
+  auto plan = runtime::CompilePlan(checked->loaded->catalog, checked->built, NodeStarterFor(*checked));
   if (!plan) {
     fmt::print(stderr, "error: {}\n", plan.error().message);
     return plan.error().ExitCode();
@@ -53,6 +53,30 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
       return opened.error().ExitCode();
     }
   }
+  // Materializations. A target that fails with an environment error (unreachable, locked,
+  // fenced off) is retried with backoff: its task is reopened, so it resumes from the
+  // checkpoint stored in the target and never skips or repeats data.
+  struct Target {
+    std::shared_ptr<const runtime::Materialization> spec;
+    std::unique_ptr<runtime::MaterializeTask> task;
+    bool halted = false;
+    int failures = 0;
+    std::chrono::steady_clock::time_point retry_at{};
+    runtime::MaterializeStats done;  // of tasks dropped before
+  };
+  std::vector<Target> targets;
+  for (const auto& m : plan->materializations) targets.push_back({m, nullptr, false, 0, {}, {}});
+  constexpr int kMaxFailuresUntilIdle = 4;
+  auto open_target = [&](Target& t) -> Result<bool> {
+    auto driver = runtime::ConnectTarget(*t.spec);
+    if (!driver) return driver.error();
+    auto task = std::make_unique<runtime::MaterializeTask>(t.spec, store, std::move(driver.value()));
+    auto opened = task->Open();
+    if (!opened) return opened.error();
+    t.task = std::move(task);
+    return true;
+  };
+
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   bool progress_shown = false, terminal = ::isatty(STDERR_FILENO);
@@ -75,6 +99,50 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
         continue;
       }
       progress = progress || n.value() > 0;
+    }
+    bool retrying = false;
+    for (auto& t : targets) {
+      if (t.halted) continue;
+      auto now_steady = std::chrono::steady_clock::now();
+      if (!t.task && now_steady < t.retry_at) {
+        retrying = true;
+        continue;
+      }
+      Result<uint64_t> n = uint64_t{0};
+      if (!t.task) {
+        auto o = open_target(t);
+        if (!o) n = o.error();
+      }
+      if (n && t.task) n = t.task->Step();
+      if (n) {
+        t.failures = 0;
+        progress = progress || n.value() > 0;
+        continue;
+      }
+      if (progress_shown) fmt::print(stderr, "\r\033[K");
+      if (t.task) {
+        const auto& st = t.task->stats();
+        t.done.read += st.read;
+        t.done.stored += st.stored;
+        t.done.transactions += st.transactions;
+      }
+      t.task.reset();
+      if (n.error().code != Error::Code::kEnvironment || (o.until_idle && ++t.failures >= kMaxFailuresUntilIdle)) {
+        t.halted = true;
+        fmt::print(stderr, "error: materialization `{}`: {}\n", t.spec->name, n.error().message);
+        exit_code = std::max(exit_code, n.error().ExitCode());
+        continue;
+      }
+      if (!o.until_idle) ++t.failures;
+      auto backoff = std::chrono::milliseconds(std::min(30000, 250 << std::min(t.failures, 7)));
+      t.retry_at = std::chrono::steady_clock::now() + backoff;
+      retrying = true;
+      fmt::print(stderr, "warning: materialization `{}`: {}; retrying in {:.1f} s\n", t.spec->name,
+                 n.error().message, backoff.count() / 1000.0);
+    }
+    if (retrying && !progress) {
+      ::usleep(100 * 1000);
+      continue;
     }
     auto now = std::chrono::steady_clock::now();
     if (terminal && now - last_status > std::chrono::milliseconds(500)) {
@@ -103,6 +171,16 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
     return persisted.error().ExitCode();
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (const auto& t : targets) {
+    runtime::MaterializeStats st = t.done;
+    if (t.task) {
+      st.read += t.task->stats().read;
+      st.stored += t.task->stats().stored;
+      st.transactions += t.task->stats().transactions;
+    }
+    fmt::print(stderr, "materialization `{}`: {} documents read, {} rows stored in {} transactions{}\n",
+               t.spec->name, st.read, st.stored, st.transactions, t.halted ? " (halted by an error)" : "");
+  }
   for (const auto& t : tasks) {
     fmt::print(stderr, "derivation `{}`: {} documents read, {} published in {} transactions{}\n",
                t.task->derivation().collection->name, t.task->stats().read, t.task->stats().published,

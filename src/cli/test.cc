@@ -33,7 +33,7 @@ int RunTest(const GlobalOptions& g, const TestOptions& o) {
     return o.filter.empty() ? kExitOk : kExitUserError;
   }
 
-  auto plan = runtime::CompilePlan(checked->built, NodeStarterFor(*checked));
+  auto plan = runtime::CompilePlan(checked->loaded->catalog, checked->built, NodeStarterFor(*checked));
   if (!plan) {
     fmt::print(stderr, "error: {}\n", plan.error().message);
     return plan.error().ExitCode();

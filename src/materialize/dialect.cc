@@ -37,6 +37,7 @@ std::vector<const Column*> Table::KeyColumns() const {
   for (const auto& c : columns) {
     if (c.key) out.push_back(&c);
   }
+  std::stable_sort(out.begin(), out.end(), [](const Column* a, const Column* b) { return a->key_position < b->key_position; });
   return out;
 }
 

@@ -1,1 +1,295 @@
-// placeholder: being written
+#include "materialize/sqlite.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "doc/value.h"
+
+namespace flow::materialize {
+namespace {
+
+constexpr uint8_t kNull = 1, kBoolean = 2, kInteger = 4, kNumber = 8, kString = 16;  // schema::Types
+
+class Statement {
+ public:
+  Statement() = default;
+  explicit Statement(sqlite3_stmt* st) : st_(st) {}
+  ~Statement() { sqlite3_finalize(st_); }
+  Statement(Statement&& o) noexcept : st_(o.st_) { o.st_ = nullptr; }
+  Statement& operator=(Statement&& o) noexcept {
+    std::swap(st_, o.st_);
+    return *this;
+  }
+  sqlite3_stmt* get() const { return st_; }
+
+ private:
+  sqlite3_stmt* st_ = nullptr;
+};
+
+class SqliteDriver : public Driver {
+ public:
+  SqliteDriver(sqlite3* db, std::string path, std::string target)
+      : db_(db), path_(std::move(path)), target_(std::move(target)) {}
+  ~SqliteDriver() override {
+    loads_.clear();
+    stores_.clear();
+    sqlite3_close(db_);
+  }
+
+  Dialect dialect() const override { return Dialect::kSqlite; }
+
+  Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables) override {
+    materialization_ = materialization;
+    tables_ = tables;
+    auto b = Exec("BEGIN IMMEDIATE");
+    if (!b) return b.error();
+    auto result = OpenInTransaction();
+    if (!result) {
+      auto r = Exec("ROLLBACK");
+      (void)r;
+      return result;
+    }
+    auto c = Exec("COMMIT");
+    if (!c) return c.error();
+    // Statements for loads and stores.
+    loads_.clear();
+    stores_.clear();
+    for (const auto& t : tables_) {
+      std::vector<std::string> cols, params, keys;
+      for (const auto& c : t.columns) {
+        cols.push_back(QuoteIdentifier(c.field));
+        params.push_back("?");
+      }
+      for (const Column* k : t.KeyColumns()) keys.push_back(QuoteIdentifier(k->field) + " = ?");
+      const Column* doc_column = nullptr;
+      for (const auto& c : t.columns) {
+        if (c.document) doc_column = &c;
+      }
+      Statement load;
+      if (!t.delta_updates && doc_column) {
+        auto l = Prepare(fmt::format("SELECT {} FROM {} WHERE {}", QuoteIdentifier(doc_column->field),
+                                     QuoteIdentifier(t.name), fmt::join(keys, " AND ")));
+        if (!l) return l.error();
+        load = std::move(l.value());
+      }
+      loads_.push_back(std::move(load));
+      auto s = Prepare(fmt::format("{} INTO {} ({}) VALUES ({})", t.delta_updates ? "INSERT" : "INSERT OR REPLACE",
+                                   QuoteIdentifier(t.name), fmt::join(cols, ", "), fmt::join(params, ", ")));
+      if (!s) return s.error();
+      stores_.push_back(std::move(s.value()));
+    }
+    auto cp = Prepare("UPDATE flow_checkpoints SET checkpoint = ? WHERE materialization = ? AND fence = ?");
+    if (!cp) return cp.error();
+    checkpoint_ = std::move(cp.value());
+    return stored_checkpoint_;
+  }
+
+  Result<bool> Load(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
+                    const std::function<void(size_t, std::string_view)>& found) override {
+    sqlite3_stmt* st = loads_.at(table).get();
+    if (!st) return true;
+    std::vector<const Column*> key_columns = tables_[table].KeyColumns();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      for (size_t k = 0; k < keys[i].size() && k < key_columns.size(); ++k) {
+        Bind(st, static_cast<int>(k + 1), keys[i][k], key_columns[k]->types);
+      }
+      int rc = sqlite3_step(st);
+      if (rc == SQLITE_ROW) {
+        const char* text = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+        found(i, std::string_view(text ? text : "", static_cast<size_t>(sqlite3_column_bytes(st, 0))));
+      } else if (rc != SQLITE_DONE) {
+        auto e = Failure(fmt::format("cannot load from table {}", QuoteIdentifier(tables_[table].name)));
+        sqlite3_reset(st);
+        return e;
+      }
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+    }
+    return true;
+  }
+
+  Result<bool> Store(const std::vector<Row>& rows, const std::string& checkpoint) override {
+    auto b = Exec("BEGIN IMMEDIATE");
+    if (!b) return b;
+    auto r = StoreInTransaction(rows, checkpoint);
+    if (!r) {
+      auto rb = Exec("ROLLBACK");
+      (void)rb;
+      return r;
+    }
+    return Exec("COMMIT");
+  }
+
+ private:
+  Result<std::string> OpenInTransaction() {
+    auto c = Exec(CreateCheckpointsSql(Dialect::kSqlite));
+    if (!c) return c.error();
+    for (const auto& t : tables_) {
+      auto info = Prepare(fmt::format("PRAGMA table_info({})", QuoteIdentifier(t.name)));
+      if (!info) return info.error();
+      std::vector<ExistingColumn> existing;
+      while (sqlite3_step(info->get()) == SQLITE_ROW) {
+        ExistingColumn e;
+        e.name = reinterpret_cast<const char*>(sqlite3_column_text(info->get(), 1));
+        const unsigned char* type = sqlite3_column_text(info->get(), 2);
+        e.type = type ? reinterpret_cast<const char*>(type) : "";
+        e.not_null = sqlite3_column_int(info->get(), 3) != 0;
+        e.key_position = sqlite3_column_int(info->get(), 5);
+        existing.push_back(std::move(e));
+      }
+      if (existing.empty()) {
+        auto created = Exec(CreateTableSql(Dialect::kSqlite, t));
+        if (!created) return created.error();
+        continue;
+      }
+      auto diffs = DiffTable(Dialect::kSqlite, t, existing);
+      if (!diffs.empty()) {
+        std::string message = fmt::format(
+            "table {} in target `{}` ({}) exists with a different shape; nothing was changed. Expected:\n{}\n"
+            "Differences:",
+            QuoteIdentifier(t.name), target_, path_, CreateTableSql(Dialect::kSqlite, t));
+        for (const auto& d : diffs) message += "\n  - " + d;
+        return Error::User(message);
+      }
+    }
+    auto ins = Prepare("INSERT OR IGNORE INTO flow_checkpoints (materialization, fence, checkpoint) VALUES (?, 0, '')");
+    if (!ins) return ins.error();
+    sqlite3_bind_text(ins->get(), 1, materialization_.data(), static_cast<int>(materialization_.size()), SQLITE_STATIC);
+    if (sqlite3_step(ins->get()) != SQLITE_DONE) return Failure("cannot write flow_checkpoints").error();
+    auto bump = Prepare("UPDATE flow_checkpoints SET fence = fence + 1 WHERE materialization = ? "
+                        "RETURNING fence, checkpoint");
+    if (!bump) return bump.error();
+    sqlite3_bind_text(bump->get(), 1, materialization_.data(), static_cast<int>(materialization_.size()),
+                      SQLITE_STATIC);
+    if (sqlite3_step(bump->get()) != SQLITE_ROW) return Failure("cannot take the fence in flow_checkpoints").error();
+    fence_ = sqlite3_column_int64(bump->get(), 0);
+    const unsigned char* cp = sqlite3_column_text(bump->get(), 1);
+    stored_checkpoint_ = cp ? reinterpret_cast<const char*>(cp) : "";
+    while (sqlite3_step(bump->get()) == SQLITE_ROW) {
+    }
+    return stored_checkpoint_;
+  }
+
+  Result<bool> StoreInTransaction(const std::vector<Row>& rows, const std::string& checkpoint) {
+    std::string json;
+    for (const auto& row : rows) {
+      const Table& t = tables_.at(row.table);
+      sqlite3_stmt* st = stores_[row.table].get();
+      for (size_t i = 0; i < t.columns.size(); ++i) {
+        const Column& c = t.columns[i];
+        int index = static_cast<int>(i + 1);
+        if (c.document) {
+          json.clear();
+          doc::AppendJson(*row.document, &json);
+          sqlite3_bind_text(st, index, json.data(), static_cast<int>(json.size()), SQLITE_TRANSIENT);
+          continue;
+        }
+        Bind(st, index, doc::Lookup(*row.document, c.location), c.types);
+      }
+      int rc = sqlite3_step(st);
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+      if (rc != SQLITE_DONE) return Failure(fmt::format("cannot write table {}", QuoteIdentifier(t.name)));
+    }
+    sqlite3_stmt* cp = checkpoint_.get();
+    sqlite3_bind_text(cp, 1, checkpoint.data(), static_cast<int>(checkpoint.size()), SQLITE_STATIC);
+    sqlite3_bind_text(cp, 2, materialization_.data(), static_cast<int>(materialization_.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(cp, 3, fence_);
+    int rc = sqlite3_step(cp);
+    sqlite3_reset(cp);
+    sqlite3_clear_bindings(cp);
+    if (rc != SQLITE_DONE) return Failure("cannot write flow_checkpoints");
+    if (sqlite3_changes(db_) == 0) {
+      return Error::Env(fmt::format("materialization `{}` was fenced off: another flowctl instance took over target "
+                                    "`{}` ({})",
+                                    materialization_, target_, path_));
+    }
+    return true;
+  }
+
+  // Binds the value at a column's location: natively for single-typed columns, as JSON text
+  // for objects, arrays and columns of several types; NULL when absent or null.
+  static void Bind(sqlite3_stmt* st, int index, const doc::Value* v, uint8_t types) {
+    if (!v || v->IsNull()) {
+      sqlite3_bind_null(st, index);
+      return;
+    }
+    uint8_t t = types & static_cast<uint8_t>(~kNull);
+    bool json = !(t == kInteger || t == kNumber || t == (kInteger | kNumber) || t == kBoolean || t == kString);
+    if (!json && v->IsString()) {
+      sqlite3_bind_text(st, index, v->GetString(), static_cast<int>(v->GetStringLength()), SQLITE_TRANSIENT);
+    } else if (!json && v->IsBool()) {
+      sqlite3_bind_int(st, index, v->GetBool() ? 1 : 0);
+    } else if (!json && v->IsInt64()) {
+      sqlite3_bind_int64(st, index, v->GetInt64());
+    } else if (!json && v->IsNumber()) {
+      sqlite3_bind_double(st, index, v->GetDouble());
+    } else {
+      std::string text;
+      doc::AppendJson(*v, &text);
+      sqlite3_bind_text(st, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    }
+  }
+
+  Result<Statement> Prepare(const std::string& sql) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+      return Error::Env(fmt::format("target `{}` ({}): {} (in: {})", target_, path_, sqlite3_errmsg(db_), sql));
+    }
+    return Statement(st);
+  }
+
+  Result<bool> Exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string message = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      return Error::Env(fmt::format("target `{}` ({}): {}", target_, path_, message));
+    }
+    return true;
+  }
+
+  Result<bool> Failure(const std::string& what) {
+    return Error::Env(fmt::format("target `{}` ({}): {}: {}", target_, path_, what, sqlite3_errmsg(db_)));
+  }
+
+  sqlite3* db_;
+  std::string path_, target_, materialization_;
+  std::vector<Table> tables_;
+  std::vector<Statement> loads_, stores_;
+  Statement checkpoint_;
+  int64_t fence_ = 0;
+  std::string stored_checkpoint_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Driver>> ConnectSqlite(const std::string& path, const std::string& target) {
+  std::error_code ec;
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (ec) {
+    return Error::Env(fmt::format("target `{}`: cannot create directory {}: {}", target, parent.string(), ec.message()));
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
+    std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Error::Env(fmt::format("target `{}`: cannot open SQLite database {}: {}", target, path, why));
+  }
+  sqlite3_busy_timeout(db, 10000);
+  char* err = nullptr;
+  if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string why = err ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return Error::Env(fmt::format("target `{}`: cannot use SQLite database {}: {}", target, path, why));
+  }
+  return std::unique_ptr<Driver>(new SqliteDriver(db, path, target));
+}
+
+}  // namespace flow::materialize

@@ -17,6 +17,7 @@ struct Column {
   uint8_t types = 127;                // schema::Types bits of the location
   bool must_exist = false;            // the location exists in every document
   bool key = false;                   // part of the collection's key
+  int key_position = 0;               // 1-based position in the key, when `key`
   std::optional<uint64_t> max_length; // of strings, when the schema says
   bool document = false;              // `flow_document`: the whole document as JSON
 

@@ -51,7 +51,36 @@ Result<PartitionFilter> CompilePartitionFilter(const catalog::PartitionSelectorS
   return f;
 }
 
-Result<Plan> CompilePlan(const catalog::Built& built, const NodeStarter& node) {
+materialize::Table MakeTable(const catalog::BuiltCollection& collection, const std::string& table,
+                             const std::vector<std::string>& fields, bool delta_updates) {
+  materialize::Table t;
+  t.name = table;
+  t.delta_updates = delta_updates;
+  for (const auto& f : fields) {
+    materialize::Column c;
+    c.field = f;
+    const catalog::BuiltProjection* p = collection.Field(f);
+    if (f == "flow_document" || (p && p->location.empty())) {
+      c.document = true;
+    } else if (p) {
+      std::string why;
+      if (auto ptr = doc::Pointer::Parse(p->location, &why)) c.location = *ptr;
+      c.types = p->shape ? p->shape->types : static_cast<uint8_t>(schema::kAnyType);
+      c.must_exist = p->must_exist;
+      if (p->shape) c.max_length = p->shape->max_length;
+    }
+    for (size_t k = 0; k < collection.key_fields.size(); ++k) {
+      if (collection.key_fields[k] == f) {
+        c.key = true;
+        c.key_position = static_cast<int>(k + 1);
+      }
+    }
+    t.columns.push_back(std::move(c));
+  }
+  return t;
+}
+
+Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& built, const NodeStarter& node) {
   Plan plan;
   for (const auto& c : built.collections) {
     auto compiled = Collection::Compile(catalog::MakeCollectionRecord(c));
@@ -144,6 +173,25 @@ Result<Plan> CompilePlan(const catalog::Built& built, const NodeStarter& node) {
       }
     }
     plan.derivations.push_back(std::move(d));
+  }
+  for (const auto& ms : catalog.materializations) {
+    auto m = std::make_shared<Materialization>();
+    m->name = ms.name;
+    m->target = ms.target;
+    for (const auto& t : catalog.targets) {
+      if (t.name == ms.target) {
+        m->kind = t.kind;
+        m->address = t.address;
+      }
+    }
+    auto bindings = built.bindings.find(ms.name);
+    if (bindings == built.bindings.end()) continue;
+    for (const auto& b : bindings->second) {
+      const catalog::BuiltCollection* c = built.Collection(b.spec->source);
+      if (!c) return Error::Internal(fmt::format("materialization `{}` binds unknown `{}`", ms.name, b.spec->source));
+      m->bindings.push_back({plan.collections.at(b.spec->source), MakeTable(*c, b.spec->table, b.fields, b.spec->delta_updates)});
+    }
+    plan.materializations.push_back(std::move(m));
   }
   return plan;
 }

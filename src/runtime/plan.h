@@ -16,6 +16,7 @@
 #include "lambda/lambda.h"
 #include "runtime/collection.h"
 #include "runtime/derive.h"
+#include "runtime/materialize.h"
 
 namespace flow::runtime {
 
@@ -33,14 +34,20 @@ using NodeStarter = std::function<Result<std::map<std::string, std::shared_ptr<l
 
 struct Plan {
   std::map<std::string, std::shared_ptr<const Collection>> collections;
-  std::vector<std::shared_ptr<const Derivation>> derivations;  // catalog order
+  std::vector<std::shared_ptr<const Derivation>> derivations;          // catalog order
+  std::vector<std::shared_ptr<const Materialization>> materializations;  // catalog order
 };
+
+// The table a binding of `collection` writes: `fields` (selected, `flow_document` last)
+// with their locations, shapes and key positions.
+materialize::Table MakeTable(const catalog::BuiltCollection& collection, const std::string& table,
+                             const std::vector<std::string>& fields, bool delta_updates);
 
 // A `partitions: {include, exclude}` selector on encoded partition values.
 Result<PartitionFilter> CompilePartitionFilter(const catalog::PartitionSelectorSpec& spec);
 
 // Compiles `built` (checked without errors). `node` may be empty when the catalog has no
 // nodeJS lambdas; otherwise its absence is an environment error.
-Result<Plan> CompilePlan(const catalog::Built& built, const NodeStarter& node);
+Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& built, const NodeStarter& node);
 
 }  // namespace flow::runtime

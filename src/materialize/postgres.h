@@ -1,0 +1,58 @@
+// The PostgreSQL materialization driver (SPEC 5), over one libpq connection. Rows are
+// written with COPY (into a session-private staging table, then one INSERT ... ON CONFLICT
+// per table; straight into the table for delta updates), in the same transaction as the
+// fenced checkpoint update. Messages name the target and never contain the URI's password.
+// This file and postgres.cc are the only users of libpq. Used by one thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "materialize/driver.h"
+
+struct pg_conn;  // libpq's PGconn
+
+namespace flow::materialize {
+
+class PostgresDriver final : public Driver {
+ public:
+  // Connects to the database at `uri` (a libpq URI such as
+  // "postgresql://user:pass@host:5432/db", or "key=value ..." text); `target_name` names
+  // the target in messages. An unreachable server, a refused login or an unknown database
+  // is an environment error; a URI libpq cannot parse is a user error.
+  static Result<std::unique_ptr<Driver>> Connect(const std::string& uri, const std::string& target_name);
+
+  ~PostgresDriver() override;
+  PostgresDriver(const PostgresDriver&) = delete;
+  PostgresDriver& operator=(const PostgresDriver&) = delete;
+
+  Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables) override;
+  Result<bool> Load(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
+                    const std::function<void(size_t, std::string_view)>& found) override;
+  Result<bool> Store(const std::vector<Row>& rows, const std::string& checkpoint) override;
+  Dialect dialect() const override { return Dialect::kPostgres; }
+
+  // The fence this instance holds after Open (0 before).
+  int64_t fence() const { return fence_; }
+
+ private:
+  struct Binding;  // a table and its SQL, in postgres.cc
+
+  PostgresDriver(pg_conn* conn, std::string target, std::string password);
+
+  pg_conn* conn_;
+  std::string target_;
+  std::string password_;  // redacted from every message; empty when the URI has none
+  std::string materialization_;
+  int64_t fence_ = 0;
+  std::vector<Binding> bindings_;
+};
+
+// The same as PostgresDriver::Connect, named like ConnectSqlite.
+inline Result<std::unique_ptr<Driver>> ConnectPostgres(const std::string& uri, const std::string& target) {
+  return PostgresDriver::Connect(uri, target);
+}
+
+}  // namespace flow::materialize

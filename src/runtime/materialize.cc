@@ -1,0 +1,208 @@
+#include "runtime/materialize.h"
+
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "materialize/sqlite.h"
+#include "reduce/combiner.h"
+#include "runtime/cursor.h"
+
+namespace flow::runtime {
+
+Result<std::unique_ptr<materialize::Driver>> ConnectTarget(const Materialization& m) {
+  if (m.kind == "sqlite") return materialize::ConnectSqlite(m.address, m.target);
+  if (m.kind == "postgres") {
+    return Error::Env(fmt::format("target `{}`: PostgreSQL targets are not available in this build yet", m.target));
+  }
+  return Error::User(fmt::format("target `{}` has an unknown kind `{}`", m.target, m.kind));
+}
+
+struct MaterializeTask::Impl {
+  store::Store* store;
+  std::unique_ptr<materialize::Driver> driver;
+  struct Source {
+    size_t binding;
+    std::string key;  // table + '\t' + journal: the checkpoint's key
+    JournalCursor cursor;
+    bool peeked = false;
+    doc::Clock clock = 0;
+  };
+  std::vector<std::unique_ptr<Source>> sources;
+  std::map<std::string, uint64_t> offsets;
+  std::set<std::string> known;
+};
+
+MaterializeTask::MaterializeTask(std::shared_ptr<const Materialization> m, store::Store* store,
+                                 std::unique_ptr<materialize::Driver> driver)
+    : m_(std::move(m)), impl_(std::make_unique<Impl>()) {
+  impl_->store = store;
+  impl_->driver = std::move(driver);
+}
+
+MaterializeTask::~MaterializeTask() = default;
+
+Result<bool> MaterializeTask::Open() {
+  std::vector<materialize::Table> tables;
+  for (const auto& b : m_->bindings) tables.push_back(b.table);
+  auto checkpoint = impl_->driver->Open(m_->name, tables);
+  if (!checkpoint) return checkpoint.error();
+  if (!checkpoint->empty()) {
+    rapidjson::Document j;
+    j.Parse(checkpoint->c_str());
+    if (j.HasParseError() || !j.IsObject() || !j.HasMember("offsets") || !j["offsets"].IsObject()) {
+      return Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed", m_->name,
+                                    m_->target));
+    }
+    for (const auto& o : j["offsets"].GetObject()) {
+      if (o.value.IsUint64()) impl_->offsets[o.name.GetString()] = o.value.GetUint64();
+    }
+  }
+  return true;
+}
+
+Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
+  Impl& m = *impl_;
+  const auto& committed = m.store->committed();
+  for (size_t b = 0; b < m_->bindings.size(); ++b) {
+    const auto& binding = m_->bindings[b];
+    for (const auto& j : store::CollectionJournals(committed, binding.source->name)) {
+      std::string key = binding.table.name + "\t" + j;
+      if (m.known.count(key)) continue;
+      m.known.insert(key);
+      auto off = m.offsets.find(key);
+      m.sources.push_back(std::make_unique<Impl::Source>(
+          Impl::Source{b, key, JournalCursor(m.store->dir(), j, off == m.offsets.end() ? 0 : off->second)}));
+    }
+  }
+
+  // Combine what is committed, in commit order across journals (UUID clocks).
+  std::vector<std::unique_ptr<reduce::Combiner>> combiners;
+  for (const auto& b : m_->bindings) {
+    combiners.push_back(std::make_unique<reduce::Combiner>(b.source->reducer, b.source->key));
+  }
+  uint64_t read = 0;
+  while (read < max_docs) {
+    Impl::Source* best = nullptr;
+    for (auto& s : m.sources) {
+      auto head = committed.heads.find(s->cursor.journal());
+      if (head == committed.heads.end()) continue;
+      if (!s->peeked) {
+        std::string_view line;
+        auto p = s->cursor.Peek(head->second, &line);
+        if (!p) return p.error();
+        if (!p.value()) continue;
+        s->peeked = true;
+        s->clock = ClockOfLine(line);
+      }
+      if (!best || s->clock < best->clock) best = s.get();
+    }
+    if (!best) break;
+    std::string_view line;
+    auto p = best->cursor.Peek(committed.heads.at(best->cursor.journal()), &line);
+    if (!p) return p.error();
+    reduce::Combiner& c = *combiners[best->binding];
+    std::string text(line);
+    rapidjson::Document d(&c.allocator());
+    d.Parse<rapidjson::kParseFullPrecisionFlag>(text.c_str());
+    if (d.HasParseError()) {
+      return Error::Env(fmt::format("materialization `{}`: the document at offset {} of journal {} is malformed",
+                                    m_->name, best->cursor.offset(), best->cursor.journal()));
+    }
+    auto a = c.Add(d);
+    if (!a) {
+      return Error{a.error().code, fmt::format("materialization `{}`: the document at offset {} of journal {}: {}",
+                                               m_->name, best->cursor.offset(), best->cursor.journal(),
+                                               a.error().message)};
+    }
+    best->cursor.Pop();
+    best->peeked = false;
+    ++read;
+  }
+  if (read == 0) return uint64_t{0};
+
+  // Per binding: drain the combined documents, load what is stored for their keys, reduce.
+  rapidjson::Document arena;
+  std::vector<materialize::Driver::Row> rows;
+  std::vector<doc::Value> docs;  // owned by `arena`
+  std::vector<size_t> doc_binding;
+  for (size_t b = 0; b < m_->bindings.size(); ++b) {
+    const auto& binding = m_->bindings[b];
+    size_t first = docs.size();
+    auto drained = combiners[b]->Drain(false, [&](std::string_view, doc::Value& d) -> Result<bool> {
+      docs.emplace_back();
+      docs.back().CopyFrom(d, arena.GetAllocator());
+      doc_binding.push_back(b);
+      return true;
+    });
+    if (!drained) return drained.error();
+    if (docs.size() == first) continue;
+    const Collection& col = *binding.source;
+    if (binding.table.delta_updates) continue;  // deltas are written as they are
+    std::vector<const materialize::Column*> key_columns = binding.table.KeyColumns();
+    std::vector<std::vector<const doc::Value*>> keys;
+    for (size_t i = first; i < docs.size(); ++i) {
+      std::vector<const doc::Value*> k;
+      for (const auto* kc : key_columns) k.push_back(doc::Lookup(docs[i], kc->location));
+      keys.push_back(std::move(k));
+    }
+    std::vector<bool> loaded(docs.size() - first, false);
+    Result<bool> reduce_error = true;
+    auto l = m.driver->Load(b, keys, [&](size_t i, std::string_view json) {
+      if (!reduce_error) return;
+      rapidjson::Document stored(&arena.GetAllocator());
+      stored.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+      if (stored.HasParseError()) {
+        reduce_error = Error::Env(fmt::format("materialization `{}`: table `{}` holds a malformed flow_document",
+                                              m_->name, binding.table.name));
+        return;
+      }
+      doc::Value base(std::move(static_cast<doc::Value&>(stored)));
+      auto r = col.reducer->Reduce(base, docs[first + i], true, arena.GetAllocator());
+      if (!r) {
+        reduce_error = Error::User(fmt::format("materialization `{}`, table `{}`, key {}: {}", m_->name,
+                                               binding.table.name, doc::JsonText(docs[first + i]), r.error().message));
+        return;
+      }
+      docs[first + i] = std::move(base);
+      loaded[i] = true;
+      ++stats_.loaded;
+    });
+    if (!l) return l.error();
+    if (!reduce_error) return reduce_error.error();
+    for (size_t i = 0; i < loaded.size(); ++i) {
+      if (loaded[i]) continue;
+      auto f = col.reducer->Finalize(docs[first + i], arena.GetAllocator());
+      if (!f) {
+        return Error::User(fmt::format("materialization `{}`, table `{}`: {}", m_->name, binding.table.name,
+                                       f.error().message));
+      }
+    }
+  }
+  rows.reserve(docs.size());
+  for (size_t i = 0; i < docs.size(); ++i) rows.push_back({doc_binding[i], &docs[i]});
+
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("offsets");
+  w.StartObject();
+  for (const auto& s : m.sources) {
+    w.Key(s->key.data(), static_cast<rapidjson::SizeType>(s->key.size()));
+    w.Uint64(s->cursor.offset());
+  }
+  w.EndObject();
+  w.EndObject();
+  auto stored = m.driver->Store(rows, std::string(sb.GetString(), sb.GetSize()));
+  if (!stored) return stored.error();
+  for (const auto& s : m.sources) m.offsets[s->key] = s->cursor.offset();
+  stats_.read += read;
+  stats_.stored += rows.size();
+  ++stats_.transactions;
+  return read;
+}
+
+}  // namespace flow::runtime
