@@ -127,7 +127,10 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
         t.done.transactions += st.transactions;
       }
       t.task.reset();
-      if (n.error().code != Error::Code::kEnvironment || (o.until_idle && ++t.failures >= kMaxFailuresUntilIdle)) {
+      // Fenced off: another instance owns the target now; retrying would take it back.
+      bool fenced = n.error().message.find("was fenced off") != std::string::npos;
+      if (fenced || n.error().code != Error::Code::kEnvironment ||
+          (o.until_idle && ++t.failures >= kMaxFailuresUntilIdle)) {
         t.halted = true;
         fmt::print(stderr, "error: materialization `{}`: {}\n", t.spec->name, n.error().message);
         exit_code = std::max(exit_code, n.error().ExitCode());

@@ -1,6 +1,9 @@
 #include "materialize/postgres.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -19,7 +22,7 @@ constexpr size_t kCopyChunk = 1 << 20;
 // pg_advisory_xact_lock key serializing Open's DDL across flowctl instances ("flowctl" in
 // ASCII): two concurrent CREATE TABLE IF NOT EXISTS of one name can otherwise both pass the
 // existence check and one fail on a unique index of the catalog.
-constexpr const char* kOpenLockKey = "28821929616665708";
+constexpr const char* kOpenLockKey = "28829673624663148";
 // Seconds to wait for a connection unless the URI says otherwise (libpq waits forever).
 constexpr const char* kConnectTimeout = "10";
 
@@ -33,9 +36,14 @@ std::string Trim(std::string s) {
   return s;
 }
 
-// `text` with every occurrence of `password` masked.
+// Passwords shorter than this are not masked: libpq does not echo passwords in its
+// messages, and masking "flow" in `user "flow"` would only garble them (bytes).
+constexpr size_t kMinRedacted = 6;
+
+// `text` with every occurrence of `password` masked: a second line of defense for messages
+// that quote a URI or a server's words.
 std::string Redact(std::string text, const std::string& password) {
-  if (password.empty()) return text;
+  if (password.size() < kMinRedacted) return text;
   for (size_t at = text.find(password); at != std::string::npos; at = text.find(password, at + 3)) {
     text.replace(at, password.size(), "***");
   }
@@ -173,7 +181,7 @@ class Session {
     PgResult r = Wrap(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
                                    nullptr, nullptr, 0));
     ExecStatusType status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return std::move(r);
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
     return Failure(r.get(), what);
   }
   Result<PgResult> Exec(const std::string& sql, const char* what) const { return Exec(sql, {}, what); }
@@ -357,9 +365,8 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization, con
       // A session-private staging table, emptied at each commit (and by a rollback).
       std::string stage = fmt::format("pg_temp.{}", QuoteIdentifier(fmt::format("flowctl_stage_{}", t)));
       std::string what = fmt::format("creating the staging table of `{}`", table.name);
-      if (auto r = s.Exec(fmt::format("DROP TABLE IF EXISTS {0}; CREATE TEMP TABLE {0} (LIKE {1}) ON COMMIT DELETE ROWS", stage, name),
-                          what.c_str());
-          !r) {
+      if (auto r = s.Exec(fmt::format("DROP TABLE IF EXISTS {}", stage), what.c_str()); !r) return fail(r.error());
+      if (auto r = s.Exec(fmt::format("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DELETE ROWS", stage, name), what.c_str()); !r) {
         return fail(r.error());
       }
       std::vector<std::string> keys;
