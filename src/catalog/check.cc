@@ -602,6 +602,17 @@ class Checker {
       // A location of several types has no default projection: say so, not "no field".
       for (const auto& l : c.locations) {
         if (!l.pointer.empty() && l.pointer.ToString() == "/" + f) {
+          uint8_t t = l.shape->types & ~schema::kNull;
+          if (t == schema::kObject || t == schema::kArray) {
+            // Objects and arrays have no default projection, but a user projection of one is
+            // a JSON column.
+            Error(w, owner,
+                  fmt::format("collection `{}` has no field `{}`: {} locations are not projected by default", c.spec->name,
+                              f, t == schema::kObject ? "object" : "array"),
+                  fmt::format("add `projections: {{{}: {}}}` to the collection to store it as JSON", f,
+                              l.pointer.ToString()));
+            return false;
+          }
           Error(w, owner,
                 fmt::format("field `{}` may be {}, which no single column type can hold", f,
                             schema::TypesToString(l.shape->types)),

@@ -1,15 +1,17 @@
 #include "materialize/postgres.h"
 
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
-
-#include <fmt/format.h>
-#include <libpq-fe.h>
 
 namespace flow::materialize {
 namespace {
@@ -17,8 +19,9 @@ namespace {
 // Keys per Load query: each batch is one round trip with one array parameter per key
 // column, so the statement text does not grow with the batch.
 constexpr size_t kLoadBatch = 4096;
-// Bytes of COPY data handed to libpq at a time.
-constexpr size_t kCopyChunk = 1 << 20;
+// Bytes of COPY data handed to libpq at a time: big enough to amortize the calls, small
+// enough that the server works on one chunk while the next is built.
+constexpr size_t kCopyChunk = 256 << 10;
 // pg_advisory_xact_lock key serializing Open's DDL across flowctl instances ("flowctl" in
 // ASCII): two concurrent CREATE TABLE IF NOT EXISTS of one name can otherwise both pass the
 // existence check and one fail on a unique index of the catalog.
@@ -32,7 +35,9 @@ PgResult Wrap(PGresult* r) { return PgResult(r, PQclear); }
 
 // Removes trailing whitespace (libpq messages end with "\n").
 std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.pop_back();
+  while (!s.empty() &&
+         (s.back() == '\n' || s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.pop_back();
   return s;
 }
 
@@ -56,7 +61,8 @@ std::string UriPassword(const std::string& uri) {
   if (scheme == std::string::npos) return {};
   size_t start = scheme + 3;
   size_t end = uri.find_first_of("/?", start);
-  std::string_view authority = std::string_view(uri).substr(start, end == std::string::npos ? std::string::npos : end - start);
+  std::string_view authority = std::string_view(uri).substr(
+      start, end == std::string::npos ? std::string::npos : end - start);
   size_t at = authority.rfind('@');
   if (at == std::string_view::npos) return {};
   size_t colon = authority.substr(0, at).find(':');
@@ -96,19 +102,28 @@ void AppendNumber(const doc::Value& v, std::string* out) {
 void AppendCopyText(std::string_view s, std::string* out) {
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
-    const char* esc = nullptr;
-    switch (s[i]) {
-      case '\\': esc = "\\\\"; break;
-      case '\n': esc = "\\n"; break;
-      case '\r': esc = "\\r"; break;
-      case '\t': esc = "\\t"; break;
-      default: continue;
-    }
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c > '\\' || (c != '\\' && c != '\n' && c != '\r' && c != '\t')) continue;
     out->append(s.data() + run, i - run);
-    out->append(esc);
+    out->push_back('\\');
+    out->push_back(c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\');
     run = i + 1;
   }
   out->append(s.data() + run, s.size() - run);
+}
+
+// The same for compact JSON text, whose only such character is the backslash (JSON
+// escapes control characters in strings).
+void AppendCopyJson(std::string_view s, std::string* out) {
+  for (;;) {
+    const void* at = std::memchr(s.data(), '\\', s.size());
+    if (at == nullptr) break;
+    size_t n = static_cast<size_t>(static_cast<const char*>(at) - s.data()) + 1;
+    out->append(s.data(), n);
+    out->push_back('\\');
+    s.remove_prefix(n);
+  }
+  out->append(s.data(), s.size());
 }
 
 // One field of a COPY row: `v` (null or absent is \N) as a column of `kind`.
@@ -133,7 +148,7 @@ void AppendCopyField(const doc::Value* v, Kind kind, std::string* scratch, std::
   }
   scratch->clear();
   doc::AppendJson(*v, scratch);
-  AppendCopyText(*scratch, out);
+  AppendCopyJson(*scratch, out);
 }
 
 // One element of a PostgreSQL array literal (text format), for Load's key parameters.
@@ -174,28 +189,41 @@ class Session {
 
   // Runs `sql` with text parameters; `what` says what it was for, in messages. A failure
   // is an environment error, or a user error for data errors (SQLSTATE classes 22, 23).
-  Result<PgResult> Exec(const std::string& sql, const std::vector<std::string>& params, const char* what) const {
+  Result<PgResult> Exec(const std::string& sql, const std::vector<std::string>& params,
+                        const char* what) const {
     std::vector<const char*> values;
     values.reserve(params.size());
     for (const auto& p : params) values.push_back(p.c_str());
-    PgResult r = Wrap(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                                   nullptr, nullptr, 0));
+    PgResult r = Wrap(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                   values.data(), nullptr, nullptr, 0));
     ExecStatusType status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
     return Failure(r.get(), what);
   }
-  Result<PgResult> Exec(const std::string& sql, const char* what) const { return Exec(sql, {}, what); }
+  Result<PgResult> Exec(const std::string& sql, const char* what) const {
+    return Exec(sql, {}, what);
+  }
 
-  // Sends `data` (COPY text rows) to `copy_sql` (a COPY ... FROM STDIN).
-  Result<bool> Copy(const std::string& copy_sql, const std::string& data, const char* what) const {
+  // Runs `copy_sql` (a COPY ... FROM STDIN) with the rows that `append_row(i, &buffer)`
+  // appends for i in [0, n), sent in chunks of about kCopyChunk bytes so that the server
+  // parses one chunk while the next is built.
+  Result<bool> Copy(const std::string& copy_sql, size_t n,
+                    const std::function<void(size_t, std::string*)>& append_row,
+                    const char* what) const {
     PgResult r = Wrap(PQexec(conn_, copy_sql.c_str()));
     if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN) return Failure(r.get(), what);
     bool sent = true;
-    for (size_t at = 0; at < data.size() && sent; at += kCopyChunk) {
-      size_t n = std::min(kCopyChunk, data.size() - at);
-      sent = PQputCopyData(conn_, data.data() + at, static_cast<int>(n)) == 1;
+    std::string buffer;
+    buffer.reserve(kCopyChunk + kCopyChunk / 4);
+    for (size_t i = 0; i < n && sent; ++i) {
+      append_row(i, &buffer);
+      if (buffer.size() >= kCopyChunk || i + 1 == n) {
+        sent = PQputCopyData(conn_, buffer.data(), static_cast<int>(buffer.size())) == 1;
+        buffer.clear();
+      }
     }
-    if (PQputCopyEnd(conn_, sent ? nullptr : "flowctl: sending rows failed") != 1) return Failure(nullptr, what);
+    if (PQputCopyEnd(conn_, sent ? nullptr : "flowctl: sending rows failed") != 1)
+      return Failure(nullptr, what);
     // Drain every result so the connection is ready for the next command.
     std::optional<Error> error;
     while (PGresult* raw = PQgetResult(conn_)) {
@@ -212,22 +240,32 @@ class Session {
     if (PQtransactionStatus(conn_) != PQTRANS_IDLE) Wrap(PQexec(conn_, "ROLLBACK"));
   }
 
+  // The SQLSTATE of the last failure ("" when there was none, or no server error).
+  const std::string& last_state() const { return last_state_; }
+
   Error Failure(const PGresult* r, const char* what) const {
     std::string message;
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    last_state_ = state ? state : "";
     const char* primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
     if (primary) {
       message = primary;
-      if (const char* detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL)) message += fmt::format(" ({})", detail);
+      if (const char* detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL))
+        message += fmt::format(" ({})", detail);
     } else {
       message = Trim(PQerrorMessage(conn_));
       if (message.empty()) message = "unknown libpq error";
     }
     if (PQstatus(conn_) == CONNECTION_BAD) {
-      return Error::Env(Redact(fmt::format("PostgreSQL target `{}`: lost the connection while {}: {}", target_, what, message), password_));
+      return Error::Env(
+          Redact(fmt::format("PostgreSQL target `{}`: lost the connection while {}: {}", target_,
+                             what, message),
+                 password_));
     }
-    message = Redact(fmt::format("PostgreSQL target `{}`: {} failed: {}", target_, what, message), password_);
-    bool data_error = state && (std::strncmp(state, "22", 2) == 0 || std::strncmp(state, "23", 2) == 0);
+    message = Redact(fmt::format("PostgreSQL target `{}`: {} failed: {}", target_, what, message),
+                     password_);
+    bool data_error =
+        state && (std::strncmp(state, "22", 2) == 0 || std::strncmp(state, "23", 2) == 0);
     return data_error ? Error::User(std::move(message)) : Error::Env(std::move(message));
   }
 
@@ -235,17 +273,33 @@ class Session {
   PGconn* conn_;
   const std::string& target_;
   const std::string& password_;
+  mutable std::string last_state_;
 };
 
 }  // namespace
 
 struct PostgresDriver::Binding {
   Table table;
-  std::vector<Kind> kinds;        // per column
-  std::vector<size_t> keys;       // indices of the key columns, in key order
-  std::string copy_sql;           // COPY into the staging table (the table, for delta updates)
-  std::string merge_sql;          // staging table → table, upserting; empty for delta updates
-  std::string load_sql;           // key arrays → (ordinality, flow_document)
+  std::vector<Kind> kinds;   // per column
+  std::vector<size_t> keys;  // indices of the key columns, in key order
+  std::string copy_sql;      // COPY into the table
+  std::string stage_sql;     // COPY into the staging table; empty for delta updates
+  std::string merge_sql;     // staging table → table, upserting; empty for delta updates
+  std::string load_sql;      // key arrays → (ordinality, flow_document)
+  // The keys (KeyText) that Load found absent since the last Store. This instance holds
+  // the fence, so until it commits nobody else writes them (a newer instance fences the
+  // Store off): Store copies their rows straight into the table, which is about twice as
+  // fast as an upsert through the staging table.
+  std::unordered_set<std::string> absent;
+
+  // Appends the identity of a key, given its values in key order.
+  template <typename ValueAt>
+  void KeyText(ValueAt value_at, std::string* scratch, std::string* out) const {
+    for (size_t k = 0; k < keys.size(); ++k) {
+      AppendCopyField(value_at(k), kinds[keys[k]], scratch, out);
+      out->push_back('\t');
+    }
+  }
 };
 
 PostgresDriver::PostgresDriver(PGconn* conn, std::string target, std::string password)
@@ -253,14 +307,16 @@ PostgresDriver::PostgresDriver(PGconn* conn, std::string target, std::string pas
 
 PostgresDriver::~PostgresDriver() { PQfinish(conn_); }
 
-Result<std::unique_ptr<Driver>> PostgresDriver::Connect(const std::string& uri, const std::string& target_name) {
+Result<std::unique_ptr<Driver>> PostgresDriver::Connect(const std::string& uri,
+                                                        const std::string& target_name) {
   char* parse_error = nullptr;
   PQconninfoOption* options = PQconninfoParse(uri.c_str(), &parse_error);
   if (options == nullptr) {
     std::string why = parse_error ? Trim(parse_error) : "out of memory";
     PQfreemem(parse_error);
-    return Error::User(Redact(fmt::format("PostgreSQL target `{}`: invalid connection URI: {}", target_name, why),
-                              UriPassword(uri)));
+    return Error::User(
+        Redact(fmt::format("PostgreSQL target `{}`: invalid connection URI: {}", target_name, why),
+               UriPassword(uri)));
   }
   std::string password;
   for (PQconninfoOption* o = options; o->keyword; ++o) {
@@ -270,20 +326,25 @@ Result<std::unique_ptr<Driver>> PostgresDriver::Connect(const std::string& uri, 
 
   // Later keywords override the URI's (`client_encoding`); earlier ones are defaults it may
   // override (`connect_timeout`, the application name).
-  const char* keywords[] = {"connect_timeout", "fallback_application_name", "dbname", "client_encoding", nullptr};
+  const char* keywords[] = {"connect_timeout", "fallback_application_name", "dbname",
+                            "client_encoding", nullptr};
   const char* values[] = {kConnectTimeout, "flowctl", uri.c_str(), "UTF8", nullptr};
   PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
-  if (conn == nullptr) return Error::Env(fmt::format("PostgreSQL target `{}`: out of memory", target_name));
+  if (conn == nullptr)
+    return Error::Env(fmt::format("PostgreSQL target `{}`: out of memory", target_name));
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string message = Trim(PQerrorMessage(conn));
     PQfinish(conn);
-    return Error::Env(Redact(fmt::format("cannot connect to PostgreSQL target `{}`: {}", target_name, message), password));
+    return Error::Env(
+        Redact(fmt::format("cannot connect to PostgreSQL target `{}`: {}", target_name, message),
+               password));
   }
   PQsetNoticeProcessor(conn, IgnoreNotice, nullptr);
   return std::unique_ptr<Driver>(new PostgresDriver(conn, target_name, std::move(password)));
 }
 
-Result<std::string> PostgresDriver::Open(const std::string& materialization, const std::vector<Table>& tables) {
+Result<std::string> PostgresDriver::Open(const std::string& materialization,
+                                         const std::vector<Table>& tables) {
   Session s(conn_, target_, password_);
   bindings_.clear();
   fence_ = 0;
@@ -294,17 +355,21 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization, con
     return e;
   };
   if (auto r = s.Exec("BEGIN", "starting a transaction"); !r) return fail(r.error());
-  if (auto r = s.Exec(fmt::format("SELECT pg_advisory_xact_lock({})", kOpenLockKey), "locking flowctl's tables"); !r) {
+  if (auto r = s.Exec(fmt::format("SELECT pg_advisory_xact_lock({})", kOpenLockKey),
+                      "locking flowctl's tables");
+      !r) {
     return fail(r.error());
   }
-  if (auto r = s.Exec(CreateCheckpointsSql(Dialect::kPostgres), "creating flow_checkpoints"); !r) return fail(r.error());
+  if (auto r = s.Exec(CreateCheckpointsSql(Dialect::kPostgres), "creating flow_checkpoints"); !r)
+    return fail(r.error());
 
   // Check every existing table before creating any, so that a mismatch changes nothing.
   std::vector<std::string> mismatches;
   std::vector<const Table*> missing;
   for (const Table& table : tables) {
     std::string what = fmt::format("reading the columns of table `{}`", table.name);
-    auto exists = s.Exec("SELECT to_regclass($1) IS NOT NULL", {QuoteIdentifier(table.name)}, what.c_str());
+    auto exists =
+        s.Exec("SELECT to_regclass($1) IS NOT NULL", {QuoteIdentifier(table.name)}, what.c_str());
     if (!exists) return fail(exists.error());
     if (PQgetvalue(exists->get(), 0, 0)[0] != 't') {
       missing.push_back(&table);
@@ -312,8 +377,10 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization, con
     }
     auto columns = s.Exec(
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,\n"
-        "  COALESCE((SELECT k.n FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)\n"
-        "            WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum), 0)\n"
+        "  COALESCE((SELECT k.n FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY AS "
+        "k(attnum, n)\n"
+        "            WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum), "
+        "0)\n"
         "FROM pg_attribute a\n"
         "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped\n"
         "ORDER BY a.attnum",
@@ -327,15 +394,18 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization, con
     }
     std::vector<std::string> diffs = DiffTable(Dialect::kPostgres, table, existing);
     if (diffs.empty()) continue;
-    std::string m = fmt::format("table `{}` in target `{}` exists with a different shape; nothing was changed. Expected:\n{}\nDifferences:",
-                                table.name, target_, CreateTableSql(Dialect::kPostgres, table));
+    std::string m = fmt::format(
+        "table `{}` in target `{}` exists with a different shape; nothing was changed. "
+        "Expected:\n{}\nDifferences:",
+        table.name, target_, CreateTableSql(Dialect::kPostgres, table));
     for (const auto& d : diffs) m += "\n  - " + d;
     mismatches.push_back(std::move(m));
   }
   if (!mismatches.empty()) return fail(Error::User(fmt::format("{}", fmt::join(mismatches, "\n"))));
   for (const Table* table : missing) {
     std::string what = fmt::format("creating table `{}`", table->name);
-    if (auto r = s.Exec(CreateTableSql(Dialect::kPostgres, *table), what.c_str()); !r) return fail(r.error());
+    if (auto r = s.Exec(CreateTableSql(Dialect::kPostgres, *table), what.c_str()); !r)
+      return fail(r.error());
   }
 
   for (size_t t = 0; t < tables.size(); ++t) {
@@ -353,28 +423,35 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization, con
         b.kinds.push_back(Kind::kDocument);
         document = &c;
       } else {
-        b.kinds.push_back(ColumnType(Dialect::kPostgres, c) == "JSON" ? Kind::kJson : Kind::kScalar);
+        b.kinds.push_back(ColumnType(Dialect::kPostgres, c) == "JSON" ? Kind::kJson
+                                                                      : Kind::kScalar);
       }
       if (!c.key) updates.push_back(fmt::format("{0} = EXCLUDED.{0}", q));
     }
-    for (const Column* k : table.KeyColumns()) b.keys.push_back(static_cast<size_t>(k - table.columns.data()));
+    for (const Column* k : table.KeyColumns())
+      b.keys.push_back(static_cast<size_t>(k - table.columns.data()));
 
-    if (table.delta_updates) {
-      b.copy_sql = fmt::format("COPY {} ({}) FROM STDIN", name, fmt::join(columns, ", "));
-    } else {
+    b.copy_sql = fmt::format("COPY {} ({}) FROM STDIN", name, fmt::join(columns, ", "));
+    if (!table.delta_updates) {
       // A session-private staging table, emptied at each commit (and by a rollback).
-      std::string stage = fmt::format("pg_temp.{}", QuoteIdentifier(fmt::format("flowctl_stage_{}", t)));
+      std::string stage =
+          fmt::format("pg_temp.{}", QuoteIdentifier(fmt::format("flowctl_stage_{}", t)));
       std::string what = fmt::format("creating the staging table of `{}`", table.name);
-      if (auto r = s.Exec(fmt::format("DROP TABLE IF EXISTS {}", stage), what.c_str()); !r) return fail(r.error());
-      if (auto r = s.Exec(fmt::format("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DELETE ROWS", stage, name), what.c_str()); !r) {
+      if (auto r = s.Exec(fmt::format("DROP TABLE IF EXISTS {}", stage), what.c_str()); !r)
+        return fail(r.error());
+      if (auto r = s.Exec(
+              fmt::format("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DELETE ROWS", stage, name),
+              what.c_str());
+          !r) {
         return fail(r.error());
       }
       std::vector<std::string> keys;
       for (size_t k : b.keys) keys.push_back(columns[k]);
-      b.copy_sql = fmt::format("COPY {} ({}) FROM STDIN", stage, fmt::join(columns, ", "));
-      b.merge_sql = fmt::format("INSERT INTO {0} ({1}) SELECT {1} FROM {2} ON CONFLICT ({3}) DO {4}", name,
-                                fmt::join(columns, ", "), stage, fmt::join(keys, ", "),
-                                updates.empty() ? "NOTHING" : fmt::format("UPDATE SET {}", fmt::join(updates, ", ")));
+      b.stage_sql = fmt::format("COPY {} ({}) FROM STDIN", stage, fmt::join(columns, ", "));
+      b.merge_sql = fmt::format(
+          "INSERT INTO {0} ({1}) SELECT {1} FROM {2} ON CONFLICT ({3}) DO {4}", name,
+          fmt::join(columns, ", "), stage, fmt::join(keys, ", "),
+          updates.empty() ? "NOTHING" : fmt::format("UPDATE SET {}", fmt::join(updates, ", ")));
       if (document != nullptr) {
         std::vector<std::string> arrays, names, on;
         for (size_t i = 0; i < b.keys.size(); ++i) {
@@ -382,12 +459,15 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization, con
           arrays.push_back(fmt::format("${}::{}", i + 1, ArrayType(k)));
           names.push_back(fmt::format("k{}", i));
           // JSON has no equality operator; jsonb does.
-          on.push_back(b.kinds[b.keys[i]] == Kind::kJson ? fmt::format("t.{}::jsonb = k.k{}::jsonb", columns[b.keys[i]], i)
-                                                         : fmt::format("t.{} = k.k{}", columns[b.keys[i]], i));
+          on.push_back(b.kinds[b.keys[i]] == Kind::kJson
+                           ? fmt::format("t.{}::jsonb = k.k{}::jsonb", columns[b.keys[i]], i)
+                           : fmt::format("t.{} = k.k{}", columns[b.keys[i]], i));
         }
-        b.load_sql = fmt::format("SELECT k.flowctl_i, t.{} FROM unnest({}) WITH ORDINALITY AS k({}, flowctl_i) JOIN {} AS t ON {}",
-                                 QuoteIdentifier(document->field), fmt::join(arrays, ", "), fmt::join(names, ", "), name,
-                                 fmt::join(on, " AND "));
+        b.load_sql = fmt::format(
+            "SELECT k.flowctl_i, t.{} FROM unnest({}) WITH ORDINALITY AS k({}, flowctl_i) JOIN {} "
+            "AS t ON {}",
+            QuoteIdentifier(document->field), fmt::join(arrays, ", "), fmt::join(names, ", "), name,
+            fmt::join(on, " AND "));
       }
     }
     bindings_.push_back(std::move(b));
@@ -395,15 +475,19 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization, con
 
   // Take the next fence. The UPDATE locks the row, so a concurrent Open waits for this
   // transaction and then increments the fence this one committed.
-  if (auto r = s.Exec("INSERT INTO flow_checkpoints (materialization, fence, checkpoint) VALUES ($1, 0, '') ON CONFLICT DO NOTHING",
+  if (auto r = s.Exec("INSERT INTO flow_checkpoints (materialization, fence, checkpoint) VALUES "
+                      "($1, 0, '') ON CONFLICT DO NOTHING",
                       {materialization}, "registering the materialization");
       !r) {
     return fail(r.error());
   }
-  auto fenced = s.Exec("UPDATE flow_checkpoints SET fence = fence + 1 WHERE materialization = $1 RETURNING fence, checkpoint",
-                       {materialization}, "incrementing the fence");
+  auto fenced = s.Exec(
+      "UPDATE flow_checkpoints SET fence = fence + 1 WHERE materialization = $1 RETURNING fence, "
+      "checkpoint",
+      {materialization}, "incrementing the fence");
   if (!fenced) return fail(fenced.error());
-  if (PQntuples(fenced->get()) != 1) return fail(Error::Internal("flow_checkpoints has no row for the materialization"));
+  if (PQntuples(fenced->get()) != 1)
+    return fail(Error::Internal("flow_checkpoints has no row for the materialization"));
   int64_t fence = std::strtoll(PQgetvalue(fenced->get(), 0, 0), nullptr, 10);
   std::string checkpoint = PQgetvalue(fenced->get(), 0, 1);
   if (auto r = s.Exec("COMMIT", "committing the tables and the fence"); !r) return fail(r.error());
@@ -411,15 +495,18 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization, con
   return checkpoint;
 }
 
-Result<bool> PostgresDriver::Load(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
+Result<bool> PostgresDriver::Load(size_t table,
+                                  const std::vector<std::vector<const doc::Value*>>& keys,
                                   const std::function<void(size_t, std::string_view)>& found) {
-  if (table >= bindings_.size()) return Error::Internal(fmt::format("Load of binding {} before Open", table));
-  const Binding& b = bindings_[table];
+  if (table >= bindings_.size())
+    return Error::Internal(fmt::format("Load of binding {} before Open", table));
+  Binding& b = bindings_[table];
   if (b.load_sql.empty() || keys.empty()) return true;  // delta updates: nothing is loaded
   Session s(conn_, target_, password_);
   std::string what = fmt::format("loading from table `{}`", b.table.name);
-  std::string scratch;
+  std::string scratch, key;
   std::vector<std::string> arrays(b.keys.size());
+  std::vector<bool> hit;
   for (size_t start = 0; start < keys.size(); start += kLoadBatch) {
     size_t end = std::min(keys.size(), start + kLoadBatch);
     for (size_t k = 0; k < arrays.size(); ++k) {
@@ -434,9 +521,22 @@ Result<bool> PostgresDriver::Load(size_t table, const std::vector<std::vector<co
     auto r = s.Exec(b.load_sql, arrays, what.c_str());
     if (!r) return r.error();
     PGresult* res = r->get();
+    hit.assign(end - start, false);
     for (int row = 0; row < PQntuples(res); ++row) {
       size_t i = start + std::strtoull(PQgetvalue(res, row, 0), nullptr, 10) - 1;
-      found(i, std::string_view(PQgetvalue(res, row, 1), static_cast<size_t>(PQgetlength(res, row, 1))));
+      hit[i - start] = true;
+      found(i, std::string_view(PQgetvalue(res, row, 1),
+                                static_cast<size_t>(PQgetlength(res, row, 1))));
+    }
+    for (size_t i = start; i < end; ++i) {
+      key.clear();
+      b.KeyText([&](size_t k) { return k < keys[i].size() ? keys[i][k] : nullptr; }, &scratch,
+                &key);
+      if (hit[i - start]) {
+        b.absent.erase(key);
+      } else {
+        b.absent.insert(key);
+      }
     }
   }
   return true;
@@ -444,32 +544,51 @@ Result<bool> PostgresDriver::Load(size_t table, const std::vector<std::vector<co
 
 Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::string& checkpoint) {
   if (fence_ == 0) return Error::Internal("Store before Open");
-  // Each table's documents; the last row of a key wins, as when applied one by one.
-  std::vector<std::vector<const doc::Value*>> docs(bindings_.size());
-  std::vector<std::unordered_map<std::string, size_t>> seen(bindings_.size());
+  // Each table's documents, split into rows of keys Load found absent and the others; the
+  // last row of a key wins, as when applied one by one.
+  Batches inserts(bindings_.size()), upserts(bindings_.size());
+  std::vector<std::unordered_map<std::string, std::pair<Batch*, size_t>>> seen(bindings_.size());
   std::string key, scratch;
   for (const Row& row : rows) {
-    if (row.table >= bindings_.size()) return Error::Internal(fmt::format("Store of binding {} before Open", row.table));
+    if (row.table >= bindings_.size())
+      return Error::Internal(fmt::format("Store of binding {} before Open", row.table));
     const Binding& b = bindings_[row.table];
-    std::vector<const doc::Value*>& d = docs[row.table];
     if (b.table.delta_updates) {
-      d.push_back(row.document);
+      inserts[row.table].push_back(row.document);
       continue;
     }
     key.clear();
-    for (size_t k : b.keys) {
-      AppendCopyField(doc::Lookup(*row.document, b.table.columns[k].location), b.kinds[k], &scratch, &key);
-      key.push_back('\t');
-    }
-    auto [it, inserted] = seen[row.table].try_emplace(key, d.size());
+    b.KeyText(
+        [&](size_t k) { return doc::Lookup(*row.document, b.table.columns[b.keys[k]].location); },
+        &scratch, &key);
+    Batch* batch = b.absent.count(key) ? &inserts[row.table] : &upserts[row.table];
+    auto [it, inserted] = seen[row.table].try_emplace(key, batch, batch->size());
     if (inserted) {
-      d.push_back(row.document);
+      batch->push_back(row.document);
     } else {
-      d[it->second] = row.document;
+      (*it->second.first)[it->second.second] = row.document;
     }
   }
   seen.clear();
 
+  bool conflict = false;
+  Result<bool> stored = Write(inserts, upserts, checkpoint, &conflict);
+  if (conflict) {
+    // A key Load found absent exists after all: someone else wrote the table. Upsert all.
+    for (size_t t = 0; t < bindings_.size(); ++t) {
+      if (bindings_[t].table.delta_updates) continue;
+      upserts[t].insert(upserts[t].end(), inserts[t].begin(), inserts[t].end());
+      inserts[t].clear();
+    }
+    stored = Write(inserts, upserts, checkpoint, &conflict);
+  }
+  for (Binding& b : bindings_) b.absent.clear();
+  return stored;
+}
+
+Result<bool> PostgresDriver::Write(const Batches& inserts, const Batches& upserts,
+                                   const std::string& checkpoint, bool* conflict) {
+  *conflict = false;
   Session s(conn_, target_, password_);
   auto fail = [&](Error e) -> Result<bool> {
     s.Rollback();
@@ -478,34 +597,45 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
   if (auto r = s.Exec("BEGIN", "starting a transaction"); !r) return fail(r.error());
   // The checkpoint first: it fails fast when fenced off, and its row lock orders this
   // transaction with a concurrent Open's fence increment.
-  auto updated = s.Exec("UPDATE flow_checkpoints SET checkpoint = $1 WHERE materialization = $2 AND fence = $3",
-                        {checkpoint, materialization_, std::to_string(fence_)}, "updating the checkpoint");
+  auto updated = s.Exec(
+      "UPDATE flow_checkpoints SET checkpoint = $1 WHERE materialization = $2 AND fence = $3",
+      {checkpoint, materialization_, std::to_string(fence_)}, "updating the checkpoint");
   if (!updated) return fail(updated.error());
   if (std::strcmp(PQcmdTuples(updated->get()), "1") != 0) {
-    return fail(Error::Env(fmt::format("materialization `{}` was fenced off: another flowctl instance took over target `{}`",
-                                       materialization_, target_)));
+    return fail(Error::Env(fmt::format(
+        "materialization `{}` was fenced off: another flowctl instance took over target `{}`",
+        materialization_, target_)));
   }
-  std::string data;
+  std::string scratch;
   for (size_t t = 0; t < bindings_.size(); ++t) {
-    if (docs[t].empty()) continue;
     const Binding& b = bindings_[t];
-    data.clear();
-    for (const doc::Value* document : docs[t]) {
-      for (size_t c = 0; c < b.table.columns.size(); ++c) {
-        if (c > 0) data.push_back('\t');
-        const Column& col = b.table.columns[c];
-        const doc::Value* v = b.kinds[c] == Kind::kDocument ? document : doc::Lookup(*document, col.location);
-        AppendCopyField(v, b.kinds[c], &scratch, &data);
-      }
-      data.push_back('\n');
-    }
     std::string what = fmt::format("storing rows into table `{}`", b.table.name);
-    if (auto r = s.Copy(b.copy_sql, data, what.c_str()); !r) return fail(r.error());
-    if (!b.merge_sql.empty()) {
+    auto rows_of = [&](const Batch& docs) {
+      return [&](size_t i, std::string* out) {
+        for (size_t c = 0; c < b.table.columns.size(); ++c) {
+          if (c > 0) out->push_back('\t');
+          const doc::Value* v = b.kinds[c] == Kind::kDocument
+                                    ? docs[i]
+                                    : doc::Lookup(*docs[i], b.table.columns[c].location);
+          AppendCopyField(v, b.kinds[c], &scratch, out);
+        }
+        out->push_back('\n');
+      };
+    };
+    if (!inserts[t].empty()) {
+      if (auto r = s.Copy(b.copy_sql, inserts[t].size(), rows_of(inserts[t]), what.c_str()); !r) {
+        *conflict = s.last_state() == "23505" && !b.table.delta_updates;  // unique_violation
+        return fail(r.error());
+      }
+    }
+    if (!upserts[t].empty()) {
+      if (auto r = s.Copy(b.stage_sql, upserts[t].size(), rows_of(upserts[t]), what.c_str()); !r)
+        return fail(r.error());
       if (auto r = s.Exec(b.merge_sql, what.c_str()); !r) return fail(r.error());
     }
   }
-  if (auto r = s.Exec("COMMIT", "committing the rows and the checkpoint"); !r) return fail(r.error());
+  if (auto r = s.Exec("COMMIT", "committing the rows and the checkpoint"); !r)
+    return fail(r.error());
   return true;
 }
 

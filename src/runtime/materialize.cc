@@ -7,6 +7,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "materialize/postgres.h"
 #include "materialize/sqlite.h"
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
@@ -15,9 +16,7 @@ namespace flow::runtime {
 
 Result<std::unique_ptr<materialize::Driver>> ConnectTarget(const Materialization& m) {
   if (m.kind == "sqlite") return materialize::ConnectSqlite(m.address, m.target);
-  if (m.kind == "postgres") {
-    return Error::Env(fmt::format("target `{}`: PostgreSQL targets are not available in this build yet", m.target));
-  }
+  if (m.kind == "postgres") return materialize::ConnectPostgres(m.address, m.target);
   return Error::User(fmt::format("target `{}` has an unknown kind `{}`", m.target, m.kind));
 }
 
