@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -40,5 +41,11 @@ class JournalCursor {
 // The clock of a stored document's `/_meta/uuid`, taken from the end of the line where
 // flowctl writes it (see AppendStamped), else by parsing; 0 when it has none.
 doc::Clock ClockOfLine(std::string_view line);
+
+// A task's read checkpoint: `{"offsets": {"<source key>": <offset>, ...}}`, where a source
+// key names what was read (e.g. a transform or table, a tab, and a journal).
+std::string EncodeOffsets(const std::map<std::string, uint64_t>& offsets);
+// The inverse; false when `text` is not such a checkpoint.
+bool DecodeOffsets(const std::string& text, std::map<std::string, uint64_t>* offsets);
 
 }  // namespace flow::runtime

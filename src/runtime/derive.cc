@@ -115,13 +115,8 @@ Result<bool> DeriveTask::Open() {
   const auto& committed = m.store->committed();
   auto cp = committed.checkpoints.find(d.CheckpointKey());
   if (cp != committed.checkpoints.end()) {
-    rapidjson::Document j;
-    j.Parse(cp->second.c_str());
-    if (j.HasParseError() || !j.IsObject() || !j.HasMember("offsets") || !j["offsets"].IsObject()) {
+    if (!DecodeOffsets(cp->second, &m.offsets)) {
       return Error::Env(fmt::format("the checkpoint of derivation `{}` is malformed", d.collection->name));
-    }
-    for (const auto& o : j["offsets"].GetObject()) {
-      if (o.value.IsUint64()) m.offsets[o.name.GetString()] = o.value.GetUint64();
     }
   }
   // Replay the registers.
@@ -391,18 +386,9 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     auto a = m.store->Append(d.RegisterJournal(), spec, records);
     if (!a) return fail(a.error());
   }
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-  w.StartObject();
-  w.Key("offsets");
-  w.StartObject();
-  for (const auto& s : m.sources) {
-    w.Key(s->key.data(), static_cast<rapidjson::SizeType>(s->key.size()));
-    w.Uint64(s->cursor.offset());
-  }
-  w.EndObject();
-  w.EndObject();
-  auto committed_now = m.store->Commit({{d.CheckpointKey(), std::string(sb.GetString(), sb.GetSize())}});
+  std::map<std::string, uint64_t> offsets;
+  for (const auto& src : m.sources) offsets[src->key] = src->cursor.offset();
+  auto committed_now = m.store->Commit({{d.CheckpointKey(), EncodeOffsets(offsets)}});
   if (!committed_now) return committed_now.error();
   for (const auto& s : m.sources) m.offsets[s->key] = s->cursor.offset();
   m.MaybeCompact();

@@ -50,14 +50,9 @@ Result<bool> MaterializeTask::Open() {
   auto checkpoint = impl_->driver->Open(m_->name, tables);
   if (!checkpoint) return checkpoint.error();
   if (!checkpoint->empty()) {
-    rapidjson::Document j;
-    j.Parse(checkpoint->c_str());
-    if (j.HasParseError() || !j.IsObject() || !j.HasMember("offsets") || !j["offsets"].IsObject()) {
+    if (!DecodeOffsets(*checkpoint, &impl_->offsets)) {
       return Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed", m_->name,
                                     m_->target));
-    }
-    for (const auto& o : j["offsets"].GetObject()) {
-      if (o.value.IsUint64()) impl_->offsets[o.name.GetString()] = o.value.GetUint64();
     }
   }
   return true;
@@ -184,18 +179,9 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
   rows.reserve(docs.size());
   for (size_t i = 0; i < docs.size(); ++i) rows.push_back({doc_binding[i], &docs[i]});
 
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-  w.StartObject();
-  w.Key("offsets");
-  w.StartObject();
-  for (const auto& s : m.sources) {
-    w.Key(s->key.data(), static_cast<rapidjson::SizeType>(s->key.size()));
-    w.Uint64(s->cursor.offset());
-  }
-  w.EndObject();
-  w.EndObject();
-  auto stored = m.driver->Store(rows, std::string(sb.GetString(), sb.GetSize()));
+  std::map<std::string, uint64_t> offsets;
+  for (const auto& src : m.sources) offsets[src->key] = src->cursor.offset();
+  auto stored = m.driver->Store(rows, EncodeOffsets(offsets));
   if (!stored) return stored.error();
   for (const auto& s : m.sources) m.offsets[s->key] = s->cursor.offset();
   stats_.read += read;
