@@ -13,6 +13,7 @@
 #include "catalog/source_schema.h"
 #include "cli/combine.h"
 #include "cli/ingest.h"
+#include "cli/materialize.h"
 #include "cli/node.h"
 #include "cli/read.h"
 #include "cli/run.h"
@@ -195,6 +196,9 @@ int main(int argc, char** argv) {
   auto* cmd_run = app.add_subcommand("run", "Run the catalog's derivations over a data directory");
   add_catalog_options(cmd_run, &run.catalog);
   cmd_run->add_option("--data-dir", run.data_dir, "Data directory")->capture_default_str();
+  cmd_run->add_option("--materialization", run.materializations,
+                      "Run only this materialization (repeatable; default: all of them)")
+      ->type_name("NAME");
   cmd_run->add_flag("--until-idle", run.until_idle,
                     "Exit once every task has processed everything committed (documents waiting "
                     "for a read delay excepted)");
@@ -203,6 +207,25 @@ int main(int argc, char** argv) {
       "caught up. A derivation that fails halts with its error; the others keep running.\n"
       "Exit status: 0 success, 1 a derivation failed or the catalog has errors, 2 usage error, "
       "3 an environment problem (data directory locked or unwritable, Node.js missing).");
+
+  cli::MaterializeOptions mat;
+  auto* cmd_mat = app.add_subcommand(
+      "materialize", "Print the DDL of a one-off materialization of a collection, and run it until caught up");
+  add_catalog_options(cmd_mat, &mat.catalog);
+  cmd_mat->add_option("--data-dir", mat.data_dir, "Data directory")->capture_default_str();
+  cmd_mat->add_option("--target", mat.target, "Materialization target of the catalog")->required();
+  cmd_mat->add_option("--collection", mat.collection, "Collection to materialize")->required();
+  cmd_mat->add_option("--table-name", mat.table, "Table to create (or reuse, when it has the same shape)")
+      ->required();
+  cmd_mat->add_option("--field", mat.fields, "A field to store (repeatable; the key and flow_document always are)");
+  cmd_mat->add_flag("--all-fields", mat.all_fields, "Store every projection, not only single-typed scalars");
+  cmd_mat->add_flag("--dry-run", mat.dry_run, "Only print the DDL");
+  cmd_mat->add_flag("--yes", mat.yes, "Do not ask for confirmation");
+  cmd_mat->footer(
+      "Prints the CREATE TABLE statement to stdout. Without --dry-run, creates the table and "
+      "flow_checkpoints if missing (a table of another shape is refused, never dropped) and "
+      "materializes everything committed, exactly once, as materialization "
+      "`materialize/<target>/<table>`; running it again continues from its checkpoint.");
 
   auto* cmd_schema = app.add_subcommand(
       "json-schema", "Print the JSON Schema of catalog source files (for editors and linters)");
@@ -225,6 +248,7 @@ int main(int argc, char** argv) {
   if (cmd_read->parsed()) return cli::RunRead(g, read);
   if (cmd_test->parsed()) return cli::RunTest(g, test);
   if (cmd_run->parsed()) return cli::RunRun(g, run);
+  if (cmd_mat->parsed()) return cli::RunMaterialize(g, mat);
   if (cmd_schema->parsed()) {
     fmt::print("{}", catalog::CatalogSourceSchema());
     return kExitOk;

@@ -2,11 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 
 #include <fmt/format.h>
+
+#include "base/strings.h"
 
 #include "cli/node.h"
 #include "runtime/derive.h"
@@ -65,7 +68,22 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
     runtime::MaterializeStats done;  // of tasks dropped before
   };
   std::vector<Target> targets;
-  for (const auto& m : plan->materializations) targets.push_back({m, nullptr, false, 0, {}, {}});
+  std::vector<std::string> names;
+  for (const auto& m : plan->materializations) names.push_back(m->name);
+  for (const auto& want : o.materializations) {
+    if (std::find(names.begin(), names.end(), want) == names.end()) {
+      std::string hint = DidYouMean(want, names);
+      fmt::print(stderr, "error: no materialization `{}` in the catalog{}\n", want, hint.empty() ? "" : "; " + hint);
+      return kExitUserError;
+    }
+  }
+  for (const auto& m : plan->materializations) {
+    if (!o.materializations.empty() &&
+        std::find(o.materializations.begin(), o.materializations.end(), m->name) == o.materializations.end()) {
+      continue;
+    }
+    targets.push_back({m, nullptr, false, 0, {}, {}});
+  }
   constexpr int kMaxFailuresUntilIdle = 4;
   auto open_target = [&](Target& t) -> Result<bool> {
     auto driver = runtime::ConnectTarget(*t.spec);

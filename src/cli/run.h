@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "cli/common.h"
 
@@ -12,6 +13,7 @@ struct RunOptions {
   CatalogOptions catalog;
   std::string data_dir = "flowctl-data";
   bool until_idle = false;
+  std::vector<std::string> materializations;  // only these (default: all)
 };
 
 int RunRun(const GlobalOptions& g, const RunOptions& o);

@@ -1,0 +1,128 @@
+#include "cli/materialize.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "base/strings.h"
+#include "runtime/materialize.h"
+#include "runtime/plan.h"
+
+namespace flow::cli {
+
+int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
+  if (o.all_fields && !o.fields.empty()) {
+    fmt::print(stderr, "error: --field and --all-fields cannot be combined\n");
+    return kExitUsage;
+  }
+  int code = 0;
+  auto checked = LoadAndCheck(g, o.catalog, "; nothing was materialized", &code);
+  if (!checked) return code;
+  const catalog::Catalog& cat = checked->loaded->catalog;
+  const catalog::TargetSpec* target = nullptr;
+  std::vector<std::string> names;
+  for (const auto& t : cat.targets) {
+    names.push_back(t.name);
+    if (t.name == o.target) target = &t;
+  }
+  if (!target) {
+    std::string hint = DidYouMean(o.target, names);
+    fmt::print(stderr, "error: no materialization target `{}` in the catalog{}\n", o.target,
+               hint.empty() ? "" : "; " + hint);
+    return kExitUserError;
+  }
+  const catalog::BuiltCollection* collection = checked->built.Collection(o.collection);
+  if (!collection) {
+    names.clear();
+    for (const auto& c : checked->built.collections) names.push_back(c.spec->name);
+    std::string hint = DidYouMean(o.collection, names);
+    fmt::print(stderr, "error: no collection `{}` in the catalog{}\n", o.collection, hint.empty() ? "" : "; " + hint);
+    return kExitUserError;
+  }
+
+  // Fields: the key, then the chosen ones (default: every single-typed scalar projection),
+  // then `flow_document`.
+  std::vector<std::string> fields = collection->key_fields;
+  auto add = [&](const std::string& f) {
+    if (f != "flow_document" && std::find(fields.begin(), fields.end(), f) == fields.end()) fields.push_back(f);
+  };
+  if (!o.fields.empty()) {
+    names.clear();
+    for (const auto& p : collection->projections) names.push_back(p.field);
+    for (const auto& f : o.fields) {
+      if (!collection->Field(f)) {
+        std::string hint = DidYouMean(f, names);
+        fmt::print(stderr, "error: collection `{}` has no field `{}`{}\n", o.collection, f,
+                   hint.empty() ? "" : "; " + hint);
+        return kExitUserError;
+      }
+      add(f);
+    }
+  } else {
+    for (const auto& p : collection->projections) {
+      std::string type;
+      if (o.all_fields || (p.shape && schema::SingleScalarType(p.shape->types, &type))) add(p.field);
+    }
+  }
+  fields.push_back("flow_document");
+
+  auto m = std::make_shared<runtime::Materialization>();
+  m->name = fmt::format("materialize/{}/{}", o.target, o.table);
+  m->target = target->name;
+  m->kind = target->kind;
+  m->address = target->address;
+  m->bindings.push_back({nullptr, runtime::MakeTable(*collection, o.table, fields, false)});
+  auto dialect = target->kind == "postgres" ? materialize::Dialect::kPostgres : materialize::Dialect::kSqlite;
+  fmt::print("{}\n", materialize::CreateTableSql(dialect, m->bindings[0].table));
+  std::fflush(stdout);
+  if (o.dry_run) return kExitOk;
+  if (!o.yes) {
+    if (!::isatty(STDIN_FILENO)) {
+      fmt::print(stderr, "error: pass --yes to create the table and materialize into it (or --dry-run to only "
+                         "print the DDL)\n");
+      return kExitUsage;
+    }
+    fmt::print(stderr, "Materialize `{}` into table `{}` of target `{}`? [y/N] ", o.collection, o.table, o.target);
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != "y" && answer != "Y" && answer != "yes") {
+      fmt::print(stderr, "nothing was materialized\n");
+      return kExitOk;
+    }
+  }
+  auto compiled = runtime::Collection::Compile(catalog::MakeCollectionRecord(*collection));
+  if (!compiled) {
+    fmt::print(stderr, "error: {}\n", compiled.error().message);
+    return compiled.error().ExitCode();
+  }
+  m->bindings[0].source = compiled.value();
+  auto data = OpenDataDir(o.data_dir, &code);
+  if (!data) return code;
+  auto driver = runtime::ConnectTarget(*m);
+  if (!driver) {
+    fmt::print(stderr, "error: {}\n", driver.error().message);
+    return driver.error().ExitCode();
+  }
+  runtime::MaterializeTask task(m, data->store.get(), std::move(driver.value()));
+  auto opened = task.Open();
+  if (!opened) {
+    fmt::print(stderr, "error: {}\n", opened.error().message);
+    return opened.error().ExitCode();
+  }
+  for (;;) {
+    auto n = task.Step();
+    if (!n) {
+      fmt::print(stderr, "error: {}\n", n.error().message);
+      return n.error().ExitCode();
+    }
+    if (n.value() == 0) break;
+  }
+  fmt::print(stderr, "materialized `{}` into table `{}` of target `{}`: {} documents read, {} rows stored\n",
+             o.collection, o.table, o.target, task.stats().read, task.stats().stored);
+  return kExitOk;
+}
+
+}  // namespace flow::cli

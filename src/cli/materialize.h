@@ -1,0 +1,26 @@
+// `flowctl materialize`: print the DDL of a one-off materialization of a collection into a
+// target's table, and (unless --dry-run) run it until caught up (SPEC section 8).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "cli/common.h"
+
+namespace flow::cli {
+
+struct MaterializeOptions {
+  CatalogOptions catalog;
+  std::string data_dir = "flowctl-data";
+  std::string target;
+  std::string collection;
+  std::string table;
+  std::vector<std::string> fields;
+  bool all_fields = false;
+  bool dry_run = false;
+  bool yes = false;
+};
+
+int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o);
+
+}  // namespace flow::cli
