@@ -78,6 +78,27 @@ expect_eq "bo's spending" "$(sqlite3 -batch -noheader views/db.sqlite "SELECT sp
 expect_status 0 "$FLOWCTL" run --until-idle --data-dir data
 expect_err "materialization \`acme/views\`: 0 documents read"
 
+# flowctl materialize: the DDL, --dry-run, confirmation, then a one-off materialization.
+expect_status 0 "$FLOWCTL" materialize --target local --collection acme/customers --table-name "Top Customers" \
+  --field spent --dry-run --data-dir data
+expect_eq "materialize --dry-run prints the DDL" "$(cat "$WORK/out")" 'CREATE TABLE IF NOT EXISTS "Top Customers" (
+  "customer" TEXT NOT NULL,
+  "spent" INTEGER,
+  "flow_document" TEXT NOT NULL,
+  PRIMARY KEY ("customer")
+);'
+expect_eq "--dry-run creates nothing" "$(sqlite3 -batch -noheader views/db.sqlite "SELECT count(*) FROM sqlite_master WHERE name = 'Top Customers'")" "0"
+expect_status 2 "$FLOWCTL" materialize --target local --collection acme/customers --table-name "Top Customers" \
+  --data-dir data < /dev/null
+expect_err "pass --yes"
+expect_status 1 "$FLOWCTL" materialize --target locl --collection acme/customers --table-name x --dry-run
+expect_err "did you mean \`local\`?"
+expect_status 0 "$FLOWCTL" materialize --target local --collection acme/customers --table-name "Top Customers" \
+  --field spent --yes --data-dir data
+expect_eq "a one-off materialization" \
+  "$(sqlite3 -batch -noheader views/db.sqlite 'SELECT customer, spent FROM "Top Customers" ORDER BY customer')" "al|3
+bo|12"
+
 # A table of another shape: refused with the expected DDL and the differences; untouched.
 mkdir -p other/views
 sqlite3 other/views/db.sqlite 'CREATE TABLE customers (customer TEXT PRIMARY KEY, spent TEXT, extra INTEGER); INSERT INTO customers VALUES ("x", "1", 2);'
@@ -99,7 +120,7 @@ expect_status 0 "$FLOWCTL" ingest acme/orders backlog.jsonl --data-dir data
 "$FLOWCTL" run --until-idle --data-dir data > first.out 2> first.err &
 first=$!
 for _ in $(seq 100); do
-  [[ $(sqlite3 -batch -noheader views/db.sqlite 'SELECT fence FROM flow_checkpoints' 2>/dev/null) -ge 4 ]] && break
+  [[ $(sqlite3 -batch -noheader views/db.sqlite "SELECT fence FROM flow_checkpoints WHERE materialization = 'acme/views'" 2>/dev/null) -ge 4 ]] && break
   sleep 0.05
 done
 mkdir -p second && cp flow.yaml t1.jsonl second/
