@@ -110,9 +110,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
         t.halted = true;
         if (progress_shown) fmt::print(stderr, "\r\033[K");
         fmt::print(stderr, "error: {}\n", n.error().message);
-        if (n.error().code == Error::Code::kEnvironment && n.error().message.find("I/O error") != std::string::npos) {
-          return kExitEnvironment;  // the store refuses further work
-        }
+        if (store->failed()) return kExitEnvironment;  // the store refuses further work
         exit_code = std::max(exit_code, n.error().ExitCode());
         continue;
       }
@@ -146,7 +144,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
       }
       t.task.reset();
       // Fenced off: another instance owns the target now; retrying would take it back.
-      bool fenced = n.error().message.find("was fenced off") != std::string::npos;
+      bool fenced = materialize::IsFencedOff(n.error());
       if (fenced || n.error().code != Error::Code::kEnvironment ||
           (o.until_idle && ++t.failures >= kMaxFailuresUntilIdle)) {
         t.halted = true;

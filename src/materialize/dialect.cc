@@ -1,5 +1,7 @@
 #include "materialize/dialect.h"
 
+#include "schema/shape.h"
+
 #include <algorithm>
 #include <cctype>
 
@@ -8,8 +10,11 @@
 namespace flow::materialize {
 namespace {
 
-// schema::Types bits (materialize does not depend on schema for five constants).
-constexpr uint8_t kNull = 1, kBoolean = 2, kInteger = 4, kNumber = 8, kString = 16;
+using schema::kBoolean;
+using schema::kInteger;
+using schema::kNull;
+using schema::kNumber;
+using schema::kString;
 
 std::string Upper(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
@@ -51,18 +56,22 @@ std::string QuoteIdentifier(std::string_view name) {
   return out;
 }
 
+bool StoredAsJson(const Column& column) {
+  uint8_t t = column.types & static_cast<uint8_t>(~kNull);
+  return !(t == kInteger || t == kNumber || t == (kInteger | kNumber) || t == kBoolean || t == kString);
+}
+
 std::string ColumnType(Dialect dialect, const Column& column) {
   bool pg = dialect == Dialect::kPostgres;
-  if (column.document) return pg ? "JSON" : "TEXT";
+  if (column.document || StoredAsJson(column)) return pg ? "JSON" : "TEXT";
   uint8_t t = column.types & static_cast<uint8_t>(~kNull);
   if (t == kInteger) return pg ? "BIGINT" : "INTEGER";
-  if (t == kNumber || t == (kInteger | kNumber)) return pg ? "DOUBLE PRECISION" : "REAL";
   if (t == kBoolean) return "BOOLEAN";
   if (t == kString) {
     if (pg && column.max_length) return fmt::format("VARCHAR({})", *column.max_length);
     return "TEXT";
   }
-  return pg ? "JSON" : "TEXT";  // objects, arrays, or several types
+  return pg ? "DOUBLE PRECISION" : "REAL";  // numbers
 }
 
 std::string CreateTableSql(Dialect dialect, const Table& table) {

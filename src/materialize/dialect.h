@@ -18,6 +18,10 @@ enum class Dialect { kSqlite, kPostgres };
 // any name is safe and keeps its case.
 std::string QuoteIdentifier(std::string_view name);
 
+// Whether a column (other than `flow_document`) holds JSON text: objects, arrays, and
+// locations of several types. The others hold their scalar values natively.
+bool StoredAsJson(const Column& column);
+
 // The SQL type of a column, without NOT NULL: integer → BIGINT (SQLite INTEGER), number →
 // DOUBLE PRECISION (REAL), boolean → BOOLEAN, string → TEXT (PostgreSQL VARCHAR(n) with a
 // known maxLength), object/array or several types → JSON (SQLite TEXT).

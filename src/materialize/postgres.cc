@@ -423,8 +423,7 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
         b.kinds.push_back(Kind::kDocument);
         document = &c;
       } else {
-        b.kinds.push_back(ColumnType(Dialect::kPostgres, c) == "JSON" ? Kind::kJson
-                                                                      : Kind::kScalar);
+        b.kinds.push_back(StoredAsJson(c) ? Kind::kJson : Kind::kScalar);
       }
       if (!c.key) updates.push_back(fmt::format("{0} = EXCLUDED.{0}", q));
     }
@@ -602,9 +601,7 @@ Result<bool> PostgresDriver::Write(const Batches& inserts, const Batches& upsert
       {checkpoint, materialization_, std::to_string(fence_)}, "updating the checkpoint");
   if (!updated) return fail(updated.error());
   if (std::strcmp(PQcmdTuples(updated->get()), "1") != 0) {
-    return fail(Error::Env(fmt::format(
-        "materialization `{}` was fenced off: another flowctl instance took over target `{}`",
-        materialization_, target_)));
+    return fail(FencedOff(materialization_, target_));
   }
   std::string scratch;
   for (size_t t = 0; t < bindings_.size(); ++t) {

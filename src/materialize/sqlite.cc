@@ -11,7 +11,6 @@
 namespace flow::materialize {
 namespace {
 
-constexpr uint8_t kNull = 1, kBoolean = 2, kInteger = 4, kNumber = 8, kString = 16;  // schema::Types
 
 class Statement {
  public:
@@ -94,7 +93,7 @@ class SqliteDriver : public Driver {
     std::vector<const Column*> key_columns = tables_[table].KeyColumns();
     for (size_t i = 0; i < keys.size(); ++i) {
       for (size_t k = 0; k < keys[i].size() && k < key_columns.size(); ++k) {
-        Bind(st, static_cast<int>(k + 1), keys[i][k], key_columns[k]->types);
+        Bind(st, static_cast<int>(k + 1), keys[i][k], StoredAsJson(*key_columns[k]));
       }
       int rc = sqlite3_step(st);
       if (rc == SQLITE_ROW) {
@@ -187,7 +186,7 @@ class SqliteDriver : public Driver {
           sqlite3_bind_text(st, index, json.data(), static_cast<int>(json.size()), SQLITE_TRANSIENT);
           continue;
         }
-        Bind(st, index, doc::Lookup(*row.document, c.location), c.types);
+        Bind(st, index, doc::Lookup(*row.document, c.location), StoredAsJson(c));
       }
       int rc = sqlite3_step(st);
       sqlite3_reset(st);
@@ -203,22 +202,18 @@ class SqliteDriver : public Driver {
     sqlite3_clear_bindings(cp);
     if (rc != SQLITE_DONE) return Failure("cannot write flow_checkpoints");
     if (sqlite3_changes(db_) == 0) {
-      return Error::Env(fmt::format("materialization `{}` was fenced off: another flowctl instance took over target "
-                                    "`{}` ({})",
-                                    materialization_, target_, path_));
+      return FencedOff(materialization_, target_, path_);
     }
     return true;
   }
 
   // Binds the value at a column's location: natively for single-typed columns, as JSON text
   // for objects, arrays and columns of several types; NULL when absent or null.
-  static void Bind(sqlite3_stmt* st, int index, const doc::Value* v, uint8_t types) {
+  static void Bind(sqlite3_stmt* st, int index, const doc::Value* v, bool json) {
     if (!v || v->IsNull()) {
       sqlite3_bind_null(st, index);
       return;
     }
-    uint8_t t = types & static_cast<uint8_t>(~kNull);
-    bool json = !(t == kInteger || t == kNumber || t == (kInteger | kNumber) || t == kBoolean || t == kString);
     if (!json && v->IsString()) {
       sqlite3_bind_text(st, index, v->GetString(), static_cast<int>(v->GetStringLength()), SQLITE_TRANSIENT);
     } else if (!json && v->IsBool()) {

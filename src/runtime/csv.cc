@@ -13,6 +13,7 @@
 
 #include "base/strings.h"
 #include "doc/parse.h"
+#include "schema/shape.h"
 
 // Non-obvious details:
 // - CSV goes through libcsv (strict; whitespace is data, as RFC 4180 says, so its default
@@ -29,9 +30,13 @@
 namespace flow::runtime {
 namespace {
 
-// schema::Types bits (see CsvField).
-constexpr uint8_t kNull = 1, kBoolean = 2, kInteger = 4, kNumber = 8, kString = 16,
-                  kObject = 32, kArray = 64;
+using schema::kArray;
+using schema::kBoolean;
+using schema::kInteger;
+using schema::kNull;
+using schema::kNumber;
+using schema::kObject;
+using schema::kString;
 constexpr std::pair<uint8_t, const char*> kTypeNames[] = {
     {kNull, "null"},     {kBoolean, "boolean"}, {kInteger, "integer"}, {kNumber, "number"},
     {kString, "string"}, {kObject, "object"},   {kArray, "array"}};

@@ -71,6 +71,8 @@ class Store {
   const LedgerState& committed() const { return committed_; }
   const std::string& dir() const { return dir_; }
   const StoreStats& stats() const { return stats_; }
+  // True after an I/O error: the store refuses further work until reopened.
+  bool failed() const { return failed_; }
 
   // Appends `bytes` to `journal` within the current transaction. `spec` applies from the
   // journal's next spool on (the spool's codec is fixed when it is created, and recorded in
