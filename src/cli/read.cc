@@ -7,6 +7,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -23,12 +24,6 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 void OnSignal(int) { g_stop = true; }
-
-struct Pending {
-  size_t cursor;
-  doc::Clock clock;
-  std::string line;
-};
 
 }  // namespace
 
@@ -80,21 +75,21 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     return kExitUserError;
   }
 
-  std::vector<runtime::JournalCursor> cursors;
-  std::map<std::string, size_t> by_journal;
+  runtime::CommitOrderReader reader(o.data_dir);
+  std::set<std::string> journals;
   store::LedgerState state;
   auto refresh = [&]() -> Result<bool> {
     auto s = store::ReadLedger(o.data_dir);
     if (!s) return s.error();
     state = std::move(s.value());
     for (const auto& j : store::CollectionJournals(state, collection.name)) {
-      if (by_journal.count(j)) continue;
+      if (journals.count(j)) continue;
       std::string padded = j.substr(collection.name.size()) + "/";
       bool selected = std::all_of(segments.begin(), segments.end(),
                                   [&](const std::string& seg) { return padded.find(seg) != std::string::npos; });
       if (!selected) continue;
-      by_journal[j] = cursors.size();
-      cursors.emplace_back(o.data_dir, j);
+      journals.insert(j);
+      reader.Add(j);
     }
     return true;
   };
@@ -115,50 +110,22 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     if (std::fflush(stdout) != 0) write_failed = true;
   };
 
-  // Reads everything committed that is not yet printed, merging journals in UUID clock order
-  // (the order documents were committed in).
+  // Reads everything committed that is not yet printed, in commit order.
   auto drain = [&]() -> Result<bool> {
-    std::vector<Pending> heap;
-    auto cmp = [](const Pending& a, const Pending& b) {
-      return a.clock != b.clock ? a.clock > b.clock : a.cursor > b.cursor;
-    };
-    auto pull = [&](size_t i) -> Result<bool> {
-      Pending p{i, 0, {}};
-      auto head = state.heads[cursors[i].journal()];
-      auto n = cursors[i].Next(head, &p.line);
-      if (!n) return n;
-      if (!n.value()) return true;
-      p.clock = runtime::ClockOfLine(p.line);
-      heap.push_back(std::move(p));
-      std::push_heap(heap.begin(), heap.end(), cmp);
-      return true;
-    };
-    for (size_t i = 0; i < cursors.size(); ++i) {
-      auto r = pull(i);
-      if (!r) return r;
-    }
-    while (!heap.empty()) {
-      std::pop_heap(heap.begin(), heap.end(), cmp);
-      Pending p = std::move(heap.back());
-      heap.pop_back();
+    return reader.Drain(state.heads, [&](const std::string& journal, std::string_view line) -> Result<bool> {
       if (combiner) {
         doc::ParseError perr;
-        if (!doc::ParseDocument(p.line, &parsed, &perr)) {
-          return Error::Env(fmt::format("journal {} holds a malformed document: {}", cursors[p.cursor].journal(),
-                                        perr.message));
+        if (!doc::ParseDocument(line, &parsed, &perr)) {
+          return Error::Env(fmt::format("journal {} holds a malformed document: {}", journal, perr.message));
         }
-        auto a = combiner->Add(parsed);
-        if (!a) return a;
-      } else {
-        out.append(p.line);
-        out.push_back('\n');
-        if (out.size() >= (1 << 20)) flush();
-        if (write_failed) return Error::Env(fmt::format("cannot write the output: {}", std::strerror(errno)));
+        return combiner->Add(parsed);
       }
-      auto r = pull(p.cursor);
-      if (!r) return r;
-    }
-    return true;
+      out.append(line);
+      out.push_back('\n');
+      if (out.size() >= (1 << 20)) flush();
+      if (write_failed) return Error::Env(fmt::format("cannot write the output: {}", std::strerror(errno)));
+      return true;
+    });
   };
 
   auto report = [&](const Error& e) {

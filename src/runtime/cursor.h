@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "doc/uuid.h"
@@ -36,6 +38,22 @@ class JournalCursor {
   size_t pos_ = 0;       // start of the next line in buf_
   size_t peeked_ = 0;    // length of the peeked line plus its '\n', 0 when none
   uint64_t offset_;
+};
+
+// The committed documents of several journals in commit order: by UUID clock, ties in the
+// order journals were added. Journals may be added between drains (`read --follow`).
+class CommitOrderReader {
+ public:
+  explicit CommitOrderReader(std::string dir) : dir_(std::move(dir)) {}
+  // Reads `journal` from offset 0 on.
+  void Add(const std::string& journal);
+  // Calls `emit(journal, line)` for every line below `heads` not emitted yet.
+  using Emit = std::function<Result<bool>(const std::string& journal, std::string_view line)>;
+  Result<bool> Drain(const std::map<std::string, uint64_t>& heads, const Emit& emit);
+
+ private:
+  std::string dir_;
+  std::vector<JournalCursor> cursors_;
 };
 
 // The clock of a stored document's `/_meta/uuid`, taken from the end of the line where

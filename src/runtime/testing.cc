@@ -201,38 +201,23 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
     }
     auto filter = CompilePartitionFilter(s.partitions);
     if (!filter) return filter.error();
-    struct Line {
-      doc::Clock clock;
-      size_t seq;
-      std::string text;
-    };
-    std::vector<Line> lines;
+    reduce::Combiner combiner(collection->reducer, collection->key);
+    CommitOrderReader reader(w.dir);
     const auto& committed = w.store->committed();
     for (const auto& j : store::CollectionJournals(committed, collection->name)) {
-      if (!filter->Matches(collection->name, j)) continue;
-      JournalCursor cursor(w.dir, j);
-      std::string line;
-      for (;;) {
-        auto n = cursor.Next(committed.heads.at(j), &line);
-        if (!n) return n.error();
-        if (!n.value()) break;
-        lines.push_back({ClockOfLine(line), lines.size(), line});
-      }
+      if (filter->Matches(collection->name, j)) reader.Add(j);
     }
-    std::sort(lines.begin(), lines.end(),
-              [](const Line& a, const Line& b) { return a.clock != b.clock ? a.clock < b.clock : a.seq < b.seq; });
-    reduce::Combiner combiner(collection->reducer, collection->key);
-    for (const auto& l : lines) {
+    auto read = reader.Drain(committed.heads, [&](const std::string&, std::string_view line) -> Result<bool> {
       rapidjson::Document d(&combiner.allocator());
       doc::ParseError perr;
-      if (!doc::ParseDocument(l.text, &d, &perr)) return Error::Env("a stored document is malformed: " + perr.message);
-      auto a = combiner.Add(d);
-      if (!a) {
-        failed(i, s, fmt::format("cannot reduce the stored documents: {}", a.error().message));
-        break;
-      }
+      if (!doc::ParseDocument(line, &d, &perr)) return Error::Env("a stored document is malformed: " + perr.message);
+      return combiner.Add(d);
+    });
+    if (!read) {
+      if (read.error().code != Error::Code::kUser) return read.error();
+      failed(i, s, fmt::format("cannot reduce the stored documents: {}", read.error().message));
+      break;
     }
-    if (!out.passed) break;
     rapidjson::Document actual_docs(rapidjson::kArrayType);
     std::vector<std::string> actual_keys;
     auto drained = combiner.Drain(true, [&](std::string_view key, doc::Value& d) -> Result<bool> {
