@@ -3,6 +3,7 @@
 
 #include <deque>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -34,6 +35,28 @@ inline std::string Json(const doc::Value& v) {
   std::string out;
   doc::AppendJson(v, &out);
   return out;
+}
+
+// Each row's outputs as a JSON array of documents.
+inline std::vector<std::string> Texts(const Outputs& out) {
+  std::vector<std::string> texts;
+  for (const auto& docs : out) {
+    std::string t = "[";
+    for (size_t i = 0; i < docs.size(); ++i) t += (i ? "," : "") + Json(docs[i]);
+    texts.push_back(t + "]");
+  }
+  return texts;
+}
+
+// Invokes `l` on `rows`, which must succeed, and returns each row's outputs as text.
+inline std::vector<std::string> Run(Lambda& l, Harness& h, const std::vector<Row>& rows) {
+  Outputs out;
+  int failed = 7;
+  auto r = l.Invoke(rows, h.out_doc.GetAllocator(), &out, &failed);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(failed == -1);
+  REQUIRE(out.size() == rows.size());
+  return Texts(out);
 }
 
 }  // namespace flow::lambda::testing

@@ -37,6 +37,7 @@ namespace fs = std::filesystem;
 namespace {
 using lambda::testing::Harness;
 using lambda::testing::Json;
+using lambda::testing::Run;
 
 // A cache directory for this process's tests, removed at exit.
 struct TempCache {
@@ -86,23 +87,6 @@ Error StartError(const std::vector<NodeLambdaSpec>& lambdas, const NodeOptions& 
   return w.error();
 }
 
-
-// Each row's outputs as a JSON array of documents.
-std::vector<std::string> Run(lambda::Lambda& l, Harness& h, const std::vector<Row>& rows) {
-  lambda::Outputs out;
-  int failed = 7;
-  auto r = l.Invoke(rows, h.out_doc.GetAllocator(), &out, &failed);
-  REQUIRE_MESSAGE(r.ok(), r.error().message);
-  CHECK(failed == -1);
-  REQUIRE(out.size() == rows.size());
-  std::vector<std::string> texts;
-  for (const auto& docs : out) {
-    std::string t = "[";
-    for (size_t i = 0; i < docs.size(); ++i) t += (i ? "," : "") + Json(docs[i]);
-    texts.push_back(t + "]");
-  }
-  return texts;
-}
 
 struct Failure {
   Error error;

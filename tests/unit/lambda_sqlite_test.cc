@@ -23,6 +23,8 @@ using lambda::SourceField;
 namespace {
 using lambda::testing::Harness;
 using lambda::testing::Json;
+using lambda::testing::Run;
+using lambda::testing::Texts;
 
 SourceField Field(std::string name, const std::string& ptr) {
   std::string why;
@@ -33,32 +35,12 @@ SourceField Field(std::string name, const std::string& ptr) {
 
 
 // The outputs of each row as a JSON array of documents.
-std::vector<std::string> Texts(const lambda::Outputs& out) {
-  std::vector<std::string> texts;
-  for (const auto& docs : out) {
-    std::string t = "[";
-    for (size_t i = 0; i < docs.size(); ++i) t += (i ? "," : "") + Json(docs[i]);
-    texts.push_back(t + "]");
-  }
-  return texts;
-}
-
 std::unique_ptr<lambda::Lambda> MustCompile(const std::string& sql, std::vector<SourceField> fields = {}) {
   auto r = lambda::SqliteLambda::Compile(sql, std::move(fields));
   REQUIRE_MESSAGE(r.ok(), r.error().message);
   return std::move(r.value());
 }
 
-// Runs `sql` over `rows` and returns each row's outputs as JSON text.
-std::vector<std::string> Run(lambda::Lambda& l, Harness& h, const std::vector<Row>& rows) {
-  lambda::Outputs out;
-  int failed = 7;
-  auto r = l.Invoke(rows, h.out_doc.GetAllocator(), &out, &failed);
-  REQUIRE_MESSAGE(r.ok(), r.error().message);
-  CHECK(failed == -1);
-  REQUIRE(out.size() == rows.size());
-  return Texts(out);
-}
 
 Error CompileError(const std::string& sql, std::vector<SourceField> fields = {}) {
   auto r = lambda::SqliteLambda::Compile(sql, std::move(fields));
