@@ -24,7 +24,6 @@ namespace {
 using lambda::testing::Harness;
 using lambda::testing::Json;
 using lambda::testing::Run;
-using lambda::testing::Texts;
 
 SourceField Field(std::string name, const std::string& ptr) {
   std::string why;
