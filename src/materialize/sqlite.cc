@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cstring>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -10,6 +11,14 @@
 
 namespace flow::materialize {
 namespace {
+
+// SQLite's message for the last failure, with the OS's reason when there is one: "disk I/O
+// error" alone does not say that the disk is full.
+std::string Why(sqlite3* db) {
+  std::string why = sqlite3_errmsg(db);
+  if (int e = sqlite3_system_errno(db); e != 0) why += fmt::format(" ({})", std::strerror(e));
+  return why;
+}
 
 
 class Statement {
@@ -232,7 +241,7 @@ class SqliteDriver : public Driver {
   Result<Statement> Prepare(const std::string& sql) {
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-      return Error::Env(fmt::format("target `{}` ({}): {} (in: {})", target_, path_, sqlite3_errmsg(db_), sql));
+      return Error::Env(fmt::format("target `{}` ({}): {} (in: {})", target_, path_, Why(db_), sql));
     }
     return Statement(st);
   }
@@ -240,7 +249,7 @@ class SqliteDriver : public Driver {
   Result<bool> Exec(const std::string& sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string message = err ? err : sqlite3_errmsg(db_);
+      std::string message = Why(db_);
       sqlite3_free(err);
       return Error::Env(fmt::format("target `{}` ({}): {}", target_, path_, message));
     }
@@ -248,7 +257,7 @@ class SqliteDriver : public Driver {
   }
 
   Result<bool> Failure(const std::string& what) {
-    return Error::Env(fmt::format("target `{}` ({}): {}: {}", target_, path_, what, sqlite3_errmsg(db_)));
+    return Error::Env(fmt::format("target `{}` ({}): {}: {}", target_, path_, what, Why(db_)));
   }
 
   sqlite3* db_;
@@ -272,14 +281,14 @@ Result<std::unique_ptr<Driver>> ConnectSqlite(const std::string& path, const std
   sqlite3* db = nullptr;
   if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
       SQLITE_OK) {
-    std::string why = db ? sqlite3_errmsg(db) : "out of memory";
+    std::string why = db ? Why(db) : "out of memory";
     sqlite3_close(db);
     return Error::Env(fmt::format("target `{}`: cannot open SQLite database {}: {}", target, path, why));
   }
   sqlite3_busy_timeout(db, 10000);
   char* err = nullptr;
   if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string why = err ? err : sqlite3_errmsg(db);
+    std::string why = Why(db);
     sqlite3_free(err);
     sqlite3_close(db);
     return Error::Env(fmt::format("target `{}`: cannot use SQLite database {}: {}", target, path, why));

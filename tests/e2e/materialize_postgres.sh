@@ -78,4 +78,25 @@ expect_err "cannot connect to PostgreSQL target \`warehouse\`"
 uri=$("$REPO/scripts/pg.sh" start "$pg" | tail -n 1)
 expect_status 0 "$FLOWCTL" run --until-idle --data-dir data
 expect_eq "nothing lost while the server was down" "$(psql -c 'SELECT count(*) FROM "order lines"')" "4"
+
+# A wrong password: an environment error naming the target and the server's reason, the
+# password itself never printed; retried, then exit 3; nothing stored, and the right
+# password later stores everything.
+cp flow.yaml good.yaml
+sed -i 's#postgresql://flow:flow@#postgresql://flow:Sesame-9x@#' flow.yaml
+grep -q Sesame-9x flow.yaml || fail "the test did not change the password"
+printf '%s\n' '{"id":4,"customer":"cy","total":2}' > t3.jsonl
+expect_status 0 "$FLOWCTL" ingest acme/orders t3.jsonl --data-dir data
+expect_status 3 "$FLOWCTL" run --until-idle --data-dir data
+expect_err "PostgreSQL target \`warehouse\`"
+expect_err "password authentication failed"
+expect_err "retrying in"
+if grep -q Sesame-9x "$WORK/err"; then fail "the password appears in the error output"; fi
+expect_eq "nothing stored with a wrong password" "$(psql -c 'SELECT count(*) FROM "order lines"')" "4"
+cp good.yaml flow.yaml
+expect_status 0 "$FLOWCTL" run --until-idle --data-dir data
+expect_eq "stored once the password is right" "$(psql -c 'SELECT customer, spent FROM customers ORDER BY customer')" "al|3
+bo|7.5
+cy|2"
+expect_eq "delta rows once each" "$(psql -c 'SELECT count(*) FROM "order lines"')" "5"
 finish
