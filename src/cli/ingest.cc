@@ -12,8 +12,7 @@
 
 #include "base/strings.h"
 #include "cli/input.h"
-#include "doc/parse.h"
-#include "runtime/csv.h"
+#include "runtime/feed.h"
 #include "runtime/ingest.h"
 #include "store/lock.h"
 
@@ -45,7 +44,7 @@ class Progress {
  public:
   Progress() : enabled_(::isatty(STDERR_FILENO)), last_(std::chrono::steady_clock::now()) {}
   void Update(uint64_t docs, uint64_t bytes) {
-    if (!enabled_ || (docs & 0x3fff) != 0) return;
+    if (!enabled_) return;
     auto now = std::chrono::steady_clock::now();
     if (now - last_ < std::chrono::milliseconds(500)) return;
     last_ = now;
@@ -125,69 +124,30 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   Progress progress;
   uint64_t bytes_read = 0;
 
-  if (format == "json") {
-    LineReader lines(input->file());
-    rapidjson::Document parsed(&txn.allocator(collection));
-    std::string_view line;
-    while (lines.Next(&line)) {
-      if (Blank(line)) continue;
-      doc::ParseError perr;
-      if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
-        progress.Clear();
-        auto aborted = txn.Abort();
-        (void)aborted;
-        fmt::print(stderr, "{}:{}:{}: error: {}{}\n", name, lines.number(), perr.offset + 1, perr.message,
-                   nothing(perr.message));
-        return kExitUserError;
-      }
-      auto added = txn.Add(collection, parsed);
-      if (!added) {
-        progress.Clear();
-        return fail(fmt::format("{}:{}", name, lines.number()), added.error());
-      }
-      progress.Update(txn.stats().documents, lines.bytes());
-    }
-    if (lines.failed()) {
+  runtime::DocumentFeed feed(*runtime::ParseIngestFormat(format), collection, name);
+  std::string block(4 << 20, '\0');
+  for (;;) {
+    size_t n = std::fread(block.data(), 1, block.size(), input->file());
+    bytes_read += n;
+    if (n == 0) break;
+    auto fed = feed.Feed(std::string_view(block.data(), n), &txn);
+    if (!fed) {
       progress.Clear();
-      auto aborted = txn.Abort();
-      (void)aborted;
-      fmt::print(stderr, "error: cannot read {}: {}; nothing was written\n", name, std::strerror(errno));
-      return kExitUserError;
+      return fail(feed.error_where(), fed.error());
     }
-    bytes_read = lines.bytes();
-  } else {
-    runtime::CsvConverter conv(format == "csv" ? runtime::CsvDialect::kCsv : runtime::CsvDialect::kTsv,
-                               collection->name, collection->fields);
-    auto emit = [&](uint64_t row, doc::Value& d) -> Result<bool> {
-      (void)row;  // the converter locates errors by row and line
-      auto added = txn.Add(collection, d);
-      if (!added) return added;
-      progress.Update(txn.stats().documents, bytes_read);
-      return true;
-    };
-    std::string block(1 << 20, '\0');
-    for (;;) {
-      size_t n = std::fread(block.data(), 1, block.size(), input->file());
-      bytes_read += n;
-      if (n == 0) break;
-      auto fed = conv.Feed(std::string_view(block.data(), n), txn.allocator(collection), emit);
-      if (!fed) {
-        progress.Clear();
-        return fail(name, fed.error());
-      }
-    }
-    if (std::ferror(input->file())) {
-      progress.Clear();
-      auto aborted = txn.Abort();
-      (void)aborted;
-      fmt::print(stderr, "error: cannot read {}: {}; nothing was written\n", name, std::strerror(errno));
-      return kExitUserError;
-    }
-    auto fin = conv.Finish(txn.allocator(collection), emit);
-    if (!fin) {
-      progress.Clear();
-      return fail(name, fin.error());
-    }
+    progress.Update(txn.stats().documents, bytes_read);
+  }
+  if (std::ferror(input->file())) {
+    progress.Clear();
+    auto aborted = txn.Abort();
+    (void)aborted;
+    fmt::print(stderr, "error: cannot read {}: {}; nothing was written\n", name, std::strerror(errno));
+    return kExitUserError;
+  }
+  auto fin = feed.Finish(&txn);
+  if (!fin) {
+    progress.Clear();
+    return fail(feed.error_where(), fin.error());
   }
   progress.Clear();
 
