@@ -16,6 +16,12 @@
 
 namespace flow::runtime {
 
+// How far a task has read its committed sources, in bytes (lag = total - read).
+struct ReadProgress {
+  uint64_t read = 0;
+  uint64_t total = 0;
+};
+
 class JournalCursor {
  public:
   JournalCursor(const std::string& dir, const std::string& journal, uint64_t offset = 0);
@@ -31,6 +37,12 @@ class JournalCursor {
   // The offset of the next line not yet popped (what a checkpoint records).
   uint64_t offset() const { return offset_; }
   const std::string& journal() const { return reader_.journal(); }
+  // Adds this cursor's offset and its journal's head in `heads` to `p`.
+  void AddProgress(const std::map<std::string, uint64_t>& heads, ReadProgress* p) const {
+    auto it = heads.find(journal());
+    p->read += offset_;
+    p->total += it == heads.end() || it->second < offset_ ? offset_ : it->second;
+  }
 
  private:
   store::JournalReader reader_;

@@ -105,6 +105,13 @@ DeriveTask::DeriveTask(std::shared_ptr<const Derivation> derivation, store::Stor
 
 DeriveTask::~DeriveTask() = default;
 
+ReadProgress DeriveTask::progress() const {
+  ReadProgress p;
+  const auto& heads = impl_->store->committed().heads;
+  for (const auto& s : impl_->sources) s->cursor.AddProgress(heads, &p);
+  return p;
+}
+
 Result<bool> DeriveTask::Open() {
   Impl& m = *impl_;
   const Derivation& d = *derivation_;

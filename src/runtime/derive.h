@@ -24,6 +24,7 @@
 #include "lambda/lambda.h"
 #include "reduce/reduce.h"
 #include "runtime/collection.h"
+#include "runtime/cursor.h"
 #include "runtime/ingest.h"
 #include "schema/validator.h"
 #include "store/journal.h"
@@ -89,6 +90,8 @@ class DeriveTask {
   int64_t next_ready() const { return next_ready_; }
 
   const DeriveStats& stats() const { return stats_; }
+  // Over the source journals opened so far, against their committed heads.
+  ReadProgress progress() const;
   const Derivation& derivation() const { return *derivation_; }
 
  private:

@@ -44,6 +44,13 @@ MaterializeTask::MaterializeTask(std::shared_ptr<const Materialization> m, store
 
 MaterializeTask::~MaterializeTask() = default;
 
+ReadProgress MaterializeTask::progress() const {
+  ReadProgress p;
+  const auto& heads = impl_->store->committed().heads;
+  for (const auto& s : impl_->sources) s->cursor.AddProgress(heads, &p);
+  return p;
+}
+
 Result<bool> MaterializeTask::Open() {
   std::vector<materialize::Table> tables;
   for (const auto& b : m_->bindings) tables.push_back(b.table);

@@ -15,6 +15,7 @@
 #include "base/result.h"
 #include "materialize/driver.h"
 #include "runtime/collection.h"
+#include "runtime/cursor.h"
 #include "store/journal.h"
 
 namespace flow::runtime {
@@ -56,6 +57,8 @@ class MaterializeTask {
   Result<uint64_t> Step(uint64_t max_docs = 65536);
 
   const MaterializeStats& stats() const { return stats_; }
+  // Over the source journals opened so far, against their committed heads.
+  ReadProgress progress() const;
   const Materialization& materialization() const { return *m_; }
 
  private:

@@ -1,0 +1,313 @@
+#include "cli/pipeline.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "base/strings.h"
+#include "materialize/driver.h"
+#include "store/codec.h"
+
+namespace flow::cli {
+namespace {
+
+constexpr int kMaxFailuresUntilIdle = 4;
+
+// The JSON text of the catalog node `w` points at ("" when it does not resolve).
+std::string NodeText(const catalog::Catalog& c, const catalog::Where& w) {
+  const catalog::SourceFile* f = c.File(w.url);
+  if (!f) return "";
+  std::string why;
+  auto ptr = doc::Pointer::Parse(w.pointer, &why);
+  if (!ptr) return "";
+  const doc::Node* n = f->root.At(*ptr);
+  return n ? n->ToJsonText() : "";
+}
+
+std::string Digest(const std::vector<std::string>& parts) {
+  store::Sha1 sha;
+  for (const auto& p : parts) {
+    sha.Update(fmt::format("{}:", p.size()));
+    sha.Update(p);
+  }
+  return sha.HexDigest();
+}
+
+int64_t WallNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::map<std::string, std::string> TaskFingerprints(const CheckedCatalog& checked) {
+  const catalog::Catalog& c = checked.loaded->catalog;
+  const catalog::Built& built = checked.built;
+  std::map<std::string, std::string> out;
+  std::string deps;
+  for (const auto& d : c.node_dependencies) deps += d.package + "@" + d.version + ";";
+  for (const auto& bd : built.derivations) {
+    const catalog::CollectionSpec& spec = *bd.collection;
+    std::vector<std::string> parts{NodeText(c, spec.where), deps, bd.register_bundle, bd.register_initial};
+    if (const auto* bc = built.Collection(spec.name)) parts.push_back(bc->bundle);
+    for (const auto& bt : bd.transforms) {
+      parts.push_back(bt.source_schema_bundle);
+      std::string shuffle;
+      for (const auto& s : bt.shuffle) shuffle += s + ";";
+      parts.push_back(shuffle);
+    }
+    out["derivation:" + spec.name] = Digest(parts);
+  }
+  for (const auto& m : c.materializations) {
+    std::vector<std::string> parts{NodeText(c, m.where)};
+    for (const auto& t : c.targets) {
+      if (t.name == m.target) parts.push_back(t.kind + " " + t.address);
+    }
+    auto it = built.bindings.find(m.name);
+    if (it != built.bindings.end()) {
+      for (const auto& bb : it->second) {
+        std::string fields;
+        for (const auto& f : bb.fields) fields += f + ";";
+        parts.push_back(fields);
+        if (const auto* bc = built.Collection(bb.spec->source)) {
+          parts.push_back(bc->bundle);
+          for (const auto& p : bc->projections) parts.push_back(p.field + "=" + p.location);
+        }
+      }
+    }
+    out["materialization:" + m.name] = Digest(parts);
+  }
+  return out;
+}
+
+struct Pipeline::Derive {
+  std::string fingerprint;
+  std::unique_ptr<runtime::DeriveTask> task;
+  bool halted = false;
+  std::string error;
+};
+
+struct Pipeline::Target {
+  std::shared_ptr<const runtime::Materialization> spec;
+  std::string fingerprint;  // empty for one-off materializations
+  bool one_off = false;
+  std::unique_ptr<runtime::MaterializeTask> task;
+  bool halted = false;
+  int failures = 0;
+  std::chrono::steady_clock::time_point retry_at{};
+  runtime::MaterializeStats done;  // of tasks dropped before
+  std::string error;
+};
+
+Pipeline::Pipeline(store::Store* store, runtime::Stamper* stamper, Options options)
+    : store_(store), stamper_(stamper), options_(std::move(options)) {
+  if (!options_.now) options_.now = WallNanos;
+}
+
+Pipeline::~Pipeline() = default;
+
+void Pipeline::Log(const std::string& line) {
+  if (options_.log) {
+    options_.log(line);
+  } else {
+    fmt::print(stderr, "{}\n", line);
+  }
+}
+
+Result<bool> Pipeline::Apply(std::shared_ptr<const runtime::Plan> plan,
+                             const std::map<std::string, std::string>& fingerprints) {
+  auto fingerprint = [&](const std::string& key) {
+    auto it = fingerprints.find(key);
+    return it == fingerprints.end() ? std::string() : it->second;
+  };
+  std::vector<std::string> names;
+  for (const auto& m : plan->materializations) names.push_back(m->name);
+  for (const auto& want : options_.materializations) {
+    if (std::find(names.begin(), names.end(), want) == names.end()) {
+      std::string hint = DidYouMean(want, names);
+      return Error::User(fmt::format("no materialization `{}` in the catalog{}", want, hint.empty() ? "" : "; " + hint));
+    }
+  }
+
+  // Derivations: keep the unchanged ones; open the others before touching the running set,
+  // so that a derivation that cannot open leaves the previous plan running.
+  std::map<std::string, std::unique_ptr<Derive>> old;
+  for (auto& d : derivations_) old[d->task->derivation().collection->name] = std::move(d);
+  std::vector<std::unique_ptr<Derive>> next;
+  std::set<const Derive*> kept;
+  for (const auto& spec : plan->derivations) {
+    std::string fp = fingerprint("derivation:" + spec->collection->name);
+    auto it = old.find(spec->collection->name);
+    if (it != old.end() && !fp.empty() && it->second->fingerprint == fp && !it->second->halted) {
+      kept.insert(it->second.get());
+      next.push_back(std::move(it->second));
+      old.erase(it);
+      continue;
+    }
+    auto d = std::make_unique<Derive>();
+    d->fingerprint = fp;
+    d->task = std::make_unique<runtime::DeriveTask>(spec, store_, stamper_, options_.now);
+    auto opened = d->task->Open();
+    if (!opened) {
+      // Put the kept ones back: nothing of the new plan is applied.
+      derivations_.clear();
+      for (auto& n : next) {
+        if (kept.count(n.get())) derivations_.push_back(std::move(n));
+      }
+      for (auto& [name, o] : old) derivations_.push_back(std::move(o));
+      return Error{opened.error().code,
+                   fmt::format("derivation `{}`: {}", spec->collection->name, opened.error().message)};
+    }
+    next.push_back(std::move(d));
+  }
+  derivations_ = std::move(next);
+
+  // Materializations: unchanged ones keep their connection and position; the others are
+  // (re)opened on their next step, from the checkpoint in the target.
+  std::map<std::string, std::unique_ptr<Target>> old_targets;
+  std::vector<std::unique_ptr<Target>> targets;
+  for (auto& t : targets_) {
+    if (t->one_off) {
+      targets.push_back(std::move(t));
+    } else {
+      old_targets[t->spec->name] = std::move(t);
+    }
+  }
+  for (const auto& m : plan->materializations) {
+    if (!options_.materializations.empty() &&
+        std::find(options_.materializations.begin(), options_.materializations.end(), m->name) ==
+            options_.materializations.end()) {
+      continue;
+    }
+    std::string fp = fingerprint("materialization:" + m->name);
+    auto it = old_targets.find(m->name);
+    if (it != old_targets.end() && !fp.empty() && it->second->fingerprint == fp && !it->second->halted) {
+      targets.push_back(std::move(it->second));
+      continue;
+    }
+    auto t = std::make_unique<Target>();
+    t->spec = m;
+    t->fingerprint = fp;
+    targets.push_back(std::move(t));
+  }
+  targets_ = std::move(targets);
+  plan_ = std::move(plan);
+  return true;
+}
+
+void Pipeline::AddMaterialization(std::shared_ptr<const runtime::Materialization> m) {
+  auto t = std::make_unique<Target>();
+  t->spec = std::move(m);
+  t->one_off = true;
+  targets_.push_back(std::move(t));
+}
+
+Result<bool> Pipeline::OpenTarget(Target& t) {
+  auto driver = runtime::ConnectTarget(*t.spec);
+  if (!driver) return driver.error();
+  auto task = std::make_unique<runtime::MaterializeTask>(t.spec, store_, std::move(driver.value()));
+  auto opened = task->Open();
+  if (!opened) return opened.error();
+  t.task = std::move(task);
+  return true;
+}
+
+void Pipeline::StepTarget(Target& t, Round* round) {
+  if (t.halted) return;
+  if (!t.task && std::chrono::steady_clock::now() < t.retry_at) {
+    round->waiting = true;
+    return;
+  }
+  Result<uint64_t> n = uint64_t{0};
+  if (!t.task) {
+    auto o = OpenTarget(t);
+    if (!o) n = o.error();
+  }
+  if (n && t.task) n = t.task->Step();
+  if (n) {
+    t.failures = 0;
+    t.error.clear();
+    round->progress = round->progress || n.value() > 0;
+    return;
+  }
+  if (t.task) {
+    const auto& st = t.task->stats();
+    t.done.read += st.read;
+    t.done.stored += st.stored;
+    t.done.transactions += st.transactions;
+  }
+  t.task.reset();
+  t.error = n.error().message;
+  // Fenced off: another instance owns the target now; retrying would take it back.
+  bool fenced = materialize::IsFencedOff(n.error());
+  if (fenced || n.error().code != Error::Code::kEnvironment ||
+      (options_.until_idle && ++t.failures >= kMaxFailuresUntilIdle)) {
+    t.halted = true;
+    Log(fmt::format("error: materialization `{}`: {}", t.spec->name, n.error().message));
+    exit_code_ = std::max(exit_code_, n.error().ExitCode());
+    return;
+  }
+  if (!options_.until_idle) ++t.failures;
+  auto backoff = std::chrono::milliseconds(std::min(30000, 250 << std::min(t.failures, 7)));
+  t.retry_at = std::chrono::steady_clock::now() + backoff;
+  round->waiting = true;
+  Log(fmt::format("warning: materialization `{}`: {}; retrying in {:.1f} s", t.spec->name, n.error().message,
+                  backoff.count() / 1000.0));
+}
+
+Result<Pipeline::Round> Pipeline::Step() {
+  Round round;
+  for (auto& d : derivations_) {
+    if (d->halted) continue;
+    auto n = d->task->Step();
+    if (!n) {
+      // A failed derivation halts; the others keep running (SPEC 4).
+      d->halted = true;
+      d->error = n.error().message;
+      Log(fmt::format("error: {}", n.error().message));
+      if (store_->failed()) return n.error();  // the store refuses further work
+      exit_code_ = std::max(exit_code_, n.error().ExitCode());
+      continue;
+    }
+    round.progress = round.progress || n.value() > 0;
+  }
+  for (auto& t : targets_) StepTarget(*t, &round);
+  return round;
+}
+
+std::vector<TaskStatus> Pipeline::Status() const {
+  std::vector<TaskStatus> out;
+  for (const auto& d : derivations_) {
+    TaskStatus s;
+    s.kind = "derivation";
+    s.name = d->task->derivation().collection->name;
+    s.in = d->task->stats().read;
+    s.out = d->task->stats().published;
+    s.progress = d->task->progress();
+    s.error = d->error;
+    s.state = d->halted ? "halted" : s.progress.total - s.progress.read > (1 << 20) ? "back-filling" : "running";
+    out.push_back(std::move(s));
+  }
+  for (const auto& t : targets_) {
+    TaskStatus s;
+    s.kind = "materialization";
+    s.name = t->spec->name;
+    s.in = t->done.read;
+    s.out = t->done.stored;
+    if (t->task) {
+      s.in += t->task->stats().read;
+      s.out += t->task->stats().stored;
+      s.progress = t->task->progress();
+    }
+    s.error = t->error;
+    s.state = t->halted                                             ? "halted"
+              : !t->task                                            ? (t->error.empty() ? "starting" : "retrying")
+              : s.progress.total - s.progress.read > (1 << 20) ? "back-filling"
+                                                                    : "running";
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace flow::cli
