@@ -4,6 +4,7 @@
 // errors so that one build reports all of them.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -67,6 +68,16 @@ struct Built {
   const BuiltCollection* Collection(const std::string& name) const;
   std::map<std::string, size_t> by_name;
 };
+
+// Reports a problem at `where` with a message and a hint (may be empty).
+using FieldError = std::function<void(const Where& where, const std::string& message, const std::string& hint)>;
+
+// The fields a materialization binding of `c` selects (SPEC 1.7): the key, then the
+// included fields (default: every projection of a single scalar type, one per location),
+// minus the excluded, then `flow_document`. Unknown, multi-typed and unprojected object or
+// array fields are reported through `error` (and left out).
+std::vector<std::string> SelectFields(const BuiltCollection& c, const MaterializationBindingSpec& b,
+                                      const FieldError& error);
 
 // Runs every check over a loaded catalog and fills `out`.
 void CheckCatalog(const Loaded& loaded, Built* out, Diagnostics* diags);

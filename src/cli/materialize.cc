@@ -43,31 +43,33 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
     return kExitUserError;
   }
 
-  // Fields: the key, then the chosen ones (default: every single-typed scalar projection),
-  // then `flow_document`.
-  std::vector<std::string> fields = collection->key_fields;
-  auto add = [&](const std::string& f) {
-    if (f != "flow_document" && std::find(fields.begin(), fields.end(), f) == fields.end()) fields.push_back(f);
-  };
-  if (!o.fields.empty()) {
-    names.clear();
-    for (const auto& p : collection->projections) names.push_back(p.field);
-    for (const auto& f : o.fields) {
-      if (!collection->Field(f)) {
-        std::string hint = DidYouMean(f, names);
-        fmt::print(stderr, "error: collection `{}` has no field `{}`{}\n", o.collection, f,
-                   hint.empty() ? "" : "; " + hint);
-        return kExitUserError;
-      }
-      add(f);
-    }
-  } else {
+  // Fields: as a declared binding selects them (the key, then the --field ones or the
+  // defaults, then `flow_document`); --all-fields adds every projection.
+  std::vector<std::string> fields;
+  if (o.all_fields) {
+    fields = collection->key_fields;
     for (const auto& p : collection->projections) {
-      std::string type;
-      if (o.all_fields || (p.shape && schema::SingleScalarType(p.shape->types, &type))) add(p.field);
+      if (p.field != "flow_document" && std::find(fields.begin(), fields.end(), p.field) == fields.end()) {
+        fields.push_back(p.field);
+      }
     }
+    fields.push_back("flow_document");
+  } else {
+    catalog::MaterializationBindingSpec binding;
+    binding.source = o.collection;
+    binding.table = o.table;
+    binding.fields.present = !o.fields.empty();
+    binding.fields.include = o.fields;
+    binding.fields.include_where.resize(o.fields.size());
+    int errors = 0;
+    fields = catalog::SelectFields(*collection, binding,
+                                   [&](const catalog::Where&, const std::string& message, const std::string& hint) {
+                                     ++errors;
+                                     fmt::print(stderr, "error: --field: {}{}\n", message,
+                                                hint.empty() ? "" : "\n    hint: " + hint);
+                                   });
+    if (errors) return kExitUserError;
   }
-  fields.push_back("flow_document");
 
   auto m = std::make_shared<runtime::Materialization>();
   m->name = fmt::format("materialize/{}/{}", o.target, o.table);

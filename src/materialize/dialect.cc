@@ -1,11 +1,12 @@
 #include "materialize/dialect.h"
 
-#include "schema/shape.h"
-
 #include <algorithm>
 #include <cctype>
+#include <map>
 
 #include <fmt/format.h>
+
+#include "schema/shape.h"
 
 namespace flow::materialize {
 namespace {
@@ -143,6 +144,42 @@ std::vector<std::string> DiffTable(Dialect dialect, const Table& table, const st
     diffs.push_back(fmt::format("the primary key is {}, expected {}", list(have_key), list(want_key)));
   }
   return diffs;
+}
+
+std::string IdentifierProblem(Dialect dialect, const Table& table) {
+  if (dialect == Dialect::kPostgres) {
+    constexpr size_t kMax = 63;  // NAMEDATALEN - 1
+    if (table.name.size() > kMax) {
+      return fmt::format("table name {} is {} bytes long; PostgreSQL cuts names at {} bytes: choose a shorter one",
+                         QuoteIdentifier(table.name), table.name.size(), kMax);
+    }
+    for (const auto& c : table.columns) {
+      if (c.field.size() > kMax) {
+        return fmt::format(
+            "table {}: column name {} is {} bytes long; PostgreSQL cuts names at {} bytes: project the field "
+            "under a shorter name (`projections: {{short_name: {}}}`) and select that",
+            QuoteIdentifier(table.name), QuoteIdentifier(c.field), c.field.size(), kMax, c.location.ToString());
+      }
+    }
+    return "";
+  }
+  auto lower = [](std::string s) {
+    for (char& ch : s) {
+      if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    }
+    return s;
+  };
+  std::map<std::string, const Column*> seen;
+  for (const auto& c : table.columns) {
+    auto [it, inserted] = seen.emplace(lower(c.field), &c);
+    if (!inserted) {
+      return fmt::format(
+          "table {}: columns {} and {} are one column in SQLite, which ignores the case of names: project one of "
+          "the fields under another name, or leave one out",
+          QuoteIdentifier(table.name), QuoteIdentifier(it->second->field), QuoteIdentifier(c.field));
+    }
+  }
+  return "";
 }
 
 }  // namespace flow::materialize

@@ -34,6 +34,11 @@ std::string CreateTableSql(Dialect dialect, const Table& table);
 // The checkpoints table: one row per materialization, with its fence and checkpoint.
 std::string CreateCheckpointsSql(Dialect dialect);
 
+// Names the database would not keep apart or intact: in PostgreSQL, a table or column name
+// over 63 bytes (silently cut); in SQLite, two columns equal but for ASCII case. Returns
+// the problem (a user error), or "" when there is none.
+std::string IdentifierProblem(Dialect dialect, const Table& table);
+
 // A column of an existing table, as the database describes it.
 struct ExistingColumn {
   std::string name;

@@ -349,6 +349,11 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
   bindings_.clear();
   fence_ = 0;
   materialization_ = materialization;
+  for (const auto& t : tables) {
+    if (auto problem = IdentifierProblem(Dialect::kPostgres, t); !problem.empty()) {
+      return Error::User(fmt::format("PostgreSQL target `{}`: {}", target_, problem));
+    }
+  }
 
   auto fail = [&](Error e) -> Result<std::string> {
     s.Rollback();

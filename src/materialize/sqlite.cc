@@ -52,6 +52,11 @@ class SqliteDriver : public Driver {
   Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables) override {
     materialization_ = materialization;
     tables_ = tables;
+    for (const auto& t : tables) {
+      if (auto problem = IdentifierProblem(Dialect::kSqlite, t); !problem.empty()) {
+        return Error::User(fmt::format("target `{}` ({}): {}", target_, path_, problem));
+      }
+    }
     auto b = Exec("BEGIN IMMEDIATE");
     if (!b) return b.error();
     auto result = OpenInTransaction();
@@ -102,7 +107,12 @@ class SqliteDriver : public Driver {
     std::vector<const Column*> key_columns = tables_[table].KeyColumns();
     for (size_t i = 0; i < keys.size(); ++i) {
       for (size_t k = 0; k < keys[i].size() && k < key_columns.size(); ++k) {
-        Bind(st, static_cast<int>(k + 1), keys[i][k], StoredAsJson(*key_columns[k]));
+        if (!Bind(st, static_cast<int>(k + 1), keys[i][k], StoredAsJson(*key_columns[k]))) {
+          sqlite3_reset(st);
+          sqlite3_clear_bindings(st);
+          return Error::User(fmt::format("target `{}` ({}): table {}: a key integer is beyond SQLite's 64-bit range",
+                                         target_, path_, QuoteIdentifier(tables_[table].name)));
+        }
       }
       int rc = sqlite3_step(st);
       if (rc == SQLITE_ROW) {
@@ -195,7 +205,11 @@ class SqliteDriver : public Driver {
           sqlite3_bind_text(st, index, json.data(), static_cast<int>(json.size()), SQLITE_TRANSIENT);
           continue;
         }
-        Bind(st, index, doc::Lookup(*row.document, c.location), StoredAsJson(c));
+        if (!Bind(st, index, doc::Lookup(*row.document, c.location), StoredAsJson(c))) {
+          sqlite3_reset(st);
+          sqlite3_clear_bindings(st);
+          return OutOfRange(t, c, *row.document);
+        }
       }
       int rc = sqlite3_step(st);
       sqlite3_reset(st);
@@ -218,11 +232,14 @@ class SqliteDriver : public Driver {
 
   // Binds the value at a column's location: natively for single-typed columns, as JSON text
   // for objects, arrays and columns of several types; NULL when absent or null.
-  static void Bind(sqlite3_stmt* st, int index, const doc::Value* v, bool json) {
+  // False for an integer beyond SQLite's signed 64-bit range (which SQLite would turn into
+  // an approximate REAL).
+  static bool Bind(sqlite3_stmt* st, int index, const doc::Value* v, bool json) {
     if (!v || v->IsNull()) {
       sqlite3_bind_null(st, index);
-      return;
+      return true;
     }
+    if (!json && v->IsUint64() && !v->IsInt64()) return false;
     if (!json && v->IsString()) {
       sqlite3_bind_text(st, index, v->GetString(), static_cast<int>(v->GetStringLength()), SQLITE_TRANSIENT);
     } else if (!json && v->IsBool()) {
@@ -236,6 +253,16 @@ class SqliteDriver : public Driver {
       doc::AppendJson(*v, &text);
       sqlite3_bind_text(st, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
     }
+    return true;
+  }
+
+  Error OutOfRange(const Table& t, const Column& c, const doc::Value& document) const {
+    std::string value;
+    if (const doc::Value* v = doc::Lookup(document, c.location)) doc::AppendJson(*v, &value);
+    return Error::User(fmt::format(
+        "target `{}` ({}): table {}, column {}: the integer {} is beyond SQLite's 64-bit range (at {} of the "
+        "document); nothing of the transaction was stored",
+        target_, path_, QuoteIdentifier(t.name), QuoteIdentifier(c.field), value, c.location.ToString()));
   }
 
   Result<Statement> Prepare(const std::string& sql) {
