@@ -12,6 +12,10 @@
 
 #include "base/strings.h"
 #include "cli/input.h"
+#include "cli/develop.h"
+#include "cli/http_client.h"
+#include "doc/value.h"
+#include "runtime/csv.h"
 #include "runtime/feed.h"
 #include "runtime/ingest.h"
 #include "store/lock.h"
@@ -61,6 +65,81 @@ class Progress {
   std::chrono::steady_clock::time_point last_;
 };
 
+// Sends the input to the develop at `url` as one PUT /ingest request: JSON lines as they
+// are; CSV/TSV converted here with the collection's projections.
+int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std::string& url,
+                      const std::string& format) {
+  auto input = Input::Open(o.input);
+  if (!input) {
+    fmt::print(stderr, "error: {}\n", input.error().message);
+    return kExitUserError;
+  }
+  const std::string& name = input->name();
+  std::string body = "{" + JsonQuote(o.collection) + ":[";
+  std::vector<size_t> lines;  // of each document, for errors
+  size_t documents = 0;
+  if (format == "json") {
+    LineReader reader(input->file());
+    std::string_view line;
+    while (reader.Next(&line)) {
+      if (Blank(line)) continue;
+      if (documents++) body += ',';
+      body += line;
+      lines.push_back(reader.number());
+    }
+  } else {
+    int code = 0;
+    auto collection = LoadCollection(g, o.catalog, o.collection, std::nullopt, &code);
+    if (!collection) return code;
+    runtime::CsvConverter conv(format == "csv" ? runtime::CsvDialect::kCsv : runtime::CsvDialect::kTsv,
+                               collection->name, collection->fields);
+    rapidjson::MemoryPoolAllocator<> alloc;
+    auto emit = [&](uint64_t row, doc::Value& d) -> Result<bool> {
+      if (documents++) body += ',';
+      doc::AppendJson(d, &body);
+      lines.push_back(row);
+      return true;
+    };
+    std::string block(1 << 20, '\0');
+    Result<bool> fed = true;
+    for (size_t n; fed && (n = std::fread(block.data(), 1, block.size(), input->file())) > 0;) {
+      fed = conv.Feed(std::string_view(block.data(), n), alloc, emit);
+    }
+    if (fed) fed = conv.Finish(alloc, emit);
+    if (!fed) {
+      fmt::print(stderr, "{}: error: {}; nothing was written\n", name, fed.error().message);
+      return kExitUserError;
+    }
+  }
+  if (std::ferror(input->file())) {
+    fmt::print(stderr, "error: cannot read {}: {}; nothing was written\n", name, std::strerror(errno));
+    return kExitUserError;
+  }
+  body += "]}";
+  auto r = HttpRequest("PUT", url + "/ingest", body, "application/json");
+  if (!r) {
+    fmt::print(stderr, "error: {}; nothing was written\n", r.error().message);
+    return kExitEnvironment;
+  }
+  if (r->status != 200) {
+    std::string where = name;
+    rapidjson::Document d;
+    d.Parse(r->body.data(), r->body.size());
+    if (!d.HasParseError() && d.IsObject() && d.HasMember("index") && d["index"].IsUint64() &&
+        d["index"].GetUint64() < lines.size()) {
+      where = fmt::format("{}:{}", name, lines[d["index"].GetUint64()]);
+      if (format != "json") where = fmt::format("{}: row {}", name, lines[d["index"].GetUint64()]);
+    }
+    std::string hint = r->status == 413 ? "\n    hint: split the input, or stream it over the WebSocket API" : "";
+    fmt::print(stderr, "{}: error: {} (HTTP {} from {}){}\n", where, ErrorOfBody(r->body), r->status, url, hint);
+    return r->status >= 500 ? kExitEnvironment : kExitUserError;
+  }
+  fmt::print("{}", r->body);
+  std::fflush(stdout);
+  fmt::print(stderr, "ingested {} documents into `{}` through the develop at {}\n", documents, o.collection, url);
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
@@ -83,6 +162,12 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   }
   auto budget = ParseBudget(o.memory_budget);
   if (!budget) return kExitUsage;
+  std::string url = o.url;
+  if (url.empty()) url = RunningDevelopUrl(o.data_dir);  // a develop owns the data directory
+  if (!url.empty()) {
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    return IngestIntoDevelop(g, o, url, format);
+  }
 
   int code = 0;
   auto collection = LoadCollection(g, o.catalog, o.collection, codec, &code);

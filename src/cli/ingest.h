@@ -16,6 +16,7 @@ struct IngestOptions {
   std::string codec;   // overrides the collections' fragment codec
   std::string memory_budget = "256MiB";
   std::string spill_dir;
+  std::string url;  // a running develop's ingestion API (default: the develop over data_dir, if any)
 };
 
 int RunIngest(const GlobalOptions& g, const IngestOptions& o);

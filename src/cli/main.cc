@@ -8,10 +8,12 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include "base/strings.h"
 #include "base/url.h"
 #include "catalog/built.h"
 #include "catalog/source_schema.h"
 #include "cli/combine.h"
+#include "cli/develop.h"
 #include "cli/ingest.h"
 #include "cli/materialize.h"
 #include "cli/node.h"
@@ -160,9 +162,13 @@ int main(int argc, char** argv) {
                          "Memory for combining the transaction before it spills to disk")
       ->capture_default_str();
   cmd_ingest->add_option("--spill-dir", ingest.spill_dir, "Directory for spill files (default: $TMPDIR or /tmp)");
+  cmd_ingest->add_option("--url", ingest.url,
+                         "Ingest through the API of a running `flowctl develop` (e.g. http://127.0.0.1:8081); "
+                         "the default when a develop runs over --data-dir");
   cmd_ingest->footer(
       "Every document is validated and combined by key; all are committed together or none is. "
-      "On success prints {\"Offsets\": {journal: head}} to stdout.\n"
+      "On success prints {\"Offsets\": {journal: head}} to stdout. Into a running develop, the input "
+      "is sent as one PUT /ingest request (at most its --max-body).\n"
       "Exit status: 0 committed, 1 invalid input (nothing is written), 2 usage error, 3 the data "
       "directory is locked by another process or cannot be written.");
 
@@ -208,6 +214,33 @@ int main(int argc, char** argv) {
       "Exit status: 0 success, 1 a derivation failed or the catalog has errors, 2 usage error, "
       "3 an environment problem (data directory locked or unwritable, Node.js missing).");
 
+  cli::DevelopOptions dev;
+  auto* cmd_dev = app.add_subcommand(
+      "develop", "Run the pipeline continuously with the ingestion API, file-drop captures and live reload");
+  add_catalog_options(cmd_dev, &dev.catalog);
+  cmd_dev->add_option("--data-dir", dev.data_dir, "Data directory")->capture_default_str();
+  cmd_dev->add_option("--port", dev.port, "Port of the ingestion API (0: any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  cmd_dev->add_option("--host", dev.host, "Address to listen on (loopback by default)")->capture_default_str();
+  cmd_dev->add_flag("--no-watch", dev.no_watch, "Do not rebuild when the catalog's sources change");
+  cmd_dev->add_option("--status-interval", dev.status_interval,
+                      "Seconds between status lines when stderr is not a terminal")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  std::string max_body = "64MiB";
+  cmd_dev->add_option("--max-body", max_body, "Largest ingest request body")->capture_default_str();
+  cmd_dev->footer(
+      "Serves PUT/POST /ingest, WebSocket /ingest/<collection> (json/v1, csv/v1, tsv/v1), /healthz and "
+      "/metrics (SPEC section 7); ingests files dropped into the catalog's fileDrop captures; runs every "
+      "derivation and materialization continuously; and rebuilds when a source file changes: a catalog "
+      "with errors is reported and the previous one keeps running, a good one is applied without losing "
+      "data (unchanged tasks keep their state, changed ones restart from their checkpoints, new ones "
+      "back-fill). The listening URL is written to <data-dir>/develop.json, where `flowctl materialize` "
+      "and `flowctl ingest --url` find it. SIGINT/SIGTERM persist spools and exit 0.\n"
+      "Exit status: 0 stopped by a signal, 1 the catalog has errors at start, 2 usage error, 3 an "
+      "environment problem (port in use, data directory locked, the store failed).");
+
   cli::MaterializeOptions mat;
   auto* cmd_mat = app.add_subcommand(
       "materialize", "Print the DDL of a one-off materialization of a collection, and run it until caught up");
@@ -249,6 +282,15 @@ int main(int argc, char** argv) {
   if (cmd_test->parsed()) return cli::RunTest(g, test);
   if (cmd_run->parsed()) return cli::RunRun(g, run);
   if (cmd_mat->parsed()) return cli::RunMaterialize(g, mat);
+  if (cmd_dev->parsed()) {
+    auto bytes = ParseByteSize(max_body);
+    if (!bytes || *bytes == 0) {
+      fmt::print(stderr, "error: --max-body `{}` is not a size such as 64MiB\n", max_body);
+      return kExitUsage;
+    }
+    dev.max_body = *bytes;
+    return cli::RunDevelop(g, dev);
+  }
   if (cmd_schema->parsed()) {
     fmt::print("{}", catalog::CatalogSourceSchema());
     return kExitOk;

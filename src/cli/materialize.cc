@@ -6,22 +6,20 @@
 #include <iostream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "base/strings.h"
+#include "cli/develop.h"
+#include "cli/http_client.h"
 #include "runtime/materialize.h"
 #include "runtime/plan.h"
 
 namespace flow::cli {
 
-int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
-  if (o.all_fields && !o.fields.empty()) {
-    fmt::print(stderr, "error: --field and --all-fields cannot be combined\n");
-    return kExitUsage;
-  }
-  int code = 0;
-  auto checked = LoadAndCheck(g, o.catalog, "; nothing was materialized", &code);
-  if (!checked) return code;
-  const catalog::Catalog& cat = checked->loaded->catalog;
+Result<std::shared_ptr<runtime::Materialization>> OneOffMaterialization(const CheckedCatalog& checked,
+                                                                        const MaterializeOptions& o) {
+  if (o.all_fields && !o.fields.empty()) return Error::User("--field and --all-fields cannot be combined");
+  const catalog::Catalog& cat = checked.loaded->catalog;
   const catalog::TargetSpec* target = nullptr;
   std::vector<std::string> names;
   for (const auto& t : cat.targets) {
@@ -30,18 +28,18 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   }
   if (!target) {
     std::string hint = DidYouMean(o.target, names);
-    fmt::print(stderr, "error: no materialization target `{}` in the catalog{}\n", o.target,
-               hint.empty() ? "" : "; " + hint);
-    return kExitUserError;
+    return Error::User(
+        fmt::format("no materialization target `{}` in the catalog{}", o.target, hint.empty() ? "" : "; " + hint));
   }
-  const catalog::BuiltCollection* collection = checked->built.Collection(o.collection);
+  const catalog::BuiltCollection* collection = checked.built.Collection(o.collection);
   if (!collection) {
     names.clear();
-    for (const auto& c : checked->built.collections) names.push_back(c.spec->name);
+    for (const auto& c : checked.built.collections) names.push_back(c.spec->name);
     std::string hint = DidYouMean(o.collection, names);
-    fmt::print(stderr, "error: no collection `{}` in the catalog{}\n", o.collection, hint.empty() ? "" : "; " + hint);
-    return kExitUserError;
+    return Error::User(
+        fmt::format("no collection `{}` in the catalog{}", o.collection, hint.empty() ? "" : "; " + hint));
   }
+  if (o.table.empty()) return Error::User("the table name is empty");
 
   // Fields: as a declared binding selects them (the key, then the --field ones or the
   // defaults, then `flow_document`); --all-fields adds every projection.
@@ -61,24 +59,45 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
     binding.fields.present = !o.fields.empty();
     binding.fields.include = o.fields;
     binding.fields.include_where.resize(o.fields.size());
-    int errors = 0;
+    std::vector<std::string> errors;
     fields = catalog::SelectFields(*collection, binding,
                                    [&](const catalog::Where&, const std::string& message, const std::string& hint) {
-                                     ++errors;
-                                     fmt::print(stderr, "error: --field: {}{}\n", message,
-                                                hint.empty() ? "" : "\n    hint: " + hint);
+                                     errors.push_back(fmt::format("--field: {}{}", message,
+                                                                  hint.empty() ? "" : "\n    hint: " + hint));
                                    });
-    if (errors) return kExitUserError;
+    if (!errors.empty()) return Error::User(fmt::format("{}", fmt::join(errors, "\nerror: ")));
   }
-
+  auto compiled = runtime::Collection::Compile(catalog::MakeCollectionRecord(*collection));
+  if (!compiled) return compiled.error();
   auto m = std::make_shared<runtime::Materialization>();
   m->name = fmt::format("materialize/{}/{}", o.target, o.table);
   m->target = target->name;
   m->kind = target->kind;
   m->address = target->address;
-  m->bindings.push_back({nullptr, runtime::MakeTable(*collection, o.table, fields, false)});
-  auto dialect = target->kind == "postgres" ? materialize::Dialect::kPostgres : materialize::Dialect::kSqlite;
-  fmt::print("{}\n", materialize::CreateTableSql(dialect, m->bindings[0].table));
+  m->bindings.push_back({compiled.value(), runtime::MakeTable(*collection, o.table, fields, false)});
+  return std::shared_ptr<runtime::Materialization>(std::move(m));
+}
+
+std::string CreateTableSqlOf(const runtime::Materialization& m) {
+  auto dialect = m.kind == "postgres" ? materialize::Dialect::kPostgres : materialize::Dialect::kSqlite;
+  return materialize::CreateTableSql(dialect, m.bindings[0].table);
+}
+
+int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
+  if (o.all_fields && !o.fields.empty()) {
+    fmt::print(stderr, "error: --field and --all-fields cannot be combined\n");
+    return kExitUsage;
+  }
+  int code = 0;
+  auto checked = LoadAndCheck(g, o.catalog, "; nothing was materialized", &code);
+  if (!checked) return code;
+  auto made = OneOffMaterialization(*checked, o);
+  if (!made) {
+    fmt::print(stderr, "error: {}\n", made.error().message);
+    return made.error().ExitCode();
+  }
+  auto m = made.value();
+  fmt::print("{}\n", CreateTableSqlOf(*m));
   std::fflush(stdout);
   if (o.dry_run) return kExitOk;
   if (!o.yes) {
@@ -95,12 +114,26 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
       return kExitOk;
     }
   }
-  auto compiled = runtime::Collection::Compile(catalog::MakeCollectionRecord(*collection));
-  if (!compiled) {
-    fmt::print(stderr, "error: {}\n", compiled.error().message);
-    return compiled.error().ExitCode();
+  // A develop running over the data directory runs it, continuously.
+  if (std::string url = RunningDevelopUrl(o.data_dir); !url.empty()) {
+    std::string body = fmt::format("{{\"target\":{},\"collection\":{},\"table\":{},\"allFields\":{},\"fields\":[",
+                                   JsonQuote(o.target), JsonQuote(o.collection), JsonQuote(o.table),
+                                   o.all_fields ? "true" : "false");
+    for (size_t i = 0; i < o.fields.size(); ++i) body += (i ? "," : "") + JsonQuote(o.fields[i]);
+    body += "]}";
+    auto r = HttpRequest("POST", url + "/materializations", body, "application/json");
+    if (!r) {
+      fmt::print(stderr, "error: the develop at {}: {}\n", url, r.error().message);
+      return r.error().ExitCode();
+    }
+    if (r->status != 200) {
+      fmt::print(stderr, "error: the develop at {} refused the materialization (HTTP {}): {}\n", url, r->status,
+                 ErrorOfBody(r->body));
+      return r->status >= 500 ? kExitEnvironment : kExitUserError;
+    }
+    fmt::print(stderr, "materialization `{}` runs in the develop at {}\n", m->name, url);
+    return kExitOk;
   }
-  m->bindings[0].source = compiled.value();
   auto data = OpenDataDir(o.data_dir, &code);
   if (!data) return code;
   auto driver = runtime::ConnectTarget(*m);

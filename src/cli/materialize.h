@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cli/common.h"
+#include "runtime/materialize.h"
 
 namespace flow::cli {
 
@@ -22,5 +23,13 @@ struct MaterializeOptions {
 };
 
 int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o);
+
+// The one-off materialization `o` describes (its target, collection, table and fields):
+// named `materialize/<target>/<table>`, its fields selected as a declared binding's are
+// (every projection with all_fields). Errors are the user's.
+Result<std::shared_ptr<runtime::Materialization>> OneOffMaterialization(const CheckedCatalog& checked,
+                                                                        const MaterializeOptions& o);
+// Its CREATE TABLE statement.
+std::string CreateTableSqlOf(const runtime::Materialization& m);
 
 }  // namespace flow::cli

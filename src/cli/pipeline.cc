@@ -22,6 +22,11 @@ std::string NodeText(const catalog::Catalog& c, const catalog::Where& w) {
   auto ptr = doc::Pointer::Parse(w.pointer, &why);
   if (!ptr) return "";
   const doc::Node* n = f->root.At(*ptr);
+  // A collection's place is its `name`: the spec is the object holding it.
+  if (n && n->is_string() && w.pointer.size() > 5 && w.pointer.compare(w.pointer.size() - 5, 5, "/name") == 0) {
+    auto parent = doc::Pointer::Parse(w.pointer.substr(0, w.pointer.size() - 5), &why);
+    if (parent) n = f->root.At(*parent);
+  }
   return n ? n->ToJsonText() : "";
 }
 

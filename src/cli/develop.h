@@ -1,0 +1,30 @@
+// `flowctl develop`: `run` plus the ingestion API (SPEC section 7), file-drop captures, a
+// status view, and live reload of the catalog's sources (SPEC section 8).
+#pragma once
+
+#include <string>
+
+#include "cli/common.h"
+
+namespace flow::cli {
+
+struct DevelopOptions {
+  CatalogOptions catalog;
+  std::string data_dir = "flowctl-data";
+  std::string host = "127.0.0.1";
+  int port = 8081;
+  bool no_watch = false;
+  double status_interval = 10;  // seconds between status log lines when not on a terminal
+  uint64_t max_body = 64ull << 20;
+};
+
+int RunDevelop(const GlobalOptions& g, const DevelopOptions& o);
+
+// The file in a data directory that tells other commands where the `develop` running over
+// it listens: `{"url": "http://127.0.0.1:8081", "pid": 123}`.
+std::string DevelopFile(const std::string& data_dir);
+
+// The URL of the develop running over `data_dir`, or "" when there is none.
+std::string RunningDevelopUrl(const std::string& data_dir);
+
+}  // namespace flow::cli

@@ -1,0 +1,297 @@
+#include "cli/ingest_service.h"
+
+#include <fmt/format.h>
+
+#include "base/strings.h"
+#include "doc/parse.h"
+#include "runtime/feed.h"
+
+namespace flow::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+
+server::Response ErrorResponse(int status, const std::string& message, const std::string& extra = {}) {
+  return {status, fmt::format("{{\"error\":{}{}}}\n", JsonQuote(message), extra)};
+}
+
+std::string OffsetsJson(const std::map<std::string, uint64_t>& heads) {
+  std::string out = "{";
+  for (const auto& [journal, head] : heads) {
+    if (out.size() > 1) out += ",";
+    out += fmt::format("{}:{}", JsonQuote(journal), head);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+class IngestService::Stream : public server::StreamSink, public std::enable_shared_from_this<Stream> {
+ public:
+  Stream(IngestService* service, std::shared_ptr<const runtime::Collection> collection, runtime::IngestFormat format,
+         std::shared_ptr<server::StreamPeer> peer)
+      : service_(service), collection_(collection), feed_(format, collection), peer_(std::move(peer)) {}
+
+  uint64_t Push(std::string message) override {
+    std::lock_guard lock(service_->mu_);
+    if (closed_ || failed_) return 0;
+    pending_bytes_ += message.size();
+    frames_.push_back(std::move(message));
+    if (!queued_) {
+      queued_ = true;
+      service_->ready_streams_.push_back(shared_from_this());
+    }
+    service_->work_ = true;
+    service_->cv_.notify_one();
+    return pending_bytes_;
+  }
+
+  void Closed() override {
+    std::lock_guard lock(service_->mu_);
+    closed_ = true;
+    frames_.clear();  // received, but not yet in a transaction: never written
+    pending_bytes_ = 0;
+  }
+
+ private:
+  friend class IngestService;
+  IngestService* service_;
+  // Guarded by the service's mutex.
+  std::deque<std::string> frames_;
+  uint64_t pending_bytes_ = 0;
+  bool queued_ = false, closed_ = false, failed_ = false;
+  // Pipeline thread only.
+  std::shared_ptr<const runtime::Collection> collection_;
+  runtime::DocumentFeed feed_;
+  std::shared_ptr<server::StreamPeer> peer_;
+  uint64_t processed_ = 0;
+};
+
+IngestService::IngestService(store::Store* store, runtime::Stamper* stamper, uint64_t stream_pending_limit,
+                             ControlHandler control)
+    : store_(store), stamper_(stamper), pending_limit_(stream_pending_limit), control_(std::move(control)) {}
+
+IngestService::~IngestService() = default;
+
+void IngestService::SetPlan(std::shared_ptr<const runtime::Plan> plan) {
+  std::lock_guard lock(mu_);
+  plan_ = std::move(plan);
+}
+
+void IngestService::SetMetrics(std::string text) {
+  std::lock_guard lock(mu_);
+  metrics_ = std::move(text);
+}
+
+void IngestService::SetReady(bool ready) {
+  std::lock_guard lock(mu_);
+  ready_ = ready;
+}
+
+bool IngestService::Ready() {
+  std::lock_guard lock(mu_);
+  return ready_;
+}
+
+std::string IngestService::Metrics() {
+  std::lock_guard lock(mu_);
+  return metrics_;
+}
+
+void IngestService::Wait(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return work_; });
+}
+
+void IngestService::Wake() {
+  std::lock_guard lock(mu_);
+  work_ = true;
+  cv_.notify_one();
+}
+
+void IngestService::Ingest(std::string body, server::Respond respond) {
+  std::lock_guard lock(mu_);
+  requests_queue_.push_back({Request::Kind::kIngest, "", "", std::move(body), std::move(respond)});
+  work_ = true;
+  cv_.notify_one();
+}
+
+void IngestService::Control(const std::string& method, const std::string& target, std::string body,
+                            server::Respond respond) {
+  std::lock_guard lock(mu_);
+  requests_queue_.push_back({Request::Kind::kControl, method, target, std::move(body), std::move(respond)});
+  work_ = true;
+  cv_.notify_one();
+}
+
+std::shared_ptr<server::StreamSink> IngestService::OpenStream(const std::string& collection,
+                                                              runtime::IngestFormat format,
+                                                              std::shared_ptr<server::StreamPeer> peer,
+                                                              server::Response* refusal) {
+  std::shared_ptr<const runtime::Plan> plan;
+  {
+    std::lock_guard lock(mu_);
+    plan = plan_;
+  }
+  auto it = plan ? plan->collections.find(collection) : decltype(plan->collections.end()){};
+  if (!plan || it == plan->collections.end()) {
+    std::vector<std::string> names;
+    if (plan) {
+      for (const auto& [name, _] : plan->collections) names.push_back(name);
+    }
+    std::string hint = DidYouMean(collection, names);
+    *refusal = ErrorResponse(404, fmt::format("no collection `{}` in the catalog{}", collection,
+                                              hint.empty() ? "" : "; " + hint));
+    return nullptr;
+  }
+  if (it->second->derived) {
+    *refusal = ErrorResponse(
+        400, fmt::format("collection `{}` is derived: its documents come from its derivation and cannot be ingested",
+                         collection));
+    return nullptr;
+  }
+  return std::make_shared<Stream>(this, it->second, format, std::move(peer));
+}
+
+Result<uint64_t> IngestService::Drain() {
+  std::deque<Request> requests;
+  std::vector<std::shared_ptr<Stream>> streams;
+  {
+    std::lock_guard lock(mu_);
+    requests.swap(requests_queue_);
+    streams.swap(ready_streams_);
+    work_ = false;
+  }
+  uint64_t documents = 0;
+  for (auto& r : requests) {
+    if (r.kind == Request::Kind::kControl) {
+      r.respond(control_ ? control_(r.method, r.target, r.body) : ErrorResponse(404, "not found"));
+      continue;
+    }
+    auto start = Clock::now();
+    r.respond(IngestBody(r.body, &documents));
+    latencies_.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+    ++requests_;
+    if (store_->failed()) return Error::Env("the data directory failed; see the error above");
+  }
+  for (auto& s : streams) {
+    DrainStream(*s, &documents);
+    if (store_->failed()) return Error::Env("the data directory failed; see the error above");
+  }
+  return documents;
+}
+
+server::Response IngestService::IngestBody(const std::string& body, uint64_t* documents) {
+  rapidjson::Document parsed;
+  doc::ParseError perr;
+  doc::ParseLimits limits;
+  limits.max_bytes = body.size() + 1;
+  limits.max_depth = 258;  // the body's object and arrays around documents of 256 levels
+  if (!doc::ParseDocument(body, &parsed, &perr, limits)) {
+    return ErrorResponse(400, fmt::format("the body is not valid JSON: {} (at byte {}); nothing was written", perr.message,
+                                          perr.offset));
+  }
+  if (!parsed.IsObject()) {
+    return ErrorResponse(400,
+                         "the body must be a JSON object of collection names to arrays of documents, e.g. "
+                         "{\"acme/orders\": [{...}]}; nothing was written");
+  }
+  runtime::IngestTransaction txn(store_, stamper_);
+  auto refuse = [&](int status, const std::string& message, const std::string& extra = {}) {
+    auto aborted = txn.Abort();
+    (void)aborted;  // recovery discards the appends anyway
+    return ErrorResponse(status, message + "; nothing was written", extra);
+  };
+  std::map<std::string, uint64_t> counted;
+  for (auto& m : parsed.GetObject()) {
+    std::string name(m.name.GetString(), m.name.GetStringLength());
+    auto it = plan_->collections.find(name);
+    if (it == plan_->collections.end()) {
+      std::vector<std::string> names;
+      for (const auto& [n, _] : plan_->collections) names.push_back(n);
+      std::string hint = DidYouMean(name, names);
+      return refuse(400, fmt::format("no collection `{}` in the catalog{}", name, hint.empty() ? "" : " (" + hint + ")"),
+                    fmt::format(",\"collection\":{}", JsonQuote(name)));
+    }
+    const auto& c = it->second;
+    if (c->derived) {
+      return refuse(400, fmt::format("collection `{}` is derived: its documents come from its derivation", name),
+                    fmt::format(",\"collection\":{}", JsonQuote(name)));
+    }
+    if (!m.value.IsArray()) {
+      return refuse(400, fmt::format("collection `{}`: expected an array of documents", name),
+                    fmt::format(",\"collection\":{}", JsonQuote(name)));
+    }
+    uint64_t index = 0;
+    for (auto& item : m.value.GetArray()) {
+      doc::Value copy;
+      copy.CopyFrom(item, txn.allocator(c));
+      auto added = txn.Add(c, copy);
+      if (!added) {
+        return refuse(400, fmt::format("collection `{}`, document {}: {}", name, index, added.error().message),
+                      fmt::format(",\"collection\":{},\"index\":{}", JsonQuote(name), index));
+      }
+      ++counted[name];
+      ++index;
+    }
+  }
+  auto heads = txn.Commit();
+  if (!heads) return ErrorResponse(500, heads.error().message);
+  for (const auto& [name, n] : counted) {
+    counters_[name].documents += n;
+    *documents += n;
+  }
+  return {200, fmt::format("{{\"Offsets\":{}}}\n", OffsetsJson(heads.value()))};
+}
+
+void IngestService::DrainStream(Stream& s, uint64_t* documents) {
+  std::deque<std::string> frames;
+  bool resume = false;
+  {
+    std::lock_guard lock(mu_);
+    frames.swap(s.frames_);
+    resume = s.pending_bytes_ >= pending_limit_;
+    s.pending_bytes_ = 0;
+    s.queued_ = false;
+    if (s.closed_ || s.failed_) return;
+  }
+  if (frames.empty()) return;
+  runtime::IngestTransaction txn(store_, stamper_);
+  uint64_t before = s.feed_.documents();
+  auto fail = [&](const std::string& message, uint16_t code) {
+    auto aborted = txn.Abort();
+    (void)aborted;
+    {
+      std::lock_guard lock(mu_);
+      s.failed_ = true;
+      s.frames_.clear();
+    }
+    s.peer_->Close(fmt::format("{{\"error\":{}}}", JsonQuote(message)), code, message);
+  };
+  for (const auto& frame : frames) {
+    auto fed = s.feed_.Feed(frame, &txn);
+    // A message holds whole lines (rows): a last one without a line end ends with it.
+    if (fed && !frame.empty() && frame.back() != '\n') fed = s.feed_.Feed("\n", &txn);
+    if (!fed) {
+      const std::string& where = s.feed_.error_where();
+      fail(fmt::format("{}{}{}; nothing of this transaction was written", where, where.empty() ? "" : ": ",
+                       fed.error().message),
+           1007);
+      return;
+    }
+  }
+  auto heads = txn.Commit();
+  if (!heads) {
+    fail(heads.error().message, 1011);
+    return;
+  }
+  s.processed_ += frames.size();
+  uint64_t added = s.feed_.documents() - before;
+  *documents += added;
+  counters_[s.collection_->name].documents += added;
+  s.peer_->Send(fmt::format("{{\"Offsets\":{},\"Processed\":{}}}", OffsetsJson(heads.value()), s.processed_));
+  if (resume) s.peer_->Resume();
+}
+
+}  // namespace flow::cli
