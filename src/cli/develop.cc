@@ -212,6 +212,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   so.host = o.host;
   so.port = static_cast<uint16_t>(o.port);
   so.max_body = o.max_body;
+  so.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout * 1000));
   auto control = [&](const std::string& method, const std::string& target, const std::string& body) {
     if (target != "/materializations") {
       return server::Response{404, fmt::format("{{\"error\":{}}}\n", JsonQuote("no such resource: " + target))};
@@ -363,6 +364,19 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
          "stored.\n# TYPE flowctl_task_documents_out_total counter\n";
     for (const auto& s : status) {
       m += fmt::format("flowctl_task_documents_out_total{{kind=\"{}\",task=\"{}\"}} {}\n", s.kind, Label(s.name), s.out);
+    }
+    m += "# HELP flowctl_task_read_bytes Bytes of its source journals a task has read (its position).\n"
+         "# TYPE flowctl_task_read_bytes gauge\n";
+    for (const auto& s : status) {
+      m += fmt::format("flowctl_task_read_bytes{{kind=\"{}\",task=\"{}\"}} {}\n", s.kind, Label(s.name),
+                       s.progress.read);
+    }
+    m += "# HELP flowctl_task_bytes_out_total Bytes of the documents a derivation published.\n"
+         "# TYPE flowctl_task_bytes_out_total counter\n";
+    for (const auto& s : status) {
+      if (s.kind != "derivation") continue;
+      m += fmt::format("flowctl_task_bytes_out_total{{kind=\"{}\",task=\"{}\"}} {}\n", s.kind, Label(s.name),
+                       s.bytes_out);
     }
     m += "# HELP flowctl_task_lag_bytes Committed source bytes a task has not read yet.\n"
          "# TYPE flowctl_task_lag_bytes gauge\n";

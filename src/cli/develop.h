@@ -16,6 +16,7 @@ struct DevelopOptions {
   bool no_watch = false;
   double status_interval = 10;  // seconds between status log lines when not on a terminal
   uint64_t max_body = 64ull << 20;
+  double request_timeout = 30;  // seconds for a request's headers and body to arrive
 };
 
 int RunDevelop(const GlobalOptions& g, const DevelopOptions& o);

@@ -14,6 +14,7 @@
 #include "cli/input.h"
 #include "cli/develop.h"
 #include "cli/http_client.h"
+#include "doc/parse.h"
 #include "doc/value.h"
 #include "runtime/csv.h"
 #include "runtime/feed.h"
@@ -76,16 +77,26 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
   }
   const std::string& name = input->name();
   std::string body = "{" + JsonQuote(o.collection) + ":[";
-  std::vector<size_t> lines;  // of each document, for errors
+  // Where each document came from, for errors: "FILE:LINE" (JSON), or "row N (line L)"
+  // (CSV/TSV, said after the file name as the local path says it).
+  std::vector<std::string> places;
   size_t documents = 0;
   if (format == "json") {
+    // Each line must be one JSON document (checked here, so that errors have the line).
     LineReader reader(input->file());
     std::string_view line;
+    rapidjson::Document parsed;
     while (reader.Next(&line)) {
       if (Blank(line)) continue;
+      doc::ParseError perr;
+      if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
+        fmt::print(stderr, "{}:{}:{}: error: {}; nothing was written\n", name, reader.number(), perr.offset + 1,
+                   perr.message);
+        return kExitUserError;
+      }
       if (documents++) body += ',';
       body += line;
-      lines.push_back(reader.number());
+      places.push_back(fmt::format("{}:{}", name, reader.number()));
     }
   } else {
     int code = 0;
@@ -94,10 +105,10 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
     runtime::CsvConverter conv(format == "csv" ? runtime::CsvDialect::kCsv : runtime::CsvDialect::kTsv,
                                collection->name, collection->fields);
     rapidjson::MemoryPoolAllocator<> alloc;
-    auto emit = [&](uint64_t row, doc::Value& d) -> Result<bool> {
+    auto emit = [&](uint64_t, doc::Value& d) -> Result<bool> {
       if (documents++) body += ',';
       doc::AppendJson(d, &body);
-      lines.push_back(row);
+      places.push_back(conv.place());
       return true;
     };
     std::string block(1 << 20, '\0');
@@ -122,16 +133,16 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
     return kExitEnvironment;
   }
   if (r->status != 200) {
-    std::string where = name;
+    std::string where = name, prefix;
     rapidjson::Document d;
     d.Parse(r->body.data(), r->body.size());
     if (!d.HasParseError() && d.IsObject() && d.HasMember("index") && d["index"].IsUint64() &&
-        d["index"].GetUint64() < lines.size()) {
-      where = fmt::format("{}:{}", name, lines[d["index"].GetUint64()]);
-      if (format != "json") where = fmt::format("{}: row {}", name, lines[d["index"].GetUint64()]);
+        d["index"].GetUint64() < places.size()) {
+      (format == "json" ? where : prefix) = places[d["index"].GetUint64()];
     }
     std::string hint = r->status == 413 ? "\n    hint: split the input, or stream it over the WebSocket API" : "";
-    fmt::print(stderr, "{}: error: {} (HTTP {} from {}){}\n", where, ErrorOfBody(r->body), r->status, url, hint);
+    fmt::print(stderr, "{}: error: {}{}{} (HTTP {} from {}){}\n", where, prefix, prefix.empty() ? "" : ": ",
+               ErrorOfBody(r->body), r->status, url, hint);
     return r->status >= 500 ? kExitEnvironment : kExitUserError;
   }
   fmt::print("{}", r->body);

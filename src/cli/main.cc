@@ -228,6 +228,11 @@ int main(int argc, char** argv) {
                       "Seconds between status lines when stderr is not a terminal")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd_dev->add_option("--request-timeout", dev.request_timeout,
+                      "Seconds a client has to send a request's headers and body (slow or idle clients are "
+                      "cut off), and the keep-alive idle limit")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   std::string max_body = "64MiB";
   cmd_dev->add_option("--max-body", max_body, "Largest ingest request body")->capture_default_str();
   cmd_dev->footer(

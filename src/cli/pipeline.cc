@@ -58,6 +58,11 @@ std::map<std::string, std::string> TaskFingerprints(const CheckedCatalog& checke
     if (const auto* bc = built.Collection(spec.name)) parts.push_back(bc->bundle);
     for (const auto& bt : bd.transforms) {
       parts.push_back(bt.source_schema_bundle);
+      // Lambdas bind the source's projections (`$field` in SQLite) and read its documents.
+      if (const auto* source = built.Collection(bt.spec->source)) {
+        parts.push_back(source->bundle);
+        for (const auto& p : source->projections) parts.push_back(p.field + "=" + p.location);
+      }
       std::string shuffle;
       for (const auto& s : bt.shuffle) shuffle += s + ";";
       parts.push_back(shuffle);
@@ -289,6 +294,7 @@ std::vector<TaskStatus> Pipeline::Status() const {
     s.name = d->task->derivation().collection->name;
     s.in = d->task->stats().read;
     s.out = d->task->stats().published;
+    s.bytes_out = d->task->stats().bytes;
     s.progress = d->task->progress();
     s.error = d->error;
     s.state = d->halted ? "halted" : s.progress.total - s.progress.read > (1 << 20) ? "back-filling" : "running";

@@ -36,6 +36,7 @@ struct TaskStatus {
   std::string state;  // "running", "back-filling", "retrying", "halted", "stopped"
   uint64_t in = 0;    // documents read
   uint64_t out = 0;   // documents published, or rows stored
+  uint64_t bytes_out = 0;  // derivations: bytes of the documents published
   runtime::ReadProgress progress;
   std::string error;  // the last error (halted, retrying)
 };

@@ -536,4 +536,6 @@ Result<bool> CsvConverter::Finish(doc::Allocator& allocator, const Emit& emit) {
   return true;
 }
 
+std::string CsvConverter::place() const { return impl_->Where(); }
+
 }  // namespace flow::runtime

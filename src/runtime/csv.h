@@ -49,6 +49,9 @@ class CsvConverter {
   // unterminated quoted cell or a missing header.
   Result<bool> Finish(doc::Allocator& allocator, const Emit& emit);
 
+  // Where the row being emitted is: "row N (line L)" (valid inside `emit`).
+  std::string place() const;
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

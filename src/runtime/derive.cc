@@ -375,6 +375,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     line.clear();
     AppendStamped(out, m.stamper->Next(), &line);
     ++stats_.published;
+    stats_.bytes += line.size();
     return m.store->Append(journal, d.collection->journal, line);
   });
   if (!drained) return fail(drained.error());

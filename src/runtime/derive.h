@@ -66,6 +66,7 @@ struct Derivation {
 struct DeriveStats {
   uint64_t read = 0;       // source documents processed
   uint64_t published = 0;  // documents appended after combining
+  uint64_t bytes = 0;      // appended, of published documents
   uint64_t transactions = 0;
 };
 
