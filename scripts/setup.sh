@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake pkg-config ca-certificates
   libcli11-dev libyaml-cpp-dev rapidjson-dev libsqlite3-dev libpq-dev libfmt-dev doctest-dev
-  zlib1g-dev libzstd-dev libssl-dev libcsv-dev libcurl4-openssl-dev nodejs sqlite3 time bc
+  zlib1g-dev libzstd-dev libssl-dev libcsv-dev libcurl4-openssl-dev libboost-dev
+  curl nodejs sqlite3 time bc jq
 )
 
 missing=()

@@ -1,5 +1,9 @@
 #include "cli/ingest_service.h"
 
+#include <limits>
+#include <optional>
+#include <set>
+
 #include <fmt/format.h>
 
 #include "base/strings.h"
@@ -164,15 +168,67 @@ Result<uint64_t> IngestService::Drain() {
     work_ = false;
   }
   uint64_t documents = 0;
+  // Group commit: each request is validated and combined in a transaction of its own (a
+  // bad one is answered at once and never reaches the store); then the valid ones are
+  // appended and committed together, with one sync, and each is answered with the heads of
+  // the journals it wrote.
+  struct Valid {
+    std::unique_ptr<runtime::IngestTransaction> txn;
+    std::map<std::string, uint64_t> counted;
+    server::Respond respond;
+    Clock::time_point start;
+  };
+  std::vector<Valid> valid;
   for (auto& r : requests) {
     if (r.kind == Request::Kind::kControl) {
       r.respond(control_ ? control_(r.method, r.target, r.body) : ErrorResponse(404, "not found"));
       continue;
     }
-    auto start = Clock::now();
-    r.respond(IngestBody(r.body, &documents));
-    latencies_.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
     ++requests_;
+    Valid v;
+    v.start = Clock::now();
+    reduce::CombinerOptions whole;  // a request's rounds never reach the store early
+    whole.memory_budget = std::numeric_limits<uint64_t>::max() / 2;
+    v.txn = std::make_unique<runtime::IngestTransaction>(store_, stamper_, whole);
+    auto refused = Prepare(r.body, v.txn.get(), &v.counted);
+    if (refused) {
+      r.respond(std::move(*refused));
+      continue;
+    }
+    v.respond = std::move(r.respond);
+    valid.push_back(std::move(v));
+  }
+  if (!valid.empty()) {
+    std::vector<std::set<std::string>> written;
+    Result<std::map<std::string, uint64_t>> heads = std::map<std::string, uint64_t>{};
+    for (auto& v : valid) {
+      auto appended = v.txn->Append();
+      if (!appended) {
+        heads = appended.error();
+        break;
+      }
+      written.push_back(std::move(appended.value()));
+    }
+    if (heads) heads = store_->Commit();
+    for (size_t i = 0; i < valid.size(); ++i) {
+      auto& v = valid[i];
+      if (!heads) {
+        v.respond(ErrorResponse(500, heads.error().message + "; nothing of this request was written"));
+        continue;
+      }
+      std::map<std::string, uint64_t> mine;
+      for (const auto& j : written[i]) mine[j] = heads->at(j);
+      v.respond({200, fmt::format("{{\"Offsets\":{}}}\n", OffsetsJson(mine))});
+      for (const auto& [name, n] : v.counted) {
+        counters_[name].documents += n;
+        documents += n;
+      }
+      latencies_.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - v.start).count());
+    }
+    if (!heads) {
+      auto aborted = store_->Abort();
+      (void)aborted;
+    }
     if (store_->failed()) return Error::Env("the data directory failed; see the error above");
   }
   for (auto& s : streams) {
@@ -182,7 +238,8 @@ Result<uint64_t> IngestService::Drain() {
   return documents;
 }
 
-server::Response IngestService::IngestBody(const std::string& body, uint64_t* documents) {
+std::optional<server::Response> IngestService::Prepare(const std::string& body, runtime::IngestTransaction* txn,
+                                                      std::map<std::string, uint64_t>* counted) {
   rapidjson::Document parsed;
   doc::ParseError perr;
   doc::ParseLimits limits;
@@ -197,13 +254,9 @@ server::Response IngestService::IngestBody(const std::string& body, uint64_t* do
                          "the body must be a JSON object of collection names to arrays of documents, e.g. "
                          "{\"acme/orders\": [{...}]}; nothing was written");
   }
-  runtime::IngestTransaction txn(store_, stamper_);
-  auto refuse = [&](int status, const std::string& message, const std::string& extra = {}) {
-    auto aborted = txn.Abort();
-    (void)aborted;  // recovery discards the appends anyway
-    return ErrorResponse(status, message + "; nothing was written", extra);
+  auto refuse = [&](const std::string& message, const std::string& extra = {}) {
+    return ErrorResponse(400, message + "; nothing was written", extra);
   };
-  std::map<std::string, uint64_t> counted;
   for (auto& m : parsed.GetObject()) {
     std::string name(m.name.GetString(), m.name.GetStringLength());
     auto it = plan_->collections.find(name);
@@ -211,38 +264,32 @@ server::Response IngestService::IngestBody(const std::string& body, uint64_t* do
       std::vector<std::string> names;
       for (const auto& [n, _] : plan_->collections) names.push_back(n);
       std::string hint = DidYouMean(name, names);
-      return refuse(400, fmt::format("no collection `{}` in the catalog{}", name, hint.empty() ? "" : " (" + hint + ")"),
+      return refuse(fmt::format("no collection `{}` in the catalog{}", name, hint.empty() ? "" : " (" + hint + ")"),
                     fmt::format(",\"collection\":{}", JsonQuote(name)));
     }
     const auto& c = it->second;
     if (c->derived) {
-      return refuse(400, fmt::format("collection `{}` is derived: its documents come from its derivation", name),
+      return refuse(fmt::format("collection `{}` is derived: its documents come from its derivation", name),
                     fmt::format(",\"collection\":{}", JsonQuote(name)));
     }
     if (!m.value.IsArray()) {
-      return refuse(400, fmt::format("collection `{}`: expected an array of documents", name),
+      return refuse(fmt::format("collection `{}`: expected an array of documents", name),
                     fmt::format(",\"collection\":{}", JsonQuote(name)));
     }
     uint64_t index = 0;
     for (auto& item : m.value.GetArray()) {
       doc::Value copy;
-      copy.CopyFrom(item, txn.allocator(c));
-      auto added = txn.Add(c, copy);
+      copy.CopyFrom(item, txn->allocator(c));
+      auto added = txn->Add(c, copy);
       if (!added) {
-        return refuse(400, fmt::format("collection `{}`, document {}: {}", name, index, added.error().message),
+        return refuse(fmt::format("collection `{}`, document {}: {}", name, index, added.error().message),
                       fmt::format(",\"collection\":{},\"index\":{}", JsonQuote(name), index));
       }
-      ++counted[name];
+      ++(*counted)[name];
       ++index;
     }
   }
-  auto heads = txn.Commit();
-  if (!heads) return ErrorResponse(500, heads.error().message);
-  for (const auto& [name, n] : counted) {
-    counters_[name].documents += n;
-    *documents += n;
-  }
-  return {200, fmt::format("{{\"Offsets\":{}}}\n", OffsetsJson(heads.value()))};
+  return std::nullopt;
 }
 
 void IngestService::DrainStream(Stream& s, uint64_t* documents) {

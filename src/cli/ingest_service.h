@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -72,7 +73,10 @@ class IngestService : public server::Backend {
     std::string method, target, body;
     server::Respond respond;
   };
-  server::Response IngestBody(const std::string& body, uint64_t* documents);
+  // Parses and validates an ingest body into `txn` (nothing reaches the store); returns the
+  // response refusing it, or nullopt when it is valid.
+  std::optional<server::Response> Prepare(const std::string& body, runtime::IngestTransaction* txn,
+                                          std::map<std::string, uint64_t>* counted);
   void DrainStream(Stream& s, uint64_t* documents);
 
   store::Store* store_;

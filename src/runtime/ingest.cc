@@ -119,7 +119,7 @@ Result<bool> IngestTransaction::Add(const std::shared_ptr<const Collection>& c, 
 
 Result<bool> IngestTransaction::Flush(Part* p) {
   const Collection& c = *p->collection;
-  std::string line, journal;
+  std::string line, journal, last;
   auto drained = p->combiner->Drain(false, [&](std::string_view, doc::Value& d) -> Result<bool> {
     if (journal.empty() || !c.partitions.empty()) {
       auto j = c.JournalOf(d, &journal);
@@ -129,6 +129,10 @@ Result<bool> IngestTransaction::Flush(Part* p) {
     AppendStamped(d, stamper_->Next(), &line);
     ++stats_.combined;
     stats_.bytes += line.size();
+    if (journal != last) {
+      journals_.insert(journal);
+      last = journal;
+    }
     return store_->Append(journal, c.journal, line);
   });
   if (!drained) {
@@ -139,16 +143,27 @@ Result<bool> IngestTransaction::Flush(Part* p) {
   return true;
 }
 
-Result<std::map<std::string, uint64_t>> IngestTransaction::Commit() {
+Result<std::map<std::string, uint64_t>> IngestTransaction::Commit(
+    const std::map<std::string, std::string>& checkpoints) {
   for (auto& [name, p] : parts_) {
     auto f = Flush(p.get());
     if (!f) return f.error();
   }
-  auto heads = store_->Commit();
+  auto heads = store_->Commit(checkpoints);
   if (!heads) return heads.error();
   committed_stats_ = combiner_stats();
   parts_.clear();
   return heads;
+}
+
+Result<std::set<std::string>> IngestTransaction::Append() {
+  for (auto& [name, p] : parts_) {
+    auto f = Flush(p.get());
+    if (!f) return f.error();
+  }
+  committed_stats_ = combiner_stats();
+  parts_.clear();
+  return journals_;
 }
 
 Result<bool> IngestTransaction::Abort() {

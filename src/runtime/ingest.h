@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "base/result.h"
@@ -66,9 +67,17 @@ class IngestTransaction {
   // be dropped.
   Result<bool> Add(const std::shared_ptr<const Collection>& c, doc::Value& doc);
 
-  // Appends and commits everything added; returns the new heads of the journals written.
-  // On failure the store's transaction is aborted.
-  Result<std::map<std::string, uint64_t>> Commit();
+  // Appends and commits everything added, with `checkpoints` (task checkpoints merged into
+  // the ledger by the same commit, see Store::Commit); returns the new heads of the
+  // journals written. On failure the store's transaction is aborted.
+  Result<std::map<std::string, uint64_t>> Commit(
+      const std::map<std::string, std::string>& checkpoints = {});
+
+  // Appends everything added to the store without committing it, for a caller that commits
+  // several transactions at once (group commit: Store::Commit). Returns the journals this
+  // transaction has written. A transaction whose rounds must not reach the store before
+  // it is known to be valid needs a memory budget larger than its documents.
+  Result<std::set<std::string>> Append();
 
   // Drops everything added and discards what was appended to the store.
   Result<bool> Abort();
@@ -87,6 +96,7 @@ class IngestTransaction {
   std::map<std::string, std::unique_ptr<Part>> parts_;
   TransactionStats stats_;
   reduce::CombinerStats committed_stats_;
+  std::set<std::string> journals_;  // written by Flush
 };
 
 }  // namespace flow::runtime
