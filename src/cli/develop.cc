@@ -183,6 +183,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
 
   Pipeline::Options po;
   po.log = log;
+  po.materializations = o.materializations;
   Pipeline pipeline(store, &stamper, po);
   if (auto applied = pipeline.Apply(current.plan, current.fingerprints); !applied) {
     fmt::print(stderr, "error: {}\n", applied.error().message);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "cli/common.h"
 
@@ -14,6 +15,7 @@ struct DevelopOptions {
   std::string host = "127.0.0.1";
   int port = 8081;
   bool no_watch = false;
+  std::vector<std::string> materializations;  // run only these (default: all)
   double status_interval = 10;  // seconds between status log lines when not on a terminal
   uint64_t max_body = 64ull << 20;
   double request_timeout = 30;  // seconds for a request's headers and body to arrive

@@ -224,6 +224,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 65535));
   cmd_dev->add_option("--host", dev.host, "Address to listen on (loopback by default)")->capture_default_str();
   cmd_dev->add_flag("--no-watch", dev.no_watch, "Do not rebuild when the catalog's sources change");
+  cmd_dev->add_option("--materialization", dev.materializations,
+                      "Run only this materialization of the catalog (repeatable; default: all)");
   cmd_dev->add_option("--status-interval", dev.status_interval,
                       "Seconds between status lines when stderr is not a terminal")
       ->capture_default_str()
