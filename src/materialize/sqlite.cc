@@ -102,8 +102,19 @@ class SqliteDriver : public Driver {
 
   Result<bool> Load(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
                     const std::function<void(size_t, std::string_view)>& found) override {
+    if (!loads_.at(table).get()) return true;
+    // One read transaction for every key, rather than one (with its file locking) per key.
+    auto b = Exec("BEGIN");
+    if (!b) return b;
+    auto r = LoadInTransaction(table, keys, found);
+    auto c = Exec(r ? "COMMIT" : "ROLLBACK");
+    if (!r) return r;
+    return c;
+  }
+
+  Result<bool> LoadInTransaction(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
+                                 const std::function<void(size_t, std::string_view)>& found) {
     sqlite3_stmt* st = loads_.at(table).get();
-    if (!st) return true;
     std::vector<const Column*> key_columns = tables_[table].KeyColumns();
     for (size_t i = 0; i < keys.size(); ++i) {
       for (size_t k = 0; k < keys[i].size() && k < key_columns.size(); ++k) {
@@ -314,7 +325,7 @@ Result<std::unique_ptr<Driver>> ConnectSqlite(const std::string& path, const std
   }
   sqlite3_busy_timeout(db, 10000);
   char* err = nullptr;
-  if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", nullptr, nullptr, &err) != SQLITE_OK) {
+  if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-65536;", nullptr, nullptr, &err) != SQLITE_OK) {
     std::string why = Why(db);
     sqlite3_free(err);
     sqlite3_close(db);

@@ -85,8 +85,16 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
   for (const auto& b : m_->bindings) {
     combiners.push_back(std::make_unique<reduce::Combiner>(b.source->reducer, b.source->key));
   }
+  // One transaction combines as much of the backlog as fits in kTransactionMemory, so that
+  // each key is loaded and stored once however many of its documents are waiting.
+  constexpr size_t kTransactionMemory = 192u << 20;
   uint64_t read = 0;
   while (read < max_docs) {
+    if ((read & 4095) == 4095) {
+      size_t memory = 0;
+      for (const auto& c : combiners) memory += c->memory();
+      if (memory >= kTransactionMemory) break;
+    }
     Impl::Source* best = nullptr;
     for (auto& s : m.sources) {
       auto head = committed.heads.find(s->cursor.journal());

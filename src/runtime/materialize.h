@@ -54,7 +54,7 @@ class MaterializeTask {
 
   // One transaction of up to `max_docs` documents; returns how many were read (0: caught
   // up). Needs only committed journal content, so `store` may be another process's.
-  Result<uint64_t> Step(uint64_t max_docs = 65536);
+  Result<uint64_t> Step(uint64_t max_docs = 4u << 20);
 
   const MaterializeStats& stats() const { return stats_; }
   // Over the source journals opened so far, against their committed heads.

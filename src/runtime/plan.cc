@@ -1,5 +1,7 @@
 #include "runtime/plan.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "lambda/remote.h"
@@ -192,6 +194,29 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
       m->bindings.push_back({plan.collections.at(b.spec->source), MakeTable(*c, b.spec->table, b.fields, b.spec->delta_updates)});
     }
     plan.materializations.push_back(std::move(m));
+  }
+  for (const auto& cs : catalog.captures) {
+    auto c = std::make_shared<FileDropCapture>();
+    c->name = cs.name;
+    c->path = cs.path;
+    auto format = ParseIngestFormat(cs.format);
+    if (cs.kind != "fileDrop" || !format) {
+      return Error::Internal(fmt::format("capture `{}` has an unknown endpoint or format", cs.name));
+    }
+    c->format = *format;
+    // Several bindings each receive every document of a file (a collection bound twice,
+    // once), in the file's one transaction.
+    for (const auto& b : cs.bindings) {
+      auto target = plan.collections.find(b.target);
+      if (target == plan.collections.end()) {
+        return Error::Internal(fmt::format("capture `{}` binds unknown `{}`", cs.name, b.target));
+      }
+      if (std::find(c->targets.begin(), c->targets.end(), target->second) == c->targets.end()) {
+        c->targets.push_back(target->second);
+      }
+    }
+    if (c->targets.empty()) return Error::Internal(fmt::format("capture `{}` has no bindings", cs.name));
+    plan.captures.push_back(std::move(c));
   }
   return plan;
 }

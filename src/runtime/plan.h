@@ -1,5 +1,6 @@
-// A checked catalog compiled for running: every collection (runtime/collection.h) and every
-// derivation with its transforms and lambdas (runtime/derive.h). Lambdas are created here:
+// A checked catalog compiled for running: every collection (runtime/collection.h), every
+// derivation with its transforms and lambdas (runtime/derive.h), every materialization and
+// every file-drop capture (runtime/capture.h). Lambdas are created here:
 // SQLite lambdas in-process, remote lambdas as HTTP clients, and the nodeJS lambdas of
 // each derivation in one Node.js worker, through `NodeStarter` (so that callers choose how
 // workers are started and cached).
@@ -14,6 +15,7 @@
 #include "base/result.h"
 #include "catalog/check.h"
 #include "lambda/lambda.h"
+#include "runtime/capture.h"
 #include "runtime/collection.h"
 #include "runtime/derive.h"
 #include "runtime/materialize.h"
@@ -36,6 +38,7 @@ struct Plan {
   std::map<std::string, std::shared_ptr<const Collection>> collections;
   std::vector<std::shared_ptr<const Derivation>> derivations;          // catalog order
   std::vector<std::shared_ptr<const Materialization>> materializations;  // catalog order
+  std::vector<std::shared_ptr<const FileDropCapture>> captures;          // catalog order
 };
 
 // The table a binding of `collection` writes: `fields` (selected, `flow_document` last)

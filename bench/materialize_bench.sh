@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Benchmark of materializations (issue 6): N card payments of ~280 bytes over N/10 accounts
+# (bench/materialize/gen.js; a merge at the root with sums, maxima and a last-write-wins
+# field, bench/materialize/flow.yaml) are ingested once (not timed), one transaction per
+# round of N/10 distinct accounts so that the lake holds all N documents; then
+# `flowctl run --until-idle --materialization NAME` materializes them on one core, from a
+# copy of that data directory, into a table of a fresh database:
+#   sqlite    a SQLite file in the scratch directory
+#   postgres  a private PostgreSQL server (scripts/pg.sh, started here, stopped at exit)
+# Prints source documents/s, wall time, peak RSS, rows written (one per key per transaction)
+# and rows in the table per run; for PostgreSQL also the time psql takes to load the same
+# final rows with `\copy ... FROM` into an empty table of the same DDL (best of 3, psql's
+# process included) and flowctl's time as a multiple of it. Checks that every run read N
+# documents, that each table has one row per account whose events add up to N and amounts
+# to the generator's total, and that its flow_document column equals
+# `flowctl read --reduced`, row for row (whose time is printed too, as a floor: reading and
+# combining the N documents without a target). Targets: >= 150k docs/s into SQLite; PostgreSQL
+# within 3x of the COPY time; enforced only when N >= 1000000.
+# Usage: bench/materialize_bench.sh FLOWCTL [N] [VARIANT...]   (default 1000000, sqlite postgres)
+set -euo pipefail
+if [[ $# -lt 1 ]]; then
+  echo "usage: $0 FLOWCTL [N] [sqlite|postgres...]" >&2
+  exit 2
+fi
+flowctl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1") n=${2:-1000000}
+shift $(($# >= 2 ? 2 : 1))
+variants=("$@")
+((${#variants[@]})) || variants=(sqlite postgres)
+for v in "${variants[@]}"; do
+  [[ $v == sqlite || $v == postgres ]] || { echo "$0: unknown variant $v (sqlite or postgres)" >&2; exit 2; }
+done
+keys=$((n / 10 > 0 ? n / 10 : 1))
+seed=11 full=1000000 target_rate=150000 target_ratio=3 copies=3
+here=$(cd "$(dirname "$0")" && pwd)
+source_catalog=$here/materialize/flow.yaml
+work=$(mktemp -d)
+chmod 755 "$work" # the PostgreSQL server runs as another user when we are root
+pgdir=$work/pg
+trap '[[ -d $pgdir ]] && "$here/../scripts/pg.sh" stop "$pgdir" > /dev/null 2>&1; rm -rf "$work"' EXIT
+export LC_ALL=C # byte order for sort, and '.' decimals for awk
+source "$here/lib.sh"
+
+# Input data, cached per N, seed and generator version in the repository's build directory
+# when there is one. The .meta file (the generator's summary) is moved in last: if it
+# exists, the data beside it is complete.
+if [[ -d $here/../build ]]; then cache=$(cd "$here/../build" && pwd)/bench-data; else cache=$work; fi
+mkdir -p "$cache"
+data=$cache/materialize-$n-$keys-$seed-$(cat "$here/materialize/gen.js" "$here/rng.js" | sha256sum | cut -c1-12).jsonl
+if [[ -s $data && -s $data.meta ]]; then
+  echo "data: $data (cached)"
+else
+  node "$here/materialize/gen.js" "$n" "$keys" "$seed" > "$data.$$" 2> "$work/gen" \
+    || { cat "$work/gen"; rm -f "$data.$$"; exit 1; }
+  mv -f "$data.$$" "$data"
+  mv -f "$work/gen" "$data.meta.$$" && mv -f "$data.meta.$$" "$data.meta"
+fi
+sed 's/^gen: /data: /' "$data.meta"
+accounts=$(sed -n 's/.* \([0-9]*\) distinct accounts.*/\1/p' "$data.meta")
+cents=$(sed -n 's/.* \([0-9]*\) cents.*/\1/p' "$data.meta")
+[[ -n $accounts && -n $cents ]] || { echo "FAIL: unexpected generator summary: $(cat "$data.meta")"; exit 1; }
+
+# Ingest, one transaction per round of $keys lines (no account repeats within one).
+base=$work/base
+split -l "$keys" -d -a 6 "$data" "$work/round."
+for f in "$work"/round.*; do
+  "$flowctl" ingest bench/accounts "$f" --format json --source "$source_catalog" --data-dir "$base" \
+    > /dev/null 2> "$work/ingest.err" || { cat "$work/ingest.err"; exit 1; }
+  rm -f "$f"
+done
+echo "data: $n documents ingested in $(((n + keys - 1) / keys)) transactions ($(du -sh "$base/lake" | cut -f1) in the lake)"
+# The expected table contents, and how long reading and combining the N documents takes
+# without any target (a floor under any materialization that reads them all).
+run reduced "$flowctl" read bench/accounts --reduced --source "$source_catalog" --data-dir "$base"
+reduced_secs=$secs reduced_rss=$rss_mib
+
+# The catalog of the runs: the source catalog bound to a SQLite file beside it and, when
+# PostgreSQL runs, to the private server (whose URI is only known once it started).
+pg_uri=
+psql_bin=
+if [[ " ${variants[*]} " == *" postgres "* ]]; then
+  pg_uri=$("$here/../scripts/pg.sh" start "$pgdir" | tail -n 1)
+  psql_bin=$(ls -d /usr/lib/postgresql/*/bin/psql 2> /dev/null | sort -t/ -k5,5 -V | tail -n 1)
+  [[ -n $psql_bin ]] || psql_bin=$(command -v psql)
+fi
+psql() { "$psql_bin" -X -q -v ON_ERROR_STOP=1 "$pg_uri" -At "$@"; }
+{
+  echo "import: [\"$source_catalog\"]"
+  echo "materializationTargets:"
+  echo "  lite: {sqlite: {path: accounts.db}}"
+  [[ -z $pg_uri ]] || echo "  pg: {postgres: {uri: \"$pg_uri\"}}"
+  echo "materializations:"
+  echo "  bench/to-sqlite:"
+  echo "    target: lite"
+  echo "    bindings: [{source: bench/accounts, table: accounts}]"
+  if [[ -n $pg_uri ]]; then
+    echo "  bench/to-postgres:"
+    echo "    target: pg"
+    echo "    bindings: [{source: bench/accounts, table: accounts}]"
+  fi
+} > "$work/flow.yaml"
+
+printf '%-20s %10s %8s %13s %13s %11s\n' run docs/s wall_s peak_RSS_MiB rows_written table_rows
+printf '%-20s %10s %8.2f %13s %13s %11s\n' "read --reduced" \
+  "$(awk -v n="$n" -v s="$reduced_secs" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }')" "$reduced_secs" \
+  "$reduced_rss" - "$(wc -l < "$work/reduced.out")"
+declare -A rate wall
+for v in "${variants[@]}"; do
+  dir=$work/data-$v
+  rm -rf "$dir"
+  cp -a "$base" "$dir"
+  run "$v" "$flowctl" run --until-idle --source "$work/flow.yaml" --data-dir "$dir" --materialization "bench/to-$v"
+  stats=$(grep -F "materialization \`bench/to-$v\`:" "$work/$v.err" || true)
+  read_docs=$(sed -n 's/.*: \([0-9]*\) documents read, .*/\1/p' <<< "$stats")
+  written=$(sed -n 's/.* read, \([0-9]*\) rows stored.*/\1/p' <<< "$stats")
+  [[ $read_docs == "$n" ]] || fail "$v: ${read_docs:-no} documents read, expected $n ($stats)"
+  if [[ $v == sqlite ]]; then
+    q() { sqlite3 -batch -noheader "$work/accounts.db" "$1"; }
+  else
+    q() { psql -c "$1"; }
+  fi
+  read -r rows events total < <(q 'SELECT count(*), sum(events), sum("amountCents") FROM accounts' | tr '|' ' ')
+  [[ $rows == "$accounts" ]] || fail "$v: $rows rows, expected one per account ($accounts)"
+  [[ $events == "$n" ]] || fail "$v: events add up to $events, expected $n"
+  [[ $total == "$cents" ]] || fail "$v: amountCents add up to $total, expected $cents"
+  q 'SELECT flow_document FROM accounts ORDER BY account' > "$work/$v.table"
+  cmp -s "$work/$v.table" "$work/reduced.out" \
+    || fail "$v: flow_document differs from flowctl read --reduced: $(diff "$work/$v.table" "$work/reduced.out" | head -n 3 | tr '\n' ' ')"
+  r=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }')
+  rate[$v]=$r wall[$v]=$secs
+  printf '%-20s %10s %8.2f %13s %13s %11s\n' "materialize $v" "$r" "$secs" "$rss_mib" "${written:-?}" "$rows"
+  rm -rf "$dir"
+done
+
+# The COPY baseline: flowctl's final rows loaded by psql into an empty table of the same DDL
+# (LIKE ... INCLUDING ALL: columns, types, NOT NULL, primary key).
+if [[ -n $pg_uri ]]; then
+  psql -c "\\copy accounts TO '$work/rows.copy'"
+  psql -c 'CREATE TABLE copy_baseline (LIKE accounts INCLUDING ALL)'
+  best=
+  for ((i = 1; i <= copies; i++)); do
+    psql -c 'TRUNCATE copy_baseline'
+    run "copy$i" "$psql_bin" -X -q -v ON_ERROR_STOP=1 "$pg_uri" -c "\\copy copy_baseline FROM '$work/rows.copy'"
+    best=$(awk -v a="${best:-$secs}" -v b="$secs" 'BEGIN { print (b < a ? b : a) }')
+  done
+  copied=$(psql -c 'SELECT count(*) FROM copy_baseline')
+  [[ $copied == "$accounts" ]] || fail "COPY baseline: $copied rows, expected $accounts"
+  ratio=$(awk -v f="${wall[postgres]}" -v c="$best" 'BEGIN { printf "%.2f", f / (c < 0.01 ? 0.01 : c) }')
+  printf '%-20s %10s %8.2f %13s %13s %11s\n' "psql \\copy (best/$copies)" - "$best" "$rss_mib" "$copied" "$copied"
+  echo "PostgreSQL: flowctl ${wall[postgres]} s vs COPY of the final rows $best s: ${ratio}x"
+fi
+
+# miss WHAT FIGURE: a missed target, a failure when N is the full size.
+miss() {
+  if ((n >= full)); then fail "target $1 MISSED ($2)"; else echo "target $1 missed ($2; smoke run, not enforced)"; fi
+}
+if [[ -n ${rate[sqlite]:-} ]]; then
+  if ((rate[sqlite] >= target_rate)); then
+    echo "target >= $target_rate docs/s into SQLite: met (${rate[sqlite]} docs/s)"
+  else
+    miss ">= $target_rate docs/s into SQLite" "${rate[sqlite]} docs/s"
+  fi
+fi
+if [[ -n $pg_uri ]]; then
+  if awk -v r="$ratio" -v t="$target_ratio" 'BEGIN { exit !(r <= t) }'; then
+    echo "target PostgreSQL within ${target_ratio}x of COPY: met (${ratio}x)"
+  else
+    miss "PostgreSQL within ${target_ratio}x of COPY" "${ratio}x"
+  fi
+fi
+if ((failures > 0)); then
+  echo "materialize benchmark: $failures check(s) or target(s) FAILED"
+  exit 1
+fi
+if ((n < full)); then
+  echo "materialize benchmark: checks passed (smoke run: N=$n < $full, targets not enforced)"
+else
+  echo "materialize benchmark: checks passed, targets met"
+fi
