@@ -21,7 +21,6 @@
 #include "cli/materialize.h"
 #include "cli/node.h"
 #include "cli/pipeline.h"
-#include "runtime/capture.h"
 #include "store/journal.h"
 
 namespace flow::cli {
@@ -190,24 +189,6 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     return applied.error().ExitCode();
   }
 
-  // File-drop captures: rebuilt from each applied catalog (their position is in the ledger).
-  std::vector<std::unique_ptr<runtime::FileDropTask>> captures;
-  auto start_captures = [&](const runtime::Plan& plan) -> Result<bool> {
-    std::vector<std::unique_ptr<runtime::FileDropTask>> next;
-    for (const auto& c : plan.captures) {
-      auto task = std::make_unique<runtime::FileDropTask>(c, store, &stamper);
-      auto opened = task->Open();
-      if (!opened) return Error{opened.error().code, fmt::format("capture `{}`: {}", c->name, opened.error().message)};
-      next.push_back(std::move(task));
-    }
-    captures = std::move(next);
-    return true;
-  };
-  if (auto started = start_captures(*current.plan); !started) {
-    fmt::print(stderr, "error: {}\n", started.error().message);
-    return started.error().ExitCode();
-  }
-
   // The ingestion API, and `flowctl materialize` into this develop.
   server::Options so;
   so.host = o.host;
@@ -302,9 +283,6 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     if (!applied) {
       log(fmt::format("error: {}; still running the previous catalog", applied.error().message));
       return;
-    }
-    if (auto started = start_captures(*next->plan); !started) {
-      log(fmt::format("error: {}; captures are stopped until the next change", started.error().message));
     }
     service.SetPlan(next->plan);
     size_t kept = 0, changed = 0, added = 0;
@@ -408,16 +386,6 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   auto status_lines = [&](bool table) {
     std::vector<std::string> lines;
     auto status = pipeline.Status();
-    for (const auto& c : captures) {
-      TaskStatus s;
-      s.kind = "capture";
-      s.name = c->capture().name;
-      s.state = "running";
-      s.in = c->stats().files;
-      s.out = c->stats().documents;
-      if (c->stats().failed) s.state = fmt::format("{} failed", c->stats().failed);
-      status.push_back(s);
-    }
     uint64_t ingested = 0;
     for (const auto& [_, n] : service.counters()) ingested += n.documents;
     if (table) {
@@ -464,21 +432,6 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
       break;
     }
     progress = progress || round->progress;
-    for (auto& c : captures) {
-      uint64_t failed_before = c->stats().failed;
-      auto n = c->Step();
-      if (c->stats().failed != failed_before) log(fmt::format("error: {}", c->last_failure()));
-      if (!n) {
-        log(fmt::format("error: capture `{}`: {}", c->capture().name, n.error().message));
-        if (store->failed()) {
-          exit_code = kExitEnvironment;
-          break;
-        }
-        continue;
-      }
-      progress = progress || n.value() > 0;
-    }
-    if (exit_code != kExitOk) break;
 
     auto now = Clock::now();
     if (now - last_metrics >= std::chrono::milliseconds(500)) {

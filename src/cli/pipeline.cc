@@ -202,6 +202,20 @@ Result<bool> Pipeline::Apply(std::shared_ptr<const runtime::Plan> plan,
     targets.push_back(std::move(t));
   }
   targets_ = std::move(targets);
+
+  // Captures: reopened from the plan (their position is in the ledger).
+  std::vector<std::unique_ptr<runtime::FileDropTask>> captures;
+  for (const auto& c : plan->captures) {
+    auto task = std::make_unique<runtime::FileDropTask>(c, store_, stamper_);
+    auto opened = task->Open();
+    if (!opened) {
+      Log(fmt::format("error: capture `{}`: {}; it is stopped until the catalog changes", c->name,
+                      opened.error().message));
+      continue;
+    }
+    captures.push_back(std::move(task));
+  }
+  captures_ = std::move(captures);
   plan_ = std::move(plan);
   return true;
 }
@@ -268,6 +282,21 @@ void Pipeline::StepTarget(Target& t, Round* round) {
 
 Result<Pipeline::Round> Pipeline::Step() {
   Round round;
+  for (auto& c : captures_) {
+    uint64_t failed = c->stats().failed;
+    auto n = c->Step();
+    if (c->stats().failed != failed) {
+      Log(fmt::format("error: {}", c->last_failure()));
+      exit_code_ = std::max(exit_code_, static_cast<int>(kExitUserError));
+    }
+    if (!n) {
+      Log(fmt::format("error: capture `{}`: {}", c->capture().name, n.error().message));
+      if (store_->failed()) return n.error();
+      round.waiting = true;  // retried on the next round
+      continue;
+    }
+    round.progress = round.progress || n.value() > 0;
+  }
   for (auto& d : derivations_) {
     if (d->halted) continue;
     auto n = d->task->Step();
@@ -288,6 +317,15 @@ Result<Pipeline::Round> Pipeline::Step() {
 
 std::vector<TaskStatus> Pipeline::Status() const {
   std::vector<TaskStatus> out;
+  for (const auto& c : captures_) {
+    TaskStatus s;
+    s.kind = "capture";
+    s.name = c->capture().name;
+    s.state = c->stats().failed ? fmt::format("{} failed", c->stats().failed) : "running";
+    s.in = c->stats().files;
+    s.out = c->stats().documents;
+    out.push_back(std::move(s));
+  }
   for (const auto& d : derivations_) {
     TaskStatus s;
     s.kind = "derivation";

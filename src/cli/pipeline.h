@@ -1,4 +1,5 @@
-// The tasks of a running catalog — derivations and materializations — stepped in rounds
+// The tasks of a running catalog — file-drop captures, derivations and materializations —
+// stepped in rounds
 // over one store, by `flowctl run` and `flowctl develop`. A failed derivation halts (the
 // others go on, SPEC 4); a materialization whose target fails with an environment error
 // (unreachable, wrong password, disk full) is reopened with backoff from the checkpoint in
@@ -19,6 +20,7 @@
 
 #include "base/result.h"
 #include "cli/common.h"
+#include "runtime/capture.h"
 #include "runtime/derive.h"
 #include "runtime/materialize.h"
 #include "runtime/plan.h"
@@ -31,11 +33,11 @@ namespace flow::cli {
 std::map<std::string, std::string> TaskFingerprints(const CheckedCatalog& catalog);
 
 struct TaskStatus {
-  std::string kind;  // "derivation" or "materialization"
+  std::string kind;  // "capture", "derivation" or "materialization"
   std::string name;
   std::string state;  // "running", "back-filling", "retrying", "halted", "stopped"
-  uint64_t in = 0;    // documents read
-  uint64_t out = 0;   // documents published, or rows stored
+  uint64_t in = 0;    // documents read (captures: files ingested)
+  uint64_t out = 0;   // documents published, or rows stored (captures: documents)
   uint64_t bytes_out = 0;  // derivations: bytes of the documents published
   runtime::ReadProgress progress;
   std::string error;  // the last error (halted, retrying)
@@ -86,6 +88,7 @@ class Pipeline {
   std::shared_ptr<const runtime::Plan> plan_;
   std::vector<std::unique_ptr<Derive>> derivations_;
   std::vector<std::unique_ptr<Target>> targets_;
+  std::vector<std::unique_ptr<runtime::FileDropTask>> captures_;
   int exit_code_ = 0;
 };
 

@@ -95,6 +95,11 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   auto status = pipeline.Status();
   for (const auto& t : status) {
+    if (t.kind != "capture") continue;
+    fmt::print(stderr, "capture `{}`: {} files, {} documents ingested{}\n", t.name, t.in, t.out,
+               t.state == "running" ? "" : " (" + t.state + ")");
+  }
+  for (const auto& t : status) {
     if (t.kind != "materialization") continue;
     fmt::print(stderr, "materialization `{}`: {} documents read, {} rows stored{}\n", t.name, t.in, t.out,
                t.state == "halted" ? " (halted by an error)" : "");
