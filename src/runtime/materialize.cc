@@ -1,5 +1,7 @@
 #include "runtime/materialize.h"
 
+#include <chrono>
+
 #include <map>
 #include <set>
 
@@ -85,15 +87,19 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
   for (const auto& b : m_->bindings) {
     combiners.push_back(std::make_unique<reduce::Combiner>(b.source->reducer, b.source->key));
   }
-  // One transaction combines as much of the backlog as fits in kTransactionMemory, so that
-  // each key is loaded and stored once however many of its documents are waiting.
+  // One transaction combines as much of the backlog as fits in kTransactionMemory and is
+  // read within kTransactionReading, so that each key is loaded and stored once however
+  // many of its documents are waiting, while a long back-fill still commits (and shows
+  // progress, and lets other tasks and ingestion run) every second or so.
   constexpr size_t kTransactionMemory = 192u << 20;
+  constexpr auto kTransactionReading = std::chrono::milliseconds(1000);
+  auto reading_since = std::chrono::steady_clock::now();
   uint64_t read = 0;
   while (read < max_docs) {
     if ((read & 4095) == 4095) {
       size_t memory = 0;
       for (const auto& c : combiners) memory += c->memory();
-      if (memory >= kTransactionMemory) break;
+      if (memory >= kTransactionMemory || std::chrono::steady_clock::now() - reading_since >= kTransactionReading) break;
     }
     Impl::Source* best = nullptr;
     for (auto& s : m.sources) {

@@ -149,7 +149,7 @@ YAML
 T1=$(now_ms)
 # 1. Fencing. A's journal is src=a, B's src=b: B starts from the checkpoint A stored, and
 # materializes its own journal from the beginning.
-node -e 'for (let i = 0; i < 400000; i++) console.log(JSON.stringify({id: i, src: "a", n: 1}))' >fa.jsonl
+node -e 'for (let i = 0; i < 1200000; i++) console.log(JSON.stringify({id: i, src: "a", n: 1}))' >fa.jsonl
 node -e 'for (let i = 0; i < 500; i++) console.log(JSON.stringify({id: 10000000 + i, src: "b", n: 2}))' >fb.jsonl
 expect_status 0 "$FLOWCTL" ingest fence/events fa.jsonl --source fence.yaml --data-dir fence-a
 expect_status 0 "$FLOWCTL" ingest fence/events fb.jsonl --source fence.yaml --data-dir fence-b
@@ -193,7 +193,7 @@ else
     expect_eq "$tgt: B's fence" "$fence" "$((fa + 1))"
     [[ $checkpoint == *'fence/events/src=b/pivot=00":'* && $checkpoint != *src=a* ]] ||
       fail "$tgt: flow_checkpoints does not hold B's checkpoint: $checkpoint"
-    ((rows_a > 0 && rows_a < 400000)) || fail "$tgt: A stored $rows_a of its 400000 rows (want some, not all)"
+    ((rows_a > 0 && rows_a < 1200000)) || fail "$tgt: A stored $rows_a of its 1200000 rows (want some, not all)"
     expect_eq "$tgt: B's rows" "$((rows - rows_a))|$sum" "500|$((rows_a + 1000))"
     fence_summary+="$tgt: A stored $rows_a rows before B took over; "
   done
