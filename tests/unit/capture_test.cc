@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "scratch.h"
 #include "base/io.h"
 #include "base/url.h"
 #include "catalog/check.h"
@@ -27,28 +28,14 @@
 
 namespace flow {
 namespace {
+using testing::Must;
+using testing::TempDir;
 namespace fs = std::filesystem;
 using runtime::FileDropCapture;
 using runtime::FileDropTask;
 using runtime::IngestFormat;
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/flowctl-capture-test.XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string path;
-};
 
-template <typename T>
-T Must(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), (r.ok() ? std::string() : r.error().message));
-  return std::move(r.value());
-}
 
 // Keyed by /id, with projections id (integer), f (string) for CSV/TSV.
 std::shared_ptr<const runtime::Collection> Orders(const std::string& name = "t/orders") {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "scratch.h"
 #include "doc/parse.h"
 #include "lambda/sqlite.h"
 #include "runtime/cursor.h"
@@ -17,25 +18,11 @@
 
 namespace flow {
 namespace {
+using testing::Must;
+using testing::TempDir;
 namespace fs = std::filesystem;
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/flowctl-derive-test.XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string path;
-};
 
-template <typename T>
-T Must(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), (r.ok() ? std::string() : r.error().message));
-  return std::move(r.value());
-}
 
 std::shared_ptr<const runtime::Collection> Collection(const std::string& name, const std::string& schema,
                                                       const std::string& key,

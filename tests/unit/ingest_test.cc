@@ -8,6 +8,7 @@
 #include <set>
 #include <string>
 
+#include "scratch.h"
 #include "doc/parse.h"
 #include "doc/uuid.h"
 #include "runtime/ingest.h"
@@ -15,19 +16,9 @@
 
 namespace flow {
 namespace {
+using testing::TempDir;
 namespace fs = std::filesystem;
 
-struct TempDir {
-  TempDir() {
-    char tmpl[] = "/tmp/flowctl-ingest-test.XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string path;
-};
 
 // A collection keyed by /id with an integer `n` summed, partitioned by `region` when asked.
 std::shared_ptr<const runtime::Collection> Compile(const std::string& name, bool partitioned) {

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "scratch.h"
 #include "base/io.h"
 #include "store/codec.h"
 #include "store/journal.h"
@@ -30,6 +31,7 @@ using namespace flow;
 namespace fs = std::filesystem;
 
 namespace {
+using testing::Must;
 
 // A fresh directory under /tmp, removed at the end of the test.
 class TempDir {
@@ -51,11 +53,6 @@ class TempDir {
   std::string path_;
 };
 
-template <typename T>
-T Must(Result<T> r) {
-  REQUIRE_MESSAGE(r.ok(), (r.ok() ? std::string() : r.error().message));
-  return std::move(r.value());
-}
 
 std::unique_ptr<store::Store> OpenStore(const std::string& dir) { return Must(store::Store::Open(dir)); }
 
