@@ -140,6 +140,13 @@ std::optional<uint64_t> ParseByteSize(std::string_view text) {
   return n << shift;
 }
 
+bool BlankLine(std::string_view s) {
+  for (char c : s) {
+    if (c != ' ' && c != '\t' && c != '\r') return false;
+  }
+  return true;
+}
+
 std::string JsonQuote(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);

@@ -42,6 +42,9 @@ std::string Truncate(std::string_view s, size_t max);
 // Parses "64MiB", "256MB", "1GiB", "512k", "1048576" (bytes). Units are powers of 1024.
 std::optional<uint64_t> ParseByteSize(std::string_view text);
 
+// True for a line of only spaces, tabs and CRs (skipped in JSON lines input).
+bool BlankLine(std::string_view s);
+
 // `s` as a JSON string literal (quotes, backslashes and control characters escaped; UTF-8
 // passed through).
 std::string JsonQuote(std::string_view s);

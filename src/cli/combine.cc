@@ -45,7 +45,7 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   auto last_progress = start;
   uint64_t docs = 0;
   while (lines.Next(&line)) {
-    if (Blank(line)) continue;
+    if (BlankLine(line)) continue;
     doc::ParseError perr;
     if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
       fmt::print(stderr, "{}:{}:{}: error: {}\n", input_name, lines.number(), perr.offset + 1, perr.message);

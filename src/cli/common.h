@@ -2,6 +2,7 @@
 // catalog a command needs (from sources, checked in memory, or from a built catalog).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -62,6 +63,9 @@ std::optional<uint64_t> ParseBudget(const std::string& text);
 std::shared_ptr<const runtime::Collection> LoadCollection(const GlobalOptions& g, const CatalogOptions& o,
                                                           const std::string& name,
                                                           std::optional<store::Codec> codec, int* exit_code);
+
+// `{"<journal>": <head>, ...}`: the committed heads an ingest reports as its `Offsets`.
+std::string HeadsJson(const std::map<std::string, uint64_t>& heads);
 
 // A data directory owned by this process: its lock and its recovered store.
 struct OwnedDataDir {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <csignal>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -197,10 +198,10 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   so.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout * 1000));
   auto control = [&](const std::string& method, const std::string& target, const std::string& body) {
     if (target != "/materializations") {
-      return server::Response{404, fmt::format("{{\"error\":{}}}\n", JsonQuote("no such resource: " + target))};
+      return ErrorResponse(404, "no such resource: " + target);
     }
     if (method != "POST") {
-      return server::Response{405, "{\"error\":\"use POST\"}\n"};
+      return ErrorResponse(405, "use POST");
     }
     rapidjson::Document d;
     d.Parse(body.data(), body.size());
@@ -209,7 +210,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
       return d.IsObject() && d.HasMember(k) && d[k].IsString() ? std::string(d[k].GetString()) : std::string();
     };
     if (d.HasParseError() || !d.IsObject()) {
-      return server::Response{400, "{\"error\":\"expected a JSON object {target, collection, table, fields}\"}\n"};
+      return ErrorResponse(400, "expected a JSON object {target, collection, table, fields}");
     }
     mo.target = str("target");
     mo.collection = str("collection");
@@ -221,11 +222,10 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
       }
     }
     auto m = OneOffMaterialization(*current.checked, mo);
-    if (!m) return server::Response{400, fmt::format("{{\"error\":{}}}\n", JsonQuote(m.error().message))};
+    if (!m) return ErrorResponse(400, m.error().message);
     for (const auto& s : pipeline.Status()) {
       if (s.kind == "materialization" && s.name == m.value()->name) {
-        return server::Response{409, fmt::format("{{\"error\":{}}}\n",
-                                                 JsonQuote("materialization `" + s.name + "` is already running"))};
+        return ErrorResponse(409, "materialization `" + s.name + "` is already running");
       }
     }
     pipeline.AddMaterialization(m.value());
@@ -334,41 +334,28 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
       m += fmt::format("flowctl_collection_bytes{{collection=\"{}\"}} {}\n", Label(name), bytes);
     }
     auto status = pipeline.Status();
-    m += "# HELP flowctl_task_documents_in_total Documents a task has read.\n"
-         "# TYPE flowctl_task_documents_in_total counter\n";
-    for (const auto& s : status) {
-      m += fmt::format("flowctl_task_documents_in_total{{kind=\"{}\",task=\"{}\"}} {}\n", s.kind, Label(s.name), s.in);
-    }
-    m += "# HELP flowctl_task_documents_out_total Documents a derivation published, or rows a materialization "
-         "stored.\n# TYPE flowctl_task_documents_out_total counter\n";
-    for (const auto& s : status) {
-      m += fmt::format("flowctl_task_documents_out_total{{kind=\"{}\",task=\"{}\"}} {}\n", s.kind, Label(s.name), s.out);
-    }
-    m += "# HELP flowctl_task_read_bytes Bytes of its source journals a task has read (its position).\n"
-         "# TYPE flowctl_task_read_bytes gauge\n";
-    for (const auto& s : status) {
-      m += fmt::format("flowctl_task_read_bytes{{kind=\"{}\",task=\"{}\"}} {}\n", s.kind, Label(s.name),
-                       s.progress.read);
-    }
-    m += "# HELP flowctl_task_bytes_out_total Bytes of the documents a derivation published.\n"
-         "# TYPE flowctl_task_bytes_out_total counter\n";
-    for (const auto& s : status) {
-      if (s.kind != "derivation") continue;
-      m += fmt::format("flowctl_task_bytes_out_total{{kind=\"{}\",task=\"{}\"}} {}\n", s.kind, Label(s.name),
-                       s.bytes_out);
-    }
-    m += "# HELP flowctl_task_lag_bytes Committed source bytes a task has not read yet.\n"
-         "# TYPE flowctl_task_lag_bytes gauge\n";
-    for (const auto& s : status) {
-      m += fmt::format("flowctl_task_lag_bytes{{kind=\"{}\",task=\"{}\"}} {}\n", s.kind, Label(s.name),
-                       s.progress.total - s.progress.read);
-    }
-    m += "# HELP flowctl_task_up Whether a task runs (0: halted or waiting to retry).\n"
-         "# TYPE flowctl_task_up gauge\n";
-    for (const auto& s : status) {
-      bool up = s.state == "running" || s.state == "back-filling";
-      m += fmt::format("flowctl_task_up{{kind=\"{}\",task=\"{}\"}} {}\n", s.kind, Label(s.name), up ? 1 : 0);
-    }
+    // One metric family over every task; `value` returns nullopt to leave a task out.
+    auto per_task = [&](std::string_view name, std::string_view type, std::string_view help, auto value) {
+      m += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+      for (const auto& s : status) {
+        std::optional<uint64_t> v = value(s);
+        if (v) m += fmt::format("{}{{kind=\"{}\",task=\"{}\"}} {}\n", name, s.kind, Label(s.name), *v);
+      }
+    };
+    using V = std::optional<uint64_t>;
+    per_task("flowctl_task_documents_in_total", "counter", "Documents a task has read.",
+             [](const TaskStatus& s) { return V(s.in); });
+    per_task("flowctl_task_documents_out_total", "counter",
+             "Documents a derivation published, or rows a materialization stored.",
+             [](const TaskStatus& s) { return V(s.out); });
+    per_task("flowctl_task_read_bytes", "gauge", "Bytes of its source journals a task has read (its position).",
+             [](const TaskStatus& s) { return V(s.progress.read); });
+    per_task("flowctl_task_bytes_out_total", "counter", "Bytes of the documents a derivation published.",
+             [](const TaskStatus& s) { return s.kind == "derivation" ? V(s.bytes_out) : std::nullopt; });
+    per_task("flowctl_task_lag_bytes", "gauge", "Committed source bytes a task has not read yet.",
+             [](const TaskStatus& s) { return V(s.progress.total - s.progress.read); });
+    per_task("flowctl_task_up", "gauge", "Whether a task runs (0: halted or waiting to retry).",
+             [](const TaskStatus& s) { return V(s.state == "running" || s.state == "back-filling" ? 1 : 0); });
     m += "# HELP flowctl_ingest_commit_seconds Time to validate and commit one ingest request.\n"
          "# TYPE flowctl_ingest_commit_seconds histogram\n";
     uint64_t cumulative = 0;

@@ -7,8 +7,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
+#include <rapidjson/document.h>
 
 #include "base/strings.h"
 #include "cli/input.h"
@@ -24,24 +23,9 @@
 namespace flow::cli {
 namespace {
 
-bool EndsWith(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // Prints `{"Offsets": {"<journal>": <head>, ...}}`, the acknowledgement of a commit.
 void PrintOffsets(const std::map<std::string, uint64_t>& heads) {
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-  w.StartObject();
-  w.Key("Offsets");
-  w.StartObject();
-  for (const auto& [j, h] : heads) {
-    w.Key(j.data(), static_cast<rapidjson::SizeType>(j.size()));
-    w.Uint64(h);
-  }
-  w.EndObject();
-  w.EndObject();
-  fmt::print("{}\n", std::string_view(sb.GetString(), sb.GetSize()));
+  fmt::print("{{\"Offsets\":{}}}\n", HeadsJson(heads));
   std::fflush(stdout);
 }
 
@@ -87,7 +71,7 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
     std::string_view line;
     rapidjson::Document parsed;
     while (reader.Next(&line)) {
-      if (Blank(line)) continue;
+      if (BlankLine(line)) continue;
       doc::ParseError perr;
       if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
         fmt::print(stderr, "{}:{}:{}: error: {}; nothing was written\n", name, reader.number(), perr.offset + 1,
@@ -157,7 +141,7 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   auto start = std::chrono::steady_clock::now();
   std::string format = o.format;
   if (format.empty()) {
-    format = EndsWith(o.input, ".csv") ? "csv" : EndsWith(o.input, ".tsv") ? "tsv" : "json";
+    format = o.input.ends_with(".csv") ? "csv" : o.input.ends_with(".tsv") ? "tsv" : "json";
   }
   if (format != "json" && format != "csv" && format != "tsv") {
     fmt::print(stderr, "error: --format `{}` is not one of json, csv, tsv\n", format);

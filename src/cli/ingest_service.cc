@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "base/strings.h"
+#include "cli/common.h"
 #include "doc/parse.h"
 #include "runtime/feed.h"
 
@@ -15,21 +16,20 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-
-server::Response ErrorResponse(int status, const std::string& message, const std::string& extra = {}) {
-  return {status, fmt::format("{{\"error\":{}{}}}\n", JsonQuote(message), extra)};
-}
-
-std::string OffsetsJson(const std::map<std::string, uint64_t>& heads) {
-  std::string out = "{";
-  for (const auto& [journal, head] : heads) {
-    if (out.size() > 1) out += ",";
-    out += fmt::format("{}:{}", JsonQuote(journal), head);
+// "did you mean `x`?" for a collection `plan` lacks, or "".
+std::string CollectionHint(const runtime::Plan* plan, const std::string& name) {
+  std::vector<std::string> names;
+  if (plan) {
+    for (const auto& [n, _] : plan->collections) names.push_back(n);
   }
-  return out + "}";
+  return DidYouMean(name, names);
 }
 
 }  // namespace
+
+server::Response ErrorResponse(int status, const std::string& message, const std::string& extra) {
+  return {status, fmt::format("{{\"error\":{}{}}}\n", JsonQuote(message), extra)};
+}
 
 class IngestService::Stream : public server::StreamSink, public std::enable_shared_from_this<Stream> {
  public:
@@ -140,11 +140,7 @@ std::shared_ptr<server::StreamSink> IngestService::OpenStream(const std::string&
   }
   auto it = plan ? plan->collections.find(collection) : decltype(plan->collections.end()){};
   if (!plan || it == plan->collections.end()) {
-    std::vector<std::string> names;
-    if (plan) {
-      for (const auto& [name, _] : plan->collections) names.push_back(name);
-    }
-    std::string hint = DidYouMean(collection, names);
+    std::string hint = CollectionHint(plan.get(), collection);
     *refusal = ErrorResponse(404, fmt::format("no collection `{}` in the catalog{}", collection,
                                               hint.empty() ? "" : "; " + hint));
     return nullptr;
@@ -218,7 +214,7 @@ Result<uint64_t> IngestService::Drain() {
       }
       std::map<std::string, uint64_t> mine;
       for (const auto& j : written[i]) mine[j] = heads->at(j);
-      v.respond({200, fmt::format("{{\"Offsets\":{}}}\n", OffsetsJson(mine))});
+      v.respond({200, fmt::format("{{\"Offsets\":{}}}\n", HeadsJson(mine))});
       for (const auto& [name, n] : v.counted) {
         counters_[name].documents += n;
         documents += n;
@@ -261,9 +257,7 @@ std::optional<server::Response> IngestService::Prepare(const std::string& body, 
     std::string name(m.name.GetString(), m.name.GetStringLength());
     auto it = plan_->collections.find(name);
     if (it == plan_->collections.end()) {
-      std::vector<std::string> names;
-      for (const auto& [n, _] : plan_->collections) names.push_back(n);
-      std::string hint = DidYouMean(name, names);
+      std::string hint = CollectionHint(plan_.get(), name);
       return refuse(fmt::format("no collection `{}` in the catalog{}", name, hint.empty() ? "" : " (" + hint + ")"),
                     fmt::format(",\"collection\":{}", JsonQuote(name)));
     }
@@ -337,7 +331,7 @@ void IngestService::DrainStream(Stream& s, uint64_t* documents) {
   uint64_t added = s.feed_.documents() - before;
   *documents += added;
   counters_[s.collection_->name].documents += added;
-  s.peer_->Send(fmt::format("{{\"Offsets\":{},\"Processed\":{}}}", OffsetsJson(heads.value()), s.processed_));
+  s.peer_->Send(fmt::format("{{\"Offsets\":{},\"Processed\":{}}}", HeadsJson(heads.value()), s.processed_));
   if (resume) s.peer_->Resume();
 }
 

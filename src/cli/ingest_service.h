@@ -29,6 +29,10 @@ struct IngestCounters {
   uint64_t documents = 0;  // ingested through the API
 };
 
+// A JSON error response: `{"error": "<message>"<extra>}` (`extra`: more members, each
+// starting with a comma).
+server::Response ErrorResponse(int status, const std::string& message, const std::string& extra = {});
+
 class IngestService : public server::Backend {
  public:
   // `control` handles other requests (on the pipeline thread, during Drain).

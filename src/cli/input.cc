@@ -50,11 +50,4 @@ void LineReader::SkipBom(std::string_view* line) {
   if (line->substr(0, 3) == "\xEF\xBB\xBF") line->remove_prefix(3);
 }
 
-bool Blank(std::string_view s) {
-  for (char c : s) {
-    if (c != ' ' && c != '\t' && c != '\r') return false;
-  }
-  return true;
-}
-
 }  // namespace flow::cli

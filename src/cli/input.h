@@ -47,7 +47,5 @@ class LineReader {
   bool eof_ = false;
 };
 
-// True for a line of only spaces, tabs and CRs (skipped in JSON lines input).
-bool Blank(std::string_view s);
 
 }  // namespace flow::cli

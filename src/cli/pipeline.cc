@@ -39,6 +39,11 @@ std::string Digest(const std::vector<std::string>& parts) {
   return sha.HexDigest();
 }
 
+// A running task's state: "back-filling" while more than 1 MiB behind, else "running".
+const char* Moving(const runtime::ReadProgress& p) {
+  return p.total - p.read > (1 << 20) ? "back-filling" : "running";
+}
+
 int64_t WallNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -335,7 +340,7 @@ std::vector<TaskStatus> Pipeline::Status() const {
     s.bytes_out = d->task->stats().bytes;
     s.progress = d->task->progress();
     s.error = d->error;
-    s.state = d->halted ? "halted" : s.progress.total - s.progress.read > (1 << 20) ? "back-filling" : "running";
+    s.state = d->halted ? "halted" : Moving(s.progress);
     out.push_back(std::move(s));
   }
   for (const auto& t : targets_) {
@@ -350,10 +355,7 @@ std::vector<TaskStatus> Pipeline::Status() const {
       s.progress = t->task->progress();
     }
     s.error = t->error;
-    s.state = t->halted                                             ? "halted"
-              : !t->task                                            ? (t->error.empty() ? "starting" : "retrying")
-              : s.progress.total - s.progress.read > (1 << 20) ? "back-filling"
-                                                                    : "running";
+    s.state = t->halted ? "halted" : !t->task ? (t->error.empty() ? "starting" : "retrying") : Moving(s.progress);
     out.push_back(std::move(s));
   }
   return out;

@@ -26,10 +26,6 @@ constexpr size_t kBlock = 1 << 20;         // bytes parsed per block: 1 MiB
 constexpr unsigned kGzBuffer = 256 << 10;  // zlib's input buffer: 256 KiB
 constexpr int kMoveAttempts = 100;         // names lost to concurrent writers before giving up
 
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
 int64_t MtimeNs(const struct stat& st) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
 }
@@ -186,7 +182,7 @@ std::optional<DroppedFile> DroppedFile::Decode(std::string_view json) {
 }
 
 bool IsCapturedName(std::string_view name) {
-  return !name.empty() && name[0] != '.' && !EndsWith(name, ".tmp") && !EndsWith(name, ".part");
+  return !name.empty() && name[0] != '.' && !name.ends_with(".tmp") && !name.ends_with(".part");
 }
 
 FileDropTask::FileDropTask(std::shared_ptr<const FileDropCapture> capture, store::Store* store, Stamper* stamper,
@@ -314,7 +310,7 @@ Result<uint64_t> FileDropTask::Step() {
 
 Result<uint64_t> FileDropTask::Ingest(int fd, const DroppedFile& file) {
   const std::string& name = file.name;
-  BlockReader reader(fd, EndsWith(name, ".gz"), name);
+  BlockReader reader(fd, name.ends_with(".gz"), name);
   IngestTransaction txn(store_, stamper_, options_);
   std::vector<std::unique_ptr<DocumentFeed>> feeds;
   for (const auto& target : capture_->targets) {

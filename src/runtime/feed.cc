@@ -2,36 +2,16 @@
 
 #include <fmt/format.h>
 
+#include "base/strings.h"
 #include "doc/parse.h"
 
 namespace flow::runtime {
-namespace {
-
-bool Blank(std::string_view s) {
-  for (char c : s) {
-    if (c != ' ' && c != '\t' && c != '\r') return false;
-  }
-  return true;
-}
-
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
-}
-
-}  // namespace
 
 std::optional<IngestFormat> ParseIngestFormat(std::string_view name) {
   if (name == "json" || name == "json/v1") return IngestFormat::kJson;
   if (name == "csv" || name == "csv/v1") return IngestFormat::kCsv;
   if (name == "tsv" || name == "tsv/v1") return IngestFormat::kTsv;
   return std::nullopt;
-}
-
-IngestFormat FormatOfFileName(std::string_view name) {
-  if (EndsWith(name, ".gz")) name.remove_suffix(3);
-  if (EndsWith(name, ".csv")) return IngestFormat::kCsv;
-  if (EndsWith(name, ".tsv")) return IngestFormat::kTsv;
-  return IngestFormat::kJson;
 }
 
 DocumentFeed::DocumentFeed(IngestFormat format, std::shared_ptr<const Collection> collection, std::string origin)
@@ -44,6 +24,14 @@ DocumentFeed::DocumentFeed(IngestFormat format, std::shared_ptr<const Collection
 
 DocumentFeed::~DocumentFeed() = default;
 
+CsvConverter::Emit DocumentFeed::EmitTo(IngestTransaction* txn) {
+  return [this, txn](uint64_t, doc::Value& d) -> Result<bool> {
+    auto added = txn->Add(collection_, d);
+    if (added) ++documents_;
+    return added;
+  };
+}
+
 std::string DocumentFeed::Place(uint64_t line, size_t column) const {
   if (origin_.empty()) {
     return column ? fmt::format("line {}, column {}", line, column) : fmt::format("line {}", line);
@@ -54,12 +42,7 @@ std::string DocumentFeed::Place(uint64_t line, size_t column) const {
 Result<bool> DocumentFeed::Feed(std::string_view bytes, IngestTransaction* txn) {
   bytes_ += bytes.size();
   if (csv_) {
-    auto emit = [&](uint64_t, doc::Value& d) -> Result<bool> {
-      auto added = txn->Add(collection_, d);
-      if (added) ++documents_;
-      return added;
-    };
-    auto fed = csv_->Feed(bytes, txn->allocator(collection_), emit);
+    auto fed = csv_->Feed(bytes, txn->allocator(collection_), EmitTo(txn));
     if (!fed) error_where_ = origin_;
     return fed;
   }
@@ -92,7 +75,7 @@ Result<bool> DocumentFeed::Feed(std::string_view bytes, IngestTransaction* txn) 
 
 Result<bool> DocumentFeed::Line(std::string_view line, IngestTransaction* txn) {
   if (++line_ == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);  // a UTF-8 byte order mark
-  if (Blank(line)) return true;
+  if (BlankLine(line)) return true;
   rapidjson::Document parsed(&txn->allocator(collection_));
   doc::ParseError perr;
   if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
@@ -110,12 +93,7 @@ Result<bool> DocumentFeed::Line(std::string_view line, IngestTransaction* txn) {
 
 Result<bool> DocumentFeed::Finish(IngestTransaction* txn) {
   if (csv_) {
-    auto emit = [&](uint64_t, doc::Value& d) -> Result<bool> {
-      auto added = txn->Add(collection_, d);
-      if (added) ++documents_;
-      return added;
-    };
-    auto fin = csv_->Finish(txn->allocator(collection_), emit);
+    auto fin = csv_->Finish(txn->allocator(collection_), EmitTo(txn));
     if (!fin) error_where_ = origin_;
     return fin;
   }

@@ -24,8 +24,6 @@ enum class IngestFormat { kJson, kCsv, kTsv };
 
 // "json", "csv", "tsv" (and the WebSocket protocols "json/v1", "csv/v1", "tsv/v1").
 std::optional<IngestFormat> ParseIngestFormat(std::string_view name);
-// The format a file name implies: .csv, .tsv (also under .gz), else JSON lines.
-IngestFormat FormatOfFileName(std::string_view name);
 
 class DocumentFeed {
  public:
@@ -53,6 +51,8 @@ class DocumentFeed {
  private:
   Result<bool> Line(std::string_view line, IngestTransaction* txn);  // NUL-terminated
   std::string Place(uint64_t line, size_t column) const;
+  // Adds each converted CSV/TSV row to `txn`, counting it.
+  CsvConverter::Emit EmitTo(IngestTransaction* txn);
 
   IngestFormat format_;
   std::shared_ptr<const Collection> collection_;

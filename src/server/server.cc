@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/strings.h"
 #include "base/url.h"
 
 namespace flow::server {
@@ -52,38 +53,7 @@ void Log(const std::string& what) { std::fprintf(stderr, "flowctl server: %s\n",
 
 std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
 
-std::string JsonError(std::string_view message) {
-  std::string out = "{\"error\": \"";
-  for (char c : message) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x",
-                        static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"}";
-}
+std::string JsonError(std::string_view message) { return "{\"error\": " + JsonQuote(message) + "}"; }
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
