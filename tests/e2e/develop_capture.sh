@@ -8,16 +8,6 @@
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
-# The binary may be briefly missing while it is rebuilt.
-for _ in $(seq 100); do [[ -x $FLOWCTL ]] && break; sleep 0.2; done
-
-dev_pid=
-cleanup() {
-  if [[ -n $dev_pid ]]; then kill -KILL "$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 # The order of each capture's files, as seen by a derivation: every file holds one
 # document with the capture's marker id (10 json, 20 csv, 30 tsv) naming the file, and
 # acme/sequence appends those names per marker.
@@ -58,31 +48,6 @@ captures:
     bindings: [{target: acme/events}]
 YAML
 
-# wait_until SECONDS CMD...: polls CMD every 0.1 s; false after SECONDS.
-wait_until() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
-develop_listening() { grep -q "\"pid\":$dev_pid}" data/develop.json 2>/dev/null; }
-start_develop() {
-  "$FLOWCTL" develop --port 0 --data-dir data --status-interval 0.3 >>dev.out 2>>dev.err &
-  dev_pid=$!
-  wait_until 20 develop_listening || { fail "develop did not start: $(tail -5 dev.err)"; finish; }
-  url=$(sed 's/.*"url":"\([^"]*\)".*/\1/' data/develop.json)
-}
-# stop_develop SIGNAL: stops develop; the exit status is in $dev_rc.
-stop_develop() {
-  kill "-$1" "$dev_pid"
-  set +e
-  wait "$dev_pid" 2>/dev/null
-  dev_rc=$?
-  set -e
-  dev_pid=
-}
 # count DIR: the files directly in DIR.
 count() { find "$1" -maxdepth 1 -type f | wc -l; }
 count_is() { [[ $(count "$1") -eq $2 ]]; }
@@ -112,7 +77,7 @@ ids() { "$FLOWCTL" read acme/events --data-dir data 2>/dev/null | node -e '
 status_line() { grep -qE -- "$1" dev.err; }
 
 mkdir -p stage
-start_develop
+start_develop --status-interval 0.3
 for d in json csv tsv; do [[ -d drop/$d ]] || fail "develop did not create the capture directory drop/$d"; done
 
 # 1. Files dropped while develop is paused, in reverse name order with decreasing mtimes,
@@ -210,7 +175,7 @@ for i in $(seq -w 1 40); do mv stage/d-$i.json drop/json/; done
 wait_until 10 test -f drop/json/.done/d-01.json || fail "d-01.json was not ingested"
 stop_develop KILL
 killed_done=$(count drop/json/.done)
-start_develop
+start_develop --status-interval 0.3
 wait_until 20 count_is drop/json/.done $((5 + 40)) || fail "not every d-*.json is done after the restart: $(names drop/json)"
 expect_eq "files done twice (suffixed names)" "$(ls drop/json/.done | grep -cE '\.[0-9]+$' || true)" "0"
 want_sequence="10: a-01.json a-02.json.gz a-10.json a-9.json a-12.json $(seq -f 'd-%02g.json' 1 40 | tr '\n' ' ' | sed 's/ $//')
@@ -228,7 +193,7 @@ expect_eq "develop stopped by SIGTERM exits" "$dev_rc" "0"
 mv drop/json/.done/d-40.json drop/json/
 # And a copy of an ingested file under a new name is a new file.
 cp drop/json/.done/d-01.json stage/e-01.json && mv stage/e-01.json drop/json/
-start_develop
+start_develop --status-interval 0.3
 wait_until 10 test -f drop/json/.done/d-40.json || fail "d-40.json was not moved back to .done: $(names drop/json)"
 wait_until 10 test -f drop/json/.done/e-01.json || fail "e-01.json was not ingested: $(names drop/json)"
 wait_until 10 sequence_is "${want_sequence/d-40.json/d-40.json d-01.json}" ||

@@ -9,16 +9,6 @@
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
-# The binary may be briefly missing while it is rebuilt.
-for _ in $(seq 100); do [[ -x $FLOWCTL ]] && break; sleep 0.2; done
-
-dev_pid=
-cleanup() {
-  if [[ -n $dev_pid ]]; then kill -KILL "$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
 # The catalog, with placeholders that the steps below change.
 read -r -d '' TEMPLATE <<'YAML' || true
 collections:
@@ -97,16 +87,6 @@ render() {
 }
 render > flow.yaml
 
-# wait_until SECONDS CMD...: polls CMD every 0.1 s; false after SECONDS.
-wait_until() {
-  local deadline=$((SECONDS + $1))
-  shift
-  until "$@" >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
-develop_listening() { grep -q "\"pid\":$dev_pid}" data/develop.json 2>/dev/null; }
 count_of() { grep -cF -- "$1" dev.err || true; }
 # edit: rewrites flow.yaml from stdin, then waits for develop to rebuild and report the
 # outcome (applied, or still running the previous catalog). The outcome line is in $outcome.
@@ -140,10 +120,7 @@ metric_is() { [[ "$(metric "$1" "$2" "$3")" == "$4" ]]; }
 after_last() { awk -v t="$1" 'index($0, t) { buf = ""; next } { buf = buf $0 "\n" } END { printf "%s", buf }' dev.err; }
 status_after() { after_last "$1" | grep -q '^status: ingest requests='; }
 
-"$FLOWCTL" develop --port 0 --data-dir data --status-interval 0.3 >dev.out 2>dev.err &
-dev_pid=$!
-wait_until 20 develop_listening || { fail "develop did not start: $(tail -5 dev.err)"; finish; }
-url=$(sed 's/.*"url":"\([^"]*\)".*/\1/' data/develop.json)
+start_develop --status-interval 0.3
 
 ingest 200 '{"acme/orders": [{"id": 1, "customer": "bo", "total": 5}, {"id": 2, "customer": "al", "total": 3}]}'
 ingest 200 '{"acme/orders": [{"id": 3, "customer": "bo", "total": 7}]}'
@@ -236,13 +213,8 @@ ingest 200 '{"acme/orders": [{"id": 11, "customer": "cy", "total": 4, "net": 3, 
 expect_totals "al:107:4:4 bo:533:5:5 cy:90:2:2 " "after \`amount\` was projected from /net (\$amount * 10 = 30)"
 
 # SIGINT: exit 0 with spools persisted; every document stored exactly once.
-kill -INT "$dev_pid"
-set +e
-wait "$dev_pid"
-rc=$?
-set -e
-dev_pid=
-expect_eq "develop's exit status after SIGINT" "$rc" "0"
+stop_develop INT
+expect_eq "develop's exit status after SIGINT" "$dev_rc" "0"
 grep -q '^stopped; spools persisted$' dev.err || fail "develop did not say it persisted its spools: $(tail -2 dev.err)"
 [[ ! -e data/develop.json ]] || fail "develop.json is left behind"
 expect_eq "every order once" \

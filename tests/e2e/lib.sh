@@ -37,6 +37,41 @@ expect_eq() {
   [[ "$2" == "$3" ]] || fail "$1: got '$2', want '$3'"
 }
 
+# wait_until SECONDS CMD...: polls CMD every 0.1 s; false after SECONDS.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# A `flowctl develop` in the background, over data/ in the current directory, on a free
+# port: start_develop [ARG...] starts it (output appended to dev.out and dev.err), waits
+# until it listens (data/develop.json names its pid) and sets $dev_pid and $url; it is
+# killed at exit if still running. stop_develop SIGNAL stops it; its exit status is in
+# $dev_rc.
+dev_pid=
+develop_listening() { grep -q "\"pid\":$dev_pid}" data/develop.json 2>/dev/null; }
+start_develop() {
+  for _ in $(seq 100); do [[ -x $FLOWCTL ]] && break; sleep 0.2; done  # while it is rebuilt
+  trap 'if [[ -n $dev_pid ]]; then kill -KILL "$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; fi
+        rm -rf "$WORK"' EXIT
+  "$FLOWCTL" develop --port 0 --data-dir data "$@" >>dev.out 2>>dev.err &
+  dev_pid=$!
+  wait_until 20 develop_listening || { fail "develop did not start: $(tail -5 dev.err)"; finish; }
+  url=$(sed 's/.*"url":"\([^"]*\)".*/\1/' data/develop.json)
+}
+stop_develop() {
+  kill "-$1" "$dev_pid"
+  set +e
+  wait "$dev_pid" 2>/dev/null
+  dev_rc=$?
+  set -e
+  dev_pid=
+}
+
 finish() {
   if ((failures)); then
     echo "$failures check(s) failed" >&2
