@@ -272,8 +272,7 @@ std::optional<server::Response> IngestService::Prepare(const std::string& body, 
     }
     uint64_t index = 0;
     for (auto& item : m.value.GetArray()) {
-      doc::Value copy;
-      copy.CopyFrom(item, txn->allocator(c));
+      doc::Value copy = doc::Copy(item, txn->allocator(c));
       auto added = txn->Add(c, copy);
       if (!added) {
         return refuse(fmt::format("collection `{}`, document {}: {}", name, index, added.error().message),

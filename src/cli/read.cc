@@ -100,7 +100,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     reduce::CombinerOptions copts;
     copts.memory_budget = *budget;
     combiner = std::make_unique<reduce::Combiner>(collection.reducer, collection.key, copts);
-    parsed = rapidjson::Document(&combiner->allocator());
+    parsed = rapidjson::Document(&combiner->scratch());
   }
   std::string out;
   bool write_failed = false;
@@ -112,13 +112,13 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
 
   // Reads everything committed that is not yet printed, in commit order.
   auto drain = [&]() -> Result<bool> {
-    return reader.Drain(state.heads, [&](const std::string& journal, std::string_view line) -> Result<bool> {
+    return reader.Drain(state.heads, [&](const std::string& journal, const std::string& line) -> Result<bool> {
       if (combiner) {
         doc::ParseError perr;
-        if (!doc::ParseDocument(line, &parsed, &perr)) {
+        if (!doc::ParseStoredDocument(line, &parsed, &perr)) {
           return Error::Env(fmt::format("journal {} holds a malformed document: {}", journal, perr.message));
         }
-        return combiner->Add(parsed);
+        return combiner->AddScratch(parsed);
       }
       out.append(line);
       out.push_back('\n');

@@ -189,4 +189,24 @@ bool ParseTerminatedDocument(std::string_view text, rapidjson::Document* doc, Pa
   return Parse(text, true, doc, error, limits);
 }
 
+bool ParseStoredDocument(const std::string& text, rapidjson::Document* doc, ParseError* error) {
+  // Text shorter than 512 bytes cannot nest deeper than 256 levels, which recursion handles;
+  // the recursive parser is the faster one.
+  if (text.size() < 512) {
+    doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.c_str());
+  } else {
+    doc->Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(text.c_str());
+  }
+  if (doc->HasParseError()) {
+    *error = {doc->GetErrorOffset(), fmt::format("invalid JSON: {}", rapidjson::GetParseError_En(doc->GetParseError()))};
+    return false;
+  }
+  // A NUL would have ended the text early, unnoticed (see Parse).
+  if (const void* nul = std::memchr(text.data(), 0, text.size())) {
+    *error = {static_cast<size_t>(static_cast<const char*>(nul) - text.data()), "invalid JSON: a NUL byte"};
+    return false;
+  }
+  return true;
+}
+
 }  // namespace flow::doc

@@ -31,4 +31,10 @@ bool ParseDocument(std::string_view text, rapidjson::Document* doc, ParseError* 
 bool ParseTerminatedDocument(std::string_view text, rapidjson::Document* doc, ParseError* error,
                              const ParseLimits& limits = {});
 
+// A document flowctl stored itself (a lake line, a materialized flow_document): it was
+// validated when written, so only RapidJSON's own syntax check remains, on the NUL-terminated
+// `text`. Long texts are parsed iteratively, so that even a tampered file nested
+// arbitrarily deep cannot overflow the stack.
+bool ParseStoredDocument(const std::string& text, rapidjson::Document* doc, ParseError* error);
+
 }  // namespace flow::doc

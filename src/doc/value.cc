@@ -8,6 +8,71 @@
 #include <rapidjson/writer.h>
 
 namespace flow::doc {
+// The key to GenericValue's private raw setters: GenericValue befriends every
+// GenericDocument, so a specialization for a type of ours may build values directly
+// (member and element arrays allocated once at their final size, strings copied once).
+struct CopyTag {};
+}  // namespace flow::doc
+
+namespace rapidjson {
+template <>
+class GenericDocument<UTF8<>, flow::doc::Allocator, flow::doc::CopyTag> {
+ public:
+  using V = flow::doc::Value;
+  static void Copy(const V& from, V& to, flow::doc::Allocator& alloc) {
+    switch (from.data_.f.flags) {
+      case V::kObjectFlag: {
+        SizeType n = from.data_.o.size;
+        V::Member* m = n ? static_cast<V::Member*>(alloc.Malloc(n * sizeof(V::Member))) : nullptr;
+        const V::Member* src = from.GetMembersPointer();
+        for (SizeType i = 0; i < n; ++i) {
+          new (&m[i]) V::Member();
+          Copy(src[i].name, m[i].name, alloc);
+          Copy(src[i].value, m[i].value, alloc);
+        }
+        to.data_.f.flags = V::kObjectFlag;
+        to.data_.o.size = to.data_.o.capacity = n;
+        to.SetMembersPointer(m);
+        return;
+      }
+      case V::kArrayFlag: {
+        SizeType n = from.data_.a.size;
+        V* e = n ? static_cast<V*>(alloc.Malloc(n * sizeof(V))) : nullptr;
+        const V* src = from.GetElementsPointer();
+        for (SizeType i = 0; i < n; ++i) {
+          new (&e[i]) V();
+          Copy(src[i], e[i], alloc);
+        }
+        to.data_.f.flags = V::kArrayFlag;
+        to.data_.a.size = to.data_.a.capacity = n;
+        to.SetElementsPointer(e);
+        return;
+      }
+      case V::kCopyStringFlag: {
+        SizeType n = from.data_.s.length;
+        char* str = static_cast<char*>(alloc.Malloc(n + 1));
+        std::memcpy(str, from.GetStringPointer(), n + 1);
+        to.data_.f.flags = V::kCopyStringFlag;
+        to.data_.s.length = n;
+        to.SetStringPointer(str);
+        return;
+      }
+      default:  // null, booleans, numbers, inline and constant strings: the bits are the value
+        to.data_ = from.data_;
+        return;
+    }
+  }
+};
+}  // namespace rapidjson
+
+namespace flow::doc {
+
+Value Copy(const Value& v, Allocator& alloc) {
+  Value out;
+  rapidjson::GenericDocument<rapidjson::UTF8<>, Allocator, CopyTag>::Copy(v, out, alloc);
+  return out;
+}
+
 namespace {
 
 int TypeRank(const Value& v) {

@@ -34,6 +34,11 @@ Value* Create(Value& v, const Pointer& ptr, Allocator& alloc);
 // The members of an object ordered by name (UTF-8 bytes); equal names keep their order.
 std::vector<const Value::Member*> SortedMembers(const Value& v);
 
+// A deep copy of `v` whose parts live in `alloc` (string constants are shared, as RapidJSON's
+// CopyFrom does). Several times faster than CopyFrom, which in RapidJSON 1.1 replays the
+// value through a temporary document's SAX handler with a malloc'd stack per copy.
+Value Copy(const Value& v, Allocator& alloc);
+
 // Compact JSON text of `v`, appended to `out`.
 void AppendJson(const Value& v, std::string* out);
 

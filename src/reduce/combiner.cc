@@ -27,19 +27,22 @@ struct Entry {
   bool front = false;
 };
 
-// An open-addressing index from packed keys to entry numbers: 4 bytes a slot, no
-// per-key allocations.
+// An open-addressing index from packed keys to entry numbers: 8 bytes a slot (the entry
+// number and the high half of its hash, so that probing rarely touches an entry that does
+// not match), no per-key allocations.
 class KeyIndex {
  public:
   // The entry number of `key`, or -1.
   int64_t Find(const std::vector<Entry>& entries, std::string_view key, uint64_t hash) const {
     if (slots_.empty()) return -1;
     size_t mask = slots_.size() - 1;
+    uint32_t tag = Tag(hash);
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
-      uint32_t s = slots_[i];
+      uint64_t s = slots_[i];
       if (s == 0) return -1;
-      const Entry& e = entries[s - 1];
-      if (e.hash == hash && e.key == key) return s - 1;
+      if (static_cast<uint32_t>(s >> 32) != tag) continue;
+      const Entry& e = entries[static_cast<uint32_t>(s) - 1];
+      if (e.hash == hash && e.key == key) return static_cast<uint32_t>(s) - 1;
     }
   }
   // Adds entry `n`, the last of `entries`.
@@ -55,21 +58,22 @@ class KeyIndex {
     while (size < entries.size() * 2 + 2) size *= 2;
     Rehash(entries, size);
   }
-  void Clear() { std::vector<uint32_t>().swap(slots_); }
-  size_t Bytes() const { return slots_.capacity() * sizeof(uint32_t); }
+  void Clear() { std::vector<uint64_t>().swap(slots_); }
+  size_t Bytes() const { return slots_.capacity() * sizeof(uint64_t); }
 
  private:
+  static uint32_t Tag(uint64_t hash) { return static_cast<uint32_t>(hash >> 32); }
   void Place(uint64_t hash, uint32_t n) {
     size_t mask = slots_.size() - 1;
     size_t i = hash & mask;
     while (slots_[i] != 0) i = (i + 1) & mask;
-    slots_[i] = n + 1;
+    slots_[i] = (static_cast<uint64_t>(Tag(hash)) << 32) | (n + 1);
   }
   void Rehash(const std::vector<Entry>& entries, size_t size) {
     slots_.assign(size, 0);
     for (uint32_t n = 0; n < entries.size(); ++n) Place(entries[n].hash, n);
   }
-  std::vector<uint32_t> slots_;
+  std::vector<uint64_t> slots_;
 };
 
 // A copy of a packed key in `arena`.
@@ -161,11 +165,17 @@ struct Combiner::Impl {
   CombinerOptions options;
   CombinerStats stats;
 
-  // Entries live here, and callers parse into it: a document whose key is new is kept where
-  // it was parsed, without a copy. The object is never replaced (callers hold references to
-  // it), only cleared.
+  // Entries live here, and callers of allocator() parse into it: a document whose key is new
+  // is kept where it was parsed, without a copy. Once handed out the object is never
+  // replaced (callers hold references to it), only cleared.
   size_t chunk = kChunk;  // arena chunk size: smaller under small budgets (see the constructor)
   std::unique_ptr<Arena> arena;
+  bool arena_exposed = false;  // allocator() handed it out: it must stay the same object
+  // Where AddScratch's documents are parsed: a fixed buffer (so clearing it frees nothing)
+  // and overflow chunks for larger documents.
+  static constexpr size_t kScratchBuffer = 64 << 10;
+  std::unique_ptr<char[]> scratch_buffer;
+  std::unique_ptr<Arena> scratch;
   std::vector<Entry> entries;
   KeyIndex index;
   std::string scratch_key;  // packed key of the document being added
@@ -186,18 +196,23 @@ struct Combiner::Impl {
   // values, outgrown arrays, right-hand leftovers): the live entries are copied out to a
   // temporary arena and back into the cleared one, which callers hold on to.
   void Compact() {
-    Arena temp(chunk);
     auto move_all = [&](Arena& to) {
       for (Entry& e : entries) {
-        doc::Value copy;
-        copy.CopyFrom(e.doc, to);
-        e.doc = std::move(copy);
+        e.doc = doc::Copy(e.doc, to);
         e.key = CopyKey(e.key, to);
       }
     };
-    move_all(temp);
-    arena->Clear();
-    move_all(*arena);
+    if (arena_exposed) {
+      Arena temp(chunk);
+      move_all(temp);
+      arena->Clear();
+      move_all(*arena);
+    } else {
+      // No caller holds the arena: one copy into a fresh one.
+      auto fresh = std::make_unique<Arena>(chunk);
+      move_all(*fresh);
+      arena = std::move(fresh);
+    }
     index.Rebuild(entries);
     stats.compactions++;
   }
@@ -214,6 +229,8 @@ struct Combiner::Impl {
     if (!r) return Error::User(fmt::format("key {}: {}", doc::KeyToJson(packed), r.error().message));
     return true;
   }
+
+  Result<bool> Insert(doc::Value& doc, bool fully_reduced, bool copy);
 
   Result<bool> OpenSpill() {
     std::string dir = options.spill_dir;
@@ -314,14 +331,36 @@ Combiner::Combiner(std::shared_ptr<const Reducer> reducer, std::vector<doc::Poin
 
 Combiner::~Combiner() = default;
 
-doc::Allocator& Combiner::allocator() { return *impl_->arena; }
+doc::Allocator& Combiner::allocator() {
+  impl_->arena_exposed = true;
+  return *impl_->arena;
+}
 
 const CombinerStats& Combiner::stats() const { return impl_->stats; }
 
 uint64_t Combiner::memory() const { return impl_->Memory(); }
 
-Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) {
+Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) { return impl_->Insert(doc, fully_reduced, false); }
+
+doc::Allocator& Combiner::scratch() {
   Impl& m = *impl_;
+  if (!m.scratch) {
+    m.scratch_buffer = std::make_unique<char[]>(Impl::kScratchBuffer);
+    m.scratch = std::make_unique<Arena>(m.scratch_buffer.get(), Impl::kScratchBuffer, Impl::kScratchBuffer);
+  }
+  return *m.scratch;
+}
+
+Result<bool> Combiner::AddScratch(doc::Value& doc, bool fully_reduced) {
+  auto r = impl_->Insert(doc, fully_reduced, true);
+  impl_->scratch->Clear();
+  return r;
+}
+
+// Adds `doc`; `copy`: it lives in another allocator (the scratch one), so what is kept of
+// it is copied into the arena.
+Result<bool> Combiner::Impl::Insert(doc::Value& doc, bool fully_reduced, bool copy) {
+  Impl& m = *this;
   m.stats.added++;
   m.scratch_key.clear();
   doc::PackKey(doc, m.key, &m.scratch_key);
@@ -330,18 +369,19 @@ Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) {
   Result<bool> result = true;
   if (found < 0) {
     std::string_view k = CopyKey(m.scratch_key, *m.arena);
-    m.entries.push_back(Entry{k, hash, std::move(doc), fully_reduced});
+    m.entries.push_back(Entry{k, hash, copy ? doc::Copy(doc, *m.arena) : std::move(doc), fully_reduced});
     m.index.Insert(m.entries, static_cast<uint32_t>(m.entries.size() - 1));
   } else {
     Entry& e = m.entries[static_cast<size_t>(found)];
     if (fully_reduced && !e.front) {
       // A fully reduced document is the base: what was combined so far reduces into it.
       doc::Value deltas = std::move(e.doc);
-      e.doc = std::move(doc);
+      e.doc = copy ? doc::Copy(doc, *m.arena) : std::move(doc);
       e.front = true;
       result = m.Fold(e.doc, &e.front, deltas, false, e.key, *m.arena, false);
     } else {
-      result = m.Fold(e.doc, &e.front, doc, fully_reduced, e.key, *m.arena, false);
+      // Fold swaps only when `doc` is fully reduced and the entry is not: handled above.
+      result = m.Fold(e.doc, &e.front, doc, fully_reduced, e.key, *m.arena, copy);
     }
   }
   doc.SetNull();

@@ -5,7 +5,8 @@
 // in arrival order, so the result is byte-for-byte what an unbounded combiner produces.
 //
 // Usage: parse each document with `allocator()` (the arena the entries live in, so a
-// document with a new key is kept without a copy), validate it, then `Add` it. Reductions
+// document with a new key is kept without a copy), validate it, then `Add` it; or parse it
+// with `scratch()` and `AddScratch` it (see there). Reductions
 // and rejected documents leave garbage in the arena; at half the budget it is compacted
 // (copying the live entries), and spilled instead when the live documents alone take 3/8
 // of it.
@@ -56,10 +57,20 @@ class Combiner {
   // Memory in use (arena, entries and index), as the budget counts it.
   uint64_t memory() const;
 
-  // Adds `doc` (moved from). `fully_reduced`: the document is a fully reduced base for its
-  // key (e.g. a row loaded from a materialization); later documents are reduced into it.
-  // A reduction error names the key; the combiner should then be discarded.
+  // Adds `doc` (moved from), which lives in `allocator()`. `fully_reduced`: the document is
+  // a fully reduced base for its key (e.g. a row loaded from a materialization); later
+  // documents are reduced into it. A reduction error names the key; the combiner should
+  // then be discarded.
   Result<bool> Add(doc::Value& doc, bool fully_reduced = false);
+
+  // For documents parsed, validated and added one at a time (reading a journal): parse into
+  // `scratch()` and `AddScratch`, which copies into the combiner only what it keeps (a
+  // document with a new key; the parts of others that a reduction takes) and then clears
+  // the scratch allocator, so every value in it is gone. When keys repeat this leaves far
+  // less garbage to compact than parsing into `allocator()`, at the price of one copy per
+  // new key.
+  doc::Allocator& scratch();
+  Result<bool> AddScratch(doc::Value& doc, bool fully_reduced = false);
 
   // Drains every key in key order, calling `emit(key, doc)`; `full` finalizes documents
   // that were never reduced into a fully reduced base. The combiner is empty afterwards.

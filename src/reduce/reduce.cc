@@ -74,7 +74,7 @@ class Run {
   // allocator.
   void Adopt(Value& l, Value& r) {
     if (copy_) {
-      l.CopyFrom(r, alloc_);
+      l = doc::Copy(r, alloc_);
     } else {
       l = std::move(r);
     }
@@ -217,7 +217,7 @@ void Run::Sum(Value& l, Value& r, const ReduceSpec* spec) {
 
 bool SortedByName(const Value& obj) {
   for (auto it = obj.MemberBegin(); it != obj.MemberEnd() && it + 1 != obj.MemberEnd(); ++it) {
-    if (NameOf(it->name) >= NameOf((it + 1)->name)) return false;
+    if (CompareBytes(NameOf(it->name), NameOf((it + 1)->name)) >= 0) return false;
   }
   return true;
 }
@@ -229,8 +229,21 @@ using Members = SmallVec<Value::Member*, 24>;
 Members SortedMembers(Value& obj) {
   Members out;
   for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) out.push_back(&*it);
-  std::stable_sort(out.begin(), out.end(),
-                   [](const Value::Member* a, const Value::Member* b) { return NameOf(a->name) < NameOf(b->name); });
+  auto less = [](const Value::Member* a, const Value::Member* b) {
+    return CompareBytes(NameOf(a->name), NameOf(b->name)) < 0;
+  };
+  if (out.size() <= 32) {
+    // Insertion sort: stable, and without the buffer std::stable_sort allocates per call.
+    Value::Member** v = out.begin();
+    for (size_t i = 1; i < out.size(); ++i) {
+      Value::Member* m = v[i];
+      size_t j = i;
+      for (; j > 0 && less(m, v[j - 1]); --j) v[j] = v[j - 1];
+      v[j] = m;
+    }
+  } else {
+    std::stable_sort(out.begin(), out.end(), less);
+  }
   size_t n = 0;
   for (size_t i = 0; i < out.size(); ++i) {
     if (n > 0 && NameOf(out[n - 1]->name) == NameOf(out[i]->name)) {
@@ -251,8 +264,10 @@ void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
     SmallVec<Value*, 24> targets;
     auto it = l.MemberBegin();
     for (auto* m : rs) {
-      while (it != l.MemberEnd() && NameOf(it->name) < NameOf(m->name)) ++it;
-      if (it == l.MemberEnd() || NameOf(it->name) != NameOf(m->name)) break;
+      std::string_view name = NameOf(m->name);
+      int c = -1;
+      while (it != l.MemberEnd() && (c = CompareBytes(NameOf(it->name), name)) < 0) ++it;
+      if (c != 0) break;
       targets.push_back(&it->value);
     }
     if (targets.size() == rs.size()) {
@@ -269,7 +284,7 @@ void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
   Value out(rapidjson::kObjectType);
   size_t i = 0, j = 0;
   while (i < ls.size() || j < rs.size()) {
-    int c = i == ls.size() ? 1 : j == rs.size() ? -1 : NameOf(ls[i]->name).compare(NameOf(rs[j]->name));
+    int c = i == ls.size() ? 1 : j == rs.size() ? -1 : CompareBytes(NameOf(ls[i]->name), NameOf(rs[j]->name));
     if (c < 0) {
       out.AddMember(ls[i]->name, ls[i]->value, alloc_);
       ++i;

@@ -85,9 +85,7 @@ struct DeriveTask::Impl {
     if (arena->Size() < 2 * compacted_size) return;
     auto fresh = std::make_unique<Arena>(1 << 20);
     for (auto& [key, value] : registers) {
-      doc::Value copy;
-      copy.CopyFrom(value, *fresh);
-      value = std::move(copy);
+      value = doc::Copy(value, *fresh);
     }
     arena = std::move(fresh);
     compacted_size = std::max<size_t>(arena->Size(), 16 << 20);
@@ -230,12 +228,10 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
   Arena scratch(1 << 20);
   std::vector<doc::Value> sources(items.size());
   for (size_t i = 0; i < items.size(); ++i) {
-    // Stored documents were checked against SPEC 9's limits when they were written, so a
-    // plain parse will do (of NUL-terminated text, which RapidJSON scans fastest).
     rapidjson::Document parsed(&scratch);
-    parsed.Parse<rapidjson::kParseFullPrecisionFlag>(items[i].line.c_str());
-    if (parsed.HasParseError()) {
-      return fail(Error::Env(fmt::format("{} is malformed (offset {} within it)", where(i), parsed.GetErrorOffset())));
+    doc::ParseError perr;
+    if (!doc::ParseStoredDocument(items[i].line, &parsed, &perr)) {
+      return fail(Error::Env(fmt::format("{} is malformed: {} (offset {} within it)", where(i), perr.message, perr.offset)));
     }
     sources[i] = std::move(static_cast<doc::Value&>(parsed));
     const Transform& tr = d.transforms[m.sources[items[i].source]->transform];
@@ -305,13 +301,13 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     doc::PackKey(sources[i], tr.shuffle, &key);
     auto it = m.registers.find(key);
     const doc::Value& current = it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second;
-    if (tr.publish) previous[i].CopyFrom(current, scratch);
+    if (tr.publish) previous[i] = doc::Copy(current, scratch);
     if (tr.update) {
       auto& outs = updates[t][position[i]];
       if (!outs.empty()) {
         if (it == m.registers.end()) {
           it = m.registers.emplace(key, doc::Value()).first;
-          it->second.CopyFrom(m.initial, *m.arena);
+          it->second = doc::Copy(m.initial, *m.arena);
         }
         for (auto& u : outs) {
           if (d.register_validator) {
@@ -332,7 +328,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
       }
     }
     if (tr.publish) {
-      after[i].CopyFrom(it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second, scratch);
+      after[i] = doc::Copy(it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second, scratch);
     }
   }
 

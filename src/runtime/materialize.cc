@@ -11,6 +11,7 @@
 
 #include "materialize/postgres.h"
 #include "materialize/sqlite.h"
+#include "doc/parse.h"
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
 
@@ -121,13 +122,13 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
     if (!p) return p.error();
     reduce::Combiner& c = *combiners[best->binding];
     std::string text(line);
-    rapidjson::Document d(&c.allocator());
-    d.Parse<rapidjson::kParseFullPrecisionFlag>(text.c_str());
-    if (d.HasParseError()) {
-      return Error::Env(fmt::format("materialization `{}`: the document at offset {} of journal {} is malformed",
-                                    m_->name, best->cursor.offset(), best->cursor.journal()));
+    rapidjson::Document d(&c.scratch());
+    doc::ParseError perr;
+    if (!doc::ParseStoredDocument(text, &d, &perr)) {
+      return Error::Env(fmt::format("materialization `{}`: the document at offset {} of journal {} is malformed: {}",
+                                    m_->name, best->cursor.offset(), best->cursor.journal(), perr.message));
     }
-    auto a = c.Add(d);
+    auto a = c.AddScratch(d);
     if (!a) {
       return Error{a.error().code, fmt::format("materialization `{}`: the document at offset {} of journal {}: {}",
                                                m_->name, best->cursor.offset(), best->cursor.journal(),
@@ -148,8 +149,7 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
     const auto& binding = m_->bindings[b];
     size_t first = docs.size();
     auto drained = combiners[b]->Drain(false, [&](std::string_view, doc::Value& d) -> Result<bool> {
-      docs.emplace_back();
-      docs.back().CopyFrom(d, arena.GetAllocator());
+      docs.push_back(doc::Copy(d, arena.GetAllocator()));
       doc_binding.push_back(b);
       return true;
     });

@@ -207,11 +207,11 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
     for (const auto& j : store::CollectionJournals(committed, collection->name)) {
       if (filter->Matches(collection->name, j)) reader.Add(j);
     }
-    auto read = reader.Drain(committed.heads, [&](const std::string&, std::string_view line) -> Result<bool> {
-      rapidjson::Document d(&combiner.allocator());
+    rapidjson::Document d(&combiner.scratch());
+    auto read = reader.Drain(committed.heads, [&](const std::string&, const std::string& line) -> Result<bool> {
       doc::ParseError perr;
-      if (!doc::ParseDocument(line, &d, &perr)) return Error::Env("a stored document is malformed: " + perr.message);
-      return combiner.Add(d);
+      if (!doc::ParseStoredDocument(line, &d, &perr)) return Error::Env("a stored document is malformed: " + perr.message);
+      return combiner.AddScratch(d);
     });
     if (!read) {
       if (read.error().code != Error::Code::kUser) return read.error();
@@ -222,7 +222,7 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
     std::vector<std::string> actual_keys;
     auto drained = combiner.Drain(true, [&](std::string_view key, doc::Value& d) -> Result<bool> {
       actual_keys.emplace_back(key);
-      actual_docs.PushBack(doc::Value(d, actual_docs.GetAllocator()), actual_docs.GetAllocator());
+      actual_docs.PushBack(doc::Copy(d, actual_docs.GetAllocator()), actual_docs.GetAllocator());
       return true;
     });
     if (!drained) {

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <rapidjson/pointer.h>
 
+#include "base/strings.h"
 #include "schema/validator.h"
 
 namespace flow::schema {
@@ -26,7 +27,7 @@ const char* StrategyName(Strategy s) {
 
 const SchemaNode* SchemaNode::FindProperty(std::string_view name) const {
   auto it = std::lower_bound(properties.begin(), properties.end(), name,
-                             [](const auto& p, std::string_view n) { return p.first < n; });
+                             [](const auto& p, std::string_view n) { return CompareBytes(p.first, n) < 0; });
   return it != properties.end() && it->first == name ? it->second : nullptr;
 }
 

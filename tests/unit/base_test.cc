@@ -1,5 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <random>
+#include <string>
+#include <string_view>
+
 #include "base/strings.h"
 #include "base/url.h"
 #include "catalog/parse.h"
@@ -94,4 +99,23 @@ TEST_CASE("line offsets invert line numbers") {
   CHECK(LineOffset(s, 3) == 6u);
   CHECK(LineOffset(s, 4) == 7u);
   CHECK(LineOffset(s, 9) == s.size());
+}
+
+TEST_CASE("CompareBytes orders like std::string_view::compare") {
+  std::mt19937_64 rng(99);
+  auto sign = [](int c) { return (c > 0) - (c < 0); };
+  // Lengths around the 8-byte steps, bytes from a small alphabet (so prefixes are shared)
+  // including NUL and bytes above 0x7f (compared unsigned).
+  const char alphabet[] = {'a', 'b', '\0', '\x7f', '\x80', '\xff'};
+  for (int i = 0; i < 20000; ++i) {
+    std::string a, b;
+    size_t la = rng() % 20, lb = rng() % 20;
+    for (size_t k = 0; k < la; ++k) a.push_back(alphabet[rng() % sizeof alphabet]);
+    b = a.substr(0, std::min(la, lb));
+    for (size_t k = b.size(); k < lb; ++k) b.push_back(alphabet[rng() % sizeof alphabet]);
+    if (rng() % 3 == 0 && !b.empty()) b[rng() % b.size()] = alphabet[rng() % sizeof alphabet];
+    CAPTURE(a);
+    CAPTURE(b);
+    REQUIRE(sign(CompareBytes(a, b)) == sign(std::string_view(a).compare(b)));
+  }
 }

@@ -1056,3 +1056,65 @@ TEST_CASE("parse: errors report the offset of the problem") {
   CHECK(p.doc["s"].GetStringLength() == 3);
   CHECK(Json(p.doc) == R"({"i":1,"f":1.0,"u":18446744073709551615,"s":"a\u0000b"})");
 }
+
+TEST_CASE("copy: a deep copy equals the original and outlives its allocator") {
+  std::string long_string(300, 'x');
+  std::string text = R"({"n":null,"t":true,"f":false,"i":-7,"u":18446744073709551615,"d":0.1,"short":"abc",)"
+                     R"("long":")" + long_string + R"(","emoji":"😀 café","empty":"","a":[1,[2,{"b":[]}],{}],)"
+                     R"("o":{"p":{"q":"deep string that is longer than inline"}},"nul":"a\u0000b"})";
+  doc::Allocator target;
+  Value copy;
+  std::string expected;
+  {
+    doc::Allocator source;
+    rapidjson::Document d(&source);
+    d.Parse<rapidjson::kParseFullPrecisionFlag>(text.c_str());
+    REQUIRE_FALSE(d.HasParseError());
+    copy = doc::Copy(d, target);
+    expected = Json(d);
+    CHECK(doc::Compare(copy, d) == 0);
+    // Members keep their order, and a constant string is shared as CopyFrom shares it.
+    Value with_const(rapidjson::kObjectType);
+    with_const.AddMember("c", rapidjson::StringRef("constant"), source);
+    Value c = doc::Copy(with_const, target);
+    CHECK(c["c"].GetString() == with_const["c"].GetString());
+    source.Clear();  // the copy must not point into the source's memory
+  }
+  CHECK(Json(copy) == expected);
+  CHECK(copy["nul"].GetStringLength() == 3);
+  CHECK(copy["long"].GetStringLength() == 300);
+  CHECK(copy.MemberBegin()->name == "n");
+  // Copies of scalars and empty containers.
+  for (const char* s : {"1", "\"\"", "[]", "{}", "null", "-0.0", "1e300"}) {
+    CAPTURE(s);
+    doc::Allocator a;
+    rapidjson::Document d(&a);
+    d.Parse<rapidjson::kParseFullPrecisionFlag>(s);
+    CHECK(Json(doc::Copy(d, target)) == Json(d));
+  }
+}
+
+TEST_CASE("parse stored documents: syntax errors, NUL bytes and arbitrarily deep nesting") {
+  auto stored = [](const std::string& text) {
+    rapidjson::Document d;
+    doc::ParseError e;
+    bool ok = doc::ParseStoredDocument(text, &d, &e);
+    return std::make_pair(ok, e);
+  };
+  CHECK(stored(R"({"a":[1,2,{"b":"c"}]})").first);
+  auto bad = stored(R"({"a":[1,2})");
+  CHECK_FALSE(bad.first);
+  CHECK(bad.second.message.rfind("invalid JSON: ", 0) == 0);
+  auto nul = stored(std::string("{\"a\":1}\0{", 9));
+  CHECK_FALSE(nul.first);
+  CHECK(nul.second.message.find("NUL") != std::string::npos);
+  // Short texts take the recursive parser (they cannot nest past 256); long ones the
+  // iterative one, so a tampered lake file nested 100,000 deep is an error or a value,
+  // never a stack overflow.
+  std::string deep(100000, '[');
+  deep += std::string(100000, ']');
+  CHECK(stored(deep).first);
+  CHECK_FALSE(stored(std::string(100000, '[')).first);
+  std::string long_doc = R"({"pad":")" + std::string(1000, 'p') + R"(","x":1})";
+  CHECK(stored(long_doc).first);
+}

@@ -845,21 +845,24 @@ struct Drained {
 };
 
 // Feeds `docs` (the ones flagged in `fully_reduced` as bases) to a combiner and drains it.
+// `scratch`: documents are parsed into the combiner's scratch allocator and added with
+// AddScratch (copied in when kept) instead of parsed into its arena.
 Drained RunCombiner(const std::shared_ptr<const reduce::Reducer>& reducer, const std::vector<std::string>& docs,
-                    const std::vector<bool>& fully_reduced, uint64_t budget, bool full) {
+                    const std::vector<bool>& fully_reduced, uint64_t budget, bool full, bool scratch = false) {
   reduce::CombinerOptions options;
   options.memory_budget = budget;
   std::vector<doc::Pointer> key = {Ptr("/k")};
   reduce::Combiner combiner(reducer, key, options);
   Drained out;
   for (size_t i = 0; i < docs.size(); ++i) {
-    rapidjson::Document d(&combiner.allocator());
+    rapidjson::Document d(scratch ? &combiner.scratch() : &combiner.allocator());
     d.Parse<rapidjson::kParseFullPrecisionFlag>(docs[i].data(), docs[i].size());
     if (d.HasParseError()) {
       out.error = "test input does not parse";
       return out;
     }
-    auto r = combiner.Add(d, !fully_reduced.empty() && fully_reduced[i]);
+    bool base = !fully_reduced.empty() && fully_reduced[i];
+    auto r = scratch ? combiner.AddScratch(d, base) : combiner.Add(d, base);
     if (!r.ok()) {
       out.error = r.error().message;
       return out;
@@ -951,6 +954,16 @@ TEST_CASE("combiner: spilling under a tiny budget gives byte-identical output") 
       CHECK(mid.text == big.text);
     }
     CHECK(big.text == FoldByKey(*reducer, docs, {}, full));
+    // Through the scratch allocator: the same bytes under every budget (the copies of kept
+    // parts must not point into the cleared scratch memory).
+    for (uint64_t budget : {reduce::CombinerOptions{}.memory_budget, tiny, uint64_t{1} << 20, uint64_t{3} << 20}) {
+      CAPTURE(budget);
+      Drained via = RunCombiner(reducer, docs, {}, budget, full, /*scratch=*/true);
+      REQUIRE_MESSAGE(via.error.empty(), via.error);
+      CHECK(via.ordered);
+      CHECK(via.stats.added == 20000);
+      CHECK(via.text == big.text);
+    }
   }
 }
 
@@ -1045,6 +1058,12 @@ TEST_CASE("combiner: fully reduced documents are the base for later ones, with o
     CHECK(small.ordered);
     CHECK(small.text == big.text);
     CHECK(big.text == FoldByKey(*reducer, docs, flags, full));
+    for (uint64_t budget : {reduce::CombinerOptions{}.memory_budget, uint64_t{4 << 10}}) {
+      CAPTURE(budget);
+      Drained via = RunCombiner(reducer, docs, flags, budget, full, /*scratch=*/true);
+      REQUIRE_MESSAGE(via.error.empty(), via.error);
+      CHECK(via.text == big.text);
+    }
   }
   // A base really is reduced into (full mode), not combined: a set's remove drops members
   // of the base and is not kept.
