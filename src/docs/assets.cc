@@ -14,7 +14,7 @@ header.site { display: flex; gap: 1.2em; align-items: baseline; padding: .6em 1.
   border-bottom: 1px solid var(--line); background: var(--panel); }
 header.site a { font-weight: 600; }
 header.site .root { margin-left: auto; color: var(--muted); font-size: 90%; }
-main { padding: 1em 1.5em 2em; max-width: 1200px; }
+main { padding: 1em 1.5em 2em; max-width: 1300px; }
 footer { padding: 1em 1.5em; color: var(--muted); font-size: 85%; border-top: 1px solid var(--line); }
 a { color: var(--link); text-decoration: none; }
 a:hover { text-decoration: underline; }
@@ -38,6 +38,7 @@ table { border-collapse: collapse; margin: .5em 0; display: block; overflow-x: a
 th, td { border-bottom: 1px solid var(--line); padding: .3em .7em; text-align: left; vertical-align: top; }
 th { background: var(--panel); font-weight: 600; }
 tr[hidden] { display: none; }
+table.list td:first-child { white-space: nowrap; }
 .search { margin: 1em 0; }
 .search input { font: inherit; padding: .4em .6em; width: min(36em, 100%); border: 1px solid #aab3c2;
   border-radius: 4px; }

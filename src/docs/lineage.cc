@@ -55,7 +55,7 @@ const char* KindName(Kind k) {
 }
 
 // Gaps between columns and between the slots of one column (pixels).
-constexpr double kColumnGap = 90, kNodeGap = 14, kDummyGap = 8, kMargin = 12;
+constexpr double kColumnGap = 70, kNodeGap = 14, kDummyGap = 8, kMargin = 12;
 
 // Positions p minimizing sum (p_i - want_i)^2 subject to p_{i+1} - p_i >= sep_i: with
 // q_i = p_i - (sep_0 + ... + sep_{i-1}) this is an isotonic regression of the shifted

@@ -77,13 +77,9 @@ std::string Location(std::string_view pointer) {
   return pointer.empty() ? "(the whole document)" : std::string(pointer);
 }
 
-std::string TypesOf(const std::shared_ptr<schema::Shape>& shape) {
-  return shape ? schema::TypesToString(shape->types) : "any";
-}
+std::string Types(uint8_t types) { return types == schema::kAnyType ? "any" : schema::TypesToString(types); }
 
-std::string FileLine(const catalog::Where& w) {
-  return w.mark.line ? fmt::format("{}:{}", w.file, w.mark.line) : w.file;
-}
+std::string TypesOf(const std::shared_ptr<schema::Shape>& shape) { return shape ? Types(shape->types) : "any"; }
 
 // A PostgreSQL URI or key=value string with its password replaced by `***`: the site is
 // meant to be shared, the catalog's credentials are not.
@@ -140,8 +136,30 @@ struct Reverse {
   std::unordered_map<const catalog::TransformSpec*, const catalog::BuiltTransform*> transform;
   std::unordered_map<std::string, const catalog::TargetSpec*> target;
   std::unordered_map<std::string, size_t> lineage_node;
+  std::string root_dir;  // of the root source, with a trailing `/`; empty unless a file
+
+  // A file path as pages show it: relative to the root source's directory when it is
+  // inside it (so pages do not depend on where flowctl ran), else absolute.
+  std::string Path(const std::string& path) const {
+    if (!root_dir.empty() && path.starts_with(root_dir)) return path.substr(root_dir.size());
+    return path;
+  }
+  // A resource URL (with an optional #fragment) as pages show it.
+  std::string Url(std::string_view url) const {
+    if (!IsFileUrl(url)) return std::string(url);
+    size_t hash = url.find('#');
+    return Path(FilePathOfUrl(url)) + std::string(hash == std::string_view::npos ? "" : url.substr(hash));
+  }
+  std::string FileLine(const catalog::Where& w) const {
+    std::string file = Url(w.url);
+    return w.mark.line ? fmt::format("{}:{}", file, w.mark.line) : file;
+  }
 
   Reverse(const catalog::Catalog& cat, const catalog::Built& built, const LineageGraph& g) {
+    if (IsFileUrl(cat.root_url)) {
+      root_dir = fs::path(FilePathOfUrl(cat.root_url)).parent_path().string();
+      if (!root_dir.ends_with('/')) root_dir += '/';
+    }
     for (const auto& c : cat.collections) {
       if (!c.derivation) continue;
       for (const auto& t : c.derivation->transforms) read_by[t.source].push_back({&c, &t});
@@ -240,7 +258,7 @@ class SchemaTree {
                                           !s.tuple.empty() || s.items);
     p_->Raw(children ? "<li><details open><summary>" : "<li><div class=\"leaf\">");
     p_->Raw("<span class=\"name").Raw(cls).Raw("\">").Text(label).Raw("</span> <span class=\"types\">")
-        .Text(schema::TypesToString(s.types)).Raw("</span>");
+        .Text(Types(s.types)).Raw("</span>");
     if (!required) p_->Raw(" <span class=\"optional\">optional</span>");
     Reduction(p_, s);
     std::vector<std::string> notes;
@@ -364,7 +382,7 @@ void DerivedFrom(Page* p, const CollectionSpec& c, const Reverse& r) {
       for (size_t i = 0; i < it->second.size(); ++i) {
         const auto* cap = it->second[i];
         p->Raw(i ? ", " : " ").Raw("<a href=\"../index.html#capture-").Text(UrlEncode(cap->name)).Raw("\">")
-            .Text(cap->name).Raw("</a> (").Text(cap->kind).Raw(" ").Code(cap->path).Raw(", ").Text(cap->format)
+            .Text(cap->name).Raw("</a> (").Text(cap->kind).Raw(" ").Code(r.Path(cap->path)).Raw(", ").Text(cap->format)
             .Raw(")");
       }
     }
@@ -373,7 +391,7 @@ void DerivedFrom(Page* p, const CollectionSpec& c, const Reverse& r) {
   }
   auto d = r.derivation.find(&c);
   if (d != r.derivation.end()) {
-    p->Raw("<p>Register: ").Text(d->second->register_shape ? schema::TypesToString(d->second->register_shape->types) : "any value")
+    p->Raw("<p>Register: ").Text(d->second->register_shape ? Types(d->second->register_shape->types) : "any")
         .Raw(", initially ").Code(d->second->register_initial.empty() ? "null" : d->second->register_initial).Raw(".</p>\n");
   }
   p->Raw("<table class=\"transforms\">\n<thead><tr><th>Transform</th><th>Source</th><th>Shuffle</th>"
@@ -451,7 +469,7 @@ void Tests(Page* p, const CollectionSpec& c, const Reverse& r) {
   p->Raw("<ul class=\"tests\">\n");
   for (const auto& t : it->second) {
     p->Raw("<li><a href=\"../index.html#test-").Text(UrlEncode(t.test->name)).Raw("\">").Text(t.test->name)
-        .Raw("</a>: ").Text(Join(t.steps)).Raw(" <span class=\"where\">").Text(FileLine(t.test->where))
+        .Raw("</a>: ").Text(Join(t.steps)).Raw(" <span class=\"where\">").Text(r.FileLine(t.test->where))
         .Raw("</span></li>\n");
   }
   p->Raw("</ul>\n</section>\n");
@@ -480,8 +498,8 @@ std::string CollectionPageHtml(const BuiltCollection& c, const Reverse& r, const
   p.Raw("</dd>\n<dt>Partitions</dt><dd class=\"partitions\">");
   if (partitions.empty()) p.Raw("none (one journal)");
   Codes(&p, partitions);
-  p.Raw("</dd>\n<dt>Schema</dt><dd>").Code(DisplayName(c.schema_url)).Raw("</dd>\n<dt>Defined in</dt><dd>")
-      .Code(FileLine(spec.where)).Raw("</dd>\n</dl>\n");
+  p.Raw("</dd>\n<dt>Schema</dt><dd>").Code(r.Url(c.schema_url)).Raw("</dd>\n<dt>Defined in</dt><dd>")
+      .Code(r.FileLine(spec.where)).Raw("</dd>\n</dl>\n");
 
   Section(&p, "lineage", "Lineage");
   if (auto it = r.lineage_node.find(spec.name); it != r.lineage_node.end()) {
@@ -505,6 +523,8 @@ std::string CollectionPageHtml(const BuiltCollection& c, const Reverse& r, const
   return p.Take();
 }
 
+std::string Count(size_t n, std::string_view noun) { return fmt::format("{} {}{}", n, noun, n == 1 ? "" : "s"); }
+
 std::string IndexHtml(const catalog::Catalog& cat, const catalog::Built& built, const Reverse& r,
                       const std::string& root) {
   Page p;
@@ -512,9 +532,9 @@ std::string IndexHtml(const catalog::Catalog& cat, const catalog::Built& built, 
   size_t derived = 0;
   for (const auto& c : cat.collections) derived += c.derivation ? 1 : 0;
   p.Raw("<h1>Collections</h1>\n<p class=\"summary\">")
-      .Text(fmt::format("{} collections ({} captured, {} derived), {} captures, {} materializations, {} tests.",
-                        cat.collections.size(), cat.collections.size() - derived, derived, cat.captures.size(),
-                        cat.materializations.size(), cat.tests.size()))
+      .Text(fmt::format("{} ({} captured, {} derived), {}, {}, {}.", Count(cat.collections.size(), "collection"),
+                        cat.collections.size() - derived, derived, Count(cat.captures.size(), "capture"),
+                        Count(cat.materializations.size(), "materialization"), Count(cat.tests.size(), "test")))
       .Raw(" See the <a href=\"lineage.html\">lineage graph</a>.</p>\n")
       .Raw("<div class=\"search\" id=\"search-box\" hidden><input type=\"search\" id=\"search\" "
            "placeholder=\"Search by name, description or field\" aria-label=\"Search collections\" "
@@ -541,19 +561,19 @@ std::string IndexHtml(const catalog::Catalog& cat, const catalog::Built& built, 
   if (cat.captures.empty()) p.Raw("<p>None.</p>\n");
   for (const auto& c : cat.captures) {
     p.Raw("<div class=\"entity\" id=\"capture-").Text(c.name).Raw("\"><h3>").Text(c.name).Raw("</h3><p>")
-        .Text(c.kind).Raw(" ").Code(c.path).Raw(" (").Text(c.format).Raw(") into ");
+        .Text(c.kind).Raw(" ").Code(r.Path(c.path)).Raw(" (").Text(c.format).Raw(") into ");
     for (size_t i = 0; i < c.bindings.size(); ++i) {
       if (i) p.Raw(", ");
       p.Link(CollectionPage(c.bindings[i].target), c.bindings[i].target);
     }
-    p.Raw(" <span class=\"where\">").Text(FileLine(c.where)).Raw("</span></p></div>\n");
+    p.Raw(" <span class=\"where\">").Text(r.FileLine(c.where)).Raw("</span></p></div>\n");
   }
   p.Raw("<h2 id=\"materializations\">Materializations</h2>\n");
   if (cat.materializations.empty()) p.Raw("<p>None.</p>\n");
   for (const auto& m : cat.materializations) {
     p.Raw("<div class=\"entity\" id=\"materialization-").Text(m.name).Raw("\"><h3>").Text(m.name)
         .Raw("</h3><p>Into target ").Text(TargetText(r, m.target)).Raw(" <span class=\"where\">")
-        .Text(FileLine(m.where)).Raw("</span></p>\n<ul>\n");
+        .Text(r.FileLine(m.where)).Raw("</span></p>\n<ul>\n");
     for (const auto& b : m.bindings) {
       p.Raw("<li>").Link(CollectionPage(b.source), b.source).Raw(" → table ").Code(b.table);
       if (b.delta_updates) p.Raw(" <span class=\"note\">delta updates</span>");
@@ -567,13 +587,13 @@ std::string IndexHtml(const catalog::Catalog& cat, const catalog::Built& built, 
     std::set<std::string> collections;
     for (const auto& s : t.steps) collections.insert(s.collection);
     p.Raw("<div class=\"entity\" id=\"test-").Text(t.name).Raw("\"><h3>").Text(t.name).Raw("</h3><p>")
-        .Text(fmt::format("{} step{} over ", t.steps.size(), t.steps.size() == 1 ? "" : "s"));
+        .Text(Count(t.steps.size(), "step") + " over ");
     size_t i = 0;
     for (const auto& c : collections) {
       if (i++) p.Raw(", ");
       p.Link(CollectionPage(c), c);
     }
-    p.Raw(" <span class=\"where\">").Text(FileLine(t.where)).Raw("</span></p></div>\n");
+    p.Raw(" <span class=\"where\">").Text(r.FileLine(t.where)).Raw("</span></p></div>\n");
   }
   p.Raw("<script type=\"application/json\" id=\"search-data\">").Raw(data).Raw("</script>\n")
       .Raw("<script src=\"search.js\"></script>\n");
@@ -600,9 +620,9 @@ std::string LineageHtml(const LineageGraph& g, const std::string& root) {
 std::vector<SiteFile> RenderSite(const catalog::Loaded& loaded, const catalog::Built& built,
                                  const SiteOptions& options) {
   const catalog::Catalog& cat = loaded.catalog;
-  std::string root = DisplayName(cat.root_url);
   LineageGraph g = BuildLineage(cat);
   Reverse r(cat, built, g);
+  std::string root = r.Url(cat.root_url);
   std::vector<SiteFile> files;
   files.reserve(built.collections.size() + 4);
   files.push_back({"style.css", std::string(kStyleCss)});
