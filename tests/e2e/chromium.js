@@ -62,6 +62,10 @@ async function launch({ width = 1280, height = 900 } = {}) {
       return;
     }
     events.push(msg);
+    // A dialog (alert, confirm) would block the page: dismiss it; page.events() records it.
+    if (msg.method === 'Page.javascriptDialogOpening') {
+      send('Page.handleJavaScriptDialog', { accept: false }, msg.sessionId).catch(() => {});
+    }
     for (let i = waiters.length - 1; i >= 0; i--) {
       const w = waiters[i];
       if (w.method === msg.method && w.sessionId === msg.sessionId) {
@@ -127,19 +131,19 @@ async function launch({ width = 1280, height = 900 } = {}) {
         const { data } = await call('Page.captureScreenshot', { format: 'png', clip, captureBeyondViewport: true });
         fs.writeFileSync(file, Buffer.from(data, 'base64'));
       },
+      // The parameters of this page's events named `method` so far.
+      events(method) {
+        return events.filter((e) => e.sessionId === sessionId && e.method === method).map((e) => e.params);
+      },
       // Uncaught exceptions and console errors in this page so far.
       errors() {
-        return events
-          .filter((e) => e.sessionId === sessionId)
-          .filter((e) => e.method === 'Runtime.exceptionThrown' ||
-            (e.method === 'Runtime.consoleAPICalled' && e.params.type === 'error'))
-          .map((e) => JSON.stringify(e.params).slice(0, 400));
+        return page.events('Runtime.exceptionThrown')
+          .concat(page.events('Runtime.consoleAPICalled').filter((p) => p.type === 'error'))
+          .map((p) => JSON.stringify(p).slice(0, 400));
       },
       // URLs the page requested so far.
       requests() {
-        return events
-          .filter((e) => e.sessionId === sessionId && e.method === 'Network.requestWillBeSent')
-          .map((e) => e.params.request.url);
+        return page.events('Network.requestWillBeSent').map((p) => p.request.url);
       },
     };
     return page;
