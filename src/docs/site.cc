@@ -150,6 +150,11 @@ struct Reverse {
     size_t hash = url.find('#');
     return Path(FilePathOfUrl(url)) + std::string(hash == std::string_view::npos ? "" : url.substr(hash));
   }
+  // The shuffle key of a transform as checked (explicit, or its source's key).
+  const std::vector<std::string>& Shuffle(const catalog::TransformSpec& t) const {
+    auto it = transform.find(&t);
+    return it != transform.end() ? it->second->shuffle : t.shuffle;
+  }
   std::string FileLine(const catalog::Where& w) const {
     std::string file = Url(w.url);
     return w.mark.line ? fmt::format("{}:{}", file, w.mark.line) : file;
@@ -306,12 +311,37 @@ void Section(Page* p, std::string_view id, std::string_view title) {
   p->Raw("<section id=\"").Raw(id).Raw("\">\n<h2>").Text(title).Raw("</h2>\n");
 }
 
+void StartTable(Page* p, std::initializer_list<std::string_view> headers) {
+  p->Raw("<table>\n<thead><tr>");
+  for (auto h : headers) p->Raw("<th>").Text(h).Raw("</th>");
+  p->Raw("</tr></thead>\n<tbody>\n");
+}
+
+void EndTable(Page* p) { p->Raw("</tbody>\n</table>\n</section>\n"); }
+
+// Opens section `id` with a table of `headers` and returns what `index` holds for
+// `collection`; when it holds nothing, says `none` and closes the section instead.
+template <typename Index>
+const typename Index::mapped_type* TableSection(Page* p, std::string_view id, std::string_view title,
+                                                const Index& index, const std::string& collection,
+                                                std::string_view none, std::initializer_list<std::string_view> headers) {
+  Section(p, id, title);
+  auto it = index.find(collection);
+  if (it == index.end()) {
+    p->Raw("<p>").Text(none).Raw("</p>\n</section>\n");
+    return nullptr;
+  }
+  StartTable(p, headers);
+  return &it->second;
+}
+
+std::string ReadDelay(const catalog::TransformSpec& t) { return t.read_delay.empty() ? "none" : t.read_delay; }
+
 void Projections(Page* p, const BuiltCollection& c) {
   Section(p, "projections", "Projections");
   p->Raw("<p>Fields of the collection: the columns of materialized tables, CSV headers and SQLite lambda "
-         "parameters. <em>Nullable</em>: the location may be absent or null.</p>\n"
-         "<table class=\"projections\">\n<thead><tr><th>Field</th><th>Location</th><th>Type</th>"
-         "<th>Nullable</th><th>Role</th></tr></thead>\n<tbody>\n");
+         "parameters. <em>Nullable</em>: the location may be absent or null.</p>\n");
+  StartTable(p, {"Field", "Location", "Type", "Nullable", "Role"});
   for (const auto& pr : c.projections) {
     bool nullable = !pr.must_exist || !pr.shape || (pr.shape->types & schema::kNull);
     std::vector<std::string> roles;
@@ -324,7 +354,7 @@ void Projections(Page* p, const BuiltCollection& c) {
         .Text(pr.location.empty() ? "object" : TypesOf(pr.shape)).Raw("</td><td>")
         .Raw(nullable ? "yes" : "no").Raw("</td><td>").Text(role).Raw("</td></tr>\n");
   }
-  p->Raw("</tbody>\n</table>\n</section>\n");
+  EndTable(p);
 }
 
 void Lake(Page* p, const BuiltCollection& c, const SiteOptions& o) {
@@ -394,41 +424,33 @@ void DerivedFrom(Page* p, const CollectionSpec& c, const Reverse& r) {
     p->Raw("<p>Register: ").Text(d->second->register_shape ? Types(d->second->register_shape->types) : "any")
         .Raw(", initially ").Code(d->second->register_initial.empty() ? "null" : d->second->register_initial).Raw(".</p>\n");
   }
-  p->Raw("<table class=\"transforms\">\n<thead><tr><th>Transform</th><th>Source</th><th>Shuffle</th>"
-         "<th>Read delay</th><th>Lambdas</th></tr></thead>\n<tbody>\n");
+  StartTable(p, {"Transform", "Source", "Shuffle", "Read delay", "Lambdas"});
   for (const auto& t : c.derivation->transforms) {
     p->Raw("<tr><td>").Text(t.name).Raw("</td><td>").Link(PageFrom(t.source), t.source);
     if (t.partitions.present) p->Raw(" <span class=\"note\">selected partitions</span>");
     p->Raw("</td><td>");
-    auto bt = r.transform.find(&t);
-    Codes(p, bt != r.transform.end() ? bt->second->shuffle : t.shuffle);
+    Codes(p, r.Shuffle(t));
     if (!t.has_shuffle) p->Raw(" <span class=\"note\">(the source's key)</span>");
-    p->Raw("</td><td>").Text(t.read_delay.empty() ? "none" : t.read_delay).Raw("</td><td>");
+    p->Raw("</td><td>").Text(ReadDelay(t)).Raw("</td><td>");
     Lambda(p, "update", t.update);
     Lambda(p, "publish", t.publish);
     p->Raw("</td></tr>\n");
   }
-  p->Raw("</tbody>\n</table>\n</section>\n");
+  EndTable(p);
 }
 
 void ReadBy(Page* p, const CollectionSpec& c, const Reverse& r) {
-  Section(p, "read-by", "Read by derivations");
-  auto it = r.read_by.find(c.name);
-  if (it == r.read_by.end()) {
-    p->Raw("<p>No derivation reads this collection.</p>\n</section>\n");
-    return;
-  }
-  p->Raw("<table class=\"read-by\">\n<thead><tr><th>Derived collection</th><th>Transform</th><th>Shuffle</th>"
-         "<th>Read delay</th></tr></thead>\n<tbody>\n");
-  for (const auto& rb : it->second) {
+  const auto* read_by = TableSection(p, "read-by", "Read by derivations", r.read_by, c.name,
+                                     "No derivation reads this collection.",
+                                     {"Derived collection", "Transform", "Shuffle", "Read delay"});
+  if (!read_by) return;
+  for (const auto& rb : *read_by) {
     p->Raw("<tr><td>").Link(PageFrom(rb.derived->name), rb.derived->name).Raw("</td><td>").Text(rb.transform->name)
         .Raw("</td><td>");
-    auto bt = r.transform.find(rb.transform);
-    Codes(p, bt != r.transform.end() ? bt->second->shuffle : rb.transform->shuffle);
-    p->Raw("</td><td>").Text(rb.transform->read_delay.empty() ? "none" : rb.transform->read_delay)
-        .Raw("</td></tr>\n");
+    Codes(p, r.Shuffle(*rb.transform));
+    p->Raw("</td><td>").Text(ReadDelay(*rb.transform)).Raw("</td></tr>\n");
   }
-  p->Raw("</tbody>\n</table>\n</section>\n");
+  EndTable(p);
 }
 
 std::string TargetText(const Reverse& r, const std::string& name) {
@@ -439,15 +461,11 @@ std::string TargetText(const Reverse& r, const std::string& name) {
 }
 
 void Materializations(Page* p, const CollectionSpec& c, const Reverse& r) {
-  Section(p, "materializations", "Materialized into");
-  auto it = r.materialized_by.find(c.name);
-  if (it == r.materialized_by.end()) {
-    p->Raw("<p>No materialization writes this collection into a table.</p>\n</section>\n");
-    return;
-  }
-  p->Raw("<table class=\"materializations\">\n<thead><tr><th>Materialization</th><th>Target</th><th>Table</th>"
-         "<th>Fields</th></tr></thead>\n<tbody>\n");
-  for (const auto& m : it->second) {
+  const auto* bindings = TableSection(p, "materializations", "Materialized into", r.materialized_by, c.name,
+                                      "No materialization writes this collection into a table.",
+                                      {"Materialization", "Target", "Table", "Fields"});
+  if (!bindings) return;
+  for (const auto& m : *bindings) {
     p->Raw("<tr><td><a href=\"../index.html#materialization-").Text(UrlEncode(m.materialization->name)).Raw("\">")
         .Text(m.materialization->name).Raw("</a></td><td>").Text(TargetText(r, m.materialization->target))
         .Raw("</td><td>").Code(m.binding->table);
@@ -456,23 +474,20 @@ void Materializations(Page* p, const CollectionSpec& c, const Reverse& r) {
     if (m.fields) Codes(p, *m.fields);
     p->Raw("</td></tr>\n");
   }
-  p->Raw("</tbody>\n</table>\n</section>\n");
+  EndTable(p);
 }
 
 void Tests(Page* p, const CollectionSpec& c, const Reverse& r) {
-  Section(p, "tests", "Tests");
-  auto it = r.tested_by.find(c.name);
-  if (it == r.tested_by.end()) {
-    p->Raw("<p>No catalog test ingests into or verifies this collection.</p>\n</section>\n");
-    return;
+  const auto* tests = TableSection(p, "tests", "Tests", r.tested_by, c.name,
+                                   "No catalog test ingests into or verifies this collection.",
+                                   {"Test", "Steps", "Defined in"});
+  if (!tests) return;
+  for (const auto& t : *tests) {
+    p->Raw("<tr><td><a href=\"../index.html#test-").Text(UrlEncode(t.test->name)).Raw("\">").Text(t.test->name)
+        .Raw("</a></td><td>").Text(Join(t.steps)).Raw("</td><td class=\"where\">").Text(r.FileLine(t.test->where))
+        .Raw("</td></tr>\n");
   }
-  p->Raw("<ul class=\"tests\">\n");
-  for (const auto& t : it->second) {
-    p->Raw("<li><a href=\"../index.html#test-").Text(UrlEncode(t.test->name)).Raw("\">").Text(t.test->name)
-        .Raw("</a>: ").Text(Join(t.steps)).Raw(" <span class=\"where\">").Text(r.FileLine(t.test->where))
-        .Raw("</span></li>\n");
-  }
-  p->Raw("</ul>\n</section>\n");
+  EndTable(p);
 }
 
 std::string CollectionPageHtml(const BuiltCollection& c, const Reverse& r, const LineageGraph& g,

@@ -110,7 +110,7 @@ async function main() {
     // the lake query.
     await page.goto(url(examples, 'collections/bikeshare~rides.html'));
     expectEq('h1', await page.eval(`document.querySelector('h1').lastChild.textContent.trim()`), 'bikeshare/rides');
-    const projections = await page.eval(`[...document.querySelectorAll('table.projections tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))`);
+    const projections = await page.eval(`[...document.querySelectorAll('#projections tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))`);
     const byField = Object.fromEntries(projections.map((r) => [r[0], r]));
     if (!byField.bike_id) fail(`no bike_id projection in ${JSON.stringify(projections)}`);
     else expectEq('projection bike_id', byField.bike_id.slice(1), ['/bike_id', 'integer', 'no', 'key, default']);
@@ -128,7 +128,7 @@ async function main() {
     expectEq('rides materialized', mats, [['bikeshare/analytics', 'rides delta updates']]);
     const target = await page.eval(`document.querySelector('#materializations tbody td:nth-child(2)').textContent`);
     if (!target.includes('postgres') || target.includes(':flow@')) fail(`the target should show postgres with its password hidden: ${target}`);
-    const tests = await page.eval(`document.querySelectorAll('#tests li').length`);
+    const tests = await page.eval(`document.querySelectorAll('#tests tbody tr').length`);
     if (tests < 3) fail(`rides should be covered by several tests, got ${tests}`);
     const sql = await page.eval(`document.querySelector('#lake pre.sql').textContent`);
     expectEq('lake query', sql,
