@@ -12,66 +12,8 @@ runs=${args[1]:-3}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-files=50 per_file=10
-cat > "$work/common.schema.yaml" <<'YAML'
-$defs:
-  money: {type: number, minimum: 0}
-  address:
-    $anchor: Address
-    type: object
-    properties: {city: {type: string}, zip: {type: string, maxLength: 10}}
-    required: [city]
-YAML
-{
-  echo "import:"
-  for ((f = 0; f < files; f++)); do echo "  - part-$f.flow.yaml"; done
-} > "$work/flow.yaml"
-for ((f = 0; f < files; f++)); do
-  {
-    echo "collections:"
-    for ((i = 0; i < per_file; i++)); do
-      n=$((f * per_file + i))
-      cat <<YAML
-  - name: bench/orders-$n
-    key: [/id]
-    projections:
-      region: {location: /region, partition: true}
-    schema:
-      type: object
-      reduce: {strategy: merge}
-      properties:
-        id: {type: integer}
-        region: {type: string, enum: [EU, US, APAC]}
-        customer: {type: object, properties: {id: {type: string}, address: {\$ref: "common.schema.yaml#Address"}}, required: [id]}
-        total: {type: number, reduce: {strategy: sum}}
-        price: {\$ref: "common.schema.yaml#/\$defs/money"}
-        tags: {type: array, items: {type: string}, reduce: {strategy: append}}
-      required: [id, region, customer]
-  - name: bench/customers-$n
-    key: [/customer]
-    schema:
-      type: object
-      reduce: {strategy: merge}
-      properties:
-        customer: {type: string}
-        spent: {type: number, reduce: {strategy: sum}}
-        orders: {type: integer, reduce: {strategy: sum}}
-        last: {type: integer, reduce: {strategy: maximize}}
-      required: [customer]
-    derivation:
-      register:
-        schema: {type: object, reduce: {strategy: merge}, properties: {n: {type: integer, reduce: {strategy: sum}}}}
-        initial: {n: 0}
-      transform:
-        fromOrders$n:
-          source: {name: bench/orders-$n, partitions: {include: {region: [EU, US]}}}
-          shuffle: [/customer/id]
-          update: {nodeJS: "return [{n: 1}];"}
-          publish: {sqlite: "SELECT json_extract(\$source, '\$.customer.id') AS customer, \$total AS spent, 1 AS orders, \$id AS last"}
-YAML
-    done
-  } > "$work/part-$f.flow.yaml"
-done
+files=50
+"$(dirname "$0")/gen_catalog.sh" "$work" 500
 
 best=
 for ((r = 1; r <= runs; r++)); do

@@ -2,8 +2,10 @@
 # The main job: set up, build, and run the example pipeline in catalog-examples/ end to end
 # on the embedded default, SQLite: build the catalog, ingest the sample stations (JSON lines)
 # and rides (CSV), run the derivations and the SQLite materialization until caught up,
-# and show rows of the resulting tables. (The catalog's PostgreSQL materialization needs a
-# server; see catalog-examples/README.md.) Starts from scratch every time.
+# show rows of the resulting tables, and write the catalog's documentation site
+# (`flowctl docs`) into catalog-examples/out/docs/. (The catalog's PostgreSQL
+# materialization needs a server; see catalog-examples/README.md.) Starts from scratch
+# every time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
@@ -25,3 +27,7 @@ sqlite3 -header -column "$db" 'SELECT station_id, name, departures, arrivals FRO
 echo
 echo "== the lake (query it with DuckDB): $data/lake"
 find "$data/lake/bikeshare" -name '*.gz' | head -3
+echo
+# The documentation site; its lake paths and DuckDB queries name the data directory above.
+$flowctl docs --catalog build/catalog-examples.db --data-dir "$data" --output "$ex/out/docs"
+echo "== the documentation site: $ex/out/docs/index.html (open it in a browser; no server needed)"

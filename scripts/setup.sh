@@ -3,14 +3,19 @@
 # present (a fast no-op: one dpkg query). Valijson's headers are unpacked from the Debian
 # package into .deps/ instead of `apt install libvalijson-dev`, which would pull in the
 # Qt and Poco development packages (hundreds of MB) for adapters flowctl never uses.
+# `scripts/setup.sh --test` also installs what only the tests need: headless Chromium and
+# a font for the docs site's browser test and benchmark (the quickstart does not need them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+test_packages=()
+[[ "${1:-}" == "--test" ]] && test_packages=(chromium fonts-dejavu-core)
 
 packages=(
   build-essential cmake pkg-config ca-certificates
   libcli11-dev libyaml-cpp-dev rapidjson-dev libsqlite3-dev libpq-dev libfmt-dev doctest-dev
   zlib1g-dev libzstd-dev libssl-dev libcsv-dev libcurl4-openssl-dev libboost-dev
   curl nodejs sqlite3 time bc jq
+  "${test_packages[@]}"
 )
 
 missing=()

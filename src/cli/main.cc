@@ -14,6 +14,7 @@
 #include "catalog/source_schema.h"
 #include "cli/combine.h"
 #include "cli/develop.h"
+#include "cli/docs.h"
 #include "cli/ingest.h"
 #include "cli/materialize.h"
 #include "cli/node.h"
@@ -267,6 +268,26 @@ int main(int argc, char** argv) {
       "materializes everything committed, exactly once, as materialization "
       "`materialize/<target>/<table>`; running it again continues from its checkpoint.");
 
+  cli::DocsOptions docs;
+  auto* cmd_docs = app.add_subcommand(
+      "docs", "Write a static documentation and lineage site of the catalog (HTML, works from file://)");
+  add_catalog_options(cmd_docs, &docs.catalog);
+  cmd_docs->add_option("--output", docs.output, "Directory to write the site into (created if missing)")
+      ->required();
+  cmd_docs->add_option("--data-dir", docs.data_dir,
+                       "Data directory the pages' lake paths and DuckDB queries name")
+      ->capture_default_str();
+  cmd_docs->footer(
+      "Writes index.html (the collections, with search), one page per collection under collections/ "
+      "(description, key, partitions, projections, schema with reductions, lake path and a DuckDB "
+      "query, derivations, materializations, tests, and its neighbourhood in the lineage), lineage.html "
+      "(the whole catalog as an SVG graph), style.css and search.js. Nothing is fetched when a page is "
+      "viewed. The directory must be new, empty, or an earlier `flowctl docs` output (it then holds a "
+      ".flowctl-docs file listing the files written; of those, the ones no longer produced are removed, "
+      "and nothing else is touched).\n"
+      "Exit status: 0 written, 1 the catalog has errors or --output is a non-empty directory of other "
+      "files, 2 usage error, 3 the site could not be written.");
+
   auto* cmd_schema = app.add_subcommand(
       "json-schema", "Print the JSON Schema of catalog source files (for editors and linters)");
   auto* cmd_version = app.add_subcommand("version", "Print the flowctl version");
@@ -289,6 +310,7 @@ int main(int argc, char** argv) {
   if (cmd_test->parsed()) return cli::RunTest(g, test);
   if (cmd_run->parsed()) return cli::RunRun(g, run);
   if (cmd_mat->parsed()) return cli::RunMaterialize(g, mat);
+  if (cmd_docs->parsed()) return cli::RunDocs(g, docs);
   if (cmd_dev->parsed()) {
     auto bytes = ParseByteSize(max_body);
     if (!bytes || *bytes == 0) {
