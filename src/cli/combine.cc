@@ -38,7 +38,7 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   copts.memory_budget = *budget;
   copts.spill_dir = o.spill_dir;
   reduce::Combiner combiner(collection.reducer, collection.key, copts);
-  rapidjson::Document parsed(&combiner.allocator());
+  rapidjson::Document parsed(&combiner.scratch());
   LineReader lines(input->file());
   std::string_view line;
   bool progress = ::isatty(STDERR_FILENO);
@@ -51,12 +51,12 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
       fmt::print(stderr, "{}:{}:{}: error: {}\n", input_name, lines.number(), perr.offset + 1, perr.message);
       return kExitUserError;
     }
-    auto valid = collection.Validate(parsed, combiner.allocator());
+    auto valid = collection.Validate(parsed, combiner.scratch());
     if (!valid) {
       fmt::print(stderr, "{}:{}: error: {}\n", input_name, lines.number(), valid.error().message);
       return kExitUserError;
     }
-    auto added = combiner.Add(parsed);
+    auto added = combiner.AddScratch(parsed);
     if (!added) {
       if (added.error().code == Error::Code::kUser) {
         fmt::print(stderr, "{}:{}: error: cannot reduce into collection `{}`: {}\n", input_name, lines.number(),
