@@ -353,7 +353,7 @@ doc::Allocator& Combiner::scratch() {
 
 Result<bool> Combiner::AddScratch(doc::Value& doc, bool fully_reduced) {
   auto r = impl_->Insert(doc, fully_reduced, true);
-  impl_->scratch->Clear();
+  if (impl_->scratch) impl_->scratch->Clear();
   return r;
 }
 
