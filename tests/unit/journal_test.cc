@@ -152,18 +152,6 @@ std::string ReadCommitted(const std::string& dir, const std::string& journal) {
 // Runs a shell command; returns its exit status.
 int Sh(const std::string& cmd) { return std::system(cmd.c_str()); }
 
-std::string ShOut(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int rc = ::pclose(p);
-  REQUIRE_MESSAGE(rc == 0, cmd);
-  return out;
-}
-
 std::string Sha1Hex(std::string_view data) {
   store::Sha1 s;
   s.Update(data);
@@ -217,7 +205,9 @@ TEST_CASE("journal: SHA-1 matches the standard vectors and sha1sum") {
   store::Sha1 s;
   for (size_t i = 0; i < data.size(); i += 977) s.Update(std::string_view(data).substr(i, 977));
   WriteFile(tmp / "data", data);
-  std::string sum = ShOut("sha1sum '" + (tmp / "data") + "'");
+  int rc = -1;
+  std::string sum = testing::ShOut("sha1sum '" + (tmp / "data") + "'", &rc);
+  REQUIRE(rc == 0);
   CHECK(s.HexDigest() == sum.substr(0, 40));
 }
 

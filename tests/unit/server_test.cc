@@ -31,6 +31,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "scratch.h"
 #include "server/server.h"
 
 using namespace flow;
@@ -43,20 +44,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string ShOut(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
-
 // curl with `args`; the body (-o -) and the -w format go to stdout. No proxy from the
 // environment: the server is on loopback.
-std::string Curl(const std::string& args) { return ShOut("curl -s --noproxy '*' " + args); }
+std::string Curl(const std::string& args) { return testing::ShOut("curl -s --noproxy '*' " + args); }
 
 // Polls `done` every 5 ms for up to `timeout`.
 bool WaitUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout = 3000ms) {
