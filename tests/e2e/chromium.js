@@ -156,8 +156,22 @@ async function launch({ width = 1280, height = 900 } = {}) {
       // already gone
     }
     ws.close();
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-    fs.rmSync(profile, { recursive: true, force: true });
+    // Chromium (and its child processes) may still be writing the profile after
+    // Browser.close answers: wait for the process to exit before removing it.
+    const exited = () => proc.exitCode !== null || proc.signalCode !== null;
+    const waitExit = (ms) => exited() ? Promise.resolve()
+      : new Promise((r) => { proc.once('exit', r); setTimeout(r, ms).unref(); });
+    await waitExit(5000);
+    if (!exited()) {
+      proc.kill('SIGKILL');
+      await waitExit(5000);
+    }
+    // A leftover file in the temporary profile is not a test failure: retry, then warn.
+    try {
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    } catch (e) {
+      process.stderr.write(`warning: could not remove chromium profile ${profile}: ${e.message}\n`);
+    }
   }
   return { newPage, close, version: () => send('Browser.getVersion') };
 }
