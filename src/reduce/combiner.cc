@@ -340,6 +340,8 @@ const CombinerStats& Combiner::stats() const { return impl_->stats; }
 
 uint64_t Combiner::memory() const { return impl_->Memory(); }
 
+size_t Combiner::keys() const { return impl_->entries.size(); }
+
 Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) { return impl_->Insert(doc, fully_reduced, false); }
 
 doc::Allocator& Combiner::scratch() {

@@ -56,6 +56,8 @@ class Combiner {
 
   // Memory in use (arena, entries and index), as the budget counts it.
   uint64_t memory() const;
+  // Keys held in memory (a spill empties it; the same key may then come back).
+  size_t keys() const;
 
   // Adds `doc` (moved from), which lives in `allocator()`. `fully_reduced`: the document is
   // a fully reduced base for its key (e.g. a row loaded from a materialization); later
