@@ -88,36 +88,18 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
   for (const auto& b : m_->bindings) {
     combiners.push_back(std::make_unique<reduce::Combiner>(b.source->reducer, b.source->key));
   }
-  // One transaction combines as much of the backlog as fits in kTransactionMemory and is
-  // read within kTransactionReading, so that each key is loaded and stored once however
-  // many of its documents are waiting, while a long back-fill still commits (and shows
-  // progress, and lets other tasks and ingestion run) every second or so. Past that second
-  // it keeps reading, up to kTransactionReadingMax, while the documents mostly reduce into
-  // keys it already holds (under 1 in 8 of the last window's documents brought a new key):
-  // those add no row to load or store, so committing now would only store the same keys
-  // again a second later. A back-fill of many documents per key (1M over 100k keys) then
-  // writes each row once or twice instead of once a second; new keys end it at the second.
-  constexpr size_t kTransactionMemory = 192u << 20;
-  constexpr auto kTransactionReading = std::chrono::milliseconds(1000);
-  constexpr auto kTransactionReadingMax = std::chrono::milliseconds(5000);
-  constexpr uint64_t kWindow = 4096;
+  // How much one transaction reads: see TransactionBounds.
+  TransactionBounds bounds;
   auto reading_since = std::chrono::steady_clock::now();
   uint64_t read = 0;
-  size_t window_keys = 0;  // keys held at the start of the current window
   while (read < max_docs) {
-    if (read % kWindow == kWindow - 1) {
+    if (read % TransactionBounds::kWindow == TransactionBounds::kWindow - 1) {
       size_t memory = 0, keys = 0;
       for (const auto& c : combiners) {
         memory += c->memory();
         keys += c->keys();
       }
-      auto reading = std::chrono::steady_clock::now() - reading_since;
-      bool new_keys = keys >= window_keys + kWindow / 8 || keys < window_keys;  // (< : spilled)
-      window_keys = keys;
-      if (memory >= kTransactionMemory || reading >= kTransactionReadingMax ||
-          (reading >= kTransactionReading && new_keys)) {
-        break;
-      }
+      if (bounds.Done(std::chrono::steady_clock::now() - reading_since, memory, keys)) break;
     }
     Impl::Source* best = nullptr;
     for (auto& s : m.sources) {

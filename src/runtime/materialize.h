@@ -7,6 +7,7 @@
 // A task is used by one thread; after an error it must be dropped and reopened.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,6 +39,35 @@ struct MaterializeStats {
   uint64_t stored = 0;   // rows written
   uint64_t loaded = 0;   // stored documents loaded
   uint64_t transactions = 0;
+};
+
+// When a materialization transaction stops reading. It combines as much of the backlog as
+// fits in kMemory and is read within kReading, so that each key is loaded and stored once
+// however many of its documents are waiting, while a long back-fill still commits (and
+// shows progress, and lets other tasks and ingestion run) every second or so. Past that
+// second it keeps reading, up to kReadingMax, while the documents mostly reduce into keys
+// it already holds (fewer than 1 in 8 of the last window's documents brought a new key):
+// those add no row to load or store, so committing then would only store the same keys
+// again a second later. A back-fill of many documents per key (1M over 100k keys) thus
+// writes each row once instead of once a second; new keys still end it at the second.
+class TransactionBounds {
+ public:
+  static constexpr size_t kMemory = 192u << 20;
+  static constexpr std::chrono::milliseconds kReading{1000};
+  static constexpr std::chrono::milliseconds kReadingMax{5000};
+  static constexpr uint64_t kWindow = 4096;  // documents between checks
+
+  // Called after each window of kWindow documents with the time spent reading so far and
+  // the combiners' memory and keys: whether the transaction should stop reading now.
+  bool Done(std::chrono::steady_clock::duration reading, size_t memory, size_t keys) {
+    // Fewer keys than before: a combiner spilled, and keys may repeat: count it as new.
+    bool new_keys = keys >= window_keys_ + kWindow / 8 || keys < window_keys_;
+    window_keys_ = keys;
+    return memory >= kMemory || reading >= kReadingMax || (reading >= kReading && new_keys);
+  }
+
+ private:
+  size_t window_keys_ = 0;  // keys held at the end of the previous window
 };
 
 // Connects to a materialization's target.
