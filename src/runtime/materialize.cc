@@ -4,6 +4,7 @@
 
 #include <map>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 #include <rapidjson/stringbuffer.h>
@@ -36,6 +37,32 @@ struct MaterializeTask::Impl {
   std::vector<std::unique_ptr<Source>> sources;
   std::map<std::string, uint64_t> offsets;
   std::set<std::string> known;
+
+  // A transaction whose Store runs on its own thread while the next one reads (the
+  // driver is only touched by that thread until it is joined). Its rows point into `arena`.
+  struct Pending {
+    rapidjson::Document arena;
+    std::vector<doc::Value> docs;  // owned by `arena`
+    std::vector<materialize::Driver::Row> rows;
+    std::map<std::string, uint64_t> offsets;  // the checkpoint it stores
+    uint64_t read = 0;
+    std::thread thread;
+    Result<bool> result = true;
+  };
+  std::unique_ptr<Pending> pending;
+
+  // Waits for the pending Store; once committed, the checkpoint and stats move on.
+  Result<bool> Finish(MaterializeStats* stats) {
+    if (!pending) return true;
+    pending->thread.join();
+    std::unique_ptr<Pending> p = std::move(pending);
+    if (!p->result) return p->result.error();
+    for (const auto& [key, offset] : p->offsets) offsets[key] = offset;
+    stats->read += p->read;
+    stats->stored += p->rows.size();
+    ++stats->transactions;
+    return true;
+  }
 };
 
 MaterializeTask::MaterializeTask(std::shared_ptr<const Materialization> m, store::Store* store,
@@ -45,7 +72,9 @@ MaterializeTask::MaterializeTask(std::shared_ptr<const Materialization> m, store
   impl_->driver = std::move(driver);
 }
 
-MaterializeTask::~MaterializeTask() = default;
+MaterializeTask::~MaterializeTask() {
+  if (impl_->pending) impl_->pending->thread.join();
+}
 
 ReadProgress MaterializeTask::progress() const {
   ReadProgress p;
@@ -69,6 +98,14 @@ Result<bool> MaterializeTask::Open() {
 }
 
 Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
+  auto n = Transaction(max_docs);
+  // After an error the task is dropped: the previous transaction's Store still ends (and
+  // counts in the stats when it committed).
+  if (!n) static_cast<void>(impl_->Finish(&stats_));
+  return n;
+}
+
+Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
   Impl& m = *impl_;
   const auto& committed = m.store->committed();
   for (size_t b = 0; b < m_->bindings.size(); ++b) {
@@ -137,12 +174,17 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
     best->peeked = false;
     ++read;
   }
+  // The previous transaction must have committed before this one loads (its rows are
+  // what this one reduces into) or reports that it is caught up.
+  if (auto f = m.Finish(&stats_); !f) return f.error();
   if (read == 0) return uint64_t{0};
 
   // Per binding: drain the combined documents, load what is stored for their keys, reduce.
-  rapidjson::Document arena;
-  std::vector<materialize::Driver::Row> rows;
-  std::vector<doc::Value> docs;  // owned by `arena`
+  auto next = std::make_unique<Impl::Pending>();
+  next->read = read;
+  rapidjson::Document& arena = next->arena;
+  std::vector<materialize::Driver::Row>& rows = next->rows;
+  std::vector<doc::Value>& docs = next->docs;
   std::vector<size_t> doc_binding;
   for (size_t b = 0; b < m_->bindings.size(); ++b) {
     const auto& binding = m_->bindings[b];
@@ -199,14 +241,18 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
   rows.reserve(docs.size());
   for (size_t i = 0; i < docs.size(); ++i) rows.push_back({doc_binding[i], &docs[i]});
 
-  std::map<std::string, uint64_t> offsets;
-  for (const auto& src : m.sources) offsets[src->key] = src->cursor.offset();
-  auto stored = m.driver->Store(rows, EncodeOffsets(offsets));
-  if (!stored) return stored.error();
-  for (const auto& s : m.sources) m.offsets[s->key] = s->cursor.offset();
-  stats_.read += read;
-  stats_.stored += rows.size();
-  ++stats_.transactions;
+  // Store on a thread, so that the next transaction reads while the database writes.
+  for (const auto& src : m.sources) next->offsets[src->key] = src->cursor.offset();
+  Impl::Pending* p = next.get();
+  materialize::Driver* driver = m.driver.get();
+  m.pending = std::move(next);
+  p->thread = std::thread([p, driver] {
+    try {
+      p->result = driver->Store(p->rows, EncodeOffsets(p->offsets));
+    } catch (const std::exception& e) {  // (out of memory): not committed
+      p->result = Error::Internal(fmt::format("storing a transaction: {}", e.what()));
+    }
+  });
   return read;
 }
 

@@ -84,6 +84,10 @@ class MaterializeTask {
 
   // One transaction of up to `max_docs` documents; returns how many were read (0: caught
   // up). Needs only committed journal content, so `store` may be another process's.
+  // Transactions are pipelined: a transaction's Store runs on a thread while the next Step
+  // reads, and that Step waits for it to commit before loading; so an error storing one
+  // transaction is returned by the next Step, and a Step returning 0 has committed
+  // everything it read. stats() count committed transactions only.
   Result<uint64_t> Step(uint64_t max_docs = 4u << 20);
 
   const MaterializeStats& stats() const { return stats_; }
@@ -93,6 +97,8 @@ class MaterializeTask {
 
  private:
   struct Impl;
+  Result<uint64_t> Transaction(uint64_t max_docs);
+
   std::shared_ptr<const Materialization> m_;
   std::unique_ptr<Impl> impl_;
   MaterializeStats stats_;

@@ -5,10 +5,10 @@
 # target (one materialization each): a standard table per collection, and a delta-updates
 # table of eo/events, where a document applied twice would show as an extra row.
 #
-# 1. Fencing: instance A works through a backlog (materializations fence/* into the same two
-#    targets, on their own tables); once A has committed in both, instance B (another data
-#    directory, the same catalog and materialization names) runs to completion. A must stop
-#    with "was fenced off" (exit 3) and write nothing after B took over.
+# 1. Fencing, per target: instance A works through a backlog (materialization fence/to-T
+#    into the same target, on its own table); once A has committed, instance B (another
+#    data directory, the same catalog and materialization name) runs to completion. A must
+#    stop with "was fenced off" (exit 3) and write nothing after B took over.
 # 2. Kill loop: each iteration ingests a batch (2000..9000 documents; every seventh ingest is
 #    itself killed at a random instant: acknowledged batches must be present, others present
 #    entirely or not at all), then starts `flowctl run --until-idle` and kills it with SIGKILL
@@ -158,51 +158,51 @@ fence_state() {  # TARGET: fence|checkpoint|rows|rows of A|sum(n) of the fence_e
   local t="SELECT count(*) || '|' || count(*) FILTER (WHERE src = 'a') || '|' || coalesce(sum(n), 0) FROM fence_events"
   if [[ $1 == sqlite ]]; then echo "$(lite "$q")|$(lite "$t")"; else echo "$(psql -c "$q")|$(psql -c "$t")"; fi
 }
-"$FLOWCTL" run --until-idle --source fence.yaml --data-dir fence-a >fence-a.out 2>fence-a.err &
-a=$!
-# Until A has committed a transaction in both targets (its checkpoint is there).
-a_fence_sqlite='' a_fence_pg=''
-for _ in $(seq 400); do
-  s=$(lite "SELECT fence FROM flow_checkpoints WHERE materialization = 'fence/to-sqlite' AND checkpoint <> ''" 2>/dev/null || true)
-  p=$(psql -c "SELECT fence FROM flow_checkpoints WHERE materialization = 'fence/to-postgres' AND checkpoint <> ''" 2>/dev/null || true)
-  if [[ -n $s && -n $p ]]; then a_fence_sqlite=$s a_fence_pg=$p; break; fi
-  kill -0 $a 2>/dev/null || break
-  sleep 0.02
-done
-if [[ -z $a_fence_sqlite ]]; then
-  fail "instance A never committed in both targets: $(tail -3 fence-a.err)"
-elif ! kill -0 $a 2>/dev/null; then
-  fail "instance A finished before B could take over (its backlog is too small): $(tail -3 fence-a.err)"
-else
-  expect_status 0 "$FLOWCTL" run --until-idle --source fence.yaml --data-dir fence-b
-  expect_err "materialization \`fence/to-sqlite\`: 500 documents read, 500 rows stored"
-  expect_err "materialization \`fence/to-postgres\`: 500 documents read, 500 rows stored"
-  b_sqlite=$(fence_state sqlite) b_pg=$(fence_state postgres)
-  a_exit=0
-  wait $a || a_exit=$?
-  expect_eq "instance A's exit status once fenced off" "$a_exit" "3"
-  for m in sqlite:lite postgres:pg; do
-    grep -qF "materialization \`fence/to-${m%%:*}\` was fenced off: another flowctl instance took over target \`${m#*:}\`" \
-      fence-a.err || fail "instance A was not fenced off target ${m#*:}: $(tail -3 fence-a.err)"
+# One target at a time, so that each A is mid-way through its own backlog when B comes
+# (a target that caught up would commit nothing more, and could not be fenced off).
+for m in sqlite:lite postgres:pg; do
+  tgt=${m%%:*} name=${m#*:}
+  "$FLOWCTL" run --until-idle --source fence.yaml --data-dir fence-a --materialization "fence/to-$tgt" \
+    >"fence-a-$tgt.out" 2>"fence-a-$tgt.err" &
+  a=$!
+  # Until A has committed a transaction (its checkpoint is there).
+  a_fence=''
+  for _ in $(seq 1000); do
+    q="SELECT fence FROM flow_checkpoints WHERE materialization = 'fence/to-$tgt' AND checkpoint <> ''"
+    if [[ $tgt == sqlite ]]; then a_fence=$(lite "$q" 2>/dev/null || true); else a_fence=$(psql -c "$q" 2>/dev/null || true); fi
+    [[ -n $a_fence ]] && break
+    kill -0 $a 2>/dev/null || break
+    sleep 0.02
   done
-  expect_eq "SQLite target: nothing written by A after B took over" "$(fence_state sqlite)" "$b_sqlite"
-  expect_eq "PostgreSQL target: nothing written by A after B took over" "$(fence_state postgres)" "$b_pg"
-  for x in "sqlite $b_sqlite $a_fence_sqlite" "pg $b_pg $a_fence_pg"; do
-    read -r tgt st fa <<<"$x"
-    IFS='|' read -r fence checkpoint rows rows_a sum <<<"$st"
-    expect_eq "$tgt: B's fence" "$fence" "$((fa + 1))"
+  a_exit=''
+  if [[ -z $a_fence ]]; then
+    fail "$tgt: instance A never committed: $(tail -3 "fence-a-$tgt.err")"
+  elif ! kill -0 $a 2>/dev/null; then
+    fail "$tgt: instance A finished before B could take over (its backlog is too small): $(tail -3 "fence-a-$tgt.err")"
+  else
+    expect_status 0 "$FLOWCTL" run --until-idle --source fence.yaml --data-dir fence-b --materialization "fence/to-$tgt"
+    expect_err "materialization \`fence/to-$tgt\`: 500 documents read, 500 rows stored"
+    b_state=$(fence_state "$tgt")
+    a_exit=0
+    wait $a || a_exit=$?
+    expect_eq "$tgt: instance A's exit status once fenced off" "$a_exit" "3"
+    grep -qF "materialization \`fence/to-$tgt\` was fenced off: another flowctl instance took over target \`$name\`" \
+      "fence-a-$tgt.err" || fail "instance A was not fenced off target $name: $(tail -3 "fence-a-$tgt.err")"
+    expect_eq "$tgt: nothing written by A after B took over" "$(fence_state "$tgt")" "$b_state"
+    IFS='|' read -r fence checkpoint rows rows_a sum <<<"$b_state"
+    expect_eq "$tgt: B's fence" "$fence" "$((a_fence + 1))"
     [[ $checkpoint == *'fence/events/src=b/pivot=00":'* && $checkpoint != *src=a* ]] ||
       fail "$tgt: flow_checkpoints does not hold B's checkpoint: $checkpoint"
     ((rows_a > 0 && rows_a < 1200000)) || fail "$tgt: A stored $rows_a of its 1200000 rows (want some, not all)"
     expect_eq "$tgt: B's rows" "$((rows - rows_a))|$sum" "500|$((rows_a + 1000))"
     fence_summary+="$tgt: A stored $rows_a rows before B took over; "
-  done
-fi
-if [[ -z ${a_exit:-} ]]; then
-  kill -9 $a 2>/dev/null || true
-  wait $a 2>/dev/null || true
-fi
-a=''
+  fi
+  if [[ -z $a_exit ]]; then
+    kill -9 $a 2>/dev/null || true
+    wait $a 2>/dev/null || true
+  fi
+  a=''
+done
 echo "fencing: ${fence_summary:-}checked ($(since "$T1"))"
 
 # ---------------------------------------------------------------------------------------------
