@@ -14,8 +14,10 @@
 # documents, that each table has one row per account whose events add up to N and amounts
 # to the generator's total, and that its flow_document column equals
 # `flowctl read --reduced`, row for row (whose time is printed too, as a floor: reading and
-# combining the N documents without a target). Targets: >= 150k docs/s into SQLite; PostgreSQL
-# within 3x of the COPY time; enforced only when N >= 1000000.
+# combining the N documents without a target). Then, per target, one more round of N/10
+# documents (every account once) is ingested and materialized against the populated table
+# (a load and an update of every row), and its time printed. Targets: >= 150k docs/s into
+# SQLite; PostgreSQL within 3x of the COPY time; enforced only when N >= 1000000.
 # Usage: bench/materialize_bench.sh FLOWCTL [N] [VARIANT...]   (default 1000000, sqlite postgres)
 set -euo pipefail
 if [[ $# -lt 1 ]]; then
@@ -128,13 +130,31 @@ for v in "${variants[@]}"; do
   r=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }')
   rate[$v]=$r wall[$v]=$secs
   printf '%-20s %10s %8.2f %13s %13s %11s\n' "materialize $v" "$r" "$secs" "$rss_mib" "${written:-?}" "$rows"
+  # The rows of the COPY baseline below: the table as the back-fill left it.
+  if [[ $v == postgres ]]; then psql -c "\\copy accounts TO '$work/rows.copy'"; fi
+
+  # Steady state: one more round (the data's first $keys lines: each account once) against
+  # the populated table, which loads and updates every row.
+  head -n "$keys" "$data" > "$work/update.jsonl"
+  "$flowctl" ingest bench/accounts "$work/update.jsonl" --format json --source "$source_catalog" --data-dir "$dir" \
+    > /dev/null 2> "$work/ingest.err" || { cat "$work/ingest.err"; exit 1; }
+  run "$v-update" "$flowctl" run --until-idle --source "$work/flow.yaml" --data-dir "$dir" --materialization "bench/to-$v"
+  stats=$(grep -F "materialization \`bench/to-$v\`:" "$work/$v-update.err" || true)
+  read_docs=$(sed -n 's/.*: \([0-9]*\) documents read, .*/\1/p' <<< "$stats")
+  written=$(sed -n 's/.* read, \([0-9]*\) rows stored.*/\1/p' <<< "$stats")
+  [[ $read_docs == "$keys" ]] || fail "$v update: ${read_docs:-no} documents read, expected $keys ($stats)"
+  read -r rows events < <(q 'SELECT count(*), sum(events) FROM accounts' | tr '|' ' ')
+  [[ $rows == "$accounts" ]] || fail "$v update: $rows rows, expected $accounts"
+  [[ $events == "$((n + keys))" ]] || fail "$v update: events add up to $events, expected $((n + keys))"
+  printf '%-20s %10s %8.2f %13s %13s %11s\n' "update $v" \
+    "$(awk -v n="$keys" -v s="$secs" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }')" "$secs" "$rss_mib" \
+    "${written:-?}" "$rows"
   rm -rf "$dir"
 done
 
 # The COPY baseline: flowctl's final rows loaded by psql into an empty table of the same DDL
 # (LIKE ... INCLUDING ALL: columns, types, NOT NULL, primary key).
 if [[ -n $pg_uri ]]; then
-  psql -c "\\copy accounts TO '$work/rows.copy'"
   psql -c 'CREATE TABLE copy_baseline (LIKE accounts INCLUDING ALL)'
   best=
   for ((i = 1; i <= copies; i++)); do

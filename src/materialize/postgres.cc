@@ -474,8 +474,8 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
                            : fmt::format("t.{} = k.k{}", columns[b.keys[i]], i));
         }
         // One index lookup per key (a subquery per row, NULL where the key is absent): a
-        // join lets the planner hash the whole table for every batch, which took 7.5 s
-        // per 1M keys against a table of 3M rows, against 1.2 s this way.
+        // join lets the planner hash the whole table for every batch, which took 0.9-1.7 s
+        // per batch of 131,072 keys against a table of 4M rows, against 0.16 s this way.
         b.load_sql = fmt::format(
             "SELECT k.flowctl_i, (SELECT t.{} FROM {} AS t WHERE {}) FROM unnest({}) WITH ORDINALITY "
             "AS k({}, flowctl_i)",
