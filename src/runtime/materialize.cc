@@ -4,6 +4,7 @@
 
 #include <map>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
@@ -54,7 +55,7 @@ struct MaterializeTask::Impl {
   // Waits for the pending Store; once committed, the checkpoint and stats move on.
   Result<bool> Finish(MaterializeStats* stats) {
     if (!pending) return true;
-    pending->thread.join();
+    if (pending->thread.joinable()) pending->thread.join();
     std::unique_ptr<Pending> p = std::move(pending);
     if (!p->result) return p->result.error();
     for (const auto& [key, offset] : p->offsets) offsets[key] = offset;
@@ -73,7 +74,7 @@ MaterializeTask::MaterializeTask(std::shared_ptr<const Materialization> m, store
 }
 
 MaterializeTask::~MaterializeTask() {
-  if (impl_->pending) impl_->pending->thread.join();
+  if (impl_->pending && impl_->pending->thread.joinable()) impl_->pending->thread.join();
 }
 
 ReadProgress MaterializeTask::progress() const {
@@ -246,13 +247,18 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
   Impl::Pending* p = next.get();
   materialize::Driver* driver = m.driver.get();
   m.pending = std::move(next);
-  p->thread = std::thread([p, driver] {
+  auto store = [p, driver] {
     try {
       p->result = driver->Store(p->rows, EncodeOffsets(p->offsets));
     } catch (const std::exception& e) {  // (out of memory): not committed
       p->result = Error::Internal(fmt::format("storing a transaction: {}", e.what()));
     }
-  });
+  };
+  try {
+    p->thread = std::thread(store);
+  } catch (const std::system_error&) {
+    store();  // no thread to be had: store it here
+  }
   return read;
 }
 
