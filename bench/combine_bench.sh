@@ -68,7 +68,7 @@ combine() {
       t = s < 0.01 ? 0.01 : s # /usr/bin/time has 10 ms resolution
       printf "%-22s %10.0f %8.1f %8.2f %13s %9d %11.2fx\n", label, n / t, b / 1e6 / t, s, rss, k,
         n / t / base }'
-  rate=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }')
+  rate=$(rate "$n" "$secs")
   [[ $lines -eq $distinct ]] || fail "$label: $lines output lines for $distinct distinct ids"
   ids=$(grep -oE '"id" *: *"[^"]*"' "$out" | wc -l || true)
   [[ $ids -eq $lines ]] || fail "$label: $ids of $lines output lines carry an \"id\""

@@ -61,7 +61,7 @@ for v in "${variants[@]}"; do
   else
     [[ $outputs -eq $n ]] || fail "$v: $outputs derived documents, expected $n"
   fi
-  r=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }')
+  r=$(rate "$n" "$secs")
   rate[$v]=$r
   printf '%-16s %10s %8.2f %13s %10s\n' "derive $v" "$r" "$secs" "$rss_mib" "$outputs"
   rm -rf "$dir"

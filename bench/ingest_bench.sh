@@ -62,7 +62,7 @@ for codec in gzip zstd none; do
   [[ $lines -eq $n ]] || fail "$codec: the lake holds $lines documents, not $n"
   others=$(find "$dir/lake" -type f ! -name "*.$ext" | wc -l)
   [[ $others -eq 0 ]] || fail "$codec: $others lake files without the .$ext extension"
-  r=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }')
+  r=$(rate "$n" "$secs")
   rate[$codec]=$r
   awk -v label="ingest $codec" -v n="$n" -v b="$bytes" -v s="$secs" -v rss="$rss_mib" -v lake="$lake" \
     -v base="$base_rate" 'BEGIN {

@@ -5,6 +5,7 @@
 #   run NAME COMMAND...  runs COMMAND pinned under /usr/bin/time, stdout to $work/NAME.out,
 #                        stderr to $work/NAME.err; sets $secs and $rss_mib; a failing
 #                        command ends the benchmark
+#   rate DOCS SECS       prints DOCS / SECS, rounded (SECS under 0.01 counts as 0.01)
 #   parse_baseline BASELINE DATA
 #                        runs the RapidJSON parse baseline; sets $base_rate, $base_docs,
 #                        $base_mbs (and $secs, $rss_mib)
@@ -33,6 +34,8 @@ run() {
   read -r secs kb < <(tail -n 1 "$work/$name.time")
   rss_mib=$(awk -v kb="$kb" 'BEGIN { printf "%.1f", kb / 1024 }')
 }
+
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }'; }
 
 parse_baseline() {
   run baseline "$1" "$2"

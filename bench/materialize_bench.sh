@@ -101,9 +101,16 @@ psql() { "$psql_bin" -X -q -v ON_ERROR_STOP=1 "$pg_uri" -At "$@"; }
   fi
 } > "$work/flow.yaml"
 
+# task_stats NAME VARIANT: $stats, $read_docs and $written from run NAME's summary line.
+task_stats() {
+  stats=$(grep -F "materialization \`bench/to-$2\`:" "$work/$1.err" || true)
+  read_docs=$(sed -n 's/.*: \([0-9]*\) documents read, .*/\1/p' <<< "$stats")
+  written=$(sed -n 's/.* read, \([0-9]*\) rows stored.*/\1/p' <<< "$stats")
+}
+
 printf '%-20s %10s %8s %13s %13s %11s\n' run docs/s wall_s peak_RSS_MiB rows_written table_rows
 printf '%-20s %10s %8.2f %13s %13s %11s\n' "read --reduced" \
-  "$(awk -v n="$n" -v s="$reduced_secs" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }')" "$reduced_secs" \
+  "$(rate "$n" "$reduced_secs")" "$reduced_secs" \
   "$reduced_rss" - "$(wc -l < "$work/reduced.out")"
 declare -A rate wall
 for v in "${variants[@]}"; do
@@ -111,9 +118,7 @@ for v in "${variants[@]}"; do
   rm -rf "$dir"
   cp -a "$base" "$dir"
   run "$v" "$flowctl" run --until-idle --source "$work/flow.yaml" --data-dir "$dir" --materialization "bench/to-$v"
-  stats=$(grep -F "materialization \`bench/to-$v\`:" "$work/$v.err" || true)
-  read_docs=$(sed -n 's/.*: \([0-9]*\) documents read, .*/\1/p' <<< "$stats")
-  written=$(sed -n 's/.* read, \([0-9]*\) rows stored.*/\1/p' <<< "$stats")
+  task_stats "$v" "$v"
   [[ $read_docs == "$n" ]] || fail "$v: ${read_docs:-no} documents read, expected $n ($stats)"
   if [[ $v == sqlite ]]; then
     q() { sqlite3 -batch -noheader "$work/accounts.db" "$1"; }
@@ -127,7 +132,7 @@ for v in "${variants[@]}"; do
   q 'SELECT flow_document FROM accounts ORDER BY account' > "$work/$v.table"
   cmp -s "$work/$v.table" "$work/reduced.out" \
     || fail "$v: flow_document differs from flowctl read --reduced: $(diff "$work/$v.table" "$work/reduced.out" | head -n 3 | tr '\n' ' ')"
-  r=$(awk -v n="$n" -v s="$secs" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }')
+  r=$(rate "$n" "$secs")
   rate[$v]=$r wall[$v]=$secs
   printf '%-20s %10s %8.2f %13s %13s %11s\n' "materialize $v" "$r" "$secs" "$rss_mib" "${written:-?}" "$rows"
   # The rows of the COPY baseline below: the table as the back-fill left it.
@@ -139,15 +144,13 @@ for v in "${variants[@]}"; do
   "$flowctl" ingest bench/accounts "$work/update.jsonl" --format json --source "$source_catalog" --data-dir "$dir" \
     > /dev/null 2> "$work/ingest.err" || { cat "$work/ingest.err"; exit 1; }
   run "$v-update" "$flowctl" run --until-idle --source "$work/flow.yaml" --data-dir "$dir" --materialization "bench/to-$v"
-  stats=$(grep -F "materialization \`bench/to-$v\`:" "$work/$v-update.err" || true)
-  read_docs=$(sed -n 's/.*: \([0-9]*\) documents read, .*/\1/p' <<< "$stats")
-  written=$(sed -n 's/.* read, \([0-9]*\) rows stored.*/\1/p' <<< "$stats")
+  task_stats "$v-update" "$v"
   [[ $read_docs == "$keys" ]] || fail "$v update: ${read_docs:-no} documents read, expected $keys ($stats)"
   read -r rows events < <(q 'SELECT count(*), sum(events) FROM accounts' | tr '|' ' ')
   [[ $rows == "$accounts" ]] || fail "$v update: $rows rows, expected $accounts"
   [[ $events == "$((n + keys))" ]] || fail "$v update: events add up to $events, expected $((n + keys))"
   printf '%-20s %10s %8.2f %13s %13s %11s\n' "update $v" \
-    "$(awk -v n="$keys" -v s="$secs" 'BEGIN { printf "%.0f", n / (s < 0.01 ? 0.01 : s) }')" "$secs" "$rss_mib" \
+    "$(rate "$keys" "$secs")" "$secs" "$rss_mib" \
     "${written:-?}" "$rows"
   rm -rf "$dir"
 done
