@@ -29,6 +29,16 @@ std::optional<std::string> ClosestMatch(std::string_view word,
 // Formats "did you mean `x`?" for the closest candidate, or "" when none is close.
 std::string DidYouMean(std::string_view word, const std::vector<std::string>& candidates);
 
+// `s` with ASCII letters lowered (other bytes unchanged): for names compared without regard
+// to case.
+inline std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
 // The value of a hexadecimal digit (either case), or -1.
 inline int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -44,11 +44,11 @@ CREATE TABLE lambdas (
   id INTEGER PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL,
   resource_url TEXT NOT NULL, line INTEGER, col INTEGER);
 CREATE TABLE transforms (
-  name TEXT PRIMARY KEY, derivation TEXT NOT NULL, source_collection TEXT NOT NULL,
+  name TEXT NOT NULL, derivation TEXT NOT NULL, source_collection TEXT NOT NULL,
   source_schema_url TEXT, source_schema_bundle TEXT, partitions_json TEXT,
   shuffle_json TEXT NOT NULL, read_delay_seconds INTEGER NOT NULL,
   update_lambda INTEGER REFERENCES lambdas(id), publish_lambda INTEGER REFERENCES lambdas(id),
-  resource_url TEXT NOT NULL, line INTEGER, col INTEGER);
+  resource_url TEXT NOT NULL, line INTEGER, col INTEGER, PRIMARY KEY (derivation, name));
 CREATE TABLE materialization_targets (
   name TEXT PRIMARY KEY, kind TEXT NOT NULL, address TEXT NOT NULL, written TEXT NOT NULL);
 CREATE TABLE materializations (

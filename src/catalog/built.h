@@ -15,7 +15,7 @@
 
 namespace flow::catalog {
 
-constexpr int kBuiltCatalogFormat = 2;  // bumped on incompatible table changes
+constexpr int kBuiltCatalogFormat = 3;  // bumped on incompatible table changes
 
 // Writes the database at `path`, replacing any previous file atomically.
 Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, const Built& built);

@@ -72,14 +72,28 @@ class Checker {
         Error(w, fmt::format("{} `{}`", kind, name),
               fmt::format("{} name `{}` is already used by the {} defined at {}:{}:{}", kind,
                           name, it->second.first, first.file, first.mark.line, first.mark.col),
-              "names of collections, transforms, materialization targets, materializations "
-              "and captures are unique across the catalog");
+              "names of collections, materialization targets, materializations and captures "
+              "are unique across the catalog");
       }
     };
     for (const auto& c : cat_.collections) add(c.name, "collection", c.where);
+    // Transform names are scoped to their derivation, and compared there without regard to
+    // case (as Flow did): two derivations may each have a transform `fromOrders`.
     for (const auto& c : cat_.collections) {
       if (!c.derivation) continue;
-      for (const auto& t : c.derivation->transforms) add(t.name, "transform", t.where);
+      std::map<std::string, const TransformSpec*> transforms;
+      for (const auto& t : c.derivation->transforms) {
+        auto [it, inserted] = transforms.emplace(AsciiLower(t.name), &t);
+        if (inserted) continue;
+        const TransformSpec& first = *it->second;
+        Error(t.where, fmt::format("transform `{}` of derivation `{}`", t.name, c.name),
+              fmt::format("transform name `{}` is already used by transform `{}` of the same "
+                          "derivation, defined at {}:{}:{}",
+                          t.name, first.name, first.where.file, first.where.mark.line,
+                          first.where.mark.col),
+              "transform names differ within a derivation, ignoring case; other derivations "
+              "may reuse them");
+      }
     }
     for (const auto& t : cat_.targets) add(t.name, "materialization target", t.where);
     for (const auto& m : cat_.materializations) add(m.name, "materialization", m.where);

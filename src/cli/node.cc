@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/output.h"
 #include "lambda/node.h"
 
 namespace flow::cli {
@@ -12,7 +13,8 @@ runtime::NodeStarter NodeStarterFor(const CheckedCatalog& catalog) {
   return [options](const std::string& derivation, const std::vector<runtime::NodeLambda>& lambdas)
              -> Result<std::map<std::string, std::shared_ptr<lambda::Lambda>>> {
     std::vector<lambda::NodeLambdaSpec> specs;
-    for (const auto& l : lambdas) specs.push_back({l.id, l.transform, l.publish, l.body, ""});
+    // Transform names are scoped to their derivation: messages name both.
+    for (const auto& l : lambdas) specs.push_back({l.id, l.transform, l.publish, l.body, derivation});
     auto worker = lambda::NodeWorker::Start(specs, options);
     if (!worker) {
       return Error{worker.error().code, fmt::format("derivation `{}`: {}", derivation, worker.error().message)};
@@ -55,7 +57,11 @@ int PrepareNodeLambdas(const GlobalOptions& g, const CheckedCatalog& catalog) {
       head = fmt::format("{}:{}:{}: ", w.file, w.mark.line, w.mark.col);
     }
   }
-  fmt::print(stderr, "{}{}: {}\n", head, UseColor(g) ? "\033[31merror\033[0m" : "error", e.message);
+  if (JsonOutput()) {
+    PrintErrorAt(head.empty() ? "" : head.substr(0, head.size() - 2), e.message);
+  } else {
+    fmt::print(stderr, "{}{}: {}\n", head, UseColor(g) ? "\033[31merror\033[0m" : "error", e.message);
+  }
   return e.ExitCode();
 }
 

@@ -269,7 +269,8 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
                                                r.error().message)};
     }
     if (out->size() != rows.size()) {
-      return Error::Internal(fmt::format("transform `{}`: {} outputs for {} rows", tr.name, out->size(), rows.size()));
+      return Error::Internal(fmt::format("derivation `{}`, transform `{}`: {} outputs for {} rows", d.collection->name,
+                                         tr.name, out->size(), rows.size()));
     }
     return true;
   };

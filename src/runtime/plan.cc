@@ -109,11 +109,12 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
       t.name = ts.name;
       auto src = plan.collections.find(ts.source);
       if (src == plan.collections.end()) {
-        return Error::Internal(fmt::format("transform `{}` reads unknown collection `{}`", ts.name, ts.source));
+        return Error::Internal(fmt::format("derivation `{}`, transform `{}` reads unknown collection `{}`", name,
+                                           ts.name, ts.source));
       }
       t.source = src->second;
       if (!bt.source_schema_bundle.empty()) {
-        auto sv = CompileValidator(bt.source_schema_bundle, fmt::format("transform `{}`'s source", ts.name),
+        auto sv = CompileValidator(bt.source_schema_bundle, fmt::format("derivation `{}`, transform `{}`'s source", name, ts.name),
                                    &t.source_annotations);
         if (!sv) return sv.error();
         t.source_schema = sv.value();
@@ -121,7 +122,8 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
       for (const auto& p : bt.shuffle) {
         std::string why;
         auto ptr = doc::Pointer::Parse(p, &why);
-        if (!ptr) return Error::User(fmt::format("transform `{}`: malformed shuffle pointer `{}`", ts.name, p));
+        if (!ptr) return Error::User(fmt::format("derivation `{}`, transform `{}`: malformed shuffle pointer `{}`", name,
+                                            ts.name, p));
         t.shuffle.push_back(*ptr);
       }
       t.read_delay_seconds = ts.read_delay_seconds;
