@@ -8,17 +8,19 @@ namespace flow {
 
 std::string Diagnostic::Format(bool color) const {
   const char* bold = color ? "\033[1m" : "";
-  const char* red = color ? "\033[1;31m" : "";
+  const bool warning = is_warning();
+  const char* red = !color ? "" : warning ? "\033[1;33m" : "\033[1;31m";
+  const char* level = warning ? "warning" : "error";
   const char* cyan = color ? "\033[36m" : "";
   const char* reset = color ? "\033[0m" : "";
   std::string out;
   if (mark.line > 0) {
-    out = fmt::format("{}{}:{}:{}:{} {}error:{} {}", bold, file, mark.line, mark.col, reset,
-                      red, reset, message);
+    out = fmt::format("{}{}:{}:{}:{} {}{}:{} {}", bold, file, mark.line, mark.col, reset,
+                      red, level, reset, message);
   } else if (!file.empty()) {
-    out = fmt::format("{}{}:{} {}error:{} {}", bold, file, reset, red, reset, message);
+    out = fmt::format("{}{}:{} {}{}:{} {}", bold, file, reset, red, level, reset, message);
   } else {
-    out = fmt::format("{}error:{} {}", red, reset, message);
+    out = fmt::format("{}{}:{} {}", red, level, reset, message);
   }
   if (!scope.empty()) out += fmt::format("\n    in {}", scope);
   if (!hint.empty()) out += fmt::format("\n    {}hint:{} {}", cyan, reset, hint);
@@ -27,8 +29,19 @@ std::string Diagnostic::Format(bool color) const {
 
 void Diagnostics::Error(std::string file, Mark mark, std::string message, std::string scope,
                         std::string hint) {
-  items_.push_back(Diagnostic{std::move(file), mark, std::move(message), std::move(scope),
-                              std::move(hint)});
+  items_.push_back(Diagnostic{Diagnostic::Severity::kError, std::move(file), mark,
+                              std::move(message), std::move(scope), std::move(hint)});
+}
+
+void Diagnostics::Warning(std::string file, Mark mark, std::string message, std::string scope,
+                          std::string hint) {
+  items_.push_back(Diagnostic{Diagnostic::Severity::kWarning, std::move(file), mark,
+                              std::move(message), std::move(scope), std::move(hint)});
+}
+
+size_t Diagnostics::errors() const {
+  return static_cast<size_t>(std::count_if(items_.begin(), items_.end(),
+                                           [](const Diagnostic& d) { return !d.is_warning(); }));
 }
 
 void Diagnostics::SortAndDedupe() {

@@ -1,6 +1,7 @@
-// Diagnostics: user-facing errors that carry a source location, a scope and a hint.
-// Catalog checks accumulate Diagnostics and report all of them at once, sorted by file and
-// line. A Diagnostics collector is not thread-safe; use one per build.
+// Diagnostics: user-facing errors and warnings that carry a source location, a scope and a
+// hint. Catalog checks accumulate Diagnostics and report all of them at once, sorted by file
+// and line. Errors fail a build; warnings do not (unless the user denies them). A
+// Diagnostics collector is not thread-safe; use one per build.
 #pragma once
 
 #include <cstdint>
@@ -16,14 +17,18 @@ struct Mark {
 };
 
 struct Diagnostic {
+  enum class Severity { kError, kWarning };
+  Severity severity = Severity::kError;
   std::string file;     // display path or URL of the source
   Mark mark;
   std::string message;  // what is wrong, one line
   std::string scope;    // e.g. "collection `acme/orders` at /key/0"
   std::string hint;     // what to do, or empty
 
-  // Formats as `file:line:col: error: message`, then indented scope and hint lines.
+  // Formats as `file:line:col: error: message` (or `warning:`, in yellow when `color`), then
+  // indented scope and hint lines.
   std::string Format(bool color) const;
+  bool is_warning() const { return severity == Severity::kWarning; }
 };
 
 class Diagnostics {
@@ -31,10 +36,16 @@ class Diagnostics {
   // Records an error. `file` is the display name of the source.
   void Error(std::string file, Mark mark, std::string message, std::string scope = {},
              std::string hint = {});
+  // Records a warning: something that builds but is probably not what the author meant.
+  void Warning(std::string file, Mark mark, std::string message, std::string scope = {},
+               std::string hint = {});
   void Add(Diagnostic d) { items_.push_back(std::move(d)); }
 
+  // Whether nothing at all, errors or warnings, was recorded.
   bool empty() const { return items_.empty(); }
   size_t size() const { return items_.size(); }
+  size_t errors() const;
+  size_t warnings() const { return items_.size() - errors(); }
   const std::vector<Diagnostic>& items() const { return items_; }
 
   // Sorts by (file, line, col, message) and drops exact duplicates.

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <set>
 
+#include "base/log.h"
 #include "base/url.h"
 #include "catalog/parse.h"
 #include "catalog/yaml_reader.h"
@@ -51,6 +52,7 @@ class Loader {
 
  private:
   SourceFile* Read(const Request& r) {
+    Log(LogLevel::kDebug, "reading", {{"url", r.url}, {"kind", r.what}});
     auto content = fetcher_->Fetch(r.url);
     if (!content) {
       if (r.from_file.empty()) {

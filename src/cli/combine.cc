@@ -11,6 +11,7 @@
 
 #include "base/strings.h"
 #include "cli/input.h"
+#include "cli/output.h"
 #include "doc/parse.h"
 #include "doc/value.h"
 #include "reduce/combiner.h"
@@ -29,7 +30,7 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
 
   auto input = Input::Open(o.input);
   if (!input) {
-    fmt::print(stderr, "error: {}\n", input.error().message);
+    PrintError(input.error().message);
     return kExitUserError;
   }
   const std::string& input_name = input->name();
@@ -41,28 +42,28 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   rapidjson::Document parsed(&combiner.scratch());
   LineReader lines(input->file());
   std::string_view line;
-  bool progress = ::isatty(STDERR_FILENO);
+  bool progress = ::isatty(STDERR_FILENO) && !JsonOutput();
   auto last_progress = start;
   uint64_t docs = 0;
   while (lines.Next(&line)) {
     if (BlankLine(line)) continue;
     doc::ParseError perr;
     if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
-      fmt::print(stderr, "{}:{}:{}: error: {}\n", input_name, lines.number(), perr.offset + 1, perr.message);
+      PrintErrorAt(fmt::format("{}:{}:{}", input_name, lines.number(), perr.offset + 1), perr.message);
       return kExitUserError;
     }
     auto valid = collection.Validate(parsed, combiner.scratch());
     if (!valid) {
-      fmt::print(stderr, "{}:{}: error: {}\n", input_name, lines.number(), valid.error().message);
+      PrintErrorAt(fmt::format("{}:{}", input_name, lines.number()), valid.error().message);
       return kExitUserError;
     }
     auto added = combiner.AddScratch(parsed);
     if (!added) {
       if (added.error().code == Error::Code::kUser) {
-        fmt::print(stderr, "{}:{}: error: cannot reduce into collection `{}`: {}\n", input_name, lines.number(),
-                   o.collection, added.error().message);
+        PrintErrorAt(fmt::format("{}:{}", input_name, lines.number()),
+                     fmt::format("cannot reduce into collection `{}`: {}", o.collection, added.error().message));
       } else {
-        fmt::print(stderr, "error: {}\n", added.error().message);
+        PrintError(added.error().message);
       }
       return added.error().ExitCode();
     }
@@ -76,7 +77,7 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
     }
   }
   if (lines.failed()) {
-    fmt::print(stderr, "error: cannot read {}: {}\n", input_name, std::strerror(errno));
+    PrintError(fmt::format("cannot read {}: {}", input_name, std::strerror(errno)));
     return kExitUserError;
   }
   if (progress && docs >= 0x10000) fmt::print(stderr, "\r\033[K");
@@ -100,20 +101,21 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   flush();
   if (std::fflush(stdout) != 0) write_failed = true;
   if (!drained) {
-    fmt::print(stderr, "error: collection `{}`: {}\n", o.collection, drained.error().message);
+    PrintError(fmt::format("collection `{}`: {}", o.collection, drained.error().message));
     return drained.error().ExitCode();
   }
   if (write_failed) {
-    fmt::print(stderr, "error: cannot write the output: {}\n", std::strerror(errno));
+    PrintError(fmt::format("cannot write the output: {}", std::strerror(errno)));
     return kExitEnvironment;
   }
   if (progress) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const auto& st = combiner.stats();
-    fmt::print(stderr, "combined {} documents into {} keys in {:.2f} s{}\n", docs, keys, secs,
-               st.spills ? fmt::format(" ({} compactions, {} spill runs, {:.1f} MB spilled)", st.compactions,
-                                       st.spills, st.spilled_bytes / 1e6)
-                         : st.compactions ? fmt::format(" ({} compactions)", st.compactions) : std::string());
+    PrintNote(fmt::format("combined {} documents into {} keys in {:.2f} s{}", docs, keys, secs,
+                          st.spills ? fmt::format(" ({} compactions, {} spill runs, {:.1f} MB spilled)",
+                                                  st.compactions, st.spills, st.spilled_bytes / 1e6)
+                          : st.compactions ? fmt::format(" ({} compactions)", st.compactions)
+                                           : std::string()));
   }
   return kExitOk;
 }

@@ -6,14 +6,25 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
 #include "base/strings.h"
 #include "base/url.h"
 #include "catalog/fetch.h"
+#include "cli/output.h"
 
 namespace flow::cli {
 
 bool UseColor(const GlobalOptions& g) {
   return !g.no_color && std::getenv("NO_COLOR") == nullptr && ::isatty(STDERR_FILENO);
+}
+
+void ConfigureLogging(const GlobalOptions& g) {
+  LogFormat format = g.log_format == "json" ? LogFormat::kJson : LogFormat::kText;
+  LogLevel level = format == LogFormat::kJson ? LogLevel::kInfo : LogLevel::kWarn;
+  if (g.verbosity == 1) level = LogLevel::kInfo;
+  if (g.verbosity >= 2) level = LogLevel::kDebug;
+  if (auto parsed = ParseLogLevel(g.log_level)) level = *parsed;
+  ConfigureLog(level, format);
 }
 
 std::string SourceUrl(const std::string& source) {
@@ -27,7 +38,7 @@ std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const Catalog
   for (const auto& m : o.resource_map) {
     std::pair<std::string, std::string> kv;
     if (!catalog::Fetcher::ParseMapping(m, &kv)) {
-      fmt::print(stderr, "error: --resource-map `{}` is not PREFIX=DIR\n", m);
+      PrintError(fmt::format("--resource-map `{}` is not PREFIX=DIR", m));
       *exit_code = kExitUsage;
       return std::nullopt;
     }
@@ -39,7 +50,7 @@ std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const Catalog
     // A built catalog holds every source and schema as read: check them again from there.
     auto resources = catalog::ReadBuiltResources(o.catalog);
     if (!resources) {
-      fmt::print(stderr, "error: {}\n", resources.error().message);
+      PrintError(resources.error().message);
       *exit_code = resources.error().ExitCode();
       return std::nullopt;
     }
@@ -53,11 +64,45 @@ std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const Catalog
   if (!diags.empty()) {
     diags.SortAndDedupe();
     bool color = UseColor(g);
-    for (const auto& d : diags.items()) fmt::print(stderr, "{}\n", d.Format(color));
-    fmt::print(stderr, "\n{} error{} in the catalog{}\n", diags.size(), diags.size() == 1 ? "" : "s",
-               consequence);
-    *exit_code = kExitUserError;
-    return std::nullopt;
+    for (const auto& d : diags.items()) {
+      if (!JsonOutput()) {
+        fmt::print(stderr, "{}\n", d.Format(color));
+        continue;
+      }
+      std::vector<LogField> fields{{"file", d.file}};
+      if (d.mark.line > 0) {
+        fields.emplace_back("line", d.mark.line);
+        fields.emplace_back("col", d.mark.col);
+      }
+      if (!d.scope.empty()) fields.emplace_back("scope", d.scope);
+      if (!d.hint.empty()) fields.emplace_back("hint", d.hint);
+      Log(d.is_warning() ? LogLevel::kWarn : LogLevel::kError, d.message, fields);
+    }
+    size_t errors = diags.errors(), warnings = diags.warnings();
+    auto count = [](size_t n, const char* what) {
+      return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s");
+    };
+    if (errors > 0 || o.deny_warnings) {
+      std::string what = errors == 0    ? count(warnings, "warning")
+                         : warnings == 0 ? count(errors, "error")
+                                         : count(errors, "error") + " and " + count(warnings, "warning");
+      std::string summary = fmt::format("{} in the catalog{}{}", what,
+                                        errors == 0 ? " (denied by --deny-warnings)" : "", consequence);
+      if (JsonOutput()) {
+        PrintError(summary, {{"errors", errors}, {"warnings", warnings}});
+      } else {
+        fmt::print(stderr, "\n{}\n", summary);
+      }
+      *exit_code = kExitUserError;
+      return std::nullopt;
+    }
+    std::string summary = fmt::format("{} in the catalog (use --deny-warnings to fail on warnings)",
+                                      count(warnings, "warning"));
+    if (JsonOutput()) {
+      Log(LogLevel::kWarn, summary, {{"warnings", warnings}});
+    } else {
+      fmt::print(stderr, "{}\n\n", summary);
+    }
   }
   return out;
 }
@@ -68,7 +113,7 @@ std::optional<std::vector<catalog::CollectionRecord>> LoadCollections(const Glob
   if (!o.catalog.empty()) {
     auto read = catalog::ReadBuiltCollections(o.catalog);
     if (!read) {
-      fmt::print(stderr, "error: {}\n", read.error().message);
+      PrintError(read.error().message);
       *exit_code = read.error().ExitCode();
       return std::nullopt;
     }
@@ -91,7 +136,7 @@ const catalog::CollectionRecord* FindCollection(const std::vector<catalog::Colle
     names.push_back(c.name);
   }
   std::string hint = DidYouMean(name, names);
-  fmt::print(stderr, "error: no collection `{}` in the catalog{}\n", name, hint.empty() ? "" : "; " + hint);
+  PrintError(fmt::format("no collection `{}` in the catalog{}", name, hint.empty() ? "" : "; " + hint));
   *exit_code = kExitUserError;
   return nullptr;
 }
@@ -99,7 +144,7 @@ const catalog::CollectionRecord* FindCollection(const std::vector<catalog::Colle
 std::optional<uint64_t> ParseBudget(const std::string& text) {
   auto budget = ParseByteSize(text);
   if (!budget || *budget == 0) {
-    fmt::print(stderr, "error: --memory-budget `{}` is not a size like 64MiB or 1GiB\n", text);
+    PrintError(fmt::format("--memory-budget `{}` is not a size like 64MiB or 1GiB", text));
     return std::nullopt;
   }
   return budget;
@@ -114,7 +159,7 @@ std::shared_ptr<const runtime::Collection> LoadCollection(const GlobalOptions& g
   if (!record) return nullptr;
   auto compiled = runtime::Collection::Compile(*record, codec);
   if (!compiled) {
-    fmt::print(stderr, "error: {}\n", compiled.error().message);
+    PrintError(compiled.error().message);
     *exit_code = compiled.error().ExitCode();
     return nullptr;
   }
@@ -125,14 +170,14 @@ std::optional<OwnedDataDir> OpenDataDir(const std::string& dir, int* exit_code) 
   OwnedDataDir out;
   auto lock = store::DataDirLock::Acquire(dir);
   if (!lock) {
-    fmt::print(stderr, "error: {}\n", lock.error().message);
+    PrintError(lock.error().message);
     *exit_code = lock.error().ExitCode();
     return std::nullopt;
   }
   out.lock = std::move(lock.value());
   auto store = store::Store::Open(dir);
   if (!store) {
-    fmt::print(stderr, "error: {}\n", store.error().message);
+    PrintError(store.error().message);
     *exit_code = store.error().ExitCode();
     return std::nullopt;
   }

@@ -18,7 +18,14 @@ namespace flow::cli {
 
 struct GlobalOptions {
   bool no_color = false;
+  int verbosity = 0;        // -v: info, -vv: debug
+  std::string log_level;    // --log-level; overrides -v
+  std::string log_format = "text";
 };
+
+// Configures logging from `g` (SPEC 8): the threshold is --log-level, else from -v, else
+// warn (info with --log-format json, so that a command's summary is a record too).
+void ConfigureLogging(const GlobalOptions& g);
 
 bool UseColor(const GlobalOptions& g);
 
@@ -29,6 +36,7 @@ struct CatalogOptions {
   std::string source = "flow.yaml";
   std::string catalog;  // a built catalog; used instead of `source` when set
   std::vector<std::string> resource_map;
+  bool deny_warnings = false;  // warnings fail the command like errors
 };
 
 // A catalog loaded from sources and checked.
@@ -37,9 +45,9 @@ struct CheckedCatalog {
   catalog::Built built;  // points into `loaded`
 };
 
-// Loads and checks the catalog at `o.source`. On errors prints them to stderr, with
-// `consequence` appended to the summary line (e.g. "; catalog.db was not written"), and
-// returns nullopt with `*exit_code` set.
+// Loads and checks the catalog at `o.source`, printing its warnings and errors to stderr. On
+// errors (or warnings with `o.deny_warnings`) appends `consequence` to the summary line (e.g.
+// "; catalog.db was not written") and returns nullopt with `*exit_code` set.
 std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const CatalogOptions& o,
                                            const std::string& consequence, int* exit_code);
 

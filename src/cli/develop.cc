@@ -21,6 +21,7 @@
 #include "cli/ingest_service.h"
 #include "cli/materialize.h"
 #include "cli/node.h"
+#include "cli/output.h"
 #include "cli/pipeline.h"
 #include "store/journal.h"
 
@@ -61,7 +62,7 @@ class StatusView {
   explicit StatusView(bool terminal) : terminal_(terminal) {}
   void Log(const std::string& line) {
     Clear();
-    fmt::print(stderr, "{}\n", line);
+    PrintLine(line);
   }
   void Clear() {
     if (terminal_ && shown_ > 0) fmt::print(stderr, "\033[{}F\033[J", shown_);
@@ -117,7 +118,7 @@ std::string RunningDevelopUrl(const std::string& data_dir) {
 }
 
 int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
-  bool terminal = ::isatty(STDERR_FILENO);
+  bool terminal = ::isatty(STDERR_FILENO) && !JsonOutput();
   StatusView view(terminal);
   auto log = [&](const std::string& line) { view.Log(line); };
 
@@ -186,7 +187,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   po.materializations = o.materializations;
   Pipeline pipeline(store, &stamper, po);
   if (auto applied = pipeline.Apply(current.plan, current.fingerprints); !applied) {
-    fmt::print(stderr, "error: {}\n", applied.error().message);
+    PrintError(applied.error().message);
     return applied.error().ExitCode();
   }
 
@@ -237,7 +238,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   service.SetPlan(current.plan);
   auto server = server::Server::Start(so, &service);
   if (!server) {
-    fmt::print(stderr, "error: {}\n", server.error().message);
+    PrintError(server.error().message);
     return server.error().ExitCode();
   }
   std::string url = fmt::format("http://{}:{}", o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host,
@@ -428,7 +429,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     }
     if (!view.terminal() && now - last_status >= std::chrono::duration<double>(o.status_interval)) {
       last_status = now;
-      for (const auto& l : status_lines(false)) fmt::print(stderr, "{}\n", l);
+      for (const auto& l : status_lines(false)) PrintLine(l);
     }
     if (!o.no_watch && now - last_watch >= std::chrono::milliseconds(300)) {
       last_watch = now;
@@ -460,11 +461,11 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   std::remove(DevelopFile(o.data_dir).c_str());
   auto persisted = store->PersistAll();
   if (!persisted) {
-    fmt::print(stderr, "error: {}\n", persisted.error().message);
+    PrintError(persisted.error().message);
     return persisted.error().ExitCode();
   }
-  for (const auto& l : status_lines(false)) fmt::print(stderr, "{}\n", l);
-  fmt::print(stderr, "{}\n", g_stop ? "stopped; spools persisted" : "stopped by an error");
+  for (const auto& l : status_lines(false)) PrintLine(l);
+  PrintLine(g_stop ? "stopped; spools persisted" : "error: stopped by an error");
   return exit_code;
 }
 

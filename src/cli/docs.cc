@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/output.h"
 #include "docs/site.h"
 
 namespace flow::cli {
@@ -18,13 +19,14 @@ int RunDocs(const GlobalOptions& g, const DocsOptions& o) {
   auto files = docs::RenderSite(*checked->loaded, checked->built, options);
   auto written = docs::WriteSite(files, o.output);
   if (!written) {
-    fmt::print(stderr, "error: {}\n", written.error().message);
+    PrintError(written.error().message);
     return written.error().ExitCode();
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
   std::string removed = written->removed ? fmt::format(", removed {} stale", written->removed) : "";
-  fmt::print(stderr, "wrote {} pages ({} files{}) to {} in {} ms; open {}/index.html\n", written->pages,
-             written->files, removed, o.output, ms, o.output);
+  PrintNote(fmt::format("wrote {} pages ({} files{}) to {} in {} ms; open {}/index.html", written->pages,
+                        written->files, removed, o.output, ms, o.output),
+            {{"pages", written->pages}, {"files", written->files}, {"output", o.output}});
   return kExitOk;
 }
 

@@ -10,9 +10,10 @@
 #include <rapidjson/document.h>
 
 #include "base/strings.h"
-#include "cli/input.h"
 #include "cli/develop.h"
 #include "cli/http_client.h"
+#include "cli/input.h"
+#include "cli/output.h"
 #include "doc/parse.h"
 #include "doc/value.h"
 #include "runtime/csv.h"
@@ -31,7 +32,7 @@ void PrintOffsets(const std::map<std::string, uint64_t>& heads) {
 
 class Progress {
  public:
-  Progress() : enabled_(::isatty(STDERR_FILENO)), last_(std::chrono::steady_clock::now()) {}
+  Progress() : enabled_(::isatty(STDERR_FILENO) && !JsonOutput()), last_(std::chrono::steady_clock::now()) {}
   void Update(uint64_t docs, uint64_t bytes) {
     if (!enabled_) return;
     auto now = std::chrono::steady_clock::now();
@@ -56,7 +57,7 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
                       const std::string& format) {
   auto input = Input::Open(o.input);
   if (!input) {
-    fmt::print(stderr, "error: {}\n", input.error().message);
+    PrintError(input.error().message);
     return kExitUserError;
   }
   const std::string& name = input->name();
@@ -74,8 +75,8 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
       if (BlankLine(line)) continue;
       doc::ParseError perr;
       if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
-        fmt::print(stderr, "{}:{}:{}: error: {}; nothing was written\n", name, reader.number(), perr.offset + 1,
-                   perr.message);
+        PrintErrorAt(fmt::format("{}:{}:{}", name, reader.number(), perr.offset + 1),
+                     fmt::format("{}; nothing was written", perr.message));
         return kExitUserError;
       }
       if (documents++) body += ',';
@@ -102,18 +103,18 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
     }
     if (fed) fed = conv.Finish(alloc, emit);
     if (!fed) {
-      fmt::print(stderr, "{}: error: {}; nothing was written\n", name, fed.error().message);
+      PrintErrorAt(name, fmt::format("{}; nothing was written", fed.error().message));
       return kExitUserError;
     }
   }
   if (std::ferror(input->file())) {
-    fmt::print(stderr, "error: cannot read {}: {}; nothing was written\n", name, std::strerror(errno));
+    PrintError(fmt::format("cannot read {}: {}; nothing was written", name, std::strerror(errno)));
     return kExitUserError;
   }
   body += "]}";
   auto r = HttpRequest("PUT", url + "/ingest", body, "application/json");
   if (!r) {
-    fmt::print(stderr, "error: {}; nothing was written\n", r.error().message);
+    PrintError(fmt::format("{}; nothing was written", r.error().message));
     return kExitEnvironment;
   }
   if (r->status != 200) {
@@ -125,13 +126,14 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
       (format == "json" ? where : prefix) = places[d["index"].GetUint64()];
     }
     std::string hint = r->status == 413 ? "\n    hint: split the input, or stream it over the WebSocket API" : "";
-    fmt::print(stderr, "{}: error: {}{}{} (HTTP {} from {}){}\n", where, prefix, prefix.empty() ? "" : ": ",
-               ErrorOfBody(r->body), r->status, url, hint);
+    PrintErrorAt(where, fmt::format("{}{}{} (HTTP {} from {}){}", prefix, prefix.empty() ? "" : ": ",
+                                    ErrorOfBody(r->body), r->status, url, hint));
     return r->status >= 500 ? kExitEnvironment : kExitUserError;
   }
   fmt::print("{}", r->body);
   std::fflush(stdout);
-  fmt::print(stderr, "ingested {} documents into `{}` through the develop at {}\n", documents, o.collection, url);
+  PrintNote(fmt::format("ingested {} documents into `{}` through the develop at {}", documents, o.collection, url),
+            {{"collection", o.collection}, {"documents", documents}});
   return kExitOk;
 }
 
@@ -144,14 +146,14 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
     format = o.input.ends_with(".csv") ? "csv" : o.input.ends_with(".tsv") ? "tsv" : "json";
   }
   if (format != "json" && format != "csv" && format != "tsv") {
-    fmt::print(stderr, "error: --format `{}` is not one of json, csv, tsv\n", format);
+    PrintError(fmt::format("--format `{}` is not one of json, csv, tsv", format));
     return kExitUsage;
   }
   std::optional<store::Codec> codec;
   if (!o.codec.empty()) {
     codec = runtime::ParseCodec(o.codec);
     if (!codec) {
-      fmt::print(stderr, "error: --codec `{}` is not one of gzip, zstd, none\n", o.codec);
+      PrintError(fmt::format("--codec `{}` is not one of gzip, zstd, none", o.codec));
       return kExitUsage;
     }
   }
@@ -168,16 +170,15 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   auto collection = LoadCollection(g, o.catalog, o.collection, codec, &code);
   if (!collection) return code;
   if (collection->derived) {
-    fmt::print(stderr,
-               "error: collection `{}` is derived: its documents come from its derivation and cannot be "
-               "ingested\n",
-               o.collection);
+    PrintError(fmt::format("collection `{}` is derived: its documents come from its derivation and cannot be "
+                           "ingested",
+                           o.collection));
     return kExitUserError;
   }
 
   auto input = Input::Open(o.input);
   if (!input) {
-    fmt::print(stderr, "error: {}\n", input.error().message);
+    PrintError(input.error().message);
     return kExitUserError;
   }
   auto data = OpenDataDir(o.data_dir, &code);
@@ -198,7 +199,7 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   auto fail = [&](const std::string& where, const Error& e) {
     auto aborted = txn.Abort();
     (void)aborted;  // recovery discards the appends anyway when this fails
-    fmt::print(stderr, "{}: error: {}{}\n", where, e.message, e.code == Error::Code::kUser ? nothing(e.message) : "");
+    PrintErrorAt(where, fmt::format("{}{}", e.message, e.code == Error::Code::kUser ? nothing(e.message) : ""));
     return e.ExitCode();
   };
   Progress progress;
@@ -221,7 +222,7 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
     progress.Clear();
     auto aborted = txn.Abort();
     (void)aborted;
-    fmt::print(stderr, "error: cannot read {}: {}; nothing was written\n", name, std::strerror(errno));
+    PrintError(fmt::format("cannot read {}: {}; nothing was written", name, std::strerror(errno)));
     return kExitUserError;
   }
   auto fin = feed.Finish(&txn);
@@ -237,20 +238,21 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   // A clean shutdown persists the spools as lake fragments (SPEC 3.3).
   auto persisted = store->PersistAll();
   if (!persisted) {
-    fmt::print(stderr,
-               "error: {}; the transaction is committed, and its fragments will be written by the next "
-               "flowctl process to open {}\n",
-               persisted.error().message, o.data_dir);
+    PrintError(fmt::format("{}; the transaction is committed, and its fragments will be written by the next "
+                           "flowctl process to open {}",
+                           persisted.error().message, o.data_dir));
     return persisted.error().ExitCode();
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const auto& st = txn.stats();
   const auto& ss = store->stats();
-  fmt::print(stderr, "ingested {} document{} ({} after combining by key) into `{}`: {} journal{}, {:.1f} MB read, "
-             "{} fragment{} ({:.1f} MB) in {:.2f} s\n",
-             st.documents, st.documents == 1 ? "" : "s", st.combined, collection->name, heads->size(),
-             heads->size() == 1 ? "" : "s",
-             bytes_read / 1e6, ss.fragments, ss.fragments == 1 ? "" : "s", ss.fragment_bytes / 1e6, secs);
+  PrintNote(fmt::format("ingested {} document{} ({} after combining by key) into `{}`: {} journal{}, {:.1f} MB read, "
+                        "{} fragment{} ({:.1f} MB) in {:.2f} s",
+                        st.documents, st.documents == 1 ? "" : "s", st.combined, collection->name, heads->size(),
+                        heads->size() == 1 ? "" : "s", bytes_read / 1e6, ss.fragments, ss.fragments == 1 ? "" : "s",
+                        ss.fragment_bytes / 1e6, secs),
+            {{"collection", collection->name}, {"documents", static_cast<uint64_t>(st.documents)},
+             {"combined", static_cast<uint64_t>(st.combined)}, {"seconds", secs}});
   return kExitOk;
 }
 

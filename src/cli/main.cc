@@ -8,36 +8,41 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "base/strings.h"
 #include "base/url.h"
 #include "catalog/built.h"
 #include "catalog/source_schema.h"
 #include "cli/combine.h"
+#include "cli/common.h"
 #include "cli/develop.h"
 #include "cli/docs.h"
 #include "cli/ingest.h"
 #include "cli/materialize.h"
 #include "cli/node.h"
+#include "cli/output.h"
 #include "cli/read.h"
 #include "cli/run.h"
 #include "cli/test.h"
-#include "cli/common.h"
 
 namespace {
 
 using namespace flow;
 using cli::GlobalOptions;
+using cli::PrintError;
+using cli::PrintNote;
 
 struct BuildOptions {
   std::string source = "flow.yaml";
   std::string catalog = "catalog.db";
   std::vector<std::string> resource_map;
+  bool deny_warnings = false;
 };
 
 int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
   auto start = std::chrono::steady_clock::now();
   int code = 0;
-  auto checked = cli::LoadAndCheck(g, {o.source, "", o.resource_map},
+  auto checked = cli::LoadAndCheck(g, {o.source, "", o.resource_map, o.deny_warnings},
                                    fmt::format("; {} was not written", o.catalog), &code);
   if (!checked) return code;
   const auto& loaded = checked->loaded;
@@ -45,12 +50,12 @@ int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
   // TypeScript lambdas are transpiled and nodeDependencies installed now, so that their
   // errors are the build's.
   if (int node = cli::PrepareNodeLambdas(g, *checked); node != kExitOk) {
-    fmt::print(stderr, "{} was not written\n", o.catalog);
+    PrintNote(fmt::format("{} was not written", o.catalog));
     return node;
   }
   auto written = catalog::WriteBuiltCatalog(o.catalog, *loaded, built);
   if (!written) {
-    fmt::print(stderr, "error: {}\n", written.error().message);
+    PrintError(written.error().message);
     return written.error().ExitCode();
   }
   const auto& cat = loaded->catalog;
@@ -62,20 +67,28 @@ int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
   for (const auto& t : cat.tests) steps += t.steps.size();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                 std::chrono::steady_clock::now() - start).count();
-  fmt::print(stderr,
-             "built {} from {} ({} source file{}) in {} ms\n"
-             "  collections:       {} ({} captured, {} derived), {} projections\n"
-             "  transforms:        {}\n"
-             "  materializations:  {} into {} target{} ({} table{})\n"
-             "  captures:          {}\n"
-             "  tests:             {} ({} steps)\n"
-             "  npm dependencies:  {}\n",
-             o.catalog, DisplayName(cat.root_url), cat.files.size(),
-             cat.files.size() == 1 ? "" : "s", ms, cat.collections.size(),
-             cat.collections.size() - derived, derived, projections, transforms,
-             cat.materializations.size(), cat.targets.size(), cat.targets.size() == 1 ? "" : "s",
-             bindings, bindings == 1 ? "" : "s", cat.captures.size(), cat.tests.size(), steps,
-             cat.node_dependencies.size());
+  std::string summary = fmt::format(
+      "built {} from {} ({} source file{}) in {} ms\n"
+      "  collections:       {} ({} captured, {} derived), {} projections\n"
+      "  transforms:        {}\n"
+      "  materializations:  {} into {} target{} ({} table{})\n"
+      "  captures:          {}\n"
+      "  tests:             {} ({} steps)\n"
+      "  npm dependencies:  {}",
+      o.catalog, DisplayName(cat.root_url), cat.files.size(), cat.files.size() == 1 ? "" : "s", ms,
+      cat.collections.size(), cat.collections.size() - derived, derived, projections, transforms,
+      cat.materializations.size(), cat.targets.size(), cat.targets.size() == 1 ? "" : "s", bindings,
+      bindings == 1 ? "" : "s", cat.captures.size(), cat.tests.size(), steps, cat.node_dependencies.size());
+  if (cli::JsonOutput()) {
+    Log(LogLevel::kInfo, fmt::format("built {} from {}", o.catalog, DisplayName(cat.root_url)),
+        {{"catalog", o.catalog}, {"sources", static_cast<uint64_t>(cat.files.size())}, {"ms", static_cast<int64_t>(ms)},
+         {"collections", static_cast<uint64_t>(cat.collections.size())}, {"derived", static_cast<uint64_t>(derived)},
+         {"transforms", static_cast<uint64_t>(transforms)},
+         {"materializations", static_cast<uint64_t>(cat.materializations.size())},
+         {"captures", static_cast<uint64_t>(cat.captures.size())}, {"tests", static_cast<uint64_t>(cat.tests.size())}});
+  } else {
+    fmt::print(stderr, "{}\n", summary);
+  }
   return kExitOk;
 }
 
@@ -91,7 +104,19 @@ int main(int argc, char** argv) {
       "as YAML catalogs."};
   app.require_subcommand(1);
   GlobalOptions g;
+  // Global flags may come before or after the command (`flowctl build -v`).
+  app.fallthrough();
   app.add_flag("--no-color", g.no_color, "Never colour output (also: the NO_COLOR variable)");
+  app.add_flag("-v,--verbose", g.verbosity, "Log more: -v info, -vv debug (to stderr)");
+  app.add_option("--log-level", g.log_level,
+                 "Log records at this level and above: error, warn, info or debug (default: warn; "
+                 "info with --log-format json)")
+      ->check(CLI::IsMember({"error", "warn", "warning", "info", "debug"}));
+  app.add_option("--log-format", g.log_format,
+                 "text, or json: one JSON object per line on stderr (time, level, message and "
+                 "fields such as collection, task, journal, offset), errors and summaries included")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.footer("Run `flowctl COMMAND --help` for a command's options.");
 
   BuildOptions build;
@@ -105,9 +130,12 @@ int main(int argc, char** argv) {
                         "Read URLs starting with PREFIX from files under DIR (repeatable), "
                         "for building offline")
       ->type_name("PREFIX=DIR");
+  cmd_build->add_flag("--deny-warnings", build.deny_warnings,
+                      "Fail on catalog warnings as on errors (for CI)");
   cmd_build->footer(
-      "Exit status: 0 built, 1 the catalog has errors (all are printed), 2 usage error, "
-      "3 the catalog could not be written.");
+      "Exit status: 0 built (warnings are printed but do not fail the build), 1 the catalog has "
+      "errors, or warnings with --deny-warnings (all are printed), 2 usage error, 3 the catalog "
+      "could not be written.");
 
   auto add_catalog_options = [](CLI::App* cmd, cli::CatalogOptions* c) {
     cmd->add_option("--source", c->source, "Root catalog source file or URL")->capture_default_str();
@@ -115,6 +143,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--resource-map", c->resource_map,
                     "Read URLs starting with PREFIX from files under DIR (repeatable)")
         ->type_name("PREFIX=DIR");
+    cmd->add_flag("--deny-warnings", c->deny_warnings, "Fail on catalog warnings as on errors");
   };
 
   cli::CombineOptions combine;
@@ -124,13 +153,7 @@ int main(int argc, char** argv) {
       "document per key, in key order");
   cmd_combine->add_option("--collection", combine.collection, "Collection whose schema and key apply")
       ->required();
-  cmd_combine->add_option("--source", combine.catalog.source, "Root catalog source file or URL")
-      ->capture_default_str();
-  cmd_combine->add_option("--catalog", combine.catalog.catalog,
-                          "Use this built catalog instead of --source");
-  cmd_combine->add_option("--resource-map", combine.catalog.resource_map,
-                          "Read URLs starting with PREFIX from files under DIR (repeatable)")
-      ->type_name("PREFIX=DIR");
+  add_catalog_options(cmd_combine, &combine.catalog);
   cmd_combine->add_option("--memory-budget", combine.memory_budget,
                           "Memory for documents before sorted runs spill to disk (e.g. 64MiB, 1GiB)")
       ->capture_default_str();
@@ -303,6 +326,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  cli::ConfigureLogging(g);
   if (cmd_build->parsed()) return RunBuild(g, build);
   if (cmd_combine->parsed()) return cli::RunCombine(g, combine);
   if (cmd_ingest->parsed()) return cli::RunIngest(g, ingest);
@@ -314,7 +338,7 @@ int main(int argc, char** argv) {
   if (cmd_dev->parsed()) {
     auto bytes = ParseByteSize(max_body);
     if (!bytes || *bytes == 0) {
-      fmt::print(stderr, "error: --max-body `{}` is not a size such as 64MiB\n", max_body);
+      PrintError(fmt::format("--max-body `{}` is not a size such as 64MiB", max_body));
       return kExitUsage;
     }
     dev.max_body = *bytes;

@@ -11,6 +11,7 @@
 #include "base/strings.h"
 #include "cli/develop.h"
 #include "cli/http_client.h"
+#include "cli/output.h"
 #include "runtime/materialize.h"
 #include "runtime/plan.h"
 
@@ -85,7 +86,7 @@ std::string CreateTableSqlOf(const runtime::Materialization& m) {
 
 int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   if (o.all_fields && !o.fields.empty()) {
-    fmt::print(stderr, "error: --field and --all-fields cannot be combined\n");
+    PrintError("--field and --all-fields cannot be combined");
     return kExitUsage;
   }
   int code = 0;
@@ -93,7 +94,7 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   if (!checked) return code;
   auto made = OneOffMaterialization(*checked, o);
   if (!made) {
-    fmt::print(stderr, "error: {}\n", made.error().message);
+    PrintError(made.error().message);
     return made.error().ExitCode();
   }
   auto m = made.value();
@@ -102,15 +103,14 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   if (o.dry_run) return kExitOk;
   if (!o.yes) {
     if (!::isatty(STDIN_FILENO)) {
-      fmt::print(stderr, "error: pass --yes to create the table and materialize into it (or --dry-run to only "
-                         "print the DDL)\n");
+      PrintError("pass --yes to create the table and materialize into it (or --dry-run to only print the DDL)");
       return kExitUsage;
     }
     fmt::print(stderr, "Materialize `{}` into table `{}` of target `{}`? [y/N] ", o.collection, o.table, o.target);
     std::string answer;
     std::getline(std::cin, answer);
     if (answer != "y" && answer != "Y" && answer != "yes") {
-      fmt::print(stderr, "nothing was materialized\n");
+      PrintNote("nothing was materialized");
       return kExitOk;
     }
   }
@@ -123,40 +123,41 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
     body += "]}";
     auto r = HttpRequest("POST", url + "/materializations", body, "application/json");
     if (!r) {
-      fmt::print(stderr, "error: the develop at {}: {}\n", url, r.error().message);
+      PrintError(fmt::format("the develop at {}: {}", url, r.error().message));
       return r.error().ExitCode();
     }
     if (r->status != 200) {
-      fmt::print(stderr, "error: the develop at {} refused the materialization (HTTP {}): {}\n", url, r->status,
-                 ErrorOfBody(r->body));
+      PrintError(fmt::format("the develop at {} refused the materialization (HTTP {}): {}", url, r->status,
+                 ErrorOfBody(r->body)));
       return r->status >= 500 ? kExitEnvironment : kExitUserError;
     }
-    fmt::print(stderr, "materialization `{}` runs in the develop at {}\n", m->name, url);
+    PrintNote(fmt::format("materialization `{}` runs in the develop at {}", m->name, url));
     return kExitOk;
   }
   auto data = OpenDataDir(o.data_dir, &code);
   if (!data) return code;
   auto driver = runtime::ConnectTarget(*m);
   if (!driver) {
-    fmt::print(stderr, "error: {}\n", driver.error().message);
+    PrintError(driver.error().message);
     return driver.error().ExitCode();
   }
   runtime::MaterializeTask task(m, data->store.get(), std::move(driver.value()));
   auto opened = task.Open();
   if (!opened) {
-    fmt::print(stderr, "error: {}\n", opened.error().message);
+    PrintError(opened.error().message);
     return opened.error().ExitCode();
   }
   for (;;) {
     auto n = task.Step();
     if (!n) {
-      fmt::print(stderr, "error: {}\n", n.error().message);
+      PrintError(n.error().message);
       return n.error().ExitCode();
     }
     if (n.value() == 0) break;
   }
-  fmt::print(stderr, "materialized `{}` into table `{}` of target `{}`: {} documents read, {} rows stored\n",
-             o.collection, o.table, o.target, task.stats().read, task.stats().stored);
+  PrintNote(fmt::format("materialized `{}` into table `{}` of target `{}`: {} documents read, {} rows stored",
+                        o.collection, o.table, o.target, task.stats().read, task.stats().stored),
+            {{"collection", o.collection}, {"table", o.table}, {"target", o.target}});
   return kExitOk;
 }
 

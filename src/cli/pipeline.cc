@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 
+#include "base/log.h"
 #include "base/strings.h"
+#include "cli/output.h"
 #include "materialize/driver.h"
 #include "store/codec.h"
 
@@ -126,7 +128,7 @@ void Pipeline::Log(const std::string& line) {
   if (options_.log) {
     options_.log(line);
   } else {
-    fmt::print(stderr, "{}\n", line);
+    PrintLine(line);
   }
 }
 
@@ -174,6 +176,7 @@ Result<bool> Pipeline::Apply(std::shared_ptr<const runtime::Plan> plan,
       return Error{opened.error().code,
                    fmt::format("derivation `{}`: {}", spec->collection->name, opened.error().message)};
     }
+    flow::Log(LogLevel::kInfo, "task started", {{"task", spec->collection->name}, {"kind", "derivation"}});
     next.push_back(std::move(d));
   }
   derivations_ = std::move(next);
@@ -204,6 +207,7 @@ Result<bool> Pipeline::Apply(std::shared_ptr<const runtime::Plan> plan,
     auto t = std::make_unique<Target>();
     t->spec = m;
     t->fingerprint = fp;
+    flow::Log(LogLevel::kInfo, "task started", {{"task", m->name}, {"kind", "materialization"}});
     targets.push_back(std::move(t));
   }
   targets_ = std::move(targets);

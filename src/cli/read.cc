@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "base/strings.h"
+#include "cli/output.h"
 #include "doc/parse.h"
 #include "doc/uuid.h"
 #include "reduce/combiner.h"
@@ -29,7 +30,7 @@ void OnSignal(int) { g_stop = true; }
 
 int RunRead(const GlobalOptions& g, const ReadOptions& o) {
   if (o.reduced && o.follow) {
-    fmt::print(stderr, "error: --reduced and --follow cannot be combined (a reduced view has no end to follow)\n");
+    PrintError("--reduced and --follow cannot be combined (a reduced view has no end to follow)");
     return kExitUsage;
   }
   auto budget = ParseBudget(o.memory_budget);
@@ -44,7 +45,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
   for (const auto& sel : o.partitions) {
     size_t eq = sel.find('=');
     if (eq == std::string::npos || eq == 0) {
-      fmt::print(stderr, "error: --partition `{}` is not of the form field=value\n", sel);
+      PrintError(fmt::format("--partition `{}` is not of the form field=value", sel));
       return kExitUsage;
     }
     std::string field = sel.substr(0, eq);
@@ -56,10 +57,10 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     }
     if (!known) {
       std::string hint = DidYouMean(field, names);
-      fmt::print(stderr, "error: `{}` is not a partition field of collection `{}`{}\n", field, collection.name,
-                 names.empty() ? " (it has none)"
-                 : !hint.empty() ? "; " + hint
-                                 : fmt::format(" (its partition fields: {})", fmt::join(names, ", ")));
+      PrintError(fmt::format("`{}` is not a partition field of collection `{}`{}", field, collection.name,
+                             names.empty() ? " (it has none)"
+                             : !hint.empty() ? "; " + hint
+                                             : fmt::format(" (its partition fields: {})", fmt::join(names, ", "))));
       return kExitUserError;
     }
     std::string seg = field + "=";
@@ -70,8 +71,8 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
 
   struct stat st;
   if (::stat(o.data_dir.c_str(), &st) != 0) {
-    fmt::print(stderr, "error: data directory {} does not exist; ingest into it first, or pass --data-dir\n",
-               o.data_dir);
+    PrintError(fmt::format("data directory {} does not exist; ingest into it first, or pass --data-dir",
+               o.data_dir));
     return kExitUserError;
   }
 
@@ -129,7 +130,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
   };
 
   auto report = [&](const Error& e) {
-    fmt::print(stderr, "error: collection `{}`: {}\n", collection.name, e.message);
+    PrintError(fmt::format("collection `{}`: {}", collection.name, e.message));
     return e.ExitCode();
   };
   auto r = refresh();
@@ -158,7 +159,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     }
   }
   if (write_failed) {
-    fmt::print(stderr, "error: cannot write the output: {}\n", std::strerror(errno));
+    PrintError(fmt::format("cannot write the output: {}", std::strerror(errno)));
     return kExitEnvironment;
   }
   return kExitOk;

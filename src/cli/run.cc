@@ -12,6 +12,7 @@
 #include "base/strings.h"
 
 #include "cli/node.h"
+#include "cli/output.h"
 #include "cli/pipeline.h"
 #include "runtime/derive.h"
 #include "runtime/plan.h"
@@ -33,25 +34,25 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   if (!checked) return code;
   auto plan = runtime::CompilePlan(checked->loaded->catalog, checked->built, NodeStarterFor(*checked));
   if (!plan) {
-    fmt::print(stderr, "error: {}\n", plan.error().message);
+    PrintError(plan.error().message);
     return plan.error().ExitCode();
   }
   auto data = OpenDataDir(o.data_dir, &code);
   if (!data) return code;
   store::Store* store = data->store.get();
   runtime::Stamper stamper;
-  bool progress_shown = false, terminal = ::isatty(STDERR_FILENO);
+  bool progress_shown = false, terminal = ::isatty(STDERR_FILENO) && !JsonOutput();
   Pipeline::Options po;
   po.until_idle = o.until_idle;
   po.materializations = o.materializations;
   po.log = [&](const std::string& line) {
     if (progress_shown) fmt::print(stderr, "\r\033[K");
-    fmt::print(stderr, "{}\n", line);
+    PrintLine(line);
   };
   Pipeline pipeline(store, &stamper, po);
   auto applied = pipeline.Apply(std::make_shared<runtime::Plan>(std::move(plan.value())), {});
   if (!applied) {
-    fmt::print(stderr, "error: {}\n", applied.error().message);
+    PrintError(applied.error().message);
     return applied.error().ExitCode();
   }
 
@@ -80,7 +81,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
     if (round->progress) continue;
     auto persisted = store->PersistDue(std::time(nullptr));
     if (!persisted) {
-      fmt::print(stderr, "error: {}\n", persisted.error().message);
+      PrintError(persisted.error().message);
       return persisted.error().ExitCode();
     }
     if (o.until_idle) break;
@@ -89,27 +90,30 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   if (progress_shown) fmt::print(stderr, "\r\033[K");
   auto persisted = store->PersistAll();
   if (!persisted) {
-    fmt::print(stderr, "error: {}\n", persisted.error().message);
+    PrintError(persisted.error().message);
     return persisted.error().ExitCode();
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   auto status = pipeline.Status();
   for (const auto& t : status) {
     if (t.kind != "capture") continue;
-    fmt::print(stderr, "capture `{}`: {} files, {} documents ingested{}\n", t.name, t.in, t.out,
-               t.state == "running" ? "" : " (" + t.state + ")");
+    PrintNote(fmt::format("capture `{}`: {} files, {} documents ingested{}", t.name, t.in, t.out,
+                          t.state == "running" ? "" : " (" + t.state + ")"),
+              {{"task", t.name}, {"kind", "capture"}, {"in", t.in}, {"out", t.out}, {"state", t.state}});
   }
   for (const auto& t : status) {
     if (t.kind != "materialization") continue;
-    fmt::print(stderr, "materialization `{}`: {} documents read, {} rows stored{}\n", t.name, t.in, t.out,
-               t.state == "halted" ? " (halted by an error)" : "");
+    PrintNote(fmt::format("materialization `{}`: {} documents read, {} rows stored{}", t.name, t.in, t.out,
+                          t.state == "halted" ? " (halted by an error)" : ""),
+              {{"task", t.name}, {"kind", "materialization"}, {"in", t.in}, {"out", t.out}, {"state", t.state}});
   }
   for (const auto& t : status) {
     if (t.kind != "derivation") continue;
-    fmt::print(stderr, "derivation `{}`: {} documents read, {} published{}\n", t.name, t.in, t.out,
-               t.state == "halted" ? " (halted by an error)" : "");
+    PrintNote(fmt::format("derivation `{}`: {} documents read, {} published{}", t.name, t.in, t.out,
+                          t.state == "halted" ? " (halted by an error)" : ""),
+              {{"task", t.name}, {"kind", "derivation"}, {"in", t.in}, {"out", t.out}, {"state", t.state}});
   }
-  fmt::print(stderr, "{} in {:.2f} s\n", g_stop ? "stopped" : "idle", secs);
+  PrintNote(fmt::format("{} in {:.2f} s", g_stop ? "stopped" : "idle", secs));
   return pipeline.exit_code();
 }
 

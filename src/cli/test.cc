@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "cli/node.h"
+#include "cli/output.h"
 #include "runtime/plan.h"
 #include "runtime/testing.h"
 
@@ -27,15 +28,14 @@ int RunTest(const GlobalOptions& g, const TestOptions& o) {
   }
   std::sort(tests.begin(), tests.end(), [](const auto* a, const auto* b) { return a->name < b->name; });
   if (tests.empty()) {
-    fmt::print(stderr, "{}\n", o.filter.empty() ? "the catalog has no tests"
-                                               : fmt::format("no test name contains `{}`", o.filter));
-    fmt::print(stderr, "0 passed, 0 failed\n");
+    PrintNote(o.filter.empty() ? "the catalog has no tests" : fmt::format("no test name contains `{}`", o.filter));
+    PrintNote("0 passed, 0 failed", {{"passed", 0}, {"failed", 0}});
     return o.filter.empty() ? kExitOk : kExitUserError;
   }
 
   auto plan = runtime::CompilePlan(checked->loaded->catalog, checked->built, NodeStarterFor(*checked));
   if (!plan) {
-    fmt::print(stderr, "error: {}\n", plan.error().message);
+    PrintError(plan.error().message);
     return plan.error().ExitCode();
   }
   const char* tmp = std::getenv("TMPDIR");
@@ -48,15 +48,28 @@ int RunTest(const GlobalOptions& g, const TestOptions& o) {
   for (const auto* t : tests) {
     auto outcome = runner.Run(*t);
     if (!outcome) {
-      fmt::print(stderr, "error: test `{}`: {}\n", t->name, outcome.error().message);
-      fmt::print(stderr, "{} passed, {} failed\n", passed, failed + 1);
+      PrintError(fmt::format("test `{}`: {}", t->name, outcome.error().message));
+      PrintNote(fmt::format("{} passed, {} failed", passed, failed + 1), {{"passed", passed}, {"failed", failed + 1}});
       return outcome.error().ExitCode();
     }
     if (outcome->passed) {
       ++passed;
-      fmt::print(stderr, "{} {} ({:.2f} s)\n", paint("32", "PASS"), t->name, outcome->seconds);
+      if (JsonOutput()) {
+        PrintNote(fmt::format("PASS {}", t->name), {{"test", t->name}, {"result", "pass"}, {"seconds", outcome->seconds}});
+      } else {
+        fmt::print(stderr, "{} {} ({:.2f} s)\n", paint("32", "PASS"), t->name, outcome->seconds);
+      }
     } else {
       ++failed;
+      if (JsonOutput()) {
+        std::string where = fmt::format("{}:{}:{}", t->where.file, t->where.mark.line, t->where.mark.col);
+        std::string failures;
+        for (const auto& f : outcome->failures) failures += (failures.empty() ? "" : "\n") + f;
+        Log(LogLevel::kError, fmt::format("FAIL {}", t->name),
+            {{"test", t->name}, {"result", "fail"}, {"seconds", outcome->seconds}, {"where", where},
+             {"failures", failures}});
+        continue;
+      }
       fmt::print(stderr, "{} {} ({:.2f} s)\n", paint("31", "FAIL"), t->name, outcome->seconds);
       fmt::print(stderr, "     {}:{}:{}\n", t->where.file, t->where.mark.line, t->where.mark.col);
       for (auto f : outcome->failures) {
@@ -66,8 +79,8 @@ int RunTest(const GlobalOptions& g, const TestOptions& o) {
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print(stderr, "ran {} test{} in {:.2f} s\n", tests.size(), tests.size() == 1 ? "" : "s", secs);
-  fmt::print(stderr, "{} passed, {} failed\n", passed, failed);
+  PrintNote(fmt::format("ran {} test{} in {:.2f} s", tests.size(), tests.size() == 1 ? "" : "s", secs));
+  PrintNote(fmt::format("{} passed, {} failed", passed, failed), {{"passed", passed}, {"failed", failed}});
   return failed ? kExitUserError : kExitOk;
 }
 

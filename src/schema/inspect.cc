@@ -55,19 +55,18 @@ class Inspector {
     for (const char* kw : {"then", "else"}) {
       if (const doc::Node* b = n.Find(kw)) same_location(*b, std::string("/") + kw);
     }
-    // Children. Under a `set`, add/intersect/remove hold members that reduce like `merge`.
-    // An add/intersect/remove location without its own reduce holds set members.
-    const std::string effective = !here.empty()           ? here
-                                  : parent == "set-operand" ? "set-operand"
-                                                            : InferredStrategy(ptr, wildcard);
+    // Children. The schemas a `set` location gives its children (through `properties` add,
+    // intersect and remove, or through additionalProperties/patternProperties) describe its
+    // parts; the set combines the parts itself, so whatever a part's schema declares, the
+    // members inside it reduce by their own annotations, as under `merge`.
+    const std::string effective = parent == "set"           ? "set-operand"
+                                  : !here.empty()            ? here
+                                                             : InferredStrategy(ptr, wildcard);
     auto child = [&](const doc::Node& c, const std::string& suffix, const std::string& token,
                      bool wild) {
       std::vector<std::string> cp = ptr;
       cp.push_back(token);
-      std::string p = effective;
-      if (effective == "set") p = (token == "add" || token == "intersect" || token == "remove")
-                                      ? "set-operand" : "set";
-      else if (effective == "set-operand") p = "merge";
+      std::string p = effective == "set-operand" ? "merge" : effective;
       Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, loc.base}, cp, wildcard || wild,
            "", p, depth + 1);
     };
@@ -117,30 +116,24 @@ class Inspector {
   // Reports once per keyword and message: a recursive schema reaches the same `reduce`
   // at every depth of its unrolling, and one mistake should give one error (at the first
   // document location found).
+  void Report(bool warning, const SchemaLoc& loc, Mark mark, const std::vector<std::string>& ptr,
+              std::string msg, std::string hint = {}) {
+    if (!reported_.emplace(loc.resource, mark.line, mark.col, msg).second) return;
+    std::string scope = fmt::format("{}, document location {}", scope_, JoinPtr(ptr));
+    if (warning) {
+      diags_->Warning(DisplayName(loc.resource), mark, std::move(msg), std::move(scope), std::move(hint));
+    } else {
+      diags_->Error(DisplayName(loc.resource), mark, std::move(msg), std::move(scope), std::move(hint));
+    }
+  }
   void Error(const SchemaLoc& loc, Mark mark, const std::vector<std::string>& ptr,
              std::string msg, std::string hint = {}) {
-    if (!reported_.emplace(loc.resource, mark.line, mark.col, msg).second) return;
-    diags_->Error(DisplayName(loc.resource), mark, std::move(msg),
-                  fmt::format("{}, document location {}", scope_, JoinPtr(ptr)), std::move(hint));
+    Report(false, loc, mark, ptr, std::move(msg), std::move(hint));
   }
 
   void Check(const SchemaLoc& loc, const doc::Node::Member& reduce, const std::string& strategy,
              const std::vector<std::string>& ptr, bool wildcard, const std::string& parent) {
-    if (!ptr.empty()) {
-      bool ok = parent == "merge" || parent == "set-operand" || parent == "(varies)" ||
-                ((parent == "minimize" || parent == "maximize") && ParentHasKey(ptr, wildcard));
-      if (!ok) {
-        std::vector<std::string> pp(ptr.begin(), ptr.end() - 1);
-        Error(loc, reduce.key_mark, ptr,
-              fmt::format("`reduce: {{strategy: {}}}` has no effect: its parent location {} {}",
-                          strategy, JoinPtr(pp),
-                          parent.empty() ? "has no reduce annotation (lastWriteWins)"
-                                         : fmt::format("reduces by `{}`", parent)),
-              fmt::format("add `reduce: {{strategy: merge}}` to the schema of {} and every "
-                          "location enclosing it",
-                          JoinPtr(pp)));
-      }
-    }
+    if (!ptr.empty()) CheckParent(loc, reduce, strategy, ptr, wildcard, parent);
     // Types: what this branch allows, narrowed by what the whole schema allows here.
     auto own = InferShape(index_, loc, nullptr);
     uint8_t types = own->types;
@@ -176,6 +169,53 @@ class Inspector {
         }
       }
     }
+  }
+
+  // A `reduce` below the root needs an annotation on its parent location (as in Flow): with
+  // none at all, the parent is replaced whole by lastWriteWins and this one is never
+  // reached, an error. A parent with another explicit strategy is legal (Flow's
+  // documentation asks for such placeholders); when that strategy never reduces children,
+  // the annotation has no effect and gets a warning.
+  void CheckParent(const SchemaLoc& loc, const doc::Node::Member& reduce, const std::string& strategy,
+                   const std::vector<std::string>& ptr, bool wildcard, const std::string& parent) {
+    std::vector<std::string> pp(ptr.begin(), ptr.end() - 1);
+    if (parent.empty()) {
+      Report(false, loc, reduce.key_mark, ptr,
+             fmt::format("`reduce: {{strategy: {}}}` has no effect: its parent location {} has no "
+                         "reduce annotation (so it is replaced whole, by lastWriteWins)",
+                         strategy, JoinPtr(pp)),
+             fmt::format("add `reduce: {{strategy: merge}}` to the schema of {} and every location "
+                         "enclosing it",
+                         JoinPtr(pp)));
+      return;
+    }
+    if (parent == "set") {
+      // The schema of a set's add/intersect/remove part. Flow's documentation asked for a
+      // placeholder annotation here (lastWriteWins; merge says what the set does to the
+      // members); anything else suggests the author expects it to act.
+      if (strategy != "lastWriteWins" && strategy != "merge") {
+        Report(true, loc, reduce.key_mark, ptr,
+               fmt::format("`reduce: {{strategy: {}}}` is ignored: {} is a part of the set at {}, "
+                           "which the set combines itself",
+                           strategy, JoinPtr(ptr), JoinPtr(pp)),
+               "annotate the set's members instead (the schemas inside add/intersect/remove)");
+      }
+      return;
+    }
+    bool effective = parent == "merge" || parent == "(varies)" ||
+                     ((parent == "minimize" || parent == "maximize") && ParentHasKey(ptr, wildcard));
+    if (effective) return;
+    Report(true, loc, reduce.key_mark, ptr,
+           fmt::format("`reduce: {{strategy: {}}}` can never take effect: its parent location {} "
+                       "reduces by `{}`, which never reduces the values inside it",
+                       strategy, JoinPtr(pp), parent),
+           parent == "minimize" || parent == "maximize"
+               ? fmt::format("give the `{}` at {} a `key`, so equal keys deep-merge, or remove this "
+                             "annotation",
+                             parent, JoinPtr(pp))
+               : fmt::format("use `reduce: {{strategy: merge}}` at {} for its children to reduce, or "
+                             "remove this annotation",
+                             JoinPtr(pp)));
   }
 
   // Whether the enclosing location's minimize/maximize compares by `key` (then equal keys

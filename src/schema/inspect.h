@@ -1,8 +1,9 @@
-// Reduction inspections (SPEC 1.5): `sum` only on numbers, `merge` only on objects and
-// arrays, `set` only on objects with add/intersect/remove, and a `reduce` only where every
-// enclosing location reduces by `merge` (or is a keyed minimize/maximize, or a set's
-// add/intersect/remove). Checked per schema branch, so a tagged `oneOf` union may reduce
-// differently in each branch.
+// Reduction inspections (SPEC 1.5), as Flow had them: `sum` only on numbers, `merge` only on
+// objects and arrays, `set` only on objects with add/intersect/remove parts (described by
+// `properties` or by additionalProperties/patternProperties). A `reduce` whose parent
+// location has no annotation at all is an error; one under a parent whose strategy never
+// reduces children (lastWriteWins, an unkeyed maximize, ...) is a warning. Checked per
+// schema branch, so a tagged `oneOf` union may reduce differently in each branch.
 #pragma once
 
 #include <memory>

@@ -13,6 +13,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "base/log.h"
 #include "store/codec.h"
 
 namespace flow::store {
@@ -281,7 +282,9 @@ Result<bool> Store::Recover() {
   auto ledger = io::File::OpenAppend(LedgerPath(dir_), true);
   if (!ledger) return ledger.error();
   ledger_ = std::move(ledger.value());
+  Log(LogLevel::kInfo, "opened data directory", {{"data_dir", dir_}, {"journals", static_cast<uint64_t>(committed_.heads.size())}});
   if (valid < size) {  // a torn or corrupt tail: the transaction it described never committed
+    Log(LogLevel::kWarn, "discarded the ledger's torn tail", {{"data_dir", dir_}, {"offset", valid}, {"bytes", size - valid}});
     auto t = ledger_.Truncate(valid);
     if (!t) return t;
     auto s = ledger_.Sync();
@@ -458,6 +461,10 @@ Result<std::map<std::string, uint64_t>> Store::Commit(const std::map<std::string
   for (const auto& [name, head] : heads) committed_.heads[name] = head;
   for (const auto& [k, v] : checkpoints) committed_.checkpoints[k] = v;
   ++stats_.commits;
+  if (LogEnabled(LogLevel::kDebug)) {
+    for (const auto& [name, head] : heads) Log(LogLevel::kDebug, "journal committed", {{"journal", name}, {"offset", head}});
+    for (const auto& [key, _] : checkpoints) Log(LogLevel::kDebug, "checkpoint committed", {{"task", key}});
+  }
   if (ledger_size_ >= kLedgerCompactAt) {
     auto c = CompactLedger();
     if (!c) return fail(c.error());

@@ -233,6 +233,84 @@ properties:
     reduce: {strategy: maximize, key: [/score]}
     properties: {score: {type: integer}, hits: {type: integer, reduce: {strategy: sum}}}
 )").empty());
+  // Flow's documentation style for sets: the parts are described by additionalProperties,
+  // with a placeholder strategy on them; the members reduce by their own annotations.
+  CHECK(inspect(R"(
+type: object
+reduce: {strategy: merge}
+properties:
+  value:
+    type: object
+    reduce: {strategy: set}
+    additionalProperties:
+      type: object
+      reduce: {strategy: lastWriteWins}
+      additionalProperties: {type: number, reduce: {strategy: sum}}
+  byPattern:
+    type: object
+    reduce: {strategy: set}
+    patternProperties:
+      "^(add|intersect|remove)$":
+        type: object
+        additionalProperties: {type: integer, reduce: {strategy: sum}}
+  cart:
+    type: object
+    reduce: {strategy: set, key: [/id]}
+    additionalProperties:
+      type: array
+      items:
+        type: object
+        reduce: {strategy: merge}
+        properties: {id: {type: integer}, qty: {type: integer, reduce: {strategy: sum}}}
+)").empty());
+  // A child under a parent with another explicit strategy is legal; where it can never take
+  // effect, it is one warning (not an error).
+  auto warnings = [](const std::string& yaml) {
+    Fixture f;
+    auto loc = f.Add("file:///s.yaml", yaml);
+    auto shape = InferShape(f.index, loc, &f.diags);
+    InspectReductions(f.index, loc, shape, "collection `x`", &f.diags);
+    std::vector<std::string> out;
+    for (const auto& d : f.diags.items()) {
+      out.push_back((d.is_warning() ? "warning: " : "error: ") + d.message);
+    }
+    return out;
+  };
+  {
+    auto w = warnings(R"(
+type: object
+reduce: {strategy: merge}
+properties:
+  stats:
+    type: object
+    reduce: {strategy: lastWriteWins}
+    properties: {n: {type: integer, reduce: {strategy: sum}}}
+)");
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].rfind("warning: `reduce: {strategy: sum}` can never take effect: its parent location "
+                     "/stats reduces by `lastWriteWins`", 0) == 0);
+  }
+  {
+    auto w = warnings(R"(
+type: object
+reduce: {strategy: maximize}
+properties: {n: {type: integer, reduce: {strategy: sum}}}
+)");
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].find("warning: ") == 0);
+    CHECK(w[0].find("reduces by `maximize`") != std::string::npos);
+  }
+  {
+    // A set's part with a strategy other than the placeholders is ignored, and said so.
+    auto w = warnings(R"(
+type: object
+reduce: {strategy: set}
+properties:
+  add: {type: object, reduce: {strategy: append}}
+)");
+    REQUIRE(w.size() == 1);
+    CHECK(w[0].find("warning: `reduce: {strategy: append}` is ignored: /add is a part of the set") == 0);
+  }
   // Each broken schema yields exactly one error, containing (or, when `exact`, equal to)
   // the given text.
   struct Case {

@@ -1,0 +1,64 @@
+#include "cli/output.h"
+
+#include <cstdio>
+#include <mutex>
+
+#include <fmt/format.h>
+
+namespace flow::cli {
+namespace {
+
+std::mutex g_print;
+
+void Write(const std::string& text) {
+  std::lock_guard<std::mutex> lock(g_print);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+bool JsonOutput() { return CurrentLogFormat() == LogFormat::kJson; }
+
+void PrintError(std::string_view message, const std::vector<LogField>& fields) {
+  if (JsonOutput()) {
+    Log(LogLevel::kError, message, fields);
+    return;
+  }
+  Write(fmt::format("error: {}\n", message));
+}
+
+void PrintErrorAt(std::string_view where, std::string_view message, const std::vector<LogField>& fields) {
+  if (JsonOutput()) {
+    std::vector<LogField> all{{"where", where}};
+    all.insert(all.end(), fields.begin(), fields.end());
+    Log(LogLevel::kError, message, all);
+    return;
+  }
+  Write(fmt::format("{}: error: {}\n", where, message));
+}
+
+void PrintNote(std::string_view line, const std::vector<LogField>& fields) {
+  if (JsonOutput()) {
+    Log(LogLevel::kInfo, line, fields);
+    return;
+  }
+  Write(fmt::format("{}\n", line));
+}
+
+void PrintLine(std::string_view line) {
+  if (!JsonOutput()) {
+    Write(fmt::format("{}\n", line));
+    return;
+  }
+  for (auto [prefix, level] : {std::pair{std::string_view("error: "), LogLevel::kError},
+                               std::pair{std::string_view("warning: "), LogLevel::kWarn}}) {
+    if (line.substr(0, prefix.size()) == prefix) {
+      Log(level, line.substr(prefix.size()));
+      return;
+    }
+  }
+  Log(LogLevel::kInfo, line);
+}
+
+}  // namespace flow::cli

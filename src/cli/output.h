@@ -1,0 +1,35 @@
+// The commands' messages to stderr (SPEC 8), in one of two forms: human text (the default,
+// with colour on a terminal), or with `--log-format json` one JSON record per line, the
+// same records `base/log.h` writes for operational logs. Commands print their errors and
+// summaries through these functions instead of writing stderr themselves, so that in JSON
+// mode stderr holds nothing but records. Thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/log.h"
+
+namespace flow::cli {
+
+// Whether stderr carries JSON records (`--log-format json`).
+bool JsonOutput();
+
+// `error: message` (text), or an error record with `fields`.
+void PrintError(std::string_view message, const std::vector<LogField>& fields = {});
+
+// `where: error: message` (text; `where` is e.g. `file:line:col`), or an error record with
+// a `where` field.
+void PrintErrorAt(std::string_view where, std::string_view message,
+                  const std::vector<LogField>& fields = {});
+
+// A command's summary or report line, as written (text), or an info record with `fields`.
+void PrintNote(std::string_view line, const std::vector<LogField>& fields = {});
+
+// A line of a running command's log (`run`, `develop`): as written (text), or a record whose
+// level is error or warn when the line starts `error: ` or `warning: ` (the prefix dropped),
+// else info.
+void PrintLine(std::string_view line);
+
+}  // namespace flow::cli
