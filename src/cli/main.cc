@@ -223,7 +223,8 @@ int main(int argc, char** argv) {
       "error, 3 an environment problem (e.g. Node.js missing for nodeJS lambdas).");
 
   cli::RunOptions run;
-  auto* cmd_run = app.add_subcommand("run", "Run the catalog's derivations over a data directory");
+  auto* cmd_run = app.add_subcommand(
+      "run", "Run the catalog's captures, derivations and materializations over a data directory");
   add_catalog_options(cmd_run, &run.catalog);
   cmd_run->add_option("--data-dir", run.data_dir, "Data directory")->capture_default_str();
   cmd_run->add_option("--materialization", run.materializations,
@@ -263,7 +264,7 @@ int main(int argc, char** argv) {
   cmd_dev->add_option("--max-body", max_body, "Largest ingest request body")->capture_default_str();
   cmd_dev->footer(
       "Serves PUT/POST /ingest, WebSocket /ingest/<collection> (json/v1, csv/v1, tsv/v1), /healthz and "
-      "/metrics (SPEC section 7); ingests files dropped into the catalog's fileDrop captures; runs every "
+      "/metrics (see docs/reference/ingestion-api.md); ingests files dropped into the catalog's fileDrop captures; runs every "
       "derivation and materialization continuously; and rebuilds when a source file changes: a catalog "
       "with errors is reported and the previous one keeps running, a good one is applied without losing "
       "data (unchanged tasks keep their state, changed ones restart from their checkpoints, new ones "
