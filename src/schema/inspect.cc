@@ -19,20 +19,24 @@ class Inspector {
   // `ptr` is the document location (nullopt tokens are wildcards, e.g. array items).
   // `here` is the strategy in effect at this location in this branch ("" when none yet);
   // `parent` is the strategy in effect at the enclosing location.
+  // `at` is the whole schema's shape at this location and `parent_at` at the enclosing one
+  // (null when unknown): what every branch together says, through `$ref`s with siblings
+  // and applicators, also under array items and additionalProperties.
   void Walk(const SchemaLoc& loc, const std::vector<std::string>& ptr, bool wildcard,
-            std::string here, const std::string& parent, int depth) {
+            std::string here, const std::string& parent, const Shape* parent_at, const Shape* at,
+            int depth) {
     const doc::Node& n = *loc.node;
     if (!n.is_object() || depth > 256) return;
     if (const doc::Node::Member* r = n.FindMember("reduce"); r && r->value.is_object()) {
       const doc::Node* s = r->value.Find("strategy");
       if (s && s->is_string()) {
-        Check(loc, *r, s->as_string(), ptr, wildcard, parent);
+        Check(loc, *r, s->as_string(), ptr, wildcard, parent, parent_at, at);
         here = s->as_string();
       }
     }
     auto same_location = [&](const doc::Node& c, const std::string& suffix) {
       Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, loc.base}, ptr, wildcard, here,
-           parent, depth + 1);
+           parent, parent_at, at, depth + 1);
     };
     if (const doc::Node* ref = n.Find("$ref"); ref && ref->is_string()) {
       std::string why;
@@ -41,7 +45,7 @@ class Inspector {
       if (target.node && std::find(stack_.begin(), stack_.end(), id) == stack_.end() &&
           stack_.size() < 64) {
         stack_.push_back(id);
-        Walk(target, ptr, wildcard, here, parent, depth + 1);
+        Walk(target, ptr, wildcard, here, parent, parent_at, at, depth + 1);
         stack_.pop_back();
       }
     }
@@ -61,38 +65,48 @@ class Inspector {
     // members inside it reduce by their own annotations, as under `merge`.
     const std::string effective = parent == "set"           ? "set-operand"
                                   : !here.empty()            ? here
-                                                             : InferredStrategy(ptr, wildcard);
+                                                             : InferredStrategy(at);
     auto child = [&](const doc::Node& c, const std::string& suffix, const std::string& token,
-                     bool wild) {
+                     bool wild, const Shape* child_at) {
       std::vector<std::string> cp = ptr;
       cp.push_back(token);
       std::string p = effective == "set-operand" ? "merge" : effective;
       Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, loc.base}, cp, wildcard || wild,
-           "", p, depth + 1);
+           "", p, at, child_at, depth + 1);
     };
+    auto get = [](const std::shared_ptr<Shape>& s) { return s.get(); };
     if (const doc::Node* props = n.Find("properties"); props && props->is_object()) {
       for (const auto& m : props->members()) {
-        child(m.value, "/properties/" + doc::Pointer::Escape(m.key), m.key, false);
+        const Shape::Property* sp = at ? at->FindProperty(m.key) : nullptr;
+        child(m.value, "/properties/" + doc::Pointer::Escape(m.key), m.key, false,
+              sp ? get(sp->shape) : nullptr);
       }
     }
     if (const doc::Node* pp = n.Find("patternProperties"); pp && pp->is_object()) {
       for (const auto& m : pp->members()) {
-        child(m.value, "/patternProperties/" + doc::Pointer::Escape(m.key), "*", true);
+        const Shape* sp = nullptr;
+        for (const auto& [re, shape] : at ? at->patterns : decltype(at->patterns){}) {
+          if (re == m.key) sp = shape.get();
+        }
+        child(m.value, "/patternProperties/" + doc::Pointer::Escape(m.key), "*", true, sp);
       }
     }
     if (const doc::Node* ap = n.Find("additionalProperties")) {
-      child(*ap, "/additionalProperties", "*", true);
+      child(*ap, "/additionalProperties", "*", true, at ? get(at->additional) : nullptr);
     }
     if (const doc::Node* items = n.Find("items")) {
       if (items->is_array()) {
         for (size_t i = 0; i < items->items().size(); ++i) {
-          child(items->items()[i], "/items/" + std::to_string(i), std::to_string(i), false);
+          const Shape* sp = at && i < at->tuple.size() ? at->tuple[i].get() : nullptr;
+          child(items->items()[i], "/items/" + std::to_string(i), std::to_string(i), false, sp);
         }
       } else {
-        child(*items, "/items", "*", true);
+        child(*items, "/items", "*", true, at ? get(at->items) : nullptr);
       }
     }
-    if (const doc::Node* ai = n.Find("additionalItems")) child(*ai, "/additionalItems", "*", true);
+    if (const doc::Node* ai = n.Find("additionalItems")) {
+      child(*ai, "/additionalItems", "*", true, at ? get(at->items) : nullptr);
+    }
   }
 
  private:
@@ -102,15 +116,12 @@ class Inspector {
     return s.empty() ? "/" : s;
   }
 
-  // The strategy the whole schema gives a location, when this branch declares none.
-  std::string InferredStrategy(const std::vector<std::string>& ptr, bool wildcard) {
-    if (wildcard) return "";
-    doc::Pointer p;
-    for (const auto& t : ptr) p = p.Push(t);
-    auto at = ShapeAt(root_shape_, p);
-    if (!at.shape) return "";
-    if (at.shape->reduce_conflict) return "(varies)";
-    return at.shape->reduce ? at.shape->reduce->strategy : "";
+  // The strategy the whole schema gives a location (its shape `at`), when this branch
+  // declares none.
+  static std::string InferredStrategy(const Shape* at) {
+    if (!at) return "";
+    if (at->reduce_conflict) return "(varies)";
+    return at->reduce ? at->reduce->strategy : "";
   }
 
   // Reports once per keyword and message: a recursive schema reaches the same `reduce`
@@ -132,16 +143,13 @@ class Inspector {
   }
 
   void Check(const SchemaLoc& loc, const doc::Node::Member& reduce, const std::string& strategy,
-             const std::vector<std::string>& ptr, bool wildcard, const std::string& parent) {
-    if (!ptr.empty()) CheckParent(loc, reduce, strategy, ptr, wildcard, parent);
+             const std::vector<std::string>& ptr, bool wildcard, const std::string& parent,
+             const Shape* parent_at, const Shape* at) {
+    if (!ptr.empty()) CheckParent(loc, reduce, strategy, ptr, wildcard, parent, parent_at);
     // Types: what this branch allows, narrowed by what the whole schema allows here.
     auto own = InferShape(index_, loc, nullptr);
     uint8_t types = own->types;
-    if (!wildcard) {
-      doc::Pointer p;
-      for (const auto& t : ptr) p = p.Push(t);
-      if (auto at = ShapeAt(root_shape_, p); at.shape) types &= at.shape->types;
-    }
+    if (at) types &= at->types;
     auto bad_type = [&](const char* allowed) {
       Error(loc, reduce.key_mark, ptr,
             fmt::format("strategy `{}` needs a location of type {}, but it may be {}", strategy,
@@ -177,7 +185,8 @@ class Inspector {
   // documentation asks for such placeholders); when that strategy never reduces children,
   // the annotation has no effect and gets a warning.
   void CheckParent(const SchemaLoc& loc, const doc::Node::Member& reduce, const std::string& strategy,
-                   const std::vector<std::string>& ptr, bool wildcard, const std::string& parent) {
+                   const std::vector<std::string>& ptr, bool wildcard, const std::string& parent,
+                   const Shape* parent_at) {
     std::vector<std::string> pp(ptr.begin(), ptr.end() - 1);
     if (parent.empty()) {
       Report(false, loc, reduce.key_mark, ptr,
@@ -203,7 +212,7 @@ class Inspector {
       return;
     }
     bool effective = parent == "merge" || parent == "(varies)" ||
-                     ((parent == "minimize" || parent == "maximize") && ParentHasKey(ptr, wildcard));
+                     ((parent == "minimize" || parent == "maximize") && ParentHasKey(parent_at, wildcard));
     if (effective) return;
     Report(true, loc, reduce.key_mark, ptr,
            fmt::format("`reduce: {{strategy: {}}}` can never take effect: its parent location {} "
@@ -219,13 +228,10 @@ class Inspector {
   }
 
   // Whether the enclosing location's minimize/maximize compares by `key` (then equal keys
-  // deep-merge, so children may reduce).
-  bool ParentHasKey(const std::vector<std::string>& ptr, bool wildcard) {
-    if (wildcard) return true;
-    doc::Pointer p;
-    for (size_t i = 0; i + 1 < ptr.size(); ++i) p = p.Push(ptr[i]);
-    auto at = ShapeAt(root_shape_, p);
-    return at.shape && at.shape->reduce && !at.shape->reduce->key.empty();
+  // deep-merge, so children may reduce). Unknown under a wildcard: assumed.
+  static bool ParentHasKey(const Shape* parent_at, bool wildcard) {
+    if (!parent_at) return wildcard;
+    return parent_at->reduce && !parent_at->reduce->key.empty();
   }
 
   const Index& index_;
@@ -242,7 +248,7 @@ void InspectReductions(const Index& index, const SchemaLoc& root,
                        const std::shared_ptr<Shape>& root_shape, const std::string& scope,
                        Diagnostics* diags) {
   Inspector in(index, root_shape, scope, diags);
-  in.Walk(root, {}, false, "", "", 0);
+  in.Walk(root, {}, false, "", "", nullptr, root_shape.get(), 0);
 }
 
 }  // namespace flow::schema

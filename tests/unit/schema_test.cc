@@ -263,6 +263,35 @@ properties:
         reduce: {strategy: merge}
         properties: {id: {type: integer}, qty: {type: integer, reduce: {strategy: sum}}}
 )").empty());
+  // A `$ref` with sibling keywords under array items (or additionalProperties): the types
+  // come from the whole schema at that location, as at the root or under a property.
+  {
+    Fixture f;
+    f.Add("file:///line.yaml", "type: object\nproperties: {sku: {type: string}, qty: {type: integer}}\n");
+    auto loc = f.Add("file:///s.yaml", R"(
+type: object
+reduce: {strategy: merge}
+properties:
+  lines:
+    type: array
+    reduce: {strategy: merge, key: [/sku]}
+    items:
+      $ref: line.yaml
+      reduce: {strategy: merge}
+      properties: {qty: {reduce: {strategy: sum}}}
+  byName:
+    type: object
+    reduce: {strategy: merge}
+    additionalProperties:
+      $ref: line.yaml
+      reduce: {strategy: merge}
+      properties: {qty: {reduce: {strategy: sum}}}
+)");
+    auto shape = InferShape(f.index, loc, &f.diags);
+    InspectReductions(f.index, loc, shape, "collection `x`", &f.diags);
+    for (const auto& d : f.diags.items()) INFO(d.message);
+    CHECK(f.diags.empty());
+  }
   // A child under a parent with another explicit strategy is legal; where it can never take
   // effect, it is one warning (not an error).
   auto warnings = [](const std::string& yaml) {
