@@ -18,6 +18,7 @@ declare -A want_tests=(
   [09-page-country-rollup]=4
   [10-npm-dependency]=3
   [11-cart-then-purchase]=4
+  [12-bootstrap]=3
 )
 
 dirs=(testdata/patterns/*/)
@@ -105,5 +106,12 @@ neg purchase 11-cart-then-purchase \
 expect_err 'key ["p2"]: /items/cup: expected 1, actual missing'
 expect_err 'key ["p2"]: /items/tea: expected 3, actual 1'
 expect_err '3 passed, 1 failed'
+
+# Without its nodeJS bootstraps, the publish lambda has no tax rate: its outputs are
+# invalid, which fails every test (each ingests into the derivation's source).
+neg no-bootstrap 12-bootstrap '/^      bootstrap:$/{N;/nodeJS/!b;N;N;N;N;d}'
+expect_err 'FAIL globals set by nodeJS bootstraps are seen by publish'
+expect_err 'at /cents (value null)'
+expect_err '0 passed, 3 failed'
 
 finish
