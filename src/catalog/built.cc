@@ -49,6 +49,9 @@ CREATE TABLE transforms (
   shuffle_json TEXT NOT NULL, read_delay_seconds INTEGER NOT NULL,
   update_lambda INTEGER REFERENCES lambdas(id), publish_lambda INTEGER REFERENCES lambdas(id),
   resource_url TEXT NOT NULL, line INTEGER, col INTEGER, PRIMARY KEY (derivation, name));
+CREATE TABLE bootstraps (
+  derivation TEXT NOT NULL, idx INTEGER NOT NULL, lambda INTEGER NOT NULL REFERENCES lambdas(id),
+  PRIMARY KEY (derivation, idx));
 CREATE TABLE materialization_targets (
   name TEXT PRIMARY KEY, kind TEXT NOT NULL, address TEXT NOT NULL, written TEXT NOT NULL);
 CREATE TABLE materializations (
@@ -213,6 +216,11 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
       ins("INSERT INTO derivations VALUES (?, ?, ?, ?)", d.collection->name,
           d.register_schema_url.empty() ? nullptr : d.register_schema_url.c_str(), d.register_bundle,
           d.register_initial);
+      const DerivationSpec& ds = *d.collection->derivation;
+      for (size_t i = 0; i < ds.bootstrap.size(); ++i) {
+        ins("INSERT INTO bootstraps VALUES (?, ?, ?)", d.collection->name, static_cast<int64_t>(i),
+            *lambda(ds.bootstrap[i]));
+      }
       for (const auto& t : d.transforms) {
         const TransformSpec& s = *t.spec;
         std::optional<int64_t> u = lambda(s.update), p = lambda(s.publish);

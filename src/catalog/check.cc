@@ -320,9 +320,10 @@ class Checker {
     return Mark{w.mark.line, static_cast<uint32_t>(w.mark.col + quote + offset)};
   }
 
-  void CheckSqlite(const LambdaSpec& l, const std::string& owner) {
-    sqlite3* db = nullptr;
-    if (sqlite3_open(":memory:", &db) != SQLITE_OK) {
+  // `shared`: the derivation's database with its sqlite bootstraps applied (null: none).
+  void CheckSqlite(const LambdaSpec& l, const std::string& owner, sqlite3* shared) {
+    sqlite3* db = shared;
+    if (!db && sqlite3_open(":memory:", &db) != SQLITE_OK) {
       sqlite3_close(db);
       return;
     }
@@ -344,7 +345,53 @@ class Checker {
             "a lambda is a single SELECT");
     }
     sqlite3_finalize(stmt);
-    sqlite3_close(db);
+    if (db != shared) sqlite3_close(db);
+  }
+
+  // A database for the sqlite lambdas of derivation `d`, on which its sqlite bootstraps ran
+  // (so that lambdas may read the tables they create), as they will when the task starts;
+  // null when it has none. A bootstrap that fails is an error at the bootstrap.
+  sqlite3* SqliteBootstraps(const DerivationSpec& d, const std::string& owner) {
+    sqlite3* db = nullptr;
+    for (const auto& l : d.bootstrap) {
+      if (l.kind != LambdaSpec::Kind::kSqlite) continue;
+      if (!db) {
+        if (sqlite3_open(":memory:", &db) != SQLITE_OK) {
+          sqlite3_close(db);
+          return nullptr;
+        }
+        // As when it runs: no files (ATTACH), no extensions.
+        sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+        sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
+        sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+      }
+      // Statement by statement, so that an error is placed in the statement it is in.
+      const char* text = l.body.c_str();
+      for (const char* at = text; *at;) {
+        sqlite3_stmt* stmt = nullptr;
+        const char* tail = nullptr;
+        int rc = sqlite3_prepare_v2(db, at, -1, &stmt, &tail);
+        if (rc == SQLITE_OK && stmt) {
+          while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+          }
+          if (rc == SQLITE_DONE) rc = SQLITE_OK;
+        }
+        if (rc != SQLITE_OK) {
+          // Where SQLite says, else at the start of the failing statement.
+          int offset = stmt ? -1 : sqlite3_error_offset(db);
+          size_t start = static_cast<size_t>(at - text);
+          start = offset >= 0 ? start + static_cast<size_t>(offset) : l.body.find_first_not_of(" \t\r\n", start);
+          Where where = l.where;
+          if (start < l.body.size()) where.mark = LocateInScalar(l.where, l.body, start);
+          Error(where, owner, fmt::format("sqlite bootstrap fails: {}", sqlite3_errmsg(db)));
+          sqlite3_finalize(stmt);
+          break;
+        }
+        sqlite3_finalize(stmt);
+        at = tail;
+      }
+    }
+    return db;
   }
 
   // Files reachable from `url` through imports (including itself).
@@ -397,6 +444,7 @@ class Checker {
                                         "declare an `initial` value");
       }
     }
+    sqlite3* sqlite = SqliteBootstraps(d, owner);
     // Transforms.
     // Per transform, the types of its shuffle locations (empty when they are unknown).
     std::vector<std::vector<uint8_t>> shuffle_types;
@@ -425,7 +473,7 @@ class Checker {
       }
       if (src && t.partitions.present) CheckSelector(*src, t.partitions, towner);
       for (const auto* l : {&t.update, &t.publish}) {
-        if (*l && (*l)->kind == LambdaSpec::Kind::kSqlite) CheckSqlite(**l, towner);
+        if (*l && (*l)->kind == LambdaSpec::Kind::kSqlite) CheckSqlite(**l, towner, sqlite);
       }
       // Shuffle: explicit pointers, or the source's key.
       std::vector<Where> where = t.shuffle_where;
@@ -454,6 +502,7 @@ class Checker {
       bd.transforms.push_back(std::move(bt));
       shuffle_types.push_back(ok ? types : std::vector<uint8_t>{});
     }
+    sqlite3_close(sqlite);
     // All transforms shuffle on keys of one length and compatible types.
     const std::vector<uint8_t>* first = nullptr;
     const TransformSpec* first_t = nullptr;

@@ -347,7 +347,7 @@ void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& po
 void ParseDerivation(const Ctx& ctx, const Node& v, const std::string& pointer,
                      const std::string& collection, CollectionSpec* c) {
   std::string owner = fmt::format("derivation `{}`", collection);
-  Obj o(ctx, v, pointer, owner, "a derivation", {"register", "transform"});
+  Obj o(ctx, v, pointer, owner, "a derivation", {"register", "bootstrap", "transform"});
   if (!o.ok()) return;
   DerivationSpec d;
   d.where = ctx.At(v, pointer);
@@ -360,6 +360,19 @@ void ParseDerivation(const Ctx& ctx, const Node& v, const std::string& pointer,
     if (const Node* i = ro.Get("initial")) {
       d.register_initial = i;
       d.initial_where = ctx.At(*i, ro.PointerOf("initial"));
+    }
+  }
+  if (const Node* b = o.Get("bootstrap")) {
+    std::string bp = o.PointerOf("bootstrap");
+    if (!b->is_array()) {
+      ctx.Error(b->mark(), bp, owner,
+                fmt::format("`bootstrap` must be a list of lambdas, found {}", Obj::Describe(*b)),
+                "e.g. `bootstrap: [{nodeJS: \"globalThis.rate = 1.1;\"}]`");
+    } else {
+      for (size_t i = 0; i < b->items().size(); ++i) {
+        auto l = ParseLambda(ctx, b->items()[i], Ptr(bp, std::to_string(i)), owner);
+        if (l) d.bootstrap.push_back(std::move(*l));
+      }
     }
   }
   if (const Node* t = o.Required("transform", "named transforms reading source collections")) {

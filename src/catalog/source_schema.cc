@@ -94,6 +94,10 @@ std::string_view CatalogSourceSchema() {
           "type": "object", "additionalProperties": false,
           "properties": {"schema": {"$ref": "#/definitions/schema"}, "initial": true}
         },
+        "bootstrap": {
+          "description": "Lambdas run once, in order, each time the derivation's task starts, before any transform.",
+          "type": "array", "items": {"$ref": "#/definitions/lambda"}
+        },
         "transform": {
           "type": "object", "minProperties": 1,
           "additionalProperties": {"$ref": "#/definitions/transform"}

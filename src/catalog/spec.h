@@ -81,6 +81,8 @@ struct DerivationSpec {
   const doc::Node* register_initial = nullptr;  // absent: null
   bool register_malformed = false;  // had errors: `initial` is not checked against it
   Where initial_where;
+  // `bootstrap`: lambdas run once, in order, each time the derivation's task starts.
+  std::vector<LambdaSpec> bootstrap;
   std::vector<TransformSpec> transforms;
 };
 

@@ -217,8 +217,9 @@ int main(int argc, char** argv) {
   add_catalog_options(cmd_test, &test.catalog);
   cmd_test->add_option("--filter", test.filter, "Only tests whose name contains this text");
   cmd_test->footer(
-      "Each test runs in a fresh temporary data directory. Read delays are satisfied by a "
-      "simulated clock, never by sleeping.\n"
+      "Each test runs in a fresh temporary data directory. After each ingest step, every "
+      "derivation processes what is ready before the next step runs. Read delays are satisfied "
+      "at verify steps by a simulated clock, never by sleeping.\n"
       "Exit status: 0 all tests passed, 1 a test failed or the catalog has errors, 2 usage "
       "error, 3 an environment problem (e.g. Node.js missing for nodeJS lambdas).");
 

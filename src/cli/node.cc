@@ -13,8 +13,8 @@ runtime::NodeStarter NodeStarterFor(const CheckedCatalog& catalog) {
   return [options](const std::string& derivation, const std::vector<runtime::NodeLambda>& lambdas)
              -> Result<std::map<std::string, std::shared_ptr<lambda::Lambda>>> {
     std::vector<lambda::NodeLambdaSpec> specs;
-    // Transform names are scoped to their derivation: messages name both.
-    for (const auto& l : lambdas) specs.push_back({l.id, l.transform, l.publish, l.body, derivation});
+    // One worker per derivation: the task's errors already name the derivation.
+    for (const auto& l : lambdas) specs.push_back({l.id, l.transform, l.publish, l.body, "", l.bootstrap});
     auto worker = lambda::NodeWorker::Start(specs, options);
     if (!worker) {
       return Error{worker.error().code, fmt::format("derivation `{}`: {}", derivation, worker.error().message)};
@@ -32,6 +32,13 @@ int PrepareNodeLambdas(const GlobalOptions& g, const CheckedCatalog& catalog) {
   std::vector<lambda::NodeLambdaSpec> specs;
   std::vector<const catalog::LambdaSpec*> where;
   for (const auto& bd : catalog.built.derivations) {
+    const auto& bootstrap = bd.collection->derivation->bootstrap;
+    for (size_t i = 0; i < bootstrap.size(); ++i) {
+      if (bootstrap[i].kind != catalog::LambdaSpec::Kind::kNodeJS) continue;
+      specs.push_back({fmt::format("{}/bootstrap/{}", bd.collection->name, i), "", false, bootstrap[i].body,
+                       bd.collection->name, static_cast<int>(i + 1)});
+      where.push_back(&bootstrap[i]);
+    }
     for (const auto& bt : bd.transforms) {
       const catalog::TransformSpec& t = *bt.spec;
       for (bool publish : {false, true}) {
@@ -50,8 +57,11 @@ int PrepareNodeLambdas(const GlobalOptions& g, const CheckedCatalog& catalog) {
   // Place the error at the lambda it names, else at the root source.
   std::string head;
   for (size_t i = 0; i < specs.size(); ++i) {
-    std::string label = fmt::format("transform `{}` of derivation `{}` ({})", specs[i].transform,
-                                    specs[i].derivation, specs[i].publish ? "publish" : "update");
+    std::string label =
+        specs[i].bootstrap
+            ? fmt::format("bootstrap lambda {} of derivation `{}`", specs[i].bootstrap, specs[i].derivation)
+            : fmt::format("transform `{}` of derivation `{}` ({})", specs[i].transform, specs[i].derivation,
+                          specs[i].publish ? "publish" : "update");
     if (e.message.find(label) != std::string::npos) {
       const auto& w = where[i]->where;
       head = fmt::format("{}:{}:{}: ", w.file, w.mark.line, w.mark.col);

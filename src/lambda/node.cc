@@ -48,8 +48,9 @@ constexpr auto kExitWait = std::chrono::seconds(1);  // for a dying worker to ex
 
 // The worker: loads the transpiled module (and the dependencies as globals), then answers
 // requests until its input ends. Reads and writes are synchronous and whole-request: one
-// JSON.parse and one JSON.stringify per request, no per-document system calls. Lambdas are
-// synchronous functions; the event loop never runs. The TypeScript module is <hash>.ts in
+// JSON.parse and one JSON.stringify per request, no per-document system calls. Update and
+// publish lambdas are synchronous functions; the event loop runs only while a bootstrap
+// lambda (an async function) is awaited. The TypeScript module is <hash>.ts in
 // stack traces (through the source map esbuild inlines, and --enable-source-maps): the
 // worker reports the innermost frame within it, which flowctl maps to a body's line.
 constexpr const char* kWorkerJs = R"JS(
@@ -164,6 +165,27 @@ function run(fn, rows) {
   send(0, text);
 }
 
+// A bootstrap: an async function of no arguments, awaited (so it may use timers and I/O:
+// the event loop runs while it is pending); what it returns is ignored.
+// A promise that can never settle (nothing left for the event loop to run) ends the
+// process; say why.
+let awaiting = false;
+process.on('exit', () => {
+  if (awaiting) process.stderr.write('a bootstrap lambda returned a promise that never settles\n');
+});
+async function runBootstrap(fn) {
+  awaiting = true;
+  try {
+    await fn();
+  } catch (e) {
+    return fail(0, 'threw', messageOf(e), positionOf(e));
+  } finally {
+    awaiting = false;
+  }
+  send(0, '[[]]');
+}
+
+const bootstraps = new Set(config.bootstraps);
 let lambdas;
 try {
   if (config.deps.length) {
@@ -191,14 +213,20 @@ try {
 }
 send(0, JSON.stringify({node: process.version}));
 
-for (;;) {
-  readExact(header, 8);
-  const n = header.readUInt32LE(0) - 4;
-  const index = header.readUInt32LE(4);
-  if (input.length < n) input = Buffer.allocUnsafe(Math.max(n, input.length * 2));
-  readExact(input, n);
-  run(lambdas[index], JSON.parse(input.toString('utf8', 0, n)));
-}
+(async () => {
+  for (;;) {
+    readExact(header, 8);
+    const n = header.readUInt32LE(0) - 4;
+    const index = header.readUInt32LE(4);
+    if (input.length < n) input = Buffer.allocUnsafe(Math.max(n, input.length * 2));
+    readExact(input, n);
+    if (bootstraps.has(index)) {
+      await runBootstrap(lambdas[index]);
+    } else {
+      run(lambdas[index], JSON.parse(input.toString('utf8', 0, n)));
+    }
+  }
+})();
 )JS";
 
 // ---- Small helpers -------------------------------------------------------------------
@@ -363,6 +391,10 @@ std::string Tail(std::string_view s, size_t max) {
 }
 
 std::string Label(const NodeLambdaSpec& l) {
+  if (l.bootstrap) {
+    return fmt::format("bootstrap lambda {}{}", l.bootstrap,
+                       l.derivation.empty() ? "" : fmt::format(" of derivation `{}`", l.derivation));
+  }
   return fmt::format("lambda of transform `{}`{} ({})", l.transform,
                      l.derivation.empty() ? "" : fmt::format(" of derivation `{}`", l.derivation),
                      l.publish ? "publish" : "update");
@@ -388,6 +420,7 @@ bool HasIdentifier(std::string_view text, std::string_view word) {
 // sparing the serialization and parsing of registers it would not look at. Within a string
 // or a comment the name still counts: conservative.
 size_t Arity(const NodeLambdaSpec& l) {
+  if (l.bootstrap) return 0;
   if (!l.publish) return 1;
   if (HasIdentifier(l.body, "eval") || HasIdentifier(l.body, "previous")) return 3;
   return HasIdentifier(l.body, "register") ? 2 : 1;
@@ -411,7 +444,8 @@ Module Generate(const std::vector<NodeLambdaSpec>& lambdas) {
     for (char& c : label) {
       if (c == '\n' || c == '\r') c = ' ';
     }
-    m.text += fmt::format("// {}\n(source: any, register: any, previous: any): any => {{\n", label);
+    m.text += l.bootstrap ? fmt::format("// {}\nasync (): Promise<any> => {{\n", label)
+                          : fmt::format("// {}\n(source: any, register: any, previous: any): any => {{\n", label);
     line += 2;
     m.first_line.push_back(line);
     uint32_t lines = 0;
@@ -1021,6 +1055,12 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
   w.String(ts_name.c_str());
   w.Key("count");
   w.Uint64(lambdas.size());
+  w.Key("bootstraps");
+  w.StartArray();
+  for (size_t i = 0; i < lambdas.size(); ++i) {
+    if (lambdas[i].bootstrap) w.Uint64(i);
+  }
+  w.EndArray();
   w.Key("depsDir");
   w.String(deps_dir.c_str());
   w.Key("deps");
@@ -1133,7 +1173,7 @@ class NodeLambda final : public Lambda {
           do {
             const Row& row = rows[next++];
             writer.StartArray();
-            write(row.source);
+            if (arity > 0) write(row.source);
             if (arity > 1) write(row.register_value);
             if (arity > 2) write(row.previous);
             writer.EndArray();

@@ -40,6 +40,11 @@ struct NodeLambdaSpec {
   bool publish = false;   // a publish lambda (source, register, previous) or an update (source)
   std::string body;       // the TypeScript function body
   std::string derivation;  // for messages when one module holds several derivations' lambdas
+  // A bootstrap lambda: its 1-based position in the derivation's `bootstrap` list (0: an
+  // update or publish lambda). Its body takes no arguments and may `await` (the worker
+  // waits for it); it is invoked with one row of no documents, its result is ignored, and
+  // its output is one empty array of documents.
+  int bootstrap = 0;
 };
 
 struct NodeOptions {
@@ -94,7 +99,8 @@ class NodeWorker : public std::enable_shared_from_this<NodeWorker> {
   // environment error with the end of its output, and so is every later invocation.
   // Outputs follow JSON.stringify within documents (NaN and Infinity become null, undefined
   // properties are dropped); numbers are JavaScript's (integers beyond 2^53 lose precision
-  // on the way in). Lambdas are synchronous, and one that never returns blocks Invoke: there
+  // on the way in). Update and publish lambdas are synchronous, and one that never returns
+  // blocks Invoke (as does a bootstrap whose promise waits forever on a timer): there
   // is no timeout.
   std::unique_ptr<Lambda> Get(const std::string& id);
 

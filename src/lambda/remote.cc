@@ -25,6 +25,7 @@ constexpr size_t kMaxBodyInError = 500;            // bytes of a failed response
 struct RemoteLambda::Impl {
   std::string url;
   bool publish = false;
+  bool bootstrap = false;
   CURL* curl = nullptr;
   curl_slist* headers = nullptr;
   rapidjson::StringBuffer request;  // reused between batches
@@ -96,6 +97,12 @@ std::unique_ptr<Lambda> RemoteLambda::Make(std::string url, bool publish) {
   return std::unique_ptr<Lambda>(new RemoteLambda(std::move(impl)));
 }
 
+std::unique_ptr<Lambda> RemoteLambda::MakeBootstrap(std::string url) {
+  auto l = Make(std::move(url), false);
+  static_cast<RemoteLambda&>(*l).impl_->bootstrap = true;
+  return l;
+}
+
 Result<bool> RemoteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
                                   int* failed_row) {
   Impl& m = *impl_;
@@ -104,7 +111,8 @@ Result<bool> RemoteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& 
   if (rows.empty()) return true;
   if (!m.curl) return Error::Env(fmt::format("remote lambda {}: cannot initialise libcurl", m.url));
 
-  // The body: [[source], ...] or [[source, previous, register], ...]; absent documents are null.
+  // The body: [[source], ...] or [[source, previous, register], ...] ([[], ...] for a
+  // bootstrap); absent documents are null.
   m.request.Clear();
   {
     rapidjson::Writer<rapidjson::StringBuffer> w(m.request);
@@ -118,7 +126,7 @@ Result<bool> RemoteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& 
     w.StartArray();
     for (const Row& row : rows) {
       w.StartArray();
-      write(row.source);
+      if (!m.bootstrap) write(row.source);
       if (m.publish) {
         write(row.previous);
         write(row.register_value);
@@ -144,6 +152,11 @@ Result<bool> RemoteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& 
   curl_easy_getinfo(m.curl, CURLINFO_RESPONSE_CODE, &status);
   if (status < 200 || status > 299) {
     return m.UserError(fmt::format("answered HTTP {}: {}", status, Truncate(m.response, kMaxBodyInError)));
+  }
+
+  if (m.bootstrap) {  // what a bootstrap answers is not looked at
+    out->resize(rows.size());
+    return true;
   }
 
   // Values are parsed straight into `alloc` and moved out: no copy.

@@ -18,6 +18,11 @@ class RemoteLambda final : public Lambda {
   // Nothing is contacted before the first Invoke.
   static std::unique_ptr<Lambda> Make(std::string url, bool publish);
 
+  // A bootstrap lambda calling `url`: each row is sent as `[]` (no arguments; one Invoke of
+  // one row sends `[[]]`); any 2xx status succeeds and the response body is ignored (each
+  // row outputs no documents). Other statuses and connection errors as for Make's lambdas.
+  static std::unique_ptr<Lambda> MakeBootstrap(std::string url);
+
   ~RemoteLambda() override;
 
   // Sends the rows (an empty batch sends nothing) with a 10 s connect and 60 s total

@@ -76,17 +76,105 @@ const char* SkipSpace(const char* p) {
 
 }  // namespace
 
+Result<std::shared_ptr<SqliteDatabase>> SqliteDatabase::Open() {
+  std::shared_ptr<SqliteDatabase> d(new SqliteDatabase());
+  int rc = sqlite3_open_v2(":memory:", &d->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    return Error::Env(fmt::format("cannot open an in-memory SQLite database: {}",
+                                  d->db_ ? sqlite3_errmsg(d->db_) : sqlite3_errstr(rc)));
+  }
+  // Lambdas are catalog content: they may not reach files (ATTACH) or load extensions.
+  sqlite3_limit(d->db_, SQLITE_LIMIT_ATTACHED, 0);
+  sqlite3_db_config(d->db_, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
+  sqlite3_db_config(d->db_, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  return d;
+}
+
+SqliteDatabase::~SqliteDatabase() { sqlite3_close_v2(db_); }
+
+Result<bool> SqliteDatabase::Exec(const std::string& sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string text = message ? message : sqlite3_errmsg(db_);
+    sqlite3_free(message);
+    return Error::User(fmt::format("SQLite: {}", text));
+  }
+  return true;
+}
+
+Result<bool> SqliteDatabase::Reset() {
+  // Temporary objects first (RESET_DATABASE empties the main database only).
+  std::vector<std::string> drops;
+  sqlite3_stmt* stmt = nullptr;
+  const char* list =
+      "SELECT type, name FROM temp.sqlite_schema WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%'";
+  if (sqlite3_prepare_v2(db_, list, -1, &stmt, nullptr) != SQLITE_OK) {
+    return Error::Internal(fmt::format("cannot list temporary SQLite tables: {}", sqlite3_errmsg(db_)));
+  }
+  while (sqlite3_step(stmt) == SQLITE_ROW) {
+    std::string type = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    std::string name = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 1));
+    std::string quoted;
+    for (char c : name) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    drops.push_back(fmt::format("DROP {} IF EXISTS temp.\"{}\"", type == "view" ? "VIEW" : "TABLE", quoted));
+  }
+  sqlite3_finalize(stmt);
+  for (const auto& d : drops) {
+    if (auto r = Exec(d); !r) return Error::Internal(fmt::format("cannot empty a SQLite database: {}", r.error().message));
+  }
+  // VACUUM attaches a database of its own, which the ATTACH limit would refuse.
+  sqlite3_limit(db_, SQLITE_LIMIT_ATTACHED, 1);
+  sqlite3_db_config(db_, SQLITE_DBCONFIG_RESET_DATABASE, 1, nullptr);
+  int rc = sqlite3_exec(db_, "VACUUM", nullptr, nullptr, nullptr);
+  sqlite3_db_config(db_, SQLITE_DBCONFIG_RESET_DATABASE, 0, nullptr);
+  sqlite3_limit(db_, SQLITE_LIMIT_ATTACHED, 0);
+  if (rc != SQLITE_OK) {
+    return Error::Internal(fmt::format("cannot empty a SQLite database: {}", sqlite3_errmsg(db_)));
+  }
+  return true;
+}
+
+namespace {
+
+class SqliteBootstrap final : public Lambda {
+ public:
+  SqliteBootstrap(std::shared_ptr<SqliteDatabase> db, std::string sql) : db_(std::move(db)), sql_(std::move(sql)) {}
+
+  Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator&, Outputs* out, int* failed_row) override {
+    out->clear();
+    if (failed_row) *failed_row = -1;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      auto done = db_->Exec(sql_);
+      if (!done) {
+        if (failed_row) *failed_row = static_cast<int>(r);
+        return done;
+      }
+      out->emplace_back();
+    }
+    return true;
+  }
+
+ private:
+  std::shared_ptr<SqliteDatabase> db_;
+  std::string sql_;
+};
+
+}  // namespace
+
+std::unique_ptr<Lambda> SqliteDatabase::Bootstrap(std::shared_ptr<SqliteDatabase> db, std::string sql) {
+  return std::make_unique<SqliteBootstrap>(std::move(db), std::move(sql));
+}
+
 struct SqliteLambda::Impl {
+  std::shared_ptr<SqliteDatabase> database;  // owns `db`
   sqlite3* db = nullptr;
   sqlite3_stmt* stmt = nullptr;
   std::vector<SourceField> fields;
   std::vector<Binding> bindings;
   std::vector<std::string> columns;  // result column names, distinct
 
-  ~Impl() {
-    sqlite3_finalize(stmt);
-    sqlite3_close_v2(db);
-  }
+  ~Impl() { sqlite3_finalize(stmt); }
 
   std::string Message() const { return sqlite3_errmsg(db); }
 
@@ -205,22 +293,20 @@ SqliteLambda::SqliteLambda(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 SqliteLambda::~SqliteLambda() = default;
 
 Result<std::unique_ptr<Lambda>> SqliteLambda::Compile(const std::string& sql,
-                                                      std::vector<SourceField> fields) {
+                                                      std::vector<SourceField> fields,
+                                                      std::shared_ptr<SqliteDatabase> db) {
   auto impl = std::make_unique<Impl>();
   impl->fields = std::move(fields);
-  int rc = sqlite3_open_v2(":memory:", &impl->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    return Error::Env(fmt::format("cannot open an in-memory SQLite database: {}",
-                                  impl->db ? impl->Message() : sqlite3_errstr(rc)));
+  if (!db) {
+    auto opened = SqliteDatabase::Open();
+    if (!opened) return opened.error();
+    db = std::move(opened.value());
   }
-  // The query is catalog content: it may not reach files (ATTACH) or load extensions.
-  sqlite3_limit(impl->db, SQLITE_LIMIT_ATTACHED, 0);
-  sqlite3_db_config(impl->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
-  sqlite3_db_config(impl->db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  impl->database = std::move(db);
+  impl->db = impl->database->handle();
 
   const char* tail = nullptr;
-  rc = sqlite3_prepare_v3(impl->db, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
+  int rc = sqlite3_prepare_v3(impl->db, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
                           &impl->stmt, &tail);
   if (rc != SQLITE_OK) return Error::User(fmt::format("invalid SQLite query: {}", impl->Message()));
   if (!impl->stmt) return Error::User("the SQLite query is empty");

@@ -1,4 +1,5 @@
-// SQLite lambdas (SPEC 4.1): one SQL query, prepared once on a private in-memory connection,
+// SQLite lambdas (SPEC 4.1): one SQL query, prepared once on an in-memory connection (its
+// own, or one its derivation's lambdas and bootstraps share: SqliteDatabase),
 // run once per row with `$source`, `$register`, `$previous` and `$<field>` parameters; each
 // result row is one output document. This file and sqlite.cc are the lambda module's only
 // users of SQLite. A SqliteLambda is used by one thread (its connection is opened NOMUTEX).
@@ -11,7 +12,40 @@
 #include "base/result.h"
 #include "lambda/lambda.h"
 
+struct sqlite3;
+
 namespace flow::lambda {
+
+// An in-memory database that the SQLite lambdas and bootstraps of one derivation share, so
+// that the tables a bootstrap creates can be read by the derivation's lambdas. ATTACH and
+// extension loading are disabled. Used by one thread at a time.
+class SqliteDatabase {
+ public:
+  static Result<std::shared_ptr<SqliteDatabase>> Open();
+  ~SqliteDatabase();
+
+  // Runs `sql`: any number of statements, with no parameters; result rows are ignored. A
+  // failure is a user error with SQLite's message (changes made by the statements before
+  // the failing one stay).
+  Result<bool> Exec(const std::string& sql);
+
+  // Empties the database: every table, index, view and trigger, temporary ones included,
+  // is dropped. Statements prepared on it stay valid (SQLite prepares them again).
+  Result<bool> Reset();
+
+  // A bootstrap lambda: each row Invoke is given runs `sql` with Exec and outputs no
+  // documents.
+  static std::unique_ptr<Lambda> Bootstrap(std::shared_ptr<SqliteDatabase> db, std::string sql);
+
+  sqlite3* handle() const { return db_; }
+
+  SqliteDatabase(const SqliteDatabase&) = delete;
+  SqliteDatabase& operator=(const SqliteDatabase&) = delete;
+
+ private:
+  SqliteDatabase() = default;
+  sqlite3* db_ = nullptr;
+};
 
 class SqliteLambda final : public Lambda {
  public:
@@ -22,9 +56,11 @@ class SqliteLambda final : public Lambda {
   // other than [A-Za-z0-9_] replaced by `_`, is `<field>` (a field named exactly `<field>`
   // wins, then the first; the three names above win over fields). Returns a user error with
   // SQLite's message when the query does not compile, and one naming the parameter (with a
-  // suggestion) when a parameter matches nothing.
+  // suggestion) when a parameter matches nothing. `db`: the database to prepare `sql` on
+  // (shared with other lambdas); null: a private one.
   static Result<std::unique_ptr<Lambda>> Compile(const std::string& sql,
-                                                 std::vector<SourceField> fields);
+                                                 std::vector<SourceField> fields,
+                                                 std::shared_ptr<SqliteDatabase> db = nullptr);
 
   ~SqliteLambda() override;
 

@@ -73,6 +73,7 @@ struct DeriveTask::Impl {
   std::vector<std::unique_ptr<Source>> sources;
   std::map<std::string, uint64_t> offsets;  // from the checkpoint
   std::set<std::string> known;              // source keys with a cursor
+  bool bootstrapped = false;                // the bootstrap lambdas ran
 
   // Registers by packed shuffle key, in an arena. Reductions replace values and leave the
   // old ones behind, so the arena is compacted (live registers copied to a fresh one) when
@@ -150,9 +151,34 @@ Result<bool> DeriveTask::Open() {
   return true;
 }
 
+Result<bool> DeriveTask::Bootstrap() {
+  const Derivation& d = *derivation_;
+  if (d.sqlite) {
+    auto r = d.sqlite->Reset();
+    if (!r) return Error{r.error().code, fmt::format("derivation `{}`: {}", d.collection->name, r.error().message)};
+  }
+  for (size_t i = 0; i < d.bootstraps.size(); ++i) {
+    const auto& b = d.bootstraps[i];
+    rapidjson::MemoryPoolAllocator<> alloc(1024);
+    lambda::Outputs out;
+    auto r = b.lambda->Invoke({lambda::Row{}}, alloc, &out);
+    if (!r) {
+      // nodeJS errors name the bootstrap lambda already.
+      std::string what = b.kind == "nodeJS" ? "" : fmt::format("bootstrap lambda {} ({}) failed: ", i + 1, b.kind);
+      return Error{r.error().code, fmt::format("derivation `{}`: {}{}", d.collection->name, what, r.error().message)};
+    }
+  }
+  return true;
+}
+
 Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
   Impl& m = *impl_;
   const Derivation& d = *derivation_;
+  if (!m.bootstrapped) {
+    auto b = Bootstrap();
+    if (!b) return b.error();
+    m.bootstrapped = true;
+  }
   const auto& committed = m.store->committed();
 
   // Cursors for every selected source journal, new ones included.

@@ -22,6 +22,7 @@
 
 #include "base/result.h"
 #include "lambda/lambda.h"
+#include "lambda/sqlite.h"
 #include "reduce/reduce.h"
 #include "runtime/collection.h"
 #include "runtime/cursor.h"
@@ -55,6 +56,15 @@ struct Derivation {
   std::shared_ptr<const schema::Annotations> register_annotations;
   std::shared_ptr<const reduce::Reducer> register_reducer;
   std::string register_initial = "null";  // JSON text
+  // `bootstrap` lambdas, in order: each is invoked with one row of no documents.
+  struct Bootstrap {
+    std::string kind;  // "nodeJS", "sqlite" or "remote", for messages
+    std::shared_ptr<lambda::Lambda> lambda;
+  };
+  std::vector<Bootstrap> bootstraps;
+  // The database the derivation's SQLite lambdas and bootstraps share; emptied before the
+  // bootstraps run. Null when it has no sqlite bootstrap.
+  std::shared_ptr<lambda::SqliteDatabase> sqlite;
   std::vector<Transform> transforms;
 
   // The internal journal holding the derivation's registers.
@@ -83,7 +93,9 @@ class DeriveTask {
   // Processes one transaction: up to `max_docs` source documents that are committed and
   // ready (read delay passed), in order of (UUID timestamp + delay). Returns how many were
   // processed (0: nothing is ready). Errors name the transform, the source journal and
-  // offset, and the cause; nothing of the failed transaction is committed.
+  // offset, and the cause; nothing of the failed transaction is committed. The first Step
+  // of a task first runs the derivation's bootstrap lambdas (the SQLite database emptied
+  // first); one that fails fails the Step, naming the derivation and the bootstrap.
   Result<uint64_t> Step(uint64_t max_docs = 8192);
 
   // The earliest time (Unix nanoseconds) at which a committed document that is waiting for
@@ -96,6 +108,8 @@ class DeriveTask {
   const Derivation& derivation() const { return *derivation_; }
 
  private:
+  Result<bool> Bootstrap();
+
   struct Impl;
   std::shared_ptr<const Derivation> derivation_;
   std::unique_ptr<Impl> impl_;

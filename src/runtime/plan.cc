@@ -101,8 +101,46 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
     d->register_initial = bd.register_initial.empty() ? "null" : bd.register_initial;
 
     std::vector<NodeLambda> node_lambdas;
-    // (transform index, publish) of each node lambda, to attach them once the worker runs.
-    std::vector<std::pair<size_t, bool>> node_slots;
+    // Where each node lambda goes once the worker runs: a bootstrap, or a transform's
+    // update or publish.
+    struct NodeSlot {
+      bool bootstrap = false;
+      size_t index = 0;  // into bootstraps or transforms
+      bool publish = false;
+    };
+    std::vector<NodeSlot> node_slots;
+    // Bootstraps. SQLite ones run here once, so that the lambdas prepared below on the
+    // same database can name the tables they create (the task empties it and runs them
+    // again when it starts).
+    const auto& bootstrap = bd.collection->derivation->bootstrap;
+    for (size_t i = 0; i < bootstrap.size(); ++i) {
+      const catalog::LambdaSpec& spec = bootstrap[i];
+      Derivation::Bootstrap b;
+      b.kind = catalog::LambdaSpec::KindName(spec.kind);
+      switch (spec.kind) {
+        case catalog::LambdaSpec::Kind::kSqlite: {
+          if (!d->sqlite) {
+            auto db = lambda::SqliteDatabase::Open();
+            if (!db) return db.error();
+            d->sqlite = db.value();
+          }
+          b.lambda = lambda::SqliteDatabase::Bootstrap(d->sqlite, spec.body);
+          if (auto r = d->sqlite->Exec(spec.body); !r) {
+            return Error{r.error().code, fmt::format("derivation `{}`: bootstrap lambda {} (sqlite) failed: {}", name,
+                                                     i + 1, r.error().message)};
+          }
+          break;
+        }
+        case catalog::LambdaSpec::Kind::kRemote:
+          b.lambda = lambda::RemoteLambda::MakeBootstrap(spec.body);
+          break;
+        case catalog::LambdaSpec::Kind::kNodeJS:
+          node_lambdas.push_back({fmt::format("bootstrap/{}", i), spec.body, false, "", static_cast<int>(i + 1)});
+          node_slots.push_back({true, i, false});
+          break;
+      }
+      d->bootstraps.push_back(std::move(b));
+    }
     for (const auto& bt : bd.transforms) {
       const catalog::TransformSpec& ts = *bt.spec;
       Transform t;
@@ -136,7 +174,7 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
       auto make = [&](const catalog::LambdaSpec& spec, bool publish) -> Result<std::shared_ptr<lambda::Lambda>> {
         switch (spec.kind) {
           case catalog::LambdaSpec::Kind::kSqlite: {
-            auto l = lambda::SqliteLambda::Compile(spec.body, fields);
+            auto l = lambda::SqliteLambda::Compile(spec.body, fields, d->sqlite);
             if (!l) {
               return Error{l.error().code, fmt::format("derivation `{}`, transform `{}` ({}): {}", name, ts.name,
                                                        publish ? "publish" : "update", l.error().message)};
@@ -148,7 +186,7 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
           case catalog::LambdaSpec::Kind::kNodeJS:
             node_lambdas.push_back({fmt::format("{}/{}", ts.name, publish ? "publish" : "update"), spec.body, publish,
                                     ts.name});
-            node_slots.emplace_back(d->transforms.size(), publish);
+            node_slots.push_back({false, d->transforms.size(), publish});
             return std::shared_ptr<lambda::Lambda>();  // attached below
         }
         return Error::Internal("unknown lambda kind");
@@ -172,8 +210,13 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
       for (size_t k = 0; k < node_lambdas.size(); ++k) {
         auto it = started->find(node_lambdas[k].id);
         if (it == started->end()) return Error::Internal("a nodeJS lambda was not started");
-        auto& t = d->transforms[node_slots[k].first];
-        (node_slots[k].second ? t.publish : t.update) = it->second;
+        const NodeSlot& slot = node_slots[k];
+        if (slot.bootstrap) {
+          d->bootstraps[slot.index].lambda = it->second;
+          continue;
+        }
+        auto& t = d->transforms[slot.index];
+        (slot.publish ? t.publish : t.update) = it->second;
       }
     }
     plan.derivations.push_back(std::move(d));

@@ -28,6 +28,7 @@ struct NodeLambda {
   std::string body;
   bool publish = false;
   std::string transform;
+  int bootstrap = 0;  // a bootstrap lambda: its 1-based position in `bootstrap`
 };
 
 // Starts one worker for a derivation's nodeJS lambdas and returns them, by id.

@@ -56,9 +56,10 @@ struct World {
     if (!dir.empty()) std::filesystem::remove_all(dir, ec);
   }
 
-  // Runs every derivation until none has anything ready, jumping the clock to the next
-  // read delay's end whenever that is all that remains.
-  Result<bool> RunUntilIdle() {
+  // Runs every derivation until none has anything ready at the current simulated time:
+  // what one derivation publishes is read by those downstream of it in the same call. The
+  // clock is not advanced (documents waiting for a read delay stay where they are).
+  Result<bool> RunReady() {
     for (;;) {
       bool progress = false;
       for (auto& t : tasks) {
@@ -70,7 +71,16 @@ struct World {
           progress = true;
         }
       }
-      if (progress) continue;
+      if (!progress) return true;
+    }
+  }
+
+  // Runs every derivation until none has anything left, jumping the clock to the next
+  // read delay's end whenever that is all that remains.
+  Result<bool> RunUntilIdle() {
+    for (;;) {
+      auto ready = RunReady();
+      if (!ready) return ready;
       int64_t next = 0;
       for (auto& t : tasks) {
         if (t->next_ready() && (!next || t->next_ready() < next)) next = t->next_ready();
@@ -153,6 +163,12 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
                                        s.collection, message));
   };
 
+  // A derivation failing is the catalog's fault (a failed test); the environment failing
+  // is not.
+  auto derive_failed = [](const Error& e) {
+    return e.code != Error::Code::kEnvironment && e.code != Error::Code::kInternal;
+  };
+
   for (size_t i = 0; i < test.steps.size() && out.passed; ++i) {
     const catalog::TestStepSpec& s = test.steps[i];
     auto c = plan_->collections.find(s.collection);
@@ -186,6 +202,15 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
       if (!heads) {
         if (heads.error().code != Error::Code::kUser) return heads.error();
         failed(i, s, heads.error().message);
+        break;
+      }
+      // What this step made ready is derived before the next step runs (SPEC 6), so that
+      // documents derived from it are ordered before those of a later ingest.
+      auto ready = w.RunReady();
+      if (!ready) {
+        if (!derive_failed(ready.error())) return ready.error();
+        failed(i, s, ready.error().message);
+        break;
       }
       continue;
     }
@@ -193,9 +218,7 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
     // verify
     auto idle = w.RunUntilIdle();
     if (!idle) {
-      if (idle.error().code == Error::Code::kEnvironment || idle.error().code == Error::Code::kInternal) {
-        return idle.error();
-      }
+      if (!derive_failed(idle.error())) return idle.error();
       failed(i, s, idle.error().message);
       break;
     }

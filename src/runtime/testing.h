@@ -1,7 +1,9 @@
 // Catalog tests (SPEC 6): each test runs in a fresh data directory with fresh registers;
-// `ingest` steps commit one transaction each; `verify` steps first run every derivation
-// until nothing is left to process, advancing a simulated clock over read delays (never
-// sleeping), then fully reduce the collection's documents per key and compare them with
+// `ingest` steps commit one transaction each, after which every derivation (and what is
+// downstream of it) processes what is ready at the current simulated time, so that what
+// one step derives is ordered before the next step's documents; `verify` steps first run
+// every derivation until nothing is left to process, advancing a simulated clock over read
+// delays (never sleeping), then fully reduce the collection's documents per key and compare them with
 // the expected ones (partial objects, equal-length arrays, numbers within 1e-9 relative).
 // Not thread-safe.
 #pragma once

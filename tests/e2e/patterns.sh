@@ -17,6 +17,8 @@ declare -A want_tests=(
   [08-shopping-cart]=5
   [09-page-country-rollup]=4
   [10-npm-dependency]=3
+  [11-cart-then-purchase]=4
+  [12-bootstrap]=3
 )
 
 dirs=(testdata/patterns/*/)
@@ -96,5 +98,20 @@ neg cart-removed 08-shopping-cart \
   's/- {cart_id: c2, items: {add: \[{sku: ink, quantity: 1}\]}}/- {cart_id: c2, items: {add: [{sku: ink, quantity: 1}, {sku: pen, quantity: 10}]}}/'
 expect_err 'key ["c2"]: /items/add: expected 2 items'
 expect_err '4 passed, 1 failed'
+
+# A join against a derived collection: the cart a purchase sees is the one built by the
+# steps before it, not by later ones.
+neg purchase 11-cart-then-purchase \
+  's/- {purchase_id: p2, user: bob, items: {tea: 1}}/- {purchase_id: p2, user: bob, items: {cup: 1, tea: 3}}/'
+expect_err 'key ["p2"]: /items/cup: expected 1, actual missing'
+expect_err 'key ["p2"]: /items/tea: expected 3, actual 1'
+expect_err '3 passed, 1 failed'
+
+# Without its nodeJS bootstraps, the publish lambda has no tax rate: its outputs are
+# invalid, which fails every test (each ingests into the derivation's source).
+neg no-bootstrap 12-bootstrap '/^      bootstrap:$/{N;/nodeJS/!b;N;N;N;N;d}'
+expect_err 'FAIL globals set by nodeJS bootstraps are seen by publish'
+expect_err 'at /cents (value null)'
+expect_err '0 passed, 3 failed'
 
 finish

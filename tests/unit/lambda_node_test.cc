@@ -333,6 +333,46 @@ TEST_CASE("lambda: node throwing is a user error naming the transform, row and l
   CHECK(Run(*l, h, {h.Publish(R"({"total":5})", "null", "null")})[0] == R"([{"total":5}])");
 }
 
+TEST_CASE("lambda: node bootstraps may await, and set globals the lambdas see") {
+  Harness h;
+  NodeLambdaSpec first{"bootstrap/0", "", false, "globalThis.rate = 2; return 'ignored';", "", 1};
+  NodeLambdaSpec second{"bootstrap/1", "", false,
+                        "await new Promise((resolve) => setTimeout(resolve, 5));\n"
+                        "(globalThis as any).late = 'after a timer';",
+                        "", 2};
+  auto w = MustStart({first, second, Publish("t", "const g = globalThis as any; return [{v: source * g.rate, late: g.late}];")});
+  lambda::Outputs out;
+  for (const char* id : {"bootstrap/0", "bootstrap/1"}) {
+    auto b = w->Get(id);
+    REQUIRE(b);
+    auto r = b->Invoke({Row{}}, h.out_doc.GetAllocator(), &out);
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].empty());
+  }
+  auto texts = Run(*w->Get("t/publish"), h, {h.Source("21")});
+  CHECK(texts[0] == R"([{"v":42,"late":"after a timer"}])");
+}
+
+TEST_CASE("lambda: node bootstrap failures name the bootstrap and the line") {
+  Harness h;
+  NodeLambdaSpec throws{"bootstrap/0", "", false, "const x = 1;\nthrow new Error('no config');", "", 1};
+  NodeLambdaSpec rejects{"bootstrap/1", "", false, "await Promise.resolve();\nthrow new TypeError('later');", "", 2};
+  auto w = MustStart({throws, rejects});
+  auto f = RunError(*w->Get("bootstrap/0"), h, {Row{}});
+  CHECK(f.error.code == Error::Code::kUser);
+  CHECK(Contains(f.error.message, "bootstrap lambda 1 threw: no config (at line 2"));
+  f = RunError(*w->Get("bootstrap/1"), h, {Row{}});
+  CHECK(Contains(f.error.message, "bootstrap lambda 2 threw: TypeError: later"));
+
+  // A promise that can never settle ends the worker, which says why.
+  NodeLambdaSpec never{"bootstrap/0", "", false, "await new Promise(() => {});", "", 1};
+  auto w2 = MustStart({never});
+  f = RunError(*w2->Get("bootstrap/0"), h, {Row{}});
+  CHECK(f.error.code == Error::Code::kEnvironment);
+  CHECK(Contains(f.error.message, "a bootstrap lambda returned a promise that never settles"));
+}
+
 TEST_CASE("lambda: node returning something other than an array") {
   Harness h;
   auto w = MustStart({

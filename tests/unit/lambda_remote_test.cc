@@ -203,6 +203,25 @@ TEST_CASE("lambda: remote publish sends [source, previous, register] rows") {
   CHECK(Json(out[1][1]) == R"({"index":1})");
 }
 
+TEST_CASE("lambda: remote bootstraps send a row of no arguments and ignore the answer") {
+  TestServer server;
+  Harness h;
+  auto l = lambda::RemoteLambda::MakeBootstrap(server.Url("/echo"));
+  lambda::Outputs out;
+  auto r = l->Invoke({Row{}}, h.out_doc.GetAllocator(), &out);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].empty());
+  // Whatever a bootstrap answers (here, JSON that is not the lambda protocol's) is fine...
+  r = lambda::RemoteLambda::MakeBootstrap(server.Url("/notarray"))->Invoke({Row{}}, h.out_doc.GetAllocator(), &out);
+  CHECK(r.ok());
+  // ... as long as its status is 2xx.
+  r = lambda::RemoteLambda::MakeBootstrap(server.Url("/status500"))->Invoke({Row{}}, h.out_doc.GetAllocator(), &out);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Error::Code::kUser);
+  CHECK(r.error().message.find("answered HTTP 500: boom: the lambda failed") != std::string::npos);
+}
+
 TEST_CASE("lambda: remote non-2xx statuses are user errors with the body") {
   TestServer server;
   Harness h;

@@ -250,3 +250,39 @@ TEST_CASE("lambda: sqlite outputs outlive the lambda") {
   REQUIRE(out.size() == 1);
   CHECK(Json(out[0][0]) == R"({"name":"a string long enough not to be inlined by RapidJSON"})");
 }
+
+TEST_CASE("lambda: sqlite bootstraps share a database with the derivation's lambdas") {
+  Harness h;
+  auto db = lambda::SqliteDatabase::Open();
+  REQUIRE(db.ok());
+  auto bootstrap = lambda::SqliteDatabase::Bootstrap(
+      *db, "CREATE TABLE rates (sku TEXT PRIMARY KEY, rate REAL); INSERT INTO rates VALUES ('a', 2.5);");
+  lambda::Outputs out;
+  auto r = bootstrap->Invoke({Row{}}, h.out_doc.GetAllocator(), &out);
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].empty());
+
+  auto l = lambda::SqliteLambda::Compile("SELECT $sku AS sku, (SELECT rate FROM rates WHERE sku = $sku) AS rate",
+                                         {Field("sku", "/sku")}, *db);
+  REQUIRE_MESSAGE(l.ok(), l.error().message);
+  CHECK(Run(**l, h, {h.Source(R"({"sku":"a"})")})[0] == R"([{"sku":"a","rate":2.5}])");
+
+  // Reset empties it (temporary tables too); the lambda stays prepared, and works again
+  // once the bootstrap, which would fail on a table that exists, has run again.
+  REQUIRE((*db)->Exec("CREATE TEMP TABLE scratch (x); CREATE VIEW v AS SELECT 1;").ok());
+  REQUIRE((*db)->Reset().ok());
+  int failed = 7;
+  CHECK_FALSE((*l)->Invoke({h.Source(R"({"sku":"a"})")}, h.out_doc.GetAllocator(), &out, &failed).ok());
+  REQUIRE_MESSAGE(bootstrap->Invoke({Row{}}, h.out_doc.GetAllocator(), &out).ok(), "bootstrap after reset");
+  REQUIRE((*db)->Exec("CREATE TEMP TABLE scratch (x); CREATE VIEW v AS SELECT 1;").ok());
+  CHECK(Run(**l, h, {h.Source(R"({"sku":"a"})")})[0] == R"([{"sku":"a","rate":2.5}])");
+
+  // A failing script is a user error with SQLite's message.
+  auto bad = lambda::SqliteDatabase::Bootstrap(*db, "INSERT INTO nowhere VALUES (1)");
+  r = bad->Invoke({Row{}}, h.out_doc.GetAllocator(), &out, &failed);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Error::Code::kUser);
+  CHECK(r.error().message == "SQLite: no such table: nowhere");
+  CHECK(failed == 0);
+}

@@ -38,7 +38,7 @@ std::shared_ptr<schema::Validator> SourceValidator() {
 TEST_CASE("every catalog file of the golden catalog and the examples matches json-schema") {
   auto v = SourceValidator();
   size_t checked = 0;
-  for (const char* dir : {"testdata/golden", "catalog-examples"}) {
+  for (const char* dir : {"testdata/golden", "testdata/patterns", "catalog-examples"}) {
     for (const auto& e : std::filesystem::recursive_directory_iterator(
              std::filesystem::path(FLOWCTL_SOURCE_DIR) / dir)) {
       std::string name = e.path().filename().string();
