@@ -783,7 +783,21 @@ void ParseNodeDependencies(const Ctx& ctx, const Node& v, Catalog* cat) {
       continue;
     }
     d.version = m.value.as_string();
-    cat->node_dependencies.push_back(std::move(d));
+    // Several files may declare one package (SPEC 1.2): the same version range merges into
+    // the first declaration (in load order), another one is an error naming both places.
+    auto same = std::find_if(cat->node_dependencies.begin(), cat->node_dependencies.end(),
+                             [&](const NodeDependencySpec& e) { return e.package == d.package; });
+    if (same == cat->node_dependencies.end()) {
+      cat->node_dependencies.push_back(std::move(d));
+    } else if (same->version != d.version) {
+      ctx.Error(m.key_mark, d.where.pointer, "",
+                fmt::format("npm package `{}` is declared with version range \"{}\" here but \"{}\" at "
+                            "{}:{}:{}",
+                            d.package, d.version, same->version, same->where.file,
+                            same->where.mark.line, same->where.mark.col),
+                "every file that declares a package must give the same version range; "
+                "declare it once in a file the others import");
+    }
   }
 }
 
