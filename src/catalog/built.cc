@@ -50,7 +50,8 @@ CREATE TABLE transforms (
   update_lambda INTEGER REFERENCES lambdas(id), publish_lambda INTEGER REFERENCES lambdas(id),
   resource_url TEXT NOT NULL, line INTEGER, col INTEGER);
 CREATE TABLE materialization_targets (
-  name TEXT PRIMARY KEY, kind TEXT NOT NULL, address TEXT NOT NULL, written TEXT NOT NULL);
+  name TEXT PRIMARY KEY, kind TEXT NOT NULL, address TEXT NOT NULL, written TEXT NOT NULL,
+  is_inline INTEGER NOT NULL);
 CREATE TABLE materializations (
   name TEXT PRIMARY KEY, target TEXT NOT NULL, resource_url TEXT NOT NULL);
 CREATE TABLE materialization_bindings (
@@ -227,7 +228,8 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
       }
     }
     for (const auto& t : cat.targets) {
-      ins("INSERT INTO materialization_targets VALUES (?, ?, ?, ?)", t.name, t.kind, t.address, t.written);
+      ins("INSERT INTO materialization_targets VALUES (?, ?, ?, ?, ?)", t.name, t.kind, t.address, t.written,
+          t.is_inline);
     }
     for (const auto& m : cat.materializations) {
       ins("INSERT INTO materializations VALUES (?, ?, ?)", m.name, m.target, m.where.url);
