@@ -53,7 +53,8 @@ CREATE TABLE bootstraps (
   derivation TEXT NOT NULL, idx INTEGER NOT NULL, lambda INTEGER NOT NULL REFERENCES lambdas(id),
   PRIMARY KEY (derivation, idx));
 CREATE TABLE materialization_targets (
-  name TEXT PRIMARY KEY, kind TEXT NOT NULL, address TEXT NOT NULL, written TEXT NOT NULL);
+  name TEXT PRIMARY KEY, kind TEXT NOT NULL, address TEXT NOT NULL, written TEXT NOT NULL,
+  is_inline INTEGER NOT NULL);
 CREATE TABLE materializations (
   name TEXT PRIMARY KEY, target TEXT NOT NULL, resource_url TEXT NOT NULL);
 CREATE TABLE materialization_bindings (
@@ -235,7 +236,8 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
       }
     }
     for (const auto& t : cat.targets) {
-      ins("INSERT INTO materialization_targets VALUES (?, ?, ?, ?)", t.name, t.kind, t.address, t.written);
+      ins("INSERT INTO materialization_targets VALUES (?, ?, ?, ?, ?)", t.name, t.kind, t.address, t.written,
+          t.is_inline);
     }
     for (const auto& m : cat.materializations) {
       ins("INSERT INTO materializations VALUES (?, ?, ?)", m.name, m.target, m.where.url);

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <functional>
 #include <set>
+#include <tuple>
 #include <sqlite3.h>
 
 #include "base/strings.h"
@@ -95,7 +96,10 @@ class Checker {
               "may reuse them");
       }
     }
-    for (const auto& t : cat_.targets) add(t.name, "materialization target", t.where);
+    for (const auto& t : cat_.targets) {
+      // An inline target is named like its materialization, whose name is checked.
+      if (!t.is_inline) add(t.name, "materialization target", t.where);
+    }
     for (const auto& m : cat_.materializations) add(m.name, "materialization", m.where);
     for (const auto& c : cat_.captures) add(c.name, "capture", c.where);
     std::map<std::string, const Where*> tests;
@@ -621,14 +625,19 @@ class Checker {
 
   // ---- materializations --------------------------------------------------------------
   void CheckMaterializations() {
+    // Inline targets (SPEC 1.7) belong to their own materialization: `target:` names only
+    // those declared under `materializationTargets`.
     std::vector<std::string> target_names;
-    for (const auto& t : cat_.targets) target_names.push_back(t.name);
-    std::map<std::pair<std::string, std::string>, const Where*> tables;
+    for (const auto& t : cat_.targets) {
+      if (!t.is_inline) target_names.push_back(t.name);
+    }
+    // Tables by database: two targets (inline ones, typically) may name one database file.
+    std::map<std::tuple<std::string, std::string, std::string>, const Where*> tables;
     for (const auto& m : cat_.materializations) {
       std::string owner = fmt::format("materialization `{}`", m.name);
       const TargetSpec* target = nullptr;
       for (const auto& t : cat_.targets) {
-        if (t.name == m.target) target = &t;
+        if (t.name == m.target && t.is_inline == m.is_inline) target = &t;
       }
       if (!m.target.empty() && !target) {
         std::string hint = DidYouMean(m.target, target_names);
@@ -641,12 +650,15 @@ class Checker {
         if (b.source.empty()) continue;
         const BuiltCollection* c = Need(b.source, b.source_where, owner, "source collection");
         if (target && !b.table.empty()) {
-          auto [it, inserted] = tables.emplace(std::make_pair(target->name, b.table), &b.table_where);
+          // A malformed target has no address: its tables are told apart by its name.
+          std::string db = target->address.empty() ? "\n" + target->name : target->address;
+          auto [it, inserted] = tables.emplace(std::make_tuple(target->kind, db, b.table), &b.table_where);
           if (!inserted) {
             Error(b.table_where, owner,
-                  fmt::format("table `{}` of target `{}` is already materialized at {}:{}:{}",
-                              b.table, target->name, it->second->file, it->second->mark.line,
-                              it->second->mark.col),
+                  fmt::format("table `{}` of {} is already materialized at {}:{}:{}", b.table,
+                              target->is_inline ? fmt::format("{} database `{}`", target->kind, target->written)
+                                                : fmt::format("target `{}`", target->name),
+                              it->second->file, it->second->mark.line, it->second->mark.col),
                   "each table holds exactly one collection");
           }
         }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fmt/format.h>
 
 #include "base/strings.h"
@@ -43,11 +44,12 @@ const char* Article(const char* type) {
 }
 
 // Reads one YAML mapping of a known shape: looks keys up, reports unknown ones with a
-// "did you mean" hint, and reports type mismatches.
+// "did you mean" hint (or, for keys in `misplaced`, the hint given there: keys that belong
+// elsewhere), and reports type mismatches.
 class Obj {
  public:
   Obj(const Ctx& ctx, const Node& n, std::string pointer, std::string owner, std::string what,
-      std::vector<std::string> allowed)
+      std::vector<std::string> allowed, const std::map<std::string, std::string>& misplaced = {})
       : ctx_(ctx), n_(n), pointer_(std::move(pointer)), owner_(std::move(owner)),
         allowed_(std::move(allowed)) {
     ok_ = n.is_object();
@@ -58,7 +60,14 @@ class Obj {
     }
     for (const auto& m : n.members()) {
       if (std::find(allowed_.begin(), allowed_.end(), m.key) != allowed_.end()) continue;
+      if (auto it = misplaced.find(m.key); it != misplaced.end()) {
+        ctx_.Error(m.key_mark, Ptr(pointer_, m.key), owner_,
+                   fmt::format("unknown key `{}` in {}", m.key, what), it->second);
+        has_unknown_ = true;
+        continue;
+      }
       unknown_.push_back(m.key);
+      has_unknown_ = true;
       std::string hint = DidYouMean(m.key, allowed_);
       if (hint.empty()) {
         std::string keys;
@@ -90,7 +99,7 @@ class Obj {
     }
     return false;
   }
-  bool HasUnknownKeys() const { return !unknown_.empty(); }
+  bool HasUnknownKeys() const { return has_unknown_; }
 
   const Node* Required(const std::string& key, const char* what_it_is) const {
     const Node* v = Get(key);
@@ -137,7 +146,8 @@ class Obj {
   std::string pointer_;
   std::string owner_;
   std::vector<std::string> allowed_;
-  std::vector<std::string> unknown_;
+  std::vector<std::string> unknown_;  // misspellings, perhaps: not the `misplaced` keys
+  bool has_unknown_ = false;
   bool ok_ = false;
 };
 
@@ -519,6 +529,55 @@ void ParseCollection(const Ctx& ctx, const Node& v, const std::string& pointer, 
   cat->collections.push_back(std::move(c));
 }
 
+// Parses the database of a target, `sqlite: {path}` or `postgres: {uri}` (member `kind` at
+// `kp`), into `t`. With `binding`, the mapping also names the table (the inline form of a
+// materialization, SPEC 1.7), read into `binding->table`.
+void ParseDatabase(const Ctx& ctx, const Node::Member& kind, const std::string& kp, const std::string& owner,
+                   TargetSpec* t, MaterializationBindingSpec* binding) {
+  std::vector<std::string> allowed = kind.key == "sqlite" ? std::vector<std::string>{"path", "uri"}
+                                                          : std::vector<std::string>{"uri"};
+  if (binding) allowed.push_back("table");
+  Obj o(ctx, kind.value, kp, owner,
+        fmt::format("a {} {}", kind.key, binding ? "materialization" : "target"), allowed);
+  t->kind = kind.key;
+  if (binding && o.ok()) {
+    if (const Node* tbl = o.Required("table", "the table name")) {
+      o.String(tbl, "table", &binding->table);
+      binding->table_where = ctx.At(*tbl, o.PointerOf("table"));
+      if (tbl->is_string() && binding->table.empty()) {
+        ctx.Error(tbl->mark(), o.PointerOf("table"), owner, "`table` may not be empty");
+      }
+    }
+  }
+  if (kind.key == "sqlite") {
+    const char* key = o.Get("path") ? "path" : "uri";  // `uri`: the preview's spelling
+    const Node* path = o.Get(key);
+    if (!path) {
+      if (o.ok() && !o.HasNearMiss("path")) {
+        ctx.Error(kind.value.mark(), kp, owner, "missing required `path` (the database file)");
+      }
+      return;
+    }
+    if (!o.String(path, key, &t->written)) return;
+    std::string file = t->written;
+    if (file.rfind("file://", 0) == 0) file = FilePathOfUrl(file);
+    if (IsFileUrl(ctx.file().url) && !file.empty() && file[0] != '/' && file != ":memory:") {
+      std::filesystem::path dir = std::filesystem::path(FilePathOfUrl(ctx.file().url)).parent_path();
+      file = (dir / file).lexically_normal().string();
+    }
+    t->address = file;
+  } else {
+    const Node* uri = o.Required("uri", "a postgresql:// connection URI");
+    if (!o.String(uri, "uri", &t->written)) return;
+    t->address = t->written;
+    if (t->written.rfind("postgres://", 0) != 0 && t->written.rfind("postgresql://", 0) != 0) {
+      ctx.Error(uri->mark(), Ptr(kp, "uri"), owner,
+                fmt::format("`{}` is not a PostgreSQL URI", t->written),
+                "write postgresql://user:password@host:port/database");
+    }
+  }
+}
+
 // Parses one target into `t`, reporting problems. `t` is recorded by the caller even when
 // malformed, so that materializations using it do not also report it missing.
 void ParseTarget(const Ctx& ctx, const Node::Member& m, TargetSpec* t) {
@@ -532,37 +591,8 @@ void ParseTarget(const Ctx& ctx, const Node::Member& m, TargetSpec* t) {
     return;
   }
   const auto& kind = m.value.members()[0];
-  std::string kp = Ptr(p, kind.key);
-  if (kind.key == "sqlite") {
-    t->kind = kind.key;
-    Obj so(ctx, kind.value, kp, owner, "a sqlite target", {"path", "uri"});
-    const Node* path = so.Get("path");
-    if (!path) path = so.Get("uri");  // the preview's spelling
-    if (!path) {
-      if (so.ok() && !so.HasNearMiss("path")) {
-        ctx.Error(kind.value.mark(), kp, owner, "missing required `path` (the database file)");
-      }
-      return;
-    }
-    if (!so.String(path, "path", &t->written)) return;
-    std::string file = t->written;
-    if (file.rfind("file://", 0) == 0) file = FilePathOfUrl(file);
-    if (IsFileUrl(ctx.file().url) && !file.empty() && file[0] != '/' && file != ":memory:") {
-      std::filesystem::path dir = std::filesystem::path(FilePathOfUrl(ctx.file().url)).parent_path();
-      file = (dir / file).lexically_normal().string();
-    }
-    t->address = file;
-  } else if (kind.key == "postgres") {
-    t->kind = kind.key;
-    Obj po(ctx, kind.value, kp, owner, "a postgres target", {"uri"});
-    const Node* uri = po.Required("uri", "a postgresql:// connection URI");
-    if (!po.String(uri, "uri", &t->written)) return;
-    t->address = t->written;
-    if (t->written.rfind("postgres://", 0) != 0 && t->written.rfind("postgresql://", 0) != 0) {
-      ctx.Error(uri->mark(), Ptr(kp, "uri"), owner,
-                fmt::format("`{}` is not a PostgreSQL URI", t->written),
-                "write postgresql://user:password@host:port/database");
-    }
+  if (kind.key == "sqlite" || kind.key == "postgres") {
+    ParseDatabase(ctx, kind, Ptr(p, kind.key), owner, t, nullptr);
   }
 }
 
@@ -602,6 +632,48 @@ void ParseFieldList(const Ctx& ctx, const Obj& o, const char* key, const std::st
   }
 }
 
+// The earliest preview form of a materialization (SPEC 1.7): `{collection: C, sqlite: {path,
+// table}}` or `{collection: C, postgres: {uri, table}}`, as Flow's 2020 catalogs wrote it
+// (they also spelled the SQLite path `uri`). It becomes one binding into a target of its own,
+// named like the materialization. Flow's form had no field selection: the defaults apply.
+void ParseInlineMaterialization(const Ctx& ctx, const Node::Member& m, const Obj& o, const std::string& owner,
+                                MaterializationSpec* s, Catalog* cat) {
+  s->is_inline = true;
+  MaterializationBindingSpec b;
+  b.where = ctx.At(m.value, o.pointer());
+  if (const Node* c = o.Required("collection", "the collection to materialize")) {
+    o.String(c, "collection", &b.source);
+    b.source_where = ctx.At(*c, o.PointerOf("collection"));
+  }
+  const Node::Member* db = nullptr;
+  for (const auto& k : m.value.members()) {
+    if (k.key != "sqlite" && k.key != "postgres") continue;
+    if (db) {
+      ctx.Error(k.key_mark, o.PointerOf(k.key), owner,
+                "a materialization has exactly one of `sqlite` or `postgres`",
+                "materialize into several databases with one materialization each");
+      return;
+    }
+    db = &k;
+  }
+  if (!db) {
+    if (!o.HasNearMiss("sqlite") && !o.HasNearMiss("postgres")) {
+      ctx.Error(m.value.mark(), o.pointer(), owner,
+                "missing the database: `sqlite: {path, table}` or `postgres: {uri, table}`");
+    }
+    return;
+  }
+  TargetSpec t;
+  t.name = s->name;
+  t.is_inline = true;
+  t.where = Where{ctx.file().url, ctx.file().display, db->key_mark, o.PointerOf(db->key)};
+  ParseDatabase(ctx, *db, o.PointerOf(db->key), owner, &t, &b);
+  s->target = t.name;
+  s->target_where = t.where;
+  s->bindings.push_back(std::move(b));
+  cat->targets.push_back(std::move(t));
+}
+
 void ParseMaterializations(const Ctx& ctx, const Node& v, Catalog* cat) {
   if (!v.is_object()) {
     ctx.Error(v.mark(), "/materializations", "", "`materializations` must map names to materializations");
@@ -613,8 +685,48 @@ void ParseMaterializations(const Ctx& ctx, const Node& v, Catalog* cat) {
     std::string p = Ptr("/materializations", m.key);
     s.where = Where{ctx.file().url, ctx.file().display, m.key_mark, p};
     std::string owner = fmt::format("materialization `{}`", m.key);
-    Obj o(ctx, m.value, p, owner, "a materialization", {"target", "bindings"});
+    // Which form: `target` + `bindings`, or the inline one. Unknown keys are reported
+    // against the keys of the form in use (both, when neither is recognisable).
+    const std::vector<std::string> full = {"target", "bindings"}, inline_form = {"collection", "sqlite", "postgres"};
+    auto has_any = [&](const std::vector<std::string>& keys) {
+      return m.value.is_object() &&
+             std::any_of(keys.begin(), keys.end(), [&](const std::string& k) { return m.value.Find(k); });
+    };
+    bool is_full = has_any(full), is_inline = has_any(inline_form);
+    std::vector<std::string> allowed = is_inline && !is_full ? inline_form : full;
+    if (is_full == is_inline) allowed.insert(allowed.end(), inline_form.begin(), inline_form.end());
+    std::map<std::string, std::string> misplaced;
+    if (is_inline && !is_full) {
+      misplaced = {{"fields", "the inline form (`collection` with `sqlite` or `postgres`) materializes "
+                              "the default fields; write `target` and `bindings` to choose fields"},
+                   {"deltaUpdates", "the inline form has no delta updates; write `target` and `bindings`"},
+                   {"table", "`table` goes inside `sqlite` or `postgres`"}};
+    } else {
+      for (const char* k : {"source", "table", "fields", "deltaUpdates"}) {
+        misplaced[k] = fmt::format("`{}` belongs in each item of `bindings`", k);
+      }
+    }
+    Obj o(ctx, m.value, p, owner, "a materialization", allowed, misplaced);
     if (!o.ok()) continue;
+    if (is_full && is_inline) {
+      ctx.Error(m.key_mark, p, owner,
+                "a materialization has either `target` and `bindings`, or `collection` with `sqlite` "
+                "or `postgres` (the inline form), not both",
+                "declare the database under `materializationTargets` and bind the collection in "
+                "`bindings`, or drop `target` and `bindings`");
+      cat->materializations.push_back(std::move(s));
+      continue;
+    }
+    if (is_inline) {
+      ParseInlineMaterialization(ctx, m, o, owner, &s, cat);
+      cat->materializations.push_back(std::move(s));
+      continue;
+    }
+    if (!is_full && (o.HasNearMiss("collection") || o.HasNearMiss("sqlite") || o.HasNearMiss("postgres"))) {
+      // Misspelt keys of either form: their errors say enough.
+      cat->materializations.push_back(std::move(s));
+      continue;
+    }
     if (const Node* t = o.Required("target", "a materialization target name")) {
       o.String(t, "target", &s.target);
       s.target_where = ctx.At(*t, o.PointerOf("target"));
@@ -796,7 +908,21 @@ void ParseNodeDependencies(const Ctx& ctx, const Node& v, Catalog* cat) {
       continue;
     }
     d.version = m.value.as_string();
-    cat->node_dependencies.push_back(std::move(d));
+    // Several files may declare one package (SPEC 1.2): the same version range merges into
+    // the first declaration (in load order), another one is an error naming both places.
+    auto same = std::find_if(cat->node_dependencies.begin(), cat->node_dependencies.end(),
+                             [&](const NodeDependencySpec& e) { return e.package == d.package; });
+    if (same == cat->node_dependencies.end()) {
+      cat->node_dependencies.push_back(std::move(d));
+    } else if (same->version != d.version) {
+      ctx.Error(m.key_mark, d.where.pointer, "",
+                fmt::format("npm package `{}` is declared with version range \"{}\" here but \"{}\" at "
+                            "{}:{}:{}",
+                            d.package, d.version, same->version, same->where.file,
+                            same->where.mark.line, same->where.mark.col),
+                "every file that declares a package must give the same version range; "
+                "declare it once in a file the others import");
+    }
   }
 }
 

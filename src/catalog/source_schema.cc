@@ -175,6 +175,46 @@ std::string_view CatalogSourceSchema() {
       ]
     },
     "materialization": {
+      "oneOf": [
+        {"$ref": "#/definitions/boundMaterialization"},
+        {"$ref": "#/definitions/inlineMaterialization"}
+      ]
+    },
+    "inlineMaterialization": {
+      "description": "The earliest preview form: one collection into one table of a database declared inline.",
+      "oneOf": [
+        {
+          "type": "object", "additionalProperties": false, "required": ["collection", "sqlite"],
+          "properties": {
+            "collection": {"$ref": "#/definitions/collectionName"},
+            "sqlite": {
+              "description": "`path` (or `uri`, the preview's spelling) is relative to the declaring file.",
+              "type": "object", "additionalProperties": false, "required": ["table"],
+              "properties": {
+                "path": {"type": "string"}, "uri": {"type": "string"},
+                "table": {"type": "string", "minLength": 1}
+              },
+              "anyOf": [{"required": ["path"]}, {"required": ["uri"]}]
+            }
+          }
+        },
+        {
+          "type": "object", "additionalProperties": false, "required": ["collection", "postgres"],
+          "properties": {
+            "collection": {"$ref": "#/definitions/collectionName"},
+            "postgres": {
+              "type": "object", "additionalProperties": false, "required": ["uri", "table"],
+              "properties": {
+                "uri": {"type": "string", "pattern": "^postgres(ql)?://"},
+                "table": {"type": "string", "minLength": 1}
+              }
+            }
+          }
+        }
+      ]
+    },
+    "boundMaterialization": {
+      "description": "A target declared under materializationTargets and bindings of collections to its tables.",
       "type": "object",
       "additionalProperties": false,
       "required": ["target", "bindings"],

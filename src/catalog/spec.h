@@ -108,6 +108,10 @@ struct TargetSpec {
   std::string kind;     // "sqlite" or "postgres"
   std::string address;  // sqlite: absolute path; postgres: connection URI
   std::string written;  // as written in the source
+  // Declared by a materialization's inline form (SPEC 1.7) rather than under
+  // `materializationTargets`: it has that materialization's name (which no other target
+  // may have, names being unique across both), and only that materialization uses it.
+  bool is_inline = false;
 };
 
 struct FieldSelectionSpec {
@@ -132,6 +136,9 @@ struct MaterializationSpec {
   std::string target;
   Where target_where;
   std::vector<MaterializationBindingSpec> bindings;
+  // Written in the earliest preview form, `{collection, sqlite|postgres: {..., table}}`:
+  // one binding into its own inline target (TargetSpec::is_inline), named like it.
+  bool is_inline = false;
 };
 
 struct CaptureSpec {
