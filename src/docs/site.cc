@@ -149,7 +149,8 @@ struct Reverse {
   std::string Url(std::string_view url) const {
     if (!IsFileUrl(url)) return std::string(url);
     size_t rest = std::min(url.find('?'), url.find('#'));
-    return Path(FilePathOfUrl(url)) + std::string(rest == std::string_view::npos ? "" : url.substr(rest));
+    return Path(FilePathOfUrl(url)) +
+           std::string(rest == std::string_view::npos ? "" : url.substr(rest));
   }
   // The shuffle key of a transform as checked (explicit, or its source's key).
   const std::vector<std::string>& Shuffle(const catalog::TransformSpec& t) const {

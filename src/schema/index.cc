@@ -1,8 +1,8 @@
 #include "schema/index.h"
 
-#include <cctype>
-
 #include <fmt/format.h>
+
+#include <cctype>
 
 #include "base/strings.h"
 #include "base/url.h"
@@ -14,7 +14,8 @@ namespace {
 std::string ResourceName(const std::string& url) {
   std::string file, ptr;
   if (SplitInlineSchemaUrl(url, &file, &ptr)) {
-    return fmt::format("the inline schema at {} of `{}`", ptr.empty() ? "/" : ptr, DisplayName(file));
+    return fmt::format("the inline schema at {} of `{}`", ptr.empty() ? "/" : ptr,
+                       DisplayName(file));
   }
   return fmt::format("`{}`", DisplayName(url));
 }
@@ -45,7 +46,8 @@ std::string InlineSchemaUrl(std::string_view file_url, std::string_view pointer)
     auto c = static_cast<unsigned char>(ch);
     // What RFC 3986 allows in a query passes (`~` escapes of the pointer included); `%`,
     // `#`, spaces, controls and non-ASCII bytes are percent-encoded.
-    if (std::isalnum(c) || std::string_view("-._~!$&'()*+,;=:@/?").find(ch) != std::string_view::npos) {
+    if (std::isalnum(c) ||
+        std::string_view("-._~!$&'()*+,;=:@/?").find(ch) != std::string_view::npos) {
       out += ch;
     } else {
       out += fmt::format("%{:02X}", c);
@@ -176,7 +178,9 @@ SchemaLoc Index::Root(const std::string& res) const {
   if (auto it = ids_.find(res); it != ids_.end()) {
     return SchemaLoc{it->second.node, it->second.resource, it->second.pointer, it->second.base};
   }
-  if (auto r = resources_.find(res); r != resources_.end()) return SchemaLoc{r->second, res, "", res};
+  if (auto r = resources_.find(res); r != resources_.end()) {
+    return SchemaLoc{r->second, res, "", res};
+  }
   // `file?ptr=/p` names the location /p of a loaded source as a resource of its own (inline
   // schemas of the catalog were registered under such URLs; this serves any other place).
   std::string file, ptr, why;

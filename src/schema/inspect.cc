@@ -32,8 +32,8 @@ class Inspector {
     }
     const std::string inner = BaseInside(n, loc.base);  // n's `$id` re-bases what it holds
     auto same_location = [&](const doc::Node& c, const std::string& suffix) {
-      Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, inner}, ptr, wildcard, here,
-           parent, depth + 1);
+      Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, inner}, ptr, wildcard, here, parent,
+           depth + 1);
     };
     if (const doc::Node* ref = n.Find("$ref"); ref && ref->is_string()) {
       std::string why;
@@ -69,8 +69,8 @@ class Inspector {
       if (effective == "set") p = (token == "add" || token == "intersect" || token == "remove")
                                       ? "set-operand" : "set";
       else if (effective == "set-operand") p = "merge";
-      Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, inner}, cp, wildcard || wild,
-           "", p, depth + 1);
+      Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, inner}, cp, wildcard || wild, "", p,
+           depth + 1);
     };
     if (const doc::Node* props = n.Find("properties"); props && props->is_object()) {
       for (const auto& m : props->members()) {

@@ -268,12 +268,15 @@ collections:
 
   // The inline schema is addressable by its URL, and so is any other place of the source.
   CHECK(f.index.ResolveUrl("file:///c/flow.yaml?ptr=/collections/1/schema#unit", &why).node);
-  CHECK(f.index.ResolveUrl("file:///c/flow.yaml?ptr=/collections/1/schema#/$defs/amount", &why).node);
+  CHECK(
+      f.index.ResolveUrl("file:///c/flow.yaml?ptr=/collections/1/schema#/$defs/amount", &why).node);
   CHECK(f.index.ResolveUrl("file:///c/flow.yaml?ptr=/$defs/amount", &why).node);
   CHECK_FALSE(f.index.ResolveUrl("file:///c/flow.yaml?ptr=/collections/7/schema", &why).node);
   CHECK(why == "`/c/flow.yaml` has no location `/collections/7/schema`");
-  CHECK_FALSE(f.index.ResolveUrl("file:///c/flow.yaml?ptr=/collections/1/schema#/$defs/x", &why).node);
-  CHECK(why == "the inline schema at /collections/1/schema of `/c/flow.yaml` has no location `/$defs/x`");
+  CHECK_FALSE(
+      f.index.ResolveUrl("file:///c/flow.yaml?ptr=/collections/1/schema#/$defs/x", &why).node);
+  CHECK(why ==
+        "the inline schema at /collections/1/schema of `/c/flow.yaml` has no location `/$defs/x`");
 }
 
 TEST_CASE("inline schemas: $id re-bases, relative to the source file") {
