@@ -116,7 +116,7 @@ class Checker {
   // ---- schemas -----------------------------------------------------------------------
   bool Resolve(const SchemaSpec& s, const std::string& owner, schema::SchemaLoc* loc) {
     if (s.inline_node) {
-      *loc = schema::SchemaLoc{s.inline_node, s.where.url, s.where.pointer, s.where.url};
+      *loc = schema::InlineSchemaLoc(s.inline_node, s.where.url, s.where.pointer);
       return true;
     }
     std::string why;
@@ -124,7 +124,7 @@ class Checker {
     if (loc->node) return true;
     std::string res, frag;
     SplitFragment(s.url, &res, &frag);
-    if (index_.HasResource(res)) {  // unreadable files were reported when loading
+    if (index_.Known(res)) {  // unreadable files were reported when loading
       std::string hint;
       if (!frag.empty() && frag[0] != '/' && frag.find('/') != std::string::npos) {
         hint = "JSON pointers start with / (write `#/" + frag + "`)";
@@ -133,6 +133,12 @@ class Checker {
             hint);
     }
     return false;
+  }
+
+  // The canonical URL of a resolved schema: an inline schema's own URL, or the file's
+  // URL with the JSON pointer of the schema within it.
+  static std::string SchemaUrl(const SchemaSpec& s, const schema::SchemaLoc& loc) {
+    return s.inline_node ? s.url : loc.Id();
   }
 
   // ---- collections -------------------------------------------------------------------
@@ -183,7 +189,7 @@ class Checker {
     if (!Resolve(c.schema, owner, &loc)) return;
     BuiltCollection bc;
     bc.spec = &c;
-    bc.schema_url = loc.Id();
+    bc.schema_url = SchemaUrl(c.schema, loc);
     bc.shape = schema::InferShape(index_, loc, diags_);
     schema::InspectReductions(index_, loc, bc.shape, owner, diags_);
     bc.bundle = doc::JsonText(schema::BundleSchema(index_, loc));
@@ -431,7 +437,7 @@ class Checker {
       rloc = schema::SchemaLoc{&kAnySchema, "flowctl:default-register", "", "flowctl:default-register"};
     }
     if (have_register) {
-      bd.register_schema_url = d.register_schema.present ? rloc.Id() : "";
+      bd.register_schema_url = d.register_schema.present ? SchemaUrl(d.register_schema, rloc) : "";
       bd.register_shape = schema::InferShape(index_, rloc, diags_);
       schema::InspectReductions(index_, rloc, bd.register_shape, owner + " register", diags_);
       bd.register_bundle = doc::JsonText(schema::BundleSchema(index_, rloc));
@@ -468,7 +474,7 @@ class Checker {
       if (t.source_schema.present) {
         schema::SchemaLoc sloc;
         if (Resolve(t.source_schema, towner, &sloc)) {
-          bt.source_schema_url = sloc.Id();
+          bt.source_schema_url = SchemaUrl(t.source_schema, sloc);
           source_shape = schema::InferShape(index_, sloc, diags_);
           bt.source_schema_bundle = doc::JsonText(schema::BundleSchema(index_, sloc));
         } else {

@@ -29,7 +29,8 @@ struct BuiltProjection {
 
 struct BuiltCollection {
   const CollectionSpec* spec = nullptr;
-  std::string schema_url;   // canonical URL (resource#pointer) of the root schema
+  std::string schema_url;   // canonical URL of the root schema: file#pointer, or an
+                            // inline schema's file?ptr=pointer (schema::InlineSchemaUrl)
   std::string bundle;       // self-contained schema JSON (schema/bundle.h)
   std::shared_ptr<schema::Shape> shape;
   std::vector<schema::Location> locations;

@@ -100,13 +100,17 @@ class Loader {
 
   void Spec(const SchemaSpec& s) {
     if (!s.present) return;
-    if (s.inline_node) {
+    if (s.inline_node) {  // a resource of its own (SPEC 1.4)
       std::vector<schema::MissingResource> missing;
-      out_->index.IndexSchema(
-          schema::SchemaLoc{s.inline_node, s.where.url, s.where.pointer, s.where.url}, &missing);
+      out_->index.IndexInlineSchema(
+          schema::InlineSchemaLoc(s.inline_node, s.where.url, s.where.pointer), &missing);
       for (const auto& m : missing) Want(m.url, DisplayName(m.resource), m.ref->mark(), "$ref");
     } else {
-      Want(s.url, s.where.file, s.where.mark, "schema");
+      // A schema named by an inline schema's URL lives in its source, which is loaded.
+      std::string url, frag, file, ptr;
+      SplitFragment(s.url, &url, &frag);
+      Want(schema::SplitInlineSchemaUrl(url, &file, &ptr) ? file : s.url, s.where.file,
+           s.where.mark, "schema");
     }
   }
 

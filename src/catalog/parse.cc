@@ -8,6 +8,7 @@
 #include "base/strings.h"
 #include "base/url.h"
 #include "doc/pointer.h"
+#include "schema/index.h"
 
 namespace flow::catalog {
 namespace {
@@ -190,7 +191,7 @@ SchemaSpec ParseSchemaRef(const Ctx& ctx, const Node& v, const std::string& poin
   } else if (v.is_object() || v.is_bool()) {
     s.present = true;
     s.inline_node = &v;
-    s.url = ctx.file().url + "#" + pointer;
+    s.url = schema::InlineSchemaUrl(ctx.file().url, pointer);
   } else {
     ctx.Error(v.mark(), pointer, owner,
               fmt::format("`schema` must be a URL or an inline schema, found {}", Obj::Describe(v)));

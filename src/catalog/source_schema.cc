@@ -40,7 +40,7 @@ std::string_view CatalogSourceSchema() {
     },
     "pointer": {"type": "string", "pattern": "^(/([^~]|~[01])*)*$"},
     "schema": {
-      "description": "A schema URL (relative or absolute, optionally with #/pointer or #anchor) or an inline schema.",
+      "description": "A schema URL (relative or absolute, optionally with #/pointer or #anchor) or an inline schema, within which #/pointer and #anchor references resolve.",
       "type": ["string", "object", "boolean"]
     },
     "collection": {

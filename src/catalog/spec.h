@@ -23,7 +23,9 @@ struct Where {
 
 struct SchemaSpec {
   bool present = false;
-  std::string url;                     // absolute URL (with fragment) of the schema
+  // Absolute URL (with fragment) of the schema; for an inline schema its own URL,
+  // `<file URL>?ptr=<pointer>` (schema::InlineSchemaUrl).
+  std::string url;
   const doc::Node* inline_node = nullptr;  // set when written inline
   Where where;
 };

@@ -144,11 +144,13 @@ struct Reverse {
     if (!root_dir.empty() && path.starts_with(root_dir)) return path.substr(root_dir.size());
     return path;
   }
-  // A resource URL (with an optional #fragment) as pages show it.
+  // A resource URL (with an optional ?query, e.g. an inline schema's `?ptr=`, and
+  // #fragment) as pages show it.
   std::string Url(std::string_view url) const {
     if (!IsFileUrl(url)) return std::string(url);
-    size_t hash = url.find('#');
-    return Path(FilePathOfUrl(url)) + std::string(hash == std::string_view::npos ? "" : url.substr(hash));
+    size_t rest = std::min(url.find('?'), url.find('#'));
+    return Path(FilePathOfUrl(url)) +
+           std::string(rest == std::string_view::npos ? "" : url.substr(rest));
   }
   // The shuffle key of a transform as checked (explicit, or its source's key).
   const std::vector<std::string>& Shuffle(const catalog::TransformSpec& t) const {

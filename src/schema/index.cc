@@ -2,10 +2,25 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
+
 #include "base/strings.h"
 #include "base/url.h"
 
 namespace flow::schema {
+namespace {
+
+// A resource as messages name it: a file, or an inline schema by its place in its file.
+std::string ResourceName(const std::string& url) {
+  std::string file, ptr;
+  if (SplitInlineSchemaUrl(url, &file, &ptr)) {
+    return fmt::format("the inline schema at {} of `{}`", ptr.empty() ? "/" : ptr,
+                       DisplayName(file));
+  }
+  return fmt::format("`{}`", DisplayName(url));
+}
+
+}  // namespace
 
 SubschemaKind SubschemaKeyword(const std::string& k, const doc::Node& v) {
   if (k == "additionalProperties" || k == "additionalItems" || k == "not" || k == "if" ||
@@ -24,6 +39,41 @@ SubschemaKind SubschemaKeyword(const std::string& k, const doc::Node& v) {
   return SubschemaKind::kNone;
 }
 
+std::string InlineSchemaUrl(std::string_view file_url, std::string_view pointer) {
+  std::string out(file_url);
+  out += "?ptr=";
+  for (char ch : pointer) {
+    auto c = static_cast<unsigned char>(ch);
+    // What RFC 3986 allows in a query passes (`~` escapes of the pointer included); `%`,
+    // `#`, spaces, controls and non-ASCII bytes are percent-encoded.
+    if (std::isalnum(c) ||
+        std::string_view("-._~!$&'()*+,;=:@/?").find(ch) != std::string_view::npos) {
+      out += ch;
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
+}
+
+bool SplitInlineSchemaUrl(std::string_view url, std::string* file, std::string* pointer) {
+  size_t q = url.find('?');
+  if (q == std::string_view::npos || url.substr(q + 1, 4) != "ptr=") return false;
+  std::string ptr = PercentDecode(url.substr(q + 5));
+  if (!ptr.empty() && ptr[0] != '/') return false;
+  *file = std::string(url.substr(0, q));
+  *pointer = std::move(ptr);
+  return true;
+}
+
+std::string BaseInside(const doc::Node& n, const std::string& base) {
+  const doc::Node* id = n.is_object() ? n.Find("$id") : nullptr;
+  if (!id || !id->is_string() || id->as_string().empty() || id->as_string()[0] == '#') return base;
+  std::string res, frag;
+  SplitFragment(flow::ResolveUrl(base, id->as_string()), &res, &frag);
+  return res;
+}
+
 void Index::AddResource(const std::string& url, const doc::Node* root) {
   resources_[url] = root;
 }
@@ -31,6 +81,18 @@ void Index::AddResource(const std::string& url, const doc::Node* root) {
 const doc::Node* Index::Resource(const std::string& url) const {
   auto it = resources_.find(url);
   return it == resources_.end() ? nullptr : it->second;
+}
+
+void Index::IndexInlineSchema(const SchemaLoc& loc, std::vector<MissingResource>* missing) {
+  if (!loc.node) return;
+  ids_.emplace(loc.base, Entry{loc.node, loc.resource, loc.pointer, loc.base});
+  IndexSchema(loc, missing);
+}
+
+bool Index::Known(const std::string& url) const {
+  if (resources_.count(url) || ids_.count(url)) return true;
+  std::string file, ptr;
+  return SplitInlineSchemaUrl(url, &file, &ptr) && resources_.count(file);
 }
 
 void Index::IndexSchema(const SchemaLoc& loc, std::vector<MissingResource>* missing) {
@@ -42,30 +104,33 @@ void Index::Walk(const doc::Node& n, const std::string& resource, const std::str
                  std::string base, std::vector<MissingResource>* missing, int depth) {
   if (!n.is_object() || depth > 512) return;
   if (!indexed_.emplace(&n, true).second) return;
+  const std::string enclosing = base;
   if (const doc::Node* id = n.Find("$id"); id && id->is_string()) {
     std::string abs = flow::ResolveUrl(base, id->as_string());
     std::string res, frag;
     SplitFragment(abs, &res, &frag);
     if (!frag.empty() && res == base.substr(0, base.find('#'))) {
       // Draft-7 plain-name fragment: `$id: "#name"` is an anchor.
-      anchors_.emplace(res + "#" + frag, Entry{&n, resource, pointer});
+      anchors_.emplace(res + "#" + frag, Entry{&n, resource, pointer, enclosing});
     } else {
       base = res;
-      ids_.emplace(res, Entry{&n, resource, pointer});
+      ids_.emplace(res, Entry{&n, resource, pointer, enclosing});
     }
   }
   if (const doc::Node* a = n.Find("$anchor"); a && a->is_string()) {
     std::string res, frag;
     SplitFragment(base, &res, &frag);
-    anchors_.emplace(res + "#" + a->as_string(), Entry{&n, resource, pointer});
+    anchors_.emplace(res + "#" + a->as_string(), Entry{&n, resource, pointer, enclosing});
   }
   if (const doc::Node* r = n.Find("$ref"); r && r->is_string()) {
     refs_.push_back(RefSite{r, resource, pointer, base});
     std::string abs = flow::ResolveUrl(base, r->as_string());
     std::string res, frag;
     SplitFragment(abs, &res, &frag);
-    if (!res.empty() && !resources_.count(res) && !ids_.count(res) &&
-        res != base.substr(0, base.find('#'))) {
+    if (!res.empty() && !Known(res) && res != base.substr(0, base.find('#'))) {
+      // An inline schema of a source not loaded yet: load the source.
+      std::string file, ptr;
+      if (SplitInlineSchemaUrl(res, &file, &ptr)) res = file;
       missing->push_back(MissingResource{res, r, resource});
     }
   }
@@ -84,6 +149,7 @@ SchemaLoc Index::ResolvePointer(const SchemaLoc& root, std::string_view fragment
   }
   SchemaLoc loc = root;
   for (const auto& t : ptr->tokens()) {
+    loc.base = BaseInside(*loc.node, loc.base);
     const doc::Node* next = nullptr;
     if (loc.node->is_object()) {
       next = loc.node->Find(t);
@@ -92,42 +158,62 @@ SchemaLoc Index::ResolvePointer(const SchemaLoc& root, std::string_view fragment
       if (i && *i < loc.node->items().size()) next = &loc.node->items()[*i];
     }
     if (!next) {
-      *why = fmt::format("`{}` has no location `{}`", DisplayName(root.resource),
-                         root.pointer + ptr->ToString());
+      std::string file, inline_ptr;
+      if (SplitInlineSchemaUrl(root.base, &file, &inline_ptr) && file == root.resource &&
+          inline_ptr == root.pointer) {  // within an inline schema, pointers are its own
+        *why = fmt::format("{} has no location `{}`", ResourceName(root.base), ptr->ToString());
+      } else {
+        *why = fmt::format("`{}` has no location `{}`", DisplayName(root.resource),
+                           root.pointer + ptr->ToString());
+      }
       return {};
     }
     loc.node = next;
     loc.pointer += "/" + doc::Pointer::Escape(t);
-    if (const doc::Node* id = next->is_object() ? next->Find("$id") : nullptr;
-        id && id->is_string() && !id->as_string().empty() && id->as_string()[0] != '#') {
-      std::string res, frag;
-      SplitFragment(flow::ResolveUrl(loc.base, id->as_string()), &res, &frag);
-      loc.base = res;
-    }
   }
   return loc;
+}
+
+SchemaLoc Index::Root(const std::string& res) const {
+  if (auto it = ids_.find(res); it != ids_.end()) {
+    return SchemaLoc{it->second.node, it->second.resource, it->second.pointer, it->second.base};
+  }
+  if (auto r = resources_.find(res); r != resources_.end()) {
+    return SchemaLoc{r->second, res, "", res};
+  }
+  // `file?ptr=/p` names the location /p of a loaded source as a resource of its own (inline
+  // schemas of the catalog were registered under such URLs; this serves any other place).
+  std::string file, ptr, why;
+  if (SplitInlineSchemaUrl(res, &file, &ptr)) {
+    if (auto r = resources_.find(file); r != resources_.end()) {
+      SchemaLoc at = ResolvePointer(SchemaLoc{r->second, file, "", file}, ptr, &why);
+      at.base = res;
+      return at;
+    }
+  }
+  return {};
 }
 
 SchemaLoc Index::Resolve(std::string_view ref, std::string_view base, std::string* why) const {
   std::string abs = base.empty() ? std::string(ref) : flow::ResolveUrl(base, ref);
   std::string res, frag;
   SplitFragment(abs, &res, &frag);
-  SchemaLoc root;
-  if (auto it = ids_.find(res); it != ids_.end()) {
-    root = SchemaLoc{it->second.node, it->second.resource, it->second.pointer, res};
-  } else if (auto r = resources_.find(res); r != resources_.end()) {
-    root = SchemaLoc{r->second, res, "", res};
-  } else {
-    *why = fmt::format("`{}` was not loaded", res);
+  SchemaLoc root = Root(res);
+  if (!root.node) {
+    std::string file, ptr;
+    if (SplitInlineSchemaUrl(res, &file, &ptr) && resources_.count(file)) {
+      *why = fmt::format("`{}` has no location `{}`", DisplayName(file), ptr);
+    } else {
+      *why = fmt::format("`{}` was not loaded", res);
+    }
     return {};
   }
   if (frag.empty()) return root;
   if (frag[0] == '/') return ResolvePointer(root, frag, why);
   if (auto it = anchors_.find(res + "#" + frag); it != anchors_.end()) {
-    // The anchor's own base: the nearest `$id` is `res` when the anchor was found here.
-    return SchemaLoc{it->second.node, it->second.resource, it->second.pointer, res};
+    return SchemaLoc{it->second.node, it->second.resource, it->second.pointer, it->second.base};
   }
-  *why = fmt::format("no `$anchor: {}` in `{}`", frag, DisplayName(res));
+  *why = fmt::format("no `$anchor: {}` in {}", frag, ResourceName(res));
   std::vector<std::string> names;
   for (const auto& [k, _] : anchors_) {
     if (k.rfind(res + "#", 0) == 0) names.push_back(k.substr(res.size() + 1));
@@ -153,12 +239,18 @@ void Index::CheckRefs(Diagnostics* diags) const {
     if (loc.node) continue;
     std::string res, frag;
     SplitFragment(flow::ResolveUrl(site.base, site.ref->as_string()), &res, &frag);
-    if (!resources_.count(res) && !ids_.count(res)) continue;  // unreadable: reported on load
+    if (!Known(res)) continue;  // unreadable: reported on load
     std::string hint;
     const std::string& r = site.ref->as_string();
+    std::string file, inline_ptr;
     if (!r.empty() && r[0] == '#' && r.size() > 1 && r[1] != '/' &&
         r.find('/') != std::string::npos) {
       hint = "JSON pointers start with / (write `#/" + r.substr(1) + "`)";
+    } else if (!r.empty() && r[0] == '#' && SplitInlineSchemaUrl(res, &file, &inline_ptr) &&
+               PercentDecode(r.substr(1)).rfind(inline_ptr + "/", 0) == 0) {
+      // A pointer from the top of the file, as if `#` were the whole file, not the schema.
+      hint = fmt::format("`#` is the inline schema at {} itself, not the whole file (write `#{}`)",
+                         inline_ptr, PercentDecode(r.substr(1)).substr(inline_ptr.size()));
     }
     diags->Error(DisplayName(site.resource), site.ref->mark(),
                  fmt::format("$ref `{}` resolves to nothing: {}", r, why),

@@ -13,17 +13,42 @@
 
 namespace flow::schema {
 
-// A schema node and where it is: the resource (file URL) holding it, its JSON pointer
-// within that resource, and the base URI its own `$ref`s resolve against.
+// A schema node and where it is: the file holding it, its JSON pointer within that file,
+// and the base URI enclosing it (for a root, the URL it was retrieved by). The node's own
+// `$id`, if any, re-bases that: BaseInside gives the base its `$ref`s resolve against.
+// For a schema written inline in a catalog source, `resource` and `pointer` still name
+// the file and the place in it (what messages show); only `base` differs: the inline
+// schema's own URL (InlineSchemaUrl).
 struct SchemaLoc {
   const doc::Node* node = nullptr;
   std::string resource;  // URL of the file, no fragment
-  std::string pointer;   // RFC 6901 pointer of `node` within the resource
-  std::string base;      // base URI for relative `$ref`s inside `node`
+  std::string pointer;   // RFC 6901 pointer of `node` within the file
+  std::string base;      // base URI enclosing `node`, no fragment
 
-  // Canonical identity: resource URL + '#' + pointer.
+  // Identity of the node, and its place for messages: file URL + '#' + pointer.
   std::string Id() const { return resource + "#" + pointer; }
 };
+
+// The canonical URL of a schema written inline at `pointer` of the catalog source
+// `file_url`, as Flow named them: `<file_url>?ptr=<pointer>` (the pointer percent-encoded
+// where a URL requires it). The inline schema is a resource of its own under this URL:
+// `#/...` and `#anchor` inside it resolve within it, and relative URLs still resolve
+// against the file (a reference's own path replaces the query).
+std::string InlineSchemaUrl(std::string_view file_url, std::string_view pointer);
+
+// If `url` (without fragment) is an inline schema's URL `<file>?ptr=<pointer>`, sets
+// `*file` and `*pointer` (decoded) and returns true.
+bool SplitInlineSchemaUrl(std::string_view url, std::string* file, std::string* pointer);
+
+// Where an inline schema is: its node at `pointer` of `file_url`, with its own URL as base.
+inline SchemaLoc InlineSchemaLoc(const doc::Node* node, const std::string& file_url,
+                                 const std::string& pointer) {
+  return SchemaLoc{node, file_url, pointer, InlineSchemaUrl(file_url, pointer)};
+}
+
+// The base URI inside schema `n` whose enclosing base is `base`: `n`'s `$id` (without
+// fragment) resolved against `base` when it has one that is not a plain-name fragment.
+std::string BaseInside(const doc::Node& n, const std::string& base);
 
 // A `$ref` seen while indexing, kept so that unresolvable ones are reported once.
 struct RefSite {
@@ -45,7 +70,14 @@ class Index {
   // Registers a whole file (catalog or schema) under its URL (no fragment).
   void AddResource(const std::string& url, const doc::Node* root);
   bool HasResource(const std::string& url) const { return resources_.count(url) > 0; }
+  // Whether the resource `url` (no fragment) is at hand: a loaded file, a `$id`, or a
+  // place in a loaded file named as an inline schema (`file?ptr=/p`).
+  bool Known(const std::string& url) const;
   const doc::Node* Resource(const std::string& url) const;
+
+  // Registers the inline schema at `loc` (from InlineSchemaLoc) under its URL `loc.base`,
+  // then indexes it as IndexSchema does.
+  void IndexInlineSchema(const SchemaLoc& loc, std::vector<MissingResource>* missing);
 
   // Walks the schema at `loc`, registering `$id` and `$anchor` and recording `$ref`s.
   // Appends to `missing` the resource URLs referenced but not yet added (to be loaded).
@@ -72,11 +104,15 @@ class Index {
             std::string base, std::vector<MissingResource>* missing, int depth);
   SchemaLoc ResolvePointer(const SchemaLoc& root, std::string_view fragment,
                            std::string* why) const;
+  // The schema a URL without fragment names: a `$id`, a file, or a location of a loaded
+  // file named as an inline schema (`file?ptr=/p`). node == nullptr when none.
+  SchemaLoc Root(const std::string& url) const;
 
   struct Entry {
     const doc::Node* node;
     std::string resource;
     std::string pointer;
+    std::string base;  // the base enclosing `node` (its own `$id` not yet applied)
   };
   std::map<std::string, const doc::Node*> resources_;
   std::unordered_map<std::string, Entry> ids_;      // absolute URI (no fragment) -> schema

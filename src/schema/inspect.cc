@@ -34,13 +34,14 @@ class Inspector {
         here = s->as_string();
       }
     }
+    const std::string inner = BaseInside(n, loc.base);  // n's `$id` re-bases what it holds
     auto same_location = [&](const doc::Node& c, const std::string& suffix) {
-      Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, loc.base}, ptr, wildcard, here,
+      Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, inner}, ptr, wildcard, here,
            parent, parent_at, at, depth + 1);
     };
     if (const doc::Node* ref = n.Find("$ref"); ref && ref->is_string()) {
       std::string why;
-      SchemaLoc target = index_.Resolve(ref->as_string(), loc.base, &why);
+      SchemaLoc target = index_.Resolve(ref->as_string(), inner, &why);
       std::string id = target.Id() + "@" + JoinPtr(ptr);
       if (target.node && std::find(stack_.begin(), stack_.end(), id) == stack_.end() &&
           stack_.size() < 64) {
@@ -71,7 +72,7 @@ class Inspector {
       std::vector<std::string> cp = ptr;
       cp.push_back(token);
       std::string p = effective == "set-operand" ? "merge" : effective;
-      Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, loc.base}, cp, wildcard || wild,
+      Walk(SchemaLoc{&c, loc.resource, loc.pointer + suffix, inner}, cp, wildcard || wild,
            "", p, at, child_at, depth + 1);
     };
     auto get = [](const std::shared_ptr<Shape>& s) { return s.get(); };

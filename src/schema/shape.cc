@@ -196,14 +196,15 @@ class Inferrer {
       Report(loc, n.mark(), "schema is nested more than 256 levels deep");
       return AnyShape();
     }
-    auto s = Own(loc, depth);
+    const std::string inner = BaseInside(n, loc.base);  // n's `$id` re-bases what it holds
+    auto s = Own(loc, inner, depth);
     auto child = [&](const doc::Node& c, const std::string& suffix) {
-      SchemaLoc cl{&c, loc.resource, loc.pointer + suffix, loc.base};
+      SchemaLoc cl{&c, loc.resource, loc.pointer + suffix, inner};
       return Infer(cl, depth + 1);
     };
     if (const doc::Node* ref = n.Find("$ref"); ref && ref->is_string()) {
       std::string why;
-      SchemaLoc target = index_.Resolve(ref->as_string(), loc.base, &why);
+      SchemaLoc target = index_.Resolve(ref->as_string(), inner, &why);
       if (target.node) {  // unresolvable refs are reported once, by Index::CheckRefs
         std::string id = target.Id();
         if (std::find(stack_.begin(), stack_.end(), id) != stack_.end()) {
@@ -249,11 +250,12 @@ class Inferrer {
   }
 
   // The shape from a schema's own keywords, before `$ref` and applicators.
-  ShapePtr Own(const SchemaLoc& loc, int depth) {
+  // `inner` is the base inside the schema (BaseInside).
+  ShapePtr Own(const SchemaLoc& loc, const std::string& inner, int depth) {
     const doc::Node& n = *loc.node;
     auto s = AnyShape();
     auto child = [&](const doc::Node& c, const std::string& suffix) {
-      SchemaLoc cl{&c, loc.resource, loc.pointer + suffix, loc.base};
+      SchemaLoc cl{&c, loc.resource, loc.pointer + suffix, inner};
       return Infer(cl, depth + 1);
     };
     for (const auto& m : n.members()) {

@@ -37,6 +37,11 @@ TEST_CASE("URLs resolve per RFC 3986") {
   CHECK(ResolveUrl("https://x.com/s/a.json", "b.json") == "https://x.com/s/b.json");
   CHECK(ResolveUrl("https://x.com/s/a.json", "https://y.org/z") == "https://y.org/z");
   CHECK(ResolveUrl("https://x.com/s/a.json", "./sub/../c.json") == "https://x.com/s/c.json");
+  // An inline schema's URL carries its pointer as a query (SPEC 1.4): a fragment keeps the
+  // query, a reference with a path of its own drops it.
+  CHECK(ResolveUrl("file:///a/b.yaml?ptr=/x", "#/$defs/y") == "file:///a/b.yaml?ptr=/x#/$defs/y");
+  CHECK(ResolveUrl("file:///a/b.yaml?ptr=/x", "other.yaml") == "file:///a/other.yaml");
+  CHECK(ResolveUrl("file:///a/b.yaml?ptr=/x", "../c.yaml#/z") == "file:///c.yaml#/z");
   std::string base, frag;
   SplitFragment("file:///a.yaml#/$defs/x%20y", &base, &frag);
   CHECK(base == "file:///a.yaml");

@@ -18,6 +18,23 @@ struct Fixture {
   Index index;
   Diagnostics diags;
 
+  // A catalog source: registered as a resource, not indexed as a schema.
+  void AddSource(const std::string& url, const std::string& yaml) {
+    auto n = catalog::ReadYaml(yaml, url, &diags);
+    REQUIRE(n);
+    nodes.push_back(std::make_unique<doc::Node>(std::move(*n)));
+    index.AddResource(url, nodes.back().get());
+  }
+  // The schema written inline at `pointer` of the source `url`, indexed as the loader does.
+  SchemaLoc Inline(const std::string& url, const std::string& pointer) {
+    std::string why;
+    SchemaLoc whole = index.ResolveUrl(url + "#" + pointer, &why);
+    REQUIRE(whole.node);
+    SchemaLoc loc = InlineSchemaLoc(whole.node, url, pointer);
+    std::vector<MissingResource> missing;
+    index.IndexInlineSchema(loc, &missing);
+    return loc;
+  }
   SchemaLoc Add(const std::string& url, const std::string& yaml) {
     auto n = catalog::ReadYaml(yaml, url, &diags);
     REQUIRE(n);
@@ -189,6 +206,156 @@ TEST_CASE("unresolvable $refs are reported with their position") {
   CHECK(f.diags.items()[0].mark.line == 2);
   CHECK(f.diags.items()[0].message.find("resolves to nothing") != std::string::npos);
   CHECK(f.diags.items()[1].message.find("no `$anchor: Nope`") != std::string::npos);
+}
+
+TEST_CASE("inline schemas are resources of their own") {
+  Fixture f;
+  // `#` inside each inline schema is that schema: its `$defs`, `definitions` and anchors,
+  // never the file's (whose root `$defs` would make `n` a boolean) nor the other schema's.
+  f.AddSource("file:///c/flow.yaml", R"(
+$defs:
+  amount: {type: boolean}
+collections:
+  - name: a
+    schema:
+      $defs:
+        amount: {type: integer}
+        unit: {$anchor: unit, enum: [kg, lb]}
+      definitions:
+        id: {type: string}
+      properties:
+        id: {$ref: "#/definitions/id"}
+        n: {$ref: "#/$defs/amount"}
+        unit: {$ref: "#unit"}
+        price: {$ref: "schemas/money.yaml#/$defs/cents"}
+  - name: b
+    schema:
+      $defs:
+        amount: {type: string}
+        unit: {$anchor: unit, type: integer}
+      properties:
+        n: {$ref: "#/$defs/amount"}
+        unit: {$ref: "#unit"}
+)");
+  f.Add("file:///c/schemas/money.yaml", "$defs:\n  cents: {type: integer, minimum: 0}\n");
+  SchemaLoc a = f.Inline("file:///c/flow.yaml", "/collections/0/schema");
+  SchemaLoc b = f.Inline("file:///c/flow.yaml", "/collections/1/schema");
+  CHECK(a.base == "file:///c/flow.yaml?ptr=/collections/0/schema");
+  f.index.CheckRefs(&f.diags);
+  CHECK(f.diags.empty());
+
+  auto va = f.Compile(a);
+  CHECK(f.Valid(va, R"({"id": "x", "n": 1, "unit": "kg", "price": 5})"));
+  CHECK_FALSE(f.Valid(va, R"({"n": "one"})"));
+  CHECK_FALSE(f.Valid(va, R"({"n": true})"));
+  CHECK_FALSE(f.Valid(va, R"({"id": 1})"));
+  CHECK_FALSE(f.Valid(va, R"({"unit": 1})"));
+  CHECK_FALSE(f.Valid(va, R"({"price": -1})"));  // relative to the file, not the query
+  auto vb = f.Compile(b);
+  CHECK(f.Valid(vb, R"({"n": "one", "unit": 1})"));
+  CHECK_FALSE(f.Valid(vb, R"({"n": 1})"));
+  CHECK_FALSE(f.Valid(vb, R"({"unit": "kg"})"));
+
+  std::string why;
+  auto sa = InferShape(f.index, a, &f.diags);
+  auto sb = InferShape(f.index, b, &f.diags);
+  CHECK(f.diags.empty());
+  CHECK(ShapeAt(sa, *doc::Pointer::Parse("/n", &why)).shape->types == kInteger);
+  CHECK(ShapeAt(sa, *doc::Pointer::Parse("/id", &why)).shape->types == kString);
+  CHECK(ShapeAt(sa, *doc::Pointer::Parse("/price", &why)).shape->types == kInteger);
+  CHECK(ShapeAt(sb, *doc::Pointer::Parse("/n", &why)).shape->types == kString);
+  CHECK(ShapeAt(sb, *doc::Pointer::Parse("/unit", &why)).shape->types == kInteger);
+
+  // The inline schema is addressable by its URL, and so is any other place of the source.
+  CHECK(f.index.ResolveUrl("file:///c/flow.yaml?ptr=/collections/1/schema#unit", &why).node);
+  CHECK(
+      f.index.ResolveUrl("file:///c/flow.yaml?ptr=/collections/1/schema#/$defs/amount", &why).node);
+  CHECK(f.index.ResolveUrl("file:///c/flow.yaml?ptr=/$defs/amount", &why).node);
+  CHECK_FALSE(f.index.ResolveUrl("file:///c/flow.yaml?ptr=/collections/7/schema", &why).node);
+  CHECK(why == "`/c/flow.yaml` has no location `/collections/7/schema`");
+  CHECK_FALSE(
+      f.index.ResolveUrl("file:///c/flow.yaml?ptr=/collections/1/schema#/$defs/x", &why).node);
+  CHECK(why ==
+        "the inline schema at /collections/1/schema of `/c/flow.yaml` has no location `/$defs/x`");
+}
+
+TEST_CASE("inline schemas: $id re-bases, relative to the source file") {
+  Fixture f;
+  f.AddSource("file:///c/flow.yaml", R"(
+collections:
+  - schema:
+      $id: labels.json
+      $defs:
+        amount: {type: string}
+      properties:
+        n: {$ref: "#/$defs/amount"}
+        also: {$ref: "labels.json#/$defs/amount"}
+        price:
+          $id: schemas/price.json
+          $ref: "money.yaml#/$defs/cents"
+)");
+  f.Add("file:///c/schemas/money.yaml", "$defs:\n  cents: {type: integer, minimum: 0}\n");
+  SchemaLoc loc = f.Inline("file:///c/flow.yaml", "/collections/0/schema");
+  f.index.CheckRefs(&f.diags);
+  CHECK(f.diags.empty());
+  auto v = f.Compile(loc);
+  CHECK(f.Valid(v, R"({"n": "x", "also": "y", "price": 3})"));
+  CHECK_FALSE(f.Valid(v, R"({"also": 1})"));
+  CHECK_FALSE(f.Valid(v, R"({"price": -3})"));
+  std::string why;
+  auto shape = InferShape(f.index, loc, &f.diags);
+  CHECK(f.diags.empty());
+  CHECK(ShapeAt(shape, *doc::Pointer::Parse("/n", &why)).shape->types == kString);
+  // Through the nested `$id`: schemas/money.yaml, not money.yaml beside flow.yaml.
+  CHECK(ShapeAt(shape, *doc::Pointer::Parse("/price", &why)).shape->types == kInteger);
+}
+
+TEST_CASE("inline schema URLs") {
+  CHECK(InlineSchemaUrl("file:///c/flow.yaml", "/collections/0/schema") ==
+        "file:///c/flow.yaml?ptr=/collections/0/schema");
+  // RFC 6901 escapes stay; what a URL cannot hold is percent-encoded.
+  std::string url = InlineSchemaUrl("file:///c/flow.yaml", "/x/a~1b/fr om#1%/schema");
+  CHECK(url == "file:///c/flow.yaml?ptr=/x/a~1b/fr%20om%231%25/schema");
+  std::string file, ptr;
+  REQUIRE(SplitInlineSchemaUrl(url, &file, &ptr));
+  CHECK(file == "file:///c/flow.yaml");
+  CHECK(ptr == "/x/a~1b/fr om#1%/schema");
+  CHECK_FALSE(SplitInlineSchemaUrl("file:///c/flow.yaml", &file, &ptr));
+  CHECK_FALSE(SplitInlineSchemaUrl("https://x.com/s.json?v=2", &file, &ptr));
+}
+
+TEST_CASE("bad $refs inside inline schemas point into the source file") {
+  Fixture f;
+  f.AddSource("file:///c/flow.yaml", R"(collections:
+  - schema:
+      $defs:
+        node: {type: object}
+      properties:
+        a: {$ref: "#/$defs/nope"}
+        b: {$ref: "#/collections/0/schema/$defs/node"}
+        c: {$ref: "#Nope"}
+)");
+  f.Inline("file:///c/flow.yaml", "/collections/0/schema");
+  f.index.CheckRefs(&f.diags);
+  f.diags.SortAndDedupe();
+  REQUIRE(f.diags.size() == 3);
+  const auto& d = f.diags.items();
+  CHECK(d[0].file == "/c/flow.yaml");
+  CHECK(d[0].mark.line == 6);
+  CHECK(d[0].mark.col == 19);
+  CHECK(d[0].message ==
+        "$ref `#/$defs/nope` resolves to nothing: the inline schema at /collections/0/schema "
+        "of `/c/flow.yaml` has no location `/$defs/nope`");
+  CHECK(d[0].scope == "schema at /collections/0/schema/properties/a");
+  // The form that meant the whole file before inline schemas were resources of their own.
+  CHECK(d[1].mark.line == 7);
+  CHECK(d[1].hint ==
+        "`#` is the inline schema at /collections/0/schema itself, not the whole file "
+        "(write `#/$defs/node`)");
+  CHECK(d[2].mark.line == 8);
+  CHECK(d[2].message ==
+        "$ref `#Nope` resolves to nothing: no `$anchor: Nope` in the inline schema at "
+        "/collections/0/schema of `/c/flow.yaml`");
 }
 
 TEST_CASE("reduction inspections follow branches") {
