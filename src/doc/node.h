@@ -22,7 +22,7 @@ class Node {
   struct Member;
 
   Node() = default;
-  static Node Null(Mark m) { Node n; n.mark_ = m; return n; }
+  static Node Null(Mark m);
   static Node Bool(bool b, Mark m);
   static Node Int(int64_t i, Mark m);
   // An integer above INT64_MAX (kind kInt; as_int() is not meaningful for it).
@@ -87,6 +87,14 @@ struct Node::Member {
   Mark key_mark;
   Node value;
 };
+
+// Defined once Member is complete (clang, unlike gcc, instantiates the vector's destructor
+// for an inline definition in the class).
+inline Node Node::Null(Mark m) {
+  Node n;
+  n.mark_ = m;
+  return n;
+}
 
 // Deep equality of JSON values (numbers compare by value; object member order ignored).
 bool JsonEqual(const Node& a, const Node& b);
