@@ -4,11 +4,17 @@
 # package into .deps/ instead of `apt install libvalijson-dev`, which would pull in the
 # Qt and Poco development packages (hundreds of MB) for adapters flowctl never uses.
 # `scripts/setup.sh --test` also installs what only the tests need: headless Chromium and
-# a font for the docs site's browser test and benchmark (the quickstart does not need them).
+# a font for the docs site's browser test and benchmark (the quickstart does not need them),
+# and clang for the fuzz targets; `scripts/setup.sh --fuzz` installs only the latter. Clang
+# is Debian 12's, version 14, named by version so that an upgrade is a deliberate change;
+# libFuzzer is part of its compiler runtime (libclang-rt-14-dev, only a recommendation of
+# clang-14, hence listed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+fuzz_packages=(clang-14 libclang-rt-14-dev)
 test_packages=()
-[[ "${1:-}" == "--test" ]] && test_packages=(chromium fonts-dejavu-core)
+[[ "${1:-}" == "--test" ]] && test_packages=(chromium fonts-dejavu-core "${fuzz_packages[@]}")
+[[ "${1:-}" == "--fuzz" ]] && test_packages=("${fuzz_packages[@]}")
 
 packages=(
   build-essential cmake pkg-config ca-certificates
