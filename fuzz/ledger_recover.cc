@@ -1,6 +1,9 @@
 // Fuzz target: recovery of a data directory (src/store/journal.h) whose ledger holds
 // arbitrary bytes. Each input becomes the ledger of a copy of a real data directory (two
 // committed transactions of one journal, in its spool), which is then read and opened.
+// The first byte picks the mode: even, the rest is the ledger as is; odd, each line of the
+// rest gets its correct CRC prefix (`%08x `), so that mutations of the records' JSON reach
+// recovery instead of failing the checksum.
 // Invariants: reading and opening end without a crash; when opening succeeds, the ledger
 // on disk says what the store says it committed, the journal reads back exactly up to its
 // head, and a new commit is durable: reopening finds it, with the same heads.
@@ -9,6 +12,10 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include <zlib.h>
+
+#include <fmt/format.h>
 
 #include "fuzz.h"
 #include "store/journal.h"
@@ -55,8 +62,28 @@ std::string ReadJournal(const std::string& dir, uint64_t head, bool* ok) {
 
 }  // namespace
 
+// `text` with each line prefixed by the CRC-32 of its content, as the store writes records.
+std::string WithChecksums(std::string_view text) {
+  std::string out;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    uint32_t crc = static_cast<uint32_t>(
+        crc32(0, reinterpret_cast<const Bytef*>(line.data()), static_cast<uInt>(line.size())));
+    out += fmt::format("{:08x} ", crc);
+    out += line;
+    if (nl == std::string_view::npos) break;  // a torn last record stays torn
+    out += '\n';
+    text.remove_prefix(nl + 1);
+  }
+  return out;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static flow::fuzz::ScratchDir scratch;
+  if (size == 0) return 0;
+  std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
+  const std::string ledger = data[0] & 1 ? WithChecksums(rest) : std::string(rest);
   const std::string& tmpl = Template(scratch.path());
   const std::string dir = scratch.path() + "/data";
   std::error_code ec;
@@ -65,7 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(!ec, "cannot copy the template data directory");
   {
     std::ofstream out(dir + "/ledger", std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+    out.write(ledger.data(), static_cast<std::streamsize>(ledger.size()));
     Check(out.good(), "cannot write the ledger");
   }
 
