@@ -45,8 +45,11 @@ for t in "${targets[@]}"; do
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || true)
     echo "fuzz: $t passed: ${runs:-?} runs, ${cov:-cov: ?}, corpus $(find "$corpus" -type f | wc -l) files" >&2
   else
-    echo "fuzz: $t FAILED; the end of its log:" >&2
-    grep -v '^#[0-9]' "$log" | tail -40 >&2
+    echo "fuzz: $t FAILED; from its log:" >&2
+    # The finding (a sanitizer report, a broken invariant, a timeout) and its first frames,
+    # then the input that caused it.
+    grep -m1 -A14 -E 'runtime error|ERROR: |invariant broken|ALARM|out-of-memory' "$log" | cut -c1-300 >&2 || true
+    grep -A2 '^MS: ' "$log" | head -3 | cut -c1-300 >&2 || true
     ls -1 "$artifacts" | sed 's|^|fuzz:   artifact: '"$artifacts"'/|' >&2
     failed+=("$t")
   fi
