@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 build_dir=${ASAN_BUILD_DIR:-build-asan}
 # Not with -Werror: gcc 12 under ASan warns (-Wmaybe-uninitialized) inside libstdc++'s <regex>.
 BUILD_DIR=$build_dir scripts/build.sh -DFLOWCTL_SANITIZE=ON ${ASAN_CMAKE_ARGS:-} >/dev/null
+scripts/setup.sh --test  # what the tests need, as scripts/test.sh installs it
+scripts/npm-deps.sh
 # Left out under the sanitizers (each still runs in the normal build):
 # - e2e/crash, e2e/exactly_once: a minute each of SIGKILLs at random instants, three
 #   times slower here; the recovery they check is fuzzed (ledger_recover) and unit-tested;

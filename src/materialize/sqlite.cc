@@ -44,7 +44,10 @@ class SqliteDriver : public Driver {
   ~SqliteDriver() override {
     loads_.clear();
     stores_.clear();
-    sqlite3_close(db_);
+    checkpoint_ = Statement();
+    // sqlite3_close fails (SQLITE_BUSY) and leaves the connection open while any statement
+    // is unfinalized; close_v2 closes it once the last one is.
+    sqlite3_close_v2(db_);
   }
 
   Dialect dialect() const override { return Dialect::kSqlite; }
