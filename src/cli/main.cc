@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fmt/format.h>
 #include <malloc.h>
+#include <string_view>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -324,7 +325,21 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // With --log-format json anywhere on the line, stderr holds only JSON records, usage
+    // errors included (the parse may have stopped before reaching the flag).
+    for (int i = 1; i < argc; ++i) {
+      std::string_view a = argv[i];
+      if (a == "--log-format=json" ||
+          (a == "--log-format" && i + 1 < argc && std::string_view(argv[i + 1]) == "json")) {
+        g.log_format = "json";
+      }
+    }
+    if (g.log_format != "json") {
+      app.exit(e);
+      return kExitUsage;
+    }
+    cli::ConfigureLogging(g);
+    cli::PrintError(fmt::format("{} (run with --help for more information)", e.what()));
     return kExitUsage;
   }
 

@@ -1,3 +1,4 @@
+#include <chrono>
 #include <doctest/doctest.h>
 
 #include "catalog/yaml_reader.h"
@@ -356,6 +357,37 @@ TEST_CASE("bad $refs inside inline schemas point into the source file") {
   CHECK(d[2].message ==
         "$ref `#Nope` resolves to nothing: no `$anchor: Nope` in the inline schema at "
         "/collections/0/schema of `/c/flow.yaml`");
+}
+
+TEST_CASE("reduction inspections of a schema that recurses twice take linear time") {
+  // A tree whose node refers to itself twice: walking every path of its unrolling took
+  // 2^depth steps (`flowctl build` never finished).
+  Fixture f;
+  auto loc = f.Add("file:///tree.yaml", R"(
+$defs:
+  node:
+    type: object
+    reduce: {strategy: merge}
+    properties:
+      left: {$ref: "#/$defs/node"}
+      right: {$ref: "#/$defs/node"}
+      n: {type: integer, reduce: {strategy: sum}}
+      bad:
+        type: object
+        properties: {m: {type: integer, reduce: {strategy: sum}}}
+type: object
+reduce: {strategy: merge}
+properties:
+  tree: {$ref: "#/$defs/node"}
+)");
+  auto shape = InferShape(f.index, loc, &f.diags);
+  auto start = std::chrono::steady_clock::now();
+  InspectReductions(f.index, loc, shape, "collection `x`", &f.diags);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  // The one mistake (a sum under `bad`, which has no annotation) is reported once.
+  REQUIRE(f.diags.items().size() == 1);
+  INFO(f.diags.items()[0].message);
+  CHECK(f.diags.items()[0].message.find("/bad has no reduce annotation") != std::string::npos);
 }
 
 TEST_CASE("reduction inspections follow branches") {
