@@ -145,4 +145,11 @@ expect_status 2 "$FLOWCTL" --log-format=json docs
 check_json err 'recs.length === 1 && /--output is required/.test(recs[0].message)'
 expect_status 2 "$FLOWCTL" --log-format json
 check_json err 'recs.length === 1 && /subcommand is required/.test(recs[0].message)'
+# Renaming a transform only in case keeps its place in the source: nothing is read twice.
+sed -i 's/^        fromInts:$/        FROMINTS:/' flow.yaml
+grep -q '^        FROMINTS:$' flow.yaml || fail "the rename did not apply"
+expect_status 0 "$FLOWCTL" run --until-idle --data-dir data
+expect_err "derivation \`acme/stats\`: 0 documents read"
+expect_status 0 "$FLOWCTL" read acme/stats --reduced --data-dir data
+expect_eq "total after a case-only rename" "$(node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0, "utf8").trim()).total))' < out)" 2
 finish
