@@ -1,8 +1,8 @@
 // Headless Chromium driven over the Chrome DevTools Protocol, for the docs site's browser
 // test (docs_site.js) and benchmark (bench/docs_bench.sh), and the web pages that try to
 // drive `flowctl develop` (develop_browser.js). The system's `chromium`
-// (Debian package; $CHROMIUM overrides) is started with a private profile and no network
-// besides file://; the protocol goes through the pinned `ws` package (scripts/npm/test), so
+// (Debian package; $CHROMIUM overrides) is started with a private profile and no background
+// networking (pages load only what a test points them at); the protocol goes through the pinned `ws` package (scripts/npm/test), so
 // no browser is downloaded and no puppeteer is needed.
 //
 //   const { launch } = require('./chromium');
