@@ -118,6 +118,17 @@ std::string RunningDevelopUrl(const std::string& data_dir) {
 }
 
 int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
+  std::vector<server::Origin> allow_origins;
+  for (const auto& a : o.allow_origins) {
+    auto origin = server::ParseOrigin(a);
+    if (!origin) {
+      PrintError(fmt::format("--allow-origin `{}` is not a web origin such as http://localhost:3000 "
+                             "(a scheme, a host and an optional port, no path)",
+                             a));
+      return kExitUsage;
+    }
+    allow_origins.push_back(*origin);
+  }
   bool terminal = ::isatty(STDERR_FILENO) && !JsonOutput();
   StatusView view(terminal);
   auto log = [&](const std::string& line) { view.Log(line); };
@@ -197,6 +208,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   so.port = static_cast<uint16_t>(o.port);
   so.max_body = o.max_body;
   so.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout * 1000));
+  so.allow_origins = allow_origins;
   auto control = [&](const std::string& method, const std::string& target, const std::string& body) {
     if (target != "/materializations") {
       return ErrorResponse(404, "no such resource: " + target);

@@ -264,6 +264,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   std::string max_body = "64MiB";
   cmd_dev->add_option("--max-body", max_body, "Largest ingest request body")->capture_default_str();
+  cmd_dev->add_option("--allow-origin", dev.allow_origins,
+                      "Let web pages of this origin (e.g. http://localhost:3000) call the API from a browser "
+                      "(repeatable; by default browsers are refused, see docs/security.md)");
   cmd_dev->footer(
       "Serves PUT/POST /ingest, WebSocket /ingest/<collection> (json/v1, csv/v1, tsv/v1), /healthz and "
       "/metrics (see docs/reference/ingestion-api.md); ingests files dropped into the catalog's fileDrop captures; runs every "
@@ -272,6 +275,9 @@ int main(int argc, char** argv) {
       "data (unchanged tasks keep their state, changed ones restart from their checkpoints, new ones "
       "back-fill). The listening URL is written to <data-dir>/develop.json, where `flowctl materialize` "
       "and `flowctl ingest --url` find it. SIGINT/SIGTERM persist spools and exit 0.\n"
+      "Browser safety: requests must be addressed to a loopback name or address or the --host (DNS "
+      "rebinding), a request from a web page of another origin is refused unless --allow-origin lists "
+      "it, and JSON endpoints require Content-Type: application/json (see docs/security.md).\n"
       "Exit status: 0 stopped by a signal, 1 the catalog has errors at start, 2 usage error, 3 an "
       "environment problem (port in use, data directory locked, the store failed).");
 
