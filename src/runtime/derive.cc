@@ -390,6 +390,12 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
         return fail(Error::User(fmt::format("{}: the publish lambda returned {}, not an object", where(i),
                                             doc::KindName(out))));
       }
+      size_t size = 0;
+      if (size_t limit = doc::ParseLimits{}.max_bytes; !doc::FitsJsonLimit(out, limit, &size)) {
+        return fail(Error::User(fmt::format("{}: the publish lambda returned a document of {} bytes as JSON, over the "
+                                            "limit of {} MiB",
+                                            where(i), size, limit >> 20)));
+      }
       auto v = d.collection->Validate(out, combiner.allocator());
       if (!v) return fail(Error::User(fmt::format("{}: a published {}", where(i), v.error().message)));
       auto a = combiner.Add(out);
