@@ -12,6 +12,8 @@ cd "$WORK"
 # Node.js workers of this test are found by their module's path, under this cache.
 export XDG_CACHE_HOME="$WORK/cache"
 workers() { pgrep -f -- "$XDG_CACHE_HOME/flowctl/node" || true; }
+some_workers() { [[ -n $(workers) ]]; }
+no_workers() { [[ -z $(workers) ]]; }
 # within MS CMD...: CMD succeeds within MS milliseconds (polled every 50 ms).
 within() {
   local end=$(($(date +%s%N) / 1000000 + $1))
@@ -143,22 +145,22 @@ sed -i '/lambdaTimeout/d' run-kill/flow.yaml
 expect_status 0 "$FLOWCTL" ingest acme/in in.jsonl --source run-kill/flow.yaml --data-dir run-kill/data
 "$FLOWCTL" run --source run-kill/flow.yaml --data-dir run-kill/data >run.out 2>run.err &
 run_pid=$!
-wait_until 20 test -n "$(workers)" || fail "flowctl run started no worker: $(cat run.err)"
+wait_until 20 some_workers || fail "flowctl run started no worker: $(cat run.err)"
 sleep 0.5
 kill -KILL "$run_pid"
 wait "$run_pid" 2>/dev/null || true
-wait_until 2 test -z "$(workers)" || fail "a Node.js worker outlived a SIGKILLed flowctl run: $(workers)"
+within 2000 no_workers || fail "a Node.js worker outlived a SIGKILLed flowctl run: $(workers)"
 
 # SIGTERM ends `run` within 2 s while its lambda is stuck.
 "$FLOWCTL" run --source run-kill/flow.yaml --data-dir run-kill/data >run.out 2>run.err &
 run_pid=$!
-wait_until 20 test -n "$(workers)" || fail "flowctl run started no worker: $(cat run.err)"
+wait_until 20 some_workers || fail "flowctl run started no worker: $(cat run.err)"
 sleep 0.5
 kill -TERM "$run_pid"
 within 2000 gone "$run_pid" || fail "flowctl run did not exit within 2 s of SIGTERM"
 wait "$run_pid" 2>/dev/null || true
 grep -q "did not return" run.err && fail "run reported the interrupted lambda as a failure: $(cat run.err)"
-wait_until 2 test -z "$(workers)" || fail "a Node.js worker outlived flowctl run: $(workers)"
+within 2000 no_workers || fail "a Node.js worker outlived flowctl run: $(workers)"
 
 # --- develop: a stuck derivation halts alone; the others keep running; SIGTERM ends it.
 mkdir -p dev
@@ -201,7 +203,8 @@ grep -qF "derivation \`acme/stuck\`, transform \`spin\`: the document at offset"
   fail "the timeout does not name the derivation, transform and offset: $(grep 'did not return' dev.err)"
 # The other derivation and the ingestion API keep working.
 expect_eq "ingest after the timeout" "$(ingest '{"acme/in":[{"id":3}]}')" 200
-wait_until 10 test "$(out_of acme/copy)" = 3 || fail "acme/copy published $(out_of acme/copy) documents, want 3"
+copied() { [[ $(out_of acme/copy) == 3 ]]; }
+wait_until 10 copied || fail "acme/copy published $(out_of acme/copy) documents, want 3"
 expect_eq "acme/stuck stays halted" "$(out_of acme/stuck)" 0
 stop_develop TERM
 expect_eq "develop exit status after SIGTERM" "$dev_rc" 0
@@ -210,24 +213,25 @@ expect_eq "develop exit status after SIGTERM" "$dev_rc" 0
 # A lambda stuck under the default 30 s timeout: SIGTERM still ends develop within 2 s.
 sed -i '/lambdaTimeout/d' flow.yaml
 rm -rf data
+: >dev.err
 start_develop --source flow.yaml
 expect_eq "ingest" "$(ingest '{"acme/in":[{"id":2}]}')" 200
-wait_until 20 test -n "$(workers)" || fail "no worker"
+wait_until 20 some_workers || fail "no worker"
 sleep 1  # the lambda is now stuck
 kill -TERM "$dev_pid"
 within 2000 gone "$dev_pid" || fail "develop did not exit within 2 s of SIGTERM"
 stop_develop KILL 2>/dev/null || true
 grep -q "did not return" dev.err && fail "develop reported the interrupted lambda as a failure"
-wait_until 2 test -z "$(workers)" || fail "a Node.js worker outlived develop: $(workers)"
+within 2000 no_workers || fail "a Node.js worker outlived develop: $(workers)"
 
 # SIGKILL of develop while its lambda is stuck leaves no worker.
 rm -rf data
 start_develop --source flow.yaml
 expect_eq "ingest" "$(ingest '{"acme/in":[{"id":2}]}')" 200
-wait_until 20 test -n "$(workers)" || fail "no worker"
+wait_until 20 some_workers || fail "no worker"
 sleep 1
 stop_develop KILL
-wait_until 2 test -z "$(workers)" || fail "a Node.js worker outlived a SIGKILLed develop: $(workers)"
+within 2000 no_workers || fail "a Node.js worker outlived a SIGKILLed develop: $(workers)"
 cd ..
 
 finish
