@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-
 #include <fmt/format.h>
 #include <functional>
 #include <set>
@@ -379,10 +378,10 @@ class Checker {
       }
       // Bounded as when it runs (its lambda timeout): a query that never ends (an unbounded
       // recursive CTE) is interrupted; checked every 1000 SQLite instructions.
-      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(d.BootstrapTimeoutSeconds());
+      using Clock = std::chrono::steady_clock;
+      Clock::time_point deadline = Clock::now() + std::chrono::seconds(d.BootstrapTimeoutSeconds());
       sqlite3_progress_handler(
-          db, 1000,
-          [](void* p) { return std::chrono::steady_clock::now() >= *static_cast<std::chrono::steady_clock::time_point*>(p) ? 1 : 0; },
+          db, 1000, [](void* p) { return Clock::now() >= *static_cast<Clock::time_point*>(p) ? 1 : 0; },
           &deadline);
       // Statement by statement, so that an error is placed in the statement it is in.
       const char* text = l.body.c_str();
