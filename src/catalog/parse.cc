@@ -274,6 +274,28 @@ std::optional<LambdaSpec> ParseLambda(const Ctx& ctx, const Node& v, const std::
   return l;
 }
 
+// `lambdaTimeout`: a duration of 1 s to 1 d.
+void ParseLambdaTimeout(const Ctx& ctx, const Obj& o, const Node& v, const std::string& owner, int64_t* seconds) {
+  std::string pointer = o.PointerOf("lambdaTimeout");
+  if (!v.is_string()) {
+    o.TypeError(v, "lambdaTimeout", "string");
+    return;
+  }
+  int64_t parsed = 0;
+  if (!ParseDuration(v.as_string(), &parsed)) {
+    ctx.Error(v.mark(), pointer, owner, fmt::format("`lambdaTimeout` `{}` is not a duration", v.as_string()),
+              "write amounts with units s, m, h or d, e.g. \"30s\" or \"2m\"");
+    return;
+  }
+  if (parsed < 1 || parsed > kMaxLambdaTimeoutSeconds) {
+    ctx.Error(v.mark(), pointer, owner,
+              fmt::format("`lambdaTimeout` `{}` is out of range: it must be at least 1s and at most 1d",
+                          v.as_string()));
+    return;
+  }
+  *seconds = parsed;
+}
+
 void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& pointer,
                     const std::string& owner_collection, DerivationSpec* d) {
   TransformSpec t;
@@ -281,7 +303,7 @@ void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& po
   t.where = Where{ctx.file().url, ctx.file().display, m.key_mark, pointer};
   std::string owner = fmt::format("transform `{}` of `{}`", t.name, owner_collection);
   Obj o(ctx, m.value, pointer, owner, "a transform",
-        {"source", "shuffle", "readDelay", "update", "publish"});
+        {"source", "shuffle", "readDelay", "lambdaTimeout", "update", "publish"});
   if (!o.ok()) return;
   if (const Node* src = o.Required("source", "the collection to read")) {
     std::string sp = o.PointerOf("source");
@@ -347,6 +369,7 @@ void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& po
       o.TypeError(*rd, "readDelay", "string");
     }
   }
+  if (const Node* lt = o.Get("lambdaTimeout")) ParseLambdaTimeout(ctx, o, *lt, owner, &t.lambda_timeout_seconds);
   if (const Node* u = o.Get("update")) t.update = ParseLambda(ctx, *u, o.PointerOf("update"), owner);
   if (const Node* p = o.Get("publish")) t.publish = ParseLambda(ctx, *p, o.PointerOf("publish"), owner);
   if (!o.Get("update") && !o.Get("publish")) {
@@ -358,10 +381,11 @@ void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& po
 void ParseDerivation(const Ctx& ctx, const Node& v, const std::string& pointer,
                      const std::string& collection, CollectionSpec* c) {
   std::string owner = fmt::format("derivation `{}`", collection);
-  Obj o(ctx, v, pointer, owner, "a derivation", {"register", "bootstrap", "transform"});
+  Obj o(ctx, v, pointer, owner, "a derivation", {"register", "bootstrap", "lambdaTimeout", "transform"});
   if (!o.ok()) return;
   DerivationSpec d;
   d.where = ctx.At(v, pointer);
+  if (const Node* lt = o.Get("lambdaTimeout")) ParseLambdaTimeout(ctx, o, *lt, owner, &d.lambda_timeout_seconds);
   if (const Node* r = o.Get("register")) {
     Obj ro(ctx, *r, o.PointerOf("register"), owner, "a register", {"schema", "initial"});
     d.register_malformed = !ro.ok() || ro.HasUnknownKeys();
@@ -1041,6 +1065,14 @@ bool ParseDuration(const std::string& text, int64_t* seconds) {
   }
   *seconds = total;
   return true;
+}
+
+int64_t DerivationSpec::BootstrapTimeoutSeconds() const {
+  return lambda_timeout_seconds ? lambda_timeout_seconds : kDefaultLambdaTimeoutSeconds;
+}
+
+int64_t DerivationSpec::LambdaTimeoutSeconds(const TransformSpec& t) const {
+  return t.lambda_timeout_seconds ? t.lambda_timeout_seconds : BootstrapTimeoutSeconds();
 }
 
 const SourceFile* Catalog::File(const std::string& url) const {

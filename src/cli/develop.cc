@@ -23,6 +23,7 @@
 #include "cli/node.h"
 #include "cli/output.h"
 #include "cli/pipeline.h"
+#include "lambda/lambda.h"
 #include "store/journal.h"
 
 namespace flow::cli {
@@ -31,7 +32,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+// Lambdas give up too, so that a lambda that never returns cannot hold the process.
+void OnSignal(int) {
+  g_stop = true;
+  lambda::RequestStop();
+}
 
 std::string HumanBytes(uint64_t b) {
   if (b < 1024) return fmt::format("{} B", b);
@@ -161,7 +166,9 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     runtime::NodeStarter cached = [&](const std::string& derivation, const std::vector<runtime::NodeLambda>& lambdas)
         -> Result<std::map<std::string, std::shared_ptr<lambda::Lambda>>> {
       std::string key = derivation;
-      for (const auto& l : lambdas) key += "\n" + l.id + "\n" + l.transform + "\n" + l.body;
+      for (const auto& l : lambdas) {
+        key += fmt::format("\n{}\n{}\n{}\n{}", l.id, l.transform, l.timeout.count(), l.body);
+      }
       for (const auto& d : b.checked->loaded->catalog.node_dependencies) key += "\n" + d.package + "@" + d.version;
       if (auto it = node_cache.find(key); it != node_cache.end()) return used[key] = it->second;
       auto started = base(derivation, lambdas);

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "cli/output.h"
+#include "lambda/lambda.h"
 #include "materialize/driver.h"
 #include "store/codec.h"
 
@@ -102,6 +103,7 @@ struct Pipeline::Derive {
   std::string fingerprint;
   std::unique_ptr<runtime::DeriveTask> task;
   bool halted = false;
+  bool stopped = false;  // interrupted by the command stopping (lambda::StopRequested)
   std::string error;
 };
 
@@ -307,8 +309,14 @@ Result<Pipeline::Round> Pipeline::Step() {
     round.progress = round.progress || n.value() > 0;
   }
   for (auto& d : derivations_) {
-    if (d->halted) continue;
+    if (d->halted || d->stopped) continue;
     auto n = d->task->Step();
+    if (!n && lambda::StopRequested()) {
+      // Interrupted because the command is stopping: not the derivation's failure. The task
+      // rolled back and is not stepped again; it resumes from its checkpoint next time.
+      d->stopped = true;
+      continue;
+    }
     if (!n) {
       // A failed derivation halts; the others keep running (SPEC 4).
       d->halted = true;
