@@ -113,13 +113,19 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
 
   // Reads everything committed that is not yet printed, in commit order.
   auto drain = [&]() -> Result<bool> {
-    return reader.Drain(state.heads, [&](const std::string& journal, const std::string& line) -> Result<bool> {
+    return reader.Drain(state.heads, [&](const std::string& journal, uint64_t offset, const std::string& line) -> Result<bool> {
       if (combiner) {
         doc::ParseError perr;
         if (!doc::ParseStoredDocument(line, &parsed, &perr)) {
-          return Error::Env(fmt::format("journal {} holds a malformed document: {}", journal, perr.message));
+          return Error::Env(fmt::format("journal {} holds a malformed document at offset {}: {}", journal, offset,
+                                        perr.message));
         }
-        return combiner->AddScratch(parsed);
+        auto a = combiner->AddScratch(parsed);
+        if (!a) {
+          return Error{a.error().code,
+                       fmt::format("the document at offset {} of journal {}: {}", offset, journal, a.error().message)};
+        }
+        return a;
       }
       out.append(line);
       out.push_back('\n');
