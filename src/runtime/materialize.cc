@@ -192,6 +192,8 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
       return Error::Env(fmt::format("materialization `{}`: the document at offset {} of journal {} is malformed: {}",
                                     m_->name, best->cursor.offset(), best->cursor.journal(), perr.message));
     }
+    packed.clear();
+    doc::PackKey(d, m_->bindings[best->binding].source->key, &packed);  // before AddScratch consumes it
     auto a = c.AddScratch(d);
     if (!a) {
       return Error{a.error().code,
@@ -200,8 +202,6 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
                                m_->name, m_->bindings[best->binding].table.name, m_->bindings[best->binding].source->name,
                                best->cursor.offset(), best->cursor.journal(), a.error().message)};
     }
-    packed.clear();
-    doc::PackKey(d, m_->bindings[best->binding].source->key, &packed);
     last_read[best->binding][packed] = {&best->cursor.journal(), best->cursor.offset()};
     best->cursor.Pop();
     best->peeked = false;

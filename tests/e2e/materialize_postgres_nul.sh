@@ -38,7 +38,7 @@ materializationTargets:
 materializations:
   acme/notes-view:
     target: warehouse
-    bindings: [{source: acme/notes, table: notes}]
+    bindings: [{source: acme/notes, table: notes, fields: {include: [note, meta, n]}}]
   acme/names-view:
     target: warehouse
     bindings: [{source: acme/names, table: names}]

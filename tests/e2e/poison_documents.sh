@@ -42,7 +42,7 @@ materializations:
     bindings:
       - {source: acme/events, table: events}
 YAML
-big=4000000000000000000  # three of them overflow the 64-bit range (9223372036854775807)
+big=-4000000000000000000  # three of them overflow the 64-bit range (-9223372036854775808)
 ingest() { printf '%s\n' "$2" > in.jsonl; expect_status 0 "$FLOWCTL" ingest "$1" in.jsonl --data-dir data; }
 ingest acme/totals '{"id":1,"sum":'$big'}'
 ingest acme/totals '{"id":2,"sum":1,"note":"a\u0000b"}'
@@ -58,7 +58,7 @@ offsets=$(awk 'BEGIN{o=0} {print o; o+=length($0)+1}' "$WORK/out")
 third=$(echo "$offsets" | sed -n 4p)
 expect_status 1 "$FLOWCTL" read acme/totals --reduced --data-dir data
 expect_err "collection \`acme/totals\`: the document at offset $third of journal acme/totals/pivot=00: key [1]: sum at /sum: integer overflow"
-expect_err "left 8000000000000000000, right 4000000000000000000"
+expect_err "left -8000000000000000000, right -4000000000000000000"
 
 # run: the materialization of acme/totals halts naming the collection, key, location and
 # the document; the other materialization and the derivation keep running.

@@ -69,7 +69,7 @@ collections:
       $field: {location: /v, partition: true}
 YAML
 printf '{"id":1,"v":"%s"}\n' "$(x v 50)" > wide.jsonl
-expect_status 1 "$FLOWCTL" ingest acme/wide wide.jsonl --catalog wide.yaml --data-dir wide
+expect_status 1 "$FLOWCTL" ingest acme/wide wide.jsonl --source wide.yaml --data-dir wide
 expect_err "has a value of 50 bytes once percent-encoded for its journal name; at most 39 are allowed"
 
 # develop: 400, nothing written, and it keeps serving.
@@ -106,7 +106,7 @@ grep -q 'status.*200\|ok' <(curl -sS "$url/healthz") || fail "develop is not hea
 stop_develop TERM
 expect_eq "develop's exit status" "$dev_rc" 0
 expect_status 0 "$FLOWCTL" read acme/long --data-dir data
-expect_eq "acme/long holds the publishes before the halt" "$(grep -o '"id":1[0-9]' "$WORK/out" | sort | tr '\n' ' ')" '"id":10 "id":12 '
+expect_eq "acme/long holds the publish before the halt (the refused request wrote nothing)" "$(grep -o '"id":1[0-9]' "$WORK/out" | sort | tr '\n' ' ')" '"id":12 '
 
 # `run` exits 1 (a data error) with the same error.
 expect_status 1 "$FLOWCTL" run --until-idle --data-dir data
