@@ -4,12 +4,12 @@
 // one database transaction, guarded by the fence. Used by one thread.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "base/result.h"
 #include "doc/pointer.h"

@@ -547,14 +547,17 @@ Result<bool> PostgresDriver::Load(size_t table,
   for (size_t i = 0; i < keys.size(); ++i) {
     for (size_t k = 0; k < keys[i].size() && k < b.keys.size(); ++k) {
       const doc::Value* v = keys[i][k];
-      if (!v || !v->IsString() || std::memchr(v->GetString(), '\0', v->GetStringLength()) == nullptr) continue;
+      if (!v || !v->IsString() ||
+          std::memchr(v->GetString(), '\0', v->GetStringLength()) == nullptr)
+        continue;
       if (failed_key) *failed_key = i;
       std::string shown;
       doc::AppendJson(*v, &shown);
-      return Error::User(fmt::format("PostgreSQL target `{}`: table `{}`, column `{}`: the key value {} holds the "
-                                     "character U+0000, which PostgreSQL text cannot store; nothing of the "
-                                     "transaction was stored",
-                                     target_, b.table.name, b.table.columns[b.keys[k]].field, shown));
+      return Error::User(
+          fmt::format("PostgreSQL target `{}`: table `{}`, column `{}`: the key value {} holds the "
+                      "character U+0000, which PostgreSQL text cannot store; nothing of the "
+                      "transaction was stored",
+                      target_, b.table.name, b.table.columns[b.keys[k]].field, shown));
     }
   }
   Session s(conn_, target_, password_);
@@ -653,7 +656,8 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
 }
 
 Result<bool> PostgresDriver::Write(const Batches& inserts, const Batches& upserts,
-                                   const std::string& checkpoint, bool* conflict, const doc::Value** failed) {
+                                   const std::string& checkpoint, bool* conflict,
+                                   const doc::Value** failed) {
   *conflict = false;
   Session s(conn_, target_, password_);
   auto fail = [&](Error e) -> Result<bool> {
@@ -689,11 +693,12 @@ Result<bool> PostgresDriver::Write(const Batches& inserts, const Batches& upsert
     // A data error the server places on a line of the COPY names that row's key and column.
     auto refused = [&](const Batch& docs, Error e) {
       size_t line = s.last_copy_line();
-      if (e.code != Error::Code::kUser || line == 0 || line > docs.size()) return fail(std::move(e));
+      if (e.code != Error::Code::kUser || line == 0 || line > docs.size())
+        return fail(std::move(e));
       *failed = docs[line - 1];
       std::string column = s.last_copy_column();
-      e.message = fmt::format("{} (table `{}`, key {}{}); nothing of the transaction was stored", e.message,
-                              b.table.name, RowKeyJson(b.table, *docs[line - 1]),
+      e.message = fmt::format("{} (table `{}`, key {}{}); nothing of the transaction was stored",
+                              e.message, b.table.name, RowKeyJson(b.table, *docs[line - 1]),
                               column.empty() ? "" : fmt::format(", column `{}`", column));
       return fail(std::move(e));
     };

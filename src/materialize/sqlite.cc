@@ -113,8 +113,10 @@ class SqliteDriver : public Driver {
     return c;
   }
 
-  Result<bool> LoadInTransaction(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
-                                 const std::function<void(size_t, std::string_view)>& found, size_t* failed_key) {
+  Result<bool> LoadInTransaction(size_t table,
+                                 const std::vector<std::vector<const doc::Value*>>& keys,
+                                 const std::function<void(size_t, std::string_view)>& found,
+                                 size_t* failed_key) {
     sqlite3_stmt* st = loads_.at(table).get();
     std::vector<const Column*> key_columns = tables_[table].KeyColumns();
     for (size_t i = 0; i < keys.size(); ++i) {
@@ -123,10 +125,11 @@ class SqliteDriver : public Driver {
           sqlite3_reset(st);
           sqlite3_clear_bindings(st);
           if (failed_key) *failed_key = i;
-          return Error::User(fmt::format("target `{}` ({}): table {}, column {}: a key integer is beyond SQLite's "
-                                         "64-bit range",
-                                         target_, path_, QuoteIdentifier(tables_[table].name),
-                                         QuoteIdentifier(key_columns[k]->field)));
+          return Error::User(
+              fmt::format("target `{}` ({}): table {}, column {}: a key integer is beyond SQLite's "
+                          "64-bit range",
+                          target_, path_, QuoteIdentifier(tables_[table].name),
+                          QuoteIdentifier(key_columns[k]->field)));
         }
       }
       int rc = sqlite3_step(st);
@@ -207,7 +210,8 @@ class SqliteDriver : public Driver {
     return stored_checkpoint_;
   }
 
-  Result<bool> StoreInTransaction(const std::vector<Row>& rows, const std::string& checkpoint, size_t* failed_row) {
+  Result<bool> StoreInTransaction(const std::vector<Row>& rows, const std::string& checkpoint,
+                                  size_t* failed_row) {
     std::string json;
     for (size_t r = 0; r < rows.size(); ++r) {
       const Row& row = rows[r];
@@ -233,7 +237,8 @@ class SqliteDriver : public Driver {
       sqlite3_reset(st);
       sqlite3_clear_bindings(st);
       if (rc != SQLITE_DONE) {
-        if (failed_row && (rc == SQLITE_CONSTRAINT || rc == SQLITE_TOOBIG || rc == SQLITE_MISMATCH)) *failed_row = r;
+        if (failed_row && (rc == SQLITE_CONSTRAINT || rc == SQLITE_TOOBIG || rc == SQLITE_MISMATCH))
+          *failed_row = r;
         return Failure(fmt::format("cannot write table {}, key {}", QuoteIdentifier(t.name),
                                    RowKeyJson(t, *row.document)));
       }
@@ -281,11 +286,12 @@ class SqliteDriver : public Driver {
   Error OutOfRange(const Table& t, const Column& c, const doc::Value& document) const {
     std::string value;
     if (const doc::Value* v = doc::Lookup(document, c.location)) doc::AppendJson(*v, &value);
-    return Error::User(fmt::format(
-        "target `{}` ({}): table {}, key {}, column {}: the integer {} is beyond SQLite's 64-bit range (at {} of "
-        "the document); nothing of the transaction was stored",
-        target_, path_, QuoteIdentifier(t.name), RowKeyJson(t, document), QuoteIdentifier(c.field), value,
-        c.location.ToString()));
+    return Error::User(
+        fmt::format("target `{}` ({}): table {}, key {}, column {}: the integer {} is beyond "
+                    "SQLite's 64-bit range (at {} of "
+                    "the document); nothing of the transaction was stored",
+                    target_, path_, QuoteIdentifier(t.name), RowKeyJson(t, document),
+                    QuoteIdentifier(c.field), value, c.location.ToString()));
   }
 
   Result<Statement> Prepare(const std::string& sql) {

@@ -62,7 +62,8 @@ class CommitOrderReader {
   // Calls `emit(journal, offset, line)` for every line below `heads` not emitted yet, with
   // the line's offset in its journal (without its '\n'; a std::string, so NUL-terminated
   // for doc::ParseStoredDocument).
-  using Emit = std::function<Result<bool>(const std::string& journal, uint64_t offset, const std::string& line)>;
+  using Emit = std::function<Result<bool>(const std::string& journal, uint64_t offset,
+                                          const std::string& line)>;
   Result<bool> Drain(const std::map<std::string, uint64_t>& heads, const Emit& emit);
 
  private:

@@ -1,21 +1,20 @@
 #include "runtime/materialize.h"
 
-#include <chrono>
-
-#include <map>
-#include <unordered_map>
-#include <set>
-#include <system_error>
-#include <thread>
-
 #include <fmt/format.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
-#include "materialize/postgres.h"
-#include "materialize/sqlite.h"
+#include <chrono>
+#include <map>
+#include <set>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
 #include "doc/pack.h"
 #include "doc/parse.h"
+#include "materialize/postgres.h"
+#include "materialize/sqlite.h"
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
 
@@ -30,16 +29,19 @@ Result<std::unique_ptr<materialize::Driver>> ConnectTarget(const Materialization
 namespace {
 
 // Per binding, the last document read of each packed key: its journal and offset.
-using LastRead = std::vector<std::unordered_map<std::string, std::pair<const std::string*, uint64_t>>>;
+using LastRead =
+    std::vector<std::unordered_map<std::string, std::pair<const std::string*, uint64_t>>>;
 
 // Where an error about the key `packed` of binding `b` happened, for messages (SPEC 9).
-std::string Where(const Materialization& m, size_t b, std::string_view packed, const LastRead& last) {
+std::string Where(const Materialization& m, size_t b, std::string_view packed,
+                  const LastRead& last) {
   const auto& binding = m.bindings[b];
   std::string out = fmt::format("materialization `{}`, table `{}`: collection `{}`, key {}", m.name,
                                 binding.table.name, binding.source->name, doc::KeyToJson(packed));
   auto it = last[b].find(std::string(packed));
   if (it != last[b].end()) {
-    out += fmt::format(" (its last document read: offset {} of journal {})", it->second.second, *it->second.first);
+    out += fmt::format(" (its last document read: offset {} of journal {})", it->second.second,
+                       *it->second.first);
   }
   return out;
 }
@@ -193,14 +195,17 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
                                     m_->name, best->cursor.offset(), best->cursor.journal(), perr.message));
     }
     packed.clear();
-    doc::PackKey(d, m_->bindings[best->binding].source->key, &packed);  // before AddScratch consumes it
+    doc::PackKey(d, m_->bindings[best->binding].source->key,
+                 &packed);  // before AddScratch consumes it
     auto a = c.AddScratch(d);
     if (!a) {
       return Error{a.error().code,
-                   fmt::format("materialization `{}`, table `{}`: collection `{}`: the document at offset {} of journal "
+                   fmt::format("materialization `{}`, table `{}`: collection `{}`: the document at "
+                               "offset {} of journal "
                                "{}: {}",
-                               m_->name, m_->bindings[best->binding].table.name, m_->bindings[best->binding].source->name,
-                               best->cursor.offset(), best->cursor.journal(), a.error().message)};
+                               m_->name, m_->bindings[best->binding].table.name,
+                               m_->bindings[best->binding].source->name, best->cursor.offset(),
+                               best->cursor.journal(), a.error().message)};
     }
     last_read[best->binding][packed] = {&best->cursor.journal(), best->cursor.offset()};
     best->cursor.Pop();
@@ -241,33 +246,39 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
     std::vector<bool> loaded(docs.size() - first, false);
     Result<bool> reduce_error = true;
     size_t failed_key = keys.size();
-    auto l = m.driver->Load(b, keys, [&](size_t i, std::string_view json) {
-      if (!reduce_error) return;
-      rapidjson::Document stored(&arena.GetAllocator());
-      stored.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
-      if (stored.HasParseError()) {
-        reduce_error = Error::Env(fmt::format("materialization `{}`: table `{}` holds a malformed flow_document",
-                                              m_->name, binding.table.name));
-        return;
-      }
-      doc::Value base(std::move(static_cast<doc::Value&>(stored)));
-      packed.clear();
-      doc::PackKey(docs[first + i], col.key, &packed);  // before Reduce consumes the document
-      auto r = col.reducer->Reduce(base, docs[first + i], true, arena.GetAllocator());
-      if (!r) {
-        reduce_error = Error::User(fmt::format("{}: cannot reduce into the stored document: {}",
-                                               Where(*m_, b, packed, last_read), r.error().message));
-        return;
-      }
-      docs[first + i] = std::move(base);
-      loaded[i] = true;
-      ++stats_.loaded;
-    }, &failed_key);
+    auto l = m.driver->Load(
+        b, keys,
+        [&](size_t i, std::string_view json) {
+          if (!reduce_error) return;
+          rapidjson::Document stored(&arena.GetAllocator());
+          stored.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+          if (stored.HasParseError()) {
+            reduce_error = Error::Env(
+                fmt::format("materialization `{}`: table `{}` holds a malformed flow_document",
+                            m_->name, binding.table.name));
+            return;
+          }
+          doc::Value base(std::move(static_cast<doc::Value&>(stored)));
+          packed.clear();
+          doc::PackKey(docs[first + i], col.key, &packed);  // before Reduce consumes the document
+          auto r = col.reducer->Reduce(base, docs[first + i], true, arena.GetAllocator());
+          if (!r) {
+            reduce_error =
+                Error::User(fmt::format("{}: cannot reduce into the stored document: {}",
+                                        Where(*m_, b, packed, last_read), r.error().message));
+            return;
+          }
+          docs[first + i] = std::move(base);
+          loaded[i] = true;
+          ++stats_.loaded;
+        },
+        &failed_key);
     if (!l) {
       if (failed_key >= keys.size()) return l.error();
       packed.clear();
       doc::PackKey(docs[first + failed_key], col.key, &packed);
-      return Error{l.error().code, fmt::format("{}: {}", Where(*m_, b, packed, last_read), l.error().message)};
+      return Error{l.error().code,
+                   fmt::format("{}: {}", Where(*m_, b, packed, last_read), l.error().message)};
     }
     if (!reduce_error) return reduce_error.error();
     for (size_t i = 0; i < loaded.size(); ++i) {
@@ -275,7 +286,9 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
       packed.clear();
       doc::PackKey(docs[first + i], col.key, &packed);
       auto f = col.reducer->Finalize(docs[first + i], arena.GetAllocator());
-      if (!f) return Error::User(fmt::format("{}: {}", Where(*m_, b, packed, last_read), f.error().message));
+      if (!f)
+        return Error::User(
+            fmt::format("{}: {}", Where(*m_, b, packed, last_read), f.error().message));
     }
   }
   rows.reserve(docs.size());
@@ -296,8 +309,9 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
         const auto& row = p->rows[failed];
         std::string packed;
         doc::PackKey(*row.document, spec->bindings[row.table].source->key, &packed);
-        p->result = Error{p->result.error().code, fmt::format("{}: {}", Where(*spec, row.table, packed, p->last_read),
-                                                              p->result.error().message)};
+        p->result = Error{p->result.error().code,
+                          fmt::format("{}: {}", Where(*spec, row.table, packed, p->last_read),
+                                      p->result.error().message)};
       }
     } catch (const std::exception& e) {  // (out of memory): not committed
       p->result = Error::Internal(fmt::format("storing a transaction: {}", e.what()));
