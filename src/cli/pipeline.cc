@@ -279,7 +279,10 @@ void Pipeline::StepTarget(Target& t, Round* round) {
   if (fenced || n.error().code != Error::Code::kEnvironment ||
       (options_.until_idle && ++t.failures >= kMaxFailuresUntilIdle)) {
     t.halted = true;
-    Log(fmt::format("error: materialization `{}`: {}", t.spec->name, n.error().message));
+    std::string prefix = fmt::format("materialization `{}`", t.spec->name);
+    bool named =
+        n.error().message.compare(0, prefix.size(), prefix) == 0;  // the message names it already
+    Log(fmt::format("error: {}{}", named ? "" : prefix + ": ", n.error().message));
     exit_code_ = std::max(exit_code_, n.error().ExitCode());
     return;
   }
