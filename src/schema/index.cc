@@ -235,10 +235,20 @@ SchemaLoc Index::Resolve(std::string_view ref, std::string_view base, std::strin
 void Index::CheckRefs(Diagnostics* diags) const {
   for (const auto& site : refs_) {
     std::string why;
-    SchemaLoc loc = Resolve(site.ref->as_string(), site.base, &why);
-    if (loc.node) continue;
     std::string res, frag;
     SplitFragment(flow::ResolveUrl(site.base, site.ref->as_string()), &res, &frag);
+    if (IsHttpUrl(site.resource) && !IsHttpUrl(res)) {  // SPEC 1.1; never read (loader.cc)
+      diags->Error(DisplayName(site.resource), site.ref->mark(),
+                   fmt::format("$ref `{}` names a local file, `{}`: a source fetched over HTTP "
+                               "may refer only to remote (http:// or https://) sources, never "
+                               "to local files",
+                               site.ref->as_string(), DisplayName(res)),
+                   fmt::format("schema at {}", site.pointer.empty() ? "/" : site.pointer),
+                   "serve it over HTTP as well, or make the catalog that refers to it local");
+      continue;
+    }
+    SchemaLoc loc = Resolve(site.ref->as_string(), site.base, &why);
+    if (loc.node) continue;
     if (!Known(res)) continue;  // unreadable: reported on load
     std::string hint;
     const std::string& r = site.ref->as_string();
