@@ -31,6 +31,7 @@ class Checker {
 
   void Run() {
     index_.CheckRefs(diags_);
+    index_.CheckRefCycles(diags_);
     CheckNames();
     for (const auto& c : cat_.collections) CheckCollection(c);
     for (const auto& c : cat_.collections) {

@@ -15,6 +15,13 @@ namespace {
 
 using doc::Node;
 
+// Text of a source shown in a message: at most `max` bytes, control characters escaped,
+// so that a file that is not a catalog at all (read by mistake) is not echoed.
+std::string Excerpt(std::string_view text, size_t max = 40) {
+  std::string q = JsonQuote(Truncate(text, max));
+  return q.substr(1, q.size() - 2);
+}
+
 std::string Ptr(const std::string& base, const std::string& token) {
   return base + "/" + doc::Pointer::Escape(token);
 }
@@ -63,7 +70,7 @@ class Obj {
       if (std::find(allowed_.begin(), allowed_.end(), m.key) != allowed_.end()) continue;
       if (auto it = misplaced.find(m.key); it != misplaced.end()) {
         ctx_.Error(m.key_mark, Ptr(pointer_, m.key), owner_,
-                   fmt::format("unknown key `{}` in {}", m.key, what), it->second);
+                   fmt::format("unknown key `{}` in {}", Excerpt(m.key, 80), what), it->second);
         has_unknown_ = true;
         continue;
       }
@@ -78,8 +85,8 @@ class Obj {
         }
         hint = "allowed keys are " + keys;
       }
-      ctx_.Error(m.key_mark, Ptr(pointer_, m.key), owner_,
-                 fmt::format("unknown key `{}` in {}", m.key, what), hint);
+      ctx_.Error(m.key_mark, Ptr(pointer_, Excerpt(m.key, 80)), owner_,
+                 fmt::format("unknown key `{}` in {}", Excerpt(m.key, 80), what), hint);
     }
   }
 
@@ -136,7 +143,7 @@ class Obj {
   }
 
   static std::string Describe(const Node& n) {
-    if (n.is_string()) return fmt::format("string \"{}\"", Truncate(n.as_string(), 40));
+    if (n.is_string()) return fmt::format("string \"{}\"", Excerpt(n.as_string()));
     if (n.is_object() || n.is_array()) return std::string(Article(n.TypeName())) + " " + n.TypeName();
     return fmt::format("{} {}", n.TypeName(), n.ToJsonText());
   }

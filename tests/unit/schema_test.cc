@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "catalog/yaml_reader.h"
+#include "schema/annotations.h"
 #include "schema/bundle.h"
 #include "schema/index.h"
 #include "schema/inspect.h"
@@ -560,4 +561,64 @@ properties:
       CHECK(errs[0].find(c.message) != std::string::npos);
     }
   }
+}
+
+TEST_CASE("$ref cycles that consume no input are reported at a $ref, naming the cycle") {
+  Fixture f;
+  f.Add("file:///c.yaml", R"($defs:
+  self: {$ref: "#/$defs/self"}
+  a: {$ref: "#/$defs/b"}
+  b: {allOf: [{type: object}, {$ref: "#/$defs/a"}]}
+  c: {if: {$ref: "#/$defs/d"}}
+  d: {anyOf: [{not: {oneOf: [{$ref: "#/$defs/c"}]}}]}
+  e: {dependentSchemas: {x: {$ref: "#/$defs/e"}}}
+  tree: {type: object, properties: {kids: {items: {$ref: "#/$defs/tree"}}}}
+  wrapped: {$ref: "#/$defs/tree"}
+  deep: {additionalProperties: {$ref: "#/$defs/deep"}, not: {$ref: "#/$defs/wrapped"}}
+)");
+  f.index.CheckRefCycles(&f.diags);
+  f.diags.SortAndDedupe();
+  REQUIRE(f.diags.size() == 4);
+  const auto& d = f.diags.items();
+  CHECK(d[0].mark.line == 2);
+  CHECK(d[0].message ==
+        "$ref `#/$defs/self` is a cycle that consumes no input: "
+        "/$defs/self → /$defs/self");
+  CHECK(d[1].mark.line == 3);  // the first $ref of the cycle in the file
+  CHECK(d[1].message ==
+        "$ref `#/$defs/b` is a cycle that consumes no input: "
+        "/$defs/a → /$defs/b → /$defs/b/allOf/1 → /$defs/a");
+  CHECK(d[2].mark.line == 5);
+  CHECK(d[2].message.find(": /$defs/c/if → /$defs/d → /$defs/d/anyOf/0 → "
+                          "/$defs/d/anyOf/0/not → /$defs/d/anyOf/0/not/oneOf/0 → /$defs/c → "
+                          "/$defs/c/if") != std::string::npos);
+  CHECK(d[3].mark.line == 7);
+  CHECK(d[3].scope == "schema at /$defs/e/dependentSchemas/x");
+
+  // A bundle written by an older version that holds such a cycle is refused, not run.
+  Fixture g;
+  auto loc = g.Add("file:///s.yaml", R"(type: object
+properties: {id: {type: string}}
+allOf: [{$ref: "#/$defs/a"}]
+$defs:
+  a: {$ref: "#/$defs/b"}
+  b: {$ref: "#/$defs/a"}
+)");
+  auto bundle = BundleSchema(g.index, loc);
+  std::string cycle = FindInPlaceRefCycle(bundle);
+  CHECK(cycle.find("s.yaml#/$defs/a → ") != std::string::npos);
+  CHECK(cycle.find("s.yaml#/$defs/b → ") != std::string::npos);
+  CHECK(cycle.size() - cycle.rfind("s.yaml#/$defs/a") == std::string("s.yaml#/$defs/a").size());
+  auto v = Validator::Compile(bundle);
+  REQUIRE_FALSE(v);
+  CHECK(v.error().message.find("a $ref cycle consumes no input") != std::string::npos);
+  CHECK_FALSE(Annotations::Compile(bundle));
+  // Recursion through `properties`/`items` is fine.
+  Fixture h;
+  auto tree = h.Add("file:///t.yaml",
+                    "$defs:\n  t: {items: {$ref: '#/$defs/t'}, allOf: [{}]}\n"
+                    "$ref: '#/$defs/t'\n");
+  h.index.CheckRefCycles(&h.diags);
+  CHECK(h.diags.empty());
+  CHECK(FindInPlaceRefCycle(BundleSchema(h.index, tree)).empty());
 }
