@@ -46,9 +46,13 @@ int RunFsck(const GlobalOptions&, const FsckOptions& o) {
   const store::FsckReport& r = verified.value();
   std::string out;
   out += fmt::format("data directory {}\n", o.data_dir);
+  const store::LedgerScan& l = r.ledger;
   out += fmt::format("ledger: {}\n",
-                     !r.ledger.exists ? std::string("missing")
-                                      : fmt::format("{} intact record(s), {} byte(s)", r.ledger.records, r.ledger.size));
+                     !l.exists    ? std::string("missing")
+                     : l.damaged ? fmt::format("{} byte(s): {} intact record(s), damage at byte offset {}, then {} "
+                                               "intact record(s)",
+                                               l.size, l.records, l.damaged_at, l.records_after)
+                                 : fmt::format("{} byte(s), {} intact record(s)", l.size, l.records));
   out += fmt::format("journals committed: {}; fragments: {} ({} verified); spools: {}\n", r.committed.heads.size(),
                      r.fragments, r.fragments_ok, r.spools);
   for (const auto& n : r.notes) out += fmt::format("note: {}\n", n);

@@ -158,8 +158,8 @@ class Store {
 struct Fragment {
   uint64_t begin = 0, end = 0;
   Codec codec = Codec::kGzip;
-  std::string sha1;  // of the uncompressed content, from the name (40 lowercase hex digits)
   std::string path;  // absolute or relative to the working directory
+  std::string sha1;  // of the uncompressed content, from the name (40 lowercase hex digits)
 };
 
 // The fragments of `journal` in `dir`'s lake, ordered by begin offset.

@@ -766,7 +766,7 @@ TEST_CASE("journal: Encoder and Decoder round-trip several MiB per codec; damage
     CHECK(d.ok);
     CHECK(d.content.size() == data.size());
     CHECK(d.content == data);
-    store::Fragment f{0, data.size(), cs.codec, path};
+    store::Fragment f{0, data.size(), cs.codec, path, ""};
     CHECK(DecompressWithTool(f, tmp / "decompressed") == data);  // a standard, complete stream
     if (cs.codec == store::Codec::kNone) continue;
 
