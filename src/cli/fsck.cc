@@ -34,9 +34,10 @@ int RunFsck(const GlobalOptions&, const FsckOptions& o) {
     return kExitEnvironment;
   }
   if (LockedByAnother(o.data_dir)) {
-    PrintNote(fmt::format("warning: data directory {} is in use by another flowctl process; what it is writing "
-                          "right now may show as a torn tail or uncommitted bytes",
-                          o.data_dir));
+    PrintNote(fmt::format(
+        "warning: data directory {} is in use by another flowctl process; what it is writing "
+        "right now may show as a torn tail or uncommitted bytes",
+        o.data_dir));
   }
   auto verified = store::Verify(o.data_dir);
   if (!verified) {
@@ -47,21 +48,23 @@ int RunFsck(const GlobalOptions&, const FsckOptions& o) {
   std::string out;
   out += fmt::format("data directory {}\n", o.data_dir);
   const store::LedgerScan& l = r.ledger;
-  out += fmt::format("ledger: {}\n",
-                     !l.exists    ? std::string("missing")
-                     : l.damaged ? fmt::format("{} byte(s): {} intact record(s), damage at byte offset {}, then {} "
-                                               "intact record(s)",
-                                               l.size, l.records, l.damaged_at, l.records_after)
-                                 : fmt::format("{} byte(s), {} intact record(s)", l.size, l.records));
-  out += fmt::format("journals committed: {}; fragments: {} ({} verified); spools: {}\n", r.committed.heads.size(),
-                     r.fragments, r.fragments_ok, r.spools);
+  out += fmt::format(
+      "ledger: {}\n",
+      !l.exists ? std::string("missing")
+      : l.damaged
+          ? fmt::format("{} byte(s): {} intact record(s), damage at byte offset {}, then {} "
+                        "intact record(s)",
+                        l.size, l.records, l.damaged_at, l.records_after)
+          : fmt::format("{} byte(s), {} intact record(s)", l.size, l.records));
+  out += fmt::format("journals committed: {}; fragments: {} ({} verified); spools: {}\n",
+                     r.committed.heads.size(), r.fragments, r.fragments_ok, r.spools);
   for (const auto& n : r.notes) out += fmt::format("note: {}\n", n);
   for (const auto& d : r.damage) out += fmt::format("DAMAGED: {}\n", d);
   if (!r.clean()) {
     for (const auto& s : r.salvage) out += fmt::format("salvage: {}\n", s);
     out += fmt::format(
-        "result: damaged ({} problem(s)). flowctl refuses to open this directory. Copy it aside, then restore "
-        "it from a backup; without one, salvage what verifies (see \"Damage and flowctl fsck\" in "
+        "result: damaged ({} problem(s)). flowctl refuses to open this directory. Copy it aside, "
+        "then restore it from a backup; without one, salvage what verifies (see \"Damage and flowctl fsck\" in "
         "docs/storage.md)\n",
         r.damage.size());
   } else {

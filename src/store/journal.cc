@@ -235,14 +235,16 @@ Result<LedgerState> LoadLedger(const std::string& dir, LedgerScan* scan) {
 std::string WhatToDo(const std::string& dir) {
   return fmt::format(
       "Nothing was changed. Stop every flowctl process using the directory, copy it aside, run "
-      "`flowctl fsck --data-dir {}` to see what is damaged and what can be salvaged, then restore the "
+      "`flowctl fsck --data-dir {}` to see what is damaged and what can be salvaged, then restore "
+      "the "
       "directory from a backup (see \"Damage and flowctl fsck\" in docs/storage.md)",
       dir);
 }
 
 Error LedgerDamage(const std::string& dir, const LedgerScan& scan) {
   return Error::Env(fmt::format(
-      "ledger {} is damaged at byte offset {}: the record there (after {} intact record(s)) fails its "
+      "ledger {} is damaged at byte offset {}: the record there (after {} intact record(s)) fails "
+      "its "
       "checksum, yet intact records follow it (from offset {}), so it is not a torn final write; "
       "opening the directory would lose committed transactions. {}",
       LedgerPath(dir), scan.damaged_at, scan.records, scan.resumes_at, WhatToDo(dir)));
@@ -255,16 +257,18 @@ void CountDataFiles(const std::string& dir, uint64_t* fragments, uint64_t* spool
   for (const char* sub : {"/lake", "/spool"}) {
     fs::path root = dir + sub;
     if (!fs::exists(root, ec)) continue;
-    for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(root, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (!it->is_regular_file(ec)) continue;
       std::string name = it->path().filename().string();
       Fragment f;
       uint64_t begin = 0;
       std::time_t created = 0;
       Codec codec = Codec::kGzip;
-      if (ParseFragmentName(name, &f)) ++*fragments;
-      else if (ParseSpoolName(name, &begin, &created, &codec)) ++*spools;
+      if (ParseFragmentName(name, &f))
+        ++*fragments;
+      else if (ParseSpoolName(name, &begin, &created, &codec))
+        ++*spools;
     }
   }
 }
@@ -275,9 +279,9 @@ Result<bool> CheckNotOrphaned(const std::string& dir, const LedgerScan& scan) {
   uint64_t fragments = 0, spools = 0;
   CountDataFiles(dir, &fragments, &spools);
   if (fragments == 0 && spools == 0) return true;
-  std::string what = !scan.exists      ? "is missing"
-                     : scan.size == 0  ? "is empty"
-                                       : "holds no intact record";
+  std::string what = !scan.exists     ? "is missing"
+                     : scan.size == 0 ? "is empty"
+                                      : "holds no intact record";
   return Error::Env(fmt::format(
       "data directory {} holds {} fragment(s) and {} spool(s), but its ledger {} {}: the record of "
       "what was committed is lost, so the directory is damaged, not empty. {}",
@@ -348,17 +352,19 @@ struct SpoolFile {
 };
 
 // Every fragment in the lake, by name; other regular files go to `unknown`.
-Result<bool> WalkLake(const std::string& dir, std::vector<LakeFragment>* out, std::vector<std::string>* unknown) {
+Result<bool> WalkLake(const std::string& dir, std::vector<LakeFragment>* out,
+                      std::vector<std::string>* unknown) {
   std::error_code ec;
   fs::path root = fs::path(dir) / "lake";
   if (!fs::exists(root, ec)) return true;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;
     fs::path hour = it->path().parent_path(), date = hour.parent_path();
     LakeFragment lf;
     if (ParseFragmentName(it->path().filename().string(), &lf.fragment) &&
-        hour.filename().string().rfind("utc_hour=", 0) == 0 && date.filename().string().rfind("utc_date=", 0) == 0) {
+        hour.filename().string().rfind("utc_hour=", 0) == 0 &&
+        date.filename().string().rfind("utc_date=", 0) == 0) {
       lf.journal = fs::relative(date.parent_path(), root).string();
       lf.fragment.path = it->path().string();
       out->push_back(std::move(lf));
@@ -371,12 +377,13 @@ Result<bool> WalkLake(const std::string& dir, std::vector<LakeFragment>* out, st
 }
 
 // Every spool, by name; other regular files go to `unknown`.
-Result<bool> WalkSpools(const std::string& dir, std::vector<SpoolFile>* out, std::vector<std::string>* unknown) {
+Result<bool> WalkSpools(const std::string& dir, std::vector<SpoolFile>* out,
+                        std::vector<std::string>* unknown) {
   std::error_code ec;
   fs::path root = fs::path(dir) / "spool";
   if (!fs::exists(root, ec)) return true;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;
     SpoolFile sf;
     std::time_t created = 0;
@@ -422,32 +429,39 @@ Result<bool> VerifyFragment(const Fragment& f) {
     sha.Update(block);
   }
   if (n != f.end - f.begin) {
-    return Error::Env(fmt::format("fragment {} holds {} bytes, but its name says {}", f.path, n, f.end - f.begin));
+    return Error::Env(fmt::format("fragment {} holds {} bytes, but its name says {}", f.path, n,
+                                  f.end - f.begin));
   }
   std::string got = sha.HexDigest();
   if (got != f.sha1) {
-    return Error::Env(fmt::format("fragment {} is damaged: the SHA-1 of its content is {}, its name says {}", f.path,
-                                  got, f.sha1));
+    return Error::Env(
+        fmt::format("fragment {} is damaged: the SHA-1 of its content is {}, its name says {}",
+                    f.path, got, f.sha1));
   }
   return true;
 }
 
 Result<bool> CheckFilesWithinHeads(const std::string& dir, const LedgerState& state,
-                                   const std::vector<LakeFragment>& frags, const std::vector<SpoolFile>& spools) {
+                                   const std::vector<LakeFragment>& frags,
+                                   const std::vector<SpoolFile>& spools) {
   for (const auto& lf : frags) {
     if (lf.fragment.end > HeadOf(state, lf.journal)) {
-      return Error::Env(fmt::format(
-          "journal {}: fragment {} holds committed bytes up to offset {}, but the ledger {} {}: the "
-          "ledger lost committed records. {}",
-          lf.journal, lf.fragment.path, lf.fragment.end, LedgerPath(dir), HeadText(state, lf.journal), WhatToDo(dir)));
+      return Error::Env(
+          fmt::format("journal {}: fragment {} holds committed bytes up to offset {}, but the "
+                      "ledger {} {}: the "
+                      "ledger lost committed records. {}",
+                      lf.journal, lf.fragment.path, lf.fragment.end, LedgerPath(dir),
+                      HeadText(state, lf.journal), WhatToDo(dir)));
     }
   }
   for (const auto& sf : spools) {
     if (sf.begin > HeadOf(state, sf.journal)) {
-      return Error::Env(fmt::format(
-          "journal {}: spool {} begins at offset {}, which was committed, but the ledger {} {}: the "
-          "ledger lost committed records. {}",
-          sf.journal, sf.path, sf.begin, LedgerPath(dir), HeadText(state, sf.journal), WhatToDo(dir)));
+      return Error::Env(
+          fmt::format("journal {}: spool {} begins at offset {}, which was committed, but the "
+                      "ledger {} {}: the "
+                      "ledger lost committed records. {}",
+                      sf.journal, sf.path, sf.begin, LedgerPath(dir), HeadText(state, sf.journal),
+                      WhatToDo(dir)));
     }
   }
   return true;
@@ -509,10 +523,11 @@ Result<FsckReport> Verify(const std::string& dir) {
 
   // The ledger.
   if (L.damaged) {
-    rep.damage.push_back(fmt::format(
-        "ledger {}: the record at byte offset {} fails its checksum, and {} intact record(s) follow it "
-        "from offset {}: committed transactions after offset {} cannot be read",
-        ledger, L.damaged_at, L.records_after, L.resumes_at, L.damaged_at));
+    rep.damage.push_back(
+        fmt::format("ledger {}: the record at byte offset {} fails its checksum, and {} intact "
+                    "record(s) follow it "
+                    "from offset {}: committed transactions after offset {} cannot be read",
+                    ledger, L.damaged_at, L.records_after, L.resumes_at, L.damaged_at));
   } else if (L.valid < L.size) {
     rep.notes.push_back(fmt::format(
         "ledger {}: {} byte(s) after the last intact record (offset {}) are a torn final write, a "
@@ -520,14 +535,19 @@ Result<FsckReport> Verify(const std::string& dir) {
         ledger, L.size - L.valid, L.valid));
   }
   if (L.records == 0 && (!frags.empty() || !spools.empty())) {
-    rep.damage.push_back(fmt::format("ledger {} {}, but the directory holds {} fragment(s) and {} spool(s): the "
-                                     "record of what was committed is lost",
-                                     ledger, !L.exists ? "is missing" : L.size == 0 ? "is empty" : "holds no intact record",
-                                     frags.size(), spools.size()));
+    rep.damage.push_back(
+        fmt::format("ledger {} {}, but the directory holds {} fragment(s) and {} spool(s): the "
+                    "record of what was committed is lost",
+                    ledger,
+                    !L.exists     ? "is missing"
+                    : L.size == 0 ? "is empty"
+                                  : "holds no intact record",
+                    frags.size(), spools.size()));
   }
 
   // Every fragment, decoded and checked against its name.
-  std::map<std::string, std::vector<std::pair<uint64_t, uint64_t>>> ranges;  // journal: [begin, end) held
+  std::map<std::string, std::vector<std::pair<uint64_t, uint64_t>>>
+      ranges;  // journal: [begin, end) held
   std::set<std::string> journals;
   for (const auto& [j, _] : rep.committed.heads) journals.insert(j);
   for (const auto& lf : frags) {
@@ -541,25 +561,27 @@ Result<FsckReport> Verify(const std::string& dir) {
       rep.damage.push_back(v.error().message);
     }
     if (!L.damaged && L.records > 0 && lf.fragment.end > HeadOf(rep.committed, lf.journal)) {
-      rep.damage.push_back(fmt::format("journal {}: fragment {} holds committed bytes up to offset {}, but the "
-                                       "ledger {}: the ledger lost committed records",
-                                       lf.journal, lf.fragment.path, lf.fragment.end,
-                                       HeadText(rep.committed, lf.journal)));
+      rep.damage.push_back(fmt::format(
+          "journal {}: fragment {} holds committed bytes up to offset {}, but the "
+          "ledger {}: the ledger lost committed records",
+          lf.journal, lf.fragment.path, lf.fragment.end, HeadText(rep.committed, lf.journal)));
     }
   }
   for (const auto& sf : spools) {
     journals.insert(sf.journal);
     uint64_t head = HeadOf(rep.committed, sf.journal);
     if (!L.damaged && L.records > 0 && sf.begin > head) {
-      rep.damage.push_back(fmt::format("journal {}: spool {} begins at offset {}, which was committed, but the "
-                                       "ledger {}: the ledger lost committed records",
-                                       sf.journal, sf.path, sf.begin, HeadText(rep.committed, sf.journal)));
+      rep.damage.push_back(
+          fmt::format("journal {}: spool {} begins at offset {}, which was committed, but the "
+                      "ledger {}: the ledger lost committed records",
+                      sf.journal, sf.path, sf.begin, HeadText(rep.committed, sf.journal)));
     }
     ranges[sf.journal].emplace_back(sf.begin, sf.begin + sf.size);
     if (!L.damaged && sf.begin <= head && sf.begin + sf.size > head) {
-      rep.notes.push_back(fmt::format("spool {} holds {} byte(s) after its journal's committed head {}: an "
-                                      "uncommitted transaction; opening the directory discards them",
-                                      sf.path, sf.begin + sf.size - head, head));
+      rep.notes.push_back(
+          fmt::format("spool {} holds {} byte(s) after its journal's committed head {}: an "
+                      "uncommitted transaction; opening the directory discards them",
+                      sf.path, sf.begin + sf.size - head, head));
     }
   }
   // Every committed byte must be in a fragment that verifies or in a spool.
@@ -572,30 +594,35 @@ Result<FsckReport> Verify(const std::string& dir) {
     for (const auto& [b, e] : rs) {
       if (at >= head) break;
       if (b > at) {
-        rep.damage.push_back(fmt::format("journal {}: committed bytes [{}, {}) are in no intact fragment or spool",
-                                         j, at, std::min(b, head)));
+        rep.damage.push_back(
+            fmt::format("journal {}: committed bytes [{}, {}) are in no intact fragment or spool",
+                        j, at, std::min(b, head)));
       }
       at = std::max(at, e);
     }
     if (at < head) {
-      rep.damage.push_back(
-          fmt::format("journal {}: committed bytes [{}, {}) are in no intact fragment or spool", j, at, head));
+      rep.damage.push_back(fmt::format(
+          "journal {}: committed bytes [{}, {}) are in no intact fragment or spool", j, at, head));
     }
   }
-  for (const auto& u : unknown) rep.notes.push_back(fmt::format("{} is not a file flowctl writes; ignored", u));
+  for (const auto& u : unknown)
+    rep.notes.push_back(fmt::format("{} is not a file flowctl writes; ignored", u));
 
   // What can be salvaged.
   if (L.damaged) {
-    rep.salvage.push_back(fmt::format(
-        "the ledger's first {} record(s) (bytes [0, {})) are intact; {} intact record(s) after the damage "
-        "name the heads of {} journal(s)",
-        L.records, L.damaged_at, L.records_after, L.after.heads.size()));
+    rep.salvage.push_back(
+        fmt::format("the ledger's first {} record(s) (bytes [0, {})) are intact; {} intact "
+                    "record(s) after the damage "
+                    "name the heads of {} journal(s)",
+                    L.records, L.damaged_at, L.records_after, L.after.heads.size()));
   }
   if (rep.fragments > 0) {
-    rep.salvage.push_back(fmt::format(
-        "{} of {} fragment(s) verify, {} bytes of committed documents: each is a complete file of JSON "
-        "lines (read it with gzip -dc, zstd -dc or cat) that can be ingested into a fresh data directory",
-        rep.fragments_ok, rep.fragments, rep.fragment_bytes_ok));
+    rep.salvage.push_back(
+        fmt::format("{} of {} fragment(s) verify, {} bytes of committed documents: each is a "
+                    "complete file of JSON "
+                    "lines (read it with gzip -dc, zstd -dc or cat) that can be ingested into a "
+                    "fresh data directory",
+                    rep.fragments_ok, rep.fragments, rep.fragment_bytes_ok));
   }
   return rep;
 }
@@ -665,7 +692,8 @@ Result<bool> Store::Recover() {
   Log(LogLevel::kInfo, "opened data directory", {{"data_dir", dir_}, {"journals", static_cast<uint64_t>(committed_.heads.size())}});
   uint64_t valid = scan.valid;
   if (valid < scan.size) {  // a torn or corrupt tail: the transaction it described never committed
-    Log(LogLevel::kWarn, "discarded the ledger's torn tail", {{"data_dir", dir_}, {"offset", valid}, {"bytes", scan.size - valid}});
+    Log(LogLevel::kWarn, "discarded the ledger's torn tail",
+        {{"data_dir", dir_}, {"offset", valid}, {"bytes", scan.size - valid}});
     auto t = ledger_.Truncate(valid);
     if (!t) return t;
     auto s = ledger_.Sync();
@@ -1041,18 +1069,20 @@ struct JournalReader::Source {
   Result<bool> Check(const std::string& journal) {
     decoded += pending.size();
     if (decoded > end - begin) {
-      return Error::Env(fmt::format("journal {}: fragment {} holds more than the {} bytes its name says; it is "
-                                    "damaged (run `flowctl fsck`)",
-                                    journal, path, end - begin));
+      return Error::Env(
+          fmt::format("journal {}: fragment {} holds more than the {} bytes its name says; it is "
+                      "damaged (run `flowctl fsck`)",
+                      journal, path, end - begin));
     }
     sha->Update(pending);
     if (decoded < end - begin) return true;
     std::string got = sha->HexDigest();
     if (got != sha1) {
-      return Error::Env(fmt::format("journal {}: fragment {} is damaged: the SHA-1 of its content is {}, its name "
-                                    "says {}; its documents cannot be trusted (run `flowctl fsck`, restore the "
-                                    "file from a backup)",
-                                    journal, path, got, sha1));
+      return Error::Env(fmt::format(
+          "journal {}: fragment {} is damaged: the SHA-1 of its content is {}, its name "
+          "says {}; its documents cannot be trusted (run `flowctl fsck`, restore the "
+          "file from a backup)",
+          journal, path, got, sha1));
     }
     return true;
   }
@@ -1140,8 +1170,9 @@ Result<bool> JournalReader::Read(uint64_t head, std::string* out) {
         auto r = s.decoder->Read(&s.pending);
         if (!r) return r;
         if (s.pending.empty()) {
-          return Error::Env(fmt::format("journal {}: fragment {} ends at offset {}, before its name says ({})",
-                                        journal_, s.path, s.pending_at, s.end));
+          return Error::Env(
+              fmt::format("journal {}: fragment {} ends at offset {}, before its name says ({})",
+                          journal_, s.path, s.pending_at, s.end));
         }
         auto c = s.Check(journal_);
         if (!c) return c;

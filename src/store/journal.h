@@ -71,10 +71,10 @@ struct LedgerScan {
 // `flowctl fsck`: verifies a data directory without modifying it.
 struct FsckReport {
   LedgerScan ledger;
-  LedgerState committed;              // what the ledger's intact prefix names
+  LedgerState committed;  // what the ledger's intact prefix names
   uint64_t fragments = 0, fragments_ok = 0, fragment_bytes_ok = 0, spools = 0;
-  std::vector<std::string> damage;   // each names a file and an offset or range
-  std::vector<std::string> notes;    // harmless: a torn tail, uncommitted spool bytes, unknown files
+  std::vector<std::string> damage;  // each names a file and an offset or range
+  std::vector<std::string> notes;   // harmless: a torn tail, uncommitted spool bytes, unknown files
   std::vector<std::string> salvage;  // what is intact and how to get at it
   bool clean() const { return damage.empty(); }
 };

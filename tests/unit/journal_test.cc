@@ -1049,7 +1049,8 @@ std::vector<size_t> RecordStarts(const std::string& ledger) {
 }
 
 // A directory with four commits to kJ, of 10 lines each (persisted when `persist`).
-std::string FourCommits(const std::string& dir, bool persist, store::Codec codec = store::Codec::kGzip) {
+std::string FourCommits(const std::string& dir, bool persist,
+                        store::Codec codec = store::Codec::kGzip) {
   auto s = OpenStore(dir);
   store::JournalSpec spec{codec, 64ull << 20, 0};
   std::string all;
@@ -1063,7 +1064,9 @@ std::string FourCommits(const std::string& dir, bool persist, store::Codec codec
   return all;
 }
 
-std::string ErrorOf(const Result<store::LedgerState>& r) { return r.ok() ? std::string() : r.error().message; }
+std::string ErrorOf(const Result<store::LedgerState>& r) {
+  return r.ok() ? std::string() : r.error().message;
+}
 
 }  // namespace
 
@@ -1078,7 +1081,8 @@ TEST_CASE("journal: a new ledger starts with a record naming no heads") {
   CHECK(ReadFile(tmp / "ledger") == ledger);
 }
 
-TEST_CASE("journal: a damaged ledger record with intact records after it is refused, never truncated") {
+TEST_CASE(
+    "journal: a damaged ledger record with intact records after it is refused, never truncated") {
   for (bool persist : {false, true}) {
     TempDir tmp;
     const std::string dir = tmp.path();
@@ -1090,14 +1094,17 @@ TEST_CASE("journal: a damaged ledger record with intact records after it is refu
     std::string bad = good;
     size_t damaged_at = starts[2];
     SUBCASE("a byte of the second commit's JSON") { bad[starts[2] + 20] ^= 0x01; }
-    SUBCASE("a digit of the second commit's CRC") { bad[starts[2]] = bad[starts[2]] == '0' ? '1' : '0'; }
+    SUBCASE("a digit of the second commit's CRC") {
+      bad[starts[2]] = bad[starts[2]] == '0' ? '1' : '0';
+    }
     SUBCASE("the line end after the second commit") { bad[starts[3] - 1] = 'x'; }
     SUBCASE("the line end between the last two commits") {
       bad[starts[4] - 1] = 'x';
       damaged_at = starts[3];
     }
     SUBCASE("the second commit zeroed") {
-      std::fill(bad.begin() + static_cast<long>(starts[2]), bad.begin() + static_cast<long>(starts[3]), '\0');
+      std::fill(bad.begin() + static_cast<long>(starts[2]),
+                bad.begin() + static_cast<long>(starts[3]), '\0');
     }
     WriteFile(ledger, bad);
     std::vector<std::string> before = FilesUnder(dir);
@@ -1107,7 +1114,8 @@ TEST_CASE("journal: a damaged ledger record with intact records after it is refu
     CHECK(read.error().ExitCode() == 3);
     std::string msg = read.error().message;
     INFO(msg);
-    CHECK(msg.find("ledger " + ledger + " is damaged at byte offset " + std::to_string(damaged_at)) != std::string::npos);
+    CHECK(msg.find("ledger " + ledger + " is damaged at byte offset " +
+                   std::to_string(damaged_at)) != std::string::npos);
     CHECK(msg.find("flowctl fsck --data-dir " + dir) != std::string::npos);
     auto open = store::Store::Open(dir);
     REQUIRE_FALSE(open.ok());
@@ -1127,22 +1135,26 @@ TEST_CASE("journal: a damaged ledger record with intact records after it is refu
   }
 }
 
-TEST_CASE("journal: a missing or empty ledger beside fragments or spools is damage, not an empty directory") {
+TEST_CASE(
+    "journal: a missing or empty ledger beside fragments or spools is damage, not an empty "
+    "directory") {
   for (bool persist : {false, true}) {
     for (bool remove : {false, true}) {
       TempDir tmp;
       const std::string dir = tmp.path();
       FourCommits(dir, persist);
-      if (remove) fs::remove(tmp / "ledger");
-      else WriteFile(tmp / "ledger", "");
+      if (remove)
+        fs::remove(tmp / "ledger");
+      else
+        WriteFile(tmp / "ledger", "");
       std::vector<std::string> before = FilesUnder(dir);
       auto read = store::ReadLedger(dir);
       REQUIRE_FALSE(read.ok());
       std::string msg = read.error().message;
       INFO(msg);
       CHECK(msg.find(remove ? "is missing" : "is empty") != std::string::npos);
-      CHECK(msg.find(persist ? "holds 1 fragment(s) and 0 spool(s)" : "holds 0 fragment(s) and 1 spool(s)") !=
-            std::string::npos);
+      CHECK(msg.find(persist ? "holds 1 fragment(s) and 0 spool(s)"
+                             : "holds 0 fragment(s) and 1 spool(s)") != std::string::npos);
       auto open = store::Store::Open(dir);
       REQUIRE_FALSE(open.ok());
       CHECK(open.error().ExitCode() == 3);
@@ -1173,7 +1185,8 @@ TEST_CASE("journal: a final record lost after its commit reached the lake is dam
   CHECK_FALSE(Must(store::Verify(dir)).clean());
 }
 
-TEST_CASE("journal: fsck finds a clean directory clean, and a torn tail and uncommitted bytes harmless") {
+TEST_CASE(
+    "journal: fsck finds a clean directory clean, and a torn tail and uncommitted bytes harmless") {
   TempDir tmp;
   const std::string dir = tmp.path();
   std::string all = FourCommits(dir, /*persist=*/true);
@@ -1199,7 +1212,9 @@ TEST_CASE("journal: fsck finds a clean directory clean, and a torn tail and unco
   CHECK(s->committed().heads.at(kJ) == all.size() + Lines(5, 9).size());
 }
 
-TEST_CASE("journal: a fragment whose content does not match the SHA-1 in its name is an error naming it") {
+TEST_CASE(
+    "journal: a fragment whose content does not match the SHA-1 in its name is an error naming "
+    "it") {
   for (store::Codec codec : {store::Codec::kGzip, store::Codec::kZstd, store::Codec::kNone}) {
     TempDir tmp;
     const std::string dir = tmp.path();
@@ -1226,8 +1241,8 @@ TEST_CASE("journal: a fragment whose content does not match the SHA-1 in its nam
     }
     REQUIRE_FALSE(ok.ok());
     INFO(ok.error().message);
-    CHECK(ok.error().message.find("fragment " + frags[0].path + " is damaged: the SHA-1 of its content") !=
-          std::string::npos);
+    CHECK(ok.error().message.find("fragment " + frags[0].path +
+                                  " is damaged: the SHA-1 of its content") != std::string::npos);
     CHECK(got.empty());  // a fragment of one block is verified before any of it is returned
     auto report = Must(store::Verify(dir));
     CHECK_FALSE(report.clean());
