@@ -79,8 +79,10 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
   runtime::CommitOrderReader reader(o.data_dir);
   std::set<std::string> journals;
   store::LedgerState state;
+  bool first_refresh = true;
   auto refresh = [&]() -> Result<bool> {
-    auto s = store::ReadLedger(o.data_dir);
+    auto s = store::ReadLedger(o.data_dir, /*check_files=*/first_refresh);
+    first_refresh = false;
     if (!s) return s.error();
     state = std::move(s.value());
     for (const auto& j : store::CollectionJournals(state, collection.name)) {
