@@ -95,7 +95,6 @@ const doc::Node* Index::Resource(const std::string& url) const {
 void Index::IndexInlineSchema(const SchemaLoc& loc, std::vector<MissingResource>* missing) {
   if (!loc.node) return;
   ids_.emplace(loc.base, Entry{loc.node, loc.resource, loc.pointer, loc.base});
-  inline_bases_.emplace(loc.node, loc.base);
   IndexSchema(loc, missing);
 }
 
@@ -180,7 +179,6 @@ SchemaLoc Index::ResolvePointer(const SchemaLoc& root, std::string_view fragment
     }
     loc.node = next;
     loc.pointer += "/" + doc::Pointer::Escape(t);
-    if (auto it = inline_bases_.find(next); it != inline_bases_.end()) loc.base = it->second;
   }
   return loc;
 }

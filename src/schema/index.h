@@ -125,9 +125,6 @@ class Index {
   std::unordered_map<std::string, Entry> ids_;      // absolute URI (no fragment) -> schema
   std::unordered_map<std::string, Entry> anchors_;  // absolute URI + "#name" -> schema
   std::unordered_map<const doc::Node*, bool> indexed_;
-  // Inline schemas by node: a pointer into a file that reaches one continues with its URL
-  // as base, so `a.yaml#/collections/0/schema` means the same as its `?ptr=` URL.
-  std::unordered_map<const doc::Node*, std::string> inline_bases_;
   std::vector<RefSite> refs_;
 };
 
