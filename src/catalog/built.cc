@@ -42,7 +42,7 @@ CREATE TABLE derivations (
   register_initial TEXT NOT NULL);
 CREATE TABLE lambdas (
   id INTEGER PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL,
-  resource_url TEXT NOT NULL, line INTEGER, col INTEGER);
+  resource_url TEXT NOT NULL, line INTEGER, col INTEGER, timeout_seconds INTEGER NOT NULL);
 CREATE TABLE transforms (
   name TEXT NOT NULL, derivation TEXT NOT NULL, source_collection TEXT NOT NULL,
   source_schema_url TEXT, source_schema_bundle TEXT, partitions_json TEXT,
@@ -206,11 +206,11 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
       }
     }
     int64_t lambda_id = 0;
-    auto lambda = [&](const std::optional<LambdaSpec>& l) -> std::optional<int64_t> {
+    auto lambda = [&](const std::optional<LambdaSpec>& l, int64_t timeout) -> std::optional<int64_t> {
       if (!l) return std::nullopt;
-      ins("INSERT INTO lambdas VALUES (?, ?, ?, ?, ?, ?)", ++lambda_id,
+      ins("INSERT INTO lambdas VALUES (?, ?, ?, ?, ?, ?, ?)", ++lambda_id,
           std::string(LambdaSpec::KindName(l->kind)), l->body, l->where.url, l->where.mark.line,
-          l->where.mark.col);
+          l->where.mark.col, timeout);
       return lambda_id;
     };
     for (const auto& d : built.derivations) {
@@ -220,11 +220,12 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
       const DerivationSpec& ds = *d.collection->derivation;
       for (size_t i = 0; i < ds.bootstrap.size(); ++i) {
         ins("INSERT INTO bootstraps VALUES (?, ?, ?)", d.collection->name, static_cast<int64_t>(i),
-            *lambda(ds.bootstrap[i]));
+            *lambda(ds.bootstrap[i], ds.BootstrapTimeoutSeconds()));
       }
       for (const auto& t : d.transforms) {
         const TransformSpec& s = *t.spec;
-        std::optional<int64_t> u = lambda(s.update), p = lambda(s.publish);
+        int64_t timeout = ds.LambdaTimeoutSeconds(s);
+        std::optional<int64_t> u = lambda(s.update, timeout), p = lambda(s.publish, timeout);
         std::string partitions = SelectorJson(s.partitions);
         ins("INSERT INTO transforms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name,
             d.collection->name, s.source,

@@ -1,6 +1,7 @@
 #include "catalog/check.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fmt/format.h>
 #include <functional>
 #include <set>
@@ -30,6 +31,7 @@ class Checker {
 
   void Run() {
     index_.CheckRefs(diags_);
+    index_.CheckRefCycles(diags_);
     CheckNames();
     for (const auto& c : cat_.collections) CheckCollection(c);
     for (const auto& c : cat_.collections) {
@@ -375,6 +377,13 @@ class Checker {
         sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
         sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
       }
+      // Bounded as when it runs (its lambda timeout): a query that never ends (an unbounded
+      // recursive CTE) is interrupted; checked every 1000 SQLite instructions.
+      using Clock = std::chrono::steady_clock;
+      Clock::time_point deadline = Clock::now() + std::chrono::seconds(d.BootstrapTimeoutSeconds());
+      sqlite3_progress_handler(
+          db, 1000, [](void* p) { return Clock::now() >= *static_cast<Clock::time_point*>(p) ? 1 : 0; },
+          &deadline);
       // Statement by statement, so that an error is placed in the statement it is in.
       const char* text = l.body.c_str();
       for (const char* at = text; *at;) {
@@ -393,13 +402,19 @@ class Checker {
           start = offset >= 0 ? start + static_cast<size_t>(offset) : l.body.find_first_not_of(" \t\r\n", start);
           Where where = l.where;
           if (start < l.body.size()) where.mark = LocateInScalar(l.where, l.body, start);
-          Error(where, owner, fmt::format("sqlite bootstrap fails: {}", sqlite3_errmsg(db)));
+          std::string why = rc == SQLITE_INTERRUPT
+                                ? fmt::format("it did not finish within {} s (the lambda timeout; set `lambdaTimeout` "
+                                              "to allow longer)",
+                                              d.BootstrapTimeoutSeconds())
+                                : std::string(sqlite3_errmsg(db));
+          Error(where, owner, fmt::format("sqlite bootstrap fails: {}", why));
           sqlite3_finalize(stmt);
           break;
         }
         sqlite3_finalize(stmt);
         at = tail;
       }
+      sqlite3_progress_handler(db, 0, nullptr, nullptr);
     }
     return db;
   }

@@ -24,12 +24,20 @@ bool Fetcher::ParseMapping(const std::string& arg, std::pair<std::string, std::s
 
 namespace {
 
+const char kWhat[] = "catalog source or schema";
+
+struct Body {
+  std::string text;
+  bool too_big = false;
+};
+
 size_t Append(char* data, size_t size, size_t n, void* user) {
-  auto* out = static_cast<std::string*>(user);
-  // Refuse absurd responses (catalog sources are configuration, not data).
-  constexpr size_t kMaxBody = 256u << 20;  // bytes
-  if (out->size() + size * n > kMaxBody) return 0;
-  out->append(data, size * n);
+  auto* out = static_cast<Body*>(user);
+  if (out->text.size() + size * n > kMaxResourceBytes) {
+    out->too_big = true;
+    return 0;  // ends the transfer
+  }
+  out->text.append(data, size * n);
   return size * n;
 }
 
@@ -38,13 +46,15 @@ Result<std::string> HttpGet(const std::string& url) {
   (void)initialised;
   CURL* curl = curl_easy_init();
   if (!curl) return Error::Env("cannot initialise libcurl");
-  std::string body;
+  Body body;
   char errbuf[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);  // seconds
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);         // seconds
+  // Refused up front when the server announces the size; Append stops the others.
+  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResourceBytes));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
@@ -54,12 +64,18 @@ Result<std::string> HttpGet(const std::string& url) {
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(curl);
+  if (body.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+    return Error::User(
+        fmt::format("cannot fetch {}: the response is larger than the limit of {} MiB "
+                    "for a {}",
+                    url, kMaxResourceBytes >> 20, kWhat));
+  }
   if (rc != CURLE_OK) {
     return Error::User(fmt::format("cannot fetch {}: {}", url,
                                    errbuf[0] ? errbuf : curl_easy_strerror(rc)));
   }
   if (status >= 400) return Error::User(fmt::format("cannot fetch {}: HTTP status {}", url, status));
-  return body;
+  return std::move(body.text);
 }
 
 }  // namespace
@@ -72,14 +88,14 @@ Result<std::string> Fetcher::Fetch(const std::string& url) {
       std::string path = dir;
       if (!path.empty() && path.back() != '/' && !rest.empty() && rest.front() != '/') path += '/';
       path += rest;
-      auto r = ReadFile(path);
+      auto r = ReadRegularFile(path, kMaxResourceBytes, kWhat);
       if (!r) {
         return Error::User(fmt::format("{} (via --resource-map {}={})", r.error().message, prefix, dir));
       }
       return r;
     }
   }
-  if (IsFileUrl(url)) return ReadFile(FilePathOfUrl(url));
+  if (IsFileUrl(url)) return ReadRegularFile(FilePathOfUrl(url), kMaxResourceBytes, kWhat);
   if (IsHttpUrl(url)) return HttpGet(url);
   return Error::User(fmt::format("cannot read {}: unsupported URL scheme", url));
 }

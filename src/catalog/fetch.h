@@ -12,12 +12,17 @@
 
 namespace flow::catalog {
 
+// Catalog sources and schemas are configuration, not data: each file or HTTP response may
+// hold at most this many bytes. Files must be regular files (not FIFOs or devices).
+constexpr size_t kMaxResourceBytes = 64u << 20;
+
 class Fetcher {
  public:
   // `resource_map`: (URL prefix, directory) pairs; the longest matching prefix wins.
   explicit Fetcher(std::vector<std::pair<std::string, std::string>> resource_map = {});
 
-  // Returns the content at `url` (no fragment). Errors say what could not be read and why.
+  // Returns the content at `url` (no fragment), at most kMaxResourceBytes. Errors say what
+  // could not be read and why.
   Result<std::string> Fetch(const std::string& url);
 
   // Serves these URLs from memory (e.g. the resources of a built catalog), before anything

@@ -12,6 +12,23 @@
 namespace flow::catalog {
 namespace {
 
+// SPEC 1.1: a source fetched over HTTP may refer only to other remote sources, as a browser
+// would allow, never to a file of this machine (which a hostile server could otherwise
+// have read and shown in messages). The rule is by URL: a URL that --resource-map serves
+// from a directory is still remote.
+bool LocalFromRemote(const std::string& from_url, const std::string& url) {
+  return IsHttpUrl(from_url) && !IsHttpUrl(url);
+}
+
+void RefuseLocal(Diagnostics* diags, const std::string& from_file, Mark mark, const char* what,
+                 const std::string& url) {
+  diags->Error(from_file, mark,
+               fmt::format("cannot read {} `{}`: a source fetched over HTTP may refer only to "
+                           "remote (http:// or https://) sources, never to local files",
+                           what, DisplayName(url)),
+               "", "serve it over HTTP as well, or make the catalog that refers to it local");
+}
+
 struct Request {
   std::string url;
   std::string kind;  // "catalog" or "schema"
@@ -37,6 +54,10 @@ class Loader {
       if (!f) continue;
       ParseImports(f, diags_);
       for (size_t i = 0; i < f->imports.size(); ++i) {
+        if (LocalFromRemote(f->url, f->imports[i])) {
+          RefuseLocal(diags_, f->display, f->import_marks[i], "import", f->imports[i]);
+          continue;
+        }
         if (requested.insert(f->imports[i]).second) {
           queue.push_back({f->imports[i], "catalog", f->display, f->import_marks[i], "import"});
         }
@@ -95,7 +116,16 @@ class Loader {
     }
     std::vector<schema::MissingResource> missing;
     out_->index.IndexSchema(schema::SchemaLoc{&f->root, url, "", url}, &missing);
-    for (const auto& m : missing) Want(m.url, DisplayName(m.resource), m.ref->mark(), "$ref");
+    WantAll(missing);
+  }
+
+  // Loads what `$ref`s name. A local file named from a remote schema is not read
+  // (Index::CheckRefs reports it).
+  void WantAll(const std::vector<schema::MissingResource>& missing) {
+    for (const auto& m : missing) {
+      if (LocalFromRemote(m.resource, m.url)) continue;
+      Want(m.url, DisplayName(m.resource), m.ref->mark(), "$ref");
+    }
   }
 
   void Spec(const SchemaSpec& s) {
@@ -104,11 +134,15 @@ class Loader {
       std::vector<schema::MissingResource> missing;
       out_->index.IndexInlineSchema(
           schema::InlineSchemaLoc(s.inline_node, s.where.url, s.where.pointer), &missing);
-      for (const auto& m : missing) Want(m.url, DisplayName(m.resource), m.ref->mark(), "$ref");
+      WantAll(missing);
     } else {
       // A schema named by an inline schema's URL lives in its source, which is loaded.
       std::string url, frag, file, ptr;
       SplitFragment(s.url, &url, &frag);
+      if (LocalFromRemote(s.where.url, url)) {
+        RefuseLocal(diags_, s.where.file, s.where.mark, "schema", url);
+        return;
+      }
       Want(schema::SplitInlineSchemaUrl(url, &file, &ptr) ? file : s.url, s.where.file,
            s.where.mark, "schema");
     }

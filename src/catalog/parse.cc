@@ -15,6 +15,13 @@ namespace {
 
 using doc::Node;
 
+// Text of a source shown in a message: at most `max` bytes, control characters escaped,
+// so that a file that is not a catalog at all (read by mistake) is not echoed.
+std::string Excerpt(std::string_view text, size_t max = 40) {
+  std::string q = JsonQuote(Truncate(text, max));
+  return q.substr(1, q.size() - 2);
+}
+
 std::string Ptr(const std::string& base, const std::string& token) {
   return base + "/" + doc::Pointer::Escape(token);
 }
@@ -63,7 +70,7 @@ class Obj {
       if (std::find(allowed_.begin(), allowed_.end(), m.key) != allowed_.end()) continue;
       if (auto it = misplaced.find(m.key); it != misplaced.end()) {
         ctx_.Error(m.key_mark, Ptr(pointer_, m.key), owner_,
-                   fmt::format("unknown key `{}` in {}", m.key, what), it->second);
+                   fmt::format("unknown key `{}` in {}", Excerpt(m.key, 80), what), it->second);
         has_unknown_ = true;
         continue;
       }
@@ -78,8 +85,8 @@ class Obj {
         }
         hint = "allowed keys are " + keys;
       }
-      ctx_.Error(m.key_mark, Ptr(pointer_, m.key), owner_,
-                 fmt::format("unknown key `{}` in {}", m.key, what), hint);
+      ctx_.Error(m.key_mark, Ptr(pointer_, Excerpt(m.key, 80)), owner_,
+                 fmt::format("unknown key `{}` in {}", Excerpt(m.key, 80), what), hint);
     }
   }
 
@@ -136,7 +143,7 @@ class Obj {
   }
 
   static std::string Describe(const Node& n) {
-    if (n.is_string()) return fmt::format("string \"{}\"", Truncate(n.as_string(), 40));
+    if (n.is_string()) return fmt::format("string \"{}\"", Excerpt(n.as_string()));
     if (n.is_object() || n.is_array()) return std::string(Article(n.TypeName())) + " " + n.TypeName();
     return fmt::format("{} {}", n.TypeName(), n.ToJsonText());
   }
@@ -274,6 +281,28 @@ std::optional<LambdaSpec> ParseLambda(const Ctx& ctx, const Node& v, const std::
   return l;
 }
 
+// `lambdaTimeout`: a duration of 1 s to 1 d.
+void ParseLambdaTimeout(const Ctx& ctx, const Obj& o, const Node& v, const std::string& owner, int64_t* seconds) {
+  std::string pointer = o.PointerOf("lambdaTimeout");
+  if (!v.is_string()) {
+    o.TypeError(v, "lambdaTimeout", "string");
+    return;
+  }
+  int64_t parsed = 0;
+  if (!ParseDuration(v.as_string(), &parsed)) {
+    ctx.Error(v.mark(), pointer, owner, fmt::format("`lambdaTimeout` `{}` is not a duration", v.as_string()),
+              "write amounts with units s, m, h or d, e.g. \"30s\" or \"2m\"");
+    return;
+  }
+  if (parsed < 1 || parsed > kMaxLambdaTimeoutSeconds) {
+    ctx.Error(v.mark(), pointer, owner,
+              fmt::format("`lambdaTimeout` `{}` is out of range: it must be at least 1s and at most 1d",
+                          v.as_string()));
+    return;
+  }
+  *seconds = parsed;
+}
+
 void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& pointer,
                     const std::string& owner_collection, DerivationSpec* d) {
   TransformSpec t;
@@ -281,7 +310,7 @@ void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& po
   t.where = Where{ctx.file().url, ctx.file().display, m.key_mark, pointer};
   std::string owner = fmt::format("transform `{}` of `{}`", t.name, owner_collection);
   Obj o(ctx, m.value, pointer, owner, "a transform",
-        {"source", "shuffle", "readDelay", "update", "publish"});
+        {"source", "shuffle", "readDelay", "lambdaTimeout", "update", "publish"});
   if (!o.ok()) return;
   if (const Node* src = o.Required("source", "the collection to read")) {
     std::string sp = o.PointerOf("source");
@@ -347,6 +376,7 @@ void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& po
       o.TypeError(*rd, "readDelay", "string");
     }
   }
+  if (const Node* lt = o.Get("lambdaTimeout")) ParseLambdaTimeout(ctx, o, *lt, owner, &t.lambda_timeout_seconds);
   if (const Node* u = o.Get("update")) t.update = ParseLambda(ctx, *u, o.PointerOf("update"), owner);
   if (const Node* p = o.Get("publish")) t.publish = ParseLambda(ctx, *p, o.PointerOf("publish"), owner);
   if (!o.Get("update") && !o.Get("publish")) {
@@ -358,10 +388,11 @@ void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& po
 void ParseDerivation(const Ctx& ctx, const Node& v, const std::string& pointer,
                      const std::string& collection, CollectionSpec* c) {
   std::string owner = fmt::format("derivation `{}`", collection);
-  Obj o(ctx, v, pointer, owner, "a derivation", {"register", "bootstrap", "transform"});
+  Obj o(ctx, v, pointer, owner, "a derivation", {"register", "bootstrap", "lambdaTimeout", "transform"});
   if (!o.ok()) return;
   DerivationSpec d;
   d.where = ctx.At(v, pointer);
+  if (const Node* lt = o.Get("lambdaTimeout")) ParseLambdaTimeout(ctx, o, *lt, owner, &d.lambda_timeout_seconds);
   if (const Node* r = o.Get("register")) {
     Obj ro(ctx, *r, o.PointerOf("register"), owner, "a register", {"schema", "initial"});
     d.register_malformed = !ro.ok() || ro.HasUnknownKeys();
@@ -1041,6 +1072,14 @@ bool ParseDuration(const std::string& text, int64_t* seconds) {
   }
   *seconds = total;
   return true;
+}
+
+int64_t DerivationSpec::BootstrapTimeoutSeconds() const {
+  return lambda_timeout_seconds ? lambda_timeout_seconds : kDefaultLambdaTimeoutSeconds;
+}
+
+int64_t DerivationSpec::LambdaTimeoutSeconds(const TransformSpec& t) const {
+  return t.lambda_timeout_seconds ? t.lambda_timeout_seconds : BootstrapTimeoutSeconds();
 }
 
 const SourceFile* Catalog::File(const std::string& url) const {

@@ -98,6 +98,10 @@ std::string_view CatalogSourceSchema() {
           "description": "Lambdas run once, in order, each time the derivation's task starts, before any transform.",
           "type": "array", "items": {"$ref": "#/definitions/lambda"}
         },
+        "lambdaTimeout": {
+          "description": "How long a lambda of this derivation may take per invocation (its bootstraps, and transforms without their own); default 30s.",
+          "$ref": "#/definitions/lambdaTimeout"
+        },
         "transform": {
           "type": "object", "minProperties": 1,
           "additionalProperties": {"$ref": "#/definitions/transform"}
@@ -132,10 +136,15 @@ std::string_view CatalogSourceSchema() {
           ]
         },
         "readDelay": {"type": "string", "pattern": "^([0-9]+[smhd])+$"},
+        "lambdaTimeout": {
+          "description": "How long the transform's update or publish lambda may take per invocation; default: the derivation's, else 30s.",
+          "$ref": "#/definitions/lambdaTimeout"
+        },
         "update": {"$ref": "#/definitions/lambda"},
         "publish": {"$ref": "#/definitions/lambda"}
       }
     },
+    "lambdaTimeout": {"type": "string", "pattern": "^([0-9]+[smhd])+$"},
     "lambda": {
       "oneOf": [
         {"type": "object", "additionalProperties": false, "required": ["nodeJS"], "properties": {"nodeJS": {"type": "string"}}},

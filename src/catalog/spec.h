@@ -74,6 +74,9 @@ struct TransformSpec {
   std::string read_delay;  // as written
   int64_t read_delay_seconds = 0;
   Where read_delay_where;
+  // `lambdaTimeout`: how long its update and publish lambdas may take per invocation
+  // (0: the derivation's, else kDefaultLambdaTimeoutSeconds).
+  int64_t lambda_timeout_seconds = 0;
   std::optional<LambdaSpec> update, publish;
 };
 
@@ -86,7 +89,18 @@ struct DerivationSpec {
   // `bootstrap`: lambdas run once, in order, each time the derivation's task starts.
   std::vector<LambdaSpec> bootstrap;
   std::vector<TransformSpec> transforms;
+  // `lambdaTimeout`: the default of its transforms and the timeout of its bootstraps (0:
+  // kDefaultLambdaTimeoutSeconds).
+  int64_t lambda_timeout_seconds = 0;
+
+  // The timeout of the bootstraps, and of the lambdas of `t` (one of `transforms`).
+  int64_t BootstrapTimeoutSeconds() const;
+  int64_t LambdaTimeoutSeconds(const TransformSpec& t) const;
 };
+
+// The lambda timeout without `lambdaTimeout` (SPEC 9), and the most it may be set to.
+constexpr int64_t kDefaultLambdaTimeoutSeconds = 30;
+constexpr int64_t kMaxLambdaTimeoutSeconds = 86400;
 
 struct CollectionSpec {
   std::string name;

@@ -39,10 +39,13 @@ bool IsDecimal(const std::string& s, size_t from) {
 class Converter {
  public:
   doc::Node Convert(const YAML::Node& y, int depth) {
-    if (++count_ > kMaxSourceValues) {
-      throw Failure{ToMark(y.Mark()),
-                    fmt::format("source expands to more than {} values", kMaxSourceValues),
-                    "is an alias (`*name`) repeated in a loop of anchors?"};
+    if (expanding_ > 0 && ++expanded_ > kMaxAliasValues) {
+      // At the collection written out that holds the alias being expanded (the alias
+      // itself has no position of its own: it is its anchor's node).
+      throw Failure{ToMark(written_),
+                    fmt::format("aliases (`*name`) expand to more than {} values", kMaxAliasValues),
+                    "do anchors hold aliases of anchors that hold aliases in turn? Write the "
+                    "repeated content out, or generate the source as JSON"};
     }
     if (depth > kMaxSourceDepth) {
       throw Failure{ToMark(y.Mark()),
@@ -57,13 +60,16 @@ class Converter {
       case YAML::NodeType::Scalar:
         return Scalar(y, mark);
       case YAML::NodeType::Sequence: {
+        Expansion e(this, y);
         doc::Node n = doc::Node::Array(mark);
         n.items().reserve(y.size());
         for (const auto& item : y) n.items().push_back(Convert(item, depth + 1));
         return n;
       }
-      case YAML::NodeType::Map:
+      case YAML::NodeType::Map: {
+        Expansion e(this, y);
         return Map(y, mark, depth);
+      }
     }
     return doc::Node::Null(mark);
   }
@@ -88,6 +94,7 @@ class Converter {
         continue;
       }
       std::string key = KeyOf(k);
+      CountBytes(key.size(), k.Mark());
       if (!seen.insert(key).second) {
         throw Failure{ToMark(k.Mark()), fmt::format("duplicate key `{}`", key),
                       "each key may appear once in a mapping"};
@@ -111,7 +118,10 @@ class Converter {
           throw Failure{merge_mark, "a merge key `<<` needs a mapping or a list of mappings",
                         "write `<<: *anchor` where the anchor names a mapping"};
         }
+        if (expanding_ == 0) written_ = y.Mark();
+        ++expanding_;  // merged content is (nearly always) an alias's
         doc::Node merged = Map(src, ToMark(src.Mark()), depth + 1);
+        --expanding_;
         for (auto& m : merged.members()) {
           if (seen.insert(m.key).second) n.members().push_back(std::move(m));
         }
@@ -120,8 +130,21 @@ class Converter {
     return n;
   }
 
+  // Counts `n` bytes of strings or keys (what aliases expand without adding values).
+  void CountBytes(size_t n, const YAML::Mark& at) {
+    bytes_ += n;
+    if (bytes_ > kMaxSourceTextBytes) {
+      throw Failure{ToMark(at),
+                    fmt::format("source holds more than {} MiB of strings and keys (counting "
+                                "each expansion of an alias `*name`)",
+                                kMaxSourceTextBytes >> 20),
+                    "are aliases of long strings repeated many times?"};
+    }
+  }
+
   doc::Node Scalar(const YAML::Node& y, Mark mark) {
     const std::string& s = y.Scalar();
+    CountBytes(s.size(), y.Mark());
     const std::string& tag = y.Tag();
     if (tag == "!" || tag == "tag:yaml.org,2002:str") return doc::Node::String(s, mark);
     if (tag != "?" && tag != "tag:yaml.org,2002:int" && tag != "tag:yaml.org,2002:float" &&
@@ -177,7 +200,35 @@ class Converter {
     return doc::Node::String(s, mark);
   }
 
-  size_t count_ = 0;
+  // An alias is the node of its anchor again: a collection seen before (by its position)
+  // is being expanded, and so is everything under it. Values are counted only there, so
+  // that the limit bounds expansion, not sources written out at length.
+  class Expansion {
+   public:
+    Expansion(Converter* c, const YAML::Node& y)
+        : c_(c), again_(!c->collections_.insert(y.Mark().pos).second) {
+      if (again_) {
+        ++c_->expanding_;
+      } else if (c_->expanding_ == 0) {
+        c_->written_ = y.Mark();
+      }
+    }
+    ~Expansion() {
+      if (again_) --c_->expanding_;
+    }
+    Expansion(const Expansion&) = delete;
+    Expansion& operator=(const Expansion&) = delete;
+
+   private:
+    Converter* c_;
+    bool again_;
+  };
+
+  std::unordered_set<int> collections_;  // positions of the collections converted
+  int expanding_ = 0;                    // > 0 within an alias's expansion
+  YAML::Mark written_;                   // the last collection entered outside of one
+  size_t expanded_ = 0;                  // values converted there
+  size_t bytes_ = 0;                     // of strings and keys, everywhere
 };
 
 // yaml-cpp's messages name the parser state where it gave up, often a line after the

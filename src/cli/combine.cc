@@ -76,6 +76,10 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
       }
     }
   }
+  if (lines.too_long()) {
+    PrintErrorAt(fmt::format("{}:{}", input_name, lines.number()), lines.TooLongMessage());
+    return kExitUserError;
+  }
   if (lines.failed()) {
     PrintError(fmt::format("cannot read {}: {}", input_name, std::strerror(errno)));
     return kExitUserError;

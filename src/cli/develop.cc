@@ -23,6 +23,7 @@
 #include "cli/node.h"
 #include "cli/output.h"
 #include "cli/pipeline.h"
+#include "lambda/lambda.h"
 #include "store/journal.h"
 
 namespace flow::cli {
@@ -31,7 +32,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+// Lambdas give up too, so that a lambda that never returns cannot hold the process.
+void OnSignal(int) {
+  g_stop = true;
+  lambda::RequestStop();
+}
 
 std::string HumanBytes(uint64_t b) {
   if (b < 1024) return fmt::format("{} B", b);
@@ -118,6 +123,17 @@ std::string RunningDevelopUrl(const std::string& data_dir) {
 }
 
 int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
+  std::vector<server::Origin> allow_origins;
+  for (const auto& a : o.allow_origins) {
+    auto origin = server::ParseOrigin(a);
+    if (!origin) {
+      PrintError(fmt::format("--allow-origin `{}` is not a web origin such as http://localhost:3000 "
+                             "(a scheme, a host and an optional port, no path)",
+                             a));
+      return kExitUsage;
+    }
+    allow_origins.push_back(*origin);
+  }
   bool terminal = ::isatty(STDERR_FILENO) && !JsonOutput();
   StatusView view(terminal);
   auto log = [&](const std::string& line) { view.Log(line); };
@@ -150,7 +166,9 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     runtime::NodeStarter cached = [&](const std::string& derivation, const std::vector<runtime::NodeLambda>& lambdas)
         -> Result<std::map<std::string, std::shared_ptr<lambda::Lambda>>> {
       std::string key = derivation;
-      for (const auto& l : lambdas) key += "\n" + l.id + "\n" + l.transform + "\n" + l.body;
+      for (const auto& l : lambdas) {
+        key += fmt::format("\n{}\n{}\n{}\n{}", l.id, l.transform, l.timeout.count(), l.body);
+      }
       for (const auto& d : b.checked->loaded->catalog.node_dependencies) key += "\n" + d.package + "@" + d.version;
       if (auto it = node_cache.find(key); it != node_cache.end()) return used[key] = it->second;
       auto started = base(derivation, lambdas);
@@ -197,6 +215,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   so.port = static_cast<uint16_t>(o.port);
   so.max_body = o.max_body;
   so.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout * 1000));
+  so.allow_origins = allow_origins;
   auto control = [&](const std::string& method, const std::string& target, const std::string& body) {
     if (target != "/materializations") {
       return ErrorResponse(404, "no such resource: " + target);

@@ -19,6 +19,8 @@ struct DevelopOptions {
   double status_interval = 10;  // seconds between status log lines when not on a terminal
   uint64_t max_body = 64ull << 20;
   double request_timeout = 30;  // seconds for a request's headers and body to arrive
+  // Web origins (besides develop's own) whose pages may call the API: "http://host:port".
+  std::vector<std::string> allow_origins;
 };
 
 int RunDevelop(const GlobalOptions& g, const DevelopOptions& o);

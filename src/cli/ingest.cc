@@ -83,6 +83,11 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
       body += line;
       places.push_back(fmt::format("{}:{}", name, reader.number()));
     }
+    if (reader.too_long()) {
+      PrintErrorAt(fmt::format("{}:{}", name, reader.number()),
+                   fmt::format("{}; nothing was written", reader.TooLongMessage()));
+      return kExitUserError;
+    }
   } else {
     int code = 0;
     auto collection = LoadCollection(g, o.catalog, o.collection, std::nullopt, &code);

@@ -272,6 +272,14 @@ std::optional<server::Response> IngestService::Prepare(const std::string& body, 
     }
     uint64_t index = 0;
     for (auto& item : m.value.GetArray()) {
+      // The body may be larger than a document may be (SPEC 9).
+      size_t size = 0;
+      if (size_t limit = doc::ParseLimits{}.max_bytes; !doc::FitsJsonLimit(item, limit, &size)) {
+        return refuse(fmt::format("collection `{}`, document {}: the document is {} bytes as JSON, over the limit of "
+                                  "{} MiB",
+                                  name, index, size, limit >> 20),
+                      fmt::format(",\"collection\":{},\"index\":{}", JsonQuote(name), index));
+      }
       doc::Value copy = doc::Copy(item, txn->allocator(c));
       auto added = txn->Add(c, copy);
       if (!added) {

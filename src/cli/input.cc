@@ -1,9 +1,12 @@
 #include "cli/input.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "doc/parse.h"
 
 namespace flow::cli {
 
@@ -19,6 +22,7 @@ Input::~Input() {
 }
 
 bool LineReader::Next(std::string_view* line) {
+  if (too_long_) return false;
   for (;;) {
     size_t nl = buf_.find('\n', off_);
     if (nl != std::string::npos) {
@@ -38,12 +42,27 @@ bool LineReader::Next(std::string_view* line) {
     buf_.erase(0, off_);
     off_ = 0;
     size_t have = buf_.size();
-    buf_.resize(have + kBlock);
-    size_t n = std::fread(buf_.data() + have, 1, kBlock, f_);
+    if (have > max_line_) {
+      number_ += 1;
+      too_long_ = true;
+      return false;
+    }
+    // Never more than the limit and a block: a line without an end stops at the limit.
+    size_t want = std::min(kBlock, max_line_ + 1 - have);
+    buf_.resize(have + want);
+    size_t n = std::fread(buf_.data() + have, 1, want, f_);
     buf_.resize(have + n);
     bytes_ += n;
     if (n == 0) eof_ = true;
   }
+}
+
+const size_t LineReader::kMaxLine = doc::ParseLimits{}.max_bytes + 1;
+
+std::string LineReader::TooLongMessage() const {
+  return fmt::format("line {} is longer than the document limit of {} MiB (no line end in its first {} bytes); "
+                     "each line must be one JSON document",
+                     number_, (max_line_ - 1) >> 20, buf_.size());
 }
 
 void LineReader::SkipBom(std::string_view* line) {

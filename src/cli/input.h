@@ -25,17 +25,26 @@ class Input {
   std::string name_;
 };
 
-// Reads a file as lines, in large blocks.
+// Reads a file as lines, in large blocks. A line is one document, so it may be at most the
+// document limit long (16 MiB, SPEC 9, plus a '\r' before its '\n'): a longer one ends the
+// reading with too_long() set, after at most that many bytes are held (`/dev/zero` does
+// not fill the memory).
 class LineReader {
  public:
-  explicit LineReader(FILE* f) : f_(f) {}
+  explicit LineReader(FILE* f, size_t max_line = kMaxLine) : f_(f), max_line_(max_line) {}
   // The next line without its '\n' (a final line may lack one), followed in memory by a
   // NUL byte (see doc::ParseTerminatedDocument). A UTF-8 byte order mark at the start of
-  // the input is skipped. False at the end.
+  // the input is skipped. False at the end, on a read error (failed()), and at a line
+  // longer than the limit (too_long(), number() is then that line's).
   bool Next(std::string_view* line);
   size_t number() const { return number_; }  // of the line last returned, 1-based
   uint64_t bytes() const { return bytes_; }  // read so far
   bool failed() const { return std::ferror(f_) != 0; }
+  bool too_long() const { return too_long_; }
+  // "a line longer than 16 MiB (no line end in its first N bytes): split the input..."
+  std::string TooLongMessage() const;
+
+  static const size_t kMaxLine;  // the document limit, plus one byte for a '\r'
 
  private:
   static void SkipBom(std::string_view* line);
@@ -44,7 +53,8 @@ class LineReader {
   std::string buf_;
   size_t off_ = 0, number_ = 0;
   uint64_t bytes_ = 0;
-  bool eof_ = false;
+  size_t max_line_;
+  bool eof_ = false, too_long_ = false;
 };
 
 

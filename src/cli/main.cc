@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fmt/format.h>
 #include <malloc.h>
+#include <string_view>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -17,6 +18,7 @@
 #include "cli/common.h"
 #include "cli/develop.h"
 #include "cli/docs.h"
+#include "cli/fsck.h"
 #include "cli/ingest.h"
 #include "cli/materialize.h"
 #include "cli/node.h"
@@ -212,6 +214,21 @@ int main(int argc, char** argv) {
       "Documents are printed in commit order across journals. Reading needs no lock: it works while "
       "another flowctl process writes the data directory, and sees only committed documents.");
 
+  cli::FsckOptions fsck;
+  auto* cmd_fsck = app.add_subcommand("fsck", "Verify a data directory: its ledger, spools and fragments");
+  cmd_fsck->add_option("--data-dir", fsck.data_dir, "Data directory")->capture_default_str();
+  cmd_fsck->footer(
+      "Reads the ledger record by record, every spool, and every fragment of the lake (decompressing it "
+      "and checking the SHA-1 in its name), and checks that every committed byte is in a fragment or a "
+      "spool. Prints what is damaged (file and byte offset) and what can be salvaged. Modifies nothing "
+      "and takes no lock. A torn final ledger record or uncommitted spool bytes, left by a crash, are "
+      "notes, not damage: opening the directory discards them.\n"
+      "Examples:\n"
+      "  flowctl fsck                          # ./flowctl-data\n"
+      "  flowctl fsck --data-dir /srv/flow     # another data directory\n"
+      "Exit status: 0 clean, 1 damage found, 2 usage error, 3 the directory does not exist or cannot be "
+      "read.");
+
   cli::TestOptions test;
   auto* cmd_test = app.add_subcommand("test", "Run the catalog's tests");
   add_catalog_options(cmd_test, &test.catalog);
@@ -263,6 +280,9 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   std::string max_body = "64MiB";
   cmd_dev->add_option("--max-body", max_body, "Largest ingest request body")->capture_default_str();
+  cmd_dev->add_option("--allow-origin", dev.allow_origins,
+                      "Let web pages of this origin (e.g. http://localhost:3000) call the API from a browser "
+                      "(repeatable; by default browsers are refused, see docs/security.md)");
   cmd_dev->footer(
       "Serves PUT/POST /ingest, WebSocket /ingest/<collection> (json/v1, csv/v1, tsv/v1), /healthz and "
       "/metrics (see docs/reference/ingestion-api.md); ingests files dropped into the catalog's fileDrop captures; runs every "
@@ -271,6 +291,9 @@ int main(int argc, char** argv) {
       "data (unchanged tasks keep their state, changed ones restart from their checkpoints, new ones "
       "back-fill). The listening URL is written to <data-dir>/develop.json, where `flowctl materialize` "
       "and `flowctl ingest --url` find it. SIGINT/SIGTERM persist spools and exit 0.\n"
+      "Browser safety: requests must be addressed to a loopback name or address or the --host (DNS "
+      "rebinding), a request from a web page of another origin is refused unless --allow-origin lists "
+      "it, and JSON endpoints require Content-Type: application/json (see docs/security.md).\n"
       "Exit status: 0 stopped by a signal, 1 the catalog has errors at start, 2 usage error, 3 an "
       "environment problem (port in use, data directory locked, the store failed).");
 
@@ -324,7 +347,21 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    app.exit(e);
+    // With --log-format json anywhere on the line, stderr holds only JSON records, usage
+    // errors included (the parse may have stopped before reaching the flag).
+    for (int i = 1; i < argc; ++i) {
+      std::string_view a = argv[i];
+      if (a == "--log-format=json" ||
+          (a == "--log-format" && i + 1 < argc && std::string_view(argv[i + 1]) == "json")) {
+        g.log_format = "json";
+      }
+    }
+    if (g.log_format != "json") {
+      app.exit(e);
+      return kExitUsage;
+    }
+    cli::ConfigureLogging(g);
+    cli::PrintError(fmt::format("{} (run with --help for more information)", e.what()));
     return kExitUsage;
   }
 
@@ -333,6 +370,7 @@ int main(int argc, char** argv) {
   if (cmd_combine->parsed()) return cli::RunCombine(g, combine);
   if (cmd_ingest->parsed()) return cli::RunIngest(g, ingest);
   if (cmd_read->parsed()) return cli::RunRead(g, read);
+  if (cmd_fsck->parsed()) return cli::RunFsck(g, fsck);
   if (cmd_test->parsed()) return cli::RunTest(g, test);
   if (cmd_run->parsed()) return cli::RunRun(g, run);
   if (cmd_mat->parsed()) return cli::RunMaterialize(g, mat);

@@ -14,7 +14,7 @@ runtime::NodeStarter NodeStarterFor(const CheckedCatalog& catalog) {
              -> Result<std::map<std::string, std::shared_ptr<lambda::Lambda>>> {
     std::vector<lambda::NodeLambdaSpec> specs;
     // One worker per derivation: the task's errors already name the derivation.
-    for (const auto& l : lambdas) specs.push_back({l.id, l.transform, l.publish, l.body, "", l.bootstrap});
+    for (const auto& l : lambdas) specs.push_back({l.id, l.transform, l.publish, l.body, "", l.bootstrap, l.timeout});
     auto worker = lambda::NodeWorker::Start(specs, options);
     if (!worker) {
       return Error{worker.error().code, fmt::format("derivation `{}`: {}", derivation, worker.error().message)};

@@ -8,6 +8,7 @@
 #include "base/log.h"
 #include "base/strings.h"
 #include "cli/output.h"
+#include "lambda/lambda.h"
 #include "materialize/driver.h"
 #include "store/codec.h"
 
@@ -102,6 +103,7 @@ struct Pipeline::Derive {
   std::string fingerprint;
   std::unique_ptr<runtime::DeriveTask> task;
   bool halted = false;
+  bool stopped = false;  // interrupted by the command stopping (lambda::StopRequested)
   std::string error;
 };
 
@@ -277,7 +279,10 @@ void Pipeline::StepTarget(Target& t, Round* round) {
   if (fenced || n.error().code != Error::Code::kEnvironment ||
       (options_.until_idle && ++t.failures >= kMaxFailuresUntilIdle)) {
     t.halted = true;
-    Log(fmt::format("error: materialization `{}`: {}", t.spec->name, n.error().message));
+    std::string prefix = fmt::format("materialization `{}`", t.spec->name);
+    bool named =
+        n.error().message.compare(0, prefix.size(), prefix) == 0;  // the message names it already
+    Log(fmt::format("error: {}{}", named ? "" : prefix + ": ", n.error().message));
     exit_code_ = std::max(exit_code_, n.error().ExitCode());
     return;
   }
@@ -307,8 +312,14 @@ Result<Pipeline::Round> Pipeline::Step() {
     round.progress = round.progress || n.value() > 0;
   }
   for (auto& d : derivations_) {
-    if (d->halted) continue;
+    if (d->halted || d->stopped) continue;
     auto n = d->task->Step();
+    if (!n && lambda::StopRequested()) {
+      // Interrupted because the command is stopping: not the derivation's failure. The task
+      // rolled back and is not stepped again; it resumes from its checkpoint next time.
+      d->stopped = true;
+      continue;
+    }
     if (!n) {
       // A failed derivation halts; the others keep running (SPEC 4).
       d->halted = true;

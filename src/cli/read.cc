@@ -79,8 +79,10 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
   runtime::CommitOrderReader reader(o.data_dir);
   std::set<std::string> journals;
   store::LedgerState state;
+  bool first_refresh = true;
   auto refresh = [&]() -> Result<bool> {
-    auto s = store::ReadLedger(o.data_dir);
+    auto s = store::ReadLedger(o.data_dir, /*check_files=*/first_refresh);
+    first_refresh = false;
     if (!s) return s.error();
     state = std::move(s.value());
     for (const auto& j : store::CollectionJournals(state, collection.name)) {
@@ -113,20 +115,31 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
 
   // Reads everything committed that is not yet printed, in commit order.
   auto drain = [&]() -> Result<bool> {
-    return reader.Drain(state.heads, [&](const std::string& journal, const std::string& line) -> Result<bool> {
-      if (combiner) {
-        doc::ParseError perr;
-        if (!doc::ParseStoredDocument(line, &parsed, &perr)) {
-          return Error::Env(fmt::format("journal {} holds a malformed document: {}", journal, perr.message));
-        }
-        return combiner->AddScratch(parsed);
-      }
-      out.append(line);
-      out.push_back('\n');
-      if (out.size() >= (1 << 20)) flush();
-      if (write_failed) return Error::Env(fmt::format("cannot write the output: {}", std::strerror(errno)));
-      return true;
-    });
+    return reader.Drain(
+        state.heads,
+        [&](const std::string& journal, uint64_t offset, const std::string& line) -> Result<bool> {
+          if (combiner) {
+            doc::ParseError perr;
+            if (!doc::ParseStoredDocument(line, &parsed, &perr)) {
+              return Error::Env(
+                  fmt::format("journal {} holds a malformed document at offset {}: {}", journal,
+                              offset, perr.message));
+            }
+            auto a = combiner->AddScratch(parsed);
+            if (!a) {
+              return Error{a.error().code,
+                           fmt::format("the document at offset {} of journal {}: {}", offset,
+                                       journal, a.error().message)};
+            }
+            return a;
+          }
+          out.append(line);
+          out.push_back('\n');
+          if (out.size() >= (1 << 20)) flush();
+          if (write_failed)
+            return Error::Env(fmt::format("cannot write the output: {}", std::strerror(errno)));
+          return true;
+        });
   };
 
   auto report = [&](const Error& e) {

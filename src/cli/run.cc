@@ -14,6 +14,7 @@
 #include "cli/node.h"
 #include "cli/output.h"
 #include "cli/pipeline.h"
+#include "lambda/lambda.h"
 #include "runtime/derive.h"
 #include "runtime/plan.h"
 #include "store/lock.h"
@@ -22,7 +23,11 @@ namespace flow::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
-void OnSignal(int) { g_stop = true; }
+// Lambdas give up too, so that a lambda that never returns cannot hold the process.
+void OnSignal(int) {
+  g_stop = true;
+  lambda::RequestStop();
+}
 
 
 }  // namespace

@@ -1,11 +1,18 @@
 #include "doc/parse.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
 
 #include <fmt/format.h>
 
 #include "base/strings.h"
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/writer.h>
 
 namespace flow::doc {
 namespace {
@@ -140,6 +147,136 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error) {
   return true;
 }
 
+// ---- repeated member names ----------------------------------------------------------------
+//
+// A document whose object repeats a member name is ambiguous: validation would see one
+// value, a lambda or a database another (SPEC 1.4). The parsed DOM is checked, which is
+// cheap (names are compared only within objects of two or more members: small ones pairwise,
+// larger ones sorted); only when a repeat is found is the text read again to locate it.
+
+constexpr size_t kPairwiseNames = 16;  // objects up to this size compare names pairwise
+
+// True if an object anywhere in `v` (an object or an array) repeats a member name.
+bool RepeatsName(const rapidjson::Value& v) {
+  if (v.IsArray()) {
+    for (const auto& item : v.GetArray()) {
+      if ((item.IsObject() || item.IsArray()) && RepeatsName(item)) return true;
+    }
+    return false;
+  }
+  auto begin = v.MemberBegin(), end = v.MemberEnd();
+  size_t n = static_cast<size_t>(end - begin);
+  if (n > kPairwiseNames) {
+    thread_local std::vector<std::string_view> names;
+    names.clear();
+    for (auto m = begin; m != end; ++m) names.emplace_back(m->name.GetString(), m->name.GetStringLength());
+    std::sort(names.begin(), names.end());
+    if (std::adjacent_find(names.begin(), names.end()) != names.end()) return true;
+    for (auto m = begin; m != end; ++m) {
+      if ((m->value.IsObject() || m->value.IsArray()) && RepeatsName(m->value)) return true;
+    }
+    return false;
+  }
+  // Names of different lengths differ; equal lengths (rarer) are compared in full.
+  uint32_t lengths[kPairwiseNames];
+  for (size_t i = 0; i < n; ++i) {
+    const auto& m = begin[i];
+    uint32_t len = lengths[i] = m.name.GetStringLength();
+    for (size_t j = 0; j < i; ++j) {
+      if (lengths[j] == len && std::memcmp(begin[j].name.GetString(), m.name.GetString(), len) == 0) return true;
+    }
+    if ((m.value.IsObject() || m.value.IsArray()) && RepeatsName(m.value)) return true;
+  }
+  return false;
+}
+
+std::string PointerToken(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// Reads the text again to find the first repeated member name: its byte offset (of its
+// opening quote), the name and the JSON pointer of the member.
+struct RepeatLocator : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, RepeatLocator> {
+  struct Frame {
+    explicit Frame(bool o) : object(o) {}
+    bool object;
+    size_t index = 0;                       // arrays: of the element being read
+    std::unordered_set<std::string> names;  // objects: the names so far
+    std::string key;                        // objects: the member being read
+  };
+  explicit RepeatLocator(const rapidjson::MemoryStream& s) : stream(s) {}
+
+  void Ended() {
+    if (!frames.empty() && !frames.back().object) ++frames.back().index;
+    last_end = stream.Tell();
+  }
+  bool Default() {
+    Ended();
+    return true;
+  }
+  bool StartObject() {
+    frames.emplace_back(true);
+    last_end = stream.Tell();
+    return true;
+  }
+  bool StartArray() {
+    frames.emplace_back(false);
+    last_end = stream.Tell();
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) { return EndArray(0); }
+  bool EndArray(rapidjson::SizeType) {
+    frames.pop_back();
+    Ended();
+    return true;
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
+    Frame& f = frames.back();
+    f.key.assign(s, n);
+    if (f.names.insert(f.key).second) {
+      last_end = stream.Tell();
+      return true;
+    }
+    found = true;
+    for (const auto& frame : frames) {
+      pointer += '/';
+      pointer += frame.object ? PointerToken(frame.key) : std::to_string(frame.index);
+    }
+    return false;
+  }
+
+  const rapidjson::MemoryStream& stream;
+  std::vector<Frame> frames;
+  size_t last_end = 0;  // where the last event ended: only blanks and a comma before a key
+  bool found = false;
+  std::string pointer;
+};
+
+void LocateRepeat(std::string_view text, ParseError* error) {
+  rapidjson::MemoryStream stream(text.data(), text.size());
+  RepeatLocator locator(stream);
+  rapidjson::Reader reader;
+  reader.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(stream, locator);
+  if (!locator.found) {  // cannot happen: the DOM held a repeat
+    *error = {0, "invalid JSON: an object repeats a member name"};
+    return;
+  }
+  size_t quote = text.find('"', locator.last_end);
+  *error = {quote == std::string_view::npos ? locator.last_end : quote,
+            fmt::format("invalid JSON: member name {} is repeated at {}: an object may give each name once",
+                        JsonQuote(Truncate(locator.frames.back().key, 64)), locator.pointer)};
+}
+
 }  // namespace
 
 namespace {
@@ -174,6 +311,10 @@ bool Parse(std::string_view text, bool terminated, rapidjson::Document* doc, Par
               fmt::format("invalid JSON: {}", rapidjson::GetParseError_En(doc->GetParseError()))};
     return false;
   }
+  if ((doc->IsObject() || doc->IsArray()) && RepeatsName(*doc)) {
+    LocateRepeat(text, error);
+    return false;
+  }
   return true;
 }
 
@@ -187,6 +328,53 @@ bool ParseDocument(std::string_view text, rapidjson::Document* doc, ParseError* 
 bool ParseTerminatedDocument(std::string_view text, rapidjson::Document* doc, ParseError* error,
                              const ParseLimits& limits) {
   return Parse(text, true, doc, error, limits);
+}
+
+namespace {
+
+// An upper bound of the compact JSON size of `v` (every string byte escaped as \u00XX, every
+// number 32 bytes), summed until it passes `cap`.
+size_t SizeBound(const rapidjson::Value& v, size_t cap) {
+  switch (v.GetType()) {
+    case rapidjson::kStringType: return 6 * size_t{v.GetStringLength()} + 2;
+    case rapidjson::kNumberType: return 32;
+    case rapidjson::kArrayType: {
+      size_t n = 2;
+      for (const auto& item : v.GetArray()) {
+        n += SizeBound(item, cap) + 1;
+        if (n > cap) break;
+      }
+      return n;
+    }
+    case rapidjson::kObjectType: {
+      size_t n = 2;
+      for (const auto& m : v.GetObject()) {
+        n += 6 * size_t{m.name.GetStringLength()} + 4 + SizeBound(m.value, cap);
+        if (n > cap) break;
+      }
+      return n;
+    }
+    default: return 5;
+  }
+}
+
+// Counts what a rapidjson::Writer writes.
+struct CountingStream {
+  using Ch = char;
+  void Put(char) { ++n; }
+  void Flush() {}
+  size_t n = 0;
+};
+
+}  // namespace
+
+bool FitsJsonLimit(const rapidjson::Value& v, size_t limit, size_t* size) {
+  if (SizeBound(v, limit) <= limit) return true;
+  CountingStream counted;
+  rapidjson::Writer<CountingStream> w(counted);
+  v.Accept(w);
+  *size = counted.n;
+  return counted.n <= limit;
 }
 
 bool ParseStoredDocument(const std::string& text, rapidjson::Document* doc, ParseError* error) {

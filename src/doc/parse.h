@@ -1,6 +1,7 @@
 // Parsing untrusted JSON documents with the limits of SPEC section 9: at most 16 MiB, at
 // most 256 levels of nesting, integers within the 64-bit range, no NaN/Infinity tokens,
-// valid UTF-8, exactly one value.
+// valid UTF-8, no object that repeats a member name (SPEC 1.4: the error gives the byte
+// offset of the repeat, its name and its JSON pointer), exactly one value.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +31,11 @@ bool ParseDocument(std::string_view text, rapidjson::Document* doc, ParseError* 
 // RapidJSON scan strings with SIMD: faster for large inputs read into a buffer.
 bool ParseTerminatedDocument(std::string_view text, rapidjson::Document* doc, ParseError* error,
                              const ParseLimits& limits = {});
+
+// Whether `v`, written as compact JSON text (as flowctl stores it), takes at most `limit`
+// bytes (e.g. ParseLimits{}.max_bytes, for a document that arrived parsed: in a request body,
+// from a lambda). When it does not, `*size` is its size. Cheap for values far below the limit.
+bool FitsJsonLimit(const rapidjson::Value& v, size_t limit, size_t* size);
 
 // A document flowctl stored itself (a lake line, a materialized flow_document): it was
 // validated when written, so only RapidJSON's own syntax check remains, on the NUL-terminated

@@ -1,9 +1,11 @@
 // Lambdas (SPEC 4.1) behind one interface: an update or publish function of a transform,
 // invoked on batches of rows. Implementations: SQLite (in-process, sqlite.h), remote HTTP
 // (remote.h) and Node.js (a long-lived worker per derivation, node.h). A lambda object is
-// used by one thread.
+// used by one thread. Every invocation is bounded by a timeout and by a process-wide stop
+// request (RequestStop), so that no lambda can hold flowctl (SPEC 9).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +41,24 @@ class Lambda {
   virtual Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
                               int* failed_row = nullptr) = 0;
 };
+
+// How long a lambda may work on one invocation unless its catalog says otherwise
+// (`lambdaTimeout`). What one invocation is depends on the kind: see docs/derivations.md.
+constexpr std::chrono::milliseconds kDefaultTimeout{30000};
+
+// Asks every running and later invocation to give up soon (within about 100 ms, a second for
+// remote lambdas): they return an environment error saying flowctl is stopping, and nodeJS
+// workers are killed. Async-signal-safe: commands call it from their SIGINT/SIGTERM handlers.
+void RequestStop();
+bool StopRequested();
+// Withdraws a stop request (tests).
+void ResetStop();
+
+// "2 s", "1.5 s", "2 min" for messages.
+std::string DescribeTimeout(std::chrono::milliseconds timeout);
+
+// The error of an invocation cut short by RequestStop.
+Error StoppedError();
 
 // A projection of the source collection: `$<field>` parameters of SQLite lambdas.
 struct SourceField {

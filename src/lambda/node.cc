@@ -3,7 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,6 +45,11 @@ constexpr size_t kReadChunk = 256 << 10;           // bytes asked of each recv
 constexpr size_t kChunkBytes = 64 << 10;
 constexpr size_t kInFlight = 3;
 constexpr auto kExitWait = std::chrono::seconds(1);  // for a dying worker to exit by itself
+// For the worker to load the module and the dependencies (not a lambda: no lambdaTimeout).
+constexpr auto kStartTimeout = std::chrono::seconds(60);
+// The longest wait for the worker without checking for a stop request (lambda::RequestStop).
+constexpr auto kStopCheck = std::chrono::milliseconds(100);
+using Clock = std::chrono::steady_clock;
 
 // The worker: loads the transpiled module (and the dependencies as globals), then answers
 // requests until its input ends. Reads and writes are synchronous and whole-request: one
@@ -318,6 +323,12 @@ std::vector<std::string> ChildEnv(const std::string& name, const std::string& va
 // Starts `path` with stdin on /dev/null, stdout and stderr on `out_fd`, and `proto_fd` (when
 // >= 0) as fd 3, in a process group of its own (a terminal's Ctrl-C is flowctl's to handle),
 // with default signal dispositions and mask. `out_fd` and `proto_fd` must be >= 10.
+//
+// The child is killed when flowctl ends, however it ends (SIGKILL included): it asks the
+// kernel for SIGKILL on its parent's death (PR_SET_PDEATHSIG, which posix_spawn cannot set,
+// hence fork), and exits if the parent died before it asked. The kernel sends that signal
+// when the *thread* that forked ends: workers are started by threads that outlive them (the
+// main thread of every command).
 Result<pid_t> Spawn(const std::string& path, const std::vector<std::string>& args,
                     const std::vector<std::string>& env, int out_fd, int proto_fd) {
   std::vector<char*> argv, envp;
@@ -327,28 +338,56 @@ Result<pid_t> Spawn(const std::string& path, const std::vector<std::string>& arg
   for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawnattr_init(&attr);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-  posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
-  if (proto_fd >= 0) posix_spawn_file_actions_adddup2(&actions, proto_fd, 3);
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD}) sigaddset(&defaults, sig);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) return Error::Env(fmt::format("cannot run {}: {}", path, std::strerror(rc)));
+  // The child reports a failed exec through this pipe (closed on a successful exec).
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) return Error::Env(fmt::format("pipe: {}", std::strerror(errno)));
+  report[0] = HighFd(report[0]);
+  report[1] = HighFd(report[1]);
+  const pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(report[0]);
+    close(report[1]);
+    return Error::Env(fmt::format("cannot run {}: fork: {}", path, std::strerror(err)));
+  }
+  if (pid == 0) {
+    // The child of a possibly multi-threaded process: async-signal-safe calls only.
+    auto die = [&](int err) {
+      ssize_t ignored = write(report[1], &err, sizeof err);
+      (void)ignored;
+      _exit(127);
+    };
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) die(errno);
+    if (getppid() != parent) _exit(127);  // the parent died before the request took effect
+    setpgid(0, 0);
+    struct sigaction dfl;
+    std::memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGQUIT, SIGHUP, SIGCHLD}) sigaction(sig, &dfl, nullptr);
+    int in = open("/dev/null", O_RDONLY);
+    if (in < 0) die(errno);
+    if (in != 0 && (dup2(in, 0) < 0 || close(in) != 0)) die(errno);
+    if (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0) die(errno);
+    if (proto_fd >= 0 && dup2(proto_fd, 3) < 0) die(errno);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execve(path.c_str(), argv.data(), envp.data());
+    die(errno);
+  }
+  close(report[1]);
+  int err = 0;
+  ssize_t n;
+  do {
+    n = read(report[0], &err, sizeof err);
+  } while (n < 0 && errno == EINTR);
+  close(report[0]);
+  if (n == static_cast<ssize_t>(sizeof err)) {
+    int status;
+    WaitPid(pid, &status, 0);
+    return Error::Env(fmt::format("cannot run {}: {}", path, std::strerror(err)));
+  }
   return pid;
 }
 
@@ -746,6 +785,10 @@ struct NodeWorker::Impl {
   int output = -1;  // read end of the worker's stdout+stderr pipe, non-blocking
   std::string output_tail;
   std::string dead;  // why the worker is gone, once it is
+  // How to start the worker (again, after a timeout or a stop killed it: pid is then -1
+  // and `dead` empty).
+  std::string node;
+  std::vector<std::string> args, env;
   std::vector<NodeLambdaSpec> lambdas;
   std::vector<size_t> arity;  // of each lambda's rows: 1 (source), 2 (+ register) or 3 (+ previous)
   Module module;
@@ -760,6 +803,7 @@ struct NodeWorker::Impl {
     if (socket >= 0) close(socket);
     socket = -1;
     if (pid > 0) {
+      kill(-pid, SIGKILL);  // its process group: what a lambda started too
       kill(pid, SIGKILL);
       int status;
       WaitPid(pid, &status, 0);
@@ -767,6 +811,71 @@ struct NodeWorker::Impl {
     }
     if (output >= 0) close(output);
     output = -1;
+  }
+
+  // Kills the worker in the middle of a request (it timed out, or flowctl is stopping) and
+  // forgets what was in flight: the next invocation starts a new worker.
+  void Kill() {
+    Stop();
+    sending.Clear();
+    sent = 0;
+    received_start = received_size = 0;
+    output_tail.clear();
+  }
+
+  // Starts the worker and waits until it has loaded the module (the status 1 error of a
+  // module that does not load is a user error).
+  Result<bool> Launch() {
+    int sv[2], p[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return Error::Env(fmt::format("socketpair: {}", std::strerror(errno)));
+    }
+    if (pipe2(p, O_CLOEXEC) != 0) {
+      int err = errno;
+      close(sv[0]);
+      close(sv[1]);
+      return Error::Env(fmt::format("pipe: {}", std::strerror(err)));
+    }
+    for (int fd : {sv[0], sv[1]}) {
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSocketBuffer, sizeof kSocketBuffer);
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kSocketBuffer, sizeof kSocketBuffer);
+    }
+    int theirs = HighFd(sv[1]), their_output = HighFd(p[1]);
+    socket = sv[0];
+    output = p[0];
+    SetNonBlocking(socket);
+    SetNonBlocking(output);
+    auto spawned = Spawn(node, args, env, their_output, theirs);
+    close(theirs);
+    close(their_output);
+    if (!spawned.ok()) {
+      Stop();
+      return spawned.error();
+    }
+    pid = *spawned;
+
+    // The first response says whether the module and the dependencies loaded.
+    auto size = NextFrame("while starting", Clock::now() + kStartTimeout);
+    if (!size.ok()) return size.error();
+    if (*size == 0) {
+      return Error::Env(fmt::format("the Node.js worker of the nodeJS lambdas did not start within {} s",
+                                    kStartTimeout.count()));
+    }
+    if (Status() != 0) {
+      char saved;
+      std::string_view payload = Payload(*size, &saved);
+      rapidjson::Document d;
+      doc::ParseError pe;
+      std::string message = "unknown";
+      if (doc::ParseTerminatedDocument(payload, &d, &pe, {kMaxFrame, 8}) && d.IsObject() &&
+          d.HasMember("message") && d["message"].IsString()) {
+        message = d["message"].GetString();
+      }
+      Kill();
+      return Error::User(fmt::format("the nodeJS lambdas cannot be loaded: {}", message));
+    }
+    ConsumeFrame(*size);
+    return true;
   }
 
   // Reads what the worker printed (until end of file when `until_eof`, for at most a second).
@@ -846,7 +955,9 @@ struct NodeWorker::Impl {
 
   // Sends what the socket takes of `sending`, receives what has arrived, and when neither
   // moved and no frame is complete, waits for the socket (and drains the worker's output).
-  Result<bool> Pump(std::string_view doing) {
+  // Past `deadline`, kills the worker and returns false; on a stop request, kills it and
+  // returns StoppedError.
+  Result<bool> Pump(std::string_view doing, Clock::time_point deadline) {
     bool moved = false;
     while (sent < sending.GetSize()) {
       ssize_t n = send(socket, sending.GetString() + sent, sending.GetSize() - sent,
@@ -896,23 +1007,36 @@ struct NodeWorker::Impl {
       return Died(doing);
     }
     if (FrameReady(&bad) || bad || moved) return true;
+    if (StopRequested()) {
+      Kill();
+      return StoppedError();
+    }
+    auto left = deadline - Clock::now();
+    if (left <= Clock::duration::zero()) {
+      Kill();
+      return false;
+    }
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(std::min<Clock::duration>(left, kStopCheck));
     pollfd fds[2] = {
         {socket, static_cast<short>(POLLIN | (sent < sending.GetSize() ? POLLOUT : 0)), 0},
         {output, POLLIN, 0}};
-    if (poll(fds, output >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
+    if (poll(fds, output >= 0 ? 2 : 1, static_cast<int>(wait.count()) + 1) < 0 && errno != EINTR) {
       return Died(doing, fmt::format("poll: {}", std::strerror(errno)));
     }
     if (output >= 0 && fds[1].revents) DrainOutput(false);
     return true;
   }
 
-  // Waits for the complete frame at the front of `received`; returns its size.
-  Result<size_t> NextFrame(std::string_view doing) {
+  // Waits for the complete frame at the front of `received`; returns its size, or 0 when
+  // `deadline` passed first (the worker is then killed).
+  Result<size_t> NextFrame(std::string_view doing, Clock::time_point deadline) {
     for (;;) {
       bool bad = false;
       if (size_t size = FrameReady(&bad)) return size;
       if (bad) return Died(doing, "it sent a malformed response");
-      if (auto ok = Pump(doing); !ok.ok()) return ok.error();
+      auto ok = Pump(doing, deadline);
+      if (!ok.ok()) return ok.error();
+      if (!*ok) return size_t{0};
     }
   }
 
@@ -1074,54 +1198,14 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
   w.EndArray();
   w.EndObject();
 
-  int sv[2], p[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    return Error::Env(fmt::format("socketpair: {}", std::strerror(errno)));
-  }
-  if (pipe2(p, O_CLOEXEC) != 0) {
-    int err = errno;
-    close(sv[0]);
-    close(sv[1]);
-    return Error::Env(fmt::format("pipe: {}", std::strerror(err)));
-  }
-  for (int fd : {sv[0], sv[1]}) {
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSocketBuffer, sizeof kSocketBuffer);
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &kSocketBuffer, sizeof kSocketBuffer);
-  }
-  int theirs = HighFd(sv[1]), their_output = HighFd(p[1]);
-  impl->socket = sv[0];
-  impl->output = p[0];
-  SetNonBlocking(impl->socket);
-  SetNonBlocking(impl->output);
-
   std::string node_path = deps_dir.empty() ? "" : deps_dir + "/node_modules";
   if (const char* existing = std::getenv("NODE_PATH"); existing && existing[0]) {
     node_path = node_path.empty() ? existing : node_path + ":" + existing;
   }
-  auto pid = Spawn(
-      *node, {"--enable-source-maps", "-e", kWorkerJs, std::string(buf.GetString(), buf.GetSize())},
-      ChildEnv(node_path.empty() ? "" : "NODE_PATH", node_path), their_output, theirs);
-  close(theirs);
-  close(their_output);
-  if (!pid.ok()) return pid.error();
-  impl->pid = *pid;
-
-  // The first response says whether the module and the dependencies loaded.
-  auto size = impl->NextFrame("while starting");
-  if (!size.ok()) return size.error();
-  if (impl->Status() != 0) {
-    char saved;
-    std::string_view payload = impl->Payload(*size, &saved);
-    rapidjson::Document d;
-    doc::ParseError pe;
-    std::string message = "unknown";
-    if (doc::ParseTerminatedDocument(payload, &d, &pe, {kMaxFrame, 8}) && d.IsObject() &&
-        d.HasMember("message") && d["message"].IsString()) {
-      message = d["message"].GetString();
-    }
-    return Error::User(fmt::format("the nodeJS lambdas cannot be loaded: {}", message));
-  }
-  impl->ConsumeFrame(*size);
+  impl->node = *node;
+  impl->args = {"--enable-source-maps", "-e", kWorkerJs, std::string(buf.GetString(), buf.GetSize())};
+  impl->env = ChildEnv(node_path.empty() ? "" : "NODE_PATH", node_path);
+  if (auto launched = impl->Launch(); !launched.ok()) return launched.error();
   return std::shared_ptr<NodeWorker>(new NodeWorker(std::move(impl)));
 }
 
@@ -1142,6 +1226,10 @@ class NodeLambda final : public Lambda {
     std::lock_guard lock(w.mu);
     const NodeLambdaSpec& spec = w.lambdas[index_];
     if (!w.dead.empty()) return Error::Env(w.dead);
+    if (StopRequested()) return StoppedError();
+    if (w.pid < 0) {  // killed by a timeout or a stop: start it again
+      if (auto launched = w.Launch(); !launched.ok()) return launched.error();
+    }
     std::string doing = fmt::format("while running the {}", Label(spec));
     const size_t arity = w.arity[index_];
     out->resize(rows.size());
@@ -1194,8 +1282,20 @@ class NodeLambda final : public Lambda {
         in_flight[(head + queued++) % kInFlight] = {first, next - first};
       }
       if (!queued) break;
-      auto size = w.NextFrame(doing);
+      // The worker answers chunks one after the other: each gets the whole timeout.
+      auto size = w.NextFrame(doing, Clock::now() + spec.timeout);
       if (!size.ok()) return size.error();
+      if (*size == 0) {
+        const Chunk& stuck = in_flight[head];
+        if (failed_row) *failed_row = stuck.first <= INT32_MAX ? static_cast<int>(stuck.first) : -1;
+        out->clear();
+        return Error::User(fmt::format(
+            "{} did not {} within {} (the lambda timeout; set `lambdaTimeout` to allow longer){}; its "
+            "Node.js worker was killed and starts again on the next attempt",
+            Label(spec), spec.bootstrap ? "finish" : "return", DescribeTimeout(spec.timeout),
+            stuck.count > 1 ? fmt::format(", running a group of {} documents starting with this one", stuck.count)
+                            : ""));
+      }
       Chunk chunk = in_flight[head];
       head = (head + 1) % kInFlight;
       --queued;

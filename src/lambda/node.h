@@ -17,12 +17,19 @@
 //   After start, the worker sends one response: status 0 `{"node": version}` when the
 //   module and the dependencies loaded, or a status 1 error of kind "load".
 // One Invoke sends its rows as requests of about 64 KiB of JSON each, a few ahead of the
-// responses, which come in order; the worker exits at the end of its input, so it never
-// outlives flowctl.
+// responses, which come in order. The worker exits at the end of its input, is in a process
+// group of its own, and is SIGKILLed by the kernel when flowctl dies (PR_SET_PDEATHSIG), so
+// it never outlives flowctl.
+//
+// Timeouts: each response must arrive within the lambda's timeout of the previous one (or of
+// the invocation's start), so the timeout bounds one chunk of rows (about 64 KiB of JSON:
+// one to a few hundred documents), not a whole batch. A worker that misses it, or that is
+// busy when lambda::RequestStop is called, is killed; the next invocation starts a new one.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -45,6 +52,9 @@ struct NodeLambdaSpec {
   // waits for it); it is invoked with one row of no documents, its result is ignored, and
   // its output is one empty array of documents.
   int bootstrap = 0;
+  // How long the worker may take to answer one chunk of rows (see below), or to finish a
+  // bootstrap.
+  std::chrono::milliseconds timeout = kDefaultTimeout;
 };
 
 struct NodeOptions {
@@ -99,9 +109,11 @@ class NodeWorker : public std::enable_shared_from_this<NodeWorker> {
   // environment error with the end of its output, and so is every later invocation.
   // Outputs follow JSON.stringify within documents (NaN and Infinity become null, undefined
   // properties are dropped); numbers are JavaScript's (integers beyond 2^53 lose precision
-  // on the way in). Update and publish lambdas are synchronous, and one that never returns
-  // blocks Invoke (as does a bootstrap whose promise waits forever on a timer): there
-  // is no timeout.
+  // on the way in). Update and publish lambdas are synchronous; one that does not return
+  // within its timeout (or a bootstrap whose promise does not settle in time) is a user
+  // error for the first row of the chunk it was running ("did not return within 2 s"), and
+  // its worker is killed and started again by the next invocation. A stop request
+  // (lambda::RequestStop) kills a busy worker too, and is an environment error.
   std::unique_ptr<Lambda> Get(const std::string& id);
 
   // The worker's process id (tests kill it).

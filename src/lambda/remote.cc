@@ -1,5 +1,6 @@
 #include "lambda/remote.h"
 
+#include <algorithm>
 #include <string_view>
 
 #include <curl/curl.h>
@@ -15,8 +16,7 @@
 namespace flow::lambda {
 namespace {
 
-constexpr long kConnectTimeout = 10;               // seconds
-constexpr long kTotalTimeout = 60;                 // seconds, per batch
+constexpr long kConnectTimeout = 10000;            // milliseconds, at most the lambda timeout
 constexpr size_t kMaxResponse = size_t{1} << 30;   // bytes: a batch's outputs, not one document
 constexpr size_t kMaxBodyInError = 500;            // bytes of a failed response quoted in errors
 
@@ -31,6 +31,7 @@ struct RemoteLambda::Impl {
   rapidjson::StringBuffer request;  // reused between batches
   std::string response;             // reused between batches
   bool response_too_big = false;
+  std::chrono::milliseconds timeout = kDefaultTimeout;  // per request
   char errbuf[CURL_ERROR_SIZE] = {0};
 
   ~Impl() {
@@ -47,6 +48,9 @@ struct RemoteLambda::Impl {
     self->response.append(data, size * n);
     return size * n;
   }
+
+  // libcurl's progress callback (at least once a second): a stop request aborts the request.
+  static int Progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return StopRequested() ? 1 : 0; }
 
   Error UserError(std::string_view what) const {
     return Error::User(fmt::format("remote lambda {} {}", url, what));
@@ -67,12 +71,13 @@ std::string Kind(const doc::Value& v) {
 RemoteLambda::RemoteLambda(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RemoteLambda::~RemoteLambda() = default;
 
-std::unique_ptr<Lambda> RemoteLambda::Make(std::string url, bool publish) {
+std::unique_ptr<Lambda> RemoteLambda::Make(std::string url, bool publish, std::chrono::milliseconds timeout) {
   // Thread-safe since libcurl 7.84; a no-op after the first call.
   static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   auto impl = std::make_unique<Impl>();
   impl->url = std::move(url);
   impl->publish = publish;
+  impl->timeout = timeout;
   CURL* curl = initialised ? curl_easy_init() : nullptr;
   impl->curl = curl;
   if (curl) {
@@ -83,8 +88,10 @@ std::unique_ptr<Lambda> RemoteLambda::Make(std::string url, bool publish) {
     curl_easy_setopt(curl, CURLOPT_URL, impl->url.c_str());
     curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, impl->headers);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, kConnectTimeout);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, kTotalTimeout);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, std::min<long>(kConnectTimeout, static_cast<long>(timeout.count())));
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &Impl::Progress);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Impl::Write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, impl.get());
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, impl->errbuf);
@@ -97,8 +104,8 @@ std::unique_ptr<Lambda> RemoteLambda::Make(std::string url, bool publish) {
   return std::unique_ptr<Lambda>(new RemoteLambda(std::move(impl)));
 }
 
-std::unique_ptr<Lambda> RemoteLambda::MakeBootstrap(std::string url) {
-  auto l = Make(std::move(url), false);
+std::unique_ptr<Lambda> RemoteLambda::MakeBootstrap(std::string url, std::chrono::milliseconds timeout) {
+  auto l = Make(std::move(url), false, timeout);
   static_cast<RemoteLambda&>(*l).impl_->bootstrap = true;
   return l;
 }
@@ -109,6 +116,7 @@ Result<bool> RemoteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& 
   out->clear();
   if (failed_row) *failed_row = -1;
   if (rows.empty()) return true;
+  if (StopRequested()) return StoppedError();
   if (!m.curl) return Error::Env(fmt::format("remote lambda {}: cannot initialise libcurl", m.url));
 
   // The body: [[source], ...] or [[source, previous, register], ...] ([[], ...] for a
@@ -144,6 +152,18 @@ Result<bool> RemoteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& 
   CURLcode rc = curl_easy_perform(m.curl);
   if (m.response_too_big) {
     return m.UserError(fmt::format("answered more than {} MiB", kMaxResponse >> 20));
+  }
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return StoppedError();
+  if (rc == CURLE_OPERATION_TIMEDOUT) {
+    // Connected but no (complete) answer in time: the lambda's fault, like a nodeJS lambda
+    // that never returns. Not even connected: the server is unreachable.
+    curl_off_t connected = 0;
+    curl_easy_getinfo(m.curl, CURLINFO_CONNECT_TIME_T, &connected);
+    if (connected > 0) {
+      return m.UserError(fmt::format(
+          "did not answer within {} (the lambda timeout; set `lambdaTimeout` to allow longer)",
+          DescribeTimeout(m.timeout)));
+    }
   }
   if (rc != CURLE_OK) {
     return Error::Env(fmt::format("remote lambda {}: {}", m.url, m.errbuf[0] ? m.errbuf : curl_easy_strerror(rc)));

@@ -15,18 +15,24 @@ class RemoteLambda final : public Lambda {
  public:
   // A lambda calling `url` (http or https). `publish` selects the row shape sent:
   // `[source, previous, register]` for publish lambdas, `[source]` for update lambdas.
-  // Nothing is contacted before the first Invoke.
-  static std::unique_ptr<Lambda> Make(std::string url, bool publish);
+  // Nothing is contacted before the first Invoke. `timeout` bounds each request, from
+  // connecting to the end of the response.
+  static std::unique_ptr<Lambda> Make(std::string url, bool publish,
+                                      std::chrono::milliseconds timeout = kDefaultTimeout);
 
   // A bootstrap lambda calling `url`: each row is sent as `[]` (no arguments; one Invoke of
   // one row sends `[[]]`); any 2xx status succeeds and the response body is ignored (each
   // row outputs no documents). Other statuses and connection errors as for Make's lambdas.
-  static std::unique_ptr<Lambda> MakeBootstrap(std::string url);
+  static std::unique_ptr<Lambda> MakeBootstrap(std::string url,
+                                               std::chrono::milliseconds timeout = kDefaultTimeout);
 
   ~RemoteLambda() override;
 
-  // Sends the rows (an empty batch sends nothing) with a 10 s connect and 60 s total
-  // timeout. A non-2xx status, a response that is not JSON (responses may exceed the usual
+  // Sends the rows as one request (an empty batch sends nothing), with a connect timeout of
+  // 10 s (or the lambda timeout, if shorter) and the lambda timeout for the whole request. A
+  // server that accepted the connection but did not answer in time is a user error (the
+  // lambda timed out); a stop request aborts the request (an environment error). A non-2xx
+  // status, a response that is not JSON (responses may exceed the usual
   // 16 MiB document limit, up to 1 GiB), not an array, of the wrong length, or whose element
   // for a row is not an array are user errors; an unreachable or failing connection is an
   // environment error naming the URL.

@@ -23,6 +23,9 @@ namespace {
 
 // SQLite's subtype for values produced by its JSON functions (JSON_SUBTYPE in json.c).
 constexpr unsigned kJsonSubtype = 'J';
+// SQLite virtual-machine instructions between two watchdog checks: a few microseconds, so
+// a check (one clock read) costs well under 1% and a timeout fires within a millisecond.
+constexpr int kProgressSteps = 1000;
 
 // What a statement parameter is bound to.
 enum class Input { kSource, kRegister, kPrevious, kField };
@@ -88,16 +91,50 @@ Result<std::shared_ptr<SqliteDatabase>> SqliteDatabase::Open() {
   sqlite3_limit(d->db_, SQLITE_LIMIT_ATTACHED, 0);
   sqlite3_db_config(d->db_, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
   sqlite3_db_config(d->db_, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+  sqlite3_progress_handler(d->db_, kProgressSteps, &SqliteDatabase::Progress, d.get());
   return d;
 }
 
 SqliteDatabase::~SqliteDatabase() { sqlite3_close_v2(db_); }
 
-Result<bool> SqliteDatabase::Exec(const std::string& sql) {
+int SqliteDatabase::Progress(void* p) {
+  auto* self = static_cast<SqliteDatabase*>(p);
+  if (StopRequested()) return 1;
+  if (self->armed_ && std::chrono::steady_clock::now() >= self->deadline_) {
+    self->expired_ = true;
+    return 1;
+  }
+  return 0;
+}
+
+void SqliteDatabase::Arm(std::chrono::milliseconds timeout) {
+  armed_ = true;
+  expired_ = false;
+  deadline_ = std::chrono::steady_clock::now() + timeout;
+}
+
+bool SqliteDatabase::Disarm() {
+  armed_ = false;
+  return expired_;
+}
+
+Error SqliteDatabase::Interrupted(std::string_view what, std::chrono::milliseconds timeout) const {
+  if (!expired_) return StoppedError();
+  return Error::User(fmt::format("{} did not finish within {} and was interrupted (the lambda timeout; "
+                                 "set `lambdaTimeout` to allow longer)",
+                                 what, DescribeTimeout(timeout)));
+}
+
+Result<bool> SqliteDatabase::Exec(const std::string& sql, std::chrono::milliseconds timeout) {
+  if (StopRequested()) return StoppedError();
   char* message = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+  Arm(timeout);
+  int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
+  Disarm();
+  if (rc != SQLITE_OK) {
     std::string text = message ? message : sqlite3_errmsg(db_);
     sqlite3_free(message);
+    if (rc == SQLITE_INTERRUPT) return Interrupted("the SQLite statements", timeout);
     return Error::User(fmt::format("SQLite: {}", text));
   }
   return true;
@@ -139,13 +176,14 @@ namespace {
 
 class SqliteBootstrap final : public Lambda {
  public:
-  SqliteBootstrap(std::shared_ptr<SqliteDatabase> db, std::string sql) : db_(std::move(db)), sql_(std::move(sql)) {}
+  SqliteBootstrap(std::shared_ptr<SqliteDatabase> db, std::string sql, std::chrono::milliseconds timeout)
+      : db_(std::move(db)), sql_(std::move(sql)), timeout_(timeout) {}
 
   Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator&, Outputs* out, int* failed_row) override {
     out->clear();
     if (failed_row) *failed_row = -1;
     for (size_t r = 0; r < rows.size(); ++r) {
-      auto done = db_->Exec(sql_);
+      auto done = db_->Exec(sql_, timeout_);
       if (!done) {
         if (failed_row) *failed_row = static_cast<int>(r);
         return done;
@@ -158,12 +196,14 @@ class SqliteBootstrap final : public Lambda {
  private:
   std::shared_ptr<SqliteDatabase> db_;
   std::string sql_;
+  std::chrono::milliseconds timeout_;
 };
 
 }  // namespace
 
-std::unique_ptr<Lambda> SqliteDatabase::Bootstrap(std::shared_ptr<SqliteDatabase> db, std::string sql) {
-  return std::make_unique<SqliteBootstrap>(std::move(db), std::move(sql));
+std::unique_ptr<Lambda> SqliteDatabase::Bootstrap(std::shared_ptr<SqliteDatabase> db, std::string sql,
+                                                  std::chrono::milliseconds timeout) {
+  return std::make_unique<SqliteBootstrap>(std::move(db), std::move(sql), timeout);
 }
 
 struct SqliteLambda::Impl {
@@ -173,6 +213,7 @@ struct SqliteLambda::Impl {
   std::vector<SourceField> fields;
   std::vector<Binding> bindings;
   std::vector<std::string> columns;  // result column names, distinct
+  std::chrono::milliseconds timeout = kDefaultTimeout;  // for one row
 
   ~Impl() { sqlite3_finalize(stmt); }
 
@@ -294,9 +335,11 @@ SqliteLambda::~SqliteLambda() = default;
 
 Result<std::unique_ptr<Lambda>> SqliteLambda::Compile(const std::string& sql,
                                                       std::vector<SourceField> fields,
-                                                      std::shared_ptr<SqliteDatabase> db) {
+                                                      std::shared_ptr<SqliteDatabase> db,
+                                                      std::chrono::milliseconds timeout) {
   auto impl = std::make_unique<Impl>();
   impl->fields = std::move(fields);
+  impl->timeout = timeout;
   if (!db) {
     auto opened = SqliteDatabase::Open();
     if (!opened) return opened.error();
@@ -371,9 +414,11 @@ Result<bool> SqliteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& 
   if (failed_row) *failed_row = -1;
   std::optional<rapidjson::Document> parser;  // created on first use, with `alloc`
   for (size_t r = 0; r < rows.size(); ++r) {
+    if (StopRequested()) return StoppedError();
     for (auto& b : m.bindings) m.Bind(b, rows[r]);
     auto& docs = out->emplace_back();
     Result<bool> result = true;
+    m.database->Arm(m.timeout);
     for (;;) {
       int rc = sqlite3_step(m.stmt);
       if (rc == SQLITE_ROW) {
@@ -381,11 +426,15 @@ Result<bool> SqliteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& 
         if (!result) break;
       } else if (rc == SQLITE_DONE) {
         break;
+      } else if (rc == SQLITE_INTERRUPT) {
+        result = m.database->Interrupted("the SQLite query", m.timeout);
+        break;
       } else {
         result = Error::User(fmt::format("SQLite: {}", m.Message()));
         break;
       }
     }
+    m.database->Disarm();
     sqlite3_reset(m.stmt);
     // Bindings point into the rows and into Binding::json: drop them before either changes.
     sqlite3_clear_bindings(m.stmt);

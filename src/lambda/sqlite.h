@@ -5,7 +5,9 @@
 // users of SQLite. A SqliteLambda is used by one thread (its connection is opened NOMUTEX).
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,10 @@ namespace flow::lambda {
 // An in-memory database that the SQLite lambdas and bootstraps of one derivation share, so
 // that the tables a bootstrap creates can be read by the derivation's lambdas. ATTACH and
 // extension loading are disabled. Used by one thread at a time.
+//
+// Every statement runs under a watchdog (a progress handler): a query still running after
+// its timeout, or when lambda::RequestStop was called, is interrupted (e.g. a recursive CTE
+// that never ends).
 class SqliteDatabase {
  public:
   static Result<std::shared_ptr<SqliteDatabase>> Open();
@@ -26,25 +32,38 @@ class SqliteDatabase {
 
   // Runs `sql`: any number of statements, with no parameters; result rows are ignored. A
   // failure is a user error with SQLite's message (changes made by the statements before
-  // the failing one stay).
-  Result<bool> Exec(const std::string& sql);
+  // the failing one stay); running longer than `timeout` (all statements together) is a
+  // user error saying so; a stop request, an environment error.
+  Result<bool> Exec(const std::string& sql, std::chrono::milliseconds timeout = kDefaultTimeout);
 
   // Empties the database: every table, index, view and trigger, temporary ones included,
   // is dropped. Statements prepared on it stay valid (SQLite prepares them again).
   Result<bool> Reset();
 
-  // A bootstrap lambda: each row Invoke is given runs `sql` with Exec and outputs no
-  // documents.
-  static std::unique_ptr<Lambda> Bootstrap(std::shared_ptr<SqliteDatabase> db, std::string sql);
+  // A bootstrap lambda: each row Invoke is given runs `sql` with Exec (under `timeout`)
+  // and outputs no documents.
+  static std::unique_ptr<Lambda> Bootstrap(std::shared_ptr<SqliteDatabase> db, std::string sql,
+                                           std::chrono::milliseconds timeout = kDefaultTimeout);
 
   sqlite3* handle() const { return db_; }
+
+  // The watchdog: statements stepped between Arm and Disarm are interrupted once `timeout`
+  // has passed (Disarm then returns true) or a stop is requested.
+  void Arm(std::chrono::milliseconds timeout);
+  bool Disarm();
+  // The error of a statement the watchdog interrupted (SQLITE_INTERRUPT): `what` ran out of
+  // `timeout`, or flowctl is stopping.
+  Error Interrupted(std::string_view what, std::chrono::milliseconds timeout) const;
 
   SqliteDatabase(const SqliteDatabase&) = delete;
   SqliteDatabase& operator=(const SqliteDatabase&) = delete;
 
  private:
   SqliteDatabase() = default;
+  static int Progress(void* self);
   sqlite3* db_ = nullptr;
+  bool armed_ = false, expired_ = false;
+  std::chrono::steady_clock::time_point deadline_;
 };
 
 class SqliteLambda final : public Lambda {
@@ -57,10 +76,12 @@ class SqliteLambda final : public Lambda {
   // wins, then the first; the three names above win over fields). Returns a user error with
   // SQLite's message when the query does not compile, and one naming the parameter (with a
   // suggestion) when a parameter matches nothing. `db`: the database to prepare `sql` on
-  // (shared with other lambdas); null: a private one.
+  // (shared with other lambdas); null: a private one. `timeout`: how long the query may run
+  // for one row.
   static Result<std::unique_ptr<Lambda>> Compile(const std::string& sql,
                                                  std::vector<SourceField> fields,
-                                                 std::shared_ptr<SqliteDatabase> db = nullptr);
+                                                 std::shared_ptr<SqliteDatabase> db = nullptr,
+                                                 std::chrono::milliseconds timeout = kDefaultTimeout);
 
   ~SqliteLambda() override;
 
@@ -72,7 +93,8 @@ class SqliteLambda final : public Lambda {
   // object of the columns (INTEGER, REAL, TEXT, NULL; TEXT with SQLite's JSON subtype, e.g.
   // from json_array(), as parsed JSON). BLOBs, infinite reals, invalid UTF-8, text that
   // starts like an object in a single column but is not JSON, and SQLite runtime errors are
-  // user errors for the row.
+  // user errors for the row; so is a query running longer than the timeout for one row
+  // (interrupted). A stop request interrupts it too (an environment error).
   Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
                       int* failed_row = nullptr) override;
 

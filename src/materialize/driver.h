@@ -4,14 +4,15 @@
 // one database transaction, guarded by the fence. Used by one thread.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "base/result.h"
+#include "doc/pointer.h"
 #include "doc/value.h"
 #include "materialize/dialect.h"
 #include "materialize/table.h"
@@ -30,6 +31,23 @@ inline bool IsFencedOff(const Error& e) {
                                                     std::string::npos;
 }
 
+// The key of a row's document as JSON text (`[v1,v2]`, its key columns' values in key
+// order; absent values show as null), for messages naming the row.
+inline std::string RowKeyJson(const Table& t, const doc::Value& document) {
+  std::string out = "[";
+  for (const Column* c : t.KeyColumns()) {
+    if (out.size() > 1) out.push_back(',');
+    const doc::Value* v = doc::Lookup(document, c->location);
+    if (v) {
+      doc::AppendJson(*v, &out);
+    } else {
+      out += "null";
+    }
+  }
+  out.push_back(']');
+  return out;
+}
+
 class Driver {
  public:
   virtual ~Driver() = default;
@@ -41,9 +59,12 @@ class Driver {
   virtual Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables) = 0;
 
   // Loads the stored `flow_document` of each key of binding `table` that has one, calling
-  // `found(i, json)` with the index into `keys` (each key: its values in key order).
+  // `found(i, json)` with the index into `keys` (each key: its values in key order). A key
+  // the database cannot represent is a user error naming it and its column; `failed_key`,
+  // when given, is then set to its index into `keys`.
   virtual Result<bool> Load(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
-                            const std::function<void(size_t, std::string_view)>& found) = 0;
+                            const std::function<void(size_t, std::string_view)>& found,
+                            size_t* failed_key = nullptr) = 0;
 
   // One row: the document the table's columns are projected from.
   struct Row {
@@ -53,7 +74,11 @@ class Driver {
   // In one database transaction: inserts or replaces every row (appends, for delta
   // updates), and sets the checkpoint where the fence is still ours. A fence that moved (a
   // newer instance took over) is an environment error saying so, and nothing is written.
-  virtual Result<bool> Store(const std::vector<Row>& rows, const std::string& checkpoint) = 0;
+  // A value the database refuses is a user error naming the table, the key and the column;
+  // `failed_row`, when given, is then set to the index into `rows` of the row refused (it is
+  // left alone when the error is not about one row).
+  virtual Result<bool> Store(const std::vector<Row>& rows, const std::string& checkpoint,
+                             size_t* failed_row = nullptr) = 0;
 
   virtual Dialect dialect() const = 0;
 };

@@ -100,16 +100,20 @@ void AppendNumber(const doc::Value& v, std::string* out) {
   }
 }
 
-// COPY's text format: backslash, newline, carriage return and tab are escaped.
+// COPY's text format: backslash, newline, carriage return and tab are escaped. NUL
+// characters (U+0000, `\u0000` in JSON) are dropped: PostgreSQL's text types cannot hold
+// them. That is the documented projection of such strings (docs/materializations.md):
+// `flow_document` and JSON columns keep them escaped, and key columns refuse them (Load).
 void AppendCopyText(std::string_view s, std::string* out) {
   size_t run = 0;
   for (size_t i = 0; i < s.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c > '\\' || (c != '\\' && c != '\n' && c != '\r' && c != '\t')) continue;
+    if (c > '\\' || (c != '\\' && c != '\n' && c != '\r' && c != '\t' && c != '\0')) continue;
     out->append(s.data() + run, i - run);
+    run = i + 1;
+    if (c == '\0') continue;
     out->push_back('\\');
     out->push_back(c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\');
-    run = i + 1;
   }
   out->append(s.data() + run, s.size() - run);
 }
@@ -244,11 +248,29 @@ class Session {
 
   // The SQLSTATE of the last failure ("" when there was none, or no server error).
   const std::string& last_state() const { return last_state_; }
+  // Where in a COPY the last failure was, from the server's context ("COPY t, line 3,
+  // column c: ..."): the 1-based line (0 when not said) and the column ("" when not said).
+  size_t last_copy_line() const { return last_copy_line_; }
+  const std::string& last_copy_column() const { return last_copy_column_; }
 
   Error Failure(const PGresult* r, const char* what) const {
     std::string message;
     const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     last_state_ = state ? state : "";
+    last_copy_line_ = 0;
+    last_copy_column_.clear();
+    if (const char* context = r ? PQresultErrorField(r, PG_DIAG_CONTEXT) : nullptr) {
+      std::string_view c(context);
+      if (c.substr(0, 5) == "COPY ") {
+        if (size_t at = c.find(", line "); at != std::string_view::npos) {
+          last_copy_line_ = std::strtoull(context + at + 7, nullptr, 10);
+        }
+        if (size_t at = c.find(", column "); at != std::string_view::npos) {
+          std::string_view rest = c.substr(at + 9);
+          last_copy_column_ = std::string(rest.substr(0, rest.find(':')));
+        }
+      }
+    }
     const char* primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
     if (primary) {
       message = primary;
@@ -276,6 +298,8 @@ class Session {
   const std::string& target_;
   const std::string& password_;
   mutable std::string last_state_;
+  mutable size_t last_copy_line_ = 0;
+  mutable std::string last_copy_column_;
 };
 
 }  // namespace
@@ -512,11 +536,30 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
 
 Result<bool> PostgresDriver::Load(size_t table,
                                   const std::vector<std::vector<const doc::Value*>>& keys,
-                                  const std::function<void(size_t, std::string_view)>& found) {
+                                  const std::function<void(size_t, std::string_view)>& found,
+                                  size_t* failed_key) {
   if (table >= bindings_.size())
     return Error::Internal(fmt::format("Load of binding {} before Open", table));
   Binding& b = bindings_[table];
   if (b.load_sql.empty() || keys.empty()) return true;  // delta updates: nothing is loaded
+  // A key string holding U+0000 cannot be sent (parameters are C strings) nor stored in a
+  // text column; dropping the character (as in other text columns) could merge two keys.
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (size_t k = 0; k < keys[i].size() && k < b.keys.size(); ++k) {
+      const doc::Value* v = keys[i][k];
+      if (!v || !v->IsString() ||
+          std::memchr(v->GetString(), '\0', v->GetStringLength()) == nullptr)
+        continue;
+      if (failed_key) *failed_key = i;
+      std::string shown;
+      doc::AppendJson(*v, &shown);
+      return Error::User(
+          fmt::format("PostgreSQL target `{}`: table `{}`, column `{}`: the key value {} holds the "
+                      "character U+0000, which PostgreSQL text cannot store; nothing of the "
+                      "transaction was stored",
+                      target_, b.table.name, b.table.columns[b.keys[k]].field, shown));
+    }
+  }
   Session s(conn_, target_, password_);
   std::string what = fmt::format("loading from table `{}`", b.table.name);
   std::string scratch, key;
@@ -558,11 +601,21 @@ Result<bool> PostgresDriver::Load(size_t table,
   return true;
 }
 
-Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::string& checkpoint) {
+Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::string& checkpoint,
+                                   size_t* failed_row) {
   if (fence_ == 0) return Error::Internal("Store before Open");
   // Each table's documents, split into rows of keys Load found absent and the others; the
   // last row of a key wins, as when applied one by one.
   Batches inserts(bindings_.size()), upserts(bindings_.size());
+  const doc::Value* refused = nullptr;
+  auto result = [&](Result<bool> r) {
+    if (!r && refused && failed_row) {
+      for (size_t i = 0; i < rows.size(); ++i) {
+        if (rows[i].document == refused) *failed_row = i;
+      }
+    }
+    return r;
+  };
   std::vector<std::unordered_map<std::string, std::pair<Batch*, size_t>>> seen(bindings_.size());
   std::string key, scratch;
   for (const Row& row : rows) {
@@ -588,7 +641,7 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
   seen.clear();
 
   bool conflict = false;
-  Result<bool> stored = Write(inserts, upserts, checkpoint, &conflict);
+  Result<bool> stored = Write(inserts, upserts, checkpoint, &conflict, &refused);
   if (conflict) {
     // A key Load found absent exists after all: someone else wrote the table. Upsert all.
     for (size_t t = 0; t < bindings_.size(); ++t) {
@@ -596,14 +649,15 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
       upserts[t].insert(upserts[t].end(), inserts[t].begin(), inserts[t].end());
       inserts[t].clear();
     }
-    stored = Write(inserts, upserts, checkpoint, &conflict);
+    stored = Write(inserts, upserts, checkpoint, &conflict, &refused);
   }
   for (Binding& b : bindings_) b.absent.clear();
-  return stored;
+  return result(std::move(stored));
 }
 
 Result<bool> PostgresDriver::Write(const Batches& inserts, const Batches& upserts,
-                                   const std::string& checkpoint, bool* conflict) {
+                                   const std::string& checkpoint, bool* conflict,
+                                   const doc::Value** failed) {
   *conflict = false;
   Session s(conn_, target_, password_);
   auto fail = [&](Error e) -> Result<bool> {
@@ -636,15 +690,28 @@ Result<bool> PostgresDriver::Write(const Batches& inserts, const Batches& upsert
         out->push_back('\n');
       };
     };
+    // A data error the server places on a line of the COPY names that row's key and column.
+    auto refused = [&](const Batch& docs, Error e) {
+      size_t line = s.last_copy_line();
+      if (e.code != Error::Code::kUser || line == 0 || line > docs.size())
+        return fail(std::move(e));
+      *failed = docs[line - 1];
+      std::string column = s.last_copy_column();
+      e.message = fmt::format("{} (table `{}`, key {}{}); nothing of the transaction was stored",
+                              e.message, b.table.name, RowKeyJson(b.table, *docs[line - 1]),
+                              column.empty() ? "" : fmt::format(", column `{}`", column));
+      return fail(std::move(e));
+    };
     if (!inserts[t].empty()) {
       if (auto r = s.Copy(b.copy_sql, inserts[t].size(), rows_of(inserts[t]), what.c_str()); !r) {
         *conflict = s.last_state() == "23505" && !b.table.delta_updates;  // unique_violation
-        return fail(r.error());
+        if (*conflict) return fail(r.error());
+        return refused(inserts[t], r.error());
       }
     }
     if (!upserts[t].empty()) {
       if (auto r = s.Copy(b.stage_sql, upserts[t].size(), rows_of(upserts[t]), what.c_str()); !r)
-        return fail(r.error());
+        return refused(upserts[t], r.error());
       if (auto r = s.Exec(b.merge_sql, what.c_str()); !r) return fail(r.error());
     }
   }

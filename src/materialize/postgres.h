@@ -34,8 +34,10 @@ class PostgresDriver final : public Driver {
   Result<std::string> Open(const std::string& materialization,
                            const std::vector<Table>& tables) override;
   Result<bool> Load(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
-                    const std::function<void(size_t, std::string_view)>& found) override;
-  Result<bool> Store(const std::vector<Row>& rows, const std::string& checkpoint) override;
+                    const std::function<void(size_t, std::string_view)>& found,
+                    size_t* failed_key = nullptr) override;
+  Result<bool> Store(const std::vector<Row>& rows, const std::string& checkpoint,
+                     size_t* failed_row = nullptr) override;
   Dialect dialect() const override { return Dialect::kPostgres; }
 
   // The fence this instance holds after Open (0 before).
@@ -51,8 +53,9 @@ class PostgresDriver final : public Driver {
   // Store's database transaction: `inserts` are copied into their tables (delta updates,
   // and keys that Load found absent), `upserts` go through the staging tables. Sets
   // `*conflict` when an insert failed on an existing key.
+  // A row the database refused sets `*failed` to its document, when the server says which.
   Result<bool> Write(const Batches& inserts, const Batches& upserts, const std::string& checkpoint,
-                     bool* conflict);
+                     bool* conflict, const doc::Value** failed);
 
   pg_conn* conn_;
   std::string target_;

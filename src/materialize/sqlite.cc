@@ -104,19 +104,22 @@ class SqliteDriver : public Driver {
   }
 
   Result<bool> Load(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
-                    const std::function<void(size_t, std::string_view)>& found) override {
+                    const std::function<void(size_t, std::string_view)>& found,
+                    size_t* failed_key = nullptr) override {
     if (!loads_.at(table).get()) return true;
     // One read transaction for every key, rather than one (with its file locking) per key.
     auto b = Exec("BEGIN");
     if (!b) return b;
-    auto r = LoadInTransaction(table, keys, found);
+    auto r = LoadInTransaction(table, keys, found, failed_key);
     auto c = Exec(r ? "COMMIT" : "ROLLBACK");
     if (!r) return r;
     return c;
   }
 
-  Result<bool> LoadInTransaction(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
-                                 const std::function<void(size_t, std::string_view)>& found) {
+  Result<bool> LoadInTransaction(size_t table,
+                                 const std::vector<std::vector<const doc::Value*>>& keys,
+                                 const std::function<void(size_t, std::string_view)>& found,
+                                 size_t* failed_key) {
     sqlite3_stmt* st = loads_.at(table).get();
     std::vector<const Column*> key_columns = tables_[table].KeyColumns();
     for (size_t i = 0; i < keys.size(); ++i) {
@@ -124,8 +127,12 @@ class SqliteDriver : public Driver {
         if (!Bind(st, static_cast<int>(k + 1), keys[i][k], StoredAsJson(*key_columns[k]))) {
           sqlite3_reset(st);
           sqlite3_clear_bindings(st);
-          return Error::User(fmt::format("target `{}` ({}): table {}: a key integer is beyond SQLite's 64-bit range",
-                                         target_, path_, QuoteIdentifier(tables_[table].name)));
+          if (failed_key) *failed_key = i;
+          return Error::User(
+              fmt::format("target `{}` ({}): table {}, column {}: a key integer is beyond SQLite's "
+                          "64-bit range",
+                          target_, path_, QuoteIdentifier(tables_[table].name),
+                          QuoteIdentifier(key_columns[k]->field)));
         }
       }
       int rc = sqlite3_step(st);
@@ -143,10 +150,11 @@ class SqliteDriver : public Driver {
     return true;
   }
 
-  Result<bool> Store(const std::vector<Row>& rows, const std::string& checkpoint) override {
+  Result<bool> Store(const std::vector<Row>& rows, const std::string& checkpoint,
+                     size_t* failed_row = nullptr) override {
     auto b = Exec("BEGIN IMMEDIATE");
     if (!b) return b;
-    auto r = StoreInTransaction(rows, checkpoint);
+    auto r = StoreInTransaction(rows, checkpoint, failed_row);
     if (!r) {
       auto rb = Exec("ROLLBACK");
       (void)rb;
@@ -205,9 +213,11 @@ class SqliteDriver : public Driver {
     return stored_checkpoint_;
   }
 
-  Result<bool> StoreInTransaction(const std::vector<Row>& rows, const std::string& checkpoint) {
+  Result<bool> StoreInTransaction(const std::vector<Row>& rows, const std::string& checkpoint,
+                                  size_t* failed_row) {
     std::string json;
-    for (const auto& row : rows) {
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const Row& row = rows[r];
       const Table& t = tables_.at(row.table);
       sqlite3_stmt* st = stores_[row.table].get();
       for (size_t i = 0; i < t.columns.size(); ++i) {
@@ -222,13 +232,19 @@ class SqliteDriver : public Driver {
         if (!Bind(st, index, doc::Lookup(*row.document, c.location), StoredAsJson(c))) {
           sqlite3_reset(st);
           sqlite3_clear_bindings(st);
+          if (failed_row) *failed_row = r;
           return OutOfRange(t, c, *row.document);
         }
       }
       int rc = sqlite3_step(st);
       sqlite3_reset(st);
       sqlite3_clear_bindings(st);
-      if (rc != SQLITE_DONE) return Failure(fmt::format("cannot write table {}", QuoteIdentifier(t.name)));
+      if (rc != SQLITE_DONE) {
+        if (failed_row && (rc == SQLITE_CONSTRAINT || rc == SQLITE_TOOBIG || rc == SQLITE_MISMATCH))
+          *failed_row = r;
+        return Failure(fmt::format("cannot write table {}, key {}", QuoteIdentifier(t.name),
+                                   RowKeyJson(t, *row.document)));
+      }
     }
     sqlite3_stmt* cp = checkpoint_.get();
     sqlite3_bind_text(cp, 1, checkpoint.data(), static_cast<int>(checkpoint.size()), SQLITE_STATIC);
@@ -273,10 +289,12 @@ class SqliteDriver : public Driver {
   Error OutOfRange(const Table& t, const Column& c, const doc::Value& document) const {
     std::string value;
     if (const doc::Value* v = doc::Lookup(document, c.location)) doc::AppendJson(*v, &value);
-    return Error::User(fmt::format(
-        "target `{}` ({}): table {}, column {}: the integer {} is beyond SQLite's 64-bit range (at {} of the "
-        "document); nothing of the transaction was stored",
-        target_, path_, QuoteIdentifier(t.name), QuoteIdentifier(c.field), value, c.location.ToString()));
+    return Error::User(
+        fmt::format("target `{}` ({}): table {}, key {}, column {}: the integer {} is beyond "
+                    "SQLite's 64-bit range (at {} of "
+                    "the document); nothing of the transaction was stored",
+                    target_, path_, QuoteIdentifier(t.name), RowKeyJson(t, document),
+                    QuoteIdentifier(c.field), value, c.location.ToString()));
   }
 
   Result<Statement> Prepare(const std::string& sql) {

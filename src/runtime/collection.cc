@@ -1,8 +1,10 @@
 #include "runtime/collection.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
-#include <fmt/format.h>
+#include "store/naming.h"
 
 namespace flow::runtime {
 
@@ -72,9 +74,29 @@ Result<std::shared_ptr<const Collection>> Collection::Compile(const catalog::Col
 
 Result<bool> Collection::Validate(doc::Value& doc, doc::Allocator& alloc) const {
   auto errors = validator->Validate(doc, alloc);
-  if (errors.empty()) return true;
-  return Error::User(fmt::format("document does not validate against the schema of collection `{}`: {}", name,
-                                 schema::FormatValidationErrors(errors, doc, 3, annotations.get())));
+  if (!errors.empty()) {
+    return Error::User(
+        fmt::format("document does not validate against the schema of collection `{}`: {}", name,
+                    schema::FormatValidationErrors(errors, doc, 3, annotations.get())));
+  }
+  std::string encoded;
+  for (const auto& p : partitions) {
+    const doc::Value* v = doc::Lookup(doc, p.pointer);
+    encoded.clear();
+    if (!v || !store::EncodePartitionValue(*v, &encoded)) continue;  // JournalOf names the problem
+    size_t room = p.field.size() + 1 < kMaxPartitionSegmentBytes
+                      ? kMaxPartitionSegmentBytes - 1 - p.field.size()
+                      : 0;
+    size_t allowed = std::min(kMaxPartitionValueBytes, room);
+    if (encoded.size() > allowed) {
+      return Error::User(
+          fmt::format("collection `{}`: partition field `{}` ({}) has a value of {} bytes once "
+                      "percent-encoded for its journal "
+                      "name; at most {} are allowed (the value names a directory of the lake)",
+                      name, p.field, p.pointer.ToString(), encoded.size(), allowed));
+    }
+  }
+  return true;
 }
 
 Result<bool> Collection::JournalOf(const doc::Value& doc, std::string* out) const {

@@ -38,8 +38,18 @@ struct Collection {
   static Result<std::shared_ptr<const Collection>> Compile(const catalog::CollectionRecord& record,
                                                            std::optional<store::Codec> codec = std::nullopt);
 
-  // Validates `doc` (owned by `alloc`): a user error listing the problems, else ok.
+  // Validates `doc` (owned by `alloc`): a user error listing the problems, else ok. Besides
+  // the schema, each partition value must fit in its journal name (kMaxPartitionValueBytes).
   Result<bool> Validate(doc::Value& doc, doc::Allocator& alloc) const;
+
+  // The longest partition value, in bytes once percent-encoded for the journal name (SPEC
+  // 3.2). Each partition is a directory `<field>=<value>` in the lake and the spool, and
+  // file systems refuse names over NAME_MAX (255 bytes): 128 leaves room for the field name
+  // and keeps the whole path far below PATH_MAX. A longer value is a data error, refused
+  // before anything is appended: it must never reach the file system as ENAMETOOLONG.
+  static constexpr size_t kMaxPartitionValueBytes = 128;
+  // The longest directory name `<field>=<value>` of a partition.
+  static constexpr size_t kMaxPartitionSegmentBytes = 240;
 
   // The name of the journal `doc` belongs to. A user error when a partition value is not a
   // string, integer or boolean (the schema should have prevented it).

@@ -47,6 +47,9 @@ constexpr size_t kMaxQuoted = 64;
 // libcsv grows its cell buffer by a fixed step (bytes), not geometrically: 64 KiB keeps a
 // 16 MiB cell (a whole document) at 256 reallocations.
 constexpr size_t kCsvBlockSize = 64 << 10;
+// A row is one document: at most the document limit (SPEC 9) and a line end.
+const size_t kMaxRow = doc::ParseLimits{}.max_bytes + 2;
+constexpr size_t kRowCheckSlice = 1 << 20;  // CSV bytes parsed between checks of the row's length
 
 // libcsv's "space" predicate: nothing is a space, so no cell is trimmed.
 int NoSpace(unsigned char) { return 0; }
@@ -162,6 +165,7 @@ struct CsvConverter::Impl {
   void Parse(std::string_view bytes);
   void End();
   void TsvLine(std::string_view line, bool terminated);
+  void RowTooLong(size_t size);
 
   // libcsv callbacks (`data` is the Impl).
   static void OnCell(void* bytes, size_t size, void* data);
@@ -245,7 +249,15 @@ void CsvConverter::Impl::Input(std::string_view bytes) {
 
 void CsvConverter::Impl::Parse(std::string_view bytes) {
   if (dialect_ == CsvDialect::kCsv) {
+    // In slices, so that a row that never ends is refused once it passes the document limit
+    // (its complete cells plus the cell libcsv is reading), not when memory runs out.
+    while (bytes.size() > kRowCheckSlice && !error_) {
+      Parse(bytes.substr(0, kRowCheckSlice));
+      bytes.remove_prefix(kRowCheckSlice);
+    }
+    if (error_) return;
     size_t parsed = csv_parse(&parser_, bytes.data(), bytes.size(), OnCell, OnRowEnd, this);
+    if (!error_ && cells_.size() + parser_.entry_pos > kMaxRow) return RowTooLong(cells_.size() + parser_.entry_pos);
     if (parsed == bytes.size() || error_) return;
     if (csv_error(&parser_) == CSV_EPARSE) {
       Fail(fmt::format("{}: malformed quoting: a quote inside an unquoted cell, or text after "
@@ -260,6 +272,7 @@ void CsvConverter::Impl::Parse(std::string_view bytes) {
     size_t nl = bytes.find('\n');
     if (nl == std::string_view::npos) {
       tsv_line_.append(bytes);
+      if (tsv_line_.size() > kMaxRow) RowTooLong(tsv_line_.size());
       return;
     }
     std::string_view line = bytes.substr(0, nl);
@@ -268,6 +281,11 @@ void CsvConverter::Impl::Parse(std::string_view bytes) {
     tsv_line_.clear();
     bytes.remove_prefix(nl + 1);
   }
+}
+
+void CsvConverter::Impl::RowTooLong(size_t size) {
+  Fail(fmt::format("{} is longer than the document limit of {} MiB ({} bytes so far)", Where(),
+                   doc::ParseLimits{}.max_bytes >> 20, size));
 }
 
 void CsvConverter::Impl::End() {
@@ -326,6 +344,7 @@ void CsvConverter::Impl::OnRowEnd(int terminator, void* data) {
 
 void CsvConverter::Impl::EndRow() {
   if (ends_.empty()) return;  // a blank line
+  if (cells_.size() > kMaxRow) return RowTooLong(cells_.size());
   if (!has_header_) {
     ReadHeader();
   } else {

@@ -51,6 +51,7 @@ Result<bool> CommitOrderReader::Drain(const std::map<std::string, uint64_t>& hea
   struct Pending {
     size_t cursor;
     doc::Clock clock;
+    uint64_t offset;
     std::string line;
   };
   std::vector<Pending> heap;
@@ -60,7 +61,7 @@ Result<bool> CommitOrderReader::Drain(const std::map<std::string, uint64_t>& hea
   auto pull = [&](size_t i) -> Result<bool> {
     auto head = heads.find(cursors_[i].journal());
     if (head == heads.end()) return true;
-    Pending p{i, 0, {}};
+    Pending p{i, 0, cursors_[i].offset(), {}};
     auto n = cursors_[i].Next(head->second, &p.line);
     if (!n || !n.value()) return n;
     p.clock = ClockOfLine(p.line);
@@ -76,7 +77,7 @@ Result<bool> CommitOrderReader::Drain(const std::map<std::string, uint64_t>& hea
     std::pop_heap(heap.begin(), heap.end(), later);
     Pending p = std::move(heap.back());
     heap.pop_back();
-    auto e = emit(cursors_[p.cursor].journal(), p.line);
+    auto e = emit(cursors_[p.cursor].journal(), p.offset, p.line);
     if (!e) return e;
     auto r = pull(p.cursor);
     if (!r) return r;

@@ -59,9 +59,11 @@ class CommitOrderReader {
   explicit CommitOrderReader(std::string dir) : dir_(std::move(dir)) {}
   // Reads `journal` from offset 0 on.
   void Add(const std::string& journal);
-  // Calls `emit(journal, line)` for every line below `heads` not emitted yet (without its
-  // '\n'; a std::string, so NUL-terminated for doc::ParseStoredDocument).
-  using Emit = std::function<Result<bool>(const std::string& journal, const std::string& line)>;
+  // Calls `emit(journal, offset, line)` for every line below `heads` not emitted yet, with
+  // the line's offset in its journal (without its '\n'; a std::string, so NUL-terminated
+  // for doc::ParseStoredDocument).
+  using Emit = std::function<Result<bool>(const std::string& journal, uint64_t offset,
+                                          const std::string& line)>;
   Result<bool> Drain(const std::map<std::string, uint64_t>& heads, const Emit& emit);
 
  private:

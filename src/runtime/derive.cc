@@ -8,6 +8,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "base/strings.h"
 #include "doc/pack.h"
 #include "doc/parse.h"
 #include "reduce/combiner.h"
@@ -124,6 +125,15 @@ Result<bool> DeriveTask::Open() {
     if (!DecodeOffsets(cp->second, &m.offsets)) {
       return Error::Env(fmt::format("the checkpoint of derivation `{}` is malformed", d.collection->name));
     }
+    // Offsets are keyed by transform name, compared without regard to case (as transform
+    // names are within a derivation), so renaming `fromInts` to `FromInts` keeps its place.
+    // Checkpoints written before names were lowered are lowered here.
+    std::map<std::string, uint64_t> lowered;
+    for (const auto& [key, offset] : m.offsets) {
+      size_t tab = key.find('\t');
+      lowered[tab == std::string::npos ? key : AsciiLower(key.substr(0, tab)) + key.substr(tab)] = offset;
+    }
+    m.offsets = std::move(lowered);
   }
   // Replay the registers.
   std::string journal = d.RegisterJournal();
@@ -185,7 +195,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
   for (size_t t = 0; t < d.transforms.size(); ++t) {
     const Transform& tr = d.transforms[t];
     for (const auto& j : store::CollectionJournals(committed, tr.source->name)) {
-      std::string key = tr.name + "\t" + j;
+      std::string key = AsciiLower(tr.name) + "\t" + j;
       if (m.known.count(key) || !tr.partitions.Matches(tr.source->name, j)) continue;
       m.known.insert(key);
       auto off = m.offsets.find(key);
@@ -379,6 +389,12 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
       if (!out.IsObject()) {
         return fail(Error::User(fmt::format("{}: the publish lambda returned {}, not an object", where(i),
                                             doc::KindName(out))));
+      }
+      size_t size = 0;
+      if (size_t limit = doc::ParseLimits{}.max_bytes; !doc::FitsJsonLimit(out, limit, &size)) {
+        return fail(Error::User(fmt::format("{}: the publish lambda returned a document of {} bytes as JSON, over the "
+                                            "limit of {} MiB",
+                                            where(i), size, limit >> 20)));
       }
       auto v = d.collection->Validate(out, combiner.allocator());
       if (!v) return fail(Error::User(fmt::format("{}: a published {}", where(i), v.error().message)));

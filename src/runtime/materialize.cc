@@ -1,19 +1,20 @@
 #include "runtime/materialize.h"
 
-#include <chrono>
-
-#include <map>
-#include <set>
-#include <system_error>
-#include <thread>
-
 #include <fmt/format.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <chrono>
+#include <map>
+#include <set>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+
+#include "doc/pack.h"
+#include "doc/parse.h"
 #include "materialize/postgres.h"
 #include "materialize/sqlite.h"
-#include "doc/parse.h"
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
 
@@ -24,6 +25,28 @@ Result<std::unique_ptr<materialize::Driver>> ConnectTarget(const Materialization
   if (m.kind == "postgres") return materialize::ConnectPostgres(m.address, m.target);
   return Error::User(fmt::format("target `{}` has an unknown kind `{}`", m.target, m.kind));
 }
+
+namespace {
+
+// Per binding, the last document read of each packed key: its journal and offset.
+using LastRead =
+    std::vector<std::unordered_map<std::string, std::pair<const std::string*, uint64_t>>>;
+
+// Where an error about the key `packed` of binding `b` happened, for messages (SPEC 9).
+std::string Where(const Materialization& m, size_t b, std::string_view packed,
+                  const LastRead& last) {
+  const auto& binding = m.bindings[b];
+  std::string out = fmt::format("materialization `{}`, table `{}`: collection `{}`, key {}", m.name,
+                                binding.table.name, binding.source->name, doc::KeyToJson(packed));
+  auto it = last[b].find(std::string(packed));
+  if (it != last[b].end()) {
+    out += fmt::format(" (its last document read: offset {} of journal {})", it->second.second,
+                       *it->second.first);
+  }
+  return out;
+}
+
+}  // namespace
 
 struct MaterializeTask::Impl {
   store::Store* store;
@@ -46,6 +69,7 @@ struct MaterializeTask::Impl {
     std::vector<doc::Value> docs;  // owned by `arena`
     std::vector<materialize::Driver::Row> rows;
     std::map<std::string, uint64_t> offsets;  // the checkpoint it stores
+    LastRead last_read;                       // for messages
     uint64_t read = 0;
     std::thread thread;
     Result<bool> result = true;
@@ -126,6 +150,11 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
   for (const auto& b : m_->bindings) {
     combiners.push_back(std::make_unique<reduce::Combiner>(b.source->reducer, b.source->key));
   }
+  // Per binding, the last document read of each key (its journal and offset), so that an
+  // error found later in the transaction (reducing into the stored document, storing the
+  // row) names a document of the key (SPEC 9).
+  LastRead last_read(m_->bindings.size());
+  std::string packed;
   // How much one transaction reads: see TransactionBounds.
   TransactionBounds bounds;
   auto reading_since = std::chrono::steady_clock::now();
@@ -165,12 +194,20 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
       return Error::Env(fmt::format("materialization `{}`: the document at offset {} of journal {} is malformed: {}",
                                     m_->name, best->cursor.offset(), best->cursor.journal(), perr.message));
     }
+    packed.clear();
+    doc::PackKey(d, m_->bindings[best->binding].source->key,
+                 &packed);  // before AddScratch consumes it
     auto a = c.AddScratch(d);
     if (!a) {
-      return Error{a.error().code, fmt::format("materialization `{}`: the document at offset {} of journal {}: {}",
-                                               m_->name, best->cursor.offset(), best->cursor.journal(),
-                                               a.error().message)};
+      return Error{a.error().code,
+                   fmt::format("materialization `{}`, table `{}`: collection `{}`: the document at "
+                               "offset {} of journal "
+                               "{}: {}",
+                               m_->name, m_->bindings[best->binding].table.name,
+                               m_->bindings[best->binding].source->name, best->cursor.offset(),
+                               best->cursor.journal(), a.error().message)};
     }
+    last_read[best->binding][packed] = {&best->cursor.journal(), best->cursor.offset()};
     best->cursor.Pop();
     best->peeked = false;
     ++read;
@@ -208,35 +245,50 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
     }
     std::vector<bool> loaded(docs.size() - first, false);
     Result<bool> reduce_error = true;
-    auto l = m.driver->Load(b, keys, [&](size_t i, std::string_view json) {
-      if (!reduce_error) return;
-      rapidjson::Document stored(&arena.GetAllocator());
-      stored.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
-      if (stored.HasParseError()) {
-        reduce_error = Error::Env(fmt::format("materialization `{}`: table `{}` holds a malformed flow_document",
-                                              m_->name, binding.table.name));
-        return;
-      }
-      doc::Value base(std::move(static_cast<doc::Value&>(stored)));
-      auto r = col.reducer->Reduce(base, docs[first + i], true, arena.GetAllocator());
-      if (!r) {
-        reduce_error = Error::User(fmt::format("materialization `{}`, table `{}`, key {}: {}", m_->name,
-                                               binding.table.name, doc::JsonText(docs[first + i]), r.error().message));
-        return;
-      }
-      docs[first + i] = std::move(base);
-      loaded[i] = true;
-      ++stats_.loaded;
-    });
-    if (!l) return l.error();
+    size_t failed_key = keys.size();
+    auto l = m.driver->Load(
+        b, keys,
+        [&](size_t i, std::string_view json) {
+          if (!reduce_error) return;
+          rapidjson::Document stored(&arena.GetAllocator());
+          stored.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+          if (stored.HasParseError()) {
+            reduce_error = Error::Env(
+                fmt::format("materialization `{}`: table `{}` holds a malformed flow_document",
+                            m_->name, binding.table.name));
+            return;
+          }
+          doc::Value base(std::move(static_cast<doc::Value&>(stored)));
+          packed.clear();
+          doc::PackKey(docs[first + i], col.key, &packed);  // before Reduce consumes the document
+          auto r = col.reducer->Reduce(base, docs[first + i], true, arena.GetAllocator());
+          if (!r) {
+            reduce_error =
+                Error::User(fmt::format("{}: cannot reduce into the stored document: {}",
+                                        Where(*m_, b, packed, last_read), r.error().message));
+            return;
+          }
+          docs[first + i] = std::move(base);
+          loaded[i] = true;
+          ++stats_.loaded;
+        },
+        &failed_key);
+    if (!l) {
+      if (failed_key >= keys.size()) return l.error();
+      packed.clear();
+      doc::PackKey(docs[first + failed_key], col.key, &packed);
+      return Error{l.error().code,
+                   fmt::format("{}: {}", Where(*m_, b, packed, last_read), l.error().message)};
+    }
     if (!reduce_error) return reduce_error.error();
     for (size_t i = 0; i < loaded.size(); ++i) {
       if (loaded[i]) continue;
+      packed.clear();
+      doc::PackKey(docs[first + i], col.key, &packed);
       auto f = col.reducer->Finalize(docs[first + i], arena.GetAllocator());
-      if (!f) {
-        return Error::User(fmt::format("materialization `{}`, table `{}`: {}", m_->name, binding.table.name,
-                                       f.error().message));
-      }
+      if (!f)
+        return Error::User(
+            fmt::format("{}: {}", Where(*m_, b, packed, last_read), f.error().message));
     }
   }
   rows.reserve(docs.size());
@@ -244,12 +296,23 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
 
   // Store on a thread, so that the next transaction reads while the database writes.
   for (const auto& src : m.sources) next->offsets[src->key] = src->cursor.offset();
+  next->last_read = std::move(last_read);
   Impl::Pending* p = next.get();
   materialize::Driver* driver = m.driver.get();
   m.pending = std::move(next);
-  auto store = [p, driver] {
+  auto store = [p, driver, spec = m_] {
     try {
-      p->result = driver->Store(p->rows, EncodeOffsets(p->offsets));
+      size_t failed = p->rows.size();
+      p->result = driver->Store(p->rows, EncodeOffsets(p->offsets), &failed);
+      if (!p->result && failed < p->rows.size()) {
+        // Name the collection and the last document read of the key.
+        const auto& row = p->rows[failed];
+        std::string packed;
+        doc::PackKey(*row.document, spec->bindings[row.table].source->key, &packed);
+        p->result = Error{p->result.error().code,
+                          fmt::format("{}: {}", Where(*spec, row.table, packed, p->last_read),
+                                      p->result.error().message)};
+      }
     } catch (const std::exception& e) {  // (out of memory): not committed
       p->result = Error::Internal(fmt::format("storing a transaction: {}", e.what()));
     }

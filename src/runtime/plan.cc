@@ -112,7 +112,9 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
     // Bootstraps. SQLite ones run here once, so that the lambdas prepared below on the
     // same database can name the tables they create (the task empties it and runs them
     // again when it starts).
-    const auto& bootstrap = bd.collection->derivation->bootstrap;
+    const catalog::DerivationSpec& ds = *bd.collection->derivation;
+    const auto& bootstrap = ds.bootstrap;
+    const std::chrono::milliseconds bootstrap_timeout = std::chrono::seconds(ds.BootstrapTimeoutSeconds());
     for (size_t i = 0; i < bootstrap.size(); ++i) {
       const catalog::LambdaSpec& spec = bootstrap[i];
       Derivation::Bootstrap b;
@@ -124,18 +126,19 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
             if (!db) return db.error();
             d->sqlite = db.value();
           }
-          b.lambda = lambda::SqliteDatabase::Bootstrap(d->sqlite, spec.body);
-          if (auto r = d->sqlite->Exec(spec.body); !r) {
+          b.lambda = lambda::SqliteDatabase::Bootstrap(d->sqlite, spec.body, bootstrap_timeout);
+          if (auto r = d->sqlite->Exec(spec.body, bootstrap_timeout); !r) {
             return Error{r.error().code, fmt::format("derivation `{}`: bootstrap lambda {} (sqlite) failed: {}", name,
                                                      i + 1, r.error().message)};
           }
           break;
         }
         case catalog::LambdaSpec::Kind::kRemote:
-          b.lambda = lambda::RemoteLambda::MakeBootstrap(spec.body);
+          b.lambda = lambda::RemoteLambda::MakeBootstrap(spec.body, bootstrap_timeout);
           break;
         case catalog::LambdaSpec::Kind::kNodeJS:
-          node_lambdas.push_back({fmt::format("bootstrap/{}", i), spec.body, false, "", static_cast<int>(i + 1)});
+          node_lambdas.push_back(
+              {fmt::format("bootstrap/{}", i), spec.body, false, "", static_cast<int>(i + 1), bootstrap_timeout});
           node_slots.push_back({true, i, false});
           break;
       }
@@ -169,12 +172,13 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
       if (!sel) return sel.error();
       t.partitions = std::move(sel.value());
 
+      const std::chrono::milliseconds timeout = std::chrono::seconds(ds.LambdaTimeoutSeconds(ts));
       std::vector<lambda::SourceField> fields;
       for (const auto& f : t.source->fields) fields.push_back({f.field, f.pointer});
       auto make = [&](const catalog::LambdaSpec& spec, bool publish) -> Result<std::shared_ptr<lambda::Lambda>> {
         switch (spec.kind) {
           case catalog::LambdaSpec::Kind::kSqlite: {
-            auto l = lambda::SqliteLambda::Compile(spec.body, fields, d->sqlite);
+            auto l = lambda::SqliteLambda::Compile(spec.body, fields, d->sqlite, timeout);
             if (!l) {
               return Error{l.error().code, fmt::format("derivation `{}`, transform `{}` ({}): {}", name, ts.name,
                                                        publish ? "publish" : "update", l.error().message)};
@@ -182,10 +186,10 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
             return std::shared_ptr<lambda::Lambda>(std::move(l.value()));
           }
           case catalog::LambdaSpec::Kind::kRemote:
-            return std::shared_ptr<lambda::Lambda>(lambda::RemoteLambda::Make(spec.body, publish));
+            return std::shared_ptr<lambda::Lambda>(lambda::RemoteLambda::Make(spec.body, publish, timeout));
           case catalog::LambdaSpec::Kind::kNodeJS:
             node_lambdas.push_back({fmt::format("{}/{}", ts.name, publish ? "publish" : "update"), spec.body, publish,
-                                    ts.name});
+                                    ts.name, 0, timeout});
             node_slots.push_back({false, d->transforms.size(), publish});
             return std::shared_ptr<lambda::Lambda>();  // attached below
         }

@@ -6,6 +6,7 @@
 // workers are started and cached).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,6 +30,7 @@ struct NodeLambda {
   bool publish = false;
   std::string transform;
   int bootstrap = 0;  // a bootstrap lambda: its 1-based position in `bootstrap`
+  std::chrono::milliseconds timeout = lambda::kDefaultTimeout;  // `lambdaTimeout`
 };
 
 // Starts one worker for a derivation's nodeJS lambdas and returns them, by id.

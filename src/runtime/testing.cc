@@ -231,11 +231,20 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
       if (filter->Matches(collection->name, j)) reader.Add(j);
     }
     rapidjson::Document d(&combiner.scratch());
-    auto read = reader.Drain(committed.heads, [&](const std::string&, const std::string& line) -> Result<bool> {
-      doc::ParseError perr;
-      if (!doc::ParseStoredDocument(line, &d, &perr)) return Error::Env("a stored document is malformed: " + perr.message);
-      return combiner.AddScratch(d);
-    });
+    auto read = reader.Drain(
+        committed.heads,
+        [&](const std::string& journal, uint64_t offset, const std::string& line) -> Result<bool> {
+          doc::ParseError perr;
+          if (!doc::ParseStoredDocument(line, &d, &perr))
+            return Error::Env("a stored document is malformed: " + perr.message);
+          auto a = combiner.AddScratch(d);
+          if (!a) {
+            return Error{a.error().code,
+                         fmt::format("collection `{}`: the document at offset {} of journal {}: {}",
+                                     collection->name, offset, journal, a.error().message)};
+          }
+          return a;
+        });
     if (!read) {
       if (read.error().code != Error::Code::kUser) return read.error();
       failed(i, s, fmt::format("cannot reduce the stored documents: {}", read.error().message));

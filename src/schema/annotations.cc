@@ -1,12 +1,13 @@
 #include "schema/annotations.h"
 
-#include <algorithm>
-#include <map>
-
 #include <fmt/format.h>
 #include <rapidjson/pointer.h>
 
+#include <algorithm>
+#include <map>
+
 #include "base/strings.h"
+#include "schema/bundle.h"
 #include "schema/validator.h"
 
 namespace flow::schema {
@@ -316,6 +317,12 @@ Annotations::Annotations() : impl_(std::make_unique<Impl>()) {}
 Annotations::~Annotations() = default;
 
 Result<std::shared_ptr<const Annotations>> Annotations::Compile(const rapidjson::Value& bundle) {
+  if (std::string cycle = FindInPlaceRefCycle(bundle); !cycle.empty()) {
+    return Error::User(
+        fmt::format("a $ref cycle consumes no input ({}), so validating would never end; build the "
+                    "catalog again with this version of flowctl, which reports where",
+                    cycle));
+  }
   std::shared_ptr<Annotations> a(new Annotations());
   Impl& impl = *a->impl_;
   impl.bundle.CopyFrom(bundle, impl.bundle.GetAllocator());

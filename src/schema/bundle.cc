@@ -1,7 +1,10 @@
 #include "schema/bundle.h"
 
+#include <rapidjson/pointer.h>
+
 #include <deque>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/url.h"
 
@@ -137,6 +140,96 @@ rapidjson::Document BundleSchema(const Index& index, const SchemaLoc& root) {
   Bundler b(index, &out);
   b.Run(root);
   return out;
+}
+
+std::string FindInPlaceRefCycle(const rapidjson::Value& bundle) {
+  struct Edge {
+    const Value* to;
+    std::string at;  // bundle pointer of `to`
+  };
+  auto edges_of = [&bundle](const Value& n, const std::string& at) {
+    std::vector<Edge> out;
+    if (!n.IsObject()) return out;
+    for (const auto& m : n.GetObject()) {
+      std::string k(m.name.GetString(), m.name.GetStringLength());
+      const Value& v = m.value;
+      if (k == "$ref" && v.IsString()) {
+        std::string ref(v.GetString(), v.GetStringLength());
+        if (ref.empty() || ref[0] != '#') continue;  // bundles refer within themselves only
+        std::string ptr = PercentDecode(ref.substr(1));
+        rapidjson::Pointer p(ptr.c_str(), ptr.size());
+        if (!p.IsValid()) continue;
+        if (const Value* to = p.Get(bundle)) out.push_back({to, ptr});
+      } else if (IsInPlaceApplicator(k)) {
+        std::string here = at + "/" + doc::Pointer::Escape(k);
+        if (v.IsArray()) {
+          for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+            out.push_back({&v[i], here + "/" + std::to_string(i)});
+          }
+        } else if (k == "dependentSchemas" || k == "dependencies") {
+          if (!v.IsObject()) continue;
+          for (const auto& d : v.GetObject()) {
+            out.push_back({&d.value, here + "/" + doc::Pointer::Escape(d.name.GetString())});
+          }
+        } else {
+          out.push_back({&v, here});
+        }
+      }
+    }
+    return out;
+  };
+  // Where a schema of the bundle was declared: the `x-flow-source` of the bundle entry
+  // holding it, plus the rest of the pointer.
+  auto where = [&bundle](const std::string& at) {
+    if (at.rfind("/$defs/", 0) == 0) {
+      size_t end = at.find('/', 7);
+      std::string entry = at.substr(0, end);
+      rapidjson::Pointer p(entry.c_str(), entry.size());
+      const Value* def = p.IsValid() ? p.Get(bundle) : nullptr;
+      if (def && def->IsObject()) {
+        auto src = def->FindMember("x-flow-source");
+        if (src != def->MemberEnd() && src->value.IsString()) {
+          std::string res, frag;
+          SplitFragment(src->value.GetString(), &res, &frag);
+          return DisplayName(res) + "#" + frag + (end == std::string::npos ? "" : at.substr(end));
+        }
+      }
+    }
+    return "#" + at;
+  };
+  std::unordered_map<const Value*, bool> done;  // false while on the stack
+  struct Frame {
+    const Value* node;
+    std::string at;
+    std::vector<Edge> edges;
+    size_t next = 0;
+  };
+  std::vector<Frame> stack;
+  done[&bundle] = false;
+  stack.push_back(Frame{&bundle, "", edges_of(bundle, ""), 0});
+  while (!stack.empty()) {
+    Frame& top = stack.back();
+    if (top.next == top.edges.size()) {
+      done[top.node] = true;
+      stack.pop_back();
+      continue;
+    }
+    Edge e = top.edges[top.next++];
+    auto it = done.find(e.to);
+    if (it == done.end()) {
+      done[e.to] = false;
+      std::vector<Edge> next = edges_of(*e.to, e.at);
+      stack.push_back(Frame{e.to, e.at, std::move(next), 0});
+    } else if (!it->second) {
+      size_t from = 0;
+      while (stack[from].node != e.to) ++from;
+      std::string path;
+      for (size_t i = from; i < stack.size(); ++i) path += where(stack[i].at) + " → ";
+      return path + where(e.at);
+    }
+  }
+  // `$defs` entries no `$ref` reaches cannot be validated against, so they do not matter.
+  return "";
 }
 
 }  // namespace flow::schema

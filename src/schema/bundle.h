@@ -13,4 +13,10 @@ namespace flow::schema {
 // Unresolvable `$ref`s (already reported by Index::CheckRefs) become `true`.
 rapidjson::Document BundleSchema(const Index& index, const SchemaLoc& root);
 
+// Describes a `$ref` cycle of `bundle` that consumes no input (Index::CheckRefCycles), as
+// the source locations (`x-flow-source`) or bundle pointers of its schemas, or returns ""
+// when there is none. Builds refuse such cycles; a bundle written by an older version may
+// still hold one, and validating against it would recurse without end.
+std::string FindInPlaceRefCycle(const rapidjson::Value& bundle);
+
 }  // namespace flow::schema

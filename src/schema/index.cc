@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
+#include <map>
+#include <set>
+#include <tuple>
 
 #include "base/strings.h"
 #include "base/url.h"
@@ -21,6 +25,11 @@ std::string ResourceName(const std::string& url) {
 }
 
 }  // namespace
+
+bool IsInPlaceApplicator(std::string_view k) {
+  return k == "allOf" || k == "anyOf" || k == "oneOf" || k == "not" || k == "if" || k == "then" ||
+         k == "else" || k == "dependentSchemas" || k == "dependencies";
+}
 
 SubschemaKind SubschemaKeyword(const std::string& k, const doc::Node& v) {
   if (k == "additionalProperties" || k == "additionalItems" || k == "not" || k == "if" ||
@@ -235,10 +244,20 @@ SchemaLoc Index::Resolve(std::string_view ref, std::string_view base, std::strin
 void Index::CheckRefs(Diagnostics* diags) const {
   for (const auto& site : refs_) {
     std::string why;
-    SchemaLoc loc = Resolve(site.ref->as_string(), site.base, &why);
-    if (loc.node) continue;
     std::string res, frag;
     SplitFragment(flow::ResolveUrl(site.base, site.ref->as_string()), &res, &frag);
+    if (IsHttpUrl(site.resource) && !IsHttpUrl(res)) {  // SPEC 1.1; never read (loader.cc)
+      diags->Error(DisplayName(site.resource), site.ref->mark(),
+                   fmt::format("$ref `{}` names a local file, `{}`: a source fetched over HTTP "
+                               "may refer only to remote (http:// or https://) sources, never "
+                               "to local files",
+                               site.ref->as_string(), DisplayName(res)),
+                   fmt::format("schema at {}", site.pointer.empty() ? "/" : site.pointer),
+                   "serve it over HTTP as well, or make the catalog that refers to it local");
+      continue;
+    }
+    SchemaLoc loc = Resolve(site.ref->as_string(), site.base, &why);
+    if (loc.node) continue;
     if (!Known(res)) continue;  // unreadable: reported on load
     std::string hint;
     const std::string& r = site.ref->as_string();
@@ -255,6 +274,129 @@ void Index::CheckRefs(Diagnostics* diags) const {
     diags->Error(DisplayName(site.resource), site.ref->mark(),
                  fmt::format("$ref `{}` resolves to nothing: {}", r, why),
                  fmt::format("schema at {}", site.pointer.empty() ? "/" : site.pointer), hint);
+  }
+}
+
+}  // namespace flow::schema
+
+namespace flow::schema {
+namespace {
+
+// An edge of the graph of schemas applying to the same instance.
+struct InPlaceEdge {
+  SchemaLoc to;
+  const doc::Node* ref = nullptr;  // the `$ref` string, when the edge is a `$ref`
+  SchemaLoc from;                  // the schema holding the edge
+};
+
+}  // namespace
+
+void Index::CheckRefCycles(Diagnostics* diags) const {
+  // Depth-first search, iterative (chains of `$ref`s may be long), over schemas identified
+  // by node and base (an inline schema's node is also reachable through its file's URL,
+  // where its `#...` references mean something else). Every cycle contains a `$ref`, so
+  // starting from every `$ref`'s target reaches them all; every strongly connected region
+  // with a cycle yields at least one back edge.
+  auto edges_of = [this](const SchemaLoc& loc) {
+    std::vector<InPlaceEdge> out;
+    const doc::Node& n = *loc.node;
+    if (!n.is_object()) return out;
+    std::string base = BaseInside(n, loc.base);
+    auto add = [&](const doc::Node& child, const std::string& suffix) {
+      if (!child.is_object()) return;
+      out.push_back({SchemaLoc{&child, loc.resource, loc.pointer + suffix, base}, nullptr, loc});
+    };
+    for (const auto& m : n.members()) {
+      const std::string& k = m.key;
+      if (k == "$ref" && m.value.is_string()) {
+        std::string why;
+        SchemaLoc to = Resolve(m.value.as_string(), base, &why);
+        if (to.node) out.push_back({to, &m.value, loc});
+      } else if (IsInPlaceApplicator(k)) {
+        std::string at = "/" + doc::Pointer::Escape(k);
+        if (m.value.is_array()) {
+          for (size_t i = 0; i < m.value.items().size(); ++i) {
+            add(m.value.items()[i], at + "/" + std::to_string(i));
+          }
+        } else if (k == "dependentSchemas" || k == "dependencies") {
+          if (m.value.is_object()) {
+            for (const auto& p : m.value.members())
+              add(p.value, at + "/" + doc::Pointer::Escape(p.key));
+          }
+        } else {
+          add(m.value, at);
+        }
+      }
+    }
+    return out;
+  };
+  using Key = std::pair<const doc::Node*, std::string>;
+  auto key = [](const SchemaLoc& l) { return Key{l.node, l.base}; };
+  std::map<Key, bool> done;  // false while on the stack
+  std::set<const doc::Node*> reported;
+  struct Frame {
+    SchemaLoc loc;
+    std::vector<InPlaceEdge> edges;
+    size_t next = 0;
+    InPlaceEdge in;  // how the search got here
+  };
+  auto report = [&](const std::vector<Frame>& stack, size_t from, const InPlaceEdge& back) {
+    // The cycle's edges, in order, from stack[from] around to it again.
+    std::vector<const InPlaceEdge*> cycle;
+    for (size_t i = from + 1; i < stack.size(); ++i) cycle.push_back(&stack[i].in);
+    cycle.push_back(&back);
+    // Report at the `$ref` of the cycle that comes first in its file, so the choice does
+    // not depend on where the search started.
+    size_t at = cycle.size();
+    auto order = [](const InPlaceEdge& e) {
+      return std::make_tuple(DisplayName(e.from.resource), e.ref->mark().line, e.ref->mark().col);
+    };
+    for (size_t i = 0; i < cycle.size(); ++i) {
+      if (cycle[i]->ref && (at == cycle.size() || order(*cycle[i]) < order(*cycle[at]))) at = i;
+    }
+    if (at == cycle.size() || !reported.insert(cycle[at]->ref).second) return;
+    const InPlaceEdge& e = *cycle[at];
+    auto name = [&](const SchemaLoc& l) {  // a place in the file of the error, or elsewhere
+      if (l.resource != e.from.resource) return DisplayName(l.resource) + "#" + l.pointer;
+      return l.pointer.empty() ? std::string("/") : l.pointer;
+    };
+    std::string path = name(e.from);
+    for (size_t i = 0; i < cycle.size(); ++i) {
+      path += " → " + name(cycle[(at + i) % cycle.size()]->to);
+    }
+    diags->Error(
+        DisplayName(e.from.resource), e.ref->mark(),
+        fmt::format("$ref `{}` is a cycle that consumes no input: {}", e.ref->as_string(), path),
+        fmt::format("schema at {}", e.from.pointer.empty() ? "/" : e.from.pointer),
+        "validating a document would never end; a recursive schema must descend "
+        "into the document (through `properties`, `items`, ...) before it refers back");
+  };
+  for (const auto& site : refs_) {
+    std::string why;
+    SchemaLoc start = Resolve(site.ref->as_string(), site.base, &why);
+    if (!start.node || done.count(key(start))) continue;
+    std::vector<Frame> stack;
+    done[key(start)] = false;
+    stack.push_back(Frame{start, edges_of(start), 0, {}});
+    while (!stack.empty()) {
+      Frame& top = stack.back();
+      if (top.next == top.edges.size()) {
+        done[key(top.loc)] = true;
+        stack.pop_back();
+        continue;
+      }
+      InPlaceEdge e = top.edges[top.next++];
+      auto it = done.find(key(e.to));
+      if (it == done.end()) {
+        done[key(e.to)] = false;
+        std::vector<InPlaceEdge> next = edges_of(e.to);
+        stack.push_back(Frame{e.to, std::move(next), 0, e});
+      } else if (!it->second) {  // back to a schema on the stack: a cycle
+        size_t from = 0;
+        while (key(stack[from].loc) != key(e.to)) ++from;
+        report(stack, from, e);
+      }
+    }
   }
 }
 

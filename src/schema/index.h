@@ -99,6 +99,13 @@ class Index {
   // Reports `$ref`s that resolve nowhere.
   void CheckRefs(Diagnostics* diags) const;
 
+  // Reports each `$ref` cycle that consumes no input (SPEC 1.4): a schema that leads back
+  // to itself through `$ref`s and in-place applicators (`allOf`, `anyOf`, `oneOf`, `not`,
+  // `if`/`then`/`else`, `dependentSchemas`) without passing through `properties`, `items`
+  // or another keyword that descends into the document. Validating against one would never
+  // end. The error is at a `$ref` of the cycle and names the whole cycle.
+  void CheckRefCycles(Diagnostics* diags) const;
+
  private:
   void Walk(const doc::Node& n, const std::string& resource, const std::string& pointer,
             std::string base, std::vector<MissingResource>* missing, int depth);
@@ -120,6 +127,11 @@ class Index {
   std::unordered_map<const doc::Node*, bool> indexed_;
   std::vector<RefSite> refs_;
 };
+
+// Whether `keyword` applies its subschema(s) to the same instance, not a part of it:
+// `allOf`, `anyOf`, `oneOf`, `not`, `if`, `then`, `else`, `dependentSchemas`,
+// `dependencies` (`$ref` aside).
+bool IsInPlaceApplicator(std::string_view keyword);
 
 // How a keyword holds subschemas: not at all, as one schema (`not`, `items: {}`), as a
 // map of name to schema (`properties`, `$defs`), or as a list (`allOf`, `items: []`).

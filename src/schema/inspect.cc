@@ -27,6 +27,14 @@ class Inspector {
             int depth) {
     const doc::Node& n = *loc.node;
     if (!n.is_object() || depth > 256) return;
+    // A schema location walked before in the same context reports nothing new (a problem is
+    // reported once, at the first document location found): without this, a schema that
+    // recurses more than once (a tree: `left` and `right` both `$ref` the node) is walked
+    // once per path, exponentially many times.
+    if (!walked_.emplace(loc.Id(), loc.base, here, parent, wildcard, ptr.empty(), parent_at, at)
+             .second) {
+      return;
+    }
     if (const doc::Node::Member* r = n.FindMember("reduce"); r && r->value.is_object()) {
       const doc::Node* s = r->value.Find("strategy");
       if (s && s->is_string()) {
@@ -125,12 +133,12 @@ class Inspector {
     return at->reduce ? at->reduce->strategy : "";
   }
 
-  // Reports once per keyword and message: a recursive schema reaches the same `reduce`
-  // at every depth of its unrolling, and one mistake should give one error (at the first
-  // document location found).
-  void Report(bool warning, const SchemaLoc& loc, Mark mark, const std::vector<std::string>& ptr,
-              std::string msg, std::string hint = {}) {
-    if (!reported_.emplace(loc.resource, mark.line, mark.col, msg).second) return;
+  // Reports once per keyword and problem (`what`: the message, less the document
+  // locations it names): a recursive schema reaches the same `reduce` at every depth of its
+  // unrolling, and one mistake should give one error (at the first document location found).
+  void Report(bool warning, const std::string& what, const SchemaLoc& loc, Mark mark,
+              const std::vector<std::string>& ptr, std::string msg, std::string hint = {}) {
+    if (!reported_.emplace(loc.resource, mark.line, mark.col, what).second) return;
     std::string scope = fmt::format("{}, document location {}", scope_, JoinPtr(ptr));
     if (warning) {
       diags_->Warning(DisplayName(loc.resource), mark, std::move(msg), std::move(scope), std::move(hint));
@@ -140,7 +148,8 @@ class Inspector {
   }
   void Error(const SchemaLoc& loc, Mark mark, const std::vector<std::string>& ptr,
              std::string msg, std::string hint = {}) {
-    Report(false, loc, mark, ptr, std::move(msg), std::move(hint));
+    std::string what = msg;
+    Report(false, what, loc, mark, ptr, std::move(msg), std::move(hint));
   }
 
   void Check(const SchemaLoc& loc, const doc::Node::Member& reduce, const std::string& strategy,
@@ -190,7 +199,7 @@ class Inspector {
                    const Shape* parent_at) {
     std::vector<std::string> pp(ptr.begin(), ptr.end() - 1);
     if (parent.empty()) {
-      Report(false, loc, reduce.key_mark, ptr,
+      Report(false, "parent has none", loc, reduce.key_mark, ptr,
              fmt::format("`reduce: {{strategy: {}}}` has no effect: its parent location {} has no "
                          "reduce annotation (so it is replaced whole, by lastWriteWins)",
                          strategy, JoinPtr(pp)),
@@ -204,7 +213,7 @@ class Inspector {
       // placeholder annotation here (lastWriteWins; merge says what the set does to the
       // members); anything else suggests the author expects it to act.
       if (strategy != "lastWriteWins" && strategy != "merge") {
-        Report(true, loc, reduce.key_mark, ptr,
+        Report(true, "part of a set", loc, reduce.key_mark, ptr,
                fmt::format("`reduce: {{strategy: {}}}` is ignored: {} is a part of the set at {}, "
                            "which the set combines itself",
                            strategy, JoinPtr(ptr), JoinPtr(pp)),
@@ -215,7 +224,7 @@ class Inspector {
     bool effective = parent == "merge" || parent == "(varies)" ||
                      ((parent == "minimize" || parent == "maximize") && ParentHasKey(parent_at, wildcard));
     if (effective) return;
-    Report(true, loc, reduce.key_mark, ptr,
+    Report(true, "parent never reduces by " + parent, loc, reduce.key_mark, ptr,
            fmt::format("`reduce: {{strategy: {}}}` can never take effect: its parent location {} "
                        "reduces by `{}`, which never reduces the values inside it",
                        strategy, JoinPtr(pp), parent),
@@ -241,6 +250,8 @@ class Inspector {
   Diagnostics* diags_;
   std::set<std::tuple<std::string, uint32_t, uint32_t, std::string>> reported_;
   std::vector<std::string> stack_;
+  std::set<std::tuple<std::string, std::string, std::string, std::string, bool, bool, const Shape*, const Shape*>>
+      walked_;
 };
 
 }  // namespace

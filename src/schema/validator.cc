@@ -1,8 +1,8 @@
 #include "schema/validator.h"
 
 #include <fmt/format.h>
-
 #include <rapidjson/pointer.h>
+
 #include <valijson/adapters/rapidjson_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
@@ -14,6 +14,7 @@
 #include "doc/node.h"
 #include "doc/pointer.h"
 #include "schema/annotations.h"
+#include "schema/bundle.h"
 
 namespace flow::schema {
 
@@ -57,6 +58,12 @@ valijson::Validator& ThreadValidator() {
 }  // namespace
 
 Result<std::shared_ptr<Validator>> Validator::Compile(const rapidjson::Value& bundle) {
+  if (std::string cycle = FindInPlaceRefCycle(bundle); !cycle.empty()) {
+    return Error::User(
+        fmt::format("a $ref cycle consumes no input ({}), so validating would never end; build the "
+                    "catalog again with this version of flowctl, which reports where",
+                    cycle));
+  }
   std::shared_ptr<Validator> v(new Validator());
   try {
     rapidjson::Document copy;

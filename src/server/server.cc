@@ -165,6 +165,7 @@ class ServerImpl final : public Server {
   const Options& options() const { return options_; }
   Backend* backend() const { return backend_; }
   const std::shared_ptr<Hub>& hub() const { return hub_; }
+  const RequestGuard& guard() const { return *guard_; }
   void Add(std::shared_ptr<Session> session) {
     if (session->counted) ++counted_;
     Session* key = session.get();
@@ -193,6 +194,7 @@ class ServerImpl final : public Server {
   size_t counted_ = 0;
   bool stopping_ = false;  // network thread
   uint16_t port_ = 0;
+  std::optional<RequestGuard> guard_;  // set by Listen, once the port is known
   std::thread thread_;
   std::mutex stop_mu_;
   bool stopped_ = false;
@@ -437,6 +439,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     version_ = 11;
     keep_alive_ = true;
     head_ = false;
+    cors_origin_.clear();
     parser_.emplace();
     parser_->body_limit(server_->options().max_body);
     // One deadline for the whole request, headers and body: a slow client is cut off.
@@ -458,6 +461,37 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     // Checks that need no body answer before it is read; the connection then closes unless
     // there is no body.
     bool close = !keep_alive_ || !parser_->is_done();
+    // Browser safety first (server/guard.h): nothing of a refused request reaches the backend.
+    const RequestGuard& guard = server_->guard();
+    auto refused = guard.CheckHost(View(request[http::field::host]),
+                                   request.count(http::field::host), version_);
+    if (!refused) {
+      refused =
+          guard.CheckOrigin(View(request[http::field::origin]), request.count(http::field::origin));
+    }
+    if (refused) return SendError(refused->status, refused->message, close);
+    if (request.count(http::field::origin) == 1)
+      cors_origin_ = std::string(View(request[http::field::origin]));
+    if (!cors_origin_.empty() && request.method() == http::verb::options &&
+        request.count(http::field::access_control_request_method) > 0) {
+      // A CORS preflight from an allowed origin (e.g. before a fetch with a JSON body).
+      Fields preflight = {{http::field::access_control_allow_methods, "GET, PUT, POST"},
+                          {http::field::access_control_allow_headers, "Content-Type"},
+                          {http::field::access_control_max_age, "600"}};
+      if (beast::iequals(request["Access-Control-Request-Private-Network"], "true")) {
+        preflight.push_back({http::field::unknown, "Access-Control-Allow-Private-Network: true"});
+      }
+      return Send(204, "", "", close, std::move(preflight));
+    }
+    bool control = path != "/ingest" && path.substr(0, 8) != "/ingest/";
+    if (control && request.method() != http::verb::get && request.method() != http::verb::head &&
+        request.method() != http::verb::options &&
+        !IsJsonType(View(request[http::field::content_type]))) {
+      return SendError(
+          415,
+          "the Content-Type of a request to " + std::string(path) + " must be application/json",
+          close);
+    }
     if (path == "/ingest") {
       if (request.method() != http::verb::put && request.method() != http::verb::post) {
         return SendError(405, "use PUT or POST to ingest", close,
@@ -618,7 +652,21 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     res->result(static_cast<unsigned>(status));
     res->set(http::field::server, "flowctl");
     if (!content_type.empty()) res->set(http::field::content_type, content_type);
-    for (auto& [name, value] : fields) res->set(name, value);
+    for (auto& [name, value] : fields) {
+      if (name == http::field::unknown) {
+        // "Name: value", for a header Beast has no field for.
+        size_t colon = value.find(':');
+        res->set(value.substr(0, colon),
+                 std::string(Trim(std::string_view(value).substr(colon + 1))));
+      } else {
+        res->set(name, value);
+      }
+    }
+    if (!cors_origin_.empty()) {
+      // The origin passed the guard: let its page read the answer.
+      res->set(http::field::access_control_allow_origin, cors_origin_);
+      res->set(http::field::vary, "Origin");
+    }
     if (status == 204 || status == 304) body.clear();  // no body allowed
     res->body() = std::move(body);
     res->keep_alive(!close);
@@ -668,6 +716,7 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
   bool keep_alive_ = true, head_ = false;
   bool awaiting_ = false;  // a Respond is out
   bool done_ = false;
+  std::string cors_origin_;  // the request's Origin, once the guard allowed it
 };
 
 void Responder::Answer(Response response) {
@@ -704,6 +753,7 @@ Result<bool> ServerImpl::Listen() {
   if (ec) return failed("listen on");
   port_ = acceptor_.local_endpoint(ec).port();
   if (ec) return failed("read the port of");
+  guard_.emplace(options_.host, port_, options_.allow_origins);
   return true;
 }
 

@@ -4,6 +4,13 @@
 // timeouts, WebSocket framing and flow control — and hands the work to a Backend (the
 // pipeline), which answers through callbacks from any thread.
 //
+// Every request first passes the browser-safety checks (server/guard.h, docs/security.md):
+// a Host that is not loopback, the --host or (listening on every address) an IP literal on
+// the server's port → 403 (400 when missing in HTTP/1.1 or repeated); an Origin that is
+// neither the server's own nor in Options::allow_origins → 403. A request from an allowed
+// Origin gets `Access-Control-Allow-Origin`, and its CORS preflight (OPTIONS with
+// Access-Control-Request-Method) is answered 204 here.
+//
 // Routes:
 //   PUT|POST /ingest             Content-Type application/json (parameters such as
 //                                `; charset=utf-8` allowed); body over max_body → 413,
@@ -16,7 +23,9 @@
 //   GET /healthz                 200 "ok\n" when Backend::Ready(), else 503.
 //   GET /metrics                 200 text/plain; version=0.0.4, Backend::Metrics().
 //   anything else under /        Backend::Control (e.g. POST /materializations); the
-//                                backend answers 404 for what it does not know.
+//                                backend answers 404 for what it does not know. A method
+//                                other than GET, HEAD and OPTIONS needs Content-Type
+//                                application/json (415 otherwise): the control API is JSON.
 // Errors are JSON bodies `{"error": "..."}` with the status.
 #pragma once
 
@@ -25,9 +34,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "runtime/feed.h"
+#include "server/guard.h"
 
 namespace flow::server {
 
@@ -44,6 +55,8 @@ struct Options {
   // A stream stops reading its socket while this many bytes wait in its sink.
   uint64_t stream_pending_limit = 8ull << 20;
   size_t max_connections = 4096;           // more are accepted and closed at once (503)
+  // Web origins, besides the server's own, whose pages may call the API (--allow-origin).
+  std::vector<Origin> allow_origins;
 };
 
 struct Response {

@@ -7,6 +7,7 @@
 #include <cinttypes>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -80,6 +81,11 @@ bool ParseFragmentName(std::string_view name, Fragment* f) {
   else if (ext == ".zst") f->codec = Codec::kZstd;
   else if (ext == ".raw") f->codec = Codec::kNone;
   else return false;
+  std::string_view sha = name.substr(34, 40);
+  for (char c : sha) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  f->sha1 = std::string(sha);
   return f->begin < f->end;
 }
 
@@ -146,41 +152,143 @@ bool ApplyRecord(std::string_view line, LedgerState* state) {
   return true;
 }
 
-// Reads the ledger; `*valid_size` is the byte length of its intact prefix.
-Result<LedgerState> LoadLedger(const std::string& dir, uint64_t* valid_size, uint64_t* file_size) {
-  LedgerState state;
-  *valid_size = *file_size = 0;
-  bool missing = false;
-  auto f = io::File::OpenRead(LedgerPath(dir), &missing);
-  if (!f) {
-    if (missing) return state;
-    return f.error();
+// A quick look before the CRC: 8 lowercase hex digits, a space and '{'.
+bool LooksLikeRecord(std::string_view content, size_t p) {
+  if (p + 10 > content.size() || content[p + 8] != ' ' || content[p + 9] != '{') return false;
+  for (size_t i = p; i < p + 8; ++i) {
+    char c = content[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
-  auto size = f->Size();
-  if (!size) return size.error();
-  *file_size = *size;
-  std::string content;
-  auto r = f->ReadAt(0, *size, &content);
-  if (!r) return r.error();
+  return true;
+}
+
+// The first intact record starting at or after `from` (at any byte, not only after a line
+// end: a damaged line end merges two records); npos when there is none.
+size_t FindIntactRecord(std::string_view content, size_t from) {
+  for (size_t p = from; p + 10 <= content.size(); ++p) {
+    if (!LooksLikeRecord(content, p)) continue;
+    size_t nl = content.find('\n', p);
+    if (nl == std::string_view::npos) return std::string_view::npos;  // no complete line left
+    LedgerState scratch;
+    if (ApplyRecord(content.substr(p, nl - p), &scratch)) return p;
+  }
+  return std::string_view::npos;
+}
+
+// Scans ledger content: the state its intact prefix names, and whether what follows the
+// prefix is a tail (nothing intact after it) or damage (intact records after it).
+LedgerState ScanLedgerContent(std::string_view content, LedgerScan* scan) {
+  LedgerState state;
   size_t pos = 0;
   while (pos < content.size()) {
     size_t nl = content.find('\n', pos);
     if (nl == std::string::npos) break;  // torn: the final record never finished
     LedgerState next = state;
-    if (!ApplyRecord(std::string_view(content).substr(pos, nl - pos), &next)) break;
+    if (!ApplyRecord(content.substr(pos, nl - pos), &next)) break;
     state = std::move(next);
+    ++scan->records;
     pos = nl + 1;
   }
-  *valid_size = pos;
+  scan->valid = pos;
+  if (pos == content.size()) return state;
+  size_t resume = FindIntactRecord(content, pos + 1);
+  if (resume == std::string_view::npos) return state;  // an invalid tail
+  scan->damaged = true;
+  scan->damaged_at = pos;
+  scan->resumes_at = resume;
+  // What the intact records after the damage name (for fsck's salvage report).
+  size_t at = resume;
+  while (at < content.size()) {
+    size_t nl = content.find('\n', at);
+    if (nl == std::string::npos) break;
+    if (ApplyRecord(content.substr(at, nl - at), &scan->after)) {
+      ++scan->records_after;
+      at = nl + 1;
+      continue;
+    }
+    size_t next = FindIntactRecord(content, at + 1);
+    if (next == std::string_view::npos) break;
+    at = next;
+  }
   return state;
 }
 
-}  // namespace
-
-Result<LedgerState> ReadLedger(const std::string& dir) {
-  uint64_t valid = 0, size = 0;
-  return LoadLedger(dir, &valid, &size);
+// Reads and scans the ledger; a missing ledger scans as empty (`scan->exists` false).
+Result<LedgerState> LoadLedger(const std::string& dir, LedgerScan* scan) {
+  *scan = LedgerScan{};
+  bool missing = false;
+  auto f = io::File::OpenRead(LedgerPath(dir), &missing);
+  if (!f) {
+    if (missing) return LedgerState{};
+    return f.error();
+  }
+  scan->exists = true;
+  auto size = f->Size();
+  if (!size) return size.error();
+  scan->size = *size;
+  std::string content;
+  auto r = f->ReadAt(0, *size, &content);
+  if (!r) return r.error();
+  return ScanLedgerContent(content, scan);
 }
+
+std::string WhatToDo(const std::string& dir) {
+  return fmt::format(
+      "Nothing was changed. Stop every flowctl process using the directory, copy it aside, run "
+      "`flowctl fsck --data-dir {}` to see what is damaged and what can be salvaged, then restore "
+      "the "
+      "directory from a backup (see \"Damage and flowctl fsck\" in docs/storage.md)",
+      dir);
+}
+
+Error LedgerDamage(const std::string& dir, const LedgerScan& scan) {
+  return Error::Env(fmt::format(
+      "ledger {} is damaged at byte offset {}: the record there (after {} intact record(s)) fails "
+      "its "
+      "checksum, yet intact records follow it (from offset {}), so it is not a torn final write; "
+      "opening the directory would lose committed transactions. {}",
+      LedgerPath(dir), scan.damaged_at, scan.records, scan.resumes_at, WhatToDo(dir)));
+}
+
+// Counts the fragment and spool files under the data directory (by name).
+void CountDataFiles(const std::string& dir, uint64_t* fragments, uint64_t* spools) {
+  *fragments = *spools = 0;
+  std::error_code ec;
+  for (const char* sub : {"/lake", "/spool"}) {
+    fs::path root = dir + sub;
+    if (!fs::exists(root, ec)) continue;
+    for (auto it = fs::recursive_directory_iterator(root, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      std::string name = it->path().filename().string();
+      Fragment f;
+      uint64_t begin = 0;
+      std::time_t created = 0;
+      Codec codec = Codec::kGzip;
+      if (ParseFragmentName(name, &f))
+        ++*fragments;
+      else if (ParseSpoolName(name, &begin, &created, &codec))
+        ++*spools;
+    }
+  }
+}
+
+// A ledger without an intact record, beside fragments or spools: what committed is lost.
+Result<bool> CheckNotOrphaned(const std::string& dir, const LedgerScan& scan) {
+  if (scan.records > 0) return true;
+  uint64_t fragments = 0, spools = 0;
+  CountDataFiles(dir, &fragments, &spools);
+  if (fragments == 0 && spools == 0) return true;
+  std::string what = !scan.exists     ? "is missing"
+                     : scan.size == 0 ? "is empty"
+                                      : "holds no intact record";
+  return Error::Env(fmt::format(
+      "data directory {} holds {} fragment(s) and {} spool(s), but its ledger {} {}: the record of "
+      "what was committed is lost, so the directory is damaged, not empty. {}",
+      dir, fragments, spools, LedgerPath(dir), what, WhatToDo(dir)));
+}
+
+}  // namespace
 
 std::vector<std::string> CollectionJournals(const LedgerState& state, std::string_view collection) {
   std::vector<std::string> out;
@@ -232,6 +340,293 @@ Result<std::vector<Fragment>> ListFragments(const std::string& dir, const std::s
   return out;
 }
 
+namespace {
+
+struct LakeFragment {
+  std::string journal;
+  Fragment fragment;
+};
+struct SpoolFile {
+  std::string journal, path;
+  uint64_t begin = 0, size = 0;
+};
+
+// Every fragment in the lake, by name; other regular files go to `unknown`.
+Result<bool> WalkLake(const std::string& dir, std::vector<LakeFragment>* out,
+                      std::vector<std::string>* unknown) {
+  std::error_code ec;
+  fs::path root = fs::path(dir) / "lake";
+  if (!fs::exists(root, ec)) return true;
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    fs::path hour = it->path().parent_path(), date = hour.parent_path();
+    LakeFragment lf;
+    if (ParseFragmentName(it->path().filename().string(), &lf.fragment) &&
+        hour.filename().string().rfind("utc_hour=", 0) == 0 &&
+        date.filename().string().rfind("utc_date=", 0) == 0) {
+      lf.journal = fs::relative(date.parent_path(), root).string();
+      lf.fragment.path = it->path().string();
+      out->push_back(std::move(lf));
+    } else if (unknown) {
+      unknown->push_back(it->path().string());
+    }
+  }
+  if (ec) return Error::Env(fmt::format("cannot list {}: {}", root.string(), ec.message()));
+  return true;
+}
+
+// Every spool, by name; other regular files go to `unknown`.
+Result<bool> WalkSpools(const std::string& dir, std::vector<SpoolFile>* out,
+                        std::vector<std::string>* unknown) {
+  std::error_code ec;
+  fs::path root = fs::path(dir) / "spool";
+  if (!fs::exists(root, ec)) return true;
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    SpoolFile sf;
+    std::time_t created = 0;
+    Codec codec = Codec::kGzip;
+    if (ParseSpoolName(it->path().filename().string(), &sf.begin, &created, &codec)) {
+      sf.journal = fs::relative(it->path().parent_path(), root).string();
+      sf.path = it->path().string();
+      sf.size = static_cast<uint64_t>(it->file_size(ec));
+      out->push_back(std::move(sf));
+    } else if (unknown) {
+      unknown->push_back(it->path().string());
+    }
+  }
+  if (ec) return Error::Env(fmt::format("cannot list {}: {}", root.string(), ec.message()));
+  return true;
+}
+
+uint64_t HeadOf(const LedgerState& state, const std::string& journal) {
+  auto it = state.heads.find(journal);
+  return it == state.heads.end() ? 0 : it->second;
+}
+
+std::string HeadText(const LedgerState& state, const std::string& journal) {
+  auto it = state.heads.find(journal);
+  return it == state.heads.end() ? std::string("names no commit of it")
+                                 : fmt::format("names committed head {}", it->second);
+}
+
+// Decodes a whole fragment, checking its length and SHA-1 against its name.
+Result<bool> VerifyFragment(const Fragment& f) {
+  bool missing = false;
+  auto file = io::File::OpenRead(f.path, &missing);
+  if (!file) return file.error();
+  auto dec = Decoder::Make(f.codec, std::move(file.value()));
+  Sha1 sha;
+  uint64_t n = 0;
+  std::string block;
+  for (;;) {
+    auto r = dec->Read(&block);
+    if (!r) return r;
+    if (block.empty()) break;
+    n += block.size();
+    sha.Update(block);
+  }
+  if (n != f.end - f.begin) {
+    return Error::Env(fmt::format("fragment {} holds {} bytes, but its name says {}", f.path, n,
+                                  f.end - f.begin));
+  }
+  std::string got = sha.HexDigest();
+  if (got != f.sha1) {
+    return Error::Env(
+        fmt::format("fragment {} is damaged: the SHA-1 of its content is {}, its name says {}",
+                    f.path, got, f.sha1));
+  }
+  return true;
+}
+
+Result<bool> CheckFilesWithinHeads(const std::string& dir, const LedgerState& state,
+                                   const std::vector<LakeFragment>& frags,
+                                   const std::vector<SpoolFile>& spools) {
+  for (const auto& lf : frags) {
+    if (lf.fragment.end > HeadOf(state, lf.journal)) {
+      return Error::Env(
+          fmt::format("journal {}: fragment {} holds committed bytes up to offset {}, but the "
+                      "ledger {} {}: the "
+                      "ledger lost committed records. {}",
+                      lf.journal, lf.fragment.path, lf.fragment.end, LedgerPath(dir),
+                      HeadText(state, lf.journal), WhatToDo(dir)));
+    }
+  }
+  for (const auto& sf : spools) {
+    if (sf.begin > HeadOf(state, sf.journal)) {
+      return Error::Env(
+          fmt::format("journal {}: spool {} begins at offset {}, which was committed, but the "
+                      "ledger {} {}: the "
+                      "ledger lost committed records. {}",
+                      sf.journal, sf.path, sf.begin, LedgerPath(dir), HeadText(state, sf.journal),
+                      WhatToDo(dir)));
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<LedgerState> ReadLedger(const std::string& dir, bool check_files) {
+  std::vector<LakeFragment> frags;
+  std::vector<SpoolFile> spools;
+  if (check_files) {
+    // Listed before the ledger is read: a writer only persists or starts what the ledger
+    // already names, so whatever is listed is within the heads read next.
+    auto w = WalkLake(dir, &frags, nullptr);
+    if (w) w = WalkSpools(dir, &spools, nullptr);
+    if (!w) return w.error();
+  }
+  LedgerScan scan;
+  auto state = LoadLedger(dir, &scan);
+  if (!state) return state;
+  if (scan.damaged) return LedgerDamage(dir, scan);
+  auto o = CheckNotOrphaned(dir, scan);
+  if (!o) {
+    // A writer opening a new directory may have written the ledger's first record, then
+    // data files, since the ledger was read: the files counted now were made after that
+    // record, so a second read of the ledger must show it.
+    state = LoadLedger(dir, &scan);
+    if (!state) return state;
+    if (scan.damaged) return LedgerDamage(dir, scan);
+    o = CheckNotOrphaned(dir, scan);
+    if (!o) return o.error();
+  }
+  if (check_files) {
+    auto c = CheckFilesWithinHeads(dir, state.value(), frags, spools);
+    if (!c) return c.error();
+  }
+  return state;
+}
+
+Result<FsckReport> Verify(const std::string& dir) {
+  FsckReport rep;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Error::Env(fmt::format("{} is not a directory", dir));
+  auto state = LoadLedger(dir, &rep.ledger);
+  if (!state) return state.error();
+  rep.committed = std::move(state.value());
+  const LedgerScan& L = rep.ledger;
+  const std::string ledger = LedgerPath(dir);
+
+  std::vector<LakeFragment> frags;
+  std::vector<SpoolFile> spools;
+  std::vector<std::string> unknown;
+  auto w = WalkLake(dir, &frags, &unknown);
+  if (!w) return w.error();
+  w = WalkSpools(dir, &spools, &unknown);
+  if (!w) return w.error();
+  rep.fragments = frags.size();
+  rep.spools = spools.size();
+
+  // The ledger.
+  if (L.damaged) {
+    rep.damage.push_back(
+        fmt::format("ledger {}: the record at byte offset {} fails its checksum, and {} intact "
+                    "record(s) follow it "
+                    "from offset {}: committed transactions after offset {} cannot be read",
+                    ledger, L.damaged_at, L.records_after, L.resumes_at, L.damaged_at));
+  } else if (L.valid < L.size) {
+    rep.notes.push_back(fmt::format(
+        "ledger {}: {} byte(s) after the last intact record (offset {}) are a torn final write, a "
+        "transaction that never committed; opening the directory discards them",
+        ledger, L.size - L.valid, L.valid));
+  }
+  if (L.records == 0 && (!frags.empty() || !spools.empty())) {
+    rep.damage.push_back(
+        fmt::format("ledger {} {}, but the directory holds {} fragment(s) and {} spool(s): the "
+                    "record of what was committed is lost",
+                    ledger,
+                    !L.exists     ? "is missing"
+                    : L.size == 0 ? "is empty"
+                                  : "holds no intact record",
+                    frags.size(), spools.size()));
+  }
+
+  // Every fragment, decoded and checked against its name.
+  std::map<std::string, std::vector<std::pair<uint64_t, uint64_t>>>
+      ranges;  // journal: [begin, end) held
+  std::set<std::string> journals;
+  for (const auto& [j, _] : rep.committed.heads) journals.insert(j);
+  for (const auto& lf : frags) {
+    journals.insert(lf.journal);
+    auto v = VerifyFragment(lf.fragment);
+    if (v) {
+      ++rep.fragments_ok;
+      rep.fragment_bytes_ok += lf.fragment.end - lf.fragment.begin;
+      ranges[lf.journal].emplace_back(lf.fragment.begin, lf.fragment.end);
+    } else {
+      rep.damage.push_back(v.error().message);
+    }
+    if (!L.damaged && L.records > 0 && lf.fragment.end > HeadOf(rep.committed, lf.journal)) {
+      rep.damage.push_back(fmt::format(
+          "journal {}: fragment {} holds committed bytes up to offset {}, but the "
+          "ledger {}: the ledger lost committed records",
+          lf.journal, lf.fragment.path, lf.fragment.end, HeadText(rep.committed, lf.journal)));
+    }
+  }
+  for (const auto& sf : spools) {
+    journals.insert(sf.journal);
+    uint64_t head = HeadOf(rep.committed, sf.journal);
+    if (!L.damaged && L.records > 0 && sf.begin > head) {
+      rep.damage.push_back(
+          fmt::format("journal {}: spool {} begins at offset {}, which was committed, but the "
+                      "ledger {}: the ledger lost committed records",
+                      sf.journal, sf.path, sf.begin, HeadText(rep.committed, sf.journal)));
+    }
+    ranges[sf.journal].emplace_back(sf.begin, sf.begin + sf.size);
+    if (!L.damaged && sf.begin <= head && sf.begin + sf.size > head) {
+      rep.notes.push_back(
+          fmt::format("spool {} holds {} byte(s) after its journal's committed head {}: an "
+                      "uncommitted transaction; opening the directory discards them",
+                      sf.path, sf.begin + sf.size - head, head));
+    }
+  }
+  // Every committed byte must be in a fragment that verifies or in a spool.
+  for (const auto& j : journals) {
+    uint64_t head = HeadOf(rep.committed, j);
+    if (L.damaged) head = std::max(head, HeadOf(rep.ledger.after, j));
+    auto& rs = ranges[j];
+    std::sort(rs.begin(), rs.end());
+    uint64_t at = 0;
+    for (const auto& [b, e] : rs) {
+      if (at >= head) break;
+      if (b > at) {
+        rep.damage.push_back(
+            fmt::format("journal {}: committed bytes [{}, {}) are in no intact fragment or spool",
+                        j, at, std::min(b, head)));
+      }
+      at = std::max(at, e);
+    }
+    if (at < head) {
+      rep.damage.push_back(fmt::format(
+          "journal {}: committed bytes [{}, {}) are in no intact fragment or spool", j, at, head));
+    }
+  }
+  for (const auto& u : unknown)
+    rep.notes.push_back(fmt::format("{} is not a file flowctl writes; ignored", u));
+
+  // What can be salvaged.
+  if (L.damaged) {
+    rep.salvage.push_back(
+        fmt::format("the ledger's first {} record(s) (bytes [0, {})) are intact; {} intact "
+                    "record(s) after the damage "
+                    "name the heads of {} journal(s)",
+                    L.records, L.damaged_at, L.records_after, L.after.heads.size()));
+  }
+  if (rep.fragments > 0) {
+    rep.salvage.push_back(
+        fmt::format("{} of {} fragment(s) verify, {} bytes of committed documents: each is a "
+                    "complete file of JSON "
+                    "lines (read it with gzip -dc, zstd -dc or cat) that can be ingested into a "
+                    "fresh data directory",
+                    rep.fragments_ok, rep.fragments, rep.fragment_bytes_ok));
+  }
+  return rep;
+}
+
 // ------------------------------------------------------------------------------------------
 // Store
 
@@ -271,24 +666,48 @@ Result<bool> Store::Recover() {
     auto made = io::CreateDirs(dir_ + sub);
     if (!made) return made;
   }
+  // Damage is refused before anything is changed.
+  LedgerScan scan;
+  auto state = LoadLedger(dir_, &scan);
+  if (!state) return state.error();
+  if (scan.damaged) return LedgerDamage(dir_, scan);
+  auto orphaned = CheckNotOrphaned(dir_, scan);
+  if (!orphaned) return orphaned;
+  std::vector<LakeFragment> lake_files;
+  std::vector<SpoolFile> spool_files;
+  auto walked = WalkLake(dir_, &lake_files, nullptr);
+  if (walked) walked = WalkSpools(dir_, &spool_files, nullptr);
+  if (!walked) return walked;
+  auto within = CheckFilesWithinHeads(dir_, state.value(), lake_files, spool_files);
+  if (!within) return within;
+  committed_ = std::move(state.value());
+
   std::error_code ec;
   // Temporary files are fragments that were never renamed into the lake.
   for (const auto& e : fs::directory_iterator(dir_ + "/tmp", ec)) fs::remove_all(e.path(), ec);
 
-  uint64_t valid = 0, size = 0;
-  auto state = LoadLedger(dir_, &valid, &size);
-  if (!state) return state.error();
-  committed_ = std::move(state.value());
   auto ledger = io::File::OpenAppend(LedgerPath(dir_), true);
   if (!ledger) return ledger.error();
   ledger_ = std::move(ledger.value());
   Log(LogLevel::kInfo, "opened data directory", {{"data_dir", dir_}, {"journals", static_cast<uint64_t>(committed_.heads.size())}});
-  if (valid < size) {  // a torn or corrupt tail: the transaction it described never committed
-    Log(LogLevel::kWarn, "discarded the ledger's torn tail", {{"data_dir", dir_}, {"offset", valid}, {"bytes", size - valid}});
+  uint64_t valid = scan.valid;
+  if (valid < scan.size) {  // a torn or corrupt tail: the transaction it described never committed
+    Log(LogLevel::kWarn, "discarded the ledger's torn tail",
+        {{"data_dir", dir_}, {"offset", valid}, {"bytes", scan.size - valid}});
     auto t = ledger_.Truncate(valid);
     if (!t) return t;
     auto s = ledger_.Sync();
     if (!s) return s;
+  }
+  if (scan.records == 0) {
+    // A new ledger (no data files exist, checked above) starts with a record naming no
+    // heads: from then on an empty or missing ledger beside data is recognisable as damage.
+    std::string header = EncodeRecord({}, {});
+    auto w = ledger_.Append(header);
+    if (w) w = ledger_.Sync();
+    if (w) w = io::SyncDir(dir_);
+    if (!w) return w;
+    valid = header.size();
   }
   ledger_size_ = valid;
   for (const auto& [name, head] : committed_.heads) {
@@ -640,6 +1059,33 @@ struct JournalReader::Source {
   io::File spool;                    // or the spool
   std::string pending;               // decoded bytes not yet returned
   uint64_t pending_at = 0;           // offset of pending[0]
+  // A fragment's content is checked against its name as it is decoded.
+  std::string path, sha1;
+  std::unique_ptr<Sha1> sha;
+  uint64_t decoded = 0;
+
+  // Accounts for a newly decoded block (`pending`); an error once the fragment's content is
+  // complete and its length or SHA-1 differs from its name.
+  Result<bool> Check(const std::string& journal) {
+    decoded += pending.size();
+    if (decoded > end - begin) {
+      return Error::Env(
+          fmt::format("journal {}: fragment {} holds more than the {} bytes its name says; it is "
+                      "damaged (run `flowctl fsck`)",
+                      journal, path, end - begin));
+    }
+    sha->Update(pending);
+    if (decoded < end - begin) return true;
+    std::string got = sha->HexDigest();
+    if (got != sha1) {
+      return Error::Env(fmt::format(
+          "journal {}: fragment {} is damaged: the SHA-1 of its content is {}, its name "
+          "says {}; its documents cannot be trusted (run `flowctl fsck`, restore the "
+          "file from a backup)",
+          journal, path, got, sha1));
+    }
+    return true;
+  }
 };
 
 JournalReader::JournalReader(std::string dir, std::string journal, uint64_t offset)
@@ -662,6 +1108,9 @@ Result<bool> JournalReader::OpenSource() {
       s->end = f.end;
       s->decoder = Decoder::Make(f.codec, std::move(file.value()));
       s->pending_at = f.begin;
+      s->path = f.path;
+      s->sha1 = f.sha1;
+      s->sha = std::make_unique<Sha1>();
       source_ = std::move(s);
       return true;
     }
@@ -721,9 +1170,12 @@ Result<bool> JournalReader::Read(uint64_t head, std::string* out) {
         auto r = s.decoder->Read(&s.pending);
         if (!r) return r;
         if (s.pending.empty()) {
-          return Error::Env(fmt::format("fragment of journal {} ends at offset {}, before its name says ({})",
-                                        journal_, s.pending_at, s.end));
+          return Error::Env(
+              fmt::format("journal {}: fragment {} ends at offset {}, before its name says ({})",
+                          journal_, s.path, s.pending_at, s.end));
         }
+        auto c = s.Check(journal_);
+        if (!c) return c;
       }
       size_t from = static_cast<size_t>(offset_ - s.pending_at);
       size_t n = static_cast<size_t>(std::min<uint64_t>(s.pending.size() - from, limit - offset_));

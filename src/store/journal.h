@@ -8,7 +8,11 @@
 // ledger, `<data-dir>/ledger`, and syncs it. That record is the commit point: recovery
 // (`Store::Open`) truncates each spool to the head the ledger names, so bytes of a
 // transaction that never committed vanish, and readers only ever read below a head taken
-// from the ledger. Ledger records carry a CRC; a torn or corrupt tail is discarded.
+// from the ledger. Ledger records carry a CRC; a torn or corrupt tail is discarded, but a
+// record that fails its CRC with intact records after it is damage: the directory is
+// refused, never truncated (so is a missing or empty ledger beside fragments or spools).
+// A new ledger starts with a record naming no heads, so that an emptied ledger is told
+// from one that never had a commit.
 //
 // A Store is used by one thread of the process holding the data directory's lock
 // (store/lock.h). Readers (`ReadLedger`, `JournalReader`) need no lock and may run in other
@@ -43,8 +47,40 @@ struct LedgerState {
 };
 
 // Reads the committed state of a data directory (empty when there is none yet). A torn or
-// corrupt final record is ignored, as recovery would discard it.
-Result<LedgerState> ReadLedger(const std::string& dir);
+// corrupt final record is ignored, as recovery would discard it. Damage is an environment
+// error naming the file, the offset and what to do: a record failing its CRC with intact
+// records after it, or a ledger without an intact record beside fragments or spools.
+// `check_files` also lists the lake and the spools and checks that no fragment ends, and no
+// spool begins, beyond its journal's committed head (either means the ledger lost
+// committed records); it costs a directory walk, so a poller does it once.
+Result<LedgerState> ReadLedger(const std::string& dir, bool check_files = false);
+
+// What a scan of the ledger found.
+struct LedgerScan {
+  bool exists = false;
+  uint64_t size = 0;     // of the file
+  uint64_t valid = 0;    // end of the intact prefix; bytes after it are a tail or damage
+  uint64_t records = 0;  // intact records in that prefix
+  // Damage: an invalid record at `damaged_at` (= valid) with an intact record at `resumes_at`.
+  bool damaged = false;
+  uint64_t damaged_at = 0, resumes_at = 0;
+  uint64_t records_after = 0;  // intact records from `resumes_at` on
+  LedgerState after;           // what they name
+};
+
+// `flowctl fsck`: verifies a data directory without modifying it.
+struct FsckReport {
+  LedgerScan ledger;
+  LedgerState committed;  // what the ledger's intact prefix names
+  uint64_t fragments = 0, fragments_ok = 0, fragment_bytes_ok = 0, spools = 0;
+  std::vector<std::string> damage;  // each names a file and an offset or range
+  std::vector<std::string> notes;   // harmless: a torn tail, uncommitted spool bytes, unknown files
+  std::vector<std::string> salvage;  // what is intact and how to get at it
+  bool clean() const { return damage.empty(); }
+};
+// Reads the ledger, every spool and every fragment (decompressing it and checking the
+// SHA-1 in its name). Fails only when the directory cannot be read at all.
+Result<FsckReport> Verify(const std::string& dir);
 
 // The journals of `collection` among `heads`: names `<collection>/<f>=<v>/.../pivot=00`.
 std::vector<std::string> CollectionJournals(const LedgerState& state, std::string_view collection);
@@ -123,12 +159,16 @@ struct Fragment {
   uint64_t begin = 0, end = 0;
   Codec codec = Codec::kGzip;
   std::string path;  // absolute or relative to the working directory
+  std::string sha1;  // of the uncompressed content, from the name (40 lowercase hex digits)
 };
 
 // The fragments of `journal` in `dir`'s lake, ordered by begin offset.
 Result<std::vector<Fragment>> ListFragments(const std::string& dir, const std::string& journal);
 
 // Reads a journal's committed bytes from `offset` on: from fragments, then the spool.
+// Every fragment is checked against the length and SHA-1 in its name as it is decoded; a
+// mismatch is an error naming the fragment (checked before the fragment's last block is
+// returned, so a fragment of one block is verified before any of it is).
 class JournalReader {
  public:
   JournalReader(std::string dir, std::string journal, uint64_t offset = 0);

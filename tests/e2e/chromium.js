@@ -1,7 +1,8 @@
 // Headless Chromium driven over the Chrome DevTools Protocol, for the docs site's browser
-// test (docs_site.js) and benchmark (bench/docs_bench.sh). The system's `chromium`
-// (Debian package; $CHROMIUM overrides) is started with a private profile and no network
-// besides file://; the protocol goes through the pinned `ws` package (scripts/npm/test), so
+// test (docs_site.js) and benchmark (bench/docs_bench.sh), and the web pages that try to
+// drive `flowctl develop` (develop_browser.js). The system's `chromium`
+// (Debian package; $CHROMIUM overrides) is started with a private profile and no background
+// networking (pages load only what a test points them at); the protocol goes through the pinned `ws` package (scripts/npm/test), so
 // no browser is downloaded and no puppeteer is needed.
 //
 //   const { launch } = require('./chromium');
@@ -18,13 +19,15 @@ const path = require('path');
 const { spawn } = require('child_process');
 const WebSocket = require('ws');
 
-async function launch({ width = 1280, height = 900 } = {}) {
+// `args`: more Chromium flags (e.g. --host-resolver-rules for a test's own names).
+async function launch({ width = 1280, height = 900, args: extra = [] } = {}) {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'flowctl-chromium-'));
   const args = [
     '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--no-default-browser-check',
     '--disable-extensions', '--disable-background-networking', '--disable-component-update',
     '--disable-sync', '--metrics-recording-only', '--mute-audio', '--hide-scrollbars',
-    '--remote-debugging-port=0', `--user-data-dir=${profile}`, `--window-size=${width},${height}`, 'about:blank',
+    '--remote-debugging-port=0', `--user-data-dir=${profile}`, `--window-size=${width},${height}`, ...extra,
+    'about:blank',
   ];
   const proc = spawn(process.env.CHROMIUM || 'chromium', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -138,4 +138,18 @@ expect_status 0 "$FLOWCTL" ingest acme/ints ints.jsonl --data-dir data --log-for
 check_json err 'recs.some(r => r.level === "debug" && r.message === "journal committed" && r.journal === "acme/ints/pivot=00" && r.offset > 0) && recs.some(r => r.collection === "acme/ints" && r.documents === 1)'
 expect_status 0 "$FLOWCTL" run --until-idle --data-dir data --log-format json
 check_json err 'recs.some(r => r.kind === "derivation" && r.task === "acme/doubled" && r.in === 1 && r.out === 1) && recs.some(r => r.message === "task started" && r.task === "acme/stats")'
+# Usage errors are records too, whichever side of the bad argument the flag is on.
+expect_status 2 "$FLOWCTL" build --bogus --log-format json
+check_json err 'recs.length === 1 && recs[0].level === "error" && /--bogus/.test(recs[0].message)'
+expect_status 2 "$FLOWCTL" --log-format=json docs
+check_json err 'recs.length === 1 && /--output is required/.test(recs[0].message)'
+expect_status 2 "$FLOWCTL" --log-format json
+check_json err 'recs.length === 1 && /subcommand is required/.test(recs[0].message)'
+# Renaming a transform only in case keeps its place in the source: nothing is read twice.
+sed -i 's/^        fromInts:$/        FROMINTS:/' flow.yaml
+grep -q '^        FROMINTS:$' flow.yaml || fail "the rename did not apply"
+expect_status 0 "$FLOWCTL" run --until-idle --data-dir data
+expect_err "derivation \`acme/stats\`: 0 documents read"
+expect_status 0 "$FLOWCTL" read acme/stats --reduced --data-dir data
+expect_eq "total after a case-only rename" "$(node -e 'process.stdout.write(String(JSON.parse(require("fs").readFileSync(0, "utf8").trim()).total))' < out)" 2
 finish

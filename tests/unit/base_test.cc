@@ -1,15 +1,18 @@
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <random>
 #include <string>
 #include <string_view>
 
+#include "base/files.h"
 #include "base/strings.h"
 #include "base/url.h"
 #include "catalog/parse.h"
 #include "catalog/spec.h"
 #include "doc/pointer.h"
+#include "scratch.h"
 
 using namespace flow;
 
@@ -123,4 +126,33 @@ TEST_CASE("CompareBytes orders like std::string_view::compare") {
     CAPTURE(b);
     REQUIRE(sign(CompareBytes(a, b)) == sign(std::string_view(a).compare(b)));
   }
+}
+
+TEST_CASE("ReadRegularFile reads regular files under the limit, nothing else") {
+  testing::TempDir dir;
+  std::string file = dir.path + "/f.yaml";
+  REQUIRE(WriteFileAtomic(file, "0123456789"));
+  auto ok = ReadRegularFile(file, 10, "catalog source");
+  REQUIRE(ok);
+  CHECK(ok.value() == "0123456789");
+  auto big = ReadRegularFile(file, 9, "catalog source");
+  REQUIRE_FALSE(big);
+  CHECK(big.error().message ==
+        "cannot read " + file +
+            ": it holds 10 bytes, more than the limit of 9 bytes for a catalog source");
+  auto zero = ReadRegularFile("/dev/zero", 1 << 20, "catalog source");
+  REQUIRE_FALSE(zero);
+  CHECK(zero.error().message ==
+        "cannot read /dev/zero: it is a character device, not a regular file");
+  std::string fifo = dir.path + "/pipe";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto pipe = ReadRegularFile(fifo, 1 << 20, "catalog source");  // does not block
+  REQUIRE_FALSE(pipe);
+  CHECK(pipe.error().message.find("it is a FIFO, not a regular file") != std::string::npos);
+  auto d = ReadRegularFile(dir.path, 1 << 20, "catalog source");
+  REQUIRE_FALSE(d);
+  CHECK(d.error().message.find("it is a directory") != std::string::npos);
+  auto missing = ReadRegularFile(dir.path + "/nope", 1 << 20, "catalog source");
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message.find("No such file") != std::string::npos);
 }

@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "catalog_scratch.h"
 #include "scratch.h"
 #include "base/io.h"
 #include "base/url.h"
@@ -458,13 +459,9 @@ captures:
       - target: t/a
       - target: t/b
 )");
-  catalog::Fetcher fetcher;
-  Diagnostics diags;
-  auto loaded = catalog::LoadCatalog(FileUrl(dir.path + "/flow.yaml"), &fetcher, &diags);
-  catalog::Built built;
-  catalog::CheckCatalog(*loaded, &built, &diags);
-  REQUIRE_MESSAGE(diags.empty(), (diags.empty() ? "" : diags.items()[0].Format(false)));
-  auto plan = Must(runtime::CompilePlan(loaded->catalog, built, {}));
+  auto checked = testing::LoadAndCheckCatalog(dir.path + "/flow.yaml");
+  REQUIRE_MESSAGE(checked->diags.empty(), checked->Text());
+  auto plan = Must(runtime::CompilePlan(checked->cat(), checked->built, {}));
   REQUIRE(plan.captures.size() == 1);
   const auto& capture = plan.captures[0];
   CHECK(capture->name == "t/drop");

@@ -16,6 +16,7 @@
 #include "catalog/source_schema.h"
 #include "catalog/yaml_reader.h"
 #include "schema/validator.h"
+#include "catalog_scratch.h"
 #include "scratch.h"
 
 namespace flow {
@@ -24,33 +25,10 @@ namespace {
 using testing::Must;
 using testing::TempDir;
 
-void Write(const std::string& path, const std::string& content) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << content;
-}
+using testing::WriteFile;
+using Checked = testing::CheckedCatalog;
 
-struct Checked {
-  std::unique_ptr<catalog::Loaded> loaded;
-  catalog::Built built;
-  Diagnostics diags;
-
-  const catalog::Catalog& cat() const { return loaded->catalog; }
-  // Every diagnostic, formatted, one after the other.
-  std::string Text() const {
-    std::string out;
-    for (const auto& d : diags.items()) out += d.Format(false) + "\n";
-    return out;
-  }
-};
-
-std::unique_ptr<Checked> Check(const std::string& root) {
-  auto c = std::make_unique<Checked>();
-  catalog::Fetcher fetcher;
-  c->loaded = catalog::LoadCatalog(FileUrl(root), &fetcher, &c->diags);
-  catalog::CheckCatalog(*c->loaded, &c->built, &c->diags);
-  c->diags.SortAndDedupe();
-  return c;
-}
+std::unique_ptr<Checked> Check(const std::string& root) { return testing::LoadAndCheckCatalog(root); }
 
 // One integer a query of the built catalog at `path` returns.
 int64_t QueryInt(const std::string& path, const char* sql) {
@@ -82,9 +60,9 @@ collections:
 
 TEST_CASE("one npm package declared identically in two files is one dependency") {
   TempDir dir;
-  Write(dir.path + "/flow.yaml", std::string("import: [lib/lib.flow.yaml]\n") + kOrders +
+  WriteFile(dir.path + "/flow.yaml", std::string("import: [lib/lib.flow.yaml]\n") + kOrders +
                                      "nodeDependencies:\n  moment: \"^2.29.4\"\n  lodash: \"4.17.21\"\n");
-  Write(dir.path + "/lib/lib.flow.yaml", "nodeDependencies:\n  moment: \"^2.29.4\"\n  left-pad: \"1.3.0\"\n");
+  WriteFile(dir.path + "/lib/lib.flow.yaml", "nodeDependencies:\n  moment: \"^2.29.4\"\n  left-pad: \"1.3.0\"\n");
   auto c = Check(dir.path + "/flow.yaml");
   REQUIRE_MESSAGE(c->diags.empty(), c->Text());
   const auto& deps = c->cat().node_dependencies;
@@ -100,10 +78,10 @@ TEST_CASE("one npm package declared identically in two files is one dependency")
 
 TEST_CASE("conflicting version ranges of one npm package are an error naming both places") {
   TempDir dir;
-  Write(dir.path + "/flow.yaml", std::string("import: [a.flow.yaml, b.flow.yaml]\n") + kOrders +
+  WriteFile(dir.path + "/flow.yaml", std::string("import: [a.flow.yaml, b.flow.yaml]\n") + kOrders +
                                      "nodeDependencies:\n  moment: \"^2.29.4\"\n");
-  Write(dir.path + "/a.flow.yaml", "nodeDependencies:\n  moment: \"^2.24\"\n");
-  Write(dir.path + "/b.flow.yaml", "nodeDependencies:\n  moment: \"^2.29.4\"\n");  // same as the root
+  WriteFile(dir.path + "/a.flow.yaml", "nodeDependencies:\n  moment: \"^2.24\"\n");
+  WriteFile(dir.path + "/b.flow.yaml", "nodeDependencies:\n  moment: \"^2.29.4\"\n");  // same as the root
   auto c = Check(dir.path + "/flow.yaml");
   REQUIRE(c->diags.size() == 1);
   const Diagnostic& d = c->diags.items()[0];
@@ -119,8 +97,8 @@ TEST_CASE("conflicting version ranges of one npm package are an error naming bot
 
 TEST_CASE("the inline materialization form is a target of its own and one binding") {
   TempDir dir;
-  Write(dir.path + "/flow.yaml", std::string("import: [views/views.flow.yaml]\n") + kOrders);
-  Write(dir.path + "/views/views.flow.yaml", R"(
+  WriteFile(dir.path + "/flow.yaml", std::string("import: [views/views.flow.yaml]\n") + kOrders);
+  WriteFile(dir.path + "/views/views.flow.yaml", R"(
 materializations:
   acme/orders-lite:
     collection: acme/orders
@@ -173,7 +151,7 @@ materializations:
 TEST_CASE("inline materialization errors") {
   TempDir dir;
   auto errors = [&](const std::string& materializations) {
-    Write(dir.path + "/flow.yaml", std::string(kOrders) +
+    WriteFile(dir.path + "/flow.yaml", std::string(kOrders) +
                                        "materializationTargets:\n  localDB: {sqlite: {path: local.db}}\n"
                                        "materializations:\n" + materializations);
     return Check(dir.path + "/flow.yaml");

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
 #include <rapidjson/document.h>
 
 #include "doc/pack.h"
@@ -1117,4 +1118,56 @@ TEST_CASE("parse stored documents: syntax errors, NUL bytes and arbitrarily deep
   CHECK_FALSE(stored(std::string(100000, '[')).first);
   std::string long_doc = R"({"pad":")" + std::string(1000, 'p') + R"(","x":1})";
   CHECK(stored(long_doc).first);
+}
+
+TEST_CASE("parse: a repeated member name is invalid JSON, located") {
+  // Issue 16: validation saw the first `amount`, lambdas and DuckDB the last.
+  auto p = ParseText(R"({"id":1,"amount":5,"amount":1000000})");
+  REQUIRE_FALSE(p.ok);
+  CHECK(p.error.message.find("invalid JSON") == 0);
+  CHECK(p.error.message.find("\"amount\"") != std::string::npos);
+  CHECK(p.error.message.find("at /amount") != std::string::npos);
+  CHECK(p.error.offset == 19);  // the second "amount"
+  // At any depth, in arrays, with escapes that spell the same name, and the pointer escapes
+  // `/` and `~`.
+  struct Case {
+    std::string text, pointer;
+    size_t offset;
+  };
+  for (const Case& c : std::vector<Case>{
+           {R"({"a":{"b":[1,{"x":1, "y":2,  "x":3}]}})", "/a/b/1/x", 29},
+           {R"([{}, [{"k":1}], {"k":1,"k":1}])", "/2/k", 23},
+           {R"({"a/b~c":1,"a/b~c":2})", "/a~1b~0c", 11},
+           {"{\"\\u0061\":1,\"a\":2}", "/a", 12},
+           {R"({"":1,"":2})", "/", 6},
+           {R"({"x":{"":{}},"y":{"q":[{"r":1,"s":2,"r":[]}]}})", "/y/q/0/r", 36},
+       }) {
+    CAPTURE(c.text);
+    auto q = ParseText(c.text);
+    REQUIRE_FALSE(q.ok);
+    CHECK(q.error.message.find("at " + c.pointer + ":") != std::string::npos);
+    CHECK(q.error.offset == c.offset);
+    CHECK(c.text[q.error.offset] == '"');
+    // The NUL-terminated entry point finds the same.
+    rapidjson::Document d;
+    doc::ParseError e;
+    CHECK_FALSE(doc::ParseTerminatedDocument(c.text, &d, &e));
+    CHECK(e.offset == c.offset);
+  }
+  // Large objects (sorted, not pairwise): a repeat among 1000 names, first and last.
+  std::string big = "{";
+  for (int i = 0; i < 1000; ++i) big += fmt::format("\"k{}\":{},", i, i);
+  auto ok = ParseText(big + "\"z\":0}");
+  CHECK_MESSAGE(ok.ok, ok.error.message);
+  auto rep = ParseText(big + "\"k0\":0}");
+  REQUIRE_FALSE(rep.ok);
+  CHECK(rep.error.message.find("at /k0:") != std::string::npos);
+  CHECK(rep.error.offset == big.size());
+  // Equal values under distinct names, and the same name in distinct objects, are fine.
+  for (std::string text : {R"({"a":1,"b":1})", R"([{"a":1},{"a":1}])", R"({"a":{"a":{"a":1}},"b":{"a":2}})",
+                           R"({"a":1,"A":2,"a ":3,"\u00e9":4,"e\u0301":5})"}) {
+    CAPTURE(text);
+    auto q = ParseText(text);
+    CHECK_MESSAGE(q.ok, q.error.message);
+  }
 }

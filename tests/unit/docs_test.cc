@@ -17,6 +17,7 @@
 #include "docs/html.h"
 #include "docs/lineage.h"
 #include "docs/site.h"
+#include "catalog_scratch.h"
 #include "scratch.h"
 
 namespace flow {
@@ -29,23 +30,12 @@ using docs::LineageNode;
 using testing::Must;
 using testing::TempDir;
 
-void Write(const std::string& path, const std::string& content) {
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-  std::ofstream(path) << content;
-}
+using testing::WriteFile;
 
-struct Checked {
-  std::unique_ptr<catalog::Loaded> loaded;
-  catalog::Built built;
-};
-
-Checked Check(const std::string& path) {
-  Checked c;
-  catalog::Fetcher fetcher;
-  Diagnostics diags;
-  c.loaded = catalog::LoadCatalog(FileUrl(path), &fetcher, &diags);
-  catalog::CheckCatalog(*c.loaded, &c.built, &diags);
-  REQUIRE_MESSAGE(diags.empty(), (diags.empty() ? "" : diags.items()[0].Format(false)));
+// The catalog at `path`, which must check without a diagnostic.
+std::unique_ptr<testing::CheckedCatalog> Check(const std::string& path) {
+  auto c = testing::LoadAndCheckCatalog(path);
+  REQUIRE_MESSAGE(c->diags.empty(), c->Text());
   return c;
 }
 
@@ -114,8 +104,8 @@ TEST_CASE("docs: collection page paths are distinct, flat and bounded") {
 }
 
 TEST_CASE("docs: the examples' lineage has its edges and a layout without overlap or crossings") {
-  Checked c = Check(std::string(FLOWCTL_SOURCE_DIR) + "/catalog-examples/flow.yaml");
-  LineageGraph g = docs::BuildLineage(c.loaded->catalog);
+  auto c = Check(std::string(FLOWCTL_SOURCE_DIR) + "/catalog-examples/flow.yaml");
+  LineageGraph g = docs::BuildLineage(c->loaded->catalog);
   CHECK(HasEdge(g, "bikeshare/rides-csv-drop", "bikeshare/rides"));
   CHECK(HasEdge(g, "bikeshare/rides", "bikeshare/bikes"));
   CHECK(HasEdge(g, "bikeshare/rides", "bikeshare/station-activity"));
@@ -205,7 +195,7 @@ TEST_CASE("docs: the layout of a generated catalog of 500 + 500 collections has 
 
 TEST_CASE("docs: catalog values are escaped in every page; the search data cannot end its script") {
   TempDir dir;
-  Write(dir.path + "/flow.yaml", R"(
+  WriteFile(dir.path + "/flow.yaml", R"(
 collections:
   - name: t/evil
     key: [/id]
@@ -232,8 +222,8 @@ tests:
     - ingest: {collection: t/evil, documents: [{id: 1}]}
     - verify: {collection: t/derived, documents: [{id: 1}]}
 )");
-  Checked c = Check(dir.path + "/flow.yaml");
-  auto files = docs::RenderSite(*c.loaded, c.built, {});
+  auto c = Check(dir.path + "/flow.yaml");
+  auto files = docs::RenderSite(*c->loaded, c->built, {});
   std::map<std::string, std::string> by_path;
   for (auto& f : files) by_path[f.path] = f.content;
   REQUIRE(by_path.count("index.html"));
@@ -269,8 +259,8 @@ TEST_CASE("docs: the output directory: created, refused when foreign, stale page
   CHECK(report.pages == 3);
   CHECK(report.files == 3);
   CHECK(std::filesystem::exists(out + "/" + docs::kMarkerFile));
-  Write(out + "/mine.txt", "not flowctl's");
-  Write(out + "/collections/notes.txt", "not flowctl's either");
+  WriteFile(out + "/mine.txt", "not flowctl's");
+  WriteFile(out + "/collections/notes.txt", "not flowctl's either");
   std::vector<docs::SiteFile> second = {{"index.html", "2"}, {"collections/a.html", "a2"}};
   report = Must(docs::WriteSite(second, out));
   CHECK(report.removed == 1);
@@ -281,19 +271,19 @@ TEST_CASE("docs: the output directory: created, refused when foreign, stale page
   CHECK_FALSE(std::filesystem::exists(out + "/index.html.tmp"));
 
   // A marker cannot make it delete outside the directory.
-  Write(dir.path + "/precious", "keep");
-  Write(out + "/" + docs::kMarkerFile, "header\n../../precious\n/etc/passwd\nindex.html\n");
+  WriteFile(dir.path + "/precious", "keep");
+  WriteFile(out + "/" + docs::kMarkerFile, "header\n../../precious\n/etc/passwd\nindex.html\n");
   CHECK(Must(docs::WriteSite(second, out)).removed == 0);
   CHECK(std::filesystem::exists(dir.path + "/precious"));
 
   std::string foreign = dir.path + "/foreign";
-  Write(foreign + "/report.pdf", "x");
+  WriteFile(foreign + "/report.pdf", "x");
   auto refused = docs::WriteSite(second, foreign);
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().message.find(foreign + " is not empty and has no .flowctl-docs file") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(foreign + "/index.html"));
 
-  Write(dir.path + "/file", "x");
+  WriteFile(dir.path + "/file", "x");
   auto not_dir = docs::WriteSite(second, dir.path + "/file");
   REQUIRE_FALSE(not_dir.ok());
   CHECK(not_dir.error().message.find("is not a directory") != std::string::npos);

@@ -766,7 +766,7 @@ TEST_CASE("journal: Encoder and Decoder round-trip several MiB per codec; damage
     CHECK(d.ok);
     CHECK(d.content.size() == data.size());
     CHECK(d.content == data);
-    store::Fragment f{0, data.size(), cs.codec, path};
+    store::Fragment f{0, data.size(), cs.codec, path, ""};
     CHECK(DecompressWithTool(f, tmp / "decompressed") == data);  // a standard, complete stream
     if (cs.codec == store::Codec::kNone) continue;
 
@@ -1037,4 +1037,218 @@ TEST_CASE("journal: a spool recovered after a crash is persisted with its own co
   REQUIRE_FALSE(frags.empty());
   for (const auto& f : frags) CHECK(f.codec == store::Codec::kZstd);
   CHECK(ReadCommitted(t.path(), journal) == content);
+}
+
+namespace {
+
+// The byte offsets at which the ledger's records start.
+std::vector<size_t> RecordStarts(const std::string& ledger) {
+  std::vector<size_t> out;
+  for (size_t at = 0; at < ledger.size(); at = ledger.find('\n', at) + 1) out.push_back(at);
+  return out;
+}
+
+// A directory with four commits to kJ, of 10 lines each (persisted when `persist`).
+std::string FourCommits(const std::string& dir, bool persist,
+                        store::Codec codec = store::Codec::kGzip) {
+  auto s = OpenStore(dir);
+  store::JournalSpec spec{codec, 64ull << 20, 0};
+  std::string all;
+  for (uint32_t i = 1; i <= 4; ++i) {
+    std::string lines = Lines(10, i);
+    Append(s.get(), kJ, spec, lines);
+    Must(s->Commit({{"task", "cp" + std::to_string(i)}}));
+    all += lines;
+  }
+  if (persist) Must(s->PersistAll());
+  return all;
+}
+
+std::string ErrorOf(const Result<store::LedgerState>& r) {
+  return r.ok() ? std::string() : r.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("journal: a new ledger starts with a record naming no heads") {
+  TempDir tmp;
+  { auto s = OpenStore(tmp.path()); }
+  std::string ledger = ReadFile(tmp / "ledger");
+  CHECK(ledger.substr(8) == " {\"heads\":{}}\n");
+  auto state = Must(store::ReadLedger(tmp.path()));
+  CHECK(state.heads.empty());
+  { auto s = OpenStore(tmp.path()); }  // reopening adds nothing
+  CHECK(ReadFile(tmp / "ledger") == ledger);
+}
+
+TEST_CASE(
+    "journal: a damaged ledger record with intact records after it is refused, never truncated") {
+  for (bool persist : {false, true}) {
+    TempDir tmp;
+    const std::string dir = tmp.path();
+    const std::string all = FourCommits(dir, persist);
+    const std::string ledger = tmp / "ledger";
+    const std::string good = ReadFile(ledger);
+    auto starts = RecordStarts(good);
+    REQUIRE(starts.size() == 5);  // the header and four commits
+    std::string bad = good;
+    size_t damaged_at = starts[2];
+    SUBCASE("a byte of the second commit's JSON") { bad[starts[2] + 20] ^= 0x01; }
+    SUBCASE("a digit of the second commit's CRC") {
+      bad[starts[2]] = bad[starts[2]] == '0' ? '1' : '0';
+    }
+    SUBCASE("the line end after the second commit") { bad[starts[3] - 1] = 'x'; }
+    SUBCASE("the line end between the last two commits") {
+      bad[starts[4] - 1] = 'x';
+      damaged_at = starts[3];
+    }
+    SUBCASE("the second commit zeroed") {
+      std::fill(bad.begin() + static_cast<long>(starts[2]),
+                bad.begin() + static_cast<long>(starts[3]), '\0');
+    }
+    WriteFile(ledger, bad);
+    std::vector<std::string> before = FilesUnder(dir);
+
+    auto read = store::ReadLedger(dir);
+    REQUIRE_FALSE(read.ok());
+    CHECK(read.error().ExitCode() == 3);
+    std::string msg = read.error().message;
+    INFO(msg);
+    CHECK(msg.find("ledger " + ledger + " is damaged at byte offset " +
+                   std::to_string(damaged_at)) != std::string::npos);
+    CHECK(msg.find("flowctl fsck --data-dir " + dir) != std::string::npos);
+    auto open = store::Store::Open(dir);
+    REQUIRE_FALSE(open.ok());
+    CHECK(open.error().message == msg);
+    CHECK(ReadFile(ledger) == bad);  // nothing truncated
+    CHECK(FilesUnder(dir) == before);
+
+    auto report = Must(store::Verify(dir));
+    CHECK_FALSE(report.clean());
+    CHECK(report.ledger.damaged);
+    CHECK(report.ledger.damaged_at == damaged_at);
+    CHECK(report.ledger.records == (damaged_at == starts[2] ? 2u : 3u));
+    CHECK(report.ledger.after.heads.at(kJ) == all.size());  // the last commit's head is still known
+    REQUIRE_FALSE(report.damage.empty());
+    CHECK(report.damage[0].find("byte offset " + std::to_string(damaged_at)) != std::string::npos);
+    CHECK(ReadFile(ledger) == bad);
+  }
+}
+
+TEST_CASE(
+    "journal: a missing or empty ledger beside fragments or spools is damage, not an empty "
+    "directory") {
+  for (bool persist : {false, true}) {
+    for (bool remove : {false, true}) {
+      TempDir tmp;
+      const std::string dir = tmp.path();
+      FourCommits(dir, persist);
+      if (remove)
+        fs::remove(tmp / "ledger");
+      else
+        WriteFile(tmp / "ledger", "");
+      std::vector<std::string> before = FilesUnder(dir);
+      auto read = store::ReadLedger(dir);
+      REQUIRE_FALSE(read.ok());
+      std::string msg = read.error().message;
+      INFO(msg);
+      CHECK(msg.find(remove ? "is missing" : "is empty") != std::string::npos);
+      CHECK(msg.find(persist ? "holds 1 fragment(s) and 0 spool(s)"
+                             : "holds 0 fragment(s) and 1 spool(s)") != std::string::npos);
+      auto open = store::Store::Open(dir);
+      REQUIRE_FALSE(open.ok());
+      CHECK(open.error().ExitCode() == 3);
+      CHECK(FilesUnder(dir) == before);
+      auto report = Must(store::Verify(dir));
+      CHECK_FALSE(report.clean());
+    }
+  }
+}
+
+TEST_CASE("journal: a final record lost after its commit reached the lake is damage") {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  FourCommits(dir, /*persist=*/true);
+  const std::string ledger = tmp / "ledger";
+  std::string good = ReadFile(ledger);
+  auto starts = RecordStarts(good);
+  WriteFile(ledger, good.substr(0, starts[4] + 10));  // the last commit's record cut short
+  auto read = store::ReadLedger(dir);
+  CHECK(read.ok());  // cheap readers see a torn tail...
+  auto checked = store::ReadLedger(dir, /*check_files=*/true);
+  REQUIRE_FALSE(checked.ok());  // ...but not when they look at the lake
+  CHECK(ErrorOf(checked).find("the ledger lost committed records") != std::string::npos);
+  auto open = store::Store::Open(dir);
+  REQUIRE_FALSE(open.ok());
+  CHECK(open.error().message.find("holds committed bytes up to offset") != std::string::npos);
+  CHECK(ReadFile(ledger).size() == starts[4] + 10);
+  CHECK_FALSE(Must(store::Verify(dir)).clean());
+}
+
+TEST_CASE(
+    "journal: fsck finds a clean directory clean, and a torn tail and uncommitted bytes harmless") {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  std::string all = FourCommits(dir, /*persist=*/true);
+  {
+    auto s = OpenStore(dir);
+    store::JournalSpec spec;
+    Append(s.get(), kJ, spec, Lines(5, 9));
+    Must(s->Commit());
+    Append(s.get(), kJ, spec, Lines(5, 10));  // flushed by hand below, never committed
+  }
+  auto report = Must(store::Verify(dir));
+  CHECK(report.clean());
+  CHECK(report.fragments == 1);
+  CHECK(report.fragments_ok == 1);
+  CHECK(report.spools == 1);
+  WriteFile(tmp / "ledger", "0badc0de {\"heads\":{", /*append=*/true);
+  report = Must(store::Verify(dir));
+  INFO(report.notes.size());
+  CHECK(report.clean());
+  REQUIRE(report.notes.size() == 1);
+  CHECK(report.notes[0].find("torn final write") != std::string::npos);
+  auto s = OpenStore(dir);  // and recovery discards it
+  CHECK(s->committed().heads.at(kJ) == all.size() + Lines(5, 9).size());
+}
+
+TEST_CASE(
+    "journal: a fragment whose content does not match the SHA-1 in its name is an error naming "
+    "it") {
+  for (store::Codec codec : {store::Codec::kGzip, store::Codec::kZstd, store::Codec::kNone}) {
+    TempDir tmp;
+    const std::string dir = tmp.path();
+    std::string all = FourCommits(dir, /*persist=*/true, codec);
+    auto frags = Must(store::ListFragments(dir, kJ));
+    REQUIRE(frags.size() == 1);
+    // The same length, one byte changed, as a valid stream of the codec: only the SHA-1 tells.
+    std::string altered = all;
+    altered[all.size() / 2] = altered[all.size() / 2] == 'a' ? 'b' : 'a';
+    {
+      auto out = Must(io::File::OpenAppend(frags[0].path, false));
+      Must(out.Truncate(0));
+      auto enc = store::Encoder::Make(codec, &out);
+      Must(enc->Write(altered));
+      Must(enc->Finish());
+    }
+    store::JournalReader r(dir, kJ, 0);
+    std::string got, chunk;
+    Result<bool> ok = true;
+    for (int i = 0; i < 1000 && ok; ++i) {
+      ok = r.Read(all.size(), &chunk);
+      if (!ok || chunk.empty()) break;
+      got += chunk;
+    }
+    REQUIRE_FALSE(ok.ok());
+    INFO(ok.error().message);
+    CHECK(ok.error().message.find("fragment " + frags[0].path +
+                                  " is damaged: the SHA-1 of its content") != std::string::npos);
+    CHECK(got.empty());  // a fragment of one block is verified before any of it is returned
+    auto report = Must(store::Verify(dir));
+    CHECK_FALSE(report.clean());
+    CHECK(report.fragments_ok == 0);
+    bool named = false;
+    for (const auto& d : report.damage) named = named || d.find(frags[0].path) != std::string::npos;
+    CHECK(named);
+  }
 }

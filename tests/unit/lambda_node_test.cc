@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -680,4 +682,120 @@ TEST_CASE("lambda: node throughput of a trivial publish lambda" * doctest::skip(
         batch, s, kTotal / s, ours * 1e6 / kTotal, theirs * 1e6 / kTotal,
         kTotal / (ours + theirs)));
   }
+}
+
+// Issue 16: lambdas that never return.
+TEST_CASE("lambda: node lambdas that never return time out, and the worker starts again") {
+  Harness h;
+  using std::chrono::milliseconds;
+  NodeLambdaSpec spin = Update("spin", "if (source === 2) { while (true) {} } return [source];");
+  spin.timeout = milliseconds(500);
+  NodeLambdaSpec spin_publish = Publish("spinp", "while (true) {} return [];");
+  spin_publish.timeout = milliseconds(400);
+  NodeLambdaSpec boot{"bootstrap/0", "", false, "while (true) {}", "", 1};
+  boot.timeout = milliseconds(300);
+  NodeLambdaSpec waits{"bootstrap/1", "", false, "await new Promise((r) => setTimeout(r, 1e6));", "", 2};
+  waits.timeout = milliseconds(300);
+  auto w = MustStart({spin, spin_publish, boot, waits});
+  auto l = w->Get("spin/update");
+  pid_t first = w->pid();
+
+  auto started = std::chrono::steady_clock::now();
+  auto f = RunError(*l, h, {h.Source("1"), h.Source("2"), h.Source("3")});
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  CHECK(f.error.code == Error::Code::kUser);
+  CHECK(f.error.message ==
+        "lambda of transform `spin` (update) did not return within 0.5 s (the lambda timeout; set "
+        "`lambdaTimeout` to allow longer), running a group of 3 documents starting with this one; its Node.js "
+        "worker was killed and starts again on the next attempt");
+  CHECK(f.row == 0);  // the first row of the chunk that was running
+  CHECK(secs < 3);
+  CHECK_FALSE(Exists(first));  // killed and reaped
+  CHECK(w->pid() == -1);
+
+  // The next invocation starts a new worker, which works.
+  CHECK(Run(*l, h, {h.Source("1"), h.Source("3")}) == std::vector<std::string>{"[1]", "[3]"});
+  CHECK(w->pid() > 0);
+  CHECK(w->pid() != first);
+
+  // A single row is named exactly; publish lambdas and bootstraps time out the same way.
+  f = RunError(*l, h, {h.Source("2")});
+  CHECK(Contains(f.error.message, "did not return within 0.5 s (the lambda timeout; set `lambdaTimeout` to allow "
+                                  "longer); its Node.js worker was killed"));
+  CHECK(f.row == 0);
+  f = RunError(*w->Get("spinp/publish"), h, {h.Publish("1", "2", "3")});
+  CHECK(Contains(f.error.message, "lambda of transform `spinp` (publish) did not return within 0.4 s"));
+  f = RunError(*w->Get("bootstrap/0"), h, {Row{}});
+  CHECK(Contains(f.error.message, "bootstrap lambda 1 did not finish within 0.3 s"));
+  f = RunError(*w->Get("bootstrap/1"), h, {Row{}});
+  CHECK(Contains(f.error.message, "bootstrap lambda 2 did not finish within 0.3 s"));
+  CHECK(Run(*l, h, {h.Source("5")})[0] == "[5]");
+  w.reset();
+  l.reset();
+  CHECK(Workers().empty());
+}
+
+TEST_CASE("lambda: node a stop request ends a lambda that never returns") {
+  Harness h;
+  auto w = MustStart({Update("spin", "while (true) {} return [];")});  // the default timeout, 30 s
+  auto l = w->Get("spin/update");
+  std::thread stopper([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    lambda::RequestStop();
+  });
+  auto started = std::chrono::steady_clock::now();
+  auto f = RunError(*l, h, {h.Source("1")});
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  stopper.join();
+  // Later invocations are refused at once while the stop holds.
+  auto again = RunError(*l, h, {h.Source("1")});
+  lambda::ResetStop();
+  CHECK(f.error.code == Error::Code::kEnvironment);
+  CHECK(f.error.message == "the lambda was interrupted: flowctl is stopping");
+  CHECK(again.error.message == f.error.message);
+  CHECK(secs < 1.5);
+  CHECK(Workers().empty());  // killed
+}
+
+// The worker dies with the process that started it, even one killed by SIGKILL.
+TEST_CASE("lambda: node workers never outlive their parent") {
+  int report[2];
+  REQUIRE(pipe(report) == 0);
+  pid_t parent = fork();
+  REQUIRE(parent >= 0);
+  if (parent == 0) {
+    close(report[0]);
+    auto w = NodeWorker::Start({Update("spin", "while (true) {} return [];")}, Options());
+    pid_t worker = w.ok() ? w.value()->pid() : -1;
+    ssize_t n = write(report[1], &worker, sizeof worker);
+    (void)n;
+    if (w.ok()) {
+      // Busy in a lambda that never returns, as a frozen flowctl would be.
+      std::thread([l = w.value()->Get("spin/update")] {
+        Harness h;
+        lambda::Outputs out;
+        (void)l->Invoke({h.Source("1")}, h.out_doc.GetAllocator(), &out);
+      }).detach();
+    }
+    pause();
+    _exit(0);
+  }
+  close(report[1]);
+  pid_t worker = -1;
+  REQUIRE(read(report[0], &worker, sizeof worker) == static_cast<ssize_t>(sizeof worker));
+  close(report[0]);
+  REQUIRE(worker > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(Exists(worker));
+  REQUIRE(kill(parent, SIGKILL) == 0);
+  waitpid(parent, nullptr, 0);
+  // The worker was the parent's child: now an orphan the kernel killed (and init reaps).
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    std::ifstream stat(fmt::format("/proc/{}/stat", worker));
+    std::string line;
+    gone = !std::getline(stat, line) || line.find(") Z ") != std::string::npos;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(gone);
 }

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <deque>
 #include <string>
@@ -282,4 +284,51 @@ TEST_CASE("lambda: remote unreachable servers are environment errors") {
   CHECK(error.message.rfind("remote lambda " + url + ": ", 0) == 0);
   CHECK(error.message.find("onnect") != std::string::npos);  // curl: "Failed to connect ... refused"
   CHECK(failed == -1);
+}
+
+TEST_CASE("lambda: remote servers that never answer time out (issue 16)") {
+  TestServer server;
+  Harness h;
+  SUBCASE("the lambda timeout is a user error") {
+    auto l = lambda::RemoteLambda::Make(server.Url("/hang"), false, std::chrono::milliseconds(500));
+    lambda::Outputs out;
+    int failed = 99;
+    auto started = std::chrono::steady_clock::now();
+    auto r = l->Invoke({{h.Parse("1"), nullptr, nullptr}}, h.out_doc.GetAllocator(), &out, &failed);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == Error::Code::kUser);
+    CHECK(r.error().message == "remote lambda " + server.Url("/hang") +
+                                   " did not answer within 0.5 s (the lambda timeout; set `lambdaTimeout` to "
+                                   "allow longer)");
+    CHECK(failed == -1);
+    CHECK(secs < 3);
+    // The lambda still works for the next request.
+    auto echo = lambda::RemoteLambda::Make(server.Url("/echo"), false, std::chrono::milliseconds(2000));
+    CHECK(echo->Invoke({{h.Parse("1"), nullptr, nullptr}}, h.out_doc.GetAllocator(), &out).ok());
+  }
+  SUBCASE("a bootstrap too") {
+    auto l = lambda::RemoteLambda::MakeBootstrap(server.Url("/hang"), std::chrono::milliseconds(300));
+    lambda::Outputs out;
+    auto r = l->Invoke({Row{}}, h.out_doc.GetAllocator(), &out);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find("did not answer within 0.3 s") != std::string::npos);
+  }
+  SUBCASE("a stop request ends the wait") {
+    auto l = lambda::RemoteLambda::Make(server.Url("/hang"), false, std::chrono::seconds(60));
+    std::thread stopper([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      lambda::RequestStop();
+    });
+    lambda::Outputs out;
+    auto started = std::chrono::steady_clock::now();
+    auto r = l->Invoke({{h.Parse("1"), nullptr, nullptr}}, h.out_doc.GetAllocator(), &out);
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    stopper.join();
+    lambda::ResetStop();
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == Error::Code::kEnvironment);
+    CHECK(r.error().message == "the lambda was interrupted: flowctl is stopping");
+    CHECK(secs < 2);
+  }
 }

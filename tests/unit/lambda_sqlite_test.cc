@@ -3,7 +3,9 @@
 // errors.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <deque>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -285,4 +287,57 @@ TEST_CASE("lambda: sqlite bootstraps share a database with the derivation's lamb
   CHECK(r.error().code == Error::Code::kUser);
   CHECK(r.error().message == "SQLite: no such table: nowhere");
   CHECK(failed == 0);
+}
+
+// Issue 16: a query that never ends (an unbounded recursive CTE) is interrupted.
+TEST_CASE("lambda: sqlite queries that never end time out") {
+  Harness h;
+  const std::string forever =
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) AS m FROM n";
+  auto compiled = lambda::SqliteLambda::Compile(forever, {}, nullptr, std::chrono::milliseconds(300));
+  REQUIRE_MESSAGE(compiled.ok(), compiled.error().message);
+  auto& l = *compiled.value();
+  lambda::Outputs out;
+  int failed = -5;
+  auto started = std::chrono::steady_clock::now();
+  auto r = l.Invoke({h.Source("{}"), h.Source("{}")}, h.out_doc.GetAllocator(), &out, &failed);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Error::Code::kUser);
+  CHECK(r.error().message ==
+        "the SQLite query did not finish within 0.3 s and was interrupted (the lambda timeout; set "
+        "`lambdaTimeout` to allow longer)");
+  CHECK(failed == 0);
+  CHECK(secs < 2);
+
+  // A bootstrap, and the statements a plan runs when it is compiled.
+  auto db = lambda::SqliteDatabase::Open();
+  REQUIRE(db.ok());
+  auto exec = db.value()->Exec("CREATE TABLE t(x); " + forever, std::chrono::milliseconds(200));
+  REQUIRE_FALSE(exec.ok());
+  CHECK(exec.error().code == Error::Code::kUser);
+  CHECK(exec.error().message.rfind("the SQLite statements did not finish within 0.2 s", 0) == 0);
+  auto boot = lambda::SqliteDatabase::Bootstrap(db.value(), forever, std::chrono::milliseconds(200));
+  auto b = boot->Invoke({Row{}}, h.out_doc.GetAllocator(), &out);
+  REQUIRE_FALSE(b.ok());
+  CHECK(b.error().message.find("did not finish within 0.2 s") != std::string::npos);
+  // The connection is usable afterwards, within its own time.
+  CHECK(db.value()->Exec("INSERT INTO t VALUES (1)", std::chrono::milliseconds(200)).ok());
+
+  // A stop request interrupts a query whatever its timeout.
+  auto slow = lambda::SqliteLambda::Compile(forever, {}, nullptr, std::chrono::seconds(60));
+  REQUIRE(slow.ok());
+  std::thread stopper([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    lambda::RequestStop();
+  });
+  started = std::chrono::steady_clock::now();
+  r = slow.value()->Invoke({h.Source("{}")}, h.out_doc.GetAllocator(), &out);
+  secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  stopper.join();
+  lambda::ResetStop();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Error::Code::kEnvironment);
+  CHECK(r.error().message == "the lambda was interrupted: flowctl is stopping");
+  CHECK(secs < 2);
 }

@@ -1,6 +1,8 @@
+#include <chrono>
 #include <doctest/doctest.h>
 
 #include "catalog/yaml_reader.h"
+#include "schema/annotations.h"
 #include "schema/bundle.h"
 #include "schema/index.h"
 #include "schema/inspect.h"
@@ -358,14 +360,46 @@ TEST_CASE("bad $refs inside inline schemas point into the source file") {
         "/collections/0/schema of `/c/flow.yaml`");
 }
 
+TEST_CASE("reduction inspections of a schema that recurses twice take linear time") {
+  // A tree whose node refers to itself twice: walking every path of its unrolling took
+  // 2^depth steps (`flowctl build` never finished).
+  Fixture f;
+  auto loc = f.Add("file:///tree.yaml", R"(
+$defs:
+  node:
+    type: object
+    reduce: {strategy: merge}
+    properties:
+      left: {$ref: "#/$defs/node"}
+      right: {$ref: "#/$defs/node"}
+      n: {type: integer, reduce: {strategy: sum}}
+      bad:
+        type: object
+        properties: {m: {type: integer, reduce: {strategy: sum}}}
+type: object
+reduce: {strategy: merge}
+properties:
+  tree: {$ref: "#/$defs/node"}
+)");
+  auto shape = InferShape(f.index, loc, &f.diags);
+  auto start = std::chrono::steady_clock::now();
+  InspectReductions(f.index, loc, shape, "collection `x`", &f.diags);
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  // The one mistake (a sum under `bad`, which has no annotation) is reported once.
+  REQUIRE(f.diags.items().size() == 1);
+  INFO(f.diags.items()[0].message);
+  CHECK(f.diags.items()[0].message.find("/bad has no reduce annotation") != std::string::npos);
+}
+
 TEST_CASE("reduction inspections follow branches") {
+  // The messages of every diagnostic; warnings start "warning: ".
   auto inspect = [](const std::string& yaml) {
     Fixture f;
     auto loc = f.Add("file:///s.yaml", yaml);
     auto shape = InferShape(f.index, loc, &f.diags);
     InspectReductions(f.index, loc, shape, "collection `x`", &f.diags);
     std::vector<std::string> out;
-    for (const auto& d : f.diags.items()) out.push_back(d.message);
+    for (const auto& d : f.diags.items()) out.push_back((d.is_warning() ? "warning: " : "") + d.message);
     return out;
   };
   // The SPEC's tagged union: each branch reduces its own way.
@@ -461,19 +495,8 @@ properties:
   }
   // A child under a parent with another explicit strategy is legal; where it can never take
   // effect, it is one warning (not an error).
-  auto warnings = [](const std::string& yaml) {
-    Fixture f;
-    auto loc = f.Add("file:///s.yaml", yaml);
-    auto shape = InferShape(f.index, loc, &f.diags);
-    InspectReductions(f.index, loc, shape, "collection `x`", &f.diags);
-    std::vector<std::string> out;
-    for (const auto& d : f.diags.items()) {
-      out.push_back((d.is_warning() ? "warning: " : "error: ") + d.message);
-    }
-    return out;
-  };
   {
-    auto w = warnings(R"(
+    auto w = inspect(R"(
 type: object
 reduce: {strategy: merge}
 properties:
@@ -487,7 +510,7 @@ properties:
                      "/stats reduces by `lastWriteWins`", 0) == 0);
   }
   {
-    auto w = warnings(R"(
+    auto w = inspect(R"(
 type: object
 reduce: {strategy: maximize}
 properties: {n: {type: integer, reduce: {strategy: sum}}}
@@ -498,7 +521,7 @@ properties: {n: {type: integer, reduce: {strategy: sum}}}
   }
   {
     // A set's part with a strategy other than the placeholders is ignored, and said so.
-    auto w = warnings(R"(
+    auto w = inspect(R"(
 type: object
 reduce: {strategy: set}
 properties:
@@ -551,4 +574,64 @@ TEST_CASE("validator: a schema valijson cannot compile is an error, not an abort
     REQUIRE_FALSE(v.ok());
     CHECK(v.error().message.find("inetger") != std::string::npos);
   }
+}
+
+TEST_CASE("$ref cycles that consume no input are reported at a $ref, naming the cycle") {
+  Fixture f;
+  f.Add("file:///c.yaml", R"($defs:
+  self: {$ref: "#/$defs/self"}
+  a: {$ref: "#/$defs/b"}
+  b: {allOf: [{type: object}, {$ref: "#/$defs/a"}]}
+  c: {if: {$ref: "#/$defs/d"}}
+  d: {anyOf: [{not: {oneOf: [{$ref: "#/$defs/c"}]}}]}
+  e: {dependentSchemas: {x: {$ref: "#/$defs/e"}}}
+  tree: {type: object, properties: {kids: {items: {$ref: "#/$defs/tree"}}}}
+  wrapped: {$ref: "#/$defs/tree"}
+  deep: {additionalProperties: {$ref: "#/$defs/deep"}, not: {$ref: "#/$defs/wrapped"}}
+)");
+  f.index.CheckRefCycles(&f.diags);
+  f.diags.SortAndDedupe();
+  REQUIRE(f.diags.size() == 4);
+  const auto& d = f.diags.items();
+  CHECK(d[0].mark.line == 2);
+  CHECK(d[0].message ==
+        "$ref `#/$defs/self` is a cycle that consumes no input: "
+        "/$defs/self → /$defs/self");
+  CHECK(d[1].mark.line == 3);  // the first $ref of the cycle in the file
+  CHECK(d[1].message ==
+        "$ref `#/$defs/b` is a cycle that consumes no input: "
+        "/$defs/a → /$defs/b → /$defs/b/allOf/1 → /$defs/a");
+  CHECK(d[2].mark.line == 5);
+  CHECK(d[2].message.find(": /$defs/c/if → /$defs/d → /$defs/d/anyOf/0 → "
+                          "/$defs/d/anyOf/0/not → /$defs/d/anyOf/0/not/oneOf/0 → /$defs/c → "
+                          "/$defs/c/if") != std::string::npos);
+  CHECK(d[3].mark.line == 7);
+  CHECK(d[3].scope == "schema at /$defs/e/dependentSchemas/x");
+
+  // A bundle written by an older version that holds such a cycle is refused, not run.
+  Fixture g;
+  auto loc = g.Add("file:///s.yaml", R"(type: object
+properties: {id: {type: string}}
+allOf: [{$ref: "#/$defs/a"}]
+$defs:
+  a: {$ref: "#/$defs/b"}
+  b: {$ref: "#/$defs/a"}
+)");
+  auto bundle = BundleSchema(g.index, loc);
+  std::string cycle = FindInPlaceRefCycle(bundle);
+  CHECK(cycle.find("s.yaml#/$defs/a → ") != std::string::npos);
+  CHECK(cycle.find("s.yaml#/$defs/b → ") != std::string::npos);
+  CHECK(cycle.size() - cycle.rfind("s.yaml#/$defs/a") == std::string("s.yaml#/$defs/a").size());
+  auto v = Validator::Compile(bundle);
+  REQUIRE_FALSE(v);
+  CHECK(v.error().message.find("a $ref cycle consumes no input") != std::string::npos);
+  CHECK_FALSE(Annotations::Compile(bundle));
+  // Recursion through `properties`/`items` is fine.
+  Fixture h;
+  auto tree = h.Add("file:///t.yaml",
+                    "$defs:\n  t: {items: {$ref: '#/$defs/t'}, allOf: [{}]}\n"
+                    "$ref: '#/$defs/t'\n");
+  h.index.CheckRefCycles(&h.diags);
+  CHECK(h.diags.empty());
+  CHECK(FindInPlaceRefCycle(BundleSchema(h.index, tree)).empty());
 }

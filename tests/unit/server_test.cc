@@ -213,6 +213,8 @@ struct Fixture {
   std::string Url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port()) + path;
   }
+  // The Host header line of a request to this server (raw sockets write their own).
+  std::string HostLine() const { return "Host: 127.0.0.1:" + std::to_string(port()) + "\r\n"; }
 
   TestBackend backend;
   std::unique_ptr<server::Server> server;  // stopped before the backend goes
@@ -288,17 +290,20 @@ std::string ReadResponse(int fd) {
 // cannot hang the test.
 class WsClient {
  public:
+  // `host`: the Host header (default 127.0.0.1:PORT); `origin`: an Origin header, if any.
   beast::error_code Connect(uint16_t port, const std::string& target,
-                            const std::string& protocols = {}) {
+                            const std::string& protocols = {}, const std::string& origin = {},
+                            std::string host = {}) {
     beast::error_code ec;
     beast::get_lowest_layer(ws).socket().connect({asio::ip::address_v4::loopback(), port}, ec);
     if (ec) return ec;
-    if (!protocols.empty()) {
-      ws.set_option(websocket::stream_base::decorator([protocols](websocket::request_type& req) {
-        req.set(http::field::sec_websocket_protocol, protocols);
-      }));
-    }
-    return Await([&](auto handler) { ws.async_handshake(response, "127.0.0.1", target, handler); });
+    ws.set_option(
+        websocket::stream_base::decorator([protocols, origin](websocket::request_type& req) {
+          if (!protocols.empty()) req.set(http::field::sec_websocket_protocol, protocols);
+          if (!origin.empty()) req.set(http::field::origin, origin);
+        }));
+    if (host.empty()) host = "127.0.0.1:" + std::to_string(port);
+    return Await([&](auto handler) { ws.async_handshake(response, host, target, handler); });
   }
   beast::error_code Write(const std::string& text) {
     ws.text(true);
@@ -432,7 +437,7 @@ TEST_CASE("server: a request that stalls, and an idle keep-alive connection, are
 
   // Headers begun, then nothing.
   int fd = Connect(f.port());
-  SendAll(fd, "POST /ingest HTTP/1.1\r\nHost: x\r\n");
+  SendAll(fd, "POST /ingest HTTP/1.1\r\n" + f.HostLine());
   auto start = Clock::now();
   Received r = ReadUntilClosed(fd, 3s);
   auto elapsed = Clock::now() - start;
@@ -444,9 +449,9 @@ TEST_CASE("server: a request that stalls, and an idle keep-alive connection, are
 
   // Headers complete, body stalls.
   fd = Connect(f.port());
-  SendAll(fd,
-          "POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-          "100\r\n\r\n[1,");
+  SendAll(fd, "POST /ingest HTTP/1.1\r\n" + f.HostLine() +
+                  "Content-Type: application/json\r\nContent-Length: "
+                  "100\r\n\r\n[1,");
   r = ReadUntilClosed(fd, 3s);
   CHECK(r.closed);
   CHECK(r.data.empty());
@@ -454,7 +459,7 @@ TEST_CASE("server: a request that stalls, and an idle keep-alive connection, are
 
   // A complete request is answered; the idle connection then closes.
   fd = Connect(f.port());
-  SendAll(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+  SendAll(fd, "GET /healthz HTTP/1.1\r\n" + f.HostLine() + "\r\n");
   r = ReadUntilClosed(fd, 3s);
   CHECK(r.closed);
   CHECK(r.data.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
@@ -468,8 +473,9 @@ TEST_CASE("server: a client sending one byte per 100 ms is cut off") {
   Fixture f(options);
   std::string body = "[" + std::string(50, '1') + "]";
   std::string request =
-      "POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-      std::to_string(body.size()) + "\r\n\r\n" + body;
+      "POST /ingest HTTP/1.1\r\n" + f.HostLine() +
+      "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+      "\r\n\r\n" + body;
   int fd = Connect(f.port());
   auto start = Clock::now();
   size_t sent = 0;
@@ -505,11 +511,11 @@ TEST_CASE("server: 500 concurrent connections each get their answer") {
   for (int i = 0; i < kClients; ++i) fds.push_back(Connect(f.port()));
   for (int i = 0; i < kClients; ++i) {
     std::string body = "{\"i\": " + std::to_string(i) + "}";
-    SendAll(fds[i],
-            "POST /ingest HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: "
-            "application/json\r\n"
-            "Content-Length: " +
-                std::to_string(body.size()) + "\r\n\r\n" + body);
+    SendAll(fds[i], "POST /ingest HTTP/1.1\r\n" + f.HostLine() +
+                        "Connection: close\r\nContent-Type: "
+                        "application/json\r\n"
+                        "Content-Length: " +
+                        std::to_string(body.size()) + "\r\n\r\n" + body);
   }
   std::vector<std::string> answers(kClients);
   std::vector<bool> done(kClients, false);
@@ -557,7 +563,7 @@ TEST_CASE("server: connections beyond max_connections get 503") {
   server::Options options;
   options.max_connections = 2;
   Fixture f(options);
-  std::string healthz = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string healthz = "GET /healthz HTTP/1.1\r\n" + f.HostLine() + "\r\n";
   int a = Connect(f.port()), b = Connect(f.port());
   for (int fd : {a, b}) {
     SendAll(fd, healthz);
@@ -756,4 +762,234 @@ TEST_CASE("server: Stop ends streams once and is idempotent; a port in use is an
   REQUIRE_FALSE(started.ok());
   CHECK(started.error().code == Error::Code::kEnvironment);
   CHECK(started.error().message.find("127.0.0.1:" + std::to_string(g.port())) != std::string::npos);
+}
+
+TEST_CASE("guard: ParseOrigin reads scheme://host[:port] and nothing else") {
+  auto o = server::ParseOrigin("http://LocalHost:3000");
+  REQUIRE(o.has_value());
+  CHECK(*o == server::Origin{"http", "localhost", 3000});
+  CHECK(o->ToString() == "http://localhost:3000");
+  CHECK(*server::ParseOrigin("https://example.com/") ==
+        server::Origin{"https", "example.com", 443});
+  CHECK(server::ParseOrigin("https://example.com")->ToString() == "https://example.com");
+  CHECK(*server::ParseOrigin("http://[::1]:8081") == server::Origin{"http", "[::1]", 8081});
+  CHECK(*server::ParseOrigin("ws://127.0.0.1") == server::Origin{"http", "127.0.0.1", 80});
+  for (const char* bad : {"null", "", "localhost:3000", "file:///tmp/x.html", "http://",
+                          "http://a/b", "http://a?x", "http://user@a", "http://a:99999",
+                          "http://a:x", "http://[::1", "http://a b", "chrome-extension://abc"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(server::ParseOrigin(bad).has_value());
+  }
+}
+
+TEST_CASE("guard: Host must be loopback or the --host, on the server's port (DNS rebinding)") {
+  server::RequestGuard loopback("127.0.0.1", 8081, {});
+  for (const char* ok : {"127.0.0.1:8081", "localhost:8081", "LOCALHOST:8081", "[::1]:8081",
+                         "127.6.7.8:8081", "[::ffff:127.0.0.1]:8081"}) {
+    CAPTURE(ok);
+    CHECK_FALSE(loopback.CheckHost(ok, 1, 11).has_value());
+  }
+  for (const char* bad : {"evil.example:8081", "evil.example", "127.0.0.1:8082", "127.0.0.1",
+                          "localhost", "127.0.0.1.evil.example:8081", "localhost.evil.example:8081",
+                          "localhost.:8081", "[::2]:8081", "10.0.0.1:8081", "", ":8081", "a b:8081",
+                          "127.0.0.1:8081x", "[::1]8081", "127.1:8081"}) {
+    CAPTURE(bad);
+    auto refused = loopback.CheckHost(bad, 1, 11);
+    REQUIRE(refused.has_value());
+    CHECK(refused->status == 403);
+    CHECK(refused->message.find("DNS rebinding") != std::string::npos);
+    CHECK(refused->message.find("docs/security.md") != std::string::npos);
+  }
+  // No Host: HTTP/1.1 requires one; HTTP/1.0 clients (never a browser) may omit it.
+  CHECK(loopback.CheckHost("", 0, 11)->status == 400);
+  CHECK_FALSE(loopback.CheckHost("", 0, 10).has_value());
+  CHECK(loopback.CheckHost("127.0.0.1:8081", 2, 11)->status == 400);
+
+  // Port 80: a Host without a port means 80.
+  server::RequestGuard on80("127.0.0.1", 80, {});
+  CHECK_FALSE(on80.CheckHost("localhost", 1, 11).has_value());
+  CHECK_FALSE(on80.CheckHost("localhost:80", 1, 11).has_value());
+
+  // --host NAME: that name too, in any case; other names are still refused.
+  server::RequestGuard named("devbox.lan", 9000, {});
+  CHECK_FALSE(named.CheckHost("devbox.lan:9000", 1, 11).has_value());
+  CHECK_FALSE(named.CheckHost("DevBox.LAN:9000", 1, 11).has_value());
+  CHECK_FALSE(named.CheckHost("localhost:9000", 1, 11).has_value());
+  CHECK(named.CheckHost("evil.example:9000", 1, 11).has_value());
+  // --host ADDRESS: that address, however it is written.
+  server::RequestGuard v6("fd00::5", 9000, {});
+  CHECK_FALSE(v6.CheckHost("[fd00:0::5]:9000", 1, 11).has_value());
+  CHECK(v6.CheckHost("[fd00::6]:9000", 1, 11).has_value());
+  // Every address (0.0.0.0, ::): any IP literal (it cannot be rebound), never a foreign name.
+  for (const char* any : {"0.0.0.0", "::", "[::]"}) {
+    CAPTURE(any);
+    server::RequestGuard all(any, 8081, {});
+    CHECK_FALSE(all.CheckHost("192.168.1.5:8081", 1, 11).has_value());
+    CHECK_FALSE(all.CheckHost("[fe80::1]:8081", 1, 11).has_value());
+    CHECK_FALSE(all.CheckHost("localhost:8081", 1, 11).has_value());
+    CHECK(all.CheckHost("evil.example:8081", 1, 11).has_value());
+    CHECK(all.CheckHost("192.168.1.5:8082", 1, 11).has_value());
+  }
+}
+
+TEST_CASE("guard: Origin must be absent, the server's own, or allowed") {
+  server::RequestGuard g("127.0.0.1", 8081, {*server::ParseOrigin("http://localhost:3000")});
+  CHECK_FALSE(g.CheckOrigin("", 0).has_value());  // curl, scripts, flowctl: no browser
+  for (const char* ok : {"http://127.0.0.1:8081", "http://localhost:8081", "http://[::1]:8081",
+                         "http://LOCALHOST:8081", "http://localhost:3000"}) {
+    CAPTURE(ok);
+    CHECK_FALSE(g.CheckOrigin(ok, 1).has_value());
+  }
+  for (const char* bad : {"http://evil.example", "https://127.0.0.1:8081", "http://127.0.0.1:8082",
+                          "http://localhost:3001", "http://127.0.0.1", "null", "file://", ""}) {
+    CAPTURE(bad);
+    auto refused = g.CheckOrigin(bad, 1);
+    REQUIRE(refused.has_value());
+    CHECK(refused->status == 403);
+    CHECK(refused->message.find("--allow-origin") != std::string::npos);
+  }
+  // The refusal says how to allow the page.
+  CHECK(g.CheckOrigin("http://Evil.example:8000", 1)
+            ->message.find("restart develop with `--allow-origin "
+                           "http://evil.example:8000`") != std::string::npos);
+  CHECK(g.CheckOrigin("http://localhost:3000", 2)->status == 403);
+  // The --host is an own origin too.
+  server::RequestGuard named("devbox.lan", 9000, {});
+  CHECK_FALSE(named.CheckOrigin("http://devbox.lan:9000", 1).has_value());
+  CHECK(named.CheckOrigin("http://devbox.lan:9001", 1).has_value());
+}
+
+TEST_CASE("server: a foreign Origin or Host is refused before the backend sees anything") {
+  Fixture f;
+  std::string json =
+      "-H 'Content-Type: application/json' --data-binary '{\"acme/items\": [{\"id\": 1}]}' ";
+  std::string evil = "-H 'Origin: http://evil.example' ";
+  std::string out = Curl("-o - -w ' %{http_code}' " + evil + json + f.Url("/ingest"));
+  CHECK(out.substr(out.size() - 4) == " 403");
+  CHECK(out.find("refused a request from the web page at `http://evil.example`") !=
+        std::string::npos);
+  CHECK(out.find("--allow-origin http://evil.example") != std::string::npos);
+  // A browser's no-cors text/plain POST carries its Origin.
+  CHECK(Curl("-o /dev/null -w '%{http_code}' " + evil +
+             "-H 'Content-Type: text/plain' --data-binary x " + f.Url("/materializations")) ==
+        "403");
+  // Its CORS preflight, and a GET of the metrics.
+  CHECK(Curl("-o /dev/null -w '%{http_code}' -X OPTIONS " + evil +
+             "-H 'Access-Control-Request-Method: POST' " + f.Url("/ingest")) == "403");
+  CHECK(Curl("-o /dev/null -w '%{http_code}' " + evil + f.Url("/metrics")) == "403");
+  // A page opened from a file or a sandboxed frame: Origin null.
+  CHECK(Curl("-o /dev/null -w '%{http_code}' -H 'Origin: null' " + json + f.Url("/ingest")) ==
+        "403");
+
+  // DNS rebinding: the page's own name, now resolving to 127.0.0.1.
+  std::string port = std::to_string(f.port());
+  out = Curl("-o - -w ' %{http_code}' -H 'Host: rebind.evil.example:" + port + "' " + json +
+             f.Url("/ingest"));
+  CHECK(out.substr(out.size() - 4) == " 403");
+  CHECK(out.find("DNS rebinding") != std::string::npos);
+  CHECK(Curl("-o /dev/null -w '%{http_code}' -H 'Host: rebind.evil.example:" + port + "' " +
+             f.Url("/healthz")) == "403");
+  // Same-origin-looking request on another port of loopback.
+  CHECK(Curl("-o /dev/null -w '%{http_code}' -H 'Host: 127.0.0.1:1' " + f.Url("/healthz")) ==
+        "403");
+  CHECK(f.backend.ingested().empty());
+  CHECK(f.backend.controls().empty());
+
+  {
+    WsClient c;  // a page's WebSocket
+    CHECK(c.Connect(f.port(), "/ingest/acme%2Fitems", "", "http://evil.example") ==
+          websocket::error::upgrade_declined);
+    CHECK(c.response.result_int() == 403);
+    CHECK(c.response.body().find("--allow-origin") != std::string::npos);
+  }
+  {
+    WsClient c;  // the same through a rebound name
+    CHECK(c.Connect(f.port(), "/ingest/acme%2Fitems", "", "", "rebind.evil.example:" + port) ==
+          websocket::error::upgrade_declined);
+    CHECK(c.response.result_int() == 403);
+  }
+  CHECK(f.backend.streams().empty());
+
+  // Without an Origin (curl, scripts, flowctl) and from the server's own origin: served.
+  CHECK(Curl("-o /dev/null -w '%{http_code}' " + json + f.Url("/ingest")) == "200");
+  CHECK(Curl("-o /dev/null -w '%{http_code}' -H 'Origin: http://localhost:" + port + "' " + json +
+             "http://localhost:" + port + "/ingest") == "200");
+  {
+    WsClient c;
+    CHECK(c.Connect(f.port(), "/ingest/acme%2Fitems", "", "http://127.0.0.1:" + port) ==
+          beast::error_code());
+  }
+  CHECK(f.backend.ingested().size() == 2);
+  CHECK(f.backend.streams().size() == 1);
+}
+
+TEST_CASE("server: the control API requires application/json") {
+  Fixture f;
+  std::string body =
+      "--data-binary '{\"target\": \"t\", \"collection\": \"c\", \"table\": \"x\"}' ";
+  std::string out = Curl("-o - -w ' %{http_code}' -H 'Content-Type: text/plain' " + body +
+                         f.Url("/materializations"));
+  CHECK(out ==
+        "{\"error\": \"the Content-Type of a request to /materializations must be "
+        "application/json\"} 415");
+  // curl's default (a form), and none at all.
+  CHECK(Curl("-o /dev/null -w '%{http_code}' " + body + f.Url("/materializations")) == "415");
+  CHECK(Curl("-o /dev/null -w '%{http_code}' -X POST -H 'Content-Type:' " +
+             f.Url("/materializations")) == "415");
+  CHECK(Curl("-o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: multipart/form-data; "
+             "boundary=x' " +
+             body + f.Url("/other")) == "415");
+  // /ingest too (as before), also when a browser labels JSON text/plain.
+  CHECK(Curl("-o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' --data-binary '{}' " +
+             f.Url("/ingest")) == "415");
+  CHECK(f.backend.controls().empty());
+  CHECK(f.backend.ingested().empty());
+  // JSON goes through; a GET needs no type.
+  CHECK(Curl("-o /dev/null -w '%{http_code}' -H 'Content-Type: application/json; charset=utf-8' " +
+             body + f.Url("/materializations")) == "404");
+  CHECK(Curl("-o /dev/null -w '%{http_code}' " + f.Url("/materializations")) == "404");
+  CHECK(f.backend.controls().size() == 2);
+}
+
+TEST_CASE("server: --allow-origin lets that origin's pages in, with CORS answers") {
+  server::Options options;
+  options.allow_origins = {*server::ParseOrigin("http://localhost:3000")};
+  Fixture f(options);
+  std::string allowed = "-H 'Origin: http://localhost:3000' ";
+  // The preflight a browser sends before a fetch with a JSON body.
+  std::string out = Curl(
+      "-D - -o /dev/null -X OPTIONS " + allowed +
+      "-H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: content-type' "
+      "-H 'Access-Control-Request-Private-Network: true' " +
+      f.Url("/ingest"));
+  CHECK(out.rfind("HTTP/1.1 204 No Content\r\n", 0) == 0);
+  CHECK(out.find("\r\nAccess-Control-Allow-Origin: http://localhost:3000\r\n") !=
+        std::string::npos);
+  CHECK(out.find("\r\nAccess-Control-Allow-Methods: GET, PUT, POST\r\n") != std::string::npos);
+  CHECK(out.find("\r\nAccess-Control-Allow-Headers: Content-Type\r\n") != std::string::npos);
+  CHECK(out.find("\r\nAccess-Control-Allow-Private-Network: true\r\n") != std::string::npos);
+  // The request, whose answer the page may read.
+  out = Curl("-D - -o /dev/null " + allowed +
+             "-H 'Content-Type: application/json' --data-binary '{}' " + f.Url("/ingest"));
+  CHECK(out.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+  CHECK(out.find("\r\nAccess-Control-Allow-Origin: http://localhost:3000\r\n") !=
+        std::string::npos);
+  CHECK(out.find("\r\nVary: Origin\r\n") != std::string::npos);
+  // Still JSON only, and still no foreign Host.
+  CHECK(Curl("-o /dev/null -w '%{http_code}' " + allowed +
+             "-H 'Content-Type: text/plain' --data-binary '{}' " + f.Url("/ingest")) == "415");
+  CHECK(Curl("-o /dev/null -w '%{http_code}' " + allowed + "-H 'Host: localhost:3000' " +
+             f.Url("/healthz")) == "403");
+  // Other origins, and a request without one (no CORS headers), as before.
+  CHECK(Curl("-o /dev/null -w '%{http_code}' -H 'Origin: http://localhost:3001' " +
+             f.Url("/healthz")) == "403");
+  out = Curl("-D - -o /dev/null " + f.Url("/healthz"));
+  CHECK(out.find("Access-Control-Allow-Origin") == std::string::npos);
+  {
+    WsClient c;
+    CHECK(c.Connect(f.port(), "/ingest/acme%2Fitems", "", "http://localhost:3000") ==
+          beast::error_code());
+  }
+  CHECK(f.backend.ingested().size() == 1);
+  CHECK(f.backend.streams().size() == 1);
 }

@@ -100,7 +100,19 @@ TEST_CASE("bad input is rejected cleanly") {
     for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", *" : "*") + static_cast<char>(c - 1);
     bomb += "]\n";
   }
-  CHECK(Fail(bomb).message.find("expands to more than") != std::string::npos);
+  CHECK(Fail(bomb).message.find("expand to more than 2000000 values") != std::string::npos);
+  // So are aliases of long strings (by their bytes) and merge keys repeating big mappings.
+  std::string strings = "s: &s \"" + std::string(1 << 20, 'x') +
+                        "\"\nl1: &l1 [*s, *s, *s, *s, *s, *s, *s, *s]\n"
+                        "l2: &l2 [*l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1]\n"
+                        "l3: [*l2, *l2, *l2, *l2, *l2, *l2, *l2, *l2]\n";
+  CHECK(Fail(strings).message.find("more than 64 MiB of strings and keys") != std::string::npos);
+  std::string merges = "m0: &m0 {";
+  for (int i = 0; i < 1000; ++i) merges += (i ? ", k" : "k") + std::to_string(i) + ": 1";
+  merges += "}\nq: [";
+  for (int i = 0; i < 3000; ++i) merges += i ? ", {<<: *m0}" : "{<<: *m0}";
+  merges += "]\n";
+  CHECK(Fail(merges).message.find("expand to more than") != std::string::npos);
   Diagnostic multi = Fail("a: 1\n---\nb: 2\n");
   CHECK(multi.message.find("one YAML document") != std::string::npos);
 }

@@ -4,6 +4,7 @@
 //   /status500     HTTP 500 with a plain-text body; /long500 the same with a 2000-byte body
 //   /malformed     truncated JSON        /wronglength  one element whatever the rows
 //   /notarray      a JSON object         /elementnotarray  row 1's element is an object
+//   /hang          never answers (a lambda that never returns)
 // It exits when its stdin closes, so it never outlives the test that started it.
 'use strict';
 const http = require('http');
@@ -32,6 +33,7 @@ const server = http.createServer((req, res) => {
       case '/malformed': return send(200, '[[{"a":1}],');
       case '/wronglength': return send(200, '[[]]');
       case '/notarray': return send(200, '{"a":1}');
+      case '/hang': return;  // the request stays open until the client gives up
       case '/elementnotarray': return send(200, JSON.stringify(rows.map((r, i) => (i === 1 ? { a: 1 } : []))));
       default: return send(404, 'no route ' + req.url, 'text/plain');
     }
