@@ -4,7 +4,8 @@
 // deeper than kMaxSourceDepth, aliases (and merge keys) expanding to more than
 // kMaxAliasValues values, and more than kMaxSourceTextBytes bytes of strings and keys once
 // aliases are expanded are errors, detected as the expansion proceeds (a "billion laughs"
-// file is refused in a fraction of a second).
+// file is refused in a fraction of a second). A token the parser cannot consume (a `,`
+// where a document should start, on which yaml-cpp 0.7's LoadAll loops) is an error too.
 #pragma once
 
 #include <optional>

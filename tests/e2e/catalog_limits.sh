@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Catalog loading under hostile or unlucky input (SPEC 1.1, 1.4, 9): only regular files
 # under the size limit are read (a device or FIFO never hangs or fills memory), alias
-# expansion is bounded in time and memory, and a schema `$ref` cycle that consumes no
-# input is refused at build and, in a catalog built by an older version, at run time
-# instead of crashing.
+# expansion is bounded in time and memory, a stray `,` is an error rather than a loop, and
+# a schema `$ref` cycle that consumes no input is refused at build and, in a catalog built
+# by an older version, at run time instead of crashing.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
@@ -94,6 +94,16 @@ expect_status 1 /usr/bin/time -f '%e %M' -o time.txt timeout 60 "$FLOWCTL" build
 expect_err "error: source holds more than 64 MiB of strings and keys"
 read -r seconds rss_kb < <(tail -1 time.txt)  # after "Command exited with non-zero status"
 ((rss_kb < 400000)) || fail "repeated long strings used $rss_kb kB"
+
+# --- a token the YAML parser does not consume --------------------------------------------
+# yaml-cpp 0.7's LoadAll looped on these, allocating (3.4 GB in 5 s for a lone `,`; found
+# by fuzz/catalog_build). Refused at once, at the `,`.
+printf ',' > comma.yaml
+build_within 10 --source comma.yaml
+expect_err "comma.yaml:1:1: error: invalid YAML: unexpected \`,\`"
+printf '{"collections": []},\n' > trailing-comma.yaml
+build_within 10 --source trailing-comma.yaml
+expect_err "trailing-comma.yaml:1:20: error: invalid YAML: unexpected \`,\`"
 
 # --- a `$ref` cycle that consumes no input ----------------------------------------------
 cat > cycle.yaml <<'YAML'

@@ -117,6 +117,41 @@ TEST_CASE("bad input is rejected cleanly") {
   CHECK(multi.message.find("one YAML document") != std::string::npos);
 }
 
+TEST_CASE("a token the parser cannot consume is an error, not an endless loop") {
+  // yaml-cpp 0.7's LoadAll returned a null document for each turn at a `,` where a
+  // document should start, without consuming it: `flowctl build` of a catalog that is
+  // `,` allocated without bound (found by fuzz/catalog_build; yaml-cpp issue #1040).
+  struct Case {
+    const char* text;
+    uint32_t line, col;
+  };
+  for (const Case& c : {Case{",", 1, 1}, Case{"\n,\n", 2, 1}, Case{"[a],", 1, 4},
+                        Case{"a: 1\n...\n,", 3, 1}, Case{"a\n---\n,", 3, 1},
+                        // After a document that ends early (falcosecurity/falco#3281).
+                        Case{"- m: x\n  c:\n    (a in (\n\"b\",\n    \"c\"\n    )\n", 4, 4}}) {
+    INFO(c.text);
+    Diagnostic d = Fail(c.text);
+    CHECK(d.message == "invalid YAML: unexpected `,`");
+    CHECK(d.hint == "a `,` separates items only inside `[...]` or `{...}`");
+    CHECK(d.mark.line == c.line);
+    CHECK(d.mark.col == c.col);
+  }
+  // Other inputs known to hang yaml-cpp (issues #2 and #499, fixed before 0.7) or
+  // reported with #1040 end in an error too.
+  for (const char* text : {"[:", "{:", "- !+(.,.)", "bad: [", "bad YAML: [", "{# ke\ny{:"}) {
+    INFO(text);
+    CHECK(Fail(text).message.find("invalid YAML: ") == 0);
+  }
+  // Separate documents keep their own error, at the second document's root.
+  Diagnostic multi = Fail("a: 1\n---\nb: 2\n");
+  CHECK(multi.message == "a catalog source holds one YAML document, but this file has more");
+  CHECK(multi.mark.line == 3);
+  CHECK(multi.mark.col == 1);
+  // No document at all is null, as before.
+  CHECK(Read("").is_null());
+  CHECK(Read("# nothing\n").is_null());
+}
+
 TEST_CASE("JSON sources take the fast path with the same positions and checks") {
   Node n = Read("{\n  \"a\": [1, 2.5, \"x\"],\n  \"b\": {\"c\": null, \"d\": true}\n}\n");
   const auto* a = n.FindMember("a");
