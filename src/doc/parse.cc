@@ -1,7 +1,9 @@
 #include "doc/parse.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <unordered_set>
 #include <vector>
@@ -53,9 +55,32 @@ inline bool Special(uint64_t w) {
   return ((zero_byte(w ^ (kOnes * '"')) | zero_byte(w ^ (kOnes * '\\'))) | (w & kHighs)) != 0;
 }
 
-// One pass over the bytes: nesting depth, UTF-8 validity inside strings, and integer
-// tokens that do not fit 64 bits (RapidJSON would silently turn them into floats).
-bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error) {
+// ---- numbers RapidJSON 1.1 reads wrongly ------------------------------------------------
+//
+// Full precision (every double reads back as written) makes RapidJSON convert a float
+// whose digits exceed 2^53 or whose decimal exponent passes ±22 with DiyFp arithmetic
+// (internal/strtod.h). In 1.1, Debian 12's version, that returns garbage when its 64-bit
+// significand is zero: all digits zero (`0e-23` gives -1.75e-192, `-0e300` 2.2e-75,
+// `0.000000000000000000000000` -2.2e-193), or 21 significant digits starting
+// 18446744073709551615 rounding it past 2^64 (`0.184467440737095516159` gives -6.5e-201):
+// __builtin_clzll(0), undefined behaviour (found by fuzz/doc_parse and fuzz/csv_feed under
+// UBSan; fixed upstream after 1.1, Tencent/rapidjson#1441 and #2326). A document where the
+// prescan sees a zero that may take that path, or a float of more than 19 significant
+// digits, is therefore parsed with its numbers as strings, which ReadNumber converts with
+// std::from_chars (exactly). So is one near the largest double: RapidJSON reads
+// `1.7976931348623159e308`, which rounds past it, as infinity, which no JSON text can
+// hold; ReadNumber refuses it as too big. Every other document keeps the DOM parse: the
+// shortest text of a double (17 digits at most, what JavaScript and flowctl write) comes
+// near none of these cases, and tests/unit/doc_test.cc checks RapidJSON against
+// std::from_chars on random tokens of up to 19 digits.
+constexpr size_t kFastPathPower = 22;      // 10^22 is the largest power of ten a double holds exactly
+constexpr size_t kSignificandDigits = 19;  // fewer cannot overflow DiyFp's 64-bit significand
+constexpr size_t kLargestPower = 308;      // digits + exponent beyond: maybe beyond DBL_MAX
+
+// One pass over the bytes: nesting depth, UTF-8 validity inside strings, integer tokens
+// that do not fit 64 bits (RapidJSON would silently turn them into floats), and whether a
+// number may take RapidJSON's full-precision slow path (sets `*exact_numbers`, see below).
+bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error, bool* exact_numbers) {
   const auto* p = reinterpret_cast<const unsigned char*>(t.data());
   int depth = 0;
   size_t i = 0, n = t.size();
@@ -123,7 +148,33 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error) {
       while (i < n && p[i] >= '0' && p[i] <= '9') ++i;
       size_t len = i - digits;
       bool integer = !(i < n && (p[i] == '.' || p[i] == 'e' || p[i] == 'E'));
-      // Skip the fraction and exponent, whose digits are not integers.
+      if (!integer) {
+        // Digits (of the integer part and the fraction), those from the first non-zero one,
+        // and the exponent's value (capped): what decides RapidJSON's path (see above).
+        size_t count = len, significant = 0;
+        for (size_t k = digits; k < digits + len; ++k) {
+          if (significant || p[k] != '0') ++significant;
+        }
+        if (i < n && p[i] == '.') {
+          for (++i; i < n && p[i] >= '0' && p[i] <= '9'; ++i) {
+            ++count;
+            if (significant || p[i] != '0') ++significant;
+          }
+        }
+        size_t exponent = 0;
+        if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+          ++i;
+          if (i < n && (p[i] == '+' || p[i] == '-')) ++i;
+          for (; i < n && p[i] >= '0' && p[i] <= '9'; ++i) {
+            exponent = std::min<size_t>(exponent * 10 + (p[i] - '0'), 1000);
+          }
+        }
+        if ((significant == 0 && count + exponent > kFastPathPower) || significant > kSignificandDigits ||
+            count + exponent > kLargestPower) {
+          *exact_numbers = true;
+        }
+      }
+      // Skip what is left of the token (in invalid JSON, which the parser then reports).
       while (i < n && ((p[i] >= '0' && p[i] <= '9') || p[i] == '.' || p[i] == 'e' || p[i] == 'E' ||
                        p[i] == '+' || p[i] == '-')) {
         ++i;
@@ -281,6 +332,96 @@ void LocateRepeat(std::string_view text, ParseError* error) {
 
 namespace {
 
+// Whether a float token std::from_chars found out of range (so its value rounds to zero or
+// to infinity) is too big: the decimal exponent of its first significant digit tells, the
+// two limits being 630 orders of magnitude apart.
+bool Overflows(std::string_view t) {
+  size_t i = !t.empty() && t[0] == '-' ? 1 : 0;
+  long magnitude = 0;  // of the first significant digit, plus one
+  bool significant = false;
+  for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) {
+    significant = significant || t[i] != '0';
+    if (significant) ++magnitude;
+  }
+  if (i < t.size() && t[i] == '.') {
+    for (++i; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) {
+      if (!significant && t[i] == '0') --magnitude;
+      significant = significant || t[i] != '0';
+    }
+  }
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    bool negative = i < t.size() && t[i] == '-';
+    if (i < t.size() && (t[i] == '-' || t[i] == '+')) ++i;
+    long e = 0;
+    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) e = std::min(e * 10 + (t[i] - '0'), 100000L);
+    magnitude += negative ? -e : e;
+  }
+  return magnitude > 0;
+}
+
+// Forwards a reader's events (numbers as strings) to a document, converting each number
+// with ReadNumber.
+class ExactNumbers {
+ public:
+  ExactNumbers(rapidjson::Document* doc, const rapidjson::MemoryStream& in) : doc_(*doc), in_(in) {}
+
+  bool Null() { return doc_.Null(); }
+  bool Bool(bool b) { return doc_.Bool(b); }
+  bool Int(int i) { return doc_.Int(i); }
+  bool Uint(unsigned u) { return doc_.Uint(u); }
+  bool Int64(int64_t i) { return doc_.Int64(i); }
+  bool Uint64(uint64_t u) { return doc_.Uint64(u); }
+  bool Double(double d) { return doc_.Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+    rapidjson::Value v;
+    if (!ReadNumber({s, n}, &v)) {
+      too_big_at_ = in_.Tell() - n;
+      return false;
+    }
+    if (v.IsDouble()) return doc_.Double(v.GetDouble());
+    return v.IsUint64() ? doc_.Uint64(v.GetUint64()) : doc_.Int64(v.GetInt64());
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
+  bool StartObject() { return doc_.StartObject(); }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return doc_.Key(s, n, copy); }
+  bool EndObject(rapidjson::SizeType n) { return doc_.EndObject(n); }
+  bool StartArray() { return doc_.StartArray(); }
+  bool EndArray(rapidjson::SizeType n) { return doc_.EndArray(n); }
+
+  std::optional<size_t> too_big_at() const { return too_big_at_; }
+
+ private:
+  rapidjson::Document& doc_;
+  const rapidjson::MemoryStream& in_;
+  std::optional<size_t> too_big_at_;  // offset of a number beyond the range of a double
+};
+
+// Parses `text` (checked by the prescan) as Document::Parse would, numbers by ReadNumber.
+bool ParseExactNumbers(std::string_view text, rapidjson::Document* doc, ParseError* error) {
+  rapidjson::MemoryStream in(text.data(), text.size());
+  rapidjson::ParseResult result;
+  std::optional<size_t> too_big_at;
+  auto generate = [&](rapidjson::Document& d) {
+    ExactNumbers handler(&d, in);
+    rapidjson::Reader reader;
+    result = reader.Parse<rapidjson::kParseNumbersAsStringsFlag>(in, handler);
+    too_big_at = handler.too_big_at();
+    return !result.IsError();
+  };
+  doc->Populate(generate);
+  if (too_big_at) {
+    *error = {*too_big_at, fmt::format("invalid JSON: {}", rapidjson::GetParseError_En(
+                                                              rapidjson::kParseErrorNumberTooBig))};
+    return false;
+  }
+  if (result.IsError()) {
+    *error = {result.Offset(), fmt::format("invalid JSON: {}", rapidjson::GetParseError_En(result.Code()))};
+    return false;
+  }
+  return true;
+}
+
 bool Parse(std::string_view text, bool terminated, rapidjson::Document* doc, ParseError* error,
            const ParseLimits& limits) {
   if (text.size() > limits.max_bytes) {
@@ -291,17 +432,22 @@ bool Parse(std::string_view text, bool terminated, rapidjson::Document* doc, Par
                                    limits.max_bytes)};
     return false;
   }
-  if (!Prescan(text, limits, error)) return false;
-  // Recursive parsing is safe, and encoding validation redundant: the prescan bounded the
-  // depth and validated the UTF-8 of every string.
-  // Full precision: every double reads back exactly as written.
+  bool exact_numbers = false;
+  if (!Prescan(text, limits, error, &exact_numbers)) return false;
+  // RapidJSON's SIMD string scanning works on NUL-terminated text, which must then hold no
+  // other NUL: one after a complete value would end the input early, unnoticed.
   if (terminated) {
-    // RapidJSON's SIMD string scanning works on NUL-terminated text, which must then hold no
-    // other NUL: one after a complete value would end the input early, unnoticed.
     if (const void* nul = std::memchr(text.data(), 0, text.size())) {
       *error = {static_cast<size_t>(static_cast<const char*>(nul) - text.data()), "invalid JSON: a NUL byte"};
       return false;
     }
+  }
+  // Recursive parsing is safe, and encoding validation redundant: the prescan bounded the
+  // depth and validated the UTF-8 of every string.
+  // Full precision: every double reads back exactly as written.
+  if (exact_numbers) {
+    if (!ParseExactNumbers(text, doc, error)) return false;
+  } else if (terminated) {
     doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data());
   } else {
     doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
@@ -394,6 +540,36 @@ bool ParseStoredDocument(const std::string& text, rapidjson::Document* doc, Pars
     *error = {static_cast<size_t>(static_cast<const char*>(nul) - text.data()), "invalid JSON: a NUL byte"};
     return false;
   }
+  return true;
+}
+
+bool ReadNumber(std::string_view token, rapidjson::Value* v) {
+  const char* begin = token.data();
+  const char* end = begin + token.size();
+  bool negative = !token.empty() && token[0] == '-';
+  if (token.find_first_of(".eE") == std::string_view::npos) {
+    if (negative) {
+      int64_t i;
+      if (auto r = std::from_chars(begin, end, i); r.ec == std::errc() && r.ptr == end) {
+        v->SetInt64(i);
+        return true;
+      }
+    } else {
+      uint64_t u;
+      if (auto r = std::from_chars(begin, end, u); r.ec == std::errc() && r.ptr == end) {
+        v->SetUint64(u);
+        return true;
+      }
+    }
+    // Beyond 64 bits: a double, as RapidJSON reads it.
+  }
+  double d;
+  auto r = std::from_chars(begin, end, d);
+  if (r.ec == std::errc::result_out_of_range) {
+    if (Overflows(token)) return false;
+    d = negative ? -0.0 : 0.0;
+  }
+  v->SetDouble(d);
   return true;
 }
 

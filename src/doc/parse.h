@@ -37,6 +37,12 @@ bool ParseTerminatedDocument(std::string_view text, rapidjson::Document* doc, Pa
 // from a lambda). When it does not, `*size` is its size. Cheap for values far below the limit.
 bool FitsJsonLimit(const rapidjson::Value& v, size_t limit, size_t* size);
 
+// Reads one number token of valid JSON syntax into `*v` as RapidJSON's reader would (an
+// integer within 64 bits as one, anything else as a double), but exactly: see parse.cc on
+// what RapidJSON 1.1 gets wrong. A value below the smallest double is zero; returns false
+// for one beyond the largest.
+bool ReadNumber(std::string_view token, rapidjson::Value* v);
+
 // A document flowctl stored itself (a lake line, a materialized flow_document): it was
 // validated when written, so only RapidJSON's own syntax check remains, on the NUL-terminated
 // `text`. Long texts are parsed iteratively, so that even a tampered file nested

@@ -8,8 +8,6 @@
 #include <optional>
 
 #include <fmt/format.h>
-#include <rapidjson/memorystream.h>
-#include <rapidjson/reader.h>
 
 #include "base/strings.h"
 #include "doc/parse.h"
@@ -81,18 +79,6 @@ bool IsJsonNumber(std::string_view s, bool* integral) {
   }
   return i == n;
 }
-
-// Receives the one number RapidJSON reads from a cell.
-struct NumberHandler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, NumberHandler> {
-  explicit NumberHandler(doc::Value* v) : out(v) {}
-  bool Int(int i) { out->SetInt(i); return true; }
-  bool Uint(unsigned u) { out->SetUint(u); return true; }
-  bool Int64(int64_t i) { out->SetInt64(i); return true; }
-  bool Uint64(uint64_t u) { out->SetUint64(u); return true; }
-  bool Double(double d) { out->SetDouble(d); return true; }
-  bool Default() { return false; }
-  doc::Value* out;
-};
 
 // TSV cells escape what would otherwise end them, as PostgreSQL's text COPY format and the
 // "linear TSV" convention do: `\t`, `\n`, `\r` and `\\` decode to a tab, a line feed, a
@@ -177,7 +163,6 @@ struct CsvConverter::Impl {
   void ConvertRow();
   // Converts a cell for a location of `types` into `*out`, or explains in `*why` why not.
   bool Convert(std::string_view cell, uint8_t types, doc::Value* out, std::string* why);
-  bool ParseNumber(std::string_view text, doc::Value* out);
 
   std::string_view Cell(size_t i) const {
     size_t begin = i ? ends_[i - 1] : 0;
@@ -198,8 +183,7 @@ struct CsvConverter::Impl {
   std::vector<std::string> names_;                      // for "did you mean"
 
   csv_parser parser_;
-  rapidjson::Reader number_reader_;  // kept for its stack, which full precision uses
-  size_t bom_seen_ = 0;              // bytes of a BOM matched so far
+  size_t bom_seen_ = 0;  // bytes of a BOM matched so far
   bool bom_decided_ = false;
   std::string tsv_line_;  // TSV: the start of a line whose end has not arrived
 
@@ -443,12 +427,6 @@ void CsvConverter::Impl::ConvertRow() {
   }
 }
 
-bool CsvConverter::Impl::ParseNumber(std::string_view text, doc::Value* out) {
-  rapidjson::MemoryStream stream(text.data(), text.size());
-  NumberHandler handler(out);
-  return !number_reader_.Parse<rapidjson::kParseFullPrecisionFlag>(stream, handler).IsError();
-}
-
 bool CsvConverter::Impl::Convert(std::string_view cell, uint8_t types, doc::Value* out,
                                  std::string* why) {
   if (cell.empty()) {
@@ -464,9 +442,9 @@ bool CsvConverter::Impl::Convert(std::string_view cell, uint8_t types, doc::Valu
   }
   bool integral = false;
   bool number = (types & (kInteger | kNumber)) && IsJsonNumber(cell, &integral);
-  bool in_range = number && ParseNumber(cell, out);  // false beyond the range of a double
+  bool in_range = number && doc::ReadNumber(cell, out);  // false beyond the range of a double
   if (in_range && ((types & kNumber) || doc::IsInteger(*out))) return true;
-  bool too_big_integer = in_range && integral;  // RapidJSON made a double of it
+  bool too_big_integer = in_range && integral;  // ReadNumber made a double of it
   out->SetNull();
   if ((types & kBoolean) && (cell == "true" || cell == "false")) {
     out->SetBool(cell == "true");

@@ -5,6 +5,7 @@
 #include <array>
 #include <bit>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
 #include <cmath>
@@ -943,6 +944,88 @@ TEST_CASE("parse: floats are read exactly (round trip of shortest text)") {
   }
   CAPTURE(total);
   CHECK(changed == 0);
+}
+
+TEST_CASE("parse: numbers RapidJSON 1.1 misreads are read exactly") {
+  // RapidJSON 1.1's full-precision slow path turned a zero written with many digits or a
+  // large exponent, and 21-digit numbers starting 18446744073709551615, into garbage
+  // (`0e-23` into -1.75e-192; undefined behaviour, found by fuzz/doc_parse).
+  struct Case {
+    const char* text;
+    double value;
+  };
+  for (const Case& c : {Case{"0e-23", 0.0}, Case{"-0e300", -0.0}, Case{"0.0e-50", 0.0},
+                        Case{"0.000000000000000000000000", 0.0}, Case{"0.000000000000000e-9", 0.0},
+                        Case{"0.184467440737095516159", 0.18446744073709551},
+                        Case{"1844674407370955161.59e-19", 0.18446744073709551},
+                        Case{"1e-400", 0.0}, Case{"-1e-400", -0.0}, Case{"2e-324", 0.0},
+                        Case{"3e-324", 4.9406564584124654e-324}, Case{"1e23", 1e23},
+                        Case{"0.30000000000000004", 0.30000000000000004},
+                        Case{"1.7976931348623157e308", 1.7976931348623157e308}}) {
+    for (bool terminated : {false, true}) {
+      CAPTURE(c.text);
+      CAPTURE(terminated);
+      std::string text = std::string("[1, ") + c.text + ", {\"a\": [-0, 18446744073709551615, 2.5]}]";
+      Parsing p;
+      p.ok = terminated ? doc::ParseTerminatedDocument(text, &p.doc, &p.error)
+                        : doc::ParseDocument(text, &p.doc, &p.error);
+      REQUIRE_MESSAGE(p.ok, p.error.message);
+      REQUIRE(p.doc[1].IsDouble());
+      CHECK(std::bit_cast<uint64_t>(p.doc[1].GetDouble()) == std::bit_cast<uint64_t>(c.value));
+      // The other numbers of such a document keep their types and values.
+      CHECK(Json(p.doc[2]) == "{\"a\":[0,18446744073709551615,2.5]}");
+      CHECK(p.doc[2]["a"][0].IsInt());
+      CHECK(p.doc[0].IsInt());
+    }
+  }
+  // Beyond the largest double; RapidJSON read the third as infinity, which no JSON holds.
+  for (const char* big : {"1e400", "-1e400", "1.7976931348623159e308", "-17976931348623159e292",
+                          "0.001e312"}) {
+    CAPTURE(big);
+    auto p = ParseText(std::string("[0.0000000000000000000000001, ") + big + "]");
+    CHECK_FALSE(p.ok);
+    CHECK(p.error.offset == 30);
+    CHECK(p.error.message == "invalid JSON: Number too big to be stored in double.");
+  }
+  // Up to 19 significant digits RapidJSON's own conversion is kept: it must agree with
+  // std::from_chars (correctly rounded) on every slow-path shape of token.
+  std::mt19937_64 rng(19);
+  int disagreements = 0;
+  for (int i = 0; i < 30000 && disagreements < 5; ++i) {
+    int digits = 1 + static_cast<int>(rng() % 19);
+    std::string mantissa(1, static_cast<char>('1' + rng() % 9));
+    for (int k = 1; k < digits; ++k) mantissa += static_cast<char>('0' + rng() % 10);
+    std::string token;
+    switch (rng() % 3) {
+      case 0: token = mantissa; break;  // an integer part only, then an exponent
+      case 1: token = "0." + std::string(rng() % 30, '0') + mantissa; break;
+      default: {
+        size_t point = 1 + rng() % mantissa.size();
+        token = mantissa.substr(0, point) + "." + (point < mantissa.size() ? mantissa.substr(point) : "0");
+      }
+    }
+    if (rng() % 2) token = "-" + token;
+    if (token.find('.') == std::string::npos || rng() % 2) {
+      token += (rng() % 2 ? "e" : "E") + std::to_string(static_cast<int>(rng() % 660) - 340);
+    }
+    double want;
+    if (std::from_chars(token.data(), token.data() + token.size(), want).ec != std::errc()) continue;
+    auto q = ParseText(token);
+    if (!q.ok || !q.doc.IsDouble() || std::bit_cast<uint64_t>(q.doc.GetDouble()) != std::bit_cast<uint64_t>(want)) {
+      ++disagreements;
+      CAPTURE(token);
+      CHECK_MESSAGE(q.ok, q.error.message);
+      if (q.ok) CHECK(q.doc.GetDouble() == want);
+    }
+  }
+  CHECK(disagreements == 0);
+  // Syntax errors and repeated names are still found in such a document.
+  auto p = ParseText("[0e-23, 1,]");
+  CHECK_FALSE(p.ok);
+  CHECK(p.error.message.rfind("invalid JSON", 0) == 0);
+  p = ParseText("{\"a\": 0e-23, \"a\": 1}");
+  CHECK_FALSE(p.ok);
+  CHECK(p.error.message.find("member name \"a\" is repeated") != std::string::npos);
 }
 
 TEST_CASE("parse: what is accepted can be written and read back") {
