@@ -317,7 +317,9 @@ void LocateRepeat(std::string_view text, ParseError* error) {
   rapidjson::MemoryStream stream(text.data(), text.size());
   RepeatLocator locator(stream);
   rapidjson::Reader reader;
-  reader.Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(stream, locator);
+  // Numbers as strings: their values do not matter here, and RapidJSON's full-precision
+  // conversion is what the DOM parse avoided for some of them (see ParseExactNumbers).
+  reader.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag>(stream, locator);
   if (!locator.found) {  // cannot happen: the DOM held a repeat
     *error = {0, "invalid JSON: an object repeats a member name"};
     return;
