@@ -48,6 +48,9 @@ struct Transform {
   int64_t read_delay_seconds = 0;
   PartitionFilter partitions;
   std::shared_ptr<lambda::Lambda> update, publish;
+  // `deadLetters`: where a source document this transform cannot process goes, with its
+  // error, instead of halting the derivation (runtime/dead_letter.h). Null: it halts.
+  std::shared_ptr<const Collection> dead_letters;
 };
 
 struct Derivation {

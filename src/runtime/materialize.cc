@@ -50,6 +50,7 @@ std::string Where(const Materialization& m, size_t b, std::string_view packed,
 
 struct MaterializeTask::Impl {
   store::Store* store;
+  Stamper* stamper = nullptr;
   std::unique_ptr<materialize::Driver> driver;
   struct Source {
     size_t binding;
@@ -91,9 +92,10 @@ struct MaterializeTask::Impl {
 };
 
 MaterializeTask::MaterializeTask(std::shared_ptr<const Materialization> m, store::Store* store,
-                                 std::unique_ptr<materialize::Driver> driver)
+                                 std::unique_ptr<materialize::Driver> driver, Stamper* stamper)
     : m_(std::move(m)), impl_(std::make_unique<Impl>()) {
   impl_->store = store;
+  impl_->stamper = stamper;
   impl_->driver = std::move(driver);
 }
 

@@ -17,6 +17,7 @@
 #include "materialize/driver.h"
 #include "runtime/collection.h"
 #include "runtime/cursor.h"
+#include "runtime/ingest.h"
 #include "store/journal.h"
 
 namespace flow::runtime {
@@ -24,6 +25,9 @@ namespace flow::runtime {
 struct MaterializationBinding {
   std::shared_ptr<const Collection> source;
   materialize::Table table;
+  // `deadLetters`: where a key this binding cannot store goes, with its error, instead of
+  // halting the materialization (runtime/dead_letter.h). Null: it halts.
+  std::shared_ptr<const Collection> dead_letters;
 };
 
 struct Materialization {
@@ -75,8 +79,9 @@ Result<std::unique_ptr<materialize::Driver>> ConnectTarget(const Materialization
 
 class MaterializeTask {
  public:
+  // `stamper` stamps dead letters; it may be null when no binding has `dead_letters`.
   MaterializeTask(std::shared_ptr<const Materialization> m, store::Store* store,
-                  std::unique_ptr<materialize::Driver> driver);
+                  std::unique_ptr<materialize::Driver> driver, Stamper* stamper = nullptr);
   ~MaterializeTask();
 
   // Creates or checks the tables, takes the fence and reads the checkpoint.
