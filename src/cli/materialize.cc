@@ -75,7 +75,8 @@ Result<std::shared_ptr<runtime::Materialization>> OneOffMaterialization(const Ch
   m->target = target->name;
   m->kind = target->kind;
   m->address = target->address;
-  m->bindings.push_back({compiled.value(), runtime::MakeTable(*collection, o.table, fields, false)});
+  m->bindings.push_back(
+      {compiled.value(), runtime::MakeTable(*collection, o.table, fields, false), nullptr});
   return std::shared_ptr<runtime::Materialization>(std::move(m));
 }
 

@@ -241,7 +241,8 @@ void Pipeline::AddMaterialization(std::shared_ptr<const runtime::Materialization
 Result<bool> Pipeline::OpenTarget(Target& t) {
   auto driver = runtime::ConnectTarget(*t.spec);
   if (!driver) return driver.error();
-  auto task = std::make_unique<runtime::MaterializeTask>(t.spec, store_, std::move(driver.value()));
+  auto task = std::make_unique<runtime::MaterializeTask>(t.spec, store_, std::move(driver.value()),
+                                                         stamper_);
   auto opened = task->Open();
   if (!opened) return opened.error();
   t.task = std::move(task);

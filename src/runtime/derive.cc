@@ -1,18 +1,20 @@
 #include "runtime/derive.h"
 
-#include <algorithm>
-#include <unordered_map>
-#include <unordered_set>
-
 #include <fmt/format.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "base/log.h"
 #include "base/strings.h"
 #include "doc/pack.h"
 #include "doc/parse.h"
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
+#include "runtime/dead_letter.h"
 
 namespace flow::runtime {
 namespace {
@@ -260,6 +262,20 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     return e;
   };
 
+  // A document the transform cannot process (its source schema refuses it, a lambda fails
+  // on it alone, an output of it is invalid or does not reduce) halts the derivation,
+  // unless the transform has `deadLetters`: then it is left out of the transaction and
+  // written there with its error. Lambdas and reductions run over the batch, so a failure
+  // found in a later phase undoes the registers, leaves the document out, drops the
+  // documents after it from the transaction (they are read again by the next one) and runs
+  // the rest again.
+  bool divertable = false;
+  for (const auto& tr : d.transforms) divertable = divertable || tr.dead_letters != nullptr;
+  std::map<size_t, std::string> dead;  // item → its error
+  auto transform_of = [&](size_t i) -> const Transform& {
+    return d.transforms[m.sources[items[i].source]->transform];
+  };
+
   // Parse the sources; check `source.schema`.
   Arena scratch(1 << 20);
   std::vector<doc::Value> sources(items.size());
@@ -270,145 +286,248 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
       return fail(Error::Env(fmt::format("{} is malformed: {} (offset {} within it)", where(i), perr.message, perr.offset)));
     }
     sources[i] = std::move(static_cast<doc::Value&>(parsed));
-    const Transform& tr = d.transforms[m.sources[items[i].source]->transform];
+    const Transform& tr = transform_of(i);
     if (tr.source_schema) {
       auto errors = tr.source_schema->Validate(sources[i], scratch);
       if (!errors.empty()) {
-        return fail(Error::User(fmt::format("{} does not validate against the transform's source schema: {}", where(i),
-                                            schema::FormatValidationErrors(errors, sources[i], 3,
-                                                                           tr.source_annotations.get()))));
+        std::string message = fmt::format(
+            "{} does not validate against the transform's source schema: {}", where(i),
+            schema::FormatValidationErrors(errors, sources[i], 3, tr.source_annotations.get()));
+        if (!tr.dead_letters) return fail(Error::User(std::move(message)));
+        dead[i] = std::move(message);
       }
     }
   }
 
-  // Lambda calls are batched per transform; `rows` of a transform are its items, in order.
-  std::vector<std::vector<size_t>> by_transform(d.transforms.size());
-  for (size_t i = 0; i < items.size(); ++i) by_transform[m.sources[items[i].source]->transform].push_back(i);
-  auto invoke = [&](size_t t, bool publish, const std::vector<lambda::Row>& rows, doc::Allocator& alloc,
-                    lambda::Outputs* out) -> Result<bool> {
-    const Transform& tr = d.transforms[t];
-    int failed = -1;
-    auto r = (publish ? tr.publish : tr.update)->Invoke(rows, alloc, out, &failed);
-    if (!r) {
-      std::string at;
-      if (failed >= 0 && static_cast<size_t>(failed) < by_transform[t].size()) {
-        at = where(by_transform[t][static_cast<size_t>(failed)]);
-      } else {
+  // One run over the batch, without the dead items. An error about one item sets
+  // `*failed` to it (else it is left at items.size()).
+  std::vector<std::vector<size_t>> by_transform;
+  std::unordered_map<std::string, std::optional<doc::Value>> undo;  // registers before the run
+  std::unordered_set<std::string> touched;
+  std::unique_ptr<reduce::Combiner> combiner;
+  auto run = [&](size_t* failed) -> Result<bool> {
+    by_transform.assign(d.transforms.size(), {});
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!dead.count(i)) by_transform[m.sources[items[i].source]->transform].push_back(i);
+    }
+    // Lambda calls are batched per transform; `rows` of a transform are its items, in order.
+    auto invoke = [&](size_t t, bool publish, const std::vector<lambda::Row>& rows,
+                      doc::Allocator& alloc, lambda::Outputs* out) -> Result<bool> {
+      const Transform& tr = d.transforms[t];
+      const char* which = publish ? "publish" : "update";
+      int row = -1;
+      auto r = (publish ? tr.publish : tr.update)->Invoke(rows, alloc, out, &row);
+      if (!r) {
+        if (row >= 0 && static_cast<size_t>(row) < by_transform[t].size()) {
+          size_t i = by_transform[t][static_cast<size_t>(row)];
+          // A lambda's error names the row it failed on, but a timeout only the first row of
+          // the chunk that was running: before a document is left out for it, the lambda
+          // must fail on that document alone.
+          if (tr.dead_letters && r.error().code == Error::Code::kUser) {
+            lambda::Outputs alone;
+            int alone_row = -1;
+            auto again = (publish ? tr.publish : tr.update)
+                             ->Invoke({rows[static_cast<size_t>(row)]}, alloc, &alone, &alone_row);
+            if (!again && again.error().code == Error::Code::kUser) {
+              *failed = i;
+              return Error::User(fmt::format("{}: the {} lambda failed: {}", where(i), which,
+                                             again.error().message));
+            }
+          }
+          return Error{r.error().code, fmt::format("{}: the {} lambda failed: {}", where(i), which,
+                                                   r.error().message)};
+        }
         // The whole batch failed: name where it starts.
         size_t first = by_transform[t].front();
         const Impl::Source& s = *m.sources[items[first].source];
-        at = fmt::format("derivation `{}`, transform `{}`: the batch of {} document{} starting at offset {} of journal {}",
-                         d.collection->name, tr.name, rows.size(), rows.size() == 1 ? "" : "s", items[first].offset,
-                         s.cursor.journal());
+        return Error{r.error().code, fmt::format("derivation `{}`, transform `{}`: the batch of {} "
+                                                 "document{} starting at offset {} of "
+                                                 "journal {}: the {} lambda failed: {}",
+                                                 d.collection->name, tr.name, rows.size(),
+                                                 rows.size() == 1 ? "" : "s", items[first].offset,
+                                                 s.cursor.journal(), which, r.error().message)};
       }
-      return Error{r.error().code, fmt::format("{}: the {} lambda failed: {}", at, publish ? "publish" : "update",
-                                               r.error().message)};
+      if (out->size() != rows.size()) {
+        return Error::Internal(
+            fmt::format("derivation `{}`, transform `{}`: {} outputs for {} rows",
+                        d.collection->name, tr.name, out->size(), rows.size()));
+      }
+      return true;
+    };
+
+    // Updates see only their source, so a whole batch runs at once.
+    std::vector<lambda::Outputs> updates(d.transforms.size());
+    for (size_t t = 0; t < d.transforms.size(); ++t) {
+      if (!d.transforms[t].update || by_transform[t].empty()) continue;
+      std::vector<lambda::Row> rows;
+      rows.reserve(by_transform[t].size());
+      for (size_t i : by_transform[t]) rows.push_back({&sources[i], nullptr, nullptr});
+      auto r = invoke(t, false, rows, scratch, &updates[t]);
+      if (!r) return r;
     }
-    if (out->size() != rows.size()) {
-      return Error::Internal(fmt::format("derivation `{}`, transform `{}`: {} outputs for {} rows", d.collection->name,
-                                         tr.name, out->size(), rows.size()));
+
+    // Registers, in document order: each update output is validated and reduced in; a
+    // publishing transform records `previous` and `register` as they are for its document.
+    std::vector<doc::Value> previous(items.size()), after(items.size());
+    std::vector<size_t> position(items.size());  // index of item i within its transform's rows
+    for (size_t t = 0; t < by_transform.size(); ++t) {
+      for (size_t k = 0; k < by_transform[t].size(); ++k) position[by_transform[t][k]] = k;
+    }
+    std::string key;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (dead.count(i)) continue;
+      size_t t = m.sources[items[i].source]->transform;
+      const Transform& tr = d.transforms[t];
+      key.clear();
+      doc::PackKey(sources[i], tr.shuffle, &key);
+      auto it = m.registers.find(key);
+      const doc::Value& current =
+          it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second;
+      if (tr.publish) previous[i] = doc::Copy(current, scratch);
+      if (tr.update) {
+        auto& outs = updates[t][position[i]];
+        if (!outs.empty()) {
+          if (divertable && !undo.count(key)) {
+            undo.emplace(key, it == m.registers.end()
+                                  ? std::nullopt
+                                  : std::optional<doc::Value>(doc::Copy(it->second, scratch)));
+          }
+          if (it == m.registers.end()) {
+            it = m.registers.emplace(key, doc::Value()).first;
+            it->second = doc::Copy(m.initial, *m.arena);
+          }
+          for (auto& u : outs) {
+            if (d.register_validator) {
+              auto errors = d.register_validator->Validate(u, scratch);
+              if (!errors.empty()) {
+                *failed = i;
+                return Error::User(fmt::format(
+                    "{}: an update output does not validate against the register schema: {}",
+                    where(i),
+                    schema::FormatValidationErrors(errors, u, 3, d.register_annotations.get())));
+              }
+            }
+            auto r = d.register_reducer->Reduce(it->second, u, true, *m.arena, true);
+            if (!r) {
+              *failed = i;
+              return Error::User(
+                  fmt::format("{}: cannot reduce an update output into the register: {}", where(i),
+                              r.error().message));
+            }
+          }
+          touched.insert(key);
+        }
+      }
+      if (tr.publish) {
+        after[i] = doc::Copy(
+            it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second,
+            scratch);
+      }
+    }
+
+    // Publishes, batched per transform, combined by the derived key in document order.
+    reduce::CombinerOptions copts;
+    copts.spill = true;
+    combiner = std::make_unique<reduce::Combiner>(d.collection->reducer, d.collection->key, copts);
+    std::vector<lambda::Outputs> published(d.transforms.size());
+    for (size_t t = 0; t < d.transforms.size(); ++t) {
+      if (!d.transforms[t].publish || by_transform[t].empty()) continue;
+      std::vector<lambda::Row> rows;
+      rows.reserve(by_transform[t].size());
+      for (size_t i : by_transform[t]) rows.push_back({&sources[i], &after[i], &previous[i]});
+      auto r = invoke(t, true, rows, combiner->allocator(), &published[t]);
+      if (!r) return r;
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (dead.count(i)) continue;
+      size_t t = m.sources[items[i].source]->transform;
+      if (!d.transforms[t].publish) continue;
+      auto& outs = published[t][position[i]];
+      // All of a document's outputs are checked before any is combined, so that one left
+      // out leaves nothing of it behind (a failed reduction below ends the run).
+      for (auto& out : outs) {
+        if (!out.IsObject()) {
+          *failed = i;
+          return Error::User(fmt::format("{}: the publish lambda returned {}, not an object",
+                                         where(i), doc::KindName(out)));
+        }
+        size_t size = 0;
+        if (size_t limit = doc::ParseLimits{}.max_bytes; !doc::FitsJsonLimit(out, limit, &size)) {
+          *failed = i;
+          return Error::User(fmt::format(
+              "{}: the publish lambda returned a document of {} bytes as JSON, over the "
+              "limit of {} MiB",
+              where(i), size, limit >> 20));
+        }
+        auto v = d.collection->Validate(out, combiner->allocator());
+        if (!v) {
+          *failed = i;
+          return Error::User(fmt::format("{}: a published {}", where(i), v.error().message));
+        }
+      }
+      for (auto& out : outs) {
+        auto a = combiner->Add(out);
+        if (!a) {
+          *failed = i;
+          return Error{
+              a.error().code,
+              fmt::format("{}: cannot reduce a published document into collection `{}`: {}",
+                          where(i), d.collection->name, a.error().message)};
+        }
+      }
     }
     return true;
   };
 
-  // Updates see only their source, so a whole batch runs at once.
-  std::vector<lambda::Outputs> updates(d.transforms.size());
-  for (size_t t = 0; t < d.transforms.size(); ++t) {
-    if (!d.transforms[t].update || by_transform[t].empty()) continue;
-    std::vector<lambda::Row> rows;
-    rows.reserve(by_transform[t].size());
-    for (size_t i : by_transform[t]) rows.push_back({&sources[i], nullptr, nullptr});
-    auto r = invoke(t, false, rows, scratch, &updates[t]);
-    if (!r) return fail(r.error());
+  for (;;) {
+    size_t failed = items.size();
+    undo.clear();
+    touched.clear();
+    auto r = run(&failed);
+    if (r) break;
+    if (failed >= items.size() || !transform_of(failed).dead_letters ||
+        r.error().code != Error::Code::kUser) {
+      return fail(r.error());
+    }
+    // Undo the run's register changes, leave the document out, and end the transaction
+    // with it: the documents after it are read again by the next one.
+    for (auto& [k, v] : undo) {
+      if (v) {
+        m.registers[k] = doc::Copy(*v, *m.arena);
+      } else {
+        m.registers.erase(k);
+      }
+    }
+    dead[failed] = r.error().message;
+    dead.erase(dead.upper_bound(failed), dead.end());
+    std::map<size_t, uint64_t> rewind;  // source → offset of its first document dropped
+    for (size_t i = items.size(); i-- > failed + 1;) rewind[items[i].source] = items[i].offset;
+    for (const auto& [s, offset] : rewind) {
+      const Impl::Source& src = *m.sources[s];
+      m.sources[s] = std::make_unique<Impl::Source>(Impl::Source{
+          src.transform, src.key, JournalCursor(m.store->dir(), src.cursor.journal(), offset)});
+    }
+    items.resize(failed + 1);
+    sources.resize(failed + 1);
   }
 
-  // Registers, in document order: each update output is validated and reduced in; a
-  // publishing transform records `previous` and `register` as they are for its document.
-  std::vector<doc::Value> previous(items.size()), after(items.size());
-  std::vector<size_t> position(items.size());  // index of item i within its transform's rows
-  for (size_t t = 0; t < by_transform.size(); ++t) {
-    for (size_t k = 0; k < by_transform[t].size(); ++k) position[by_transform[t][k]] = k;
-  }
-  std::unordered_set<std::string> touched;
-  std::string key;
-  for (size_t i = 0; i < items.size(); ++i) {
-    size_t t = m.sources[items[i].source]->transform;
-    const Transform& tr = d.transforms[t];
-    key.clear();
-    doc::PackKey(sources[i], tr.shuffle, &key);
-    auto it = m.registers.find(key);
-    const doc::Value& current = it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second;
-    if (tr.publish) previous[i] = doc::Copy(current, scratch);
-    if (tr.update) {
-      auto& outs = updates[t][position[i]];
-      if (!outs.empty()) {
-        if (it == m.registers.end()) {
-          it = m.registers.emplace(key, doc::Value()).first;
-          it->second = doc::Copy(m.initial, *m.arena);
-        }
-        for (auto& u : outs) {
-          if (d.register_validator) {
-            auto errors = d.register_validator->Validate(u, scratch);
-            if (!errors.empty()) {
-              return fail(Error::User(fmt::format(
-                  "{}: an update output does not validate against the register schema: {}", where(i),
-                  schema::FormatValidationErrors(errors, u, 3, d.register_annotations.get()))));
-            }
-          }
-          auto r = d.register_reducer->Reduce(it->second, u, true, *m.arena, true);
-          if (!r) {
-            return fail(Error::User(fmt::format("{}: cannot reduce an update output into the register: {}", where(i),
-                                                r.error().message)));
-          }
-        }
-        touched.insert(key);
-      }
-    }
-    if (tr.publish) {
-      after[i] = doc::Copy(it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second, scratch);
-    }
-  }
-
-  // Publishes, batched per transform, combined by the derived key in document order.
-  reduce::CombinerOptions copts;
-  copts.spill = true;
-  reduce::Combiner combiner(d.collection->reducer, d.collection->key, copts);
-  std::vector<lambda::Outputs> published(d.transforms.size());
-  for (size_t t = 0; t < d.transforms.size(); ++t) {
-    if (!d.transforms[t].publish || by_transform[t].empty()) continue;
-    std::vector<lambda::Row> rows;
-    rows.reserve(by_transform[t].size());
-    for (size_t i : by_transform[t]) rows.push_back({&sources[i], &after[i], &previous[i]});
-    auto r = invoke(t, true, rows, combiner.allocator(), &published[t]);
-    if (!r) return fail(r.error());
-  }
-  for (size_t i = 0; i < items.size(); ++i) {
-    size_t t = m.sources[items[i].source]->transform;
-    if (!d.transforms[t].publish) continue;
-    for (auto& out : published[t][position[i]]) {
-      if (!out.IsObject()) {
-        return fail(Error::User(fmt::format("{}: the publish lambda returned {}, not an object", where(i),
-                                            doc::KindName(out))));
-      }
-      size_t size = 0;
-      if (size_t limit = doc::ParseLimits{}.max_bytes; !doc::FitsJsonLimit(out, limit, &size)) {
-        return fail(Error::User(fmt::format("{}: the publish lambda returned a document of {} bytes as JSON, over the "
-                                            "limit of {} MiB",
-                                            where(i), size, limit >> 20)));
-      }
-      auto v = d.collection->Validate(out, combiner.allocator());
-      if (!v) return fail(Error::User(fmt::format("{}: a published {}", where(i), v.error().message)));
-      auto a = combiner.Add(out);
-      if (!a) {
-        return fail(Error{a.error().code, fmt::format("{}: cannot reduce a published document into collection `{}`: {}",
-                                                      where(i), d.collection->name, a.error().message)});
-      }
-    }
+  // The dead letters, in the same transaction as the rest.
+  for (const auto& [i, error] : dead) {
+    const Transform& tr = transform_of(i);
+    const Impl::Source& s = *m.sources[items[i].source];
+    DeadLetter letter{d.collection->name, "derivation",    tr.name, tr.source->name,
+                      s.cursor.journal(), items[i].offset, error,   &sources[i]};
+    auto a = AppendDeadLetter(*tr.dead_letters, letter, m.stamper, m.store);
+    if (!a) return fail(Error{a.error().code, fmt::format("{}: {}", where(i), a.error().message)});
+    ++stats_.dead_letters;
+    Log(LogLevel::kWarn,
+        fmt::format("{}: sent to dead letters `{}`", where(i), tr.dead_letters->name),
+        {{"error", error}});
   }
 
   // Append outputs, register changes and the checkpoint; commit them together.
   std::string line, journal;
-  auto drained = combiner.Drain(false, [&](std::string_view, doc::Value& out) -> Result<bool> {
+  auto drained = combiner->Drain(false, [&](std::string_view, doc::Value& out) -> Result<bool> {
     auto j = d.collection->JournalOf(out, &journal);
     if (!j) return j;
     line.clear();

@@ -81,6 +81,7 @@ struct DeriveStats {
   uint64_t published = 0;  // documents appended after combining
   uint64_t bytes = 0;      // appended, of published documents
   uint64_t transactions = 0;
+  uint64_t dead_letters = 0;  // source documents sent to dead letters
 };
 
 class DeriveTask {

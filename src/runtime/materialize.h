@@ -43,6 +43,7 @@ struct MaterializeStats {
   uint64_t stored = 0;   // rows written
   uint64_t loaded = 0;   // stored documents loaded
   uint64_t transactions = 0;
+  uint64_t dead_letters = 0;  // keys and documents sent to dead letters
 };
 
 // When a materialization transaction stops reading. It combines as much of the backlog as
