@@ -368,6 +368,10 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     per_task("flowctl_task_documents_out_total", "counter",
              "Documents a derivation published, or rows a materialization stored.",
              [](const TaskStatus& s) { return V(s.out); });
+    per_task(
+        "flowctl_task_dead_letters_total", "counter",
+        "Documents or keys a task sent to its dead-letter collections (deadLetters).",
+        [](const TaskStatus& s) { return s.kind == "capture" ? std::nullopt : V(s.dead_letters); });
     per_task("flowctl_task_read_bytes", "gauge", "Bytes of its source journals a task has read (its position).",
              [](const TaskStatus& s) { return V(s.progress.read); });
     per_task("flowctl_task_bytes_out_total", "counter", "Bytes of the documents a derivation published.",

@@ -271,6 +271,7 @@ void Pipeline::StepTarget(Target& t, Round* round) {
     const auto& st = t.task->stats();
     t.done.read += st.read;
     t.done.stored += st.stored;
+    t.done.dead_letters += st.dead_letters;
     t.done.transactions += st.transactions;
   }
   t.task.reset();
@@ -354,6 +355,7 @@ std::vector<TaskStatus> Pipeline::Status() const {
     s.in = d->task->stats().read;
     s.out = d->task->stats().published;
     s.bytes_out = d->task->stats().bytes;
+    s.dead_letters = d->task->stats().dead_letters;
     s.progress = d->task->progress();
     s.error = d->error;
     s.state = d->halted ? "halted" : Moving(s.progress);
@@ -365,9 +367,11 @@ std::vector<TaskStatus> Pipeline::Status() const {
     s.name = t->spec->name;
     s.in = t->done.read;
     s.out = t->done.stored;
+    s.dead_letters = t->done.dead_letters;
     if (t->task) {
       s.in += t->task->stats().read;
       s.out += t->task->stats().stored;
+      s.dead_letters += t->task->stats().dead_letters;
       s.progress = t->task->progress();
     }
     s.error = t->error;

@@ -29,6 +29,10 @@ void OnSignal(int) {
   lambda::RequestStop();
 }
 
+// ", N sent to dead letters", when a task sent any.
+std::string DeadLetters(const TaskStatus& t) {
+  return t.dead_letters ? fmt::format(", {} sent to dead letters", t.dead_letters) : "";
+}
 
 }  // namespace
 
@@ -108,15 +112,27 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   }
   for (const auto& t : status) {
     if (t.kind != "materialization") continue;
-    PrintNote(fmt::format("materialization `{}`: {} documents read, {} rows stored{}", t.name, t.in, t.out,
-                          t.state == "halted" ? " (halted by an error)" : ""),
-              {{"task", t.name}, {"kind", "materialization"}, {"in", t.in}, {"out", t.out}, {"state", t.state}});
+    PrintNote(
+        fmt::format("materialization `{}`: {} documents read, {} rows stored{}{}", t.name, t.in,
+                    t.out, DeadLetters(t), t.state == "halted" ? " (halted by an error)" : ""),
+        {{"task", t.name},
+         {"kind", "materialization"},
+         {"in", t.in},
+         {"out", t.out},
+         {"deadLetters", t.dead_letters},
+         {"state", t.state}});
   }
   for (const auto& t : status) {
     if (t.kind != "derivation") continue;
-    PrintNote(fmt::format("derivation `{}`: {} documents read, {} published{}", t.name, t.in, t.out,
-                          t.state == "halted" ? " (halted by an error)" : ""),
-              {{"task", t.name}, {"kind", "derivation"}, {"in", t.in}, {"out", t.out}, {"state", t.state}});
+    PrintNote(
+        fmt::format("derivation `{}`: {} documents read, {} published{}{}", t.name, t.in, t.out,
+                    DeadLetters(t), t.state == "halted" ? " (halted by an error)" : ""),
+        {{"task", t.name},
+         {"kind", "derivation"},
+         {"in", t.in},
+         {"out", t.out},
+         {"deadLetters", t.dead_letters},
+         {"state", t.state}});
   }
   PrintNote(fmt::format("{} in {:.2f} s", g_stop ? "stopped" : "idle", secs));
   return pipeline.exit_code();
