@@ -10,6 +10,7 @@
 
 #include "base/strings.h"
 #include "base/url.h"
+#include "doc/value.h"
 #include "schema/bundle.h"
 #include "schema/inspect.h"
 #include "schema/validator.h"
@@ -19,6 +20,15 @@ namespace {
 
 using schema::Shape;
 using ShapePtr = std::shared_ptr<Shape>;
+
+// The dead-letter collection docs/reference/dead-letters.md recommends, for hints.
+constexpr const char* kDeadLetterCollection =
+    "a dead-letter collection as docs/reference/dead-letters.md recommends has "
+    "`key: [/task, /binding, /journal, /offset]` and `schema: {type: object, properties: "
+    "{task: {type: string}, taskKind: {enum: [derivation, materialization]}, "
+    "binding: {type: string}, collection: {type: string}, journal: {type: string}, "
+    "offset: {type: integer}, error: {type: string}, document: {}}, "
+    "required: [task, taskKind, binding, collection, journal, offset, error, document]}`";
 
 std::string Scope(const std::string& owner, const Where& w) {
   return fmt::format("{} at {}", owner, w.pointer.empty() ? "/" : w.pointer);
@@ -497,6 +507,10 @@ class Checker {
         }
       }
       if (src && t.partitions.present) CheckSelector(*src, t.partitions, towner);
+      if (CheckDeadLetters(t.dead_letters, t.dead_letters_where, towner,
+                           DeadLetterUser{c.name, "derivation", t.name, t.source, c.name})) {
+        bt.dead_letters = t.dead_letters;
+      }
       for (const auto* l : {&t.update, &t.publish}) {
         if (*l && (*l)->kind == LambdaSpec::Kind::kSqlite) CheckSqlite(**l, towner, sqlite);
       }
@@ -683,13 +697,102 @@ class Checker {
                   "each table holds exactly one collection");
           }
         }
+        bool dead_letters =
+            CheckDeadLetters(b.dead_letters, b.dead_letters_where, owner,
+                             DeadLetterUser{m.name, "materialization", b.table, b.source, ""});
         if (!c) continue;
-        bindings.push_back(BuiltBinding{
-            &b, SelectFields(*c, b, [&](const Where& w, const std::string& msg, const std::string& hint) {
-              Error(w, owner, msg, hint);
-            })});
+        bindings.push_back(
+            BuiltBinding{&b,
+                         SelectFields(*c, b,
+                                      [&](const Where& w, const std::string& msg,
+                                          const std::string& hint) { Error(w, owner, msg, hint); }),
+                         dead_letters ? b.dead_letters : std::string()});
       }
     }
+  }
+
+  // ---- dead letters ------------------------------------------------------------------
+  // A transform or binding that names `deadLetters`: what its dead letters say of it
+  // (runtime/dead_letter.h), and the collections it may not name.
+  struct DeadLetterUser {
+    std::string task;       // the derivation's collection, or the materialization
+    std::string task_kind;  // "derivation" or "materialization"
+    std::string binding;    // the transform, or the table
+    std::string source;     // its source collection
+    std::string own;        // the derivation's collection; empty for a materialization
+  };
+
+  // Checks `name`, the dead-letter collection of `user` written at `w` (SPEC 9): it exists,
+  // is captured, is neither the source nor the derivation's own collection, and takes a dead
+  // letter as runtime/dead_letter.h writes it, key included. False when `name` is empty or
+  // the collection is unusable (reported, unless its own checks failed).
+  bool CheckDeadLetters(const std::string& name, const Where& w, const std::string& owner,
+                        const DeadLetterUser& user) {
+    if (name.empty()) return false;
+    const BuiltCollection* c = out_->Collection(name);
+    if (!c) {
+      if (cat_.Collection(name)) return false;  // exists but failed its own checks
+      std::string hint = DidYouMean(name, CollectionNames());
+      Error(w, owner, fmt::format("dead-letter collection `{}` does not exist", name),
+            hint.empty() ? "declare it under `collections`; " + std::string(kDeadLetterCollection)
+                         : hint);
+      return false;
+    }
+    const char* what = user.own.empty() ? "binding" : "transform";
+    if (name == user.source) {
+      Error(w, owner,
+            fmt::format("dead-letter collection `{}` is the source collection of this {}", name,
+                        what),
+            "its dead letters would be read back as source documents; send them to a "
+            "collection of their own (docs/reference/dead-letters.md recommends one)");
+      return false;
+    }
+    if (name == user.own || c->spec->derivation) {
+      Error(
+          w, owner,
+          name == user.own
+              ? fmt::format("dead-letter collection `{}` is this derivation's own collection", name)
+              : fmt::format("dead-letter collection `{}` is a derived collection", name),
+          "a derivation owns its collection's writes; send dead letters to a captured collection "
+          "(docs/reference/dead-letters.md recommends one)");
+      return false;
+    }
+    // A sample dead letter, shaped as AppendDeadLetter writes one, with this user's values.
+    rapidjson::Document letter(rapidjson::kObjectType);
+    auto& a = letter.GetAllocator();
+    auto str = [&](const std::string& s) {
+      return rapidjson::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
+    };
+    letter.AddMember("task", str(user.task), a);
+    letter.AddMember("taskKind", str(user.task_kind), a);
+    letter.AddMember("binding", str(user.binding), a);
+    letter.AddMember("collection", str(user.source), a);
+    letter.AddMember("journal", str(user.source + "/pivot=00"), a);
+    letter.AddMember("offset", rapidjson::Value(uint64_t{0}), a);
+    letter.AddMember("error", str("the error"), a);
+    letter.AddMember("document", rapidjson::Value(rapidjson::kObjectType), a);
+    auto v = Compile(c->bundle);
+    if (!v) return false;  // a schema that does not compile is reported where it is written
+    if (auto errors = v->Validate(letter, a); !errors.empty()) {
+      Error(w, owner,
+            fmt::format("dead-letter collection `{}` does not accept a dead letter: {}", name,
+                        schema::FormatValidationErrors(errors, letter)),
+            kDeadLetterCollection);
+      return false;
+    }
+    bool ok = true;
+    for (const auto& key : c->spec->key) {
+      std::string why;
+      auto p = doc::Pointer::Parse(key, &why);
+      if (p && doc::Lookup(letter, *p)) continue;
+      Error(
+          w, owner,
+          fmt::format("key `{}` of dead-letter collection `{}` is not a location of a dead letter",
+                      key, name),
+          kDeadLetterCollection);
+      ok = false;
+    }
+    return ok;
   }
 
   // ---- captures ----------------------------------------------------------------------
