@@ -74,6 +74,9 @@ std::map<std::string, std::string> TaskFingerprints(const CheckedCatalog& checke
       std::string shuffle;
       for (const auto& s : bt.shuffle) shuffle += s + ";";
       parts.push_back(shuffle);
+      // Dead letters are validated against their collection's schema and partitioned by it.
+      if (const auto* dead = built.Collection(bt.dead_letters))
+        parts.push_back("dead:" + dead->bundle);
     }
     out["derivation:" + spec.name] = Digest(parts);
   }
@@ -92,6 +95,8 @@ std::map<std::string, std::string> TaskFingerprints(const CheckedCatalog& checke
           parts.push_back(bc->bundle);
           for (const auto& p : bc->projections) parts.push_back(p.field + "=" + p.location);
         }
+        if (const auto* dead = built.Collection(bb.dead_letters))
+          parts.push_back("dead:" + dead->bundle);
       }
     }
     out["materialization:" + m.name] = Digest(parts);
