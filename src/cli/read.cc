@@ -1,5 +1,6 @@
 #include "cli/read.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,15 +10,13 @@
 #include <cstring>
 #include <set>
 
-#include <fmt/format.h>
-
 #include "base/strings.h"
 #include "cli/output.h"
 #include "doc/parse.h"
 #include "doc/uuid.h"
 #include "reduce/combiner.h"
 #include "runtime/collection.h"
-#include "runtime/cursor.h"
+#include "runtime/source_reader.h"
 #include "store/journal.h"
 
 namespace flow::cli {
@@ -76,7 +75,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     return kExitUserError;
   }
 
-  runtime::CommitOrderReader reader(o.data_dir);
+  runtime::SourceReader reader(o.data_dir, {{collection.name, {}, 0, ""}});
   std::set<std::string> journals;
   store::LedgerState state;
   bool first_refresh = true;
@@ -92,8 +91,9 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
                                   [&](const std::string& seg) { return padded.find(seg) != std::string::npos; });
       if (!selected) continue;
       journals.insert(j);
-      reader.Add(j);
+      reader.Add(0, j);
     }
+    reader.Advance(state);
     return true;
   };
 
@@ -116,7 +116,6 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
   // Reads everything committed that is not yet printed, in commit order.
   auto drain = [&]() -> Result<bool> {
     return reader.Drain(
-        state.heads,
         [&](const std::string& journal, uint64_t offset, const std::string& line) -> Result<bool> {
           if (combiner) {
             doc::ParseError perr;

@@ -21,38 +21,7 @@ namespace {
 
 using Arena = rapidjson::MemoryPoolAllocator<>;
 
-// `<field>=<value>` segments of a journal name, after the collection's name.
-std::map<std::string, std::string> PartitionValues(std::string_view collection, std::string_view journal) {
-  std::map<std::string, std::string> out;
-  std::string_view rest = journal.substr(std::min(journal.size(), collection.size() + 1));
-  while (!rest.empty()) {
-    size_t slash = rest.find('/');
-    std::string_view seg = rest.substr(0, slash);
-    size_t eq = seg.find('=');
-    if (eq != std::string_view::npos && seg != "pivot=00") {
-      out.emplace(std::string(seg.substr(0, eq)), std::string(seg.substr(eq + 1)));
-    }
-    if (slash == std::string_view::npos) break;
-    rest = rest.substr(slash + 1);
-  }
-  return out;
-}
-
 }  // namespace
-
-bool PartitionFilter::Matches(std::string_view collection, std::string_view journal) const {
-  if (include.empty() && exclude.empty()) return true;
-  auto values = PartitionValues(collection, journal);
-  for (const auto& [field, allowed] : include) {
-    auto v = values.find(field);
-    if (v == values.end() || !allowed.count(v->second)) return false;
-  }
-  for (const auto& [field, denied] : exclude) {
-    auto v = values.find(field);
-    if (v != values.end() && denied.count(v->second)) return false;
-  }
-  return true;
-}
 
 std::string Derivation::RegisterJournal() const {
   return ".flowctl/registers/" + collection->name + "/pivot=00";
@@ -65,17 +34,9 @@ struct DeriveTask::Impl {
   Stamper* stamper;
   std::function<int64_t()> now;
 
-  struct Source {
-    size_t transform;
-    std::string key;  // transform name + '\t' + journal: the checkpoint's key
-    JournalCursor cursor;
-    // The peeked line's readiness, cached until it is popped.
-    bool peeked = false;
-    int64_t ready_at = 0;
-  };
-  std::vector<std::unique_ptr<Source>> sources;
-  std::map<std::string, uint64_t> offsets;  // from the checkpoint
-  std::set<std::string> known;              // source keys with a cursor
+  // Source documents of all transforms; checkpoint keys are the transform's name in lower
+  // case, a tab, and the journal.
+  std::unique_ptr<SourceReader> reader;
   bool bootstrapped = false;                // the bootstrap lambdas ran
 
   // Registers by packed shuffle key, in an arena. Reductions replace values and leave the
@@ -110,7 +71,7 @@ DeriveTask::~DeriveTask() = default;
 ReadProgress DeriveTask::progress() const {
   ReadProgress p;
   const auto& heads = impl_->store->committed().heads;
-  for (const auto& s : impl_->sources) s->cursor.AddProgress(heads, &p);
+  if (impl_->reader) impl_->reader->AddProgress(heads, &p);
   return p;
 }
 
@@ -122,21 +83,28 @@ Result<bool> DeriveTask::Open() {
     return Error::Internal(fmt::format("derivation `{}` has a malformed register `initial`", d.collection->name));
   }
   const auto& committed = m.store->committed();
+  std::map<std::string, uint64_t> offsets;
   auto cp = committed.checkpoints.find(d.CheckpointKey());
   if (cp != committed.checkpoints.end()) {
-    if (!DecodeOffsets(cp->second, &m.offsets)) {
+    if (!DecodeOffsets(cp->second, &offsets)) {
       return Error::Env(fmt::format("the checkpoint of derivation `{}` is malformed", d.collection->name));
     }
     // Offsets are keyed by transform name, compared without regard to case (as transform
     // names are within a derivation), so renaming `fromInts` to `FromInts` keeps its place.
     // Checkpoints written before names were lowered are lowered here.
     std::map<std::string, uint64_t> lowered;
-    for (const auto& [key, offset] : m.offsets) {
+    for (const auto& [key, offset] : offsets) {
       size_t tab = key.find('\t');
       lowered[tab == std::string::npos ? key : AsciiLower(key.substr(0, tab)) + key.substr(tab)] = offset;
     }
-    m.offsets = std::move(lowered);
+    offsets = std::move(lowered);
   }
+  std::vector<SourceReader::Binding> bindings;
+  for (const auto& t : d.transforms) {
+    bindings.push_back({t.source->name, t.partitions, t.read_delay_seconds, AsciiLower(t.name)});
+  }
+  m.reader =
+      std::make_unique<SourceReader>(m.store->dir(), std::move(bindings), std::move(offsets));
   // Replay the registers.
   std::string journal = d.RegisterJournal();
   auto head = committed.heads.find(journal);
@@ -193,68 +161,34 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
   }
   const auto& committed = m.store->committed();
 
-  // Cursors for every selected source journal, new ones included.
-  for (size_t t = 0; t < d.transforms.size(); ++t) {
-    const Transform& tr = d.transforms[t];
-    for (const auto& j : store::CollectionJournals(committed, tr.source->name)) {
-      std::string key = AsciiLower(tr.name) + "\t" + j;
-      if (m.known.count(key) || !tr.partitions.Matches(tr.source->name, j)) continue;
-      m.known.insert(key);
-      auto off = m.offsets.find(key);
-      m.sources.push_back(std::make_unique<Impl::Source>(
-          Impl::Source{t, key, JournalCursor(m.store->dir(), j, off == m.offsets.end() ? 0 : off->second)}));
-    }
-  }
-
-  // The batch: ready documents in order of (timestamp + delay).
+  // The batch: ready documents in read order (UUID clock + delay).
+  m.reader->Discover(committed);
   struct Item {
-    size_t source;
-    uint64_t offset;  // where the document starts in its journal
+    size_t transform;
+    std::string journal, key;  // and its checkpoint key
+    uint64_t offset;           // where the document starts in its journal
     std::string line;
   };
   std::vector<Item> items;
   int64_t now = m.now();
   next_ready_ = 0;
   while (items.size() < max_docs) {
-    Impl::Source* best = nullptr;
-    size_t best_index = 0;
-    for (size_t i = 0; i < m.sources.size(); ++i) {
-      Impl::Source& s = *m.sources[i];
-      auto head = committed.heads.find(s.cursor.journal());
-      if (head == committed.heads.end()) continue;
-      if (!s.peeked) {
-        std::string_view line;
-        auto p = s.cursor.Peek(head->second, &line);
-        if (!p) return p.error();
-        if (!p.value()) continue;
-        s.peeked = true;
-        s.ready_at = doc::ClockToUnixNanos(ClockOfLine(line)) +
-                     d.transforms[s.transform].read_delay_seconds * int64_t{1000000000};
-      }
-      if (s.ready_at > now) {
-        if (next_ready_ == 0 || s.ready_at < next_ready_) next_ready_ = s.ready_at;
-        continue;
-      }
-      if (!best || s.ready_at < best->ready_at) {
-        best = &s;
-        best_index = i;
-      }
-    }
-    if (!best) break;
-    std::string_view line;
-    auto head = committed.heads.find(best->cursor.journal());
-    auto p = best->cursor.Peek(head->second, &line);
+    SourceReader::Document doc;
+    auto p = m.reader->Peek(now, &doc);
     if (!p) return p.error();
-    items.push_back({best_index, best->cursor.offset(), std::string(line)});
-    best->cursor.Pop();
-    best->peeked = false;
+    if (!p.value()) {
+      next_ready_ = m.reader->next_ready();
+      break;
+    }
+    items.push_back({doc.binding, *doc.journal, *doc.key, doc.offset, std::string(doc.line)});
+    m.reader->Pop();
   }
   if (items.empty()) return uint64_t{0};
 
   auto where = [&](size_t i) {
-    const Impl::Source& s = *m.sources[items[i].source];
     return fmt::format("derivation `{}`, transform `{}`: the document at offset {} of journal {}",
-                       d.collection->name, d.transforms[s.transform].name, items[i].offset, s.cursor.journal());
+                       d.collection->name, d.transforms[items[i].transform].name, items[i].offset,
+                       items[i].journal);
   };
   auto fail = [&](Error e) -> Result<uint64_t> {
     auto aborted = m.store->Abort();
@@ -273,7 +207,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
   for (const auto& tr : d.transforms) divertable = divertable || tr.dead_letters != nullptr;
   std::map<size_t, std::string> dead;  // item → its error
   auto transform_of = [&](size_t i) -> const Transform& {
-    return d.transforms[m.sources[items[i].source]->transform];
+    return d.transforms[items[i].transform];
   };
 
   // Parse the sources; check `source.schema`.
@@ -308,7 +242,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
   auto run = [&](size_t* failed) -> Result<bool> {
     by_transform.assign(d.transforms.size(), {});
     for (size_t i = 0; i < items.size(); ++i) {
-      if (!dead.count(i)) by_transform[m.sources[items[i].source]->transform].push_back(i);
+      if (!dead.count(i)) by_transform[items[i].transform].push_back(i);
     }
     // Lambda calls are batched per transform; `rows` of a transform are its items, in order.
     auto invoke = [&](size_t t, bool publish, const std::vector<lambda::Row>& rows,
@@ -339,13 +273,12 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
         }
         // The whole batch failed: name where it starts.
         size_t first = by_transform[t].front();
-        const Impl::Source& s = *m.sources[items[first].source];
         return Error{r.error().code, fmt::format("derivation `{}`, transform `{}`: the batch of {} "
                                                  "document{} starting at offset {} of "
                                                  "journal {}: the {} lambda failed: {}",
                                                  d.collection->name, tr.name, rows.size(),
                                                  rows.size() == 1 ? "" : "s", items[first].offset,
-                                                 s.cursor.journal(), which, r.error().message)};
+                                                 items[first].journal, which, r.error().message)};
       }
       if (out->size() != rows.size()) {
         return Error::Internal(
@@ -376,7 +309,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     std::string key;
     for (size_t i = 0; i < items.size(); ++i) {
       if (dead.count(i)) continue;
-      size_t t = m.sources[items[i].source]->transform;
+      size_t t = items[i].transform;
       const Transform& tr = d.transforms[t];
       key.clear();
       doc::PackKey(sources[i], tr.shuffle, &key);
@@ -440,7 +373,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     }
     for (size_t i = 0; i < items.size(); ++i) {
       if (dead.count(i)) continue;
-      size_t t = m.sources[items[i].source]->transform;
+      size_t t = items[i].transform;
       if (!d.transforms[t].publish) continue;
       auto& outs = published[t][position[i]];
       // All of a document's outputs are checked before any is combined, so that one left
@@ -500,13 +433,9 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     }
     dead[failed] = r.error().message;
     dead.erase(dead.upper_bound(failed), dead.end());
-    std::map<size_t, uint64_t> rewind;  // source → offset of its first document dropped
-    for (size_t i = items.size(); i-- > failed + 1;) rewind[items[i].source] = items[i].offset;
-    for (const auto& [s, offset] : rewind) {
-      const Impl::Source& src = *m.sources[s];
-      m.sources[s] = std::make_unique<Impl::Source>(Impl::Source{
-          src.transform, src.key, JournalCursor(m.store->dir(), src.cursor.journal(), offset)});
-    }
+    std::map<std::string, uint64_t> rewind;  // journal → offset of its first document dropped
+    for (size_t i = items.size(); i-- > failed + 1;) rewind[items[i].key] = items[i].offset;
+    m.reader->Rewind(rewind);
     items.resize(failed + 1);
     sources.resize(failed + 1);
   }
@@ -514,9 +443,8 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
   // The dead letters, in the same transaction as the rest.
   for (const auto& [i, error] : dead) {
     const Transform& tr = transform_of(i);
-    const Impl::Source& s = *m.sources[items[i].source];
     DeadLetter letter{d.collection->name, "derivation",    tr.name, tr.source->name,
-                      s.cursor.journal(), items[i].offset, error,   &sources[i]};
+                      items[i].journal,   items[i].offset, error,   &sources[i]};
     auto a = AppendDeadLetter(*tr.dead_letters, letter, m.stamper, m.store);
     if (!a) return fail(Error{a.error().code, fmt::format("{}: {}", where(i), a.error().message)});
     ++stats_.dead_letters;
@@ -552,11 +480,8 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     auto a = m.store->Append(d.RegisterJournal(), spec, records);
     if (!a) return fail(a.error());
   }
-  std::map<std::string, uint64_t> offsets;
-  for (const auto& src : m.sources) offsets[src->key] = src->cursor.offset();
-  auto committed_now = m.store->Commit({{d.CheckpointKey(), EncodeOffsets(offsets)}});
+  auto committed_now = m.store->Commit({{d.CheckpointKey(), EncodeOffsets(m.reader->Offsets())}});
   if (!committed_now) return committed_now.error();
-  for (const auto& s : m.sources) m.offsets[s->key] = s->cursor.offset();
   m.MaybeCompact();
   stats_.read += items.size();
   ++stats_.transactions;

@@ -27,17 +27,11 @@
 #include "runtime/collection.h"
 #include "runtime/cursor.h"
 #include "runtime/ingest.h"
+#include "runtime/source_reader.h"
 #include "schema/validator.h"
 #include "store/journal.h"
 
 namespace flow::runtime {
-
-// `partitions: {include: {...}, exclude: {...}}` on encoded partition values.
-struct PartitionFilter {
-  std::map<std::string, std::set<std::string>> include, exclude;
-  // Whether `journal` (a journal of `collection`) is selected.
-  bool Matches(std::string_view collection, std::string_view journal) const;
-};
 
 struct Transform {
   std::string name;

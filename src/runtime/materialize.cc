@@ -19,6 +19,7 @@
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
 #include "runtime/dead_letter.h"
+#include "runtime/source_reader.h"
 
 namespace flow::runtime {
 
@@ -54,16 +55,9 @@ struct MaterializeTask::Impl {
   store::Store* store;
   Stamper* stamper = nullptr;
   std::unique_ptr<materialize::Driver> driver;
-  struct Source {
-    size_t binding;
-    std::string key;  // table + '\t' + journal: the checkpoint's key
-    JournalCursor cursor;
-    bool peeked = false;
-    doc::Clock clock = 0;
-  };
-  std::vector<std::unique_ptr<Source>> sources;
-  std::map<std::string, uint64_t> offsets;
-  std::set<std::string> known;
+  // The bound collections' documents; checkpoint keys are the table, a tab, and the
+  // journal. Created by Open.
+  std::unique_ptr<SourceReader> reader;
 
   // A transaction whose Store runs on its own thread while the next one reads (the
   // driver is only touched by that thread until it is joined). Its rows point into `arena`.
@@ -161,7 +155,6 @@ struct MaterializeTask::Impl {
     }
     if (!p->result) return p->result.error();
     stats->dead_letters += p->dead_letters;
-    for (const auto& [key, offset] : p->offsets) offsets[key] = offset;
     stats->read += p->read;
     stats->stored += p->rows.size();
     ++stats->transactions;
@@ -184,7 +177,7 @@ MaterializeTask::~MaterializeTask() {
 ReadProgress MaterializeTask::progress() const {
   ReadProgress p;
   const auto& heads = impl_->store->committed().heads;
-  for (const auto& s : impl_->sources) s->cursor.AddProgress(heads, &p);
+  if (impl_->reader) impl_->reader->AddProgress(heads, &p);
   return p;
 }
 
@@ -193,12 +186,17 @@ Result<bool> MaterializeTask::Open() {
   for (const auto& b : m_->bindings) tables.push_back(b.table);
   auto checkpoint = impl_->driver->Open(m_->name, tables);
   if (!checkpoint) return checkpoint.error();
+  std::map<std::string, uint64_t> offsets;
   if (!checkpoint->empty()) {
-    if (!DecodeOffsets(*checkpoint, &impl_->offsets)) {
+    if (!DecodeOffsets(*checkpoint, &offsets)) {
       return Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed", m_->name,
                                     m_->target));
     }
   }
+  std::vector<SourceReader::Binding> bindings;
+  for (const auto& b : m_->bindings) bindings.push_back({b.source->name, {}, 0, b.table.name});
+  impl_->reader =
+      std::make_unique<SourceReader>(impl_->store->dir(), std::move(bindings), std::move(offsets));
   return true;
 }
 
@@ -213,17 +211,7 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
 Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
   Impl& m = *impl_;
   const auto& committed = m.store->committed();
-  for (size_t b = 0; b < m_->bindings.size(); ++b) {
-    const auto& binding = m_->bindings[b];
-    for (const auto& j : store::CollectionJournals(committed, binding.source->name)) {
-      std::string key = binding.table.name + "\t" + j;
-      if (m.known.count(key)) continue;
-      m.known.insert(key);
-      auto off = m.offsets.find(key);
-      m.sources.push_back(std::make_unique<Impl::Source>(
-          Impl::Source{b, key, JournalCursor(m.store->dir(), j, off == m.offsets.end() ? 0 : off->second)}));
-    }
-  }
+  m.reader->Discover(committed);
 
   // Dead letters of this transaction, with their bindings; their documents live in
   // `letters_arena`. A document that does not combine with the key's others of the
@@ -236,8 +224,7 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
         doc::Value(v, letters_arena.GetAllocator());
   };
   std::map<std::pair<std::string, uint64_t>, std::string> left_out;  // (journal, offset) → error
-  std::vector<uint64_t> start;
-  for (const auto& s : m.sources) start.push_back(s->cursor.offset());
+  std::map<std::string, uint64_t> start = m.reader->Offsets();
 
   std::vector<std::unique_ptr<reduce::Combiner>> combiners;
   // Per binding, the last document read of each key (its journal and offset), so that an
@@ -268,60 +255,46 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
         }
         if (bounds.Done(std::chrono::steady_clock::now() - reading_since, memory, keys)) break;
       }
-      Impl::Source* best = nullptr;
-      for (auto& s : m.sources) {
-        auto head = committed.heads.find(s->cursor.journal());
-        if (head == committed.heads.end()) continue;
-        if (!s->peeked) {
-          std::string_view line;
-          auto p = s->cursor.Peek(head->second, &line);
-          if (!p) return p.error();
-          if (!p.value()) continue;
-          s->peeked = true;
-          s->clock = ClockOfLine(line);
-        }
-        if (!best || s->clock < best->clock) best = s.get();
-      }
-      if (!best) break;
-      std::string_view line;
-      auto p = best->cursor.Peek(committed.heads.at(best->cursor.journal()), &line);
+      SourceReader::Document next;
+      auto p = m.reader->Peek(SourceReader::kNoGate, &next);
       if (!p) return p.error();
-      const auto& binding = m_->bindings[best->binding];
-      reduce::Combiner& c = *combiners[best->binding];
-      std::string text(line);
+      if (!p.value()) break;
+      const std::string& journal = *next.journal;
+      uint64_t offset = next.offset;
+      const auto& binding = m_->bindings[next.binding];
+      reduce::Combiner& c = *combiners[next.binding];
+      std::string text(next.line);
       rapidjson::Document d(&c.scratch());
       doc::ParseError perr;
       if (!doc::ParseStoredDocument(text, &d, &perr)) {
         return Error::Env(fmt::format(
             "materialization `{}`: the document at offset {} of journal {} is malformed: {}",
-            m_->name, best->cursor.offset(), best->cursor.journal(), perr.message));
+            m_->name, offset, journal, perr.message));
       }
       packed.clear();
       doc::PackKey(d, binding.source->key, &packed);  // before AddScratch consumes it
-      auto out = left_out.find({best->cursor.journal(), best->cursor.offset()});
+      auto out = left_out.find({journal, offset});
       if (out != left_out.end()) {
         const doc::Value* kept = keep(d);
         letters.push_back(
-            {best->binding,
-             DeadLetter{m_->name, "materialization", binding.table.name, binding.source->name,
-                        best->cursor.journal(), best->cursor.offset(), out->second, kept}});
+            {next.binding, DeadLetter{m_->name, "materialization", binding.table.name,
+                                      binding.source->name, journal, offset, out->second, kept}});
       } else {
         auto a = c.AddScratch(d);
         if (!a) {
           std::string message = fmt::format(
               "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "
               "journal {}: {}",
-              m_->name, binding.table.name, binding.source->name, best->cursor.offset(),
-              best->cursor.journal(), a.error().message);
+              m_->name, binding.table.name, binding.source->name, offset, journal,
+              a.error().message);
           if (!binding.dead_letters || a.error().code != Error::Code::kUser)
             return Error{a.error().code, message};
-          left_out[{best->cursor.journal(), best->cursor.offset()}] = std::move(message);
+          left_out[{journal, offset}] = std::move(message);
           return false;
         }
-        last_read[best->binding][packed] = {&best->cursor.journal(), best->cursor.offset()};
+        last_read[next.binding][packed] = {&journal, offset};
       }
-      best->cursor.Pop();
-      best->peeked = false;
+      m.reader->Pop();
       ++read;
     }
     return true;
@@ -330,12 +303,7 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
     auto r = read_all();
     if (!r) return r.error();
     if (r.value()) break;
-    // Read again from the start of the transaction.
-    for (size_t i = 0; i < start.size(); ++i) {
-      const Impl::Source& s = *m.sources[i];
-      m.sources[i] = std::make_unique<Impl::Source>(Impl::Source{
-          s.binding, s.key, JournalCursor(m.store->dir(), s.cursor.journal(), start[i])});
-    }
+    m.reader->Rewind(start);  // read again from the start of the transaction
   }
   // The previous transaction must have committed before this one loads (its rows are
   // what this one reduces into) or reports that it is caught up.
@@ -460,7 +428,7 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
   next->dead_letters = letters.size();
 
   // Store on a thread, so that the next transaction reads while the database writes.
-  for (const auto& src : m.sources) next->offsets[src->key] = src->cursor.offset();
+  next->offsets = m.reader->Offsets();
   next->last_read = std::move(last_read);
   Impl::Pending* p = next.get();
   materialize::Driver* driver = m.driver.get();
