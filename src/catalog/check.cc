@@ -49,6 +49,7 @@ class Checker {
     }
     CheckCycles();
     CheckMaterializations();
+    CheckDeadLetterCycles();
     CheckCaptures();
     CheckTests();
   }
@@ -793,6 +794,97 @@ class Checker {
       ok = false;
     }
     return ok;
+  }
+
+  // A document that a chain of tasks carries from a transform or binding with `deadLetters`
+  // back to its source can fail at every step and go round forever, each dead letter
+  // wrapping the last (so the journals grow quadratically and `run --until-idle` never
+  // idles). The graph: collections, with an edge source → derived collection for each
+  // transform and source → dead-letter collection for each `deadLetters`. A way back from a
+  // dead-letter edge to its source is an error at its `deadLetters` value, with the shortest
+  // such cycle; a cycle found again from another of its dead-letter edges is not reported
+  // again. Cycles of derivations alone are CheckCycles' business, and a `deadLetters` that
+  // names its own source or a derived collection adds no edge (it is reported, once, there).
+  void CheckDeadLetterCycles() {
+    struct Edge {
+      const std::string* from;
+      const std::string* to;
+      const Where* where;  // its `deadLetters` value; null for a transform's derived collection
+      std::string owner;   // the scope of a diagnostic at `where`
+      std::string task;    // e.g. "transform `a` of `acme/x`"
+      std::string label;   // in a cycle, e.g. "dead letters of `a` of `acme/x`"
+      std::string short_label;  // in its own diagnostic, e.g. "dead letters of `a`"
+    };
+    std::vector<Edge> edges;
+    auto captured = [&](const std::string& name) {
+      const CollectionSpec* c = cat_.Collection(name);
+      return c && !c->derivation;
+    };
+    for (const auto& c : cat_.collections) {
+      if (!c.derivation) continue;
+      for (const auto& t : c.derivation->transforms) {
+        if (!cat_.Collection(t.source)) continue;
+        edges.push_back(
+            {&t.source, &c.name, nullptr, "", "", fmt::format("transform `{}`", t.name), ""});
+        if (!captured(t.dead_letters) || t.dead_letters == t.source) continue;
+        std::string owner = fmt::format("transform `{}` of `{}`", t.name, c.name);
+        edges.push_back({&t.source, &t.dead_letters, &t.dead_letters_where, owner, owner,
+                         fmt::format("dead letters of `{}` of `{}`", t.name, c.name),
+                         fmt::format("dead letters of `{}`", t.name)});
+      }
+    }
+    for (const auto& m : cat_.materializations) {
+      for (const auto& b : m.bindings) {
+        if (!cat_.Collection(b.source) || !captured(b.dead_letters) || b.dead_letters == b.source) {
+          continue;
+        }
+        edges.push_back({&b.source, &b.dead_letters, &b.dead_letters_where,
+                         fmt::format("materialization `{}`", m.name),
+                         fmt::format("table `{}` of materialization `{}`", b.table, m.name),
+                         fmt::format("dead letters of table `{}` of `{}`", b.table, m.name),
+                         fmt::format("dead letters of table `{}`", b.table)});
+      }
+    }
+    std::map<std::string, std::vector<size_t>> out;  // collection → edges from it
+    for (size_t i = 0; i < edges.size(); ++i) out[*edges[i].from].push_back(i);
+    // For each dead-letter edge, in catalog order, the shortest way back to its source; a
+    // cycle found again from another of its dead-letter edges is not reported again.
+    std::set<std::vector<size_t>> reported;
+    for (size_t e = 0; e < edges.size(); ++e) {
+      const Edge& start = edges[e];
+      if (!start.where) continue;
+      std::map<std::string, size_t> via;  // collection → the edge that reached it first
+      std::vector<std::string> queue{*start.to};
+      via.emplace(*start.to, e);
+      for (size_t q = 0; q < queue.size() && !via.count(*start.from); ++q) {
+        for (size_t i : out[queue[q]]) {
+          if (via.emplace(*edges[i].to, i).second) queue.push_back(*edges[i].to);
+        }
+      }
+      if (!via.count(*start.from)) continue;
+      std::vector<size_t> cycle;  // from `start`, in order
+      for (std::string at = *start.from; cycle.empty() || cycle.back() != e;) {
+        cycle.push_back(via.at(at));
+        at = *edges[cycle.back()].from;
+      }
+      std::reverse(cycle.begin(), cycle.end());
+      std::vector<size_t> key = cycle;
+      std::sort(key.begin(), key.end());
+      if (!reported.insert(key).second) continue;
+      std::string path = *start.from;
+      size_t dead_letter_edges = 0;
+      for (size_t i : cycle) {
+        const Edge& x = edges[i];
+        dead_letter_edges += x.where != nullptr;
+        path += fmt::format(" → {} ({})", *x.to, i == e ? x.short_label : x.label);
+      }
+      Error(*start.where, start.owner,
+            fmt::format("dead letters of {} would come back to it: {}", start.task, path),
+            fmt::format("a document that fails at every step would go round forever, each dead "
+                        "letter wrapping the last; send {} to a collection that no transform "
+                        "reads and no binding with `deadLetters` reads",
+                        dead_letter_edges > 1 ? "the dead letters of one of them" : "them"));
+    }
   }
 
   // ---- captures ----------------------------------------------------------------------

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -95,10 +96,25 @@ struct MaterializeTask::Impl {
     }
   }
 
+  // What the target holds as its checkpoint: read by Open, then each transaction's.
+  std::string target_checkpoint;
+  // Set by Open when the target's last transaction was not committed after its dead letters
+  // were: the offsets the next transaction must read up to, so that it is that transaction
+  // again, with the same documents and so the same dead letters.
+  std::optional<std::map<std::string, uint64_t>> replay;
+
+  // The store checkpoint under which the dead letters of a target transaction record it:
+  // `{"from": <the target's checkpoint before it>, "offsets": {...its end}}`.
+  static std::string IntentKey(const Materialization& spec) { return "dead-letters/" + spec.name; }
+
   // Commits `letters` (each with its binding) to the store, before the target transaction
-  // that leaves their keys out: a crash between the two writes them again, the same.
+  // that leaves their keys out and ends at `offsets`. With them goes the intent to commit
+  // that transaction: a crash or an environment error before it does makes the next
+  // transaction read exactly the same documents (see `replay`), so its dead letters are the
+  // same, with the same keys, and the collection holds each once.
   Result<bool> CommitDeadLetters(const Materialization& spec,
-                                 const std::vector<std::pair<size_t, DeadLetter>>& letters) {
+                                 const std::vector<std::pair<size_t, DeadLetter>>& letters,
+                                 const std::map<std::string, uint64_t>& offsets) {
     if (letters.empty()) return true;
     if (!stamper) return Error::Internal("a materialization task with dead letters has no stamper");
     for (const auto& [b, letter] : letters) {
@@ -112,9 +128,33 @@ struct MaterializeTask::Impl {
                       letter.binding, spec.bindings[b].dead_letters->name),
           {{"error", letter.error}});
     }
-    auto c = store->Commit();
+    rapidjson::Document intent;
+    intent.Parse(EncodeOffsets(offsets).c_str());
+    intent.AddMember("from", rapidjson::Value(target_checkpoint.c_str(), intent.GetAllocator()),
+                     intent.GetAllocator());
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    intent.Accept(w);
+    auto c = store->Commit({{IntentKey(spec), std::string(sb.GetString(), sb.GetSize())}});
     if (!c) return c.error();
     return true;
+  }
+
+  // The transaction to read again, when the store's intent follows the target's checkpoint.
+  void FindReplay(const Materialization& spec) {
+    replay.reset();
+    const auto& checkpoints = store->committed().checkpoints;
+    auto it = checkpoints.find(IntentKey(spec));
+    if (it == checkpoints.end()) return;
+    rapidjson::Document intent;
+    intent.Parse(it->second.c_str());
+    std::map<std::string, uint64_t> offsets;
+    if (intent.HasParseError() || !intent.IsObject() || !intent.HasMember("from") ||
+        !intent["from"].IsString() || intent["from"].GetString() != target_checkpoint ||
+        !DecodeOffsets(it->second, &offsets)) {
+      return;
+    }
+    replay = std::move(offsets);
   }
 
   // A dead letter of `document`, a document of binding `b` whose key is `packed`.
@@ -147,13 +187,15 @@ struct MaterializeTask::Impl {
       doc::PackKey(*row.document, spec.bindings[row.table].source->key, &packed);
       auto c = CommitDeadLetters(spec,
                                  {{row.table, KeyLetter(spec, row.table, packed, p->last_read,
-                                                        p->result.error().message, row.document)}});
+                                                        p->result.error().message, row.document)}},
+                                 p->offsets);
       if (!c) return c.error();
       ++p->dead_letters;
       p->rows.erase(p->rows.begin() + static_cast<std::ptrdiff_t>(p->failed));
       StorePending(p.get(), driver.get(), spec);
     }
     if (!p->result) return p->result.error();
+    target_checkpoint = EncodeOffsets(p->offsets);
     stats->dead_letters += p->dead_letters;
     stats->read += p->read;
     stats->stored += p->rows.size();
@@ -193,6 +235,8 @@ Result<bool> MaterializeTask::Open() {
                                     m_->target));
     }
   }
+  impl_->target_checkpoint = *checkpoint;
+  impl_->FindReplay(*m_);
   std::vector<SourceReader::Binding> bindings;
   for (const auto& b : m_->bindings) bindings.push_back({b.source->name, {}, 0, b.table.name});
   impl_->reader =
@@ -211,7 +255,13 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
 Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
   Impl& m = *impl_;
   const auto& committed = m.store->committed();
+  // A transaction to read again exactly (see Impl::replay) reads up to its end, whatever
+  // its size or time.
+  bool replaying = m.replay.has_value();
+  m.reader->Limit(m.replay);
+  m.replay.reset();
   m.reader->Discover(committed);
+  m.reader->Limit(std::nullopt);  // from the next Discover on
 
   // Dead letters of this transaction, with their bindings; their documents live in
   // `letters_arena`. A document that does not combine with the key's others of the
@@ -246,8 +296,8 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
     // How much one transaction reads: see TransactionBounds.
     TransactionBounds bounds;
     auto reading_since = std::chrono::steady_clock::now();
-    while (read < max_docs) {
-      if (read % TransactionBounds::kWindow == TransactionBounds::kWindow - 1) {
+    while (replaying || read < max_docs) {
+      if (!replaying && read % TransactionBounds::kWindow == TransactionBounds::kWindow - 1) {
         size_t memory = 0, keys = 0;
         for (const auto& c : combiners) {
           memory += c->memory();
@@ -424,11 +474,11 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
   }
 
   // Dead letters before the target's transaction.
-  if (auto c = m.CommitDeadLetters(*m_, letters); !c) return c.error();
+  next->offsets = m.reader->Offsets();
+  if (auto c = m.CommitDeadLetters(*m_, letters, next->offsets); !c) return c.error();
   next->dead_letters = letters.size();
 
   // Store on a thread, so that the next transaction reads while the database writes.
-  next->offsets = m.reader->Offsets();
   next->last_read = std::move(last_read);
   Impl::Pending* p = next.get();
   materialize::Driver* driver = m.driver.get();

@@ -84,6 +84,10 @@ void SourceReader::Advance(const store::LedgerState& ledger) {
   for (auto& s : sources_) {
     auto head = ledger.heads.find(*s->journal);
     s->head = head == ledger.heads.end() ? 0 : head->second;
+    if (limits_) {
+      auto limit = limits_->find(*s->key);
+      s->head = limit == limits_->end() ? s->cursor.offset() : std::min(s->head, limit->second);
+    }
   }
   // Sources that had nothing more may have now (those in the heap have a line already).
   peeked_ = false;

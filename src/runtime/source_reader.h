@@ -15,6 +15,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -53,6 +54,10 @@ class SourceReader {
   void Add(size_t b, const std::string& journal);
   // Reads up to the committed heads of `ledger` from now on.
   void Advance(const store::LedgerState& ledger);
+  // From the next Advance on, reads each journal only up to its offset in `limits`
+  // (checkpoint keys), and journals not in it not at all: to read a transaction again
+  // exactly as before. nullopt: up to the heads again.
+  void Limit(std::optional<std::map<std::string, uint64_t>> limits) { limits_ = std::move(limits); }
 
   // Its journal and checkpoint key stay valid as long as the reader.
   struct Document {
@@ -90,6 +95,7 @@ class SourceReader {
   std::string dir_;
   std::vector<Binding> bindings_;
   std::map<std::string, uint64_t> initial_;  // the checkpoint it started from
+  std::optional<std::map<std::string, uint64_t>> limits_;
   static bool Later(const Source* a, const Source* b);
   std::vector<std::unique_ptr<Source>> sources_;
   std::vector<Source*> heap_;       // sources with a next line, the first in read order on top

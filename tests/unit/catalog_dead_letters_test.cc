@@ -1,9 +1,11 @@
 // The catalog side of dead letters (SPEC 9, issue 16 item 7): `deadLetters` on a transform,
 // a materialization binding and the inline materialization form; what it parses into, its
 // errors and checks, the built catalog (format 4, and format 3 refused), `flowctl
-// json-schema`, and the compiled plan's `dead_letters` collections. The broken-catalog
-// scenarios 104-108 show each check's full diagnostic.
+// json-schema`, the compiled plan's `dead_letters` collections, and dead letters that would
+// come back to the task that wrote them. The broken-catalog scenarios 104-109 show each
+// check's full diagnostic.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <sqlite3.h>
 
 #include "catalog/built.h"
@@ -368,6 +370,137 @@ materializations:
       - {source: shop/orders, table: orders, deadLetters: shop/dead-letters}
 )"));
     CHECK_MESSAGE(c->diags.empty(), c->Text());
+  }
+}
+
+// Captured collections acme/in, acme/dead and acme/other of the recommended dead-letter
+// schema, then `more` (derivations and materializations with `deadLetters`).
+std::string CycleCatalog(const std::string& more) {
+  std::string text = "collections:\n";
+  for (const char* name : {"acme/in", "acme/dead", "acme/other"}) {
+    text += fmt::format(R"(  - name: {}
+    schema:
+      type: object
+      properties:
+        task: {{type: string}}
+        taskKind: {{enum: [derivation, materialization]}}
+        binding: {{type: string}}
+        collection: {{type: string}}
+        journal: {{type: string}}
+        offset: {{type: integer}}
+        error: {{type: string}}
+        document: {{}}
+      required: [task, taskKind, binding, collection, journal, offset, error, document]
+    key: [/task, /binding, /journal, /offset]
+)",
+                        name);
+  }
+  return text + more;
+}
+
+// A derivation `name` with one transform `transform` of `source`, with `deadLetters` when
+// `dead_letters` is not empty.
+std::string Derivation(const std::string& name, const std::string& transform,
+                       const std::string& source, const std::string& dead_letters = "") {
+  return fmt::format(R"(  - name: {}
+    schema: {{type: object, properties: {{n: {{type: integer}}}}, required: [n]}}
+    key: [/n]
+    derivation:
+      transform:
+        {}:
+          source: {}
+{}          publish: {{sqlite: SELECT 1 AS n}}
+)",
+                     name, transform, source,
+                     dead_letters.empty() ? "" : "          deadLetters: " + dead_letters + "\n");
+}
+
+TEST_CASE("dead letters that would come back to the task that wrote them") {
+  TempDir dir;
+  SUBCASE("two transforms send each other's source their dead letters: one error, at the first") {
+    auto c = Check(dir, CycleCatalog(Derivation("acme/x", "a", "acme/in", "acme/dead") +
+                                     Derivation("acme/y", "b", "acme/dead", "acme/in")));
+    REQUIRE_MESSAGE(c->diags.size() == 1, c->Text());
+    const auto& d = c->diags.items()[0];
+    CHECK(d.message ==
+          "dead letters of transform `a` of `acme/x` would come back to it: acme/in → acme/dead "
+          "(dead letters of `a`) → acme/in (dead letters of `b` of `acme/y`)");
+    CHECK(d.scope ==
+          "transform `a` of `acme/x` at /collections/3/derivation/transform/a/deadLetters");
+    CHECK(d.mark.line == 51);  // after 1 + 3 × 14 lines of collections and 7 of acme/x
+    CHECK(d.mark.col == 24);
+    CHECK(d.hint.find("send the dead letters of one of them to a collection that no transform "
+                      "reads and no binding with `deadLetters` reads") != std::string::npos);
+  }
+  SUBCASE("through a derivation and a binding") {
+    auto c = Check(dir, CycleCatalog(Derivation("acme/x", "a", "acme/in", "acme/dead") +
+                                     Derivation("acme/y", "b", "acme/dead") + R"(
+materializationTargets:
+  db: {sqlite: {path: out/acme.db}}
+materializations:
+  acme/views:
+    target: db
+    bindings: [{source: acme/y, table: y, deadLetters: acme/in}]
+)"));
+    CHECK(Messages(*c) ==
+          "dead letters of transform `a` of `acme/x` would come back to it: acme/in → acme/dead "
+          "(dead letters of `a`) → acme/y (transform `b`) → acme/in (dead letters of table `y` "
+          "of `acme/views`)\n");
+  }
+  SUBCASE("a binding's dead letters a derivation brings back: them, not one of them") {
+    auto c = Check(dir, CycleCatalog(Derivation("acme/y", "b", "acme/dead") + R"(
+materializationTargets:
+  db: {sqlite: {path: out/acme.db}}
+materializations:
+  acme/views:
+    target: db
+    bindings: [{source: acme/y, table: y, deadLetters: acme/dead}]
+)"));
+    REQUIRE_MESSAGE(c->diags.size() == 1, c->Text());
+    const auto& d = c->diags.items()[0];
+    CHECK(d.message ==
+          "dead letters of table `y` of materialization `acme/views` would come back to it: "
+          "acme/y → acme/dead (dead letters of table `y`) → acme/y (transform `b`)");
+    CHECK(d.scope ==
+          "materialization `acme/views` at /materializations/acme~1views/bindings/0/deadLetters");
+    CHECK(d.hint.find("; send them to a collection") != std::string::npos);
+  }
+  SUBCASE("two cycles through one transform's dead letters: each reported once") {
+    auto c = Check(dir, CycleCatalog(Derivation("acme/x", "a", "acme/in", "acme/dead") +
+                                     Derivation("acme/y", "b", "acme/dead", "acme/in") +
+                                     Derivation("acme/z", "c", "acme/dead", "acme/other") +
+                                     Derivation("acme/w", "d", "acme/other", "acme/in")));
+    CHECK(Messages(*c) ==
+          "dead letters of transform `a` of `acme/x` would come back to it: acme/in → acme/dead "
+          "(dead letters of `a`) → acme/in (dead letters of `b` of `acme/y`)\n"
+          "dead letters of transform `c` of `acme/z` would come back to it: acme/dead → "
+          "acme/other (dead letters of `c`) → acme/in (dead letters of `d` of `acme/w`) → "
+          "acme/dead (dead letters of `a` of `acme/x`)\n");
+  }
+  SUBCASE("dead letters no task with deadLetters reads back are fine") {
+    auto c = Check(dir, CycleCatalog(Derivation("acme/x", "a", "acme/in", "acme/dead") +
+                                     Derivation("acme/y", "b", "acme/dead") + R"(
+materializationTargets:
+  db: {sqlite: {path: out/acme.db}}
+materializations:
+  acme/views:
+    target: db
+    bindings:
+      - {source: acme/y, table: y, deadLetters: acme/other}
+      - {source: acme/dead, table: dead}
+)"));
+    CHECK_MESSAGE(c->diags.empty(), c->Text());
+  }
+  SUBCASE("a cycle of derivations alone is the derivation cycle check's, reported once") {
+    auto c = Check(dir, CycleCatalog(Derivation("acme/x", "a", "acme/y", "acme/dead") +
+                                     Derivation("acme/y", "b", "acme/x")));
+    REQUIRE_MESSAGE(c->diags.size() == 1, c->Text());
+    CHECK(c->diags.items()[0].message.find("derivation cycle: ") == 0);
+  }
+  SUBCASE("dead letters sent to their own source are reported once, by their own check") {
+    auto c = Check(dir, CycleCatalog(Derivation("acme/x", "a", "acme/in", "acme/in")));
+    CHECK(Messages(*c) ==
+          "dead-letter collection `acme/in` is the source collection of this transform\n");
   }
 }
 
