@@ -1,15 +1,17 @@
 #include "catalog/check.h"
 
+#include <fmt/format.h>
+#include <sqlite3.h>
+
 #include <algorithm>
 #include <chrono>
-#include <fmt/format.h>
 #include <functional>
 #include <set>
 #include <tuple>
-#include <sqlite3.h>
 
 #include "base/strings.h"
 #include "base/url.h"
+#include "doc/uuid.h"
 #include "doc/value.h"
 #include "schema/bundle.h"
 #include "schema/inspect.h"
@@ -29,6 +31,16 @@ constexpr const char* kDeadLetterCollection =
     "binding: {type: string}, collection: {type: string}, journal: {type: string}, "
     "offset: {type: integer}, error: {type: string}, document: {}}, "
     "required: [task, taskKind, binding, collection, journal, offset, error, document]}`";
+
+// The `_meta.uuid` of the sample dead letter's document: a v1 UUID as runtime::Stamper
+// writes them, fixed so that diagnostics quoting it do not change from build to build.
+std::string SampleUuid() {
+  doc::Uuid u;
+  u.producer.bytes = {0x6b, 0x3f, 0x1c, 0x2e, 0x95, 0xd4};
+  u.clock = doc::ClockFromUnixNanos(int64_t{1704067200} * 1000000000);  // 2024-01-01T00:00Z
+  u.flags = doc::kFlagOutsideTxn;
+  return doc::FormatUuid(u);
+}
 
 std::string Scope(const std::string& owner, const Where& w) {
   return fmt::format("{} at {}", owner, w.pointer.empty() ? "/" : w.pointer);
@@ -758,7 +770,25 @@ class Checker {
           "(docs/reference/dead-letters.md recommends one)");
       return false;
     }
-    // A sample dead letter, shaped as AppendDeadLetter writes one, with this user's values.
+    // A sample dead letter, shaped as AppendDeadLetter writes one, with this user's values
+    // and a realistic error and document: a document as stored (with its `_meta`) and an
+    // error of the runtime's shape and length, so that a schema that refuses every real dead
+    // letter (`additionalProperties: false` or `maxProperties: 0` on `document`, a short
+    // `maxLength` on `error`) fails here rather than halting the task at its first one.
+    std::string journal = user.source + "/pivot=00";
+    std::string error =
+        user.own.empty()
+            ? fmt::format(
+                  "materialization `{}`, table `{}`: collection `{}`, key [1] (its last document "
+                  "read: offset 0 of journal {}): cannot reduce into the stored document: sum at "
+                  "/total: cannot sum a string; left 12.5, right \"12.50\"",
+                  user.task, user.binding, user.source, journal)
+            : fmt::format(
+                  "derivation `{}`, transform `{}`: the document at offset 0 of journal {} does "
+                  "not validate against the transform's source schema: at /total (value "
+                  "\"12.50\"): value type not permitted by 'type' constraint (expected "
+                  "\"number\") [`type`]",
+                  user.task, user.binding, journal);
     rapidjson::Document letter(rapidjson::kObjectType);
     auto& a = letter.GetAllocator();
     auto str = [&](const std::string& s) {
@@ -768,24 +798,49 @@ class Checker {
     letter.AddMember("taskKind", str(user.task_kind), a);
     letter.AddMember("binding", str(user.binding), a);
     letter.AddMember("collection", str(user.source), a);
-    letter.AddMember("journal", str(user.source + "/pivot=00"), a);
+    letter.AddMember("journal", str(journal), a);
     letter.AddMember("offset", rapidjson::Value(uint64_t{0}), a);
-    letter.AddMember("error", str("the error"), a);
-    letter.AddMember("document", rapidjson::Value(rapidjson::kObjectType), a);
+    letter.AddMember("error", str(error), a);
+    rapidjson::Value meta(rapidjson::kObjectType);
+    meta.AddMember("uuid", str(SampleUuid()), a);
+    rapidjson::Value document(rapidjson::kObjectType);
+    document.AddMember("_meta", meta, a);
+    letter.AddMember("document", document, a);
     auto v = Compile(c->bundle);
     if (!v) return false;  // a schema that does not compile is reported where it is written
     if (auto errors = v->Validate(letter, a); !errors.empty()) {
+      // Say what real dead letters hold where the sample's realistic parts are refused.
+      std::string hint;
+      auto at = [&](const char* prefix) {
+        return std::any_of(errors.begin(), errors.end(), [&](const schema::ValidationError& e) {
+          return e.pointer == prefix || e.pointer.rfind(std::string(prefix) + "/", 0) == 0;
+        });
+      };
+      if (at("/document")) {
+        hint +=
+            "a dead letter's `document` is a document as its source collection stores it, "
+            "`_meta` (its UUID) included; ";
+      }
+      if (at("/error")) {
+        hint +=
+            "a dead letter's `error` is the error the task would have halted with: it names "
+            "the task, the journal and the offset, and often runs to hundreds of "
+            "characters; ";
+      }
       Error(w, owner,
             fmt::format("dead-letter collection `{}` does not accept a dead letter: {}", name,
                         schema::FormatValidationErrors(errors, letter)),
-            kDeadLetterCollection);
+            hint + kDeadLetterCollection);
       return false;
     }
     bool ok = true;
     for (const auto& key : c->spec->key) {
       std::string why;
       auto p = doc::Pointer::Parse(key, &why);
-      if (p && doc::Lookup(letter, *p)) continue;
+      // `document` is the source's document (or null): no location inside it is in every
+      // dead letter, whatever the sample holds.
+      bool inside_document = p && p->tokens().size() > 1 && p->tokens()[0] == "document";
+      if (p && !inside_document && doc::Lookup(letter, *p)) continue;
       Error(
           w, owner,
           fmt::format("key `{}` of dead-letter collection `{}` is not a location of a dead letter",

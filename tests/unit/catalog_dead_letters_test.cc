@@ -12,6 +12,7 @@
 #include "catalog/source_schema.h"
 #include "catalog/yaml_reader.h"
 #include "catalog_scratch.h"
+#include "doc/uuid.h"
 #include "runtime/plan.h"
 #include "schema/validator.h"
 #include "scratch.h"
@@ -350,6 +351,87 @@ materializations:
 )"));
     CHECK(d.message.find(
               "dead-letter collection `shop/narrow-letters` does not accept a dead letter: ") == 0);
+  }
+  // The sample dead letter is realistic (a stored document, an error of the runtime's shape
+  // and length), so that a schema refusing every real dead letter fails at build.
+  // `document_schema` and `error_schema` replace those of the recommended collection.
+  auto letters = [](const std::string& document_schema, const std::string& error_schema,
+                    const std::string& key = "[/task, /binding, /journal, /offset]") {
+    return fmt::format(R"(
+  - name: shop/letters
+    schema:
+      type: object
+      properties:
+        task: {{type: string}}
+        taskKind: {{enum: [derivation, materialization]}}
+        binding: {{type: string}}
+        collection: {{type: string}}
+        journal: {{type: string}}
+        offset: {{type: integer}}
+        error: {}
+        document: {}
+      required: [task, taskKind, binding, collection, journal, offset, error, document]
+    key: {}
+)",
+                       error_schema, document_schema, key);
+  };
+  SUBCASE("the sample document is stored: additionalProperties false on it is refused") {
+    auto d = one(Catalog("shop/letters", "",
+                         letters("{type: object, additionalProperties: false}", "{type: string}")));
+    const std::string prefix =
+        "dead-letter collection `shop/letters` does not accept a dead letter: at /document "
+        "(value {\"_meta\":{\"uuid\":\"";
+    REQUIRE(d.message.find(prefix) == 0);
+    // A v1 UUID as flowctl stamps them.
+    std::string uuid = d.message.substr(prefix.size(), 36);
+    auto parsed = doc::ParseUuid(uuid);
+    REQUIRE_MESSAGE(parsed, uuid);
+    CHECK(parsed->flags == doc::kFlagOutsideTxn);
+    CHECK(d.message.find("[`additionalProperties`]") != std::string::npos);
+    CHECK(d.hint.find("a dead letter's `document` is a document as its source collection stores "
+                      "it, `_meta` (its UUID) included; a dead-letter collection as") == 0);
+  }
+  SUBCASE("the sample document is not empty: maxProperties 0 on it is refused") {
+    auto d = one(Catalog("shop/letters", "", letters("{maxProperties: 0}", "{type: string}")));
+    CHECK(d.message.find("does not accept a dead letter: at /document (value {\"_meta\":") !=
+          std::string::npos);
+  }
+  SUBCASE("the sample error is as long as the runtime's: a short maxLength is refused") {
+    auto d = one(Catalog("shop/letters", "", letters("{}", "{type: string, maxLength: 30}")));
+    CHECK(d.message ==
+          "dead-letter collection `shop/letters` does not accept a dead letter: at /error (value "
+          "\"derivation `shop/totals`, transform `fromOrders`: the docum…): string should be no "
+          "more "
+          "than 30 characters in length [`maxLength`]");
+    CHECK(d.hint.find("a dead letter's `error` is the error the task would have halted with") == 0);
+  }
+  SUBCASE("a binding's sample error has the materialization's shape") {
+    auto d = one(Catalog("shop/dead-letters", R"(
+materializations:
+  shop/views:
+    target: db
+    bindings: [{source: shop/totals, table: totals, deadLetters: shop/letters}]
+)",
+                         letters("{}", "{type: string, maxLength: 30}")));
+    CHECK(d.message.find("at /error (value \"materialization `shop/views`, table `totals`: "
+                         "collection `s…): string should be no more than 30 characters") !=
+          std::string::npos);
+  }
+  SUBCASE("an error and a document of a roomy schema build") {
+    auto c = Check(dir, Catalog("shop/letters", "",
+                                letters("{type: [object, \"null\"], required: [_meta]}",
+                                        "{type: string, minLength: 100, maxLength: 4000}")));
+    CHECK_MESSAGE(c->diags.empty(), c->Text());
+  }
+  SUBCASE("a key inside the document is not in every dead letter") {
+    // Even where the collection's schema has it in every document of its own.
+    auto d = one(Catalog("shop/letters", "",
+                         letters("{type: object, required: [_meta], properties: {_meta: {type: "
+                                 "object, required: [uuid], properties: {uuid: {type: string}}}}}",
+                                 "{type: string}", "[/task, /document/_meta/uuid]")));
+    CHECK(d.message ==
+          "key `/document/_meta/uuid` of dead-letter collection `shop/letters` is "
+          "not a location of a dead letter");
   }
   SUBCASE("a collection that failed its own checks is not reported again") {
     auto c = Check(dir, Catalog("shop/broken-letters", "", R"(
