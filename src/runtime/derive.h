@@ -112,6 +112,8 @@ class DeriveTask {
   std::shared_ptr<const Derivation> derivation_;
   std::unique_ptr<Impl> impl_;
   int64_t next_ready_ = 0;
+  // The most documents the next Step reads (see Step).
+  uint64_t batch_cap_ = uint64_t{1} << 62;
   DeriveStats stats_;
 };
 
