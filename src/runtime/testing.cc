@@ -165,9 +165,7 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
 
   // A derivation failing is the catalog's fault (a failed test); the environment failing
   // is not.
-  auto derive_failed = [](const Error& e) {
-    return e.code != Error::Code::kEnvironment && e.code != Error::Code::kInternal;
-  };
+  auto derive_failed = [](const Error& e) { return e.code == Error::Code::kUser; };
 
   for (size_t i = 0; i < test.steps.size() && out.passed; ++i) {
     const catalog::TestStepSpec& s = test.steps[i];
