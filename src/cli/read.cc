@@ -1,5 +1,6 @@
 #include "cli/read.h"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
+#include <memory>
 #include <set>
 
 #include "base/strings.h"
@@ -175,6 +177,26 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     return kExitEnvironment;
   }
   return kExitOk;
+}
+
+Command RegisterRead(CLI::App& app) {
+  auto o = std::make_shared<ReadOptions>();
+  auto* cmd = app.add_subcommand("read", "Print a collection's committed documents as JSON lines");
+  cmd->add_option("COLLECTION", o->collection, "Collection to read")->required();
+  AddCatalogOptions(*cmd, o->catalog);
+  AddDataDirOption(*cmd, o->data_dir);
+  cmd->add_option("--partition", o->partitions,
+                  "Only journals whose partition field has this value (repeatable)")
+      ->type_name("FIELD=VALUE");
+  cmd->add_flag("--reduced", o->reduced, "One fully reduced document per key, in key order");
+  cmd->add_flag("--follow", o->follow,
+                "Keep printing documents as they are committed (until SIGINT)");
+  AddMemoryBudgetOption(*cmd, o->memory_budget, "Memory for --reduced before it spills to disk");
+  cmd->footer(
+      "Documents are printed in commit order across journals. Reading needs no lock: it works "
+      "while another flowctl process writes the data directory, and sees only committed "
+      "documents.");
+  return {cmd, [o](const GlobalOptions& g) { return RunRead(g, *o); }};
 }
 
 }  // namespace flow::cli
