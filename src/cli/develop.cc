@@ -1,12 +1,9 @@
 #include "cli/develop.h"
 
-#include <fmt/format.h>
-#include <rapidjson/document.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -16,6 +13,10 @@
 #include <optional>
 #include <set>
 #include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <rapidjson/document.h>
 
 #include "base/strings.h"
 #include "base/url.h"
