@@ -65,15 +65,18 @@ enum ExitCode : int {
 
 // Error for runtime paths: a code plus message; context is prepended by callers.
 struct Error {
-  enum class Code { kUser, kEnvironment, kInternal };
+  // kFenced: an environment error that retrying cannot fix, because another instance took
+  // over what this one wrote to (a materialization's target).
+  enum class Code { kUser, kEnvironment, kFenced, kInternal };
   Code code = Code::kUser;
   std::string message;
 
   static Error User(std::string m) { return {Code::kUser, std::move(m)}; }
   static Error Env(std::string m) { return {Code::kEnvironment, std::move(m)}; }
+  static Error Fenced(std::string m) { return {Code::kFenced, std::move(m)}; }
   static Error Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
   int ExitCode() const {
-    return code == Code::kEnvironment ? kExitEnvironment : kExitUserError;
+    return code == Code::kEnvironment || code == Code::kFenced ? kExitEnvironment : kExitUserError;
   }
 };
 

@@ -48,7 +48,8 @@ CREATE TABLE transforms (
   source_schema_url TEXT, source_schema_bundle TEXT, partitions_json TEXT,
   shuffle_json TEXT NOT NULL, read_delay_seconds INTEGER NOT NULL,
   update_lambda INTEGER REFERENCES lambdas(id), publish_lambda INTEGER REFERENCES lambdas(id),
-  resource_url TEXT NOT NULL, line INTEGER, col INTEGER, PRIMARY KEY (derivation, name));
+  dead_letters TEXT, resource_url TEXT NOT NULL, line INTEGER, col INTEGER,
+  PRIMARY KEY (derivation, name));
 CREATE TABLE bootstraps (
   derivation TEXT NOT NULL, idx INTEGER NOT NULL, lambda INTEGER NOT NULL REFERENCES lambdas(id),
   PRIMARY KEY (derivation, idx));
@@ -60,7 +61,7 @@ CREATE TABLE materializations (
 CREATE TABLE materialization_bindings (
   materialization TEXT NOT NULL, idx INTEGER NOT NULL, source_collection TEXT NOT NULL,
   table_name TEXT NOT NULL, fields_json TEXT NOT NULL, delta_updates INTEGER NOT NULL,
-  PRIMARY KEY (materialization, idx));
+  dead_letters TEXT, PRIMARY KEY (materialization, idx));
 CREATE TABLE captures (
   name TEXT PRIMARY KEY, kind TEXT NOT NULL, path TEXT NOT NULL, format TEXT NOT NULL);
 CREATE TABLE capture_bindings (
@@ -227,13 +228,13 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
         int64_t timeout = ds.LambdaTimeoutSeconds(s);
         std::optional<int64_t> u = lambda(s.update, timeout), p = lambda(s.publish, timeout);
         std::string partitions = SelectorJson(s.partitions);
-        ins("INSERT INTO transforms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name,
+        ins("INSERT INTO transforms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name,
             d.collection->name, s.source,
             t.source_schema_url.empty() ? nullptr : t.source_schema_url.c_str(),
             t.source_schema_bundle.empty() ? nullptr : t.source_schema_bundle.c_str(),
             partitions.empty() ? nullptr : partitions.c_str(), JsonStrings(t.shuffle),
-            s.read_delay_seconds, u, p, s.where.url, s.where.mark.line,
-            s.where.mark.col);
+            s.read_delay_seconds, u, p, t.dead_letters.empty() ? nullptr : t.dead_letters.c_str(),
+            s.where.url, s.where.mark.line, s.where.mark.col);
       }
     }
     for (const auto& t : cat.targets) {
@@ -246,8 +247,9 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
       if (it == built.bindings.end()) continue;
       for (size_t i = 0; i < it->second.size(); ++i) {
         const BuiltBinding& b = it->second[i];
-        ins("INSERT INTO materialization_bindings VALUES (?, ?, ?, ?, ?, ?)", m.name, i,
-            b.spec->source, b.spec->table, JsonStrings(b.fields), b.spec->delta_updates);
+        ins("INSERT INTO materialization_bindings VALUES (?, ?, ?, ?, ?, ?, ?)", m.name, i,
+            b.spec->source, b.spec->table, JsonStrings(b.fields), b.spec->delta_updates,
+            b.dead_letters.empty() ? nullptr : b.dead_letters.c_str());
       }
     }
     for (const auto& c : cat.captures) {

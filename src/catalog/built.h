@@ -15,7 +15,9 @@
 
 namespace flow::catalog {
 
-constexpr int kBuiltCatalogFormat = 3;  // bumped on incompatible table changes
+// Bumped on incompatible table changes; a catalog of another format is refused (rebuild it).
+// 4: `dead_letters` of transforms and materialization bindings.
+constexpr int kBuiltCatalogFormat = 4;
 
 // Writes the database at `path`, replacing any previous file atomically.
 Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, const Built& built);

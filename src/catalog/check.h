@@ -45,6 +45,7 @@ struct BuiltTransform {
   std::vector<std::string> shuffle;  // explicit, or the source collection's key
   std::string source_schema_url;     // empty unless `source.schema` was given
   std::string source_schema_bundle;
+  std::string dead_letters;  // the checked `deadLetters` collection; empty: none
 };
 
 struct BuiltDerivation {
@@ -59,6 +60,7 @@ struct BuiltDerivation {
 struct BuiltBinding {
   const MaterializationBindingSpec* spec = nullptr;
   std::vector<std::string> fields;  // selected fields, `flow_document` last
+  std::string dead_letters;         // the checked `deadLetters` collection; empty: none
 };
 
 struct Built {

@@ -303,6 +303,19 @@ void ParseLambdaTimeout(const Ctx& ctx, const Obj& o, const Node& v, const std::
   *seconds = parsed;
 }
 
+// `deadLetters`: the name of a collection (checked in check.cc).
+void ParseDeadLetters(const Ctx& ctx, const Obj& o, const std::string& owner, std::string* name,
+                      Where* where) {
+  const Node* v = o.Get("deadLetters");
+  if (!v || !o.String(v, "deadLetters", name)) return;
+  *where = ctx.At(*v, o.PointerOf("deadLetters"));
+  if (name->empty()) {
+    ctx.Error(
+        v->mark(), o.PointerOf("deadLetters"), owner, "`deadLetters` may not be empty",
+        "name the collection that receives dead letters, or omit `deadLetters` to halt on errors");
+  }
+}
+
 void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& pointer,
                     const std::string& owner_collection, DerivationSpec* d) {
   TransformSpec t;
@@ -310,7 +323,7 @@ void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& po
   t.where = Where{ctx.file().url, ctx.file().display, m.key_mark, pointer};
   std::string owner = fmt::format("transform `{}` of `{}`", t.name, owner_collection);
   Obj o(ctx, m.value, pointer, owner, "a transform",
-        {"source", "shuffle", "readDelay", "lambdaTimeout", "update", "publish"});
+        {"source", "shuffle", "readDelay", "lambdaTimeout", "update", "publish", "deadLetters"});
   if (!o.ok()) return;
   if (const Node* src = o.Required("source", "the collection to read")) {
     std::string sp = o.PointerOf("source");
@@ -379,6 +392,7 @@ void ParseTransform(const Ctx& ctx, const Node::Member& m, const std::string& po
   if (const Node* lt = o.Get("lambdaTimeout")) ParseLambdaTimeout(ctx, o, *lt, owner, &t.lambda_timeout_seconds);
   if (const Node* u = o.Get("update")) t.update = ParseLambda(ctx, *u, o.PointerOf("update"), owner);
   if (const Node* p = o.Get("publish")) t.publish = ParseLambda(ctx, *p, o.PointerOf("publish"), owner);
+  ParseDeadLetters(ctx, o, owner, &t.dead_letters, &t.dead_letters_where);
   if (!o.Get("update") && !o.Get("publish")) {
     ctx.Error(m.value.mark(), pointer, owner, "a transform needs `update`, `publish` or both");
   }
@@ -700,6 +714,7 @@ void ParseInlineMaterialization(const Ctx& ctx, const Node::Member& m, const Obj
   t.is_inline = true;
   t.where = Where{ctx.file().url, ctx.file().display, db->key_mark, o.PointerOf(db->key)};
   ParseDatabase(ctx, *db, o.PointerOf(db->key), owner, &t, &b);
+  ParseDeadLetters(ctx, o, owner, &b.dead_letters, &b.dead_letters_where);
   s->target = t.name;
   s->target_where = t.where;
   s->bindings.push_back(std::move(b));
@@ -719,6 +734,7 @@ void ParseMaterializations(const Ctx& ctx, const Node& v, Catalog* cat) {
     std::string owner = fmt::format("materialization `{}`", m.key);
     // Which form: `target` + `bindings`, or the inline one. Unknown keys are reported
     // against the keys of the form in use (both, when neither is recognisable).
+    // `deadLetters` is a key of the inline form (of its one binding) but tells neither form.
     const std::vector<std::string> full = {"target", "bindings"}, inline_form = {"collection", "sqlite", "postgres"};
     auto has_any = [&](const std::vector<std::string>& keys) {
       return m.value.is_object() &&
@@ -727,6 +743,7 @@ void ParseMaterializations(const Ctx& ctx, const Node& v, Catalog* cat) {
     bool is_full = has_any(full), is_inline = has_any(inline_form);
     std::vector<std::string> allowed = is_inline && !is_full ? inline_form : full;
     if (is_full == is_inline) allowed.insert(allowed.end(), inline_form.begin(), inline_form.end());
+    if (is_inline || !is_full) allowed.push_back("deadLetters");
     std::map<std::string, std::string> misplaced;
     if (is_inline && !is_full) {
       misplaced = {{"fields", "the inline form (`collection` with `sqlite` or `postgres`) materializes "
@@ -734,7 +751,7 @@ void ParseMaterializations(const Ctx& ctx, const Node& v, Catalog* cat) {
                    {"deltaUpdates", "the inline form has no delta updates; write `target` and `bindings`"},
                    {"table", "`table` goes inside `sqlite` or `postgres`"}};
     } else {
-      for (const char* k : {"source", "table", "fields", "deltaUpdates"}) {
+      for (const char* k : {"source", "table", "fields", "deltaUpdates", "deadLetters"}) {
         misplaced[k] = fmt::format("`{}` belongs in each item of `bindings`", k);
       }
     }
@@ -771,7 +788,7 @@ void ParseMaterializations(const Ctx& ctx, const Node& v, Catalog* cat) {
           std::string bp = o.PointerOf("bindings") + "/" + std::to_string(i);
           const Node& bn = b->items()[i];
           Obj bo(ctx, bn, bp, owner, "a materialization binding",
-                 {"source", "table", "fields", "deltaUpdates"});
+                 {"source", "table", "fields", "deltaUpdates", "deadLetters"});
           if (!bo.ok()) continue;
           MaterializationBindingSpec bs;
           bs.where = ctx.At(bn, bp);
@@ -793,6 +810,7 @@ void ParseMaterializations(const Ctx& ctx, const Node& v, Catalog* cat) {
             }
           }
           if (const Node* du = bo.Get("deltaUpdates")) bo.Bool(du, "deltaUpdates", &bs.delta_updates);
+          ParseDeadLetters(ctx, bo, owner, &bs.dead_letters, &bs.dead_letters_where);
           s.bindings.push_back(std::move(bs));
         }
       }

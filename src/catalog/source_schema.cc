@@ -141,9 +141,14 @@ std::string_view CatalogSourceSchema() {
           "$ref": "#/definitions/lambdaTimeout"
         },
         "update": {"$ref": "#/definitions/lambda"},
-        "publish": {"$ref": "#/definitions/lambda"}
+        "publish": {"$ref": "#/definitions/lambda"},
+        "deadLetters": {
+          "description": "A captured collection that receives the source documents this transform cannot process, with their errors, instead of halting the derivation.",
+          "$ref": "#/definitions/deadLetters"
+        }
       }
     },
+    "deadLetters": {"$ref": "#/definitions/collectionName"},
     "lambdaTimeout": {"type": "string", "pattern": "^([0-9]+[smhd])+$"},
     "lambda": {
       "oneOf": [
@@ -204,7 +209,8 @@ std::string_view CatalogSourceSchema() {
                 "table": {"type": "string", "minLength": 1}
               },
               "anyOf": [{"required": ["path"]}, {"required": ["uri"]}]
-            }
+            },
+            "deadLetters": {"$ref": "#/definitions/deadLetters"}
           }
         },
         {
@@ -217,7 +223,8 @@ std::string_view CatalogSourceSchema() {
                 "uri": {"type": "string", "pattern": "^postgres(ql)?://"},
                 "table": {"type": "string", "minLength": 1}
               }
-            }
+            },
+            "deadLetters": {"$ref": "#/definitions/deadLetters"}
           }
         }
       ]
@@ -243,7 +250,11 @@ std::string_view CatalogSourceSchema() {
                   "exclude": {"type": "array", "items": {"type": "string"}}
                 }
               },
-              "deltaUpdates": {"type": "boolean"}
+              "deltaUpdates": {"type": "boolean"},
+              "deadLetters": {
+                "description": "A captured collection that receives the documents of keys this binding cannot store, with their errors, instead of halting the materialization.",
+                "$ref": "#/definitions/deadLetters"
+              }
             }
           }
         }

@@ -78,6 +78,10 @@ struct TransformSpec {
   // (0: the derivation's, else kDefaultLambdaTimeoutSeconds).
   int64_t lambda_timeout_seconds = 0;
   std::optional<LambdaSpec> update, publish;
+  // `deadLetters`: the collection that receives the source documents this transform cannot
+  // process, each with its error, instead of halting the derivation (SPEC 9). Empty: halt.
+  std::string dead_letters;
+  Where dead_letters_where;
 };
 
 struct DerivationSpec {
@@ -143,6 +147,10 @@ struct MaterializationBindingSpec {
   Where table_where;
   FieldSelectionSpec fields;
   bool delta_updates = false;
+  // `deadLetters`: the collection that receives the documents of keys this binding cannot
+  // store, each with its error, instead of halting the materialization (SPEC 9). Empty: halt.
+  std::string dead_letters;
+  Where dead_letters_where;
   Where where;
 };
 

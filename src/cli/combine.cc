@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "base/strings.h"
@@ -122,6 +124,30 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
                                            : std::string()));
   }
   return kExitOk;
+}
+
+Command RegisterCombine(CLI::App& app) {
+  auto o = std::make_shared<CombineOptions>();
+  auto* cmd = app.add_subcommand(
+      "combine",
+      "Validate JSON lines against a collection's schema and print them fully reduced, one "
+      "document per key, in key order");
+  cmd->add_option("--collection", o->collection, "Collection whose schema and key apply")
+      ->required();
+  AddCatalogOptions(*cmd, o->catalog);
+  AddMemoryBudgetOption(*cmd, o->memory_budget,
+                        "Memory for documents before sorted runs spill to disk (e.g. 64MiB, 1GiB)");
+  cmd->add_option("--spill-dir", o->spill_dir,
+                  "Directory for spill files (default: $TMPDIR or /tmp); they are unlinked at "
+                  "creation");
+  cmd->add_flag("--combined", o->combined_only,
+                "Print combined (partial) documents: `set` keeps intersect/remove");
+  cmd->add_option("FILE", o->input, "JSON lines to read (default: stdin)");
+  cmd->footer(
+      "Exit status: 0 success, 1 invalid input (malformed JSON with file:line:col, a document "
+      "that fails validation, a reduction error) or catalog errors, 2 usage error, 3 the "
+      "spill file or output cannot be written.");
+  return {cmd, [o](const GlobalOptions& g) { return RunCombine(g, *o); }};
 }
 
 }  // namespace flow::cli

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "cli/command.h"
 #include "cli/common.h"
 
 namespace flow::cli {
@@ -12,10 +13,13 @@ struct CombineOptions {
   CatalogOptions catalog;
   std::string collection;
   std::string input;  // a file, or "" / "-" for stdin
-  std::string memory_budget = "256MiB";
+  std::string memory_budget = kDefaultMemoryBudget;
   std::string spill_dir;
   bool combined_only = false;  // print combined (partial) documents instead of fully reduced
 };
+
+// Registers `flowctl combine` and its flags on `app`.
+Command RegisterCombine(CLI::App& app);
 
 int RunCombine(const GlobalOptions& g, const CombineOptions& o);
 

@@ -16,6 +16,12 @@
 
 namespace flow::cli {
 
+// A command's data directory unless --data-dir names another.
+inline constexpr char kDefaultDataDir[] = "flowctl-data";
+// A command's memory for documents before its combiner spills to disk, unless --memory-budget
+// says otherwise.
+inline constexpr char kDefaultMemoryBudget[] = "256MiB";
+
 struct GlobalOptions {
   bool no_color = false;
   int verbosity = 0;        // -v: info, -vv: debug

@@ -9,10 +9,12 @@
 #include <cmath>
 #include <csignal>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
@@ -368,6 +370,10 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     per_task("flowctl_task_documents_out_total", "counter",
              "Documents a derivation published, or rows a materialization stored.",
              [](const TaskStatus& s) { return V(s.out); });
+    per_task(
+        "flowctl_task_dead_letters_total", "counter",
+        "Documents or keys a task sent to its dead-letter collections (deadLetters).",
+        [](const TaskStatus& s) { return s.kind == "capture" ? std::nullopt : V(s.dead_letters); });
     per_task("flowctl_task_read_bytes", "gauge", "Bytes of its source journals a task has read (its position).",
              [](const TaskStatus& s) { return V(s.progress.read); });
     per_task("flowctl_task_bytes_out_total", "counter", "Bytes of the documents a derivation published.",
@@ -486,6 +492,65 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   for (const auto& l : status_lines(false)) PrintLine(l);
   PrintLine(g_stop ? "stopped; spools persisted" : "error: stopped by an error");
   return exit_code;
+}
+
+Command RegisterDevelop(CLI::App& app) {
+  struct Flags {
+    DevelopOptions o;
+    std::string max_body = "64MiB";  // parsed into o.max_body when the command runs
+  };
+  auto f = std::make_shared<Flags>();
+  DevelopOptions& o = f->o;
+  auto* cmd = app.add_subcommand(
+      "develop",
+      "Run the pipeline continuously with the ingestion API, file-drop captures and live reload");
+  AddCatalogOptions(*cmd, o.catalog);
+  AddDataDirOption(*cmd, o.data_dir);
+  cmd->add_option("--port", o.port, "Port of the ingestion API (0: any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  cmd->add_option("--host", o.host, "Address to listen on (loopback by default)")
+      ->capture_default_str();
+  cmd->add_flag("--no-watch", o.no_watch, "Do not rebuild when the catalog's sources change");
+  cmd->add_option("--materialization", o.materializations,
+                  "Run only this materialization of the catalog (repeatable; default: all)");
+  cmd->add_option("--status-interval", o.status_interval,
+                  "Seconds between status lines when stderr is not a terminal")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--request-timeout", o.request_timeout,
+                  "Seconds a client has to send a request's headers and body (slow or idle "
+                  "clients are cut off), and the keep-alive idle limit")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-body", f->max_body, "Largest ingest request body")->capture_default_str();
+  cmd->add_option("--allow-origin", o.allow_origins,
+                  "Let web pages of this origin (e.g. http://localhost:3000) call the API from a "
+                  "browser (repeatable; by default browsers are refused, see docs/security.md)");
+  cmd->footer(
+      "Serves PUT/POST /ingest, WebSocket /ingest/<collection> (json/v1, csv/v1, tsv/v1), "
+      "/healthz and /metrics (see docs/reference/ingestion-api.md); ingests files dropped into "
+      "the catalog's fileDrop captures; runs every derivation and materialization continuously; "
+      "and rebuilds when a source file changes: a catalog with errors is reported and the "
+      "previous one keeps running, a good one is applied without losing data (unchanged tasks "
+      "keep their state, changed ones restart from their checkpoints, new ones back-fill). The "
+      "listening URL is written to <data-dir>/develop.json, where `flowctl materialize` and "
+      "`flowctl ingest --url` find it. SIGINT/SIGTERM persist spools and exit 0.\n"
+      "Browser safety: requests must be addressed to a loopback name or address or the --host "
+      "(DNS rebinding), a request from a web page of another origin is refused unless "
+      "--allow-origin lists it, and JSON endpoints require Content-Type: application/json (see "
+      "docs/security.md).\n"
+      "Exit status: 0 stopped by a signal, 1 the catalog has errors at start, 2 usage error, 3 "
+      "an environment problem (port in use, data directory locked, the store failed).");
+  return {cmd, [f](const GlobalOptions& g) -> int {
+            auto bytes = ParseByteSize(f->max_body);
+            if (!bytes || *bytes == 0) {
+              PrintError(fmt::format("--max-body `{}` is not a size such as 64MiB", f->max_body));
+              return kExitUsage;
+            }
+            f->o.max_body = *bytes;
+            return RunDevelop(g, f->o);
+          }};
 }
 
 }  // namespace flow::cli

@@ -5,13 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "cli/command.h"
 #include "cli/common.h"
 
 namespace flow::cli {
 
 struct DevelopOptions {
   CatalogOptions catalog;
-  std::string data_dir = "flowctl-data";
+  std::string data_dir = kDefaultDataDir;
   std::string host = "127.0.0.1";
   int port = 8081;
   bool no_watch = false;
@@ -22,6 +23,9 @@ struct DevelopOptions {
   // Web origins (besides develop's own) whose pages may call the API: "http://host:port".
   std::vector<std::string> allow_origins;
 };
+
+// Registers `flowctl develop` and its flags on `app`.
+Command RegisterDevelop(CLI::App& app);
 
 int RunDevelop(const GlobalOptions& g, const DevelopOptions& o);
 

@@ -1,7 +1,9 @@
 #include "cli/docs.h"
 
 #include <chrono>
+#include <memory>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "cli/output.h"
@@ -28,6 +30,29 @@ int RunDocs(const GlobalOptions& g, const DocsOptions& o) {
                         written->files, removed, o.output, ms, o.output),
             {{"pages", written->pages}, {"files", written->files}, {"output", o.output}});
   return kExitOk;
+}
+
+Command RegisterDocs(CLI::App& app) {
+  auto o = std::make_shared<DocsOptions>();
+  auto* cmd = app.add_subcommand(
+      "docs",
+      "Write a static documentation and lineage site of the catalog (HTML, works from file://)");
+  AddCatalogOptions(*cmd, o->catalog);
+  cmd->add_option("--output", o->output, "Directory to write the site into (created if missing)")
+      ->required();
+  AddDataDirOption(*cmd, o->data_dir,
+                   "Data directory the pages' lake paths and DuckDB queries name");
+  cmd->footer(
+      "Writes index.html (the collections, with search), one page per collection under "
+      "collections/ (description, key, partitions, projections, schema with reductions, lake "
+      "path and a DuckDB query, derivations, materializations, tests, and its neighbourhood in "
+      "the lineage), lineage.html (the whole catalog as an SVG graph), style.css and search.js. "
+      "Nothing is fetched when a page is viewed. The directory must be new, empty, or an earlier "
+      "`flowctl docs` output (it then holds a .flowctl-docs file listing the files written; of "
+      "those, the ones no longer produced are removed, and nothing else is touched).\n"
+      "Exit status: 0 written, 1 the catalog has errors or --output is a non-empty directory of "
+      "other files, 2 usage error, 3 the site could not be written.");
+  return {cmd, [o](const GlobalOptions& g) { return RunDocs(g, *o); }};
 }
 
 }  // namespace flow::cli

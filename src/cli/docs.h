@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "cli/command.h"
 #include "cli/common.h"
 
 namespace flow::cli {
@@ -10,8 +11,11 @@ namespace flow::cli {
 struct DocsOptions {
   CatalogOptions catalog;
   std::string output;                     // the site's directory
-  std::string data_dir = "flowctl-data";  // shown in the pages' lake paths
+  std::string data_dir = kDefaultDataDir;  // shown in the pages' lake paths
 };
+
+// Registers `flowctl docs` and its flags on `app`.
+Command RegisterDocs(CLI::App& app);
 
 int RunDocs(const GlobalOptions& g, const DocsOptions& o);
 

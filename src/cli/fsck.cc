@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <memory>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "cli/output.h"
@@ -73,6 +75,26 @@ int RunFsck(const GlobalOptions&, const FsckOptions& o) {
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
   return r.clean() ? kExitOk : kExitUserError;
+}
+
+Command RegisterFsck(CLI::App& app) {
+  auto o = std::make_shared<FsckOptions>();
+  auto* cmd =
+      app.add_subcommand("fsck", "Verify a data directory: its ledger, spools and fragments");
+  AddDataDirOption(*cmd, o->data_dir);
+  cmd->footer(
+      "Reads the ledger record by record, every spool, and every fragment of the lake "
+      "(decompressing it and checking the SHA-1 in its name), and checks that every committed "
+      "byte is in a fragment or a spool. Prints what is damaged (file and byte offset) and what "
+      "can be salvaged. Modifies nothing and takes no lock. A torn final ledger record or "
+      "uncommitted spool bytes, left by a crash, are notes, not damage: opening the directory "
+      "discards them.\n"
+      "Examples:\n"
+      "  flowctl fsck                          # ./flowctl-data\n"
+      "  flowctl fsck --data-dir /srv/flow     # another data directory\n"
+      "Exit status: 0 clean, 1 damage found, 2 usage error, 3 the directory does not exist or "
+      "cannot be read.");
+  return {cmd, [o](const GlobalOptions& g) { return RunFsck(g, *o); }};
 }
 
 }  // namespace flow::cli

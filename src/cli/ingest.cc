@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
@@ -259,6 +261,37 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
             {{"collection", collection->name}, {"documents", static_cast<uint64_t>(st.documents)},
              {"combined", static_cast<uint64_t>(st.combined)}, {"seconds", secs}});
   return kExitOk;
+}
+
+Command RegisterIngest(CLI::App& app) {
+  auto o = std::make_shared<IngestOptions>();
+  auto* cmd = app.add_subcommand(
+      "ingest",
+      "Ingest JSON lines, CSV or TSV from a file or stdin into a collection as one transaction");
+  cmd->add_option("COLLECTION", o->collection, "Collection to ingest into")->required();
+  cmd->add_option("FILE", o->input, "Input file (default: stdin)");
+  cmd->add_option("--format", o->format,
+                  "json (JSON lines), csv or tsv (header row of projection fields); default: "
+                  "from the file extension, else json");
+  AddCatalogOptions(*cmd, o->catalog);
+  AddDataDirOption(*cmd, o->data_dir);
+  cmd->add_option("--codec", o->codec,
+                  "Fragment codec for every collection written: gzip, zstd or none (default: "
+                  "the collection's `journals.fragments.compressionCodec`, else gzip)");
+  AddMemoryBudgetOption(*cmd, o->memory_budget,
+                        "Memory for combining the transaction before it spills to disk");
+  cmd->add_option("--spill-dir", o->spill_dir,
+                  "Directory for spill files (default: $TMPDIR or /tmp)");
+  cmd->add_option("--url", o->url,
+                  "Ingest through the API of a running `flowctl develop` (e.g. "
+                  "http://127.0.0.1:8081); the default when a develop runs over --data-dir");
+  cmd->footer(
+      "Every document is validated and combined by key; all are committed together or none is. "
+      "On success prints {\"Offsets\": {journal: head}} to stdout. Into a running develop, the "
+      "input is sent as one PUT /ingest request (at most its --max-body).\n"
+      "Exit status: 0 committed, 1 invalid input (nothing is written), 2 usage error, 3 the data "
+      "directory is locked by another process or cannot be written.");
+  return {cmd, [o](const GlobalOptions& g) { return RunIngest(g, *o); }};
 }
 
 }  // namespace flow::cli

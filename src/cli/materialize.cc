@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <iostream>
+#include <memory>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -75,7 +77,8 @@ Result<std::shared_ptr<runtime::Materialization>> OneOffMaterialization(const Ch
   m->target = target->name;
   m->kind = target->kind;
   m->address = target->address;
-  m->bindings.push_back({compiled.value(), runtime::MakeTable(*collection, o.table, fields, false)});
+  m->bindings.push_back(
+      {compiled.value(), runtime::MakeTable(*collection, o.table, fields, false), nullptr});
   return std::shared_ptr<runtime::Materialization>(std::move(m));
 }
 
@@ -159,6 +162,32 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
                         o.collection, o.table, o.target, task.stats().read, task.stats().stored),
             {{"collection", o.collection}, {"table", o.table}, {"target", o.target}});
   return kExitOk;
+}
+
+Command RegisterMaterialize(CLI::App& app) {
+  auto o = std::make_shared<MaterializeOptions>();
+  auto* cmd = app.add_subcommand(
+      "materialize",
+      "Print the DDL of a one-off materialization of a collection, and run it until caught up");
+  AddCatalogOptions(*cmd, o->catalog);
+  AddDataDirOption(*cmd, o->data_dir);
+  cmd->add_option("--target", o->target, "Materialization target of the catalog")->required();
+  cmd->add_option("--collection", o->collection, "Collection to materialize")->required();
+  cmd->add_option("--table-name", o->table,
+                  "Table to create (or reuse, when it has the same shape)")
+      ->required();
+  cmd->add_option("--field", o->fields,
+                  "A field to store (repeatable; the key and flow_document always are)");
+  cmd->add_flag("--all-fields", o->all_fields,
+                "Store every projection, not only single-typed scalars");
+  cmd->add_flag("--dry-run", o->dry_run, "Only print the DDL");
+  cmd->add_flag("--yes", o->yes, "Do not ask for confirmation");
+  cmd->footer(
+      "Prints the CREATE TABLE statement to stdout. Without --dry-run, creates the table and "
+      "flow_checkpoints if missing (a table of another shape is refused, never dropped) and "
+      "materializes everything committed, exactly once, as materialization "
+      "`materialize/<target>/<table>`; running it again continues from its checkpoint.");
+  return {cmd, [o](const GlobalOptions& g) { return RunMaterialize(g, *o); }};
 }
 
 }  // namespace flow::cli

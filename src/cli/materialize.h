@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/command.h"
 #include "cli/common.h"
 #include "runtime/materialize.h"
 
@@ -12,7 +13,7 @@ namespace flow::cli {
 
 struct MaterializeOptions {
   CatalogOptions catalog;
-  std::string data_dir = "flowctl-data";
+  std::string data_dir = kDefaultDataDir;
   std::string target;
   std::string collection;
   std::string table;
@@ -21,6 +22,9 @@ struct MaterializeOptions {
   bool dry_run = false;
   bool yes = false;
 };
+
+// Registers `flowctl materialize` and its flags on `app`.
+Command RegisterMaterialize(CLI::App& app);
 
 int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o);
 

@@ -74,6 +74,9 @@ std::map<std::string, std::string> TaskFingerprints(const CheckedCatalog& checke
       std::string shuffle;
       for (const auto& s : bt.shuffle) shuffle += s + ";";
       parts.push_back(shuffle);
+      // Dead letters are validated against their collection's schema and partitioned by it.
+      if (const auto* dead = built.Collection(bt.dead_letters))
+        parts.push_back("dead:" + dead->bundle);
     }
     out["derivation:" + spec.name] = Digest(parts);
   }
@@ -92,6 +95,8 @@ std::map<std::string, std::string> TaskFingerprints(const CheckedCatalog& checke
           parts.push_back(bc->bundle);
           for (const auto& p : bc->projections) parts.push_back(p.field + "=" + p.location);
         }
+        if (const auto* dead = built.Collection(bb.dead_letters))
+          parts.push_back("dead:" + dead->bundle);
       }
     }
     out["materialization:" + m.name] = Digest(parts);
@@ -241,7 +246,8 @@ void Pipeline::AddMaterialization(std::shared_ptr<const runtime::Materialization
 Result<bool> Pipeline::OpenTarget(Target& t) {
   auto driver = runtime::ConnectTarget(*t.spec);
   if (!driver) return driver.error();
-  auto task = std::make_unique<runtime::MaterializeTask>(t.spec, store_, std::move(driver.value()));
+  auto task = std::make_unique<runtime::MaterializeTask>(t.spec, store_, std::move(driver.value()),
+                                                         stamper_);
   auto opened = task->Open();
   if (!opened) return opened.error();
   t.task = std::move(task);
@@ -270,6 +276,7 @@ void Pipeline::StepTarget(Target& t, Round* round) {
     const auto& st = t.task->stats();
     t.done.read += st.read;
     t.done.stored += st.stored;
+    t.done.dead_letters += st.dead_letters;
     t.done.transactions += st.transactions;
   }
   t.task.reset();
@@ -353,6 +360,7 @@ std::vector<TaskStatus> Pipeline::Status() const {
     s.in = d->task->stats().read;
     s.out = d->task->stats().published;
     s.bytes_out = d->task->stats().bytes;
+    s.dead_letters = d->task->stats().dead_letters;
     s.progress = d->task->progress();
     s.error = d->error;
     s.state = d->halted ? "halted" : Moving(s.progress);
@@ -364,9 +372,11 @@ std::vector<TaskStatus> Pipeline::Status() const {
     s.name = t->spec->name;
     s.in = t->done.read;
     s.out = t->done.stored;
+    s.dead_letters = t->done.dead_letters;
     if (t->task) {
       s.in += t->task->stats().read;
       s.out += t->task->stats().stored;
+      s.dead_letters += t->task->stats().dead_letters;
       s.progress = t->task->progress();
     }
     s.error = t->error;

@@ -39,6 +39,7 @@ struct TaskStatus {
   uint64_t in = 0;    // documents read (captures: files ingested)
   uint64_t out = 0;   // documents published, or rows stored (captures: documents)
   uint64_t bytes_out = 0;  // derivations: bytes of the documents published
+  uint64_t dead_letters = 0;  // documents or keys sent to dead letters
   runtime::ReadProgress progress;
   std::string error;  // the last error (halted, retrying)
 };

@@ -1,5 +1,7 @@
 #include "cli/read.h"
 
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -7,9 +9,8 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
+#include <memory>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "base/strings.h"
 #include "cli/output.h"
@@ -17,7 +18,7 @@
 #include "doc/uuid.h"
 #include "reduce/combiner.h"
 #include "runtime/collection.h"
-#include "runtime/cursor.h"
+#include "runtime/source_reader.h"
 #include "store/journal.h"
 
 namespace flow::cli {
@@ -76,7 +77,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     return kExitUserError;
   }
 
-  runtime::CommitOrderReader reader(o.data_dir);
+  runtime::SourceReader reader(o.data_dir, {{collection.name, {}, 0, ""}});
   std::set<std::string> journals;
   store::LedgerState state;
   bool first_refresh = true;
@@ -92,8 +93,9 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
                                   [&](const std::string& seg) { return padded.find(seg) != std::string::npos; });
       if (!selected) continue;
       journals.insert(j);
-      reader.Add(j);
+      reader.Add(0, j);
     }
+    reader.Advance(state);
     return true;
   };
 
@@ -116,7 +118,6 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
   // Reads everything committed that is not yet printed, in commit order.
   auto drain = [&]() -> Result<bool> {
     return reader.Drain(
-        state.heads,
         [&](const std::string& journal, uint64_t offset, const std::string& line) -> Result<bool> {
           if (combiner) {
             doc::ParseError perr;
@@ -176,6 +177,26 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     return kExitEnvironment;
   }
   return kExitOk;
+}
+
+Command RegisterRead(CLI::App& app) {
+  auto o = std::make_shared<ReadOptions>();
+  auto* cmd = app.add_subcommand("read", "Print a collection's committed documents as JSON lines");
+  cmd->add_option("COLLECTION", o->collection, "Collection to read")->required();
+  AddCatalogOptions(*cmd, o->catalog);
+  AddDataDirOption(*cmd, o->data_dir);
+  cmd->add_option("--partition", o->partitions,
+                  "Only journals whose partition field has this value (repeatable)")
+      ->type_name("FIELD=VALUE");
+  cmd->add_flag("--reduced", o->reduced, "One fully reduced document per key, in key order");
+  cmd->add_flag("--follow", o->follow,
+                "Keep printing documents as they are committed (until SIGINT)");
+  AddMemoryBudgetOption(*cmd, o->memory_budget, "Memory for --reduced before it spills to disk");
+  cmd->footer(
+      "Documents are printed in commit order across journals. Reading needs no lock: it works "
+      "while another flowctl process writes the data directory, and sees only committed "
+      "documents.");
+  return {cmd, [o](const GlobalOptions& g) { return RunRead(g, *o); }};
 }
 
 }  // namespace flow::cli

@@ -4,19 +4,23 @@
 #include <string>
 #include <vector>
 
+#include "cli/command.h"
 #include "cli/common.h"
 
 namespace flow::cli {
 
 struct ReadOptions {
   CatalogOptions catalog;
-  std::string data_dir = "flowctl-data";
+  std::string data_dir = kDefaultDataDir;
   std::string collection;
   std::vector<std::string> partitions;  // `field=value` selectors
   bool reduced = false;
   bool follow = false;
-  std::string memory_budget = "256MiB";
+  std::string memory_budget = kDefaultMemoryBudget;
 };
+
+// Registers `flowctl read` and its flags on `app`.
+Command RegisterRead(CLI::App& app);
 
 int RunRead(const GlobalOptions& g, const ReadOptions& o);
 

@@ -6,7 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <memory>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "base/strings.h"
@@ -29,6 +31,10 @@ void OnSignal(int) {
   lambda::RequestStop();
 }
 
+// ", N sent to dead letters", when a task sent any.
+std::string DeadLetters(const TaskStatus& t) {
+  return t.dead_letters ? fmt::format(", {} sent to dead letters", t.dead_letters) : "";
+}
 
 }  // namespace
 
@@ -108,18 +114,50 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   }
   for (const auto& t : status) {
     if (t.kind != "materialization") continue;
-    PrintNote(fmt::format("materialization `{}`: {} documents read, {} rows stored{}", t.name, t.in, t.out,
-                          t.state == "halted" ? " (halted by an error)" : ""),
-              {{"task", t.name}, {"kind", "materialization"}, {"in", t.in}, {"out", t.out}, {"state", t.state}});
+    PrintNote(
+        fmt::format("materialization `{}`: {} documents read, {} rows stored{}{}", t.name, t.in,
+                    t.out, DeadLetters(t), t.state == "halted" ? " (halted by an error)" : ""),
+        {{"task", t.name},
+         {"kind", "materialization"},
+         {"in", t.in},
+         {"out", t.out},
+         {"deadLetters", t.dead_letters},
+         {"state", t.state}});
   }
   for (const auto& t : status) {
     if (t.kind != "derivation") continue;
-    PrintNote(fmt::format("derivation `{}`: {} documents read, {} published{}", t.name, t.in, t.out,
-                          t.state == "halted" ? " (halted by an error)" : ""),
-              {{"task", t.name}, {"kind", "derivation"}, {"in", t.in}, {"out", t.out}, {"state", t.state}});
+    PrintNote(
+        fmt::format("derivation `{}`: {} documents read, {} published{}{}", t.name, t.in, t.out,
+                    DeadLetters(t), t.state == "halted" ? " (halted by an error)" : ""),
+        {{"task", t.name},
+         {"kind", "derivation"},
+         {"in", t.in},
+         {"out", t.out},
+         {"deadLetters", t.dead_letters},
+         {"state", t.state}});
   }
   PrintNote(fmt::format("{} in {:.2f} s", g_stop ? "stopped" : "idle", secs));
   return pipeline.exit_code();
+}
+
+Command RegisterRun(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  auto* cmd = app.add_subcommand(
+      "run", "Run the catalog's captures, derivations and materializations over a data directory");
+  AddCatalogOptions(*cmd, o->catalog);
+  AddDataDirOption(*cmd, o->data_dir);
+  cmd->add_option("--materialization", o->materializations,
+                  "Run only this materialization (repeatable; default: all of them)")
+      ->type_name("NAME");
+  cmd->add_flag("--until-idle", o->until_idle,
+                "Exit once every task has processed everything committed (documents waiting "
+                "for a read delay excepted)");
+  cmd->footer(
+      "Runs until SIGINT/SIGTERM (then persists spools and exits 0), or with --until-idle until "
+      "caught up. A derivation that fails halts with its error; the others keep running.\n"
+      "Exit status: 0 success, 1 a derivation failed or the catalog has errors, 2 usage error, "
+      "3 an environment problem (data directory locked or unwritable, Node.js missing).");
+  return {cmd, [o](const GlobalOptions& g) { return RunRun(g, *o); }};
 }
 
 }  // namespace flow::cli

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "cli/node.h"
@@ -82,6 +84,20 @@ int RunTest(const GlobalOptions& g, const TestOptions& o) {
   PrintNote(fmt::format("ran {} test{} in {:.2f} s", tests.size(), tests.size() == 1 ? "" : "s", secs));
   PrintNote(fmt::format("{} passed, {} failed", passed, failed), {{"passed", passed}, {"failed", failed}});
   return failed ? kExitUserError : kExitOk;
+}
+
+Command RegisterTest(CLI::App& app) {
+  auto o = std::make_shared<TestOptions>();
+  auto* cmd = app.add_subcommand("test", "Run the catalog's tests");
+  AddCatalogOptions(*cmd, o->catalog);
+  cmd->add_option("--filter", o->filter, "Only tests whose name contains this text");
+  cmd->footer(
+      "Each test runs in a fresh temporary data directory. After each ingest step, every "
+      "derivation processes what is ready before the next step runs. Read delays are satisfied "
+      "at verify steps by a simulated clock, never by sleeping.\n"
+      "Exit status: 0 all tests passed, 1 a test failed or the catalog has errors, 2 usage "
+      "error, 3 an environment problem (e.g. Node.js missing for nodeJS lambdas).");
+  return {cmd, [o](const GlobalOptions& g) { return RunTest(g, *o); }};
 }
 
 }  // namespace flow::cli

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "cli/command.h"
 #include "cli/common.h"
 
 namespace flow::cli {
@@ -11,6 +12,9 @@ struct TestOptions {
   CatalogOptions catalog;
   std::string filter;  // only tests whose name contains it
 };
+
+// Registers `flowctl test` and its flags on `app`.
+Command RegisterTest(CLI::App& app);
 
 int RunTest(const GlobalOptions& g, const TestOptions& o);
 

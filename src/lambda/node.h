@@ -4,22 +4,16 @@
 // a cache keyed by the dependency set. A NodeWorker and the Lambdas it hands out may be used
 // from several threads: invocations of one worker are serialized.
 //
-// Protocol (fd 3 of the worker, a Unix socket; its stdout and stderr are captured, so
-// console.log in a lambda cannot corrupt it; stdin is /dev/null). Integers little-endian:
-//   request:  u32 n, u32 lambda index, n-4 bytes of JSON: an array of rows, each
-//             `[source]`, `[source, register]` or `[source, register, previous]` (update
-//             lambdas get the first; a publish lambda the shortest holding what its body
-//             names; the worker passes null for what is missing).
-//   response: u32 n, u8 status, n-1 bytes of JSON. Status 0: an array holding one array of
-//             output documents per row. Status 1: an error, {"row": i, "kind": "threw" |
-//             "notArray" | "unserializable" | "load", "message": ..., "line": l, "column": c}
-//             (line and column, 1-based, in the TypeScript module, 0 when unknown).
-//   After start, the worker sends one response: status 0 `{"node": version}` when the
-//   module and the dependencies loaded, or a status 1 error of kind "load".
-// One Invoke sends its rows as requests of about 64 KiB of JSON each, a few ahead of the
-// responses, which come in order. The worker exits at the end of its input, is in a process
-// group of its own, and is SIGKILLed by the kernel when flowctl dies (PR_SET_PDEATHSIG), so
-// it never outlives flowctl.
+// The worker talks to flowctl over a Unix socket (its stdout and stderr are captured, so
+// console.log in a lambda cannot corrupt it). One Invoke sends its rows as requests of about
+// 64 KiB of JSON each, a few ahead of the responses, which come in order. The worker exits at
+// the end of its input, is in a process group of its own, and is SIGKILLed by the kernel when
+// flowctl dies (PR_SET_PDEATHSIG), so it never outlives flowctl.
+//
+// The parts live in lambda/node/: the worker's script (worker.js, embedded at build time)
+// and its protocol (protocol.h), process control (process.h), the module and esbuild
+// (module.h), npm (npm.h) and the cache's names (cache.h); this file's node.cc ties them
+// together.
 //
 // Timeouts: each response must arrive within the lambda's timeout of the previous one (or of
 // the invocation's start), so the timeout bounds one chunk of rows (about 64 KiB of JSON:

@@ -22,14 +22,13 @@ namespace flow::materialize {
 // The error of a Store whose fence moved: another instance took the target over. `where`
 // (e.g. the database's path) follows the target's name when not empty.
 inline Error FencedOff(const std::string& materialization, const std::string& target, const std::string& where = "") {
-  return Error::Env(fmt::format("materialization `{}` was fenced off: another flowctl instance took over target `{}`{}",
-                                materialization, target, where.empty() ? "" : " (" + where + ")"));
+  return Error::Fenced(
+      fmt::format("materialization `{}` was fenced off: another flowctl instance took over target "
+                  "`{}`{}",
+                  materialization, target, where.empty() ? "" : " (" + where + ")"));
 }
 // Whether `e` is that error: retrying would only take the target back.
-inline bool IsFencedOff(const Error& e) {
-  return e.code == Error::Code::kEnvironment && e.message.find("was fenced off: another flowctl instance") !=
-                                                    std::string::npos;
-}
+inline bool IsFencedOff(const Error& e) { return e.code == Error::Code::kFenced; }
 
 // The key of a row's document as JSON text (`[v1,v2]`, its key columns' values in key
 // order; absent values show as null), for messages naming the row.

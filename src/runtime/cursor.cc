@@ -1,7 +1,5 @@
 #include "runtime/cursor.h"
 
-#include <algorithm>
-
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -42,46 +40,6 @@ Result<bool> JournalCursor::Next(uint64_t head, std::string* line) {
   if (!r || !r.value()) return r;
   line->assign(view);
   Pop();
-  return true;
-}
-
-void CommitOrderReader::Add(const std::string& journal) { cursors_.emplace_back(dir_, journal); }
-
-Result<bool> CommitOrderReader::Drain(const std::map<std::string, uint64_t>& heads, const Emit& emit) {
-  struct Pending {
-    size_t cursor;
-    doc::Clock clock;
-    uint64_t offset;
-    std::string line;
-  };
-  std::vector<Pending> heap;
-  auto later = [](const Pending& a, const Pending& b) {
-    return a.clock != b.clock ? a.clock > b.clock : a.cursor > b.cursor;
-  };
-  auto pull = [&](size_t i) -> Result<bool> {
-    auto head = heads.find(cursors_[i].journal());
-    if (head == heads.end()) return true;
-    Pending p{i, 0, cursors_[i].offset(), {}};
-    auto n = cursors_[i].Next(head->second, &p.line);
-    if (!n || !n.value()) return n;
-    p.clock = ClockOfLine(p.line);
-    heap.push_back(std::move(p));
-    std::push_heap(heap.begin(), heap.end(), later);
-    return true;
-  };
-  for (size_t i = 0; i < cursors_.size(); ++i) {
-    auto r = pull(i);
-    if (!r) return r;
-  }
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), later);
-    Pending p = std::move(heap.back());
-    heap.pop_back();
-    auto e = emit(cursors_[p.cursor].journal(), p.offset, p.line);
-    if (!e) return e;
-    auto r = pull(p.cursor);
-    if (!r) return r;
-  }
   return true;
 }
 

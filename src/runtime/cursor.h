@@ -1,5 +1,5 @@
 // Reading a journal's committed documents as JSON lines, with their byte offsets and UUID
-// clocks: what `read`, derivations and tests consume. One cursor per journal; not
+// clocks. One cursor per journal (runtime/source_reader.h merges them for tasks); not
 // thread-safe.
 #pragma once
 
@@ -50,25 +50,6 @@ class JournalCursor {
   size_t pos_ = 0;       // start of the next line in buf_
   size_t peeked_ = 0;    // length of the peeked line plus its '\n', 0 when none
   uint64_t offset_;
-};
-
-// The committed documents of several journals in commit order: by UUID clock, ties in the
-// order journals were added. Journals may be added between drains (`read --follow`).
-class CommitOrderReader {
- public:
-  explicit CommitOrderReader(std::string dir) : dir_(std::move(dir)) {}
-  // Reads `journal` from offset 0 on.
-  void Add(const std::string& journal);
-  // Calls `emit(journal, offset, line)` for every line below `heads` not emitted yet, with
-  // the line's offset in its journal (without its '\n'; a std::string, so NUL-terminated
-  // for doc::ParseStoredDocument).
-  using Emit = std::function<Result<bool>(const std::string& journal, uint64_t offset,
-                                          const std::string& line)>;
-  Result<bool> Drain(const std::map<std::string, uint64_t>& heads, const Emit& emit);
-
- private:
-  std::string dir_;
-  std::vector<JournalCursor> cursors_;
 };
 
 // The clock of a stored document's `/_meta/uuid`, taken from the end of the line where

@@ -1,56 +1,27 @@
 #include "runtime/derive.h"
 
-#include <algorithm>
-#include <unordered_map>
-#include <unordered_set>
-
 #include <fmt/format.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "base/log.h"
 #include "base/strings.h"
 #include "doc/pack.h"
 #include "doc/parse.h"
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
+#include "runtime/dead_letter.h"
 
 namespace flow::runtime {
 namespace {
 
 using Arena = rapidjson::MemoryPoolAllocator<>;
 
-// `<field>=<value>` segments of a journal name, after the collection's name.
-std::map<std::string, std::string> PartitionValues(std::string_view collection, std::string_view journal) {
-  std::map<std::string, std::string> out;
-  std::string_view rest = journal.substr(std::min(journal.size(), collection.size() + 1));
-  while (!rest.empty()) {
-    size_t slash = rest.find('/');
-    std::string_view seg = rest.substr(0, slash);
-    size_t eq = seg.find('=');
-    if (eq != std::string_view::npos && seg != "pivot=00") {
-      out.emplace(std::string(seg.substr(0, eq)), std::string(seg.substr(eq + 1)));
-    }
-    if (slash == std::string_view::npos) break;
-    rest = rest.substr(slash + 1);
-  }
-  return out;
-}
-
 }  // namespace
-
-bool PartitionFilter::Matches(std::string_view collection, std::string_view journal) const {
-  if (include.empty() && exclude.empty()) return true;
-  auto values = PartitionValues(collection, journal);
-  for (const auto& [field, allowed] : include) {
-    auto v = values.find(field);
-    if (v == values.end() || !allowed.count(v->second)) return false;
-  }
-  for (const auto& [field, denied] : exclude) {
-    auto v = values.find(field);
-    if (v != values.end() && denied.count(v->second)) return false;
-  }
-  return true;
-}
 
 std::string Derivation::RegisterJournal() const {
   return ".flowctl/registers/" + collection->name + "/pivot=00";
@@ -63,17 +34,9 @@ struct DeriveTask::Impl {
   Stamper* stamper;
   std::function<int64_t()> now;
 
-  struct Source {
-    size_t transform;
-    std::string key;  // transform name + '\t' + journal: the checkpoint's key
-    JournalCursor cursor;
-    // The peeked line's readiness, cached until it is popped.
-    bool peeked = false;
-    int64_t ready_at = 0;
-  };
-  std::vector<std::unique_ptr<Source>> sources;
-  std::map<std::string, uint64_t> offsets;  // from the checkpoint
-  std::set<std::string> known;              // source keys with a cursor
+  // Source documents of all transforms; checkpoint keys are the transform's name in lower
+  // case, a tab, and the journal.
+  std::unique_ptr<SourceReader> reader;
   bool bootstrapped = false;                // the bootstrap lambdas ran
 
   // Registers by packed shuffle key, in an arena. Reductions replace values and leave the
@@ -108,7 +71,7 @@ DeriveTask::~DeriveTask() = default;
 ReadProgress DeriveTask::progress() const {
   ReadProgress p;
   const auto& heads = impl_->store->committed().heads;
-  for (const auto& s : impl_->sources) s->cursor.AddProgress(heads, &p);
+  if (impl_->reader) impl_->reader->AddProgress(heads, &p);
   return p;
 }
 
@@ -120,21 +83,28 @@ Result<bool> DeriveTask::Open() {
     return Error::Internal(fmt::format("derivation `{}` has a malformed register `initial`", d.collection->name));
   }
   const auto& committed = m.store->committed();
+  std::map<std::string, uint64_t> offsets;
   auto cp = committed.checkpoints.find(d.CheckpointKey());
   if (cp != committed.checkpoints.end()) {
-    if (!DecodeOffsets(cp->second, &m.offsets)) {
+    if (!DecodeOffsets(cp->second, &offsets)) {
       return Error::Env(fmt::format("the checkpoint of derivation `{}` is malformed", d.collection->name));
     }
     // Offsets are keyed by transform name, compared without regard to case (as transform
     // names are within a derivation), so renaming `fromInts` to `FromInts` keeps its place.
     // Checkpoints written before names were lowered are lowered here.
     std::map<std::string, uint64_t> lowered;
-    for (const auto& [key, offset] : m.offsets) {
+    for (const auto& [key, offset] : offsets) {
       size_t tab = key.find('\t');
       lowered[tab == std::string::npos ? key : AsciiLower(key.substr(0, tab)) + key.substr(tab)] = offset;
     }
-    m.offsets = std::move(lowered);
+    offsets = std::move(lowered);
   }
+  std::vector<SourceReader::Binding> bindings;
+  for (const auto& t : d.transforms) {
+    bindings.push_back({t.source->name, t.partitions, t.read_delay_seconds, AsciiLower(t.name)});
+  }
+  m.reader =
+      std::make_unique<SourceReader>(m.store->dir(), std::move(bindings), std::move(offsets));
   // Replay the registers.
   std::string journal = d.RegisterJournal();
   auto head = committed.heads.find(journal);
@@ -191,236 +161,431 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
   }
   const auto& committed = m.store->committed();
 
-  // Cursors for every selected source journal, new ones included.
-  for (size_t t = 0; t < d.transforms.size(); ++t) {
-    const Transform& tr = d.transforms[t];
-    for (const auto& j : store::CollectionJournals(committed, tr.source->name)) {
-      std::string key = AsciiLower(tr.name) + "\t" + j;
-      if (m.known.count(key) || !tr.partitions.Matches(tr.source->name, j)) continue;
-      m.known.insert(key);
-      auto off = m.offsets.find(key);
-      m.sources.push_back(std::make_unique<Impl::Source>(
-          Impl::Source{t, key, JournalCursor(m.store->dir(), j, off == m.offsets.end() ? 0 : off->second)}));
-    }
-  }
-
-  // The batch: ready documents in order of (timestamp + delay).
-  struct Item {
-    size_t source;
-    uint64_t offset;  // where the document starts in its journal
-    std::string line;
-  };
-  std::vector<Item> items;
+  // The batch: ready documents in read order (UUID clock + delay). A transaction is one
+  // segment of them, or several when one ends early at a document left out (see below):
+  // the next segment starts after it, twice its size, so that a run of such documents costs
+  // little each and one commit.
+  m.reader->Discover(committed);
   int64_t now = m.now();
   next_ready_ = 0;
-  while (items.size() < max_docs) {
-    Impl::Source* best = nullptr;
-    size_t best_index = 0;
-    for (size_t i = 0; i < m.sources.size(); ++i) {
-      Impl::Source& s = *m.sources[i];
-      auto head = committed.heads.find(s.cursor.journal());
-      if (head == committed.heads.end()) continue;
-      if (!s.peeked) {
-        std::string_view line;
-        auto p = s.cursor.Peek(head->second, &line);
-        if (!p) return p.error();
-        if (!p.value()) continue;
-        s.peeked = true;
-        s.ready_at = doc::ClockToUnixNanos(ClockOfLine(line)) +
-                     d.transforms[s.transform].read_delay_seconds * int64_t{1000000000};
+  std::unordered_set<std::string> all_touched;  // registers the segments changed
+  uint64_t total = 0, limit = std::min<uint64_t>(max_docs, batch_cap_), last_size = 0;
+  bool any_early = false;
+  for (;;) {
+    struct Item {
+      size_t transform;
+      std::string journal, key;  // and its checkpoint key
+      uint64_t offset;           // where the document starts in its journal
+      std::string line;
+    };
+    std::vector<Item> items;
+    while (items.size() < limit) {
+      SourceReader::Document doc;
+      auto p = m.reader->Peek(now, &doc);
+      if (!p) return p.error();
+      if (!p.value()) {
+        next_ready_ = m.reader->next_ready();
+        break;
       }
-      if (s.ready_at > now) {
-        if (next_ready_ == 0 || s.ready_at < next_ready_) next_ready_ = s.ready_at;
-        continue;
+      items.push_back({doc.binding, *doc.journal, *doc.key, doc.offset, std::string(doc.line)});
+      m.reader->Pop();
+    }
+    if (items.empty()) break;
+
+    auto where = [&](size_t i) {
+      return fmt::format("derivation `{}`, transform `{}`: the document at offset {} of journal {}",
+                         d.collection->name, d.transforms[items[i].transform].name, items[i].offset,
+                         items[i].journal);
+    };
+    auto fail = [&](Error e) -> Result<uint64_t> {
+      auto aborted = m.store->Abort();
+      (void)aborted;  // the error at hand is the one to report
+      return e;
+    };
+
+    // A document the transform cannot process (its source schema refuses it, a lambda fails
+    // on it alone, an output of it is invalid or does not reduce) halts the derivation,
+    // unless the transform has `deadLetters`: then it is left out of the transaction and
+    // written there with its error. Lambdas and reductions run over the batch, so a failure
+    // found in a later phase undoes the registers, leaves the document out, drops the
+    // documents after it from the transaction (they are read again by the next one) and runs
+    // the rest again.
+    bool divertable = false;
+    for (const auto& tr : d.transforms) divertable = divertable || tr.dead_letters != nullptr;
+    std::map<size_t, std::string> dead;  // item → its error
+    bool ended_early = false;            // at a document left out
+    auto transform_of = [&](size_t i) -> const Transform& {
+      return d.transforms[items[i].transform];
+    };
+
+    // Parse the sources; check `source.schema`.
+    Arena scratch(1 << 20);
+    std::vector<doc::Value> sources(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      rapidjson::Document parsed(&scratch);
+      doc::ParseError perr;
+      if (!doc::ParseStoredDocument(items[i].line, &parsed, &perr)) {
+        return fail(Error::Env(fmt::format("{} is malformed: {} (offset {} within it)", where(i),
+                                           perr.message, perr.offset)));
       }
-      if (!best || s.ready_at < best->ready_at) {
-        best = &s;
-        best_index = i;
+      sources[i] = std::move(static_cast<doc::Value&>(parsed));
+      const Transform& tr = transform_of(i);
+      if (tr.source_schema) {
+        auto errors = tr.source_schema->Validate(sources[i], scratch);
+        if (!errors.empty()) {
+          std::string message = fmt::format(
+              "{} does not validate against the transform's source schema: {}", where(i),
+              schema::FormatValidationErrors(errors, sources[i], 3, tr.source_annotations.get()));
+          if (!tr.dead_letters) return fail(Error::User(std::move(message)));
+          dead[i] = std::move(message);
+        }
       }
     }
-    if (!best) break;
-    std::string_view line;
-    auto head = committed.heads.find(best->cursor.journal());
-    auto p = best->cursor.Peek(head->second, &line);
-    if (!p) return p.error();
-    items.push_back({best_index, best->cursor.offset(), std::string(line)});
-    best->cursor.Pop();
-    best->peeked = false;
-  }
-  if (items.empty()) return uint64_t{0};
 
-  auto where = [&](size_t i) {
-    const Impl::Source& s = *m.sources[items[i].source];
-    return fmt::format("derivation `{}`, transform `{}`: the document at offset {} of journal {}",
-                       d.collection->name, d.transforms[s.transform].name, items[i].offset, s.cursor.journal());
-  };
+    // One run over the batch, without the dead items. An error about one item sets
+    // `*failed` to it (else it is left at items.size()).
+    std::vector<std::vector<size_t>> by_transform;
+    std::unordered_map<std::string, std::optional<doc::Value>> undo;  // registers before the run
+    std::unordered_set<std::string> touched;
+    std::unique_ptr<reduce::Combiner> combiner;
+    auto run = [&](size_t* failed) -> Result<bool> {
+      by_transform.assign(d.transforms.size(), {});
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (!dead.count(i)) by_transform[items[i].transform].push_back(i);
+      }
+      // Lambda calls are batched per transform; `rows` of a transform are its items, in order.
+      // With `deadLetters`, a document the lambda fails on is left out in place (`left_out`:
+      // its outputs are empty) and the lambda goes on with the documents after it, unless
+      // `in_place` is false (the document's update already reached its register): then the
+      // run fails with `*failed` set to it.
+      // `of`: the item of each row.
+      auto invoke = [&](size_t t, bool publish, const std::vector<size_t>& of,
+                        const std::vector<lambda::Row>& rows, doc::Allocator& alloc,
+                        lambda::Outputs* out, bool in_place) -> Result<bool> {
+        const Transform& tr = d.transforms[t];
+        lambda::Lambda& fn = *(publish ? tr.publish : tr.update);
+        const char* which = publish ? "publish" : "update";
+        auto error_at = [&](const Error& e, int row, size_t start, size_t count) {
+          if (row >= 0 && start + static_cast<size_t>(row) < of.size()) {
+            size_t i = of[start + static_cast<size_t>(row)];
+            return Error{e.code,
+                         fmt::format("{}: the {} lambda failed: {}", where(i), which, e.message)};
+          }
+          // The batch failed without saying on which document: name where it starts.
+          size_t first = of[start];
+          return Error{
+              e.code,
+              fmt::format("derivation `{}`, transform `{}`: the batch of {} document{} starting at "
+                          "offset {} of journal {}: the {} lambda failed: {}",
+                          d.collection->name, tr.name, count, count == 1 ? "" : "s",
+                          items[first].offset, items[first].journal, which, e.message)};
+        };
+        auto call = [&](size_t start, size_t end, lambda::Outputs* part, int* row) {
+          if (start == 0 && end == rows.size()) return fn.Invoke(rows, alloc, part, row);
+          std::vector<lambda::Row> slice(rows.begin() + static_cast<std::ptrdiff_t>(start),
+                                         rows.begin() + static_cast<std::ptrdiff_t>(end));
+          return fn.Invoke(slice, alloc, part, row);
+        };
+        out->clear();
+        out->resize(rows.size());
+        for (size_t start = 0; start < rows.size();) {
+          lambda::Outputs part;
+          int row = -1;
+          auto r = call(start, rows.size(), &part, &row);
+          if (r) {
+            if (part.size() != rows.size() - start) {
+              return Error::Internal(
+                  fmt::format("derivation `{}`, transform `{}`: {} outputs for {} rows",
+                              d.collection->name, tr.name, part.size(), rows.size() - start));
+            }
+            std::move(part.begin(), part.end(), out->begin() + static_cast<std::ptrdiff_t>(start));
+            return true;
+          }
+          if (!tr.dead_letters || r.error().code != Error::Code::kUser) {
+            return error_at(r.error(), row, start, rows.size() - start);
+          }
+          // Which document fails alone: the one named (a lambda error), else one after it (a
+          // timeout names the first of the chunk that was running; an HTTP error none). A
+          // document is never left out for a failure it does not cause alone.
+          size_t culprit = rows.size();
+          std::optional<Error> alone_error;
+          for (size_t k = start + static_cast<size_t>(std::max(row, 0)); k < rows.size(); ++k) {
+            lambda::Outputs alone;
+            int alone_row = -1;
+            auto a = call(k, k + 1, &alone, &alone_row);
+            if (a) continue;
+            if (a.error().code != Error::Code::kUser) return error_at(a.error(), 0, k, 1);
+            culprit = k;
+            alone_error = a.error();
+            break;
+          }
+          if (culprit == rows.size()) return error_at(r.error(), row, start, rows.size() - start);
+          size_t i = of[culprit];
+          std::string message =
+              fmt::format("{}: the {} lambda failed: {}", where(i), which, alone_error->message);
+          if (!in_place) {
+            *failed = i;
+            return Error::User(std::move(message));
+          }
+          // The documents before it, again (their outputs were not kept).
+          if (culprit > start) {
+            lambda::Outputs prefix;
+            int prefix_row = -1;
+            auto p = call(start, culprit, &prefix, &prefix_row);
+            if (!p) return error_at(p.error(), prefix_row, start, culprit - start);
+            if (prefix.size() != culprit - start) {
+              return Error::Internal(
+                  fmt::format("derivation `{}`, transform `{}`: {} outputs for {} rows",
+                              d.collection->name, tr.name, prefix.size(), culprit - start));
+            }
+            std::move(prefix.begin(), prefix.end(),
+                      out->begin() + static_cast<std::ptrdiff_t>(start));
+          }
+          dead[i] = std::move(message);
+          start = culprit + 1;
+        }
+        return true;
+      };
+
+      // Updates see only their source, so a whole batch runs at once.
+      std::vector<lambda::Outputs> updates(d.transforms.size());
+      for (size_t t = 0; t < d.transforms.size(); ++t) {
+        if (!d.transforms[t].update || by_transform[t].empty()) continue;
+        std::vector<lambda::Row> rows;
+        rows.reserve(by_transform[t].size());
+        for (size_t i : by_transform[t]) rows.push_back({&sources[i], nullptr, nullptr});
+        auto r = invoke(t, false, by_transform[t], rows, scratch, &updates[t], true);
+        if (!r) return r;
+      }
+
+      // Registers, in document order: each update output is validated and reduced in; a
+      // publishing transform records `previous` and `register` as they are for its document.
+      std::vector<doc::Value> previous(items.size()), after(items.size());
+      std::vector<size_t> position(items.size());  // index of item i within its transform's rows
+      for (size_t t = 0; t < by_transform.size(); ++t) {
+        for (size_t k = 0; k < by_transform[t].size(); ++k) position[by_transform[t][k]] = k;
+      }
+      std::string key;
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (dead.count(i)) continue;
+        size_t t = items[i].transform;
+        const Transform& tr = d.transforms[t];
+        key.clear();
+        doc::PackKey(sources[i], tr.shuffle, &key);
+        auto it = m.registers.find(key);
+        const doc::Value& current =
+            it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second;
+        if (tr.publish) previous[i] = doc::Copy(current, scratch);
+        if (tr.update) {
+          auto& outs = updates[t][position[i]];
+          if (!outs.empty()) {
+            if (divertable && !undo.count(key)) {
+              undo.emplace(key, it == m.registers.end()
+                                    ? std::nullopt
+                                    : std::optional<doc::Value>(doc::Copy(it->second, scratch)));
+            }
+            // With dead letters, the register as it was before this document: a document left
+            // out leaves nothing of it in the register.
+            std::optional<doc::Value> before;
+            bool existed = it != m.registers.end();
+            if (tr.dead_letters && existed) before = doc::Copy(it->second, scratch);
+            if (!existed) {
+              it = m.registers.emplace(key, doc::Value()).first;
+              it->second = doc::Copy(m.initial, *m.arena);
+            }
+            std::optional<std::string> refused;
+            for (auto& u : outs) {
+              if (d.register_validator) {
+                auto errors = d.register_validator->Validate(u, scratch);
+                if (!errors.empty()) {
+                  refused = fmt::format(
+                      "{}: an update output does not validate against the register schema: {}",
+                      where(i),
+                      schema::FormatValidationErrors(errors, u, 3, d.register_annotations.get()));
+                  break;
+                }
+              }
+              auto r = d.register_reducer->Reduce(it->second, u, true, *m.arena, true);
+              if (!r) {
+                refused = fmt::format("{}: cannot reduce an update output into the register: {}",
+                                      where(i), r.error().message);
+                break;
+              }
+            }
+            if (refused) {
+              if (!tr.dead_letters) {
+                *failed = i;
+                return Error::User(std::move(*refused));
+              }
+              if (existed) {
+                it->second = doc::Copy(*before, *m.arena);
+              } else {
+                m.registers.erase(it);
+              }
+              dead[i] = std::move(*refused);
+              continue;
+            }
+            touched.insert(key);
+          }
+        }
+        if (tr.publish) {
+          after[i] = doc::Copy(
+              it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second,
+              scratch);
+        }
+      }
+
+      // Publishes, batched per transform, combined by the derived key in document order.
+      reduce::CombinerOptions copts;
+      copts.spill = true;
+      combiner =
+          std::make_unique<reduce::Combiner>(d.collection->reducer, d.collection->key, copts);
+      // The documents each transform publishes for (not those left out above), and where
+      // each is among them.
+      std::vector<std::vector<size_t>> publishing(d.transforms.size());
+      for (size_t t = 0; t < d.transforms.size(); ++t) {
+        if (!d.transforms[t].publish) continue;
+        for (size_t i : by_transform[t]) {
+          if (dead.count(i)) continue;
+          position[i] = publishing[t].size();
+          publishing[t].push_back(i);
+        }
+      }
+      std::vector<lambda::Outputs> published(d.transforms.size());
+      for (size_t t = 0; t < d.transforms.size(); ++t) {
+        if (publishing[t].empty()) continue;
+        std::vector<lambda::Row> rows;
+        rows.reserve(publishing[t].size());
+        for (size_t i : publishing[t]) rows.push_back({&sources[i], &after[i], &previous[i]});
+        // A document whose update reached its register is left out by running again.
+        auto r = invoke(t, true, publishing[t], rows, combiner->allocator(), &published[t],
+                        !d.transforms[t].update);
+        if (!r) return r;
+      }
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (dead.count(i)) continue;
+        size_t t = items[i].transform;
+        const Transform& tr = d.transforms[t];
+        if (!tr.publish) continue;
+        auto& outs = published[t][position[i]];
+        // All of a document's outputs are checked before any is combined, so that one left
+        // out leaves nothing of it behind (a failed reduction below ends the run).
+        std::optional<std::string> refused;
+        for (auto& out : outs) {
+          if (!out.IsObject()) {
+            refused = fmt::format("{}: the publish lambda returned {}, not an object", where(i),
+                                  doc::KindName(out));
+            break;
+          }
+          size_t size = 0;
+          if (size_t limit = doc::ParseLimits{}.max_bytes; !doc::FitsJsonLimit(out, limit, &size)) {
+            refused = fmt::format(
+                "{}: the publish lambda returned a document of {} bytes as JSON, over the limit of "
+                "{} MiB",
+                where(i), size, limit >> 20);
+            break;
+          }
+          auto v = d.collection->Validate(out, combiner->allocator());
+          if (!v) {
+            refused = fmt::format("{}: a published {}", where(i), v.error().message);
+            break;
+          }
+        }
+        if (refused) {
+          // In place, unless its update reached its register: then by running again.
+          if (!tr.dead_letters || tr.update) {
+            *failed = i;
+            return Error::User(std::move(*refused));
+          }
+          dead[i] = std::move(*refused);
+          continue;
+        }
+        for (auto& out : outs) {
+          auto a = combiner->Add(out);
+          if (!a) {
+            *failed = i;
+            return Error{
+                a.error().code,
+                fmt::format("{}: cannot reduce a published document into collection `{}`: {}",
+                            where(i), d.collection->name, a.error().message)};
+          }
+        }
+      }
+      return true;
+    };
+
+    for (;;) {
+      size_t failed = items.size();
+      undo.clear();
+      touched.clear();
+      auto r = run(&failed);
+      if (r) break;
+      if (failed >= items.size() || !transform_of(failed).dead_letters ||
+          r.error().code != Error::Code::kUser) {
+        return fail(r.error());
+      }
+      // Undo the run's register changes, leave the document out, and end the transaction
+      // with it: the documents after it are read again by the next one.
+      for (auto& [k, v] : undo) {
+        if (v) {
+          m.registers[k] = doc::Copy(*v, *m.arena);
+        } else {
+          m.registers.erase(k);
+        }
+      }
+      dead[failed] = r.error().message;
+      dead.erase(dead.upper_bound(failed), dead.end());
+      std::map<std::string, uint64_t> rewind;  // journal → offset of its first document dropped
+      for (size_t i = items.size(); i-- > failed + 1;) rewind[items[i].key] = items[i].offset;
+      m.reader->Rewind(rewind);
+      items.resize(failed + 1);
+      ended_early = true;
+      sources.resize(failed + 1);
+    }
+
+    // The dead letters, in the same transaction as the rest.
+    for (const auto& [i, error] : dead) {
+      const Transform& tr = transform_of(i);
+      DeadLetter letter{d.collection->name, "derivation",    tr.name, tr.source->name,
+                        items[i].journal,   items[i].offset, error,   &sources[i]};
+      auto a = AppendDeadLetter(*tr.dead_letters, letter, m.stamper, m.store);
+      if (!a) return fail(a.error());  // its message starts with where(i)
+      ++stats_.dead_letters;
+      Log(LogLevel::kWarn,
+          fmt::format("{}: sent to dead letters `{}`", where(i), tr.dead_letters->name),
+          {{"error", error}});
+    }
+
+    // Append outputs, register changes and the checkpoint; commit them together.
+    std::string line, journal;
+    auto drained = combiner->Drain(false, [&](std::string_view, doc::Value& out) -> Result<bool> {
+      auto j = d.collection->JournalOf(out, &journal);
+      if (!j) return j;
+      line.clear();
+      AppendStamped(out, m.stamper->Next(), &line);
+      ++stats_.published;
+      stats_.bytes += line.size();
+      return m.store->Append(journal, d.collection->journal, line);
+    });
+    if (!drained) return fail(drained.error());
+    all_touched.insert(touched.begin(), touched.end());
+    total += items.size();
+    last_size = items.size();
+    stats_.read += items.size();
+    if (!ended_early) break;
+    any_early = true;
+    limit = std::min<uint64_t>(max_docs - total, 2 * items.size());
+    if (limit == 0) break;
+  }  // segments
+  if (total == 0) return uint64_t{0};
   auto fail = [&](Error e) -> Result<uint64_t> {
     auto aborted = m.store->Abort();
     (void)aborted;  // the error at hand is the one to report
     return e;
   };
-
-  // Parse the sources; check `source.schema`.
-  Arena scratch(1 << 20);
-  std::vector<doc::Value> sources(items.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    rapidjson::Document parsed(&scratch);
-    doc::ParseError perr;
-    if (!doc::ParseStoredDocument(items[i].line, &parsed, &perr)) {
-      return fail(Error::Env(fmt::format("{} is malformed: {} (offset {} within it)", where(i), perr.message, perr.offset)));
-    }
-    sources[i] = std::move(static_cast<doc::Value&>(parsed));
-    const Transform& tr = d.transforms[m.sources[items[i].source]->transform];
-    if (tr.source_schema) {
-      auto errors = tr.source_schema->Validate(sources[i], scratch);
-      if (!errors.empty()) {
-        return fail(Error::User(fmt::format("{} does not validate against the transform's source schema: {}", where(i),
-                                            schema::FormatValidationErrors(errors, sources[i], 3,
-                                                                           tr.source_annotations.get()))));
-      }
-    }
-  }
-
-  // Lambda calls are batched per transform; `rows` of a transform are its items, in order.
-  std::vector<std::vector<size_t>> by_transform(d.transforms.size());
-  for (size_t i = 0; i < items.size(); ++i) by_transform[m.sources[items[i].source]->transform].push_back(i);
-  auto invoke = [&](size_t t, bool publish, const std::vector<lambda::Row>& rows, doc::Allocator& alloc,
-                    lambda::Outputs* out) -> Result<bool> {
-    const Transform& tr = d.transforms[t];
-    int failed = -1;
-    auto r = (publish ? tr.publish : tr.update)->Invoke(rows, alloc, out, &failed);
-    if (!r) {
-      std::string at;
-      if (failed >= 0 && static_cast<size_t>(failed) < by_transform[t].size()) {
-        at = where(by_transform[t][static_cast<size_t>(failed)]);
-      } else {
-        // The whole batch failed: name where it starts.
-        size_t first = by_transform[t].front();
-        const Impl::Source& s = *m.sources[items[first].source];
-        at = fmt::format("derivation `{}`, transform `{}`: the batch of {} document{} starting at offset {} of journal {}",
-                         d.collection->name, tr.name, rows.size(), rows.size() == 1 ? "" : "s", items[first].offset,
-                         s.cursor.journal());
-      }
-      return Error{r.error().code, fmt::format("{}: the {} lambda failed: {}", at, publish ? "publish" : "update",
-                                               r.error().message)};
-    }
-    if (out->size() != rows.size()) {
-      return Error::Internal(fmt::format("derivation `{}`, transform `{}`: {} outputs for {} rows", d.collection->name,
-                                         tr.name, out->size(), rows.size()));
-    }
-    return true;
-  };
-
-  // Updates see only their source, so a whole batch runs at once.
-  std::vector<lambda::Outputs> updates(d.transforms.size());
-  for (size_t t = 0; t < d.transforms.size(); ++t) {
-    if (!d.transforms[t].update || by_transform[t].empty()) continue;
-    std::vector<lambda::Row> rows;
-    rows.reserve(by_transform[t].size());
-    for (size_t i : by_transform[t]) rows.push_back({&sources[i], nullptr, nullptr});
-    auto r = invoke(t, false, rows, scratch, &updates[t]);
-    if (!r) return fail(r.error());
-  }
-
-  // Registers, in document order: each update output is validated and reduced in; a
-  // publishing transform records `previous` and `register` as they are for its document.
-  std::vector<doc::Value> previous(items.size()), after(items.size());
-  std::vector<size_t> position(items.size());  // index of item i within its transform's rows
-  for (size_t t = 0; t < by_transform.size(); ++t) {
-    for (size_t k = 0; k < by_transform[t].size(); ++k) position[by_transform[t][k]] = k;
-  }
-  std::unordered_set<std::string> touched;
-  std::string key;
-  for (size_t i = 0; i < items.size(); ++i) {
-    size_t t = m.sources[items[i].source]->transform;
-    const Transform& tr = d.transforms[t];
-    key.clear();
-    doc::PackKey(sources[i], tr.shuffle, &key);
-    auto it = m.registers.find(key);
-    const doc::Value& current = it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second;
-    if (tr.publish) previous[i] = doc::Copy(current, scratch);
-    if (tr.update) {
-      auto& outs = updates[t][position[i]];
-      if (!outs.empty()) {
-        if (it == m.registers.end()) {
-          it = m.registers.emplace(key, doc::Value()).first;
-          it->second = doc::Copy(m.initial, *m.arena);
-        }
-        for (auto& u : outs) {
-          if (d.register_validator) {
-            auto errors = d.register_validator->Validate(u, scratch);
-            if (!errors.empty()) {
-              return fail(Error::User(fmt::format(
-                  "{}: an update output does not validate against the register schema: {}", where(i),
-                  schema::FormatValidationErrors(errors, u, 3, d.register_annotations.get()))));
-            }
-          }
-          auto r = d.register_reducer->Reduce(it->second, u, true, *m.arena, true);
-          if (!r) {
-            return fail(Error::User(fmt::format("{}: cannot reduce an update output into the register: {}", where(i),
-                                                r.error().message)));
-          }
-        }
-        touched.insert(key);
-      }
-    }
-    if (tr.publish) {
-      after[i] = doc::Copy(it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second, scratch);
-    }
-  }
-
-  // Publishes, batched per transform, combined by the derived key in document order.
-  reduce::CombinerOptions copts;
-  copts.spill = true;
-  reduce::Combiner combiner(d.collection->reducer, d.collection->key, copts);
-  std::vector<lambda::Outputs> published(d.transforms.size());
-  for (size_t t = 0; t < d.transforms.size(); ++t) {
-    if (!d.transforms[t].publish || by_transform[t].empty()) continue;
-    std::vector<lambda::Row> rows;
-    rows.reserve(by_transform[t].size());
-    for (size_t i : by_transform[t]) rows.push_back({&sources[i], &after[i], &previous[i]});
-    auto r = invoke(t, true, rows, combiner.allocator(), &published[t]);
-    if (!r) return fail(r.error());
-  }
-  for (size_t i = 0; i < items.size(); ++i) {
-    size_t t = m.sources[items[i].source]->transform;
-    if (!d.transforms[t].publish) continue;
-    for (auto& out : published[t][position[i]]) {
-      if (!out.IsObject()) {
-        return fail(Error::User(fmt::format("{}: the publish lambda returned {}, not an object", where(i),
-                                            doc::KindName(out))));
-      }
-      size_t size = 0;
-      if (size_t limit = doc::ParseLimits{}.max_bytes; !doc::FitsJsonLimit(out, limit, &size)) {
-        return fail(Error::User(fmt::format("{}: the publish lambda returned a document of {} bytes as JSON, over the "
-                                            "limit of {} MiB",
-                                            where(i), size, limit >> 20)));
-      }
-      auto v = d.collection->Validate(out, combiner.allocator());
-      if (!v) return fail(Error::User(fmt::format("{}: a published {}", where(i), v.error().message)));
-      auto a = combiner.Add(out);
-      if (!a) {
-        return fail(Error{a.error().code, fmt::format("{}: cannot reduce a published document into collection `{}`: {}",
-                                                      where(i), d.collection->name, a.error().message)});
-      }
-    }
-  }
-
-  // Append outputs, register changes and the checkpoint; commit them together.
-  std::string line, journal;
-  auto drained = combiner.Drain(false, [&](std::string_view, doc::Value& out) -> Result<bool> {
-    auto j = d.collection->JournalOf(out, &journal);
-    if (!j) return j;
-    line.clear();
-    AppendStamped(out, m.stamper->Next(), &line);
-    ++stats_.published;
-    stats_.bytes += line.size();
-    return m.store->Append(journal, d.collection->journal, line);
-  });
-  if (!drained) return fail(drained.error());
-  if (!touched.empty()) {
+  if (!all_touched.empty()) {
     std::string records;
-    std::vector<std::string> keys(touched.begin(), touched.end());
+    std::vector<std::string> keys(all_touched.begin(), all_touched.end());
     std::sort(keys.begin(), keys.end());
     for (const auto& k : keys) {
       records += "{\"k\":";
@@ -433,15 +598,13 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     auto a = m.store->Append(d.RegisterJournal(), spec, records);
     if (!a) return fail(a.error());
   }
-  std::map<std::string, uint64_t> offsets;
-  for (const auto& src : m.sources) offsets[src->key] = src->cursor.offset();
-  auto committed_now = m.store->Commit({{d.CheckpointKey(), EncodeOffsets(offsets)}});
+  auto committed_now = m.store->Commit({{d.CheckpointKey(), EncodeOffsets(m.reader->Offsets())}});
   if (!committed_now) return committed_now.error();
-  for (const auto& s : m.sources) m.offsets[s->key] = s->cursor.offset();
   m.MaybeCompact();
-  stats_.read += items.size();
   ++stats_.transactions;
-  return static_cast<uint64_t>(items.size());
+  // After a transaction that ended early, the next starts small and grows back.
+  batch_cap_ = any_early ? 2 * last_size : std::min<uint64_t>(batch_cap_, uint64_t{1} << 61) * 2;
+  return total;
 }
 
 }  // namespace flow::runtime

@@ -27,17 +27,11 @@
 #include "runtime/collection.h"
 #include "runtime/cursor.h"
 #include "runtime/ingest.h"
+#include "runtime/source_reader.h"
 #include "schema/validator.h"
 #include "store/journal.h"
 
 namespace flow::runtime {
-
-// `partitions: {include: {...}, exclude: {...}}` on encoded partition values.
-struct PartitionFilter {
-  std::map<std::string, std::set<std::string>> include, exclude;
-  // Whether `journal` (a journal of `collection`) is selected.
-  bool Matches(std::string_view collection, std::string_view journal) const;
-};
 
 struct Transform {
   std::string name;
@@ -48,6 +42,9 @@ struct Transform {
   int64_t read_delay_seconds = 0;
   PartitionFilter partitions;
   std::shared_ptr<lambda::Lambda> update, publish;
+  // `deadLetters`: where a source document this transform cannot process goes, with its
+  // error, instead of halting the derivation (runtime/dead_letter.h). Null: it halts.
+  std::shared_ptr<const Collection> dead_letters;
 };
 
 struct Derivation {
@@ -78,6 +75,7 @@ struct DeriveStats {
   uint64_t published = 0;  // documents appended after combining
   uint64_t bytes = 0;      // appended, of published documents
   uint64_t transactions = 0;
+  uint64_t dead_letters = 0;  // source documents sent to dead letters
 };
 
 class DeriveTask {
@@ -114,6 +112,8 @@ class DeriveTask {
   std::shared_ptr<const Derivation> derivation_;
   std::unique_ptr<Impl> impl_;
   int64_t next_ready_ = 0;
+  // The most documents the next Step reads (see Step).
+  uint64_t batch_cap_ = uint64_t{1} << 62;
   DeriveStats stats_;
 };
 

@@ -6,17 +6,21 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
 #include <system_error>
 #include <thread>
 #include <unordered_map>
 
+#include "base/log.h"
 #include "doc/pack.h"
 #include "doc/parse.h"
 #include "materialize/postgres.h"
 #include "materialize/sqlite.h"
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
+#include "runtime/dead_letter.h"
+#include "runtime/source_reader.h"
 
 namespace flow::runtime {
 
@@ -50,17 +54,11 @@ std::string Where(const Materialization& m, size_t b, std::string_view packed,
 
 struct MaterializeTask::Impl {
   store::Store* store;
+  Stamper* stamper = nullptr;
   std::unique_ptr<materialize::Driver> driver;
-  struct Source {
-    size_t binding;
-    std::string key;  // table + '\t' + journal: the checkpoint's key
-    JournalCursor cursor;
-    bool peeked = false;
-    doc::Clock clock = 0;
-  };
-  std::vector<std::unique_ptr<Source>> sources;
-  std::map<std::string, uint64_t> offsets;
-  std::set<std::string> known;
+  // The bound collections' documents; checkpoint keys are the table, a tab, and the
+  // journal. Created by Open.
+  std::unique_ptr<SourceReader> reader;
 
   // A transaction whose Store runs on its own thread while the next one reads (the
   // driver is only touched by that thread until it is joined). Its rows point into `arena`.
@@ -73,16 +71,132 @@ struct MaterializeTask::Impl {
     uint64_t read = 0;
     std::thread thread;
     Result<bool> result = true;
+    size_t failed = 0;  // when `result` is an error about one row: its index into `rows`
+    uint64_t dead_letters = 0;
   };
   std::unique_ptr<Pending> pending;
 
-  // Waits for the pending Store; once committed, the checkpoint and stats move on.
-  Result<bool> Finish(MaterializeStats* stats) {
+  // Stores `p` (on the store thread, or after a refused row was left out).
+  static void StorePending(Pending* p, materialize::Driver* driver, const Materialization& spec) {
+    try {
+      p->failed = p->rows.size();
+      p->result = driver->Store(p->rows, EncodeOffsets(p->offsets), &p->failed);
+      if (!p->result && p->failed < p->rows.size()) {
+        // Name the collection and the last document read of the key.
+        const auto& row = p->rows[p->failed];
+        std::string packed;
+        doc::PackKey(*row.document, spec.bindings[row.table].source->key, &packed);
+        p->result = Error{p->result.error().code,
+                          fmt::format("{}: {}", Where(spec, row.table, packed, p->last_read),
+                                      p->result.error().message)};
+      }
+    } catch (const std::exception& e) {  // (out of memory): not committed
+      p->result = Error::Internal(fmt::format("storing a transaction: {}", e.what()));
+      p->failed = p->rows.size();
+    }
+  }
+
+  // What the target holds as its checkpoint: read by Open, then each transaction's.
+  std::string target_checkpoint;
+  // Set by Open when the target's last transaction was not committed after its dead letters
+  // were: the offsets the next transaction must read up to, so that it is that transaction
+  // again, with the same documents and so the same dead letters.
+  std::optional<std::map<std::string, uint64_t>> replay;
+
+  // The store checkpoint under which the dead letters of a target transaction record it:
+  // `{"from": <the target's checkpoint before it>, "offsets": {...its end}}`.
+  static std::string IntentKey(const Materialization& spec) { return "dead-letters/" + spec.name; }
+
+  // Commits `letters` (each with its binding) to the store, before the target transaction
+  // that leaves their keys out and ends at `offsets`. With them goes the intent to commit
+  // that transaction: a crash or an environment error before it does makes the next
+  // transaction read exactly the same documents (see `replay`), so its dead letters are the
+  // same, with the same keys, and the collection holds each once.
+  Result<bool> CommitDeadLetters(const Materialization& spec,
+                                 const std::vector<std::pair<size_t, DeadLetter>>& letters,
+                                 const std::map<std::string, uint64_t>& offsets) {
+    if (letters.empty()) return true;
+    if (!stamper) return Error::Internal("a materialization task with dead letters has no stamper");
+    for (const auto& [b, letter] : letters) {
+      auto a = AppendDeadLetter(*spec.bindings[b].dead_letters, letter, stamper, store);
+      if (!a) {
+        static_cast<void>(store->Abort());
+        return a.error();
+      }
+      Log(LogLevel::kWarn,
+          fmt::format("materialization `{}`, table `{}`: sent to dead letters `{}`", spec.name,
+                      letter.binding, spec.bindings[b].dead_letters->name),
+          {{"error", letter.error}});
+    }
+    rapidjson::Document intent;
+    intent.Parse(EncodeOffsets(offsets).c_str());
+    intent.AddMember("from", rapidjson::Value(target_checkpoint.c_str(), intent.GetAllocator()),
+                     intent.GetAllocator());
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    intent.Accept(w);
+    auto c = store->Commit({{IntentKey(spec), std::string(sb.GetString(), sb.GetSize())}});
+    if (!c) return c.error();
+    return true;
+  }
+
+  // The transaction to read again, when the store's intent follows the target's checkpoint.
+  void FindReplay(const Materialization& spec) {
+    replay.reset();
+    const auto& checkpoints = store->committed().checkpoints;
+    auto it = checkpoints.find(IntentKey(spec));
+    if (it == checkpoints.end()) return;
+    rapidjson::Document intent;
+    intent.Parse(it->second.c_str());
+    std::map<std::string, uint64_t> offsets;
+    if (intent.HasParseError() || !intent.IsObject() || !intent.HasMember("from") ||
+        !intent["from"].IsString() || intent["from"].GetString() != target_checkpoint ||
+        !DecodeOffsets(it->second, &offsets)) {
+      return;
+    }
+    replay = std::move(offsets);
+  }
+
+  // A dead letter of `document`, a document of binding `b` whose key is `packed`.
+  static DeadLetter KeyLetter(const Materialization& spec, size_t b, std::string_view packed,
+                              const LastRead& last, std::string error, const doc::Value* document) {
+    const auto& binding = spec.bindings[b];
+    DeadLetter letter{
+        spec.name,        "materialization", binding.table.name, binding.source->name, "", 0,
+        std::move(error), document};
+    auto it = last[b].find(std::string(packed));
+    if (it != last[b].end()) {
+      letter.journal = *it->second.first;
+      letter.offset = it->second.second;
+    }
+    return letter;
+  }
+
+  // Waits for the pending Store; once committed, the checkpoint and stats move on. A row
+  // refused by the database whose binding has dead letters goes there, and the rest is
+  // stored again without it.
+  Result<bool> Finish(const Materialization& spec, MaterializeStats* stats) {
     if (!pending) return true;
     if (pending->thread.joinable()) pending->thread.join();
     std::unique_ptr<Pending> p = std::move(pending);
+    while (!p->result && p->failed < p->rows.size() &&
+           p->result.error().code == Error::Code::kUser &&
+           spec.bindings[p->rows[p->failed].table].dead_letters) {
+      const auto& row = p->rows[p->failed];
+      std::string packed;
+      doc::PackKey(*row.document, spec.bindings[row.table].source->key, &packed);
+      auto c = CommitDeadLetters(spec,
+                                 {{row.table, KeyLetter(spec, row.table, packed, p->last_read,
+                                                        p->result.error().message, row.document)}},
+                                 p->offsets);
+      if (!c) return c.error();
+      ++p->dead_letters;
+      p->rows.erase(p->rows.begin() + static_cast<std::ptrdiff_t>(p->failed));
+      StorePending(p.get(), driver.get(), spec);
+    }
     if (!p->result) return p->result.error();
-    for (const auto& [key, offset] : p->offsets) offsets[key] = offset;
+    target_checkpoint = EncodeOffsets(p->offsets);
+    stats->dead_letters += p->dead_letters;
     stats->read += p->read;
     stats->stored += p->rows.size();
     ++stats->transactions;
@@ -91,9 +205,10 @@ struct MaterializeTask::Impl {
 };
 
 MaterializeTask::MaterializeTask(std::shared_ptr<const Materialization> m, store::Store* store,
-                                 std::unique_ptr<materialize::Driver> driver)
+                                 std::unique_ptr<materialize::Driver> driver, Stamper* stamper)
     : m_(std::move(m)), impl_(std::make_unique<Impl>()) {
   impl_->store = store;
+  impl_->stamper = stamper;
   impl_->driver = std::move(driver);
 }
 
@@ -104,7 +219,7 @@ MaterializeTask::~MaterializeTask() {
 ReadProgress MaterializeTask::progress() const {
   ReadProgress p;
   const auto& heads = impl_->store->committed().heads;
-  for (const auto& s : impl_->sources) s->cursor.AddProgress(heads, &p);
+  if (impl_->reader) impl_->reader->AddProgress(heads, &p);
   return p;
 }
 
@@ -113,12 +228,19 @@ Result<bool> MaterializeTask::Open() {
   for (const auto& b : m_->bindings) tables.push_back(b.table);
   auto checkpoint = impl_->driver->Open(m_->name, tables);
   if (!checkpoint) return checkpoint.error();
+  std::map<std::string, uint64_t> offsets;
   if (!checkpoint->empty()) {
-    if (!DecodeOffsets(*checkpoint, &impl_->offsets)) {
+    if (!DecodeOffsets(*checkpoint, &offsets)) {
       return Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed", m_->name,
                                     m_->target));
     }
   }
+  impl_->target_checkpoint = *checkpoint;
+  impl_->FindReplay(*m_);
+  std::vector<SourceReader::Binding> bindings;
+  for (const auto& b : m_->bindings) bindings.push_back({b.source->name, {}, 0, b.table.name});
+  impl_->reader =
+      std::make_unique<SourceReader>(impl_->store->dir(), std::move(bindings), std::move(offsets));
   return true;
 }
 
@@ -126,197 +248,242 @@ Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
   auto n = Transaction(max_docs);
   // After an error the task is dropped: the previous transaction's Store still ends (and
   // counts in the stats when it committed).
-  if (!n) static_cast<void>(impl_->Finish(&stats_));
+  if (!n) static_cast<void>(impl_->Finish(*m_, &stats_));
   return n;
 }
 
 Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
   Impl& m = *impl_;
   const auto& committed = m.store->committed();
-  for (size_t b = 0; b < m_->bindings.size(); ++b) {
-    const auto& binding = m_->bindings[b];
-    for (const auto& j : store::CollectionJournals(committed, binding.source->name)) {
-      std::string key = binding.table.name + "\t" + j;
-      if (m.known.count(key)) continue;
-      m.known.insert(key);
-      auto off = m.offsets.find(key);
-      m.sources.push_back(std::make_unique<Impl::Source>(
-          Impl::Source{b, key, JournalCursor(m.store->dir(), j, off == m.offsets.end() ? 0 : off->second)}));
-    }
-  }
+  // A transaction to read again exactly (see Impl::replay) reads up to its end, whatever
+  // its size or time.
+  bool replaying = m.replay.has_value();
+  m.reader->Limit(m.replay);
+  m.replay.reset();
+  m.reader->Discover(committed);
+  m.reader->Limit(std::nullopt);  // from the next Discover on
 
-  // Combine what is committed, in commit order across journals (UUID clocks).
+  // Dead letters of this transaction, with their bindings; their documents live in
+  // `letters_arena`. A document that does not combine with the key's others of the
+  // transaction, in a binding with dead letters, is left out: the combined documents may
+  // hold part of it, so the transaction is read again from its start without it.
+  rapidjson::Document letters_arena;
+  std::vector<std::pair<size_t, DeadLetter>> letters;
+  auto keep = [&](const doc::Value& v) -> const doc::Value* {
+    return new (letters_arena.GetAllocator().Malloc(sizeof(doc::Value)))
+        doc::Value(v, letters_arena.GetAllocator());
+  };
+  std::map<std::pair<std::string, uint64_t>, std::string> left_out;  // (journal, offset) → error
+  std::map<std::string, uint64_t> start = m.reader->Offsets();
+
   std::vector<std::unique_ptr<reduce::Combiner>> combiners;
-  for (const auto& b : m_->bindings) {
-    combiners.push_back(std::make_unique<reduce::Combiner>(b.source->reducer, b.source->key));
-  }
   // Per binding, the last document read of each key (its journal and offset), so that an
   // error found later in the transaction (reducing into the stored document, storing the
   // row) names a document of the key (SPEC 9).
   LastRead last_read(m_->bindings.size());
   std::string packed;
-  // How much one transaction reads: see TransactionBounds.
-  TransactionBounds bounds;
-  auto reading_since = std::chrono::steady_clock::now();
   uint64_t read = 0;
-  while (read < max_docs) {
-    if (read % TransactionBounds::kWindow == TransactionBounds::kWindow - 1) {
-      size_t memory = 0, keys = 0;
-      for (const auto& c : combiners) {
-        memory += c->memory();
-        keys += c->keys();
+  // Combine what is committed, in commit order across journals (UUID clocks). Returns
+  // false to read the transaction again (a document was left out).
+  auto read_all = [&]() -> Result<bool> {
+    combiners.clear();
+    for (const auto& b : m_->bindings) {
+      combiners.push_back(std::make_unique<reduce::Combiner>(b.source->reducer, b.source->key));
+    }
+    letters.clear();
+    last_read.assign(m_->bindings.size(), {});
+    read = 0;
+    // How much one transaction reads: see TransactionBounds.
+    TransactionBounds bounds;
+    auto reading_since = std::chrono::steady_clock::now();
+    while (replaying || read < max_docs) {
+      if (!replaying && read % TransactionBounds::kWindow == TransactionBounds::kWindow - 1) {
+        size_t memory = 0, keys = 0;
+        for (const auto& c : combiners) {
+          memory += c->memory();
+          keys += c->keys();
+        }
+        if (bounds.Done(std::chrono::steady_clock::now() - reading_since, memory, keys)) break;
       }
-      if (bounds.Done(std::chrono::steady_clock::now() - reading_since, memory, keys)) break;
-    }
-    Impl::Source* best = nullptr;
-    for (auto& s : m.sources) {
-      auto head = committed.heads.find(s->cursor.journal());
-      if (head == committed.heads.end()) continue;
-      if (!s->peeked) {
-        std::string_view line;
-        auto p = s->cursor.Peek(head->second, &line);
-        if (!p) return p.error();
-        if (!p.value()) continue;
-        s->peeked = true;
-        s->clock = ClockOfLine(line);
+      SourceReader::Document next;
+      auto p = m.reader->Peek(SourceReader::kNoGate, &next);
+      if (!p) return p.error();
+      if (!p.value()) break;
+      const std::string& journal = *next.journal;
+      uint64_t offset = next.offset;
+      const auto& binding = m_->bindings[next.binding];
+      reduce::Combiner& c = *combiners[next.binding];
+      std::string text(next.line);
+      rapidjson::Document d(&c.scratch());
+      doc::ParseError perr;
+      if (!doc::ParseStoredDocument(text, &d, &perr)) {
+        return Error::Env(fmt::format(
+            "materialization `{}`: the document at offset {} of journal {} is malformed: {}",
+            m_->name, offset, journal, perr.message));
       }
-      if (!best || s->clock < best->clock) best = s.get();
+      packed.clear();
+      doc::PackKey(d, binding.source->key, &packed);  // before AddScratch consumes it
+      auto out = left_out.find({journal, offset});
+      if (out != left_out.end()) {
+        const doc::Value* kept = keep(d);
+        letters.push_back(
+            {next.binding, DeadLetter{m_->name, "materialization", binding.table.name,
+                                      binding.source->name, journal, offset, out->second, kept}});
+      } else {
+        auto a = c.AddScratch(d);
+        if (!a) {
+          std::string message = fmt::format(
+              "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "
+              "journal {}: {}",
+              m_->name, binding.table.name, binding.source->name, offset, journal,
+              a.error().message);
+          if (!binding.dead_letters || a.error().code != Error::Code::kUser)
+            return Error{a.error().code, message};
+          left_out[{journal, offset}] = std::move(message);
+          return false;
+        }
+        last_read[next.binding][packed] = {&journal, offset};
+      }
+      m.reader->Pop();
+      ++read;
     }
-    if (!best) break;
-    std::string_view line;
-    auto p = best->cursor.Peek(committed.heads.at(best->cursor.journal()), &line);
-    if (!p) return p.error();
-    reduce::Combiner& c = *combiners[best->binding];
-    std::string text(line);
-    rapidjson::Document d(&c.scratch());
-    doc::ParseError perr;
-    if (!doc::ParseStoredDocument(text, &d, &perr)) {
-      return Error::Env(fmt::format("materialization `{}`: the document at offset {} of journal {} is malformed: {}",
-                                    m_->name, best->cursor.offset(), best->cursor.journal(), perr.message));
-    }
-    packed.clear();
-    doc::PackKey(d, m_->bindings[best->binding].source->key,
-                 &packed);  // before AddScratch consumes it
-    auto a = c.AddScratch(d);
-    if (!a) {
-      return Error{a.error().code,
-                   fmt::format("materialization `{}`, table `{}`: collection `{}`: the document at "
-                               "offset {} of journal "
-                               "{}: {}",
-                               m_->name, m_->bindings[best->binding].table.name,
-                               m_->bindings[best->binding].source->name, best->cursor.offset(),
-                               best->cursor.journal(), a.error().message)};
-    }
-    last_read[best->binding][packed] = {&best->cursor.journal(), best->cursor.offset()};
-    best->cursor.Pop();
-    best->peeked = false;
-    ++read;
+    return true;
+  };
+  for (;;) {
+    auto r = read_all();
+    if (!r) return r.error();
+    if (r.value()) break;
+    m.reader->Rewind(start);  // read again from the start of the transaction
   }
   // The previous transaction must have committed before this one loads (its rows are
   // what this one reduces into) or reports that it is caught up.
-  if (auto f = m.Finish(&stats_); !f) return f.error();
+  if (auto f = m.Finish(*m_, &stats_); !f) return f.error();
   if (read == 0) return uint64_t{0};
 
   // Per binding: drain the combined documents, load what is stored for their keys, reduce.
+  // A key that fails, in a binding with dead letters, is left out of the transaction (its
+  // row keeps what it held) and goes to dead letters with its combined document.
   auto next = std::make_unique<Impl::Pending>();
   next->read = read;
   rapidjson::Document& arena = next->arena;
   std::vector<materialize::Driver::Row>& rows = next->rows;
   std::vector<doc::Value>& docs = next->docs;
   std::vector<size_t> doc_binding;
+  std::vector<bool> dropped;  // per document: left out
   for (size_t b = 0; b < m_->bindings.size(); ++b) {
     const auto& binding = m_->bindings[b];
     size_t first = docs.size();
     auto drained = combiners[b]->Drain(false, [&](std::string_view, doc::Value& d) -> Result<bool> {
       docs.push_back(doc::Copy(d, arena.GetAllocator()));
       doc_binding.push_back(b);
+      dropped.push_back(false);
       return true;
     });
     if (!drained) return drained.error();
     if (docs.size() == first) continue;
     const Collection& col = *binding.source;
+    // Leaves document `i` out, a dead letter of it with error `e`, or returns `e` when the
+    // binding has no dead letters.
+    auto leave_out = [&](size_t i, Error e) -> Result<bool> {
+      if (!binding.dead_letters || e.code != Error::Code::kUser) return e;
+      packed.clear();
+      doc::PackKey(docs[i], col.key, &packed);
+      letters.push_back({b, Impl::KeyLetter(*m_, b, packed, last_read, e.message, keep(docs[i]))});
+      dropped[i] = true;
+      return true;
+    };
     if (binding.table.delta_updates) continue;  // deltas are written as they are
     std::vector<const materialize::Column*> key_columns = binding.table.KeyColumns();
     std::vector<std::vector<const doc::Value*>> keys;
-    for (size_t i = first; i < docs.size(); ++i) {
-      std::vector<const doc::Value*> k;
-      for (const auto* kc : key_columns) k.push_back(doc::Lookup(docs[i], kc->location));
-      keys.push_back(std::move(k));
-    }
+    std::vector<size_t> key_doc;  // per key: its document's index
     std::vector<bool> loaded(docs.size() - first, false);
     Result<bool> reduce_error = true;
-    size_t failed_key = keys.size();
-    auto l = m.driver->Load(
-        b, keys,
-        [&](size_t i, std::string_view json) {
-          if (!reduce_error) return;
-          rapidjson::Document stored(&arena.GetAllocator());
-          stored.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
-          if (stored.HasParseError()) {
-            reduce_error = Error::Env(
-                fmt::format("materialization `{}`: table `{}` holds a malformed flow_document",
-                            m_->name, binding.table.name));
-            return;
-          }
-          doc::Value base(std::move(static_cast<doc::Value&>(stored)));
-          packed.clear();
-          doc::PackKey(docs[first + i], col.key, &packed);  // before Reduce consumes the document
-          auto r = col.reducer->Reduce(base, docs[first + i], true, arena.GetAllocator());
-          if (!r) {
-            reduce_error =
-                Error::User(fmt::format("{}: cannot reduce into the stored document: {}",
-                                        Where(*m_, b, packed, last_read), r.error().message));
-            return;
-          }
-          docs[first + i] = std::move(base);
-          loaded[i] = true;
-          ++stats_.loaded;
-        },
-        &failed_key);
-    if (!l) {
+    for (;;) {
+      keys.clear();
+      key_doc.clear();
+      for (size_t i = first; i < docs.size(); ++i) {
+        if (dropped[i] || loaded[i - first]) continue;
+        std::vector<const doc::Value*> k;
+        for (const auto* kc : key_columns) k.push_back(doc::Lookup(docs[i], kc->location));
+        keys.push_back(std::move(k));
+        key_doc.push_back(i);
+      }
+      size_t failed_key = keys.size();
+      auto l = m.driver->Load(
+          b, keys,
+          [&](size_t k, std::string_view json) {
+            if (!reduce_error) return;
+            size_t i = key_doc[k];
+            rapidjson::Document stored(&arena.GetAllocator());
+            stored.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+            if (stored.HasParseError()) {
+              reduce_error = Error::Env(
+                  fmt::format("materialization `{}`: table `{}` holds a malformed flow_document",
+                              m_->name, binding.table.name));
+              return;
+            }
+            doc::Value base(std::move(static_cast<doc::Value&>(stored)));
+            packed.clear();
+            doc::PackKey(docs[i], col.key, &packed);  // before Reduce consumes the document
+            // Reducing consumes the document: keep it for a dead letter.
+            doc::Value original;
+            if (binding.dead_letters) original = doc::Copy(docs[i], arena.GetAllocator());
+            auto r = col.reducer->Reduce(base, docs[i], true, arena.GetAllocator());
+            if (!r) {
+              if (binding.dead_letters) docs[i] = std::move(original);
+              reduce_error = leave_out(
+                  i, Error::User(fmt::format("{}: cannot reduce into the stored document: {}",
+                                             Where(*m_, b, packed, last_read), r.error().message)));
+              return;
+            }
+            docs[i] = std::move(base);
+            loaded[i - first] = true;
+            ++stats_.loaded;
+          },
+          &failed_key);
+      if (!reduce_error) return reduce_error.error();
+      if (l) break;
       if (failed_key >= keys.size()) return l.error();
+      size_t i = key_doc[failed_key];
       packed.clear();
-      doc::PackKey(docs[first + failed_key], col.key, &packed);
-      return Error{l.error().code,
-                   fmt::format("{}: {}", Where(*m_, b, packed, last_read), l.error().message)};
+      doc::PackKey(docs[i], col.key, &packed);
+      auto left = leave_out(
+          i, Error{l.error().code,
+                   fmt::format("{}: {}", Where(*m_, b, packed, last_read), l.error().message)});
+      if (!left) return left.error();
+      // Load again without it, and without the keys already loaded and reduced.
     }
-    if (!reduce_error) return reduce_error.error();
-    for (size_t i = 0; i < loaded.size(); ++i) {
-      if (loaded[i]) continue;
+    for (size_t i = first; i < docs.size(); ++i) {
+      if (loaded[i - first] || dropped[i]) continue;
       packed.clear();
-      doc::PackKey(docs[first + i], col.key, &packed);
-      auto f = col.reducer->Finalize(docs[first + i], arena.GetAllocator());
-      if (!f)
-        return Error::User(
-            fmt::format("{}: {}", Where(*m_, b, packed, last_read), f.error().message));
+      doc::PackKey(docs[i], col.key, &packed);
+      doc::Value original;
+      if (binding.dead_letters) original = doc::Copy(docs[i], arena.GetAllocator());
+      auto f = col.reducer->Finalize(docs[i], arena.GetAllocator());
+      if (!f) {
+        if (binding.dead_letters) docs[i] = std::move(original);
+        auto left = leave_out(i, Error::User(fmt::format("{}: {}", Where(*m_, b, packed, last_read),
+                                                         f.error().message)));
+        if (!left) return left.error();
+      }
     }
   }
   rows.reserve(docs.size());
-  for (size_t i = 0; i < docs.size(); ++i) rows.push_back({doc_binding[i], &docs[i]});
+  for (size_t i = 0; i < docs.size(); ++i) {
+    if (!dropped[i]) rows.push_back({doc_binding[i], &docs[i]});
+  }
+
+  // Dead letters before the target's transaction.
+  next->offsets = m.reader->Offsets();
+  if (auto c = m.CommitDeadLetters(*m_, letters, next->offsets); !c) return c.error();
+  next->dead_letters = letters.size();
 
   // Store on a thread, so that the next transaction reads while the database writes.
-  for (const auto& src : m.sources) next->offsets[src->key] = src->cursor.offset();
   next->last_read = std::move(last_read);
   Impl::Pending* p = next.get();
   materialize::Driver* driver = m.driver.get();
   m.pending = std::move(next);
-  auto store = [p, driver, spec = m_] {
-    try {
-      size_t failed = p->rows.size();
-      p->result = driver->Store(p->rows, EncodeOffsets(p->offsets), &failed);
-      if (!p->result && failed < p->rows.size()) {
-        // Name the collection and the last document read of the key.
-        const auto& row = p->rows[failed];
-        std::string packed;
-        doc::PackKey(*row.document, spec->bindings[row.table].source->key, &packed);
-        p->result = Error{p->result.error().code,
-                          fmt::format("{}: {}", Where(*spec, row.table, packed, p->last_read),
-                                      p->result.error().message)};
-      }
-    } catch (const std::exception& e) {  // (out of memory): not committed
-      p->result = Error::Internal(fmt::format("storing a transaction: {}", e.what()));
-    }
-  };
+  auto store = [p, driver, spec = m_] { Impl::StorePending(p, driver, *spec); };
   try {
     p->thread = std::thread(store);
   } catch (const std::system_error&) {

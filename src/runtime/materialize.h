@@ -17,6 +17,7 @@
 #include "materialize/driver.h"
 #include "runtime/collection.h"
 #include "runtime/cursor.h"
+#include "runtime/ingest.h"
 #include "store/journal.h"
 
 namespace flow::runtime {
@@ -24,6 +25,9 @@ namespace flow::runtime {
 struct MaterializationBinding {
   std::shared_ptr<const Collection> source;
   materialize::Table table;
+  // `deadLetters`: where a key this binding cannot store goes, with its error, instead of
+  // halting the materialization (runtime/dead_letter.h). Null: it halts.
+  std::shared_ptr<const Collection> dead_letters;
 };
 
 struct Materialization {
@@ -39,6 +43,7 @@ struct MaterializeStats {
   uint64_t stored = 0;   // rows written
   uint64_t loaded = 0;   // stored documents loaded
   uint64_t transactions = 0;
+  uint64_t dead_letters = 0;  // keys and documents sent to dead letters
 };
 
 // When a materialization transaction stops reading. It combines as much of the backlog as
@@ -75,8 +80,9 @@ Result<std::unique_ptr<materialize::Driver>> ConnectTarget(const Materialization
 
 class MaterializeTask {
  public:
+  // `stamper` stamps dead letters; it may be null when no binding has `dead_letters`.
   MaterializeTask(std::shared_ptr<const Materialization> m, store::Store* store,
-                  std::unique_ptr<materialize::Driver> driver);
+                  std::unique_ptr<materialize::Driver> driver, Stamper* stamper = nullptr);
   ~MaterializeTask();
 
   // Creates or checks the tables, takes the fence and reads the checkpoint.

@@ -24,6 +24,18 @@ Result<std::shared_ptr<schema::Validator>> CompileValidator(const std::string& b
   return v.value();
 }
 
+// The compiled collection `name` of `deadLetters` (checked at build), or null when empty.
+Result<std::shared_ptr<const Collection>> DeadLetters(const Plan& plan, const std::string& name,
+                                                      const std::string& who) {
+  if (name.empty()) return std::shared_ptr<const Collection>();
+  auto it = plan.collections.find(name);
+  if (it == plan.collections.end()) {
+    return Error::Internal(
+        fmt::format("{} sends dead letters to unknown collection `{}`", who, name));
+  }
+  return it->second;
+}
+
 }  // namespace
 
 Result<PartitionFilter> CompilePartitionFilter(const catalog::PartitionSelectorSpec& spec) {
@@ -171,6 +183,10 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
       auto sel = CompilePartitionFilter(ts.partitions);
       if (!sel) return sel.error();
       t.partitions = std::move(sel.value());
+      auto dead_letters = DeadLetters(
+          plan, bt.dead_letters, fmt::format("derivation `{}`, transform `{}`", name, ts.name));
+      if (!dead_letters) return dead_letters.error();
+      t.dead_letters = dead_letters.value();
 
       const std::chrono::milliseconds timeout = std::chrono::seconds(ds.LambdaTimeoutSeconds(ts));
       std::vector<lambda::SourceField> fields;
@@ -240,7 +256,13 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
     for (const auto& b : bindings->second) {
       const catalog::BuiltCollection* c = built.Collection(b.spec->source);
       if (!c) return Error::Internal(fmt::format("materialization `{}` binds unknown `{}`", ms.name, b.spec->source));
-      m->bindings.push_back({plan.collections.at(b.spec->source), MakeTable(*c, b.spec->table, b.fields, b.spec->delta_updates)});
+      auto dead_letters =
+          DeadLetters(plan, b.dead_letters,
+                      fmt::format("materialization `{}`, table `{}`", ms.name, b.spec->table));
+      if (!dead_letters) return dead_letters.error();
+      m->bindings.push_back({plan.collections.at(b.spec->source),
+                             MakeTable(*c, b.spec->table, b.fields, b.spec->delta_updates),
+                             dead_letters.value()});
     }
     plan.materializations.push_back(std::move(m));
   }

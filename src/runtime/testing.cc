@@ -1,5 +1,6 @@
 #include "runtime/testing.h"
 
+#include <fmt/format.h>
 #include <stdlib.h>
 
 #include <algorithm>
@@ -7,13 +8,12 @@
 #include <cmath>
 #include <filesystem>
 
-#include <fmt/format.h>
-
 #include "doc/pack.h"
 #include "doc/parse.h"
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
 #include "runtime/ingest.h"
+#include "runtime/source_reader.h"
 
 namespace flow::runtime {
 namespace {
@@ -165,9 +165,7 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
 
   // A derivation failing is the catalog's fault (a failed test); the environment failing
   // is not.
-  auto derive_failed = [](const Error& e) {
-    return e.code != Error::Code::kEnvironment && e.code != Error::Code::kInternal;
-  };
+  auto derive_failed = [](const Error& e) { return e.code == Error::Code::kUser; };
 
   for (size_t i = 0; i < test.steps.size() && out.passed; ++i) {
     const catalog::TestStepSpec& s = test.steps[i];
@@ -225,14 +223,10 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
     auto filter = CompilePartitionFilter(s.partitions);
     if (!filter) return filter.error();
     reduce::Combiner combiner(collection->reducer, collection->key);
-    CommitOrderReader reader(w.dir);
-    const auto& committed = w.store->committed();
-    for (const auto& j : store::CollectionJournals(committed, collection->name)) {
-      if (filter->Matches(collection->name, j)) reader.Add(j);
-    }
+    SourceReader reader(w.dir, {{collection->name, filter.value(), 0, ""}});
+    reader.Discover(w.store->committed());
     rapidjson::Document d(&combiner.scratch());
     auto read = reader.Drain(
-        committed.heads,
         [&](const std::string& journal, uint64_t offset, const std::string& line) -> Result<bool> {
           doc::ParseError perr;
           if (!doc::ParseStoredDocument(line, &d, &perr))

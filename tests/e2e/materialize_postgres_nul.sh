@@ -4,7 +4,8 @@
 #   escaped in JSON columns and `flow_document`; in a key column it is refused with an
 #   error naming the collection, key, column and journal offset.
 # - A value the server refuses (an integer beyond BIGINT) names the row's key and column.
-# Either halts only its materialization; the others keep running.
+# Either halts only its materialization; the others keep running. With `deadLetters` the
+# key goes there (one the server refuses, one that cannot be loaded) and the rest is stored.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 chmod 755 "$WORK"  # the server runs as another user when we are root
@@ -32,6 +33,12 @@ collections:
   - name: acme/big
     key: [/id]
     schema: {type: object, required: [id], properties: {id: {type: integer}, n: {type: integer}}}
+  - name: acme/dead
+    key: [/task, /binding, /journal, /offset]
+    schema:
+      type: object
+      required: [task, binding, journal, offset]
+      properties: {task: {type: string}, binding: {type: string}, journal: {type: string}, offset: {type: integer}}
 materializationTargets:
   warehouse:
     postgres: {uri: "$uri"}
@@ -45,6 +52,11 @@ materializations:
   acme/big-view:
     target: warehouse
     bindings: [{source: acme/big, table: big}]
+  acme/dead-lettered:
+    target: warehouse
+    bindings:
+      - {source: acme/big, table: big2, deadLetters: acme/dead}
+      - {source: acme/names, table: names2, deadLetters: acme/dead}
 YAML
 ingest() { printf '%s\n' "$2" > in.jsonl; expect_status 0 "$FLOWCTL" ingest "$1" in.jsonl --data-dir data; }
 ingest acme/notes '{"id":1,"note":"a\u0000b","meta":{"x":"c\u0000d"}}'
@@ -73,5 +85,14 @@ expect_err "materialization \`acme/big-view\`, table \`big\`: collection \`acme/
 expect_err "(table \`big\`, key [2], column \`n\`); nothing of the transaction was stored"
 expect_eq "the other materialization kept running" "$(psql -c 'SELECT note FROM notes WHERE id = 2')" "after"
 expect_eq "nothing of the refused transactions" "$(psql -c 'SELECT count(*) FROM names'),$(psql -c 'SELECT count(*) FROM big')" "1,1"
+# With deadLetters: both keys go there, the others are stored.
+expect_eq "the rest is stored" "$(psql -c 'SELECT id FROM big2 ORDER BY id' | tr '\n' ' ')" "1 "
+expect_eq "the rest is stored" "$(psql -c 'SELECT name FROM names2 ORDER BY name' | tr '\n' ' ')" "ok "
+expect_status 0 "$FLOWCTL" read acme/dead --reduced --data-dir data
+expect_eq "two dead letters" "$(grep -c . "$WORK/out")" 2
+grep '"binding":"big2"' "$WORK/out" | grep -qF 'is out of range for type bigint (table `big2`, key [2], column `n`)' ||
+  fail "no dead letter for the integer beyond BIGINT: $(cat "$WORK/out")"
+grep '"binding":"names2"' "$WORK/out" | grep -qF 'table `names2`, column `name`: the key value' ||
+  fail "no dead letter for the key holding U+0000: $(cat "$WORK/out")"
 : "$offset"
 finish

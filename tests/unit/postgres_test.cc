@@ -402,7 +402,7 @@ TEST_CASE("postgres: a newer instance fences off the older one, which then write
 
   auto r = a->Store({{0, docs(R"({"id":1,"v":"a2"})")}, {0, docs(R"({"id":2,"v":"a2"})")}}, "a2");
   REQUIRE_FALSE(r.ok());
-  CHECK(r.error().code == Error::Code::kEnvironment);
+  CHECK(r.error().code == Error::Code::kFenced);
   CHECK(r.error().message ==
         "materialization `test/fence` was fenced off: another flowctl instance took over target "
         "`pgtest`");
@@ -411,7 +411,7 @@ TEST_CASE("postgres: a newer instance fences off the older one, which then write
         "a1\n");
 
   // The fenced-off connection is still usable (its transaction was rolled back), and B writes.
-  CHECK(a->Store({}, "a3").error().code == Error::Code::kEnvironment);
+  CHECK(a->Store({}, "a3").error().code == Error::Code::kFenced);
   Store(*b, {{0, docs(R"({"id":2,"v":"b"})")}}, "b1");
   CHECK(Psql("SELECT id, v FROM fenced ORDER BY id") == "1|a1\n2|b\n");
 }
