@@ -230,7 +230,9 @@ tests:
   REQUIRE(by_path.count("collections/t~evil.html"));
   REQUIRE(by_path.count("collections/t~derived.html"));
   REQUIRE(by_path.count("lineage.html"));
-  for (const auto& [path, html] : by_path) {
+  for (const auto& page : by_path) {
+    const std::string& path = page.first;  // not a structured binding: see journal_test.cc
+    const std::string& html = page.second;
     CAPTURE(path);
     CHECK(html.find("<script>alert") == std::string::npos);
     CHECK(html.find("<script>window") == std::string::npos);
