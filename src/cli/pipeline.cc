@@ -118,7 +118,8 @@ struct Pipeline::Target {
   bool one_off = false;
   std::unique_ptr<runtime::MaterializeTask> task;
   bool halted = false;
-  int failures = 0;
+  int failures = 0;        // since the last commit (see StepTarget)
+  uint64_t committed = 0;  // transactions `task` has committed
   std::chrono::steady_clock::time_point retry_at{};
   runtime::MaterializeStats done;  // of tasks dropped before
   std::string error;
@@ -251,6 +252,7 @@ Result<bool> Pipeline::OpenTarget(Target& t) {
   auto opened = task->Open();
   if (!opened) return opened.error();
   t.task = std::move(task);
+  t.committed = 0;
   return true;
 }
 
@@ -267,7 +269,13 @@ void Pipeline::StepTarget(Target& t, Round* round) {
   }
   if (n && t.task) n = t.task->Step();
   if (n) {
-    t.failures = 0;
+    // Step is pipelined: its success may only mean that a transaction started, whose store
+    // fails in the next Step. Only a commit, or a Step with nothing to store (everything
+    // before it committed), ends a run of failures; else a target that fails every
+    // transaction (a full disk) was retried every 0.5 s, and `run --until-idle` never ended.
+    uint64_t committed = t.task ? t.task->stats().transactions : 0;
+    if (n.value() == 0 || committed > t.committed) t.failures = 0;
+    t.committed = committed;
     t.error.clear();
     round->progress = round->progress || n.value() > 0;
     return;
