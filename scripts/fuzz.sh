@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (fuzz/, with clang 14 under ASan and UBSan, into build-fuzz/
-# or $FUZZ_BUILD_DIR) and runs each for SECONDS (default 60), starting from its seed
-# corpus in testdata/fuzz/<target>/. Fails when a target crashes, leaks, hits undefined
-# behaviour, times out on one input or breaks one of its invariants; the input that did it
-# is saved in build-fuzz/artifacts/<target>/ (reproduce: build-fuzz/fuzz/fuzz_<target> FILE).
-# New inputs found are kept in build-fuzz/corpus/<target>/, not in the repository.
+# Builds the libFuzzer targets (fuzz/, with clang 14 under ASan and UBSan, into build-asan/
+# or $ASAN_BUILD_DIR, the build scripts/test-sanitizers.sh runs the tests in) and runs each
+# for SECONDS (default 60), starting from its seed corpus in testdata/fuzz/<target>/. Fails
+# when a target crashes, leaks, hits undefined behaviour, times out on one input or breaks
+# one of its invariants; the input that did it is saved in build-asan/artifacts/<target>/
+# (reproduce: build-asan/fuzz/fuzz_<target> FILE). New inputs found are kept in
+# build-asan/corpus/<target>/, not in the repository.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      e.g. scripts/fuzz.sh 300 doc_parse
 set -euo pipefail
@@ -16,11 +17,12 @@ targets=("$@")
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 
 scripts/setup.sh --fuzz
-build_dir=${FUZZ_BUILD_DIR:-build-fuzz}
+build_dir=${ASAN_BUILD_DIR:-build-asan}
 jobs=$(nproc 2>/dev/null || echo 2)
+# Configured exactly as scripts/test-sanitizers.sh does (a different configuration rebuilds it all).
 if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
   cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
-    -DFLOWCTL_FUZZ=ON ${FUZZ_CMAKE_ARGS:-} >/dev/null
+    -DFLOWCTL_FUZZ=ON ${ASAN_CMAKE_ARGS:-} >/dev/null
 fi
 cmake --build "$build_dir" -j"$jobs" --target fuzz
 
