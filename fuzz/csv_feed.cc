@@ -40,11 +40,16 @@ std::shared_ptr<const runtime::Collection> Orders() {
     }}}})";
   r.key = {"/id"};
   r.projections = {
-      {"address", "/address", false, 32, false},    {"amount", "/amount", false, 8 | 4, false},
-      {"any", "/any", false, 127, false},           {"city", "/address/city", false, 16, false},
-      {"flow_document", "", false, 32, true},       {"id", "/id", false, 4, true},
-      {"note", "/note", false, 16, false},          {"paid", "/paid", false, 2 | 1, false},
-      {"region", "/region", true, 16, true},        {"tags", "/tags", false, 64, false},
+      {"address", "/address", false, 32, false},
+      {"amount", "/amount", false, 8 | 4, false},
+      {"any", "/any", false, 127, false},
+      {"city", "/address/city", false, 16, false},
+      {"flow_document", "", false, 32, true},
+      {"id", "/id", false, 4, true},
+      {"note", "/note", false, 16, false},
+      {"paid", "/paid", false, 2 | 1, false},
+      {"region", "/region", true, 16, true},
+      {"tags", "/tags", false, 64, false},
       {"zip", "/address/zip", false, 4 | 16, false},
   };
   auto c = runtime::Collection::Compile(r);
@@ -58,8 +63,8 @@ struct Outcome {
   std::string error, where;
 };
 
-Outcome Feed(runtime::IngestFormat format, std::string_view input, size_t block, flow::store::Store* store,
-             const std::shared_ptr<const runtime::Collection>& c) {
+Outcome Feed(runtime::IngestFormat format, std::string_view input, size_t block,
+             flow::store::Store* store, const std::shared_ptr<const runtime::Collection>& c) {
   static runtime::Stamper stamper;
   runtime::IngestTransaction txn(store, &stamper);
   runtime::DocumentFeed feed(format, c);
@@ -99,8 +104,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   static auto orders = Orders();
   if (size < 2) return 0;
-  static const runtime::IngestFormat kFormats[] = {runtime::IngestFormat::kCsv, runtime::IngestFormat::kTsv,
-                                                   runtime::IngestFormat::kJson};
+  static const runtime::IngestFormat kFormats[] = {
+      runtime::IngestFormat::kCsv, runtime::IngestFormat::kTsv, runtime::IngestFormat::kJson};
   runtime::IngestFormat format = kFormats[data[0] % 3];
   size_t block = 1 + data[1] % 16;
   std::string_view input(reinterpret_cast<const char*>(data + 2), size - 2);
@@ -110,6 +115,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(whole.ok == split.ok, "feeding in blocks changes whether the input is accepted");
   Check(whole.error == split.error, "feeding in blocks changes the error");
   Check(whole.where == split.where, "feeding in blocks changes the error's place");
-  if (whole.ok) Check(whole.documents == split.documents, "feeding in blocks changes the documents");
+  if (whole.ok)
+    Check(whole.documents == split.documents, "feeding in blocks changes the documents");
   return 0;
 }

@@ -58,7 +58,9 @@ void Run(std::string_view text, const doc::ParseLimits& limits) {
     Check(!tok, "ParseTerminatedDocument accepted a text holding a NUL byte");
   } else {
     Check(ok == tok, "ParseDocument and ParseTerminatedDocument disagree");
-    if (ok) Check(Write(d) == Write(t), "ParseDocument and ParseTerminatedDocument parse different values");
+    if (ok)
+      Check(Write(d) == Write(t),
+            "ParseDocument and ParseTerminatedDocument parse different values");
   }
   if (!ok) return;
   Check(text.size() <= limits.max_bytes, "a document over the size limit was accepted");
@@ -70,7 +72,8 @@ void Run(std::string_view text, const doc::ParseLimits& limits) {
   Check(doc::ParseDocument(json, &again, &ae), "a written-back document does not parse again");
   Check(Write(again) == json, "a written-back document parses to a different value");
   rapidjson::Document stored;
-  Check(doc::ParseStoredDocument(json, &stored, &ae), "ParseStoredDocument refuses an accepted document");
+  Check(doc::ParseStoredDocument(json, &stored, &ae),
+        "ParseStoredDocument refuses an accepted document");
   Check(Write(stored) == json, "ParseStoredDocument parses an accepted document differently");
 }
 

@@ -127,6 +127,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto reopened = store::Store::Open(dir);
   Check(reopened.ok(), "a data directory the store just committed to does not open again");
   Check((*reopened)->committed().heads == after.heads, "reopening lost or changed committed heads");
-  Check((*reopened)->committed().checkpoints == after.checkpoints, "reopening changed the checkpoints");
+  Check((*reopened)->committed().checkpoints == after.checkpoints,
+        "reopening changed the checkpoints");
   return 0;
 }

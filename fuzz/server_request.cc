@@ -48,7 +48,8 @@ class Backend final : public server::Backend {
   void Ingest(std::string body, server::Respond respond) override {
     respond({200, "{\"bytes\":" + std::to_string(body.size()) + "}"});
   }
-  std::shared_ptr<server::StreamSink> OpenStream(const std::string& collection, flow::runtime::IngestFormat,
+  std::shared_ptr<server::StreamSink> OpenStream(const std::string& collection,
+                                                 flow::runtime::IngestFormat,
                                                  std::shared_ptr<server::StreamPeer> peer,
                                                  server::Response* refusal) override {
     if (collection != "acme/orders") {
@@ -74,7 +75,7 @@ uint16_t Port() {
   static std::unique_ptr<server::Server> s = [] {
     server::Options o;
     o.port = 0;
-    o.max_body = 64 << 10;   // small limits, so that inputs reach them
+    o.max_body = 64 << 10;  // small limits, so that inputs reach them
     o.max_frame = 16 << 10;
     o.request_timeout = kRequestTimeout;
     o.stream_idle_timeout = kRequestTimeout;
@@ -109,8 +110,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string response;
   auto deadline = std::chrono::steady_clock::now() + 3 * kRequestTimeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    Check(left.count() > 0, "the server kept a half-closed connection open past its request timeout");
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    Check(left.count() > 0,
+          "the server kept a half-closed connection open past its request timeout");
     pollfd p{fd, POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(left.count()));
     if (r <= 0) continue;
@@ -120,6 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (response.size() < 64) response.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);
-  Check(response.empty() || response.rfind("HTTP/1.", 0) == 0, "the server answered something other than HTTP");
+  Check(response.empty() || response.rfind("HTTP/1.", 0) == 0,
+        "the server answered something other than HTTP");
   return 0;
 }

@@ -73,14 +73,15 @@ inline bool Special(uint64_t w) {
 // shortest text of a double (17 digits at most, what JavaScript and flowctl write) comes
 // near none of these cases, and tests/unit/doc_test.cc checks RapidJSON against
 // std::from_chars on random tokens of up to 19 digits.
-constexpr size_t kFastPathPower = 22;      // 10^22 is the largest power of ten a double holds exactly
+constexpr size_t kFastPathPower = 22;  // 10^22 is the largest power of ten a double holds exactly
 constexpr size_t kSignificandDigits = 19;  // fewer cannot overflow DiyFp's 64-bit significand
 constexpr size_t kLargestPower = 308;      // digits + exponent beyond: maybe beyond DBL_MAX
 
 // One pass over the bytes: nesting depth, UTF-8 validity inside strings, integer tokens
 // that do not fit 64 bits (RapidJSON would silently turn them into floats), and whether a
 // number may take RapidJSON's full-precision slow path (sets `*exact_numbers`, see below).
-bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error, bool* exact_numbers) {
+bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error,
+             bool* exact_numbers) {
   const auto* p = reinterpret_cast<const unsigned char*>(t.data());
   int depth = 0;
   size_t i = 0, n = t.size();
@@ -169,8 +170,8 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error, b
             exponent = std::min<size_t>(exponent * 10 + (p[i] - '0'), 1000);
           }
         }
-        if ((significant == 0 && count + exponent > kFastPathPower) || significant > kSignificandDigits ||
-            count + exponent > kLargestPower) {
+        if ((significant == 0 && count + exponent > kFastPathPower) ||
+            significant > kSignificandDigits || count + exponent > kLargestPower) {
           *exact_numbers = true;
         }
       }
@@ -319,7 +320,8 @@ void LocateRepeat(std::string_view text, ParseError* error) {
   rapidjson::Reader reader;
   // Numbers as strings: their values do not matter here, and RapidJSON's full-precision
   // conversion is what the DOM parse avoided for some of them (see ParseExactNumbers).
-  reader.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag>(stream, locator);
+  reader.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag>(stream,
+                                                                                       locator);
   if (!locator.found) {  // cannot happen: the DOM held a repeat
     *error = {0, "invalid JSON: an object repeats a member name"};
     return;
@@ -356,7 +358,8 @@ bool Overflows(std::string_view t) {
     bool negative = i < t.size() && t[i] == '-';
     if (i < t.size() && (t[i] == '-' || t[i] == '+')) ++i;
     long e = 0;
-    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) e = std::min(e * 10 + (t[i] - '0'), 100000L);
+    for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i)
+      e = std::min(e * 10 + (t[i] - '0'), 100000L);
     magnitude += negative ? -e : e;
   }
   return magnitude > 0;
@@ -413,12 +416,14 @@ bool ParseExactNumbers(std::string_view text, rapidjson::Document* doc, ParseErr
   };
   doc->Populate(generate);
   if (too_big_at) {
-    *error = {*too_big_at, fmt::format("invalid JSON: {}", rapidjson::GetParseError_En(
-                                                              rapidjson::kParseErrorNumberTooBig))};
+    *error = {*too_big_at,
+              fmt::format("invalid JSON: {}",
+                          rapidjson::GetParseError_En(rapidjson::kParseErrorNumberTooBig))};
     return false;
   }
   if (result.IsError()) {
-    *error = {result.Offset(), fmt::format("invalid JSON: {}", rapidjson::GetParseError_En(result.Code()))};
+    *error = {result.Offset(),
+              fmt::format("invalid JSON: {}", rapidjson::GetParseError_En(result.Code()))};
     return false;
   }
   return true;

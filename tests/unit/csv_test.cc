@@ -189,8 +189,9 @@ TEST_CASE("csv: numbers RapidJSON 1.1 misreads are read exactly") {
   CHECK(Json(fields, "a,b,c,d\n0e-23,-0e300,0.184467440737095516159,1e-400\n") ==
         "1: {\"a\":0.0,\"b\":-0.0,\"c\":0.1844674407370955,\"d\":0.0}\n");
   // RapidJSON read this one, which rounds past the largest double, as infinity.
-  CHECK(ErrorOf(fields, "a\n1.7976931348623159e308\n") ==
-        "row 1 (line 2), field `a` (/a): `1.7976931348623159e308` is outside the range of a double");
+  CHECK(
+      ErrorOf(fields, "a\n1.7976931348623159e308\n") ==
+      "row 1 (line 2), field `a` (/a): `1.7976931348623159e308` is outside the range of a double");
 }
 
 TEST_CASE("csv: empty cells are null, else the empty string, else an error") {

@@ -954,18 +954,19 @@ TEST_CASE("parse: numbers RapidJSON 1.1 misreads are read exactly") {
     const char* text;
     double value;
   };
-  for (const Case& c : {Case{"0e-23", 0.0}, Case{"-0e300", -0.0}, Case{"0.0e-50", 0.0},
-                        Case{"0.000000000000000000000000", 0.0}, Case{"0.000000000000000e-9", 0.0},
-                        Case{"0.184467440737095516159", 0.18446744073709551},
-                        Case{"1844674407370955161.59e-19", 0.18446744073709551},
-                        Case{"1e-400", 0.0}, Case{"-1e-400", -0.0}, Case{"2e-324", 0.0},
-                        Case{"3e-324", 4.9406564584124654e-324}, Case{"1e23", 1e23},
-                        Case{"0.30000000000000004", 0.30000000000000004},
-                        Case{"1.7976931348623157e308", 1.7976931348623157e308}}) {
+  for (const Case& c :
+       {Case{"0e-23", 0.0}, Case{"-0e300", -0.0}, Case{"0.0e-50", 0.0},
+        Case{"0.000000000000000000000000", 0.0}, Case{"0.000000000000000e-9", 0.0},
+        Case{"0.184467440737095516159", 0.18446744073709551},
+        Case{"1844674407370955161.59e-19", 0.18446744073709551}, Case{"1e-400", 0.0},
+        Case{"-1e-400", -0.0}, Case{"2e-324", 0.0}, Case{"3e-324", 4.9406564584124654e-324},
+        Case{"1e23", 1e23}, Case{"0.30000000000000004", 0.30000000000000004},
+        Case{"1.7976931348623157e308", 1.7976931348623157e308}}) {
     for (bool terminated : {false, true}) {
       CAPTURE(c.text);
       CAPTURE(terminated);
-      std::string text = std::string("[1, ") + c.text + ", {\"a\": [-0, 18446744073709551615, 2.5]}]";
+      std::string text =
+          std::string("[1, ") + c.text + ", {\"a\": [-0, 18446744073709551615, 2.5]}]";
       Parsing p;
       p.ok = terminated ? doc::ParseTerminatedDocument(text, &p.doc, &p.error)
                         : doc::ParseDocument(text, &p.doc, &p.error);
@@ -979,8 +980,8 @@ TEST_CASE("parse: numbers RapidJSON 1.1 misreads are read exactly") {
     }
   }
   // Beyond the largest double; RapidJSON read the third as infinity, which no JSON holds.
-  for (const char* big : {"1e400", "-1e400", "1.7976931348623159e308", "-17976931348623159e292",
-                          "0.001e312"}) {
+  for (const char* big :
+       {"1e400", "-1e400", "1.7976931348623159e308", "-17976931348623159e292", "0.001e312"}) {
     CAPTURE(big);
     auto p = ParseText(std::string("[0.0000000000000000000000001, ") + big + "]");
     CHECK_FALSE(p.ok);
@@ -997,11 +998,16 @@ TEST_CASE("parse: numbers RapidJSON 1.1 misreads are read exactly") {
     for (int k = 1; k < digits; ++k) mantissa += static_cast<char>('0' + rng() % 10);
     std::string token;
     switch (rng() % 3) {
-      case 0: token = mantissa; break;  // an integer part only, then an exponent
-      case 1: token = "0." + std::string(rng() % 30, '0') + mantissa; break;
+      case 0:
+        token = mantissa;
+        break;  // an integer part only, then an exponent
+      case 1:
+        token = "0." + std::string(rng() % 30, '0') + mantissa;
+        break;
       default: {
         size_t point = 1 + rng() % mantissa.size();
-        token = mantissa.substr(0, point) + "." + (point < mantissa.size() ? mantissa.substr(point) : "0");
+        token = mantissa.substr(0, point) + "." +
+                (point < mantissa.size() ? mantissa.substr(point) : "0");
       }
     }
     if (rng() % 2) token = "-" + token;
@@ -1009,9 +1015,11 @@ TEST_CASE("parse: numbers RapidJSON 1.1 misreads are read exactly") {
       token += (rng() % 2 ? "e" : "E") + std::to_string(static_cast<int>(rng() % 660) - 340);
     }
     double want;
-    if (std::from_chars(token.data(), token.data() + token.size(), want).ec != std::errc()) continue;
+    if (std::from_chars(token.data(), token.data() + token.size(), want).ec != std::errc())
+      continue;
     auto q = ParseText(token);
-    if (!q.ok || !q.doc.IsDouble() || std::bit_cast<uint64_t>(q.doc.GetDouble()) != std::bit_cast<uint64_t>(want)) {
+    if (!q.ok || !q.doc.IsDouble() ||
+        std::bit_cast<uint64_t>(q.doc.GetDouble()) != std::bit_cast<uint64_t>(want)) {
       ++disagreements;
       CAPTURE(token);
       CHECK_MESSAGE(q.ok, q.error.message);

@@ -566,7 +566,8 @@ properties:
 TEST_CASE("validator: a schema valijson cannot compile is an error, not an abort") {
   // Found by fuzz/catalog_build: `flowctl build` of a catalog whose tested collection had
   // `type: inetger` died with SIGABRT.
-  for (const char* text : {R"({"type":"inetger"})", R"({"properties":{"id":{"type":["string","inetger"]}}})"}) {
+  for (const char* text :
+       {R"({"type":"inetger"})", R"({"properties":{"id":{"type":["string","inetger"]}}})"}) {
     rapidjson::Document d;
     d.Parse(text);
     REQUIRE_FALSE(d.HasParseError());
