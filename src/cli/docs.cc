@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "cli/output.h"
-#include "docs/site.h"
+#include "site/site.h"
 
 namespace flow::cli {
 
@@ -16,10 +16,10 @@ int RunDocs(const GlobalOptions& g, const DocsOptions& o) {
   int code = 0;
   auto checked = LoadAndCheck(g, o.catalog, fmt::format("; {} was not written", o.output), &code);
   if (!checked) return code;
-  docs::SiteOptions options;
+  site::SiteOptions options;
   options.data_dir = o.data_dir;
-  auto files = docs::RenderSite(*checked->loaded, checked->built, options);
-  auto written = docs::WriteSite(files, o.output);
+  auto files = site::RenderSite(*checked->loaded, checked->built, options);
+  auto written = site::WriteSite(files, o.output);
   if (!written) {
     PrintError(written.error().message);
     return written.error().ExitCode();

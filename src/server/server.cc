@@ -17,7 +17,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <cstdio>
 #include <deque>
 #include <exception>
 #include <mutex>
@@ -28,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/log.h"
 #include "base/strings.h"
 #include "base/url.h"
 
@@ -49,7 +49,8 @@ constexpr std::chrono::milliseconds kLinger{1000};
 // The protocol's limit on a close frame's reason (RFC 6455 5.5: 125-byte control payloads).
 constexpr size_t kMaxCloseReason = 123;
 
-void Log(const std::string& what) { std::fprintf(stderr, "flowctl server: %s\n", what.c_str()); }
+// The server's own failures, through base's log: a JSON record with --log-format json.
+void Log(const std::string& what) { flow::Log(LogLevel::kError, "server: " + what); }
 
 std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
 

@@ -499,7 +499,8 @@ comm -3 <(sort -u expected_ids leaked_ids) <(sort -u table_ids) >diff_ids || tru
 wait_sql "the derived table sums the orders" "SELECT (SELECT sum(spent) FROM customers) = (SELECT sum(total) FROM orders)" 1
 
 # --- /metrics: Prometheus text with documents ingested per collection and task counters
-# (rendered twice a second: polled).
+# (rendered twice a second: polled; a materialization's rows count once its transaction
+# committed, which is a moment after it has read everything).
 orders_total=$(sql "SELECT count(*) FROM orders")
 events_total=$(sql "SELECT count(*) FROM events")
 for _ in $(seq 40); do
@@ -507,6 +508,7 @@ for _ in $(seq 40); do
   [[ "$(metric 'flowctl_ingested_documents_total{collection="acme/orders"}')" == "$orders_total" &&
     "$(metric 'flowctl_task_documents_in_total{kind="derivation",task="acme/customers"}')" == "$orders_total" &&
     "$(metric 'flowctl_task_lag_bytes{kind="materialization",task="materialize/local/orders copy"}')" == 0 &&
+    "$(metric 'flowctl_task_documents_out_total{kind="materialization",task="materialize/local/orders copy"}')" == "$orders_total" &&
     "$(metric 'flowctl_task_lag_bytes{kind="materialization",task="acme/views"}')" == 0 ]] && break
   sleep 0.1
 done

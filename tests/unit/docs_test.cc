@@ -14,19 +14,19 @@
 #include "base/url.h"
 #include "catalog/check.h"
 #include "catalog/loader.h"
-#include "docs/html.h"
-#include "docs/lineage.h"
-#include "docs/site.h"
+#include "site/html.h"
+#include "site/lineage.h"
+#include "site/site.h"
 #include "catalog_scratch.h"
 #include "scratch.h"
 
 namespace flow {
 namespace {
 
-using docs::Box;
-using docs::LineageGraph;
-using docs::LineageLayout;
-using docs::LineageNode;
+using site::Box;
+using site::LineageGraph;
+using site::LineageLayout;
+using site::LineageNode;
 using testing::Must;
 using testing::TempDir;
 
@@ -79,33 +79,33 @@ bool HasEdge(const LineageGraph& g, const std::string& from, const std::string& 
 }
 
 TEST_CASE("docs: escaping text, attributes and JSON inside <script>") {
-  CHECK(docs::Escape(R"(<script>alert("x" & 'y')</script>)") ==
+  CHECK(site::Escape(R"(<script>alert("x" & 'y')</script>)") ==
         "&lt;script&gt;alert(&quot;x&quot; &amp; &#39;y&#39;)&lt;/script&gt;");
-  CHECK(docs::Escape("plain ü") == "plain ü");
-  std::string json = docs::ScriptJsonQuote("</script><!-- a&b \xE2\x80\xA8 \xE2\x80\xA9 \"q\"\n");
+  CHECK(site::Escape("plain ü") == "plain ü");
+  std::string json = site::ScriptJsonQuote("</script><!-- a&b \xE2\x80\xA8 \xE2\x80\xA9 \"q\"\n");
   CHECK(json == R"("\u003c/script\u003e\u003c!-- a\u0026b \u2028 \u2029 \"q\"\n")");
   CHECK(json.find('<') == std::string::npos);
-  CHECK(docs::Ellipsize("abcdef", 6) == "abcdef");
-  CHECK(docs::Ellipsize("abcdefg", 6) == "abcde…");
-  CHECK(docs::Ellipsize("üüüüüüü", 3) == "üü…");
-  CHECK(docs::Ellipsize("abc", 0) == "");
+  CHECK(site::Ellipsize("abcdef", 6) == "abcdef");
+  CHECK(site::Ellipsize("abcdefg", 6) == "abcde…");
+  CHECK(site::Ellipsize("üüüüüüü", 3) == "üü…");
+  CHECK(site::Ellipsize("abc", 0) == "");
 }
 
 TEST_CASE("docs: collection page paths are distinct, flat and bounded") {
-  CHECK(docs::CollectionPage("acme/orders") == "collections/acme~orders.html");
-  CHECK(docs::CollectionPage("a/../b") == "collections/a~..~b.html");
-  CHECK(docs::CollectionPage("a b") == "collections/a!20b.html");
-  CHECK(docs::CollectionPage("a/b") != docs::CollectionPage("a~b"));
+  CHECK(site::CollectionPage("acme/orders") == "collections/acme~orders.html");
+  CHECK(site::CollectionPage("a/../b") == "collections/a~..~b.html");
+  CHECK(site::CollectionPage("a b") == "collections/a!20b.html");
+  CHECK(site::CollectionPage("a/b") != site::CollectionPage("a~b"));
   std::string long_a(300, 'a'), long_b = std::string(299, 'a') + "b";
-  std::string pa = docs::CollectionPage(long_a), pb = docs::CollectionPage(long_b);
+  std::string pa = site::CollectionPage(long_a), pb = site::CollectionPage(long_b);
   CHECK(pa != pb);
   CHECK(pa.size() < 230);
-  CHECK(docs::UrlEncode("a/b c#d") == "a/b%20c%23d");
+  CHECK(site::UrlEncode("a/b c#d") == "a/b%20c%23d");
 }
 
 TEST_CASE("docs: the examples' lineage has its edges and a layout without overlap or crossings") {
   auto c = Check(std::string(FLOWCTL_SOURCE_DIR) + "/catalog-examples/flow.yaml");
-  LineageGraph g = docs::BuildLineage(c->loaded->catalog);
+  LineageGraph g = site::BuildLineage(c->loaded->catalog);
   CHECK(HasEdge(g, "bikeshare/rides-csv-drop", "bikeshare/rides"));
   CHECK(HasEdge(g, "bikeshare/rides", "bikeshare/bikes"));
   CHECK(HasEdge(g, "bikeshare/rides", "bikeshare/station-activity"));
@@ -113,7 +113,7 @@ TEST_CASE("docs: the examples' lineage has its edges and a layout without overla
   CHECK(HasEdge(g, "bikeshare/bikes", "bikeshare/dashboard"));
   CHECK(HasEdge(g, "bikeshare/rides", "bikeshare/analytics"));
   CHECK_FALSE(HasEdge(g, "bikeshare/stations", "bikeshare/bikes"));
-  LineageLayout l = docs::LayOut(g);
+  LineageLayout l = site::LayOut(g);
   CheckLayout(g, l);
   CHECK(l.crossings == 0);
   // Columns: the capture, then captured collections, derived ones, materializations.
@@ -131,18 +131,18 @@ TEST_CASE("docs: the examples' lineage has its edges and a layout without overla
   CHECK(column("bikeshare/dashboard") == 3);
   CHECK(column("bikeshare/analytics") == 3);
 
-  std::string svg = docs::RenderSvg(g, l, "");
+  std::string svg = site::RenderSvg(g, l, "");
   CHECK(svg.find("data-from=\"bikeshare/rides\" data-to=\"bikeshare/bikes\"") != std::string::npos);
   CHECK(svg.find("href=\"collections/bikeshare~rides.html\"") != std::string::npos);
 
   // A collection's neighbourhood: what it reads and what reads it.
   size_t rides = 0;
   while (g.nodes[rides].name != "bikeshare/rides") ++rides;
-  LineageGraph near = docs::Neighbourhood(g, rides);
+  LineageGraph near = site::Neighbourhood(g, rides);
   CHECK(HasEdge(near, "bikeshare/rides-csv-drop", "bikeshare/rides"));
   CHECK(HasEdge(near, "bikeshare/rides", "bikeshare/idle-bikes"));
   CHECK_FALSE(HasEdge(near, "bikeshare/stations", "bikeshare/station-activity"));
-  CheckLayout(near, docs::LayOut(near));
+  CheckLayout(near, site::LayOut(near));
 }
 
 // A catalog shaped like the benchmark's: 500 captured collections each fed by one of 50
@@ -186,9 +186,9 @@ LineageGraph GeneratedGraph() {
 
 TEST_CASE("docs: the layout of a generated catalog of 500 + 500 collections has no overlap") {
   LineageGraph g = GeneratedGraph();
-  LineageLayout l = docs::LayOut(g);
+  LineageLayout l = site::LayOut(g);
   CheckLayout(g, l);
-  std::string svg = docs::RenderSvg(g, l, "");
+  std::string svg = site::RenderSvg(g, l, "");
   CHECK(svg.find(">bench/orders-with-a-rather…</text>") != std::string::npos);  // 27 characters
   CHECK(svg.find("<title>bench/orders-with-a-rather-long-name-499</title>") != std::string::npos);
 }
@@ -223,7 +223,7 @@ tests:
     - verify: {collection: t/derived, documents: [{id: 1}]}
 )");
   auto c = Check(dir.path + "/flow.yaml");
-  auto files = docs::RenderSite(*c->loaded, c->built, {});
+  auto files = site::RenderSite(*c->loaded, c->built, {});
   std::map<std::string, std::string> by_path;
   for (auto& f : files) by_path[f.path] = f.content;
   REQUIRE(by_path.count("index.html"));
@@ -256,15 +256,15 @@ tests:
 TEST_CASE("docs: the output directory: created, refused when foreign, stale pages removed") {
   TempDir dir;
   std::string out = dir.path + "/site/nested";
-  std::vector<docs::SiteFile> first = {{"index.html", "1"}, {"collections/a.html", "a"}, {"collections/b.html", "b"}};
-  auto report = Must(docs::WriteSite(first, out));
+  std::vector<site::SiteFile> first = {{"index.html", "1"}, {"collections/a.html", "a"}, {"collections/b.html", "b"}};
+  auto report = Must(site::WriteSite(first, out));
   CHECK(report.pages == 3);
   CHECK(report.files == 3);
-  CHECK(std::filesystem::exists(out + "/" + docs::kMarkerFile));
+  CHECK(std::filesystem::exists(out + "/" + site::kMarkerFile));
   WriteFile(out + "/mine.txt", "not flowctl's");
   WriteFile(out + "/collections/notes.txt", "not flowctl's either");
-  std::vector<docs::SiteFile> second = {{"index.html", "2"}, {"collections/a.html", "a2"}};
-  report = Must(docs::WriteSite(second, out));
+  std::vector<site::SiteFile> second = {{"index.html", "2"}, {"collections/a.html", "a2"}};
+  report = Must(site::WriteSite(second, out));
   CHECK(report.removed == 1);
   CHECK_FALSE(std::filesystem::exists(out + "/collections/b.html"));
   CHECK(std::filesystem::exists(out + "/mine.txt"));
@@ -274,19 +274,19 @@ TEST_CASE("docs: the output directory: created, refused when foreign, stale page
 
   // A marker cannot make it delete outside the directory.
   WriteFile(dir.path + "/precious", "keep");
-  WriteFile(out + "/" + docs::kMarkerFile, "header\n../../precious\n/etc/passwd\nindex.html\n");
-  CHECK(Must(docs::WriteSite(second, out)).removed == 0);
+  WriteFile(out + "/" + site::kMarkerFile, "header\n../../precious\n/etc/passwd\nindex.html\n");
+  CHECK(Must(site::WriteSite(second, out)).removed == 0);
   CHECK(std::filesystem::exists(dir.path + "/precious"));
 
   std::string foreign = dir.path + "/foreign";
   WriteFile(foreign + "/report.pdf", "x");
-  auto refused = docs::WriteSite(second, foreign);
+  auto refused = site::WriteSite(second, foreign);
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().message.find(foreign + " is not empty and has no .flowctl-docs file") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(foreign + "/index.html"));
 
   WriteFile(dir.path + "/file", "x");
-  auto not_dir = docs::WriteSite(second, dir.path + "/file");
+  auto not_dir = site::WriteSite(second, dir.path + "/file");
   REQUIRE_FALSE(not_dir.ok());
   CHECK(not_dir.error().message.find("is not a directory") != std::string::npos);
 }

@@ -4,6 +4,7 @@
 // records calls and answers Ingest from a thread of its own.
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +33,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "base/log.h"
 #include "scratch.h"
 #include "server/server.h"
 
@@ -148,6 +151,7 @@ class TestBackend : public server::Backend {
       std::lock_guard lock(mu_);
       controls_.push_back(method + " " + target + " " + body);
     }
+    if (target == "/boom") throw std::runtime_error("boom");
     respond({404, "{\"error\": \"not found\"}", "application/json"});
   }
 
@@ -428,6 +432,32 @@ TEST_CASE("server: /healthz, /metrics, and everything else to Control") {
   // /ingest/<collection> without an upgrade.
   CHECK(Curl("-o /dev/null -w '%{http_code}' " + f.Url("/ingest/acme")) == "400");
   CHECK(Curl("-o /dev/null -w '%{http_code}' -X POST " + f.Url("/ingest/acme")) == "405");
+}
+
+TEST_CASE("server: its own failures are log records, JSON with --log-format json") {
+  testing::TempDir dir;
+  std::string log_path = dir.path + "/stderr";
+  Fixture f;
+  ConfigureLog(LogLevel::kWarn, LogFormat::kJson);
+  fflush(stderr);
+  int saved = ::dup(STDERR_FILENO);
+  int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  REQUIRE(::dup2(fd, STDERR_FILENO) >= 0);
+  ::close(fd);
+  std::string answer = Curl("-o - -w ' %{http_code}' " + f.Url("/boom"));
+  fflush(stderr);
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ConfigureLog(LogLevel::kWarn, LogFormat::kText);
+
+  CHECK(answer == "{\"error\": \"the request was dropped without a response\"} 500");
+  std::ifstream in(log_path);
+  std::string line, rest;
+  REQUIRE(std::getline(in, line));
+  CHECK(line.rfind("{\"time\":", 0) == 0);
+  CHECK(line.find("\"level\":\"error\",\"message\":\"server: the backend failed on /boom: "
+                  "boom\"}") != std::string::npos);
+  CHECK_FALSE(std::getline(in, rest));
 }
 
 TEST_CASE("server: a request that stalls, and an idle keep-alive connection, are cut off") {

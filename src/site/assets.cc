@@ -1,6 +1,6 @@
-#include "docs/assets.h"
+#include "site/assets.h"
 
-namespace flow::docs {
+namespace flow::site {
 
 // Light and plain: system fonts only (no network), readable line lengths, tables that
 // scroll sideways on narrow screens, and the lineage colours shared by the SVG and legend.
@@ -108,4 +108,4 @@ const char kSearchJs[] = R"js(// flowctl docs: collection search
 })();
 )js";
 
-}  // namespace flow::docs
+}  // namespace flow::site

@@ -15,7 +15,7 @@ struct Loaded;
 struct Built;
 }  // namespace flow::catalog
 
-namespace flow::docs {
+namespace flow::site {
 
 struct SiteOptions {
   std::string data_dir = "flowctl-data";  // shown in lake paths and DuckDB queries
@@ -45,4 +45,4 @@ struct WriteReport {
 // that this run did not write, and nothing else. Errors name the path.
 Result<WriteReport> WriteSite(const std::vector<SiteFile>& files, const std::string& dir);
 
-}  // namespace flow::docs
+}  // namespace flow::site

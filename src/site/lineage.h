@@ -14,7 +14,7 @@ namespace flow::catalog {
 struct Catalog;
 }  // namespace flow::catalog
 
-namespace flow::docs {
+namespace flow::site {
 
 struct LineageNode {
   enum class Kind { kCapture, kCollection, kDerivation, kMaterialization };
@@ -73,4 +73,4 @@ LineageLayout LayOut(const LineageGraph& g);
 // the node names, nodes data-name and data-kind.
 std::string RenderSvg(const LineageGraph& g, const LineageLayout& layout, std::string_view link_prefix);
 
-}  // namespace flow::docs
+}  // namespace flow::site

@@ -1,4 +1,4 @@
-#include "docs/site.h"
+#include "site/site.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -17,12 +17,12 @@
 #include "base/url.h"
 #include "catalog/check.h"
 #include "catalog/loader.h"
-#include "docs/assets.h"
-#include "docs/html.h"
-#include "docs/lineage.h"
+#include "site/assets.h"
+#include "site/html.h"
+#include "site/lineage.h"
 #include "store/naming.h"
 
-namespace flow::docs {
+namespace flow::site {
 
 namespace {
 
@@ -737,4 +737,4 @@ Result<WriteReport> WriteSite(const std::vector<SiteFile>& files, const std::str
   return report;
 }
 
-}  // namespace flow::docs
+}  // namespace flow::site

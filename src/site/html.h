@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace flow::docs {
+namespace flow::site {
 
 // Appends `s` to `*out` with `&`, `<`, `>`, `"` and `'` replaced by character references.
 void AppendEscaped(std::string* out, std::string_view s);
@@ -36,4 +36,4 @@ std::string UrlEncode(std::string_view s);
 // stay within file-name limits.
 std::string CollectionPage(std::string_view name);
 
-}  // namespace flow::docs
+}  // namespace flow::site

@@ -1,4 +1,4 @@
-#include "docs/lineage.h"
+#include "site/lineage.h"
 
 #include <algorithm>
 #include <map>
@@ -8,9 +8,9 @@
 #include <fmt/format.h>
 
 #include "catalog/spec.h"
-#include "docs/html.h"
+#include "site/html.h"
 
-namespace flow::docs {
+namespace flow::site {
 
 namespace {
 
@@ -419,4 +419,4 @@ std::string RenderSvg(const LineageGraph& g, const LineageLayout& layout, std::s
   return s;
 }
 
-}  // namespace flow::docs
+}  // namespace flow::site

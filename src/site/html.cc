@@ -1,4 +1,4 @@
-#include "docs/html.h"
+#include "site/html.h"
 
 #include <cctype>
 #include <cstdint>
@@ -7,7 +7,7 @@
 
 #include "base/strings.h"
 
-namespace flow::docs {
+namespace flow::site {
 
 void AppendEscaped(std::string* out, std::string_view s) {
   size_t start = 0;
@@ -117,4 +117,4 @@ std::string CollectionPage(std::string_view name) {
   return "collections/" + file + ".html";
 }
 
-}  // namespace flow::docs
+}  // namespace flow::site

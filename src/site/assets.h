@@ -2,9 +2,9 @@
 // They are compiled in so that the binary alone can write a complete site.
 #pragma once
 
-namespace flow::docs {
+namespace flow::site {
 
 extern const char kStyleCss[];
 extern const char kSearchJs[];
 
-}  // namespace flow::docs
+}  // namespace flow::site
