@@ -24,8 +24,9 @@
 #include "cli/materialize.h"
 #include "cli/node.h"
 #include "cli/output.h"
-#include "cli/pipeline.h"
 #include "lambda/lambda.h"
+#include "runtime/fingerprint.h"
+#include "runtime/supervisor.h"
 #include "store/journal.h"
 
 namespace flow::cli {
@@ -185,7 +186,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     }
     node_cache = std::move(used);
     b.plan = std::make_shared<runtime::Plan>(std::move(plan.value()));
-    b.fingerprints = TaskFingerprints(*b.checked);
+    b.fingerprints = runtime::TaskFingerprints(b.checked->loaded->catalog, b.checked->built);
     for (const auto& f : b.checked->loaded->catalog.files) {
       if (IsFileUrl(f->url)) b.files.push_back(FilePathOfUrl(f->url));
     }
@@ -202,10 +203,10 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   store::Store* store = data->store.get();
   runtime::Stamper stamper;
 
-  Pipeline::Options po;
+  runtime::Supervisor::Options po;
   po.log = log;
   po.materializations = o.materializations;
-  Pipeline pipeline(store, &stamper, po);
+  runtime::Supervisor pipeline(store, &stamper, po);
   if (auto applied = pipeline.Apply(current.plan, current.fingerprints); !applied) {
     PrintError(applied.error().message);
     return applied.error().ExitCode();
@@ -246,7 +247,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     auto m = OneOffMaterialization(*current.checked, mo);
     if (!m) return ErrorResponse(400, m.error().message);
     for (const auto& s : pipeline.Status()) {
-      if (s.kind == "materialization" && s.name == m.value()->name) {
+      if (s.kind == runtime::TaskKind::kMaterialization && s.name == m.value()->name) {
         return ErrorResponse(409, "materialization `" + s.name + "` is already running");
       }
     }
@@ -300,7 +301,7 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
       return;
     }
     std::set<std::string> before;
-    for (const auto& s : pipeline.Status()) before.insert(s.kind + ":" + s.name);
+    for (const auto& s : pipeline.Status()) before.insert(std::string(runtime::ToString(s.kind)) + ":" + s.name);
     auto applied = pipeline.Apply(next->plan, next->fingerprints);
     if (!applied) {
       log(fmt::format("error: {}; still running the previous catalog", applied.error().message));
@@ -361,27 +362,27 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
       m += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
       for (const auto& s : status) {
         std::optional<uint64_t> v = value(s);
-        if (v) m += fmt::format("{}{{kind=\"{}\",task=\"{}\"}} {}\n", name, s.kind, Label(s.name), *v);
+        if (v) m += fmt::format("{}{{kind=\"{}\",task=\"{}\"}} {}\n", name, runtime::ToString(s.kind), Label(s.name), *v);
       }
     };
     using V = std::optional<uint64_t>;
     per_task("flowctl_task_documents_in_total", "counter", "Documents a task has read.",
-             [](const TaskStatus& s) { return V(s.in); });
+             [](const runtime::TaskStatus& s) { return V(s.counters.in); });
     per_task("flowctl_task_documents_out_total", "counter",
              "Documents a derivation published, or rows a materialization stored.",
-             [](const TaskStatus& s) { return V(s.out); });
+             [](const runtime::TaskStatus& s) { return V(s.counters.out); });
     per_task(
         "flowctl_task_dead_letters_total", "counter",
         "Documents or keys a task sent to its dead-letter collections (deadLetters).",
-        [](const TaskStatus& s) { return s.kind == "capture" ? std::nullopt : V(s.dead_letters); });
+        [](const runtime::TaskStatus& s) { return s.kind == runtime::TaskKind::kCapture ? std::nullopt : V(s.counters.dead_letters); });
     per_task("flowctl_task_read_bytes", "gauge", "Bytes of its source journals a task has read (its position).",
-             [](const TaskStatus& s) { return V(s.progress.read); });
+             [](const runtime::TaskStatus& s) { return V(s.progress.read); });
     per_task("flowctl_task_bytes_out_total", "counter", "Bytes of the documents a derivation published.",
-             [](const TaskStatus& s) { return s.kind == "derivation" ? V(s.bytes_out) : std::nullopt; });
+             [](const runtime::TaskStatus& s) { return s.kind == runtime::TaskKind::kDerivation ? V(s.counters.bytes_out) : std::nullopt; });
     per_task("flowctl_task_lag_bytes", "gauge", "Committed source bytes a task has not read yet.",
-             [](const TaskStatus& s) { return V(s.progress.total - s.progress.read); });
+             [](const runtime::TaskStatus& s) { return V(s.progress.total - s.progress.read); });
     per_task("flowctl_task_up", "gauge", "Whether a task runs (0: halted or waiting to retry).",
-             [](const TaskStatus& s) { return V(s.state == "running" || s.state == "back-filling" ? 1 : 0); });
+             [](const runtime::TaskStatus& s) { return V(s.state == runtime::TaskState::kRunning || s.state == runtime::TaskState::kBackFilling ? 1 : 0); });
     m += "# HELP flowctl_ingest_commit_seconds Time to validate and commit one ingest request.\n"
          "# TYPE flowctl_ingest_commit_seconds histogram\n";
     uint64_t cumulative = 0;
@@ -409,15 +410,15 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     }
     for (const auto& s : status) {
       uint64_t lag = s.progress.total - s.progress.read;
-      std::string lag_text = s.kind == "capture" ? "-" : HumanBytes(lag);
-      if (s.state == "back-filling" && s.progress.total > 0) {
+      std::string lag_text = s.kind == runtime::TaskKind::kCapture ? "-" : HumanBytes(lag);
+      if (s.state == runtime::TaskState::kBackFilling && s.progress.total > 0) {
         lag_text += fmt::format(" ({:.0f}%)", 100.0 * s.progress.read / s.progress.total);
       }
       if (table) {
-        lines.push_back(fmt::format("  {:<16} {:<40} {:<14} {:>10} {:>10} {:>12}", s.kind, Truncate(s.name, 40), s.state,
-                                    s.in, s.out, lag_text));
+        lines.push_back(fmt::format("  {:<16} {:<40} {:<14} {:>10} {:>10} {:>12}", runtime::ToString(s.kind), Truncate(s.name, 40), StateText(s),
+                                    s.counters.in, s.counters.out, lag_text));
       } else {
-        lines.push_back(fmt::format("status: {} `{}` {} in={} out={} lag={}", s.kind, s.name, s.state, s.in, s.out,
+        lines.push_back(fmt::format("status: {} `{}` {} in={} out={} lag={}", runtime::ToString(s.kind), s.name, StateText(s), s.counters.in, s.counters.out,
                                     lag_text));
       }
     }

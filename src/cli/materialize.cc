@@ -16,6 +16,7 @@
 #include "cli/output.h"
 #include "runtime/materialize.h"
 #include "runtime/plan.h"
+#include "runtime/supervisor.h"
 
 namespace flow::cli {
 
@@ -139,27 +140,27 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   }
   auto data = OpenDataDir(o.data_dir, &code);
   if (!data) return code;
-  auto driver = runtime::ConnectTarget(*m);
-  if (!driver) {
-    PrintError(driver.error().message);
-    return driver.error().ExitCode();
-  }
-  runtime::MaterializeTask task(m, data->store.get(), std::move(driver.value()));
-  auto opened = task.Open();
-  if (!opened) {
-    PrintError(opened.error().message);
-    return opened.error().ExitCode();
-  }
+  // The one task, until caught up; its first error ends the command (no retries).
+  runtime::Supervisor::Options so;
+  so.retry_targets = false;
+  so.log = [](const std::string&) {};  // the error is printed below
+  runtime::Supervisor tasks(data->store.get(), nullptr, so);
+  tasks.AddMaterialization(m);
   for (;;) {
-    auto n = task.Step();
-    if (!n) {
-      PrintError(n.error().message);
-      return n.error().ExitCode();
+    auto round = tasks.Step();
+    if (!round) {
+      PrintError(round.error().message);
+      return round.error().ExitCode();
     }
-    if (n.value() == 0) break;
+    if (const auto& failure = tasks.first_failure()) {
+      PrintError(failure->message);
+      return failure->ExitCode();
+    }
+    if (!round->progress) break;
   }
+  const runtime::TaskCounters done = tasks.Status().at(0).counters;
   PrintNote(fmt::format("materialized `{}` into table `{}` of target `{}`: {} documents read, {} rows stored",
-                        o.collection, o.table, o.target, task.stats().read, task.stats().stored),
+                        o.collection, o.table, o.target, done.in, done.out),
             {{"collection", o.collection}, {"table", o.table}, {"target", o.target}});
   return kExitOk;
 }

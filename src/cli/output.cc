@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/supervisor.h"
+
 namespace flow::cli {
 namespace {
 
@@ -59,6 +61,11 @@ void PrintLine(std::string_view line) {
     }
   }
   Log(LogLevel::kInfo, line);
+}
+
+std::string StateText(const runtime::TaskStatus& s) {
+  if (s.kind == runtime::TaskKind::kCapture && s.counters.refused) return fmt::format("{} failed", s.counters.refused);
+  return runtime::ToString(s.state);
 }
 
 }  // namespace flow::cli

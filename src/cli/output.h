@@ -11,6 +11,10 @@
 
 #include "base/log.h"
 
+namespace flow::runtime {
+struct TaskStatus;
+}  // namespace flow::runtime
+
 namespace flow::cli {
 
 // Whether stderr carries JSON records (`--log-format json`).
@@ -31,5 +35,9 @@ void PrintNote(std::string_view line, const std::vector<LogField>& fields = {});
 // level is error or warn when the line starts `error: ` or `warning: ` (the prefix dropped),
 // else info.
 void PrintLine(std::string_view line);
+
+// A task's state as the status view, metrics and summaries show it ("running", "halted",
+// ...); a capture that moved files to .failed shows "N failed".
+std::string StateText(const runtime::TaskStatus& s);
 
 }  // namespace flow::cli

@@ -15,7 +15,7 @@
 
 #include "cli/node.h"
 #include "cli/output.h"
-#include "cli/pipeline.h"
+#include "runtime/supervisor.h"
 #include "lambda/lambda.h"
 #include "runtime/derive.h"
 #include "runtime/plan.h"
@@ -32,8 +32,8 @@ void OnSignal(int) {
 }
 
 // ", N sent to dead letters", when a task sent any.
-std::string DeadLetters(const TaskStatus& t) {
-  return t.dead_letters ? fmt::format(", {} sent to dead letters", t.dead_letters) : "";
+std::string DeadLetters(const runtime::TaskStatus& t) {
+  return t.counters.dead_letters ? fmt::format(", {} sent to dead letters", t.counters.dead_letters) : "";
 }
 
 }  // namespace
@@ -53,14 +53,14 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   store::Store* store = data->store.get();
   runtime::Stamper stamper;
   bool progress_shown = false, terminal = ::isatty(STDERR_FILENO) && !JsonOutput();
-  Pipeline::Options po;
+  runtime::Supervisor::Options po;
   po.until_idle = o.until_idle;
   po.materializations = o.materializations;
   po.log = [&](const std::string& line) {
     if (progress_shown) fmt::print(stderr, "\r\033[K");
     PrintLine(line);
   };
-  Pipeline pipeline(store, &stamper, po);
+  runtime::Supervisor pipeline(store, &stamper, po);
   auto applied = pipeline.Apply(std::make_shared<runtime::Plan>(std::move(plan.value())), {});
   if (!applied) {
     PrintError(applied.error().message);
@@ -82,9 +82,9 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
       last_status = now;
       std::string line;
       for (const auto& t : pipeline.Status()) {
-        if (t.kind != "derivation") continue;
-        line += fmt::format("{}{}: {} in, {} out{}", line.empty() ? "" : "; ", t.name, t.in, t.out,
-                            t.state == "halted" ? " (halted)" : "");
+        if (t.kind != runtime::TaskKind::kDerivation) continue;
+        line += fmt::format("{}{}: {} in, {} out{}", line.empty() ? "" : "; ", t.name, t.counters.in, t.counters.out,
+                            t.state == runtime::TaskState::kHalted ? " (halted)" : "");
       }
       fmt::print(stderr, "\r\033[K{}", line);
       progress_shown = true;
@@ -107,34 +107,34 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   auto status = pipeline.Status();
   for (const auto& t : status) {
-    if (t.kind != "capture") continue;
-    PrintNote(fmt::format("capture `{}`: {} files, {} documents ingested{}", t.name, t.in, t.out,
-                          t.state == "running" ? "" : " (" + t.state + ")"),
-              {{"task", t.name}, {"kind", "capture"}, {"in", t.in}, {"out", t.out}, {"state", t.state}});
+    if (t.kind != runtime::TaskKind::kCapture) continue;
+    PrintNote(fmt::format("capture `{}`: {} files, {} documents ingested{}", t.name, t.counters.in, t.counters.out,
+                          StateText(t) == "running" ? "" : " (" + StateText(t) + ")"),
+              {{"task", t.name}, {"kind", "capture"}, {"in", t.counters.in}, {"out", t.counters.out}, {"state", StateText(t)}});
   }
   for (const auto& t : status) {
-    if (t.kind != "materialization") continue;
+    if (t.kind != runtime::TaskKind::kMaterialization) continue;
     PrintNote(
-        fmt::format("materialization `{}`: {} documents read, {} rows stored{}{}", t.name, t.in,
-                    t.out, DeadLetters(t), t.state == "halted" ? " (halted by an error)" : ""),
+        fmt::format("materialization `{}`: {} documents read, {} rows stored{}{}", t.name, t.counters.in,
+                    t.counters.out, DeadLetters(t), t.state == runtime::TaskState::kHalted ? " (halted by an error)" : ""),
         {{"task", t.name},
          {"kind", "materialization"},
-         {"in", t.in},
-         {"out", t.out},
-         {"deadLetters", t.dead_letters},
-         {"state", t.state}});
+         {"in", t.counters.in},
+         {"out", t.counters.out},
+         {"deadLetters", t.counters.dead_letters},
+         {"state", StateText(t)}});
   }
   for (const auto& t : status) {
-    if (t.kind != "derivation") continue;
+    if (t.kind != runtime::TaskKind::kDerivation) continue;
     PrintNote(
-        fmt::format("derivation `{}`: {} documents read, {} published{}{}", t.name, t.in, t.out,
-                    DeadLetters(t), t.state == "halted" ? " (halted by an error)" : ""),
+        fmt::format("derivation `{}`: {} documents read, {} published{}{}", t.name, t.counters.in, t.counters.out,
+                    DeadLetters(t), t.state == runtime::TaskState::kHalted ? " (halted by an error)" : ""),
         {{"task", t.name},
          {"kind", "derivation"},
-         {"in", t.in},
-         {"out", t.out},
-         {"deadLetters", t.dead_letters},
-         {"state", t.state}});
+         {"in", t.counters.in},
+         {"out", t.counters.out},
+         {"deadLetters", t.counters.dead_letters},
+         {"state", StateText(t)}});
   }
   PrintNote(fmt::format("{} in {:.2f} s", g_stop ? "stopped" : "idle", secs));
   return pipeline.exit_code();

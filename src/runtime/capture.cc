@@ -252,6 +252,23 @@ Result<bool> FileDropTask::Scan() {
   return true;
 }
 
+const std::string& FileDropTask::name() const { return capture_->name; }
+
+TaskCounters FileDropTask::counters() const {
+  TaskCounters c;
+  c.in = stats_.files;
+  c.out = stats_.documents;
+  c.transactions = stats_.files;
+  c.refused = stats_.failed;
+  return c;
+}
+
+std::optional<Error> FileDropTask::TakeRefusal() {
+  if (stats_.failed == refusals_taken_) return std::nullopt;
+  refusals_taken_ = stats_.failed;
+  return Error::User(last_failure_);
+}
+
 Result<uint64_t> FileDropTask::Step() {
   if (!opened_) return Error::Internal(fmt::format("capture `{}`: Step before Open", capture_->name));
   const std::string& dir = capture_->path;

@@ -20,6 +20,7 @@
 #include "runtime/collection.h"
 #include "runtime/feed.h"
 #include "runtime/ingest.h"
+#include "runtime/task.h"
 #include "store/journal.h"
 
 namespace flow::runtime {
@@ -60,20 +61,23 @@ struct CaptureStats {
   uint64_t bytes = 0;      // of committed files, as parsed (after gunzip)
 };
 
-class FileDropTask {
+class FileDropTask final : public Task {
  public:
   // `store` and `stamper` outlive the task. `options` bound each file's transaction's
   // memory (a larger file is appended in rounds; see IngestTransaction).
   FileDropTask(std::shared_ptr<const FileDropCapture> capture, store::Store* store, Stamper* stamper,
                reduce::CombinerOptions options = {});
-  ~FileDropTask();
+  ~FileDropTask() override;
   FileDropTask(const FileDropTask&) = delete;
   FileDropTask& operator=(const FileDropTask&) = delete;
 
   // Creates the directory if missing, loads the checkpoint and moves the file it names to
   // .done if that file is still there, unchanged (its commit happened; its move did not).
   // Call once, before Step.
-  Result<bool> Open();
+  Result<bool> Open() override;
+
+  TaskKind kind() const override { return TaskKind::kCapture; }
+  const std::string& name() const override;
 
   // Handles the next ready file in byte-wise name order: ingests it as one transaction
   // and moves it to .done, or moves it to .failed with its error. Returns the number of
@@ -81,9 +85,12 @@ class FileDropTask {
   // cannot be read or renamed in, the store fails) naming the capture and path; the file
   // then stays in place and a later Step (or a new task's Open) resumes with it. After a
   // store error the store must be reopened, and with it the task.
-  Result<uint64_t> Step();
+  Result<uint64_t> Step() override;
 
   const CaptureStats& stats() const { return stats_; }
+  TaskCounters counters() const override;
+  // The failure of a file moved to .failed since the last call, as last_failure() says it.
+  std::optional<Error> TakeRefusal() override;
   // The error of the last file moved to .failed, with the capture, its place and where it
   // was moved (for the caller to report); empty when none failed.
   const std::string& last_failure() const { return last_failure_; }
@@ -104,6 +111,7 @@ class FileDropTask {
   std::optional<DroppedFile> checkpoint_;  // the last file committed
   std::deque<std::string> pending_;        // names from the last scan, in order
   std::string last_failure_;
+  uint64_t refusals_taken_ = 0;  // stats_.failed when TakeRefusal last returned
   bool opened_ = false;
   CaptureStats stats_;
 };

@@ -59,14 +59,26 @@ struct DeriveTask::Impl {
 };
 
 DeriveTask::DeriveTask(std::shared_ptr<const Derivation> derivation, store::Store* store, Stamper* stamper,
-                       std::function<int64_t()> now)
+                       Clock clock)
     : derivation_(std::move(derivation)), impl_(std::make_unique<Impl>()) {
   impl_->store = store;
   impl_->stamper = stamper;
-  impl_->now = std::move(now);
+  impl_->now = std::move(clock.wall);
 }
 
 DeriveTask::~DeriveTask() = default;
+
+const std::string& DeriveTask::name() const { return derivation_->collection->name; }
+
+TaskCounters DeriveTask::counters() const {
+  TaskCounters c;
+  c.in = stats_.read;
+  c.out = stats_.published;
+  c.bytes_out = stats_.bytes;
+  c.dead_letters = stats_.dead_letters;
+  c.transactions = stats_.transactions;
+  return c;
+}
 
 ReadProgress DeriveTask::progress() const {
   ReadProgress p;

@@ -28,6 +28,7 @@
 #include "runtime/cursor.h"
 #include "runtime/ingest.h"
 #include "runtime/source_reader.h"
+#include "runtime/task.h"
 #include "schema/validator.h"
 #include "store/journal.h"
 
@@ -78,15 +79,21 @@ struct DeriveStats {
   uint64_t dead_letters = 0;  // source documents sent to dead letters
 };
 
-class DeriveTask {
+class DeriveTask final : public Task {
  public:
-  // `now` gives the wall time in Unix nanoseconds (a simulated clock in tests).
+  // The most source documents one transaction reads by default.
+  static constexpr uint64_t kMaxDocs = 8192;
+
+  // `clock.wall` gives the wall time in Unix nanoseconds (a simulated clock in tests).
   DeriveTask(std::shared_ptr<const Derivation> derivation, store::Store* store, Stamper* stamper,
-             std::function<int64_t()> now);
-  ~DeriveTask();
+             Clock clock);
+  ~DeriveTask() override;
+
+  TaskKind kind() const override { return TaskKind::kDerivation; }
+  const std::string& name() const override;
 
   // Loads the checkpoint and replays the registers.
-  Result<bool> Open();
+  Result<bool> Open() override;
 
   // Processes one transaction: up to `max_docs` source documents that are committed and
   // ready (read delay passed), in order of (UUID timestamp + delay). Returns how many were
@@ -94,15 +101,17 @@ class DeriveTask {
   // offset, and the cause; nothing of the failed transaction is committed. The first Step
   // of a task first runs the derivation's bootstrap lambdas (the SQLite database emptied
   // first); one that fails fails the Step, naming the derivation and the bootstrap.
-  Result<uint64_t> Step(uint64_t max_docs = 8192);
+  Result<uint64_t> Step(uint64_t max_docs);
+  Result<uint64_t> Step() override { return Step(kMaxDocs); }
 
   // The earliest time (Unix nanoseconds) at which a committed document that is waiting for
   // its read delay becomes ready; 0 when none waits. Valid after a Step.
-  int64_t next_ready() const { return next_ready_; }
+  int64_t next_ready() const override { return next_ready_; }
 
   const DeriveStats& stats() const { return stats_; }
+  TaskCounters counters() const override;
   // Over the source journals opened so far, against their committed heads.
-  ReadProgress progress() const;
+  ReadProgress progress() const override;
   const Derivation& derivation() const { return *derivation_; }
 
  private:

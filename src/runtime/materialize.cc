@@ -205,15 +205,30 @@ struct MaterializeTask::Impl {
 };
 
 MaterializeTask::MaterializeTask(std::shared_ptr<const Materialization> m, store::Store* store,
-                                 std::unique_ptr<materialize::Driver> driver, Stamper* stamper)
-    : m_(std::move(m)), impl_(std::make_unique<Impl>()) {
+                                 std::unique_ptr<materialize::Driver> driver, Stamper* stamper, Clock clock)
+    : m_(std::move(m)), impl_(std::make_unique<Impl>()), clock_(std::move(clock)) {
   impl_->store = store;
   impl_->stamper = stamper;
   impl_->driver = std::move(driver);
 }
 
-MaterializeTask::~MaterializeTask() {
+MaterializeTask::~MaterializeTask() { Close(); }
+
+const std::string& MaterializeTask::name() const { return m_->name; }
+
+void MaterializeTask::Close() {
   if (impl_->pending && impl_->pending->thread.joinable()) impl_->pending->thread.join();
+}
+
+Result<bool> MaterializeTask::Checkpoint() { return impl_->Finish(*m_, &stats_); }
+
+TaskCounters MaterializeTask::counters() const {
+  TaskCounters c;
+  c.in = stats_.read;
+  c.out = stats_.stored;
+  c.dead_letters = stats_.dead_letters;
+  c.transactions = stats_.transactions;
+  return c;
 }
 
 ReadProgress MaterializeTask::progress() const {
@@ -295,7 +310,7 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
     read = 0;
     // How much one transaction reads: see TransactionBounds.
     TransactionBounds bounds;
-    auto reading_since = std::chrono::steady_clock::now();
+    auto reading_since = clock_.steady();
     while (replaying || read < max_docs) {
       if (!replaying && read % TransactionBounds::kWindow == TransactionBounds::kWindow - 1) {
         size_t memory = 0, keys = 0;
@@ -303,7 +318,7 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
           memory += c->memory();
           keys += c->keys();
         }
-        if (bounds.Done(std::chrono::steady_clock::now() - reading_since, memory, keys)) break;
+        if (bounds.Done(clock_.steady() - reading_since, memory, keys)) break;
       }
       SourceReader::Document next;
       auto p = m.reader->Peek(SourceReader::kNoGate, &next);

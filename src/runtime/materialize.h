@@ -18,6 +18,7 @@
 #include "runtime/collection.h"
 #include "runtime/cursor.h"
 #include "runtime/ingest.h"
+#include "runtime/task.h"
 #include "store/journal.h"
 
 namespace flow::runtime {
@@ -78,15 +79,22 @@ class TransactionBounds {
 // Connects to a materialization's target.
 Result<std::unique_ptr<materialize::Driver>> ConnectTarget(const Materialization& m);
 
-class MaterializeTask {
+class MaterializeTask final : public Task {
  public:
+  // The most documents one transaction reads by default (TransactionBounds ends it first).
+  static constexpr uint64_t kMaxDocs = 4u << 20;
+
   // `stamper` stamps dead letters; it may be null when no binding has `dead_letters`.
+  // `clock.steady` times transactions (TransactionBounds).
   MaterializeTask(std::shared_ptr<const Materialization> m, store::Store* store,
-                  std::unique_ptr<materialize::Driver> driver, Stamper* stamper = nullptr);
-  ~MaterializeTask();
+                  std::unique_ptr<materialize::Driver> driver, Stamper* stamper = nullptr, Clock clock = {});
+  ~MaterializeTask() override;
+
+  TaskKind kind() const override { return TaskKind::kMaterialization; }
+  const std::string& name() const override;
 
   // Creates or checks the tables, takes the fence and reads the checkpoint.
-  Result<bool> Open();
+  Result<bool> Open() override;
 
   // One transaction of up to `max_docs` documents; returns how many were read (0: caught
   // up). Needs only committed journal content, so `store` may be another process's.
@@ -94,11 +102,17 @@ class MaterializeTask {
   // reads, and that Step waits for it to commit before loading; so an error storing one
   // transaction is returned by the next Step, and a Step returning 0 has committed
   // everything it read. stats() count committed transactions only.
-  Result<uint64_t> Step(uint64_t max_docs = 4u << 20);
+  Result<uint64_t> Step(uint64_t max_docs);
+  Result<uint64_t> Step() override { return Step(kMaxDocs); }
+  // Steps until everything read is committed.
+  Result<bool> Checkpoint() override;
+  // Waits for the transaction in flight, if any.
+  void Close() override;
 
   const MaterializeStats& stats() const { return stats_; }
+  TaskCounters counters() const override;
   // Over the source journals opened so far, against their committed heads.
-  ReadProgress progress() const;
+  ReadProgress progress() const override;
   const Materialization& materialization() const { return *m_; }
 
  private:
@@ -108,6 +122,7 @@ class MaterializeTask {
   std::shared_ptr<const Materialization> m_;
   std::unique_ptr<Impl> impl_;
   MaterializeStats stats_;
+  Clock clock_;
 };
 
 }  // namespace flow::runtime

@@ -14,6 +14,7 @@
 #include "runtime/cursor.h"
 #include "runtime/ingest.h"
 #include "runtime/source_reader.h"
+#include "runtime/supervisor.h"
 
 namespace flow::runtime {
 namespace {
@@ -37,41 +38,49 @@ int64_t RealNanos() {
       .count();
 }
 
-// A test's world: its data directory, store, tasks and simulated clock.
+// A test's world: its data directory, store, derivations and simulated clock.
 struct World {
   const Plan* plan;
   std::string dir;
   std::unique_ptr<store::Store> store;
   Stamper stamper;
   int64_t skew = 0;  // simulated time = real time + skew
-  std::vector<std::unique_ptr<DeriveTask>> tasks;
+  std::unique_ptr<Supervisor> tasks;
 
   int64_t Now() const { return RealNanos() + skew; }
+  // Ingested documents carry the simulated time.
   void SyncClock() { stamper.clock().AdvanceTo(doc::ClockFromUnixNanos(Now())); }
 
   ~World() {
-    tasks.clear();
+    tasks.reset();
     store.reset();
     std::error_code ec;
     if (!dir.empty()) std::filesystem::remove_all(dir, ec);
   }
 
-  // Runs every derivation until none has anything ready at the current simulated time:
-  // what one derivation publishes is read by those downstream of it in the same call. The
-  // clock is not advanced (documents waiting for a read delay stay where they are).
+  // Opens the plan's derivations (only those: tests have no captures or targets).
+  Result<bool> Start() {
+    Supervisor::Options o;
+    // Each derivation until it has nothing ready, then the next: what one publishes is
+    // read by those downstream of it in the same round.
+    o.drain_each = true;
+    o.clock = Clock([this] { return Now(); });
+    o.log = [](const std::string&) {};  // a failure is the test's: see first_failure
+    tasks = std::make_unique<Supervisor>(store.get(), &stamper, std::move(o));
+    auto derivations = std::make_shared<Plan>();
+    derivations->collections = plan->collections;
+    derivations->derivations = plan->derivations;
+    return tasks->Apply(derivations, {});
+  }
+
+  // Runs every derivation until none has anything ready at the current simulated time.
+  // The clock is not advanced (documents waiting for a read delay stay where they are).
   Result<bool> RunReady() {
     for (;;) {
-      bool progress = false;
-      for (auto& t : tasks) {
-        for (;;) {
-          SyncClock();
-          auto n = t->Step();
-          if (!n) return n.error();
-          if (n.value() == 0) break;
-          progress = true;
-        }
-      }
-      if (!progress) return true;
+      auto round = tasks->Step();
+      if (!round) return round.error();
+      if (tasks->first_failure()) return *tasks->first_failure();
+      if (!round->progress) return true;
     }
   }
 
@@ -81,10 +90,7 @@ struct World {
     for (;;) {
       auto ready = RunReady();
       if (!ready) return ready;
-      int64_t next = 0;
-      for (auto& t : tasks) {
-        if (t->next_ready() && (!next || t->next_ready() < next)) next = t->next_ready();
-      }
+      int64_t next = tasks->NextReady();
       if (!next) return true;
       int64_t now = Now();
       if (next > now) skew += next - now;
@@ -151,11 +157,7 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
   auto store = store::Store::Open(w.dir);
   if (!store) return store.error();
   w.store = std::move(store.value());
-  for (const auto& d : plan_->derivations) {
-    w.tasks.push_back(std::make_unique<DeriveTask>(d, w.store.get(), &w.stamper, [&w] { return w.Now(); }));
-    auto o = w.tasks.back()->Open();
-    if (!o) return o.error();
-  }
+  if (auto started = w.Start(); !started) return started.error();
   auto failed = [&](size_t step, const catalog::TestStepSpec& s, const std::string& message) {
     out.passed = false;
     out.failures.push_back(fmt::format("step {} ({} {}): {}", step + 1,

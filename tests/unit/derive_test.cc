@@ -121,7 +121,7 @@ TEST_CASE("derive: transforms sharing a shuffle key share the register (an inner
   runtime::Stamper stamper;
   Join j = MakeJoin();
   Ingest(store.get(), &stamper, j.left, {R"({"k":1,"v":"a"})", R"({"k":2,"v":"b"})"});
-  runtime::DeriveTask task(j.derivation, store.get(), &stamper, Now);
+  runtime::DeriveTask task(j.derivation, store.get(), &stamper, runtime::Clock(Now));
   Must(task.Open());
   CHECK(Must(task.Step()) == 2);
   CHECK(Lines(store.get(), "t/joined/pivot=00").empty());  // no right side yet
@@ -138,13 +138,13 @@ TEST_CASE("derive: a restarted task resumes from its checkpoint with its registe
   {
     auto store = Must(store::Store::Open(t.path));
     Ingest(store.get(), &stamper, j.left, {R"({"k":1,"v":"a"})"});
-    runtime::DeriveTask task(j.derivation, store.get(), &stamper, Now);
+    runtime::DeriveTask task(j.derivation, store.get(), &stamper, runtime::Clock(Now));
     Must(task.Open());
     CHECK(Must(task.Step()) == 1);
   }
   auto store = Must(store::Store::Open(t.path));
   Ingest(store.get(), &stamper, j.right, {R"({"k":1,"v":"A"})"});
-  runtime::DeriveTask task(j.derivation, store.get(), &stamper, Now);
+  runtime::DeriveTask task(j.derivation, store.get(), &stamper, runtime::Clock(Now));
   Must(task.Open());
   CHECK(Must(task.Step()) == 1);  // only the new document: the left one was checkpointed
   CHECK(Lines(store.get(), "t/joined/pivot=00") == std::vector<std::string>{R"({"k":1,"left":"a","right":"A"})"});
@@ -161,7 +161,7 @@ TEST_CASE("derive: a failing publish halts the transaction and commits nothing o
   Ingest(store.get(), &stamper, j.left, {R"({"k":1,"v":"a"})"});
   Ingest(store.get(), &stamper, j.right, {R"({"k":1,"v":"A"})"});
   auto before = store->committed();
-  runtime::DeriveTask task(d, store.get(), &stamper, Now);
+  runtime::DeriveTask task(d, store.get(), &stamper, runtime::Clock(Now));
   Must(task.Open());
   auto r = task.Step();
   REQUIRE_FALSE(r.ok());
@@ -174,7 +174,7 @@ TEST_CASE("derive: a failing publish halts the transaction and commits nothing o
   CHECK(store->committed().heads == before.heads);
   CHECK(store->committed().checkpoints == before.checkpoints);
   // A new task fails the same way: the documents were not skipped.
-  runtime::DeriveTask again(d, store.get(), &stamper, Now);
+  runtime::DeriveTask again(d, store.get(), &stamper, runtime::Clock(Now));
   Must(again.Open());
   CHECK_FALSE(again.Step().ok());
 }
@@ -244,7 +244,7 @@ TEST_CASE(
   Ingest(store.get(), &stamper, s.in,
          {R"({"id":1,"k":1,"n":5})", std::string(R"({"id":2,"k":1,"n":)") + kBig + "}",
           R"({"id":3,"k":2,"n":7})", std::string(R"({"id":4,"k":1,"n":)") + kBig + "}"});
-  runtime::DeriveTask task(s.derivation, store.get(), &stamper, Now);
+  runtime::DeriveTask task(s.derivation, store.get(), &stamper, runtime::Clock(Now));
   Must(task.Open());
   auto r = task.Step();
   REQUIRE(!r);
@@ -274,7 +274,7 @@ TEST_CASE(
     for (int i = 0; i < 3; ++i) Must(c.Next(1u << 30, &line));
     fourth = c.offset();
   }
-  runtime::DeriveTask task(s.derivation, store.get(), &stamper, Now);
+  runtime::DeriveTask task(s.derivation, store.get(), &stamper, runtime::Clock(Now));
   Must(task.Open());
   CHECK(StepAll(task) == 6);
   CHECK(task.stats().dead_letters == 2);
@@ -299,7 +299,7 @@ TEST_CASE(
   CHECK(dead[0].find(std::string(R"("document":{"id":7,"k":1,"n":)") + kBig) != std::string::npos);
   CHECK(dead[1].find(std::string(R"("document":{"id":9,"k":1,"n":)") + kBig) != std::string::npos);
   // A restarted task neither reads them again nor writes their dead letters again.
-  runtime::DeriveTask again(s.derivation, store.get(), &stamper, Now);
+  runtime::DeriveTask again(s.derivation, store.get(), &stamper, runtime::Clock(Now));
   Must(again.Open());
   CHECK(Must(again.Step()) == 0);
   CHECK(Lines(store.get(), "t/dead/pivot=00").size() == 2);
@@ -314,7 +314,7 @@ TEST_CASE(
   Summer s = MakeSummer(true, R"({"type":"object","properties":{"n":{"maximum":100}}})");
   Ingest(store.get(), &stamper, s.in,
          {R"({"id":11,"k":1,"n":5})", R"({"id":12,"k":1,"n":500})", R"({"id":13,"k":1,"n":6})"});
-  runtime::DeriveTask task(s.derivation, store.get(), &stamper, Now);
+  runtime::DeriveTask task(s.derivation, store.get(), &stamper, runtime::Clock(Now));
   Must(task.Open());
   CHECK(Must(task.Step()) == 3);
   CHECK(task.stats().transactions == 1);
@@ -340,7 +340,7 @@ TEST_CASE(
   Ingest(store.get(), &stamper, s.in,
          {R"({"id":1,"k":1,"n":1})", R"({"id":2,"k":2,"n":-1})", R"({"id":3,"k":3,"n":2})",
           R"({"id":4,"k":4,"n":-2})", R"({"id":5,"k":5,"n":3})"});
-  runtime::DeriveTask task(s.derivation, store.get(), &stamper, Now);
+  runtime::DeriveTask task(s.derivation, store.get(), &stamper, runtime::Clock(Now));
   Must(task.Open());
   CHECK(StepAll(task) == 5);
   CHECK(task.stats().transactions == 1);
@@ -368,7 +368,7 @@ TEST_CASE(
   s.out = s.derivation->collection;
   Ingest(store.get(), &stamper, s.in,
          {R"({"id":1,"k":1,"n":50})", R"({"id":2,"k":1,"n":60})", R"({"id":3,"k":1,"n":40})"});
-  runtime::DeriveTask task(s.derivation, store.get(), &stamper, Now);
+  runtime::DeriveTask task(s.derivation, store.get(), &stamper, runtime::Clock(Now));
   Must(task.Open());
   CHECK(StepAll(task) == 3);
   CHECK(task.stats().dead_letters == 1);
@@ -387,7 +387,7 @@ TEST_CASE("derive: a dead letter its collection refuses halts the derivation, na
   auto& tr = s.derivation->transforms[0];
   tr.dead_letters = Collection("t/strict", R"({"type":"object","required":["nope"]})", "/offset");
   Ingest(store.get(), &stamper, s.in, {R"({"id":15,"k":1,"n":5})", R"({"id":16,"k":1,"n":500})"});
-  runtime::DeriveTask task(s.derivation, store.get(), &stamper, Now);
+  runtime::DeriveTask task(s.derivation, store.get(), &stamper, runtime::Clock(Now));
   Must(task.Open());
   auto r = task.Step();
   REQUIRE(!r);
@@ -408,7 +408,7 @@ TEST_CASE("derive: read delays gate documents by UUID time plus delay") {
   Ingest(store.get(), &stamper, j.left, {R"({"k":1,"v":"a"})"});
   Ingest(store.get(), &stamper, j.right, {R"({"k":1,"v":"A"})"});
   int64_t now = Now();
-  runtime::DeriveTask task(d, store.get(), &stamper, [&] { return now; });
+  runtime::DeriveTask task(d, store.get(), &stamper, runtime::Clock([&] { return now; }));
   Must(task.Open());
   CHECK(Must(task.Step()) == 1);  // the right side only
   CHECK(Must(task.Step()) == 0);

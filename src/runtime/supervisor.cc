@@ -1,0 +1,366 @@
+#include "runtime/supervisor.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+#include "base/log.h"
+#include "base/strings.h"
+#include "lambda/lambda.h"
+#include "runtime/capture.h"
+#include "runtime/derive.h"
+#include "runtime/materialize.h"
+
+namespace flow::runtime {
+namespace {
+
+constexpr int kMaxFailuresUntilIdle = 4;
+
+}  // namespace
+
+struct Supervisor::Entry {
+  TaskKind kind = TaskKind::kDerivation;
+  std::string name;
+  std::string fingerprint;  // empty for one-off materializations
+  bool one_off = false;
+  // Creates the task (connecting to a target), not yet opened.
+  std::function<Result<std::unique_ptr<Task>>()> make;
+  std::unique_ptr<Task> task;
+  TaskState state = TaskState::kStarting;
+  int failures = 0;        // since the last commit (see StepMaterialization)
+  uint64_t committed = 0;  // transactions `task` has committed
+  std::chrono::steady_clock::time_point retry_at{};
+  TaskCounters done;      // of the tasks dropped before
+  ReadProgress progress;  // of the last task dropped
+  std::string error;
+
+  bool stepping() const { return state != TaskState::kHalted && state != TaskState::kStopped; }
+};
+
+Supervisor::Supervisor(store::Store* store, Stamper* stamper, Options options)
+    : store_(store), stamper_(stamper), options_(std::move(options)) {}
+
+Supervisor::~Supervisor() {
+  for (auto& e : entries_) {
+    if (e->task) e->task->Close();
+  }
+}
+
+void Supervisor::Log(const std::string& line) {
+  if (options_.log) {
+    options_.log(line);
+    return;
+  }
+  for (auto [prefix, level] : {std::pair{std::string_view("error: "), LogLevel::kError},
+                               std::pair{std::string_view("warning: "), LogLevel::kWarn}}) {
+    if (std::string_view(line).substr(0, prefix.size()) == prefix) {
+      flow::Log(level, std::string_view(line).substr(prefix.size()));
+      return;
+    }
+  }
+  flow::Log(LogLevel::kInfo, line);
+}
+
+Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
+                               const std::map<std::string, std::string>& fingerprints) {
+  auto fingerprint = [&](const std::string& key) {
+    auto it = fingerprints.find(key);
+    return it == fingerprints.end() ? std::string() : it->second;
+  };
+  std::vector<std::string> names;
+  for (const auto& m : plan->materializations) names.push_back(m->name);
+  for (const auto& want : options_.materializations) {
+    if (std::find(names.begin(), names.end(), want) == names.end()) {
+      std::string hint = DidYouMean(want, names);
+      return Error::User(fmt::format("no materialization `{}` in the catalog{}", want,
+                                     hint.empty() ? "" : "; " + hint));
+    }
+  }
+  // A running entry of the catalog keeps running when its fingerprint is unchanged and it
+  // has not halted. Nothing running is touched until every new derivation has opened, so
+  // that one that cannot open leaves the previous plan running.
+  std::map<std::pair<TaskKind, std::string>, Entry*> running;
+  for (auto& e : entries_) {
+    if (!e->one_off) running[{e->kind, e->name}] = e.get();
+  }
+  auto keep = [&](TaskKind kind, const std::string& name, const std::string& fp) -> Entry* {
+    auto it = running.find({kind, name});
+    if (it == running.end() || fp.empty() || it->second->fingerprint != fp ||
+        it->second->state == TaskState::kHalted) {
+      return nullptr;
+    }
+    return it->second;
+  };
+  std::vector<std::unique_ptr<Entry>> fresh;  // new entries
+  std::vector<Entry*> derivations, materializations;
+  for (const auto& spec : plan->derivations) {
+    const std::string& name = spec->collection->name;
+    std::string fp = fingerprint("derivation:" + name);
+    if (Entry* kept = keep(TaskKind::kDerivation, name, fp)) {
+      derivations.push_back(kept);
+      continue;
+    }
+    auto e = std::make_unique<Entry>();
+    e->kind = TaskKind::kDerivation;
+    e->name = name;
+    e->fingerprint = fp;
+    e->task = std::make_unique<DeriveTask>(spec, store_, stamper_, options_.clock);
+    if (auto opened = e->task->Open(); !opened) {
+      return Error{opened.error().code,
+                   fmt::format("derivation `{}`: {}", name, opened.error().message)};
+    }
+    e->state = TaskState::kRunning;
+    flow::Log(LogLevel::kInfo, "task started", {{"task", name}, {"kind", "derivation"}});
+    derivations.push_back(e.get());
+    fresh.push_back(std::move(e));
+  }
+  // Materializations: unchanged ones keep their connection and position; the others are
+  // (re)opened on their next step, from the checkpoint in the target.
+  for (const auto& m : plan->materializations) {
+    if (!options_.materializations.empty() &&
+        std::find(options_.materializations.begin(), options_.materializations.end(), m->name) ==
+            options_.materializations.end()) {
+      continue;
+    }
+    std::string fp = fingerprint("materialization:" + m->name);
+    if (Entry* kept = keep(TaskKind::kMaterialization, m->name, fp)) {
+      materializations.push_back(kept);
+      continue;
+    }
+    auto e = NewMaterialization(m);
+    e->fingerprint = fp;
+    flow::Log(LogLevel::kInfo, "task started", {{"task", m->name}, {"kind", "materialization"}});
+    materializations.push_back(e.get());
+    fresh.push_back(std::move(e));
+  }
+
+  // The plan applies: assemble the new set in stepping order.
+  std::map<Entry*, std::unique_ptr<Entry>> owned;
+  std::vector<std::unique_ptr<Entry>> next;
+  std::vector<std::unique_ptr<Entry>> one_offs;
+  for (auto& e : entries_) {
+    if (e->one_off) {
+      one_offs.push_back(std::move(e));
+    } else {
+      Entry* p = e.get();
+      owned[p] = std::move(e);
+    }
+  }
+  for (auto& e : fresh) {
+    Entry* p = e.get();
+    owned[p] = std::move(e);
+  }
+  // Captures: reopened from the plan (their position is in the ledger).
+  for (const auto& c : plan->captures) {
+    auto task = std::make_unique<FileDropTask>(c, store_, stamper_);
+    if (auto opened = task->Open(); !opened) {
+      Log(fmt::format("error: capture `{}`: {}; it is stopped until the catalog changes", c->name,
+                      opened.error().message));
+      continue;
+    }
+    auto e = std::make_unique<Entry>();
+    e->kind = TaskKind::kCapture;
+    e->name = c->name;
+    e->task = std::move(task);
+    e->state = TaskState::kRunning;
+    next.push_back(std::move(e));
+  }
+  for (Entry* p : derivations) next.push_back(std::move(owned[p]));
+  for (auto& o : one_offs) next.push_back(std::move(o));
+  for (Entry* p : materializations) next.push_back(std::move(owned[p]));
+  // What is left stops.
+  for (auto& [p, e] : owned) {
+    if (e && e->task) e->task->Close();
+  }
+  entries_ = std::move(next);
+  plan_ = std::move(plan);
+  return true;
+}
+
+std::unique_ptr<Supervisor::Entry> Supervisor::NewMaterialization(
+    std::shared_ptr<const Materialization> m) {
+  auto e = std::make_unique<Entry>();
+  e->kind = TaskKind::kMaterialization;
+  e->name = m->name;
+  e->make = [this, m]() -> Result<std::unique_ptr<Task>> {
+    auto driver = ConnectTarget(*m);
+    if (!driver) return driver.error();
+    return std::unique_ptr<Task>(std::make_unique<MaterializeTask>(
+        m, store_, std::move(driver.value()), stamper_, options_.clock));
+  };
+  return e;
+}
+
+void Supervisor::AddMaterialization(std::shared_ptr<const Materialization> m) {
+  auto e = NewMaterialization(std::move(m));
+  e->one_off = true;
+  entries_.push_back(std::move(e));
+}
+
+void Supervisor::Drop(Entry& e) {
+  if (!e.task) return;
+  e.done += e.task->counters();
+  e.progress = e.task->progress();
+  e.task->Close();
+  e.task.reset();
+}
+
+void Supervisor::Halt(Entry& e, const Error& error, const std::string& line) {
+  e.state = TaskState::kHalted;
+  e.error = error.message;
+  Log(line);
+  exit_code_ = std::max(exit_code_, error.ExitCode());
+  if (!first_failure_) first_failure_ = error;
+}
+
+Result<uint64_t> Supervisor::StepCapture(Entry& e) {
+  auto n = e.task->Step();
+  while (auto refused = e.task->TakeRefusal()) {
+    Log(fmt::format("error: {}", refused->message));
+    exit_code_ = std::max(exit_code_, static_cast<int>(kExitUserError));
+  }
+  if (!n) {
+    Log(fmt::format("error: capture `{}`: {}", e.name, n.error().message));
+    e.error = n.error().message;
+    if (store_->failed()) return n.error();
+    return uint64_t{0};  // retried on the next round
+  }
+  e.error.clear();
+  return n;
+}
+
+Result<uint64_t> Supervisor::StepDerivation(Entry& e) {
+  auto n = e.task->Step();
+  if (!n && lambda::StopRequested()) {
+    // Interrupted because the command is stopping: not the derivation's failure. The task
+    // rolled back and is not stepped again; it resumes from its checkpoint next time.
+    e.state = TaskState::kStopped;
+    return uint64_t{0};
+  }
+  if (!n) {
+    // A failed derivation halts; the others keep running (SPEC 4).
+    Drop(e);
+    Halt(e, n.error(), fmt::format("error: {}", n.error().message));
+    if (store_->failed()) return n.error();  // the store refuses further work
+    return uint64_t{0};
+  }
+  return n;
+}
+
+uint64_t Supervisor::StepMaterialization(Entry& e, Round* round) {
+  if (!e.task && options_.clock.steady() < e.retry_at) {
+    round->waiting = true;
+    return 0;
+  }
+  Result<uint64_t> n = uint64_t{0};
+  if (!e.task) {
+    auto made = e.make();
+    Result<bool> opened = made ? made.value()->Open() : Result<bool>(made.error());
+    if (opened) {
+      e.task = std::move(made.value());
+      e.committed = 0;
+    } else {
+      n = opened.error();
+    }
+  }
+  if (n && e.task) n = e.task->Step();
+  if (n) {
+    // Step is pipelined: its success may only mean that a transaction started, whose store
+    // fails in the next Step. Only a commit, or a Step with nothing to store (everything
+    // before it committed), ends a run of failures; else a target that fails every
+    // transaction (a full disk) was retried every 0.5 s, and `run --until-idle` never ended.
+    uint64_t committed = e.task ? e.task->counters().transactions : 0;
+    if (n.value() == 0 || committed > e.committed) e.failures = 0;
+    e.committed = committed;
+    e.error.clear();
+    e.state = TaskState::kRunning;
+    return n.value();
+  }
+  Drop(e);
+  e.error = n.error().message;
+  // Fenced off: another instance owns the target now; retrying would take it back.
+  bool fenced = n.error().code == Error::Code::kFenced;
+  if (fenced || n.error().code != Error::Code::kEnvironment || !options_.retry_targets ||
+      (options_.until_idle && ++e.failures >= kMaxFailuresUntilIdle)) {
+    std::string prefix = fmt::format("materialization `{}`", e.name);
+    bool named =
+        n.error().message.compare(0, prefix.size(), prefix) == 0;  // the message names it already
+    Halt(e, n.error(), fmt::format("error: {}{}", named ? "" : prefix + ": ", n.error().message));
+    return 0;
+  }
+  if (!options_.until_idle) ++e.failures;
+  auto backoff = std::chrono::milliseconds(std::min(30000, 250 << std::min(e.failures, 7)));
+  e.retry_at = options_.clock.steady() + backoff;
+  e.state = TaskState::kRetrying;
+  round->waiting = true;
+  Log(fmt::format("warning: materialization `{}`: {}; retrying in {:.1f} s", e.name,
+                  n.error().message, backoff.count() / 1000.0));
+  return 0;
+}
+
+Result<uint64_t> Supervisor::StepOnce(Entry& e, Round* round) {
+  // Documents the task stamps carry the supervisor's clock (simulated in tests).
+  if (stamper_) stamper_->clock().AdvanceTo(doc::ClockFromUnixNanos(options_.clock.wall()));
+  Result<uint64_t> n = uint64_t{0};
+  switch (e.kind) {
+    case TaskKind::kCapture:
+      n = StepCapture(e);
+      if (n && !e.error.empty()) round->waiting = true;
+      break;
+    case TaskKind::kDerivation:
+      n = StepDerivation(e);
+      break;
+    case TaskKind::kMaterialization:
+      n = StepMaterialization(e, round);
+      break;
+  }
+  if (n && n.value() > 0) round->progress = true;
+  return n;
+}
+
+Result<Supervisor::Round> Supervisor::Step() {
+  Round round;
+  for (auto& e : entries_) {
+    if (!e->stepping()) continue;
+    for (;;) {
+      auto n = StepOnce(*e, &round);
+      if (!n) return n.error();
+      if (!options_.drain_each || n.value() == 0 || !e->stepping()) break;
+    }
+  }
+  return round;
+}
+
+std::vector<TaskStatus> Supervisor::Status() const {
+  std::vector<TaskStatus> out;
+  for (const auto& e : entries_) {
+    TaskStatus s;
+    s.kind = e->kind;
+    s.name = e->name;
+    s.counters = e->done;
+    s.progress = e->progress;
+    if (e->task) {
+      s.counters += e->task->counters();
+      s.progress = e->task->progress();
+    }
+    s.error = e->error;
+    s.state = e->state;
+    if (e->state == TaskState::kRunning && e->kind != TaskKind::kCapture)
+      s.state = MovingState(s.progress);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+int64_t Supervisor::NextReady() const {
+  int64_t next = 0;
+  for (const auto& e : entries_) {
+    if (!e->task || !e->stepping()) continue;
+    int64_t n = e->task->next_ready();
+    if (n && (!next || n < next)) next = n;
+  }
+  return next;
+}
+
+}  // namespace flow::runtime

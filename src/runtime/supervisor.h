@@ -1,0 +1,118 @@
+// The supervisor: the set of running tasks of a catalog — file-drop captures,
+// derivations and materializations (runtime/task.h) — over one store, stepped in rounds.
+// `flowctl run`, `develop`, `materialize` and the test driver all run their tasks through
+// it.
+//
+// Failures, by kind (SPEC 4):
+// - a derivation that fails halts; the others go on. One interrupted because the command
+//   is stopping (lambda::StopRequested) is stopped, not halted: it resumes from its
+//   checkpoint next time;
+// - a materialization whose target fails with an environment error (unreachable, wrong
+//   password, disk full) is reconnected with backoff and reopened from the checkpoint in
+//   its target, so nothing is skipped or repeated; one fenced off by another instance, or
+//   failing with any other error, halts;
+// - a capture's refused file is reported (it went to .failed) and the capture goes on;
+//   one that cannot step is retried on the next round.
+// An error of the store itself ends the round: the store refuses further work.
+//
+// Apply swaps in a newly built catalog (develop's live reload): a task whose fingerprint
+// is unchanged keeps running with its state and position; a changed one restarts from its
+// checkpoint; a new one starts from its checkpoint or back-fills; a removed one stops.
+//
+// Single-threaded, like the store: each round steps the tasks one after the other. Tasks
+// share nothing but the store and the stamper, so a later change can give each a thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "runtime/ingest.h"
+#include "runtime/plan.h"
+#include "runtime/task.h"
+
+namespace flow::runtime {
+
+// What the supervisor shows of one task.
+struct TaskStatus {
+  TaskKind kind = TaskKind::kDerivation;
+  std::string name;
+  TaskState state = TaskState::kStarting;
+  TaskCounters counters;  // over every attempt
+  ReadProgress progress;
+  std::string error;  // the last error (halted, retrying)
+};
+
+class Supervisor {
+ public:
+  struct Options {
+    bool until_idle = false;                    // retry a target at most 4 times, then halt
+    bool retry_targets = true;                  // false: a target's first error halts it
+    std::vector<std::string> materializations;  // run only these (empty: all)
+    // Step each task until it has nothing ready before stepping the next (the test
+    // driver's order: what a derivation publishes is read downstream in the same round),
+    // rather than one transaction each.
+    bool drain_each = false;
+    Clock clock;
+    // Receives warnings and errors, one line each, starting "warning: " or "error: "
+    // (default: base's log).
+    std::function<void(const std::string&)> log;
+  };
+  Supervisor(store::Store* store, Stamper* stamper, Options options);
+  ~Supervisor();
+
+  // Runs `plan`'s tasks, keeping those whose fingerprint (TaskFingerprints) is unchanged
+  // since the last Apply. A user error for a --materialization that the catalog lacks; an
+  // error opening a derivation is returned (nothing of the new plan is applied then).
+  Result<bool> Apply(std::shared_ptr<const Plan> plan,
+                     const std::map<std::string, std::string>& fingerprints);
+
+  // Adds a materialization that is not in the catalog (`flowctl materialize`, or one sent
+  // to a running develop); it is kept across Apply.
+  void AddMaterialization(std::shared_ptr<const Materialization> m);
+
+  struct Round {
+    bool progress = false;  // some task processed documents
+    bool waiting = false;   // some task waits to be retried
+  };
+  // Steps every task once (or, with drain_each, until it has nothing ready). An error
+  // means the store itself failed: stop.
+  Result<Round> Step();
+
+  std::vector<TaskStatus> Status() const;
+  // The earliest Unix nanoseconds at which a document waiting for a read delay becomes
+  // ready, over all tasks; 0 when none waits.
+  int64_t NextReady() const;
+  // The first error a task halted with since the supervisor started, if any.
+  const std::optional<Error>& first_failure() const { return first_failure_; }
+  // The exit code the tasks call for: 0, or the worst of halted tasks' errors.
+  int exit_code() const { return exit_code_; }
+
+ private:
+  struct Entry;
+  void Log(const std::string& line);
+  std::unique_ptr<Entry> NewMaterialization(std::shared_ptr<const Materialization> m);
+  // One step of `e`: documents (captures: files) processed; an error only when the store
+  // failed.
+  Result<uint64_t> StepOnce(Entry& e, Round* round);
+  Result<uint64_t> StepCapture(Entry& e);
+  Result<uint64_t> StepDerivation(Entry& e);
+  uint64_t StepMaterialization(Entry& e, Round* round);
+  void Halt(Entry& e, const Error& error, const std::string& line);
+  void Drop(Entry& e);
+
+  store::Store* store_;
+  Stamper* stamper_;
+  Options options_;
+  std::shared_ptr<const Plan> plan_;
+  std::vector<std::unique_ptr<Entry>> entries_;  // captures, derivations, materializations
+  std::optional<Error> first_failure_;
+  int exit_code_ = 0;
+};
+
+}  // namespace flow::runtime
