@@ -1,0 +1,225 @@
+// The supervisor (runtime/supervisor.h) over a real store: failures by task kind, retries
+// with backoff on the supervisor's clock, and live reload by fingerprint.
+#include "runtime/supervisor.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "doc/parse.h"
+#include "lambda/sqlite.h"
+#include "runtime/derive.h"
+#include "runtime/ingest.h"
+#include "runtime/materialize.h"
+#include "scratch.h"
+
+namespace flow {
+namespace {
+using runtime::TaskKind;
+using runtime::TaskState;
+using testing::Must;
+using testing::TempDir;
+
+const char* kSchema =
+    R"({"type":"object","required":["k"],"properties":{"k":{"type":"integer"},"v":{"type":"string"}}})";
+
+std::shared_ptr<const runtime::Collection> Collection(const std::string& name) {
+  catalog::CollectionRecord r;
+  r.name = name;
+  r.bundle = std::string(R"({"$ref":"#/$defs/s0","$defs":{"s0":)") + kSchema + "}}";
+  r.key = {"/k"};
+  r.projections = {{"k", "/k", false, 4, true}, {"v", "/v", false, 16, true}};
+  return Must(runtime::Collection::Compile(r));
+}
+
+// A derivation of `name` publishing `sql` for each document of `source`.
+std::shared_ptr<const runtime::Derivation> Derivation(
+    const std::string& name, const std::shared_ptr<const runtime::Collection>& source,
+    const std::string& sql) {
+  auto d = std::make_shared<runtime::Derivation>();
+  d->collection = Collection(name);
+  runtime::Transform t;
+  t.name = "from" + source->name;
+  t.source = source;
+  std::vector<lambda::SourceField> fields;
+  for (const auto& f : source->fields) fields.push_back({f.field, f.pointer});
+  t.publish = std::shared_ptr<lambda::Lambda>(Must(lambda::SqliteLambda::Compile(sql, fields)));
+  d->transforms.push_back(std::move(t));
+  return d;
+}
+
+void Ingest(store::Store* store, runtime::Stamper* stamper,
+            const std::shared_ptr<const runtime::Collection>& c,
+            const std::vector<std::string>& docs) {
+  runtime::IngestTransaction txn(store, stamper);
+  for (const auto& json : docs) {
+    rapidjson::Document d(&txn.allocator(c));
+    doc::ParseError e;
+    REQUIRE(doc::ParseDocument(json, &d, &e));
+    Must(txn.Add(c, d));
+  }
+  Must(txn.Commit());
+}
+
+const runtime::TaskStatus& StatusOf(const std::vector<runtime::TaskStatus>& all,
+                                    const std::string& name) {
+  for (const auto& s : all) {
+    if (s.name == name) return s;
+  }
+  FAIL("no task " << name);
+  return all.front();
+}
+
+// A steady clock the test moves by hand.
+struct FakeSteady {
+  std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now();
+  runtime::Clock Clock() {
+    runtime::Clock c;
+    c.steady = [this] { return now; };
+    return c;
+  }
+};
+
+TEST_CASE("supervisor: a failing derivation halts alone; the others run on") {
+  TempDir t;
+  auto store = Must(store::Store::Open(t.path));
+  runtime::Stamper stamper;
+  auto source = Collection("t/source");
+  auto plan = std::make_shared<runtime::Plan>();
+  plan->collections[source->name] = source;
+  plan->derivations.push_back(Derivation("t/copy", source, "SELECT $k AS k, $v AS v"));
+  // 'x' is not an integer: the published document fails the collection's schema.
+  plan->derivations.push_back(Derivation("t/broken", source, "SELECT 'x' AS k"));
+  std::vector<std::string> logged;
+  runtime::Supervisor::Options o;
+  o.log = [&](const std::string& line) { logged.push_back(line); };
+  runtime::Supervisor sup(store.get(), &stamper, o);
+  Must(sup.Apply(plan, {}));
+  Ingest(store.get(), &stamper, source, {R"({"k":1,"v":"a"})", R"({"k":2,"v":"b"})"});
+
+  for (int i = 0; i < 3; ++i) Must(sup.Step());
+  auto status = sup.Status();
+  CHECK(StatusOf(status, "t/copy").state == TaskState::kRunning);
+  CHECK(StatusOf(status, "t/copy").counters.out == 2);
+  const auto& broken = StatusOf(status, "t/broken");
+  CHECK(broken.kind == TaskKind::kDerivation);
+  CHECK(broken.state == TaskState::kHalted);
+  CHECK(broken.error.find("t/broken") != std::string::npos);
+  REQUIRE(logged.size() == 1);
+  CHECK(logged[0].rfind("error: ", 0) == 0);
+  REQUIRE(sup.first_failure());
+  CHECK(sup.exit_code() == kExitUserError);
+
+  // More input: the running derivation takes it, the halted one stays halted.
+  Ingest(store.get(), &stamper, source, {R"({"k":3,"v":"c"})"});
+  Must(sup.Step());
+  CHECK(StatusOf(sup.Status(), "t/copy").counters.out == 3);
+  CHECK(StatusOf(sup.Status(), "t/broken").state == TaskState::kHalted);
+  CHECK(logged.size() == 1);
+}
+
+TEST_CASE("supervisor: an unreachable target is retried with backoff on the supervisor's clock") {
+  TempDir t;
+  auto store = Must(store::Store::Open(t.path));
+  runtime::Stamper stamper;
+  auto m = std::make_shared<runtime::Materialization>();
+  m->name = "t/m";
+  m->target = "db";
+  m->kind = "sqlite";
+  // Its directory is a regular file: it cannot be opened, an environment error.
+  {
+    std::FILE* f = std::fopen((t.path + "/file").c_str(), "w");
+    REQUIRE(f);
+    std::fclose(f);
+  }
+  m->address = t.path + "/file/db.sqlite";
+  FakeSteady steady;
+  std::vector<std::string> logged;
+  runtime::Supervisor::Options o;
+  o.clock = steady.Clock();
+  o.log = [&](const std::string& line) { logged.push_back(line); };
+
+  SUBCASE("retried while it fails, at growing intervals") {
+    runtime::Supervisor sup(store.get(), &stamper, o);
+    sup.AddMaterialization(m);
+    auto round = Must(sup.Step());
+    CHECK(round.waiting);
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].rfind("warning: materialization `t/m`: ", 0) == 0);
+    CHECK(logged[0].find("retrying in 0.5 s") != std::string::npos);
+    CHECK(sup.Status()[0].state == TaskState::kRetrying);
+    // Not before its time.
+    steady.now += std::chrono::milliseconds(400);
+    Must(sup.Step());
+    CHECK(logged.size() == 1);
+    steady.now += std::chrono::milliseconds(200);
+    Must(sup.Step());
+    REQUIRE(logged.size() == 2);
+    CHECK(logged[1].find("retrying in 1.0 s") != std::string::npos);
+    CHECK(sup.exit_code() == 0);
+  }
+  SUBCASE("until idle: halted after 4 attempts") {
+    o.until_idle = true;
+    runtime::Supervisor sup(store.get(), &stamper, o);
+    sup.AddMaterialization(m);
+    for (int i = 0; i < 10; ++i) {
+      Must(sup.Step());
+      steady.now += std::chrono::seconds(60);
+    }
+    CHECK(logged.size() == 4);
+    CHECK(logged.back().rfind("error: ", 0) == 0);
+    CHECK(sup.Status()[0].state == TaskState::kHalted);
+    CHECK(sup.exit_code() == kExitEnvironment);
+  }
+  SUBCASE("without retries: halted at once") {
+    o.retry_targets = false;
+    runtime::Supervisor sup(store.get(), &stamper, o);
+    sup.AddMaterialization(m);
+    Must(sup.Step());
+    CHECK(logged.size() == 1);
+    CHECK(sup.Status()[0].state == TaskState::kHalted);
+    REQUIRE(sup.first_failure());
+    CHECK(sup.first_failure()->code == Error::Code::kEnvironment);
+  }
+}
+
+TEST_CASE(
+    "supervisor: Apply keeps a task whose fingerprint is unchanged and restarts a changed one") {
+  TempDir t;
+  auto store = Must(store::Store::Open(t.path));
+  runtime::Stamper stamper;
+  auto source = Collection("t/source");
+  auto plan = std::make_shared<runtime::Plan>();
+  plan->collections[source->name] = source;
+  plan->derivations.push_back(Derivation("t/a", source, "SELECT $k AS k"));
+  plan->derivations.push_back(Derivation("t/b", source, "SELECT $k AS k"));
+  runtime::Supervisor::Options o;
+  o.log = [](const std::string&) {};
+  runtime::Supervisor sup(store.get(), &stamper, o);
+  Must(sup.Apply(plan, {{"derivation:t/a", "1"}, {"derivation:t/b", "1"}}));
+  Ingest(store.get(), &stamper, source, {R"({"k":1})", R"({"k":2})"});
+  Must(sup.Step());
+  CHECK(StatusOf(sup.Status(), "t/a").counters.in == 2);
+  CHECK(StatusOf(sup.Status(), "t/b").counters.in == 2);
+
+  // t/b changed: it restarts from its checkpoint (nothing left to read, counters anew);
+  // t/a keeps its task.
+  Must(sup.Apply(plan, {{"derivation:t/a", "1"}, {"derivation:t/b", "2"}}));
+  CHECK(StatusOf(sup.Status(), "t/a").counters.in == 2);
+  CHECK(StatusOf(sup.Status(), "t/b").counters.in == 0);
+  Must(sup.Step());
+  CHECK(StatusOf(sup.Status(), "t/b").counters.in == 0);  // its checkpoint held: no re-read
+
+  // A plan without t/a stops it.
+  auto smaller = std::make_shared<runtime::Plan>(*plan);
+  smaller->derivations.erase(smaller->derivations.begin());
+  Must(sup.Apply(smaller, {{"derivation:t/b", "2"}}));
+  REQUIRE(sup.Status().size() == 1);
+  CHECK(sup.Status()[0].name == "t/b");
+}
+
+}  // namespace
+}  // namespace flow
