@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -37,7 +38,7 @@ struct DeriveTask::Impl {
   // Source documents of all transforms; checkpoint keys are the transform's name in lower
   // case, a tab, and the journal.
   std::unique_ptr<SourceReader> reader;
-  bool bootstrapped = false;                // the bootstrap lambdas ran
+  bool bootstrapped = false;  // the bootstrap lambdas ran
 
   // Registers by packed shuffle key, in an arena. Reductions replace values and leave the
   // old ones behind, so the arena is compacted (live registers copied to a fresh one) when
@@ -58,8 +59,8 @@ struct DeriveTask::Impl {
   rapidjson::Document initial;
 };
 
-DeriveTask::DeriveTask(std::shared_ptr<const Derivation> derivation, store::Store* store, Stamper* stamper,
-                       Clock clock)
+DeriveTask::DeriveTask(std::shared_ptr<const Derivation> derivation, store::Store* store,
+                       Stamper* stamper, Clock clock)
     : derivation_(std::move(derivation)), impl_(std::make_unique<Impl>()) {
   impl_->store = store;
   impl_->stamper = stamper;
@@ -92,14 +93,16 @@ Result<bool> DeriveTask::Open() {
   const Derivation& d = *derivation_;
   m.initial.Parse(d.register_initial.c_str());
   if (m.initial.HasParseError()) {
-    return Error::Internal(fmt::format("derivation `{}` has a malformed register `initial`", d.collection->name));
+    return Error::Internal(
+        fmt::format("derivation `{}` has a malformed register `initial`", d.collection->name));
   }
   const auto& committed = m.store->committed();
   std::map<std::string, uint64_t> offsets;
   auto cp = committed.checkpoints.find(d.CheckpointKey());
   if (cp != committed.checkpoints.end()) {
     if (!DecodeOffsets(cp->second, &offsets)) {
-      return Error::Env(fmt::format("the checkpoint of derivation `{}` is malformed", d.collection->name));
+      return Error::Env(
+          fmt::format("the checkpoint of derivation `{}` is malformed", d.collection->name));
     }
     // Offsets are keyed by transform name, compared without regard to case (as transform
     // names are within a derivation), so renaming `fromInts` to `FromInts` keeps its place.
@@ -107,7 +110,8 @@ Result<bool> DeriveTask::Open() {
     std::map<std::string, uint64_t> lowered;
     for (const auto& [key, offset] : offsets) {
       size_t tab = key.find('\t');
-      lowered[tab == std::string::npos ? key : AsciiLower(key.substr(0, tab)) + key.substr(tab)] = offset;
+      lowered[tab == std::string::npos ? key : AsciiLower(key.substr(0, tab)) + key.substr(tab)] =
+          offset;
     }
     offsets = std::move(lowered);
   }
@@ -132,8 +136,8 @@ Result<bool> DeriveTask::Open() {
       rec.Parse(line.c_str());
       if (rec.HasParseError() || !rec.IsObject() || !rec.HasMember("k") || !rec["k"].IsArray() ||
           !rec.HasMember("r")) {
-        return Error::Env(fmt::format("journal {} holds a malformed register record at offset {}", journal,
-                                      cursor.offset() - line.size() - 1));
+        return Error::Env(fmt::format("journal {} holds a malformed register record at offset {}",
+                                      journal, cursor.offset() - line.size() - 1));
       }
       std::string key;
       for (const auto& k : rec["k"].GetArray()) doc::PackValue(k, &key);
@@ -147,7 +151,9 @@ Result<bool> DeriveTask::Bootstrap() {
   const Derivation& d = *derivation_;
   if (d.sqlite) {
     auto r = d.sqlite->Reset();
-    if (!r) return Error{r.error().code, fmt::format("derivation `{}`: {}", d.collection->name, r.error().message)};
+    if (!r)
+      return Error{r.error().code,
+                   fmt::format("derivation `{}`: {}", d.collection->name, r.error().message)};
   }
   for (size_t i = 0; i < d.bootstraps.size(); ++i) {
     const auto& b = d.bootstraps[i];
@@ -156,385 +162,99 @@ Result<bool> DeriveTask::Bootstrap() {
     auto r = b.lambda->Invoke({lambda::Row{}}, alloc, &out);
     if (!r) {
       // nodeJS errors name the bootstrap lambda already.
-      std::string what = b.kind == "nodeJS" ? "" : fmt::format("bootstrap lambda {} ({}) failed: ", i + 1, b.kind);
-      return Error{r.error().code, fmt::format("derivation `{}`: {}{}", d.collection->name, what, r.error().message)};
+      std::string what =
+          b.kind == "nodeJS" ? "" : fmt::format("bootstrap lambda {} ({}) failed: ", i + 1, b.kind);
+      return Error{r.error().code, fmt::format("derivation `{}`: {}{}", d.collection->name, what,
+                                               r.error().message)};
     }
   }
   return true;
 }
 
-Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
-  Impl& m = *impl_;
-  const Derivation& d = *derivation_;
-  if (!m.bootstrapped) {
-    auto b = Bootstrap();
-    if (!b) return b.error();
-    m.bootstrapped = true;
-  }
-  const auto& committed = m.store->committed();
+// One segment of a transaction (see Step): its documents, parsed, run through the
+// transforms' lambdas and registers, and their outputs combined by the derived key.
+//
+// A document the transform cannot process (its source schema refuses it, a lambda fails
+// on it alone, an output of it is invalid or does not reduce) halts the derivation, unless
+// the transform has `deadLetters`: then it is left out of the transaction and written
+// there with its error. Lambdas and reductions run over the batch, so a failure found in a
+// later phase undoes the registers, leaves the document out, drops the documents after it
+// from the transaction (they are read again by the next one) and runs the rest again.
+struct DeriveTask::Segment {
+  struct Item {
+    size_t transform;
+    std::string journal, key;  // and its checkpoint key
+    uint64_t offset;           // where the document starts in its journal
+    std::string line;
+  };
 
-  // The batch: ready documents in read order (UUID clock + delay). A transaction is one
-  // segment of them, or several when one ends early at a document left out (see below):
-  // the next segment starts after it, twice its size, so that a run of such documents costs
-  // little each and one commit.
-  m.reader->Discover(committed);
-  int64_t now = m.now();
-  next_ready_ = 0;
-  std::unordered_set<std::string> all_touched;  // registers the segments changed
-  uint64_t total = 0, limit = std::min<uint64_t>(max_docs, batch_cap_), last_size = 0;
-  bool any_early = false;
-  for (;;) {
-    struct Item {
-      size_t transform;
-      std::string journal, key;  // and its checkpoint key
-      uint64_t offset;           // where the document starts in its journal
-      std::string line;
-    };
-    std::vector<Item> items;
-    while (items.size() < limit) {
-      SourceReader::Document doc;
-      auto p = m.reader->Peek(now, &doc);
-      if (!p) return p.error();
-      if (!p.value()) {
-        next_ready_ = m.reader->next_ready();
-        break;
-      }
-      items.push_back({doc.binding, *doc.journal, *doc.key, doc.offset, std::string(doc.line)});
-      m.reader->Pop();
-    }
-    if (items.empty()) break;
+  const Derivation& d;
+  Impl& m;
+  std::vector<Item> items;
+  Arena scratch{1 << 20};
+  std::vector<doc::Value> sources;
+  std::map<size_t, std::string> dead;  // item → its error
+  bool divertable = false;             // some transform has dead letters
+  // The state of one run over the batch.
+  std::vector<std::vector<size_t>> by_transform;                    // items of each transform
+  std::unordered_map<std::string, std::optional<doc::Value>> undo;  // registers before the run
+  std::unordered_set<std::string> touched;                          // registers the run changed
+  std::unique_ptr<reduce::Combiner> combiner;
+  // Per item: the register before and after its update, and its place among its
+  // transform's rows.
+  std::vector<doc::Value> previous, after;
+  std::vector<size_t> position;
 
-    auto where = [&](size_t i) {
-      return fmt::format("derivation `{}`, transform `{}`: the document at offset {} of journal {}",
-                         d.collection->name, d.transforms[items[i].transform].name, items[i].offset,
-                         items[i].journal);
-    };
-    auto fail = [&](Error e) -> Result<uint64_t> {
-      auto aborted = m.store->Abort();
-      (void)aborted;  // the error at hand is the one to report
-      return e;
-    };
-
-    // A document the transform cannot process (its source schema refuses it, a lambda fails
-    // on it alone, an output of it is invalid or does not reduce) halts the derivation,
-    // unless the transform has `deadLetters`: then it is left out of the transaction and
-    // written there with its error. Lambdas and reductions run over the batch, so a failure
-    // found in a later phase undoes the registers, leaves the document out, drops the
-    // documents after it from the transaction (they are read again by the next one) and runs
-    // the rest again.
-    bool divertable = false;
+  Segment(const Derivation& derivation, Impl& impl, std::vector<Item> batch)
+      : d(derivation), m(impl), items(std::move(batch)) {
     for (const auto& tr : d.transforms) divertable = divertable || tr.dead_letters != nullptr;
-    std::map<size_t, std::string> dead;  // item → its error
-    bool ended_early = false;            // at a document left out
-    auto transform_of = [&](size_t i) -> const Transform& {
-      return d.transforms[items[i].transform];
-    };
+  }
 
-    // Parse the sources; check `source.schema`.
-    Arena scratch(1 << 20);
-    std::vector<doc::Value> sources(items.size());
+  const Transform& TransformOf(size_t i) const { return d.transforms[items[i].transform]; }
+
+  std::string Where(size_t i) const {
+    return fmt::format("derivation `{}`, transform `{}`: the document at offset {} of journal {}",
+                       d.collection->name, TransformOf(i).name, items[i].offset, items[i].journal);
+  }
+
+  // Parses the documents and checks `source.schema`.
+  Result<bool> Parse() {
+    sources.clear();
+    sources.resize(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
       rapidjson::Document parsed(&scratch);
       doc::ParseError perr;
       if (!doc::ParseStoredDocument(items[i].line, &parsed, &perr)) {
-        return fail(Error::Env(fmt::format("{} is malformed: {} (offset {} within it)", where(i),
-                                           perr.message, perr.offset)));
+        return Error::Env(fmt::format("{} is malformed: {} (offset {} within it)", Where(i),
+                                      perr.message, perr.offset));
       }
       sources[i] = std::move(static_cast<doc::Value&>(parsed));
-      const Transform& tr = transform_of(i);
-      if (tr.source_schema) {
-        auto errors = tr.source_schema->Validate(sources[i], scratch);
-        if (!errors.empty()) {
-          std::string message = fmt::format(
-              "{} does not validate against the transform's source schema: {}", where(i),
-              schema::FormatValidationErrors(errors, sources[i], 3, tr.source_annotations.get()));
-          if (!tr.dead_letters) return fail(Error::User(std::move(message)));
-          dead[i] = std::move(message);
-        }
-      }
+      const Transform& tr = TransformOf(i);
+      if (!tr.source_schema) continue;
+      auto errors = tr.source_schema->Validate(sources[i], scratch);
+      if (errors.empty()) continue;
+      std::string message = fmt::format(
+          "{} does not validate against the transform's source schema: {}", Where(i),
+          schema::FormatValidationErrors(errors, sources[i], 3, tr.source_annotations.get()));
+      if (!tr.dead_letters) return Error::User(std::move(message));
+      dead[i] = std::move(message);
     }
+    return true;
+  }
 
-    // One run over the batch, without the dead items. An error about one item sets
-    // `*failed` to it (else it is left at items.size()).
-    std::vector<std::vector<size_t>> by_transform;
-    std::unordered_map<std::string, std::optional<doc::Value>> undo;  // registers before the run
-    std::unordered_set<std::string> touched;
-    std::unique_ptr<reduce::Combiner> combiner;
-    auto run = [&](size_t* failed) -> Result<bool> {
-      by_transform.assign(d.transforms.size(), {});
-      for (size_t i = 0; i < items.size(); ++i) {
-        if (!dead.count(i)) by_transform[items[i].transform].push_back(i);
-      }
-      // Lambda calls are batched per transform; `rows` of a transform are its items, in order.
-      // With `deadLetters`, a document the lambda fails on is left out in place (`left_out`:
-      // its outputs are empty) and the lambda goes on with the documents after it, unless
-      // `in_place` is false (the document's update already reached its register): then the
-      // run fails with `*failed` set to it.
-      // `of`: the item of each row.
-      auto invoke = [&](size_t t, bool publish, const std::vector<size_t>& of,
-                        const std::vector<lambda::Row>& rows, doc::Allocator& alloc,
-                        lambda::Outputs* out, bool in_place) -> Result<bool> {
-        const Transform& tr = d.transforms[t];
-        lambda::Lambda& fn = *(publish ? tr.publish : tr.update);
-        const char* which = publish ? "publish" : "update";
-        auto error_at = [&](const Error& e, int row, size_t start, size_t count) {
-          if (row >= 0 && start + static_cast<size_t>(row) < of.size()) {
-            size_t i = of[start + static_cast<size_t>(row)];
-            return Error{e.code,
-                         fmt::format("{}: the {} lambda failed: {}", where(i), which, e.message)};
-          }
-          // The batch failed without saying on which document: name where it starts.
-          size_t first = of[start];
-          return Error{
-              e.code,
-              fmt::format("derivation `{}`, transform `{}`: the batch of {} document{} starting at "
-                          "offset {} of journal {}: the {} lambda failed: {}",
-                          d.collection->name, tr.name, count, count == 1 ? "" : "s",
-                          items[first].offset, items[first].journal, which, e.message)};
-        };
-        auto call = [&](size_t start, size_t end, lambda::Outputs* part, int* row) {
-          if (start == 0 && end == rows.size()) return fn.Invoke(rows, alloc, part, row);
-          std::vector<lambda::Row> slice(rows.begin() + static_cast<std::ptrdiff_t>(start),
-                                         rows.begin() + static_cast<std::ptrdiff_t>(end));
-          return fn.Invoke(slice, alloc, part, row);
-        };
-        out->clear();
-        out->resize(rows.size());
-        for (size_t start = 0; start < rows.size();) {
-          lambda::Outputs part;
-          int row = -1;
-          auto r = call(start, rows.size(), &part, &row);
-          if (r) {
-            if (part.size() != rows.size() - start) {
-              return Error::Internal(
-                  fmt::format("derivation `{}`, transform `{}`: {} outputs for {} rows",
-                              d.collection->name, tr.name, part.size(), rows.size() - start));
-            }
-            std::move(part.begin(), part.end(), out->begin() + static_cast<std::ptrdiff_t>(start));
-            return true;
-          }
-          if (!tr.dead_letters || r.error().code != Error::Code::kUser) {
-            return error_at(r.error(), row, start, rows.size() - start);
-          }
-          // Which document fails alone: the one named (a lambda error), else one after it (a
-          // timeout names the first of the chunk that was running; an HTTP error none). A
-          // document is never left out for a failure it does not cause alone.
-          size_t culprit = rows.size();
-          std::optional<Error> alone_error;
-          for (size_t k = start + static_cast<size_t>(std::max(row, 0)); k < rows.size(); ++k) {
-            lambda::Outputs alone;
-            int alone_row = -1;
-            auto a = call(k, k + 1, &alone, &alone_row);
-            if (a) continue;
-            if (a.error().code != Error::Code::kUser) return error_at(a.error(), 0, k, 1);
-            culprit = k;
-            alone_error = a.error();
-            break;
-          }
-          if (culprit == rows.size()) return error_at(r.error(), row, start, rows.size() - start);
-          size_t i = of[culprit];
-          std::string message =
-              fmt::format("{}: the {} lambda failed: {}", where(i), which, alone_error->message);
-          if (!in_place) {
-            *failed = i;
-            return Error::User(std::move(message));
-          }
-          // The documents before it, again (their outputs were not kept).
-          if (culprit > start) {
-            lambda::Outputs prefix;
-            int prefix_row = -1;
-            auto p = call(start, culprit, &prefix, &prefix_row);
-            if (!p) return error_at(p.error(), prefix_row, start, culprit - start);
-            if (prefix.size() != culprit - start) {
-              return Error::Internal(
-                  fmt::format("derivation `{}`, transform `{}`: {} outputs for {} rows",
-                              d.collection->name, tr.name, prefix.size(), culprit - start));
-            }
-            std::move(prefix.begin(), prefix.end(),
-                      out->begin() + static_cast<std::ptrdiff_t>(start));
-          }
-          dead[i] = std::move(message);
-          start = culprit + 1;
-        }
-        return true;
-      };
-
-      // Updates see only their source, so a whole batch runs at once.
-      std::vector<lambda::Outputs> updates(d.transforms.size());
-      for (size_t t = 0; t < d.transforms.size(); ++t) {
-        if (!d.transforms[t].update || by_transform[t].empty()) continue;
-        std::vector<lambda::Row> rows;
-        rows.reserve(by_transform[t].size());
-        for (size_t i : by_transform[t]) rows.push_back({&sources[i], nullptr, nullptr});
-        auto r = invoke(t, false, by_transform[t], rows, scratch, &updates[t], true);
-        if (!r) return r;
-      }
-
-      // Registers, in document order: each update output is validated and reduced in; a
-      // publishing transform records `previous` and `register` as they are for its document.
-      std::vector<doc::Value> previous(items.size()), after(items.size());
-      std::vector<size_t> position(items.size());  // index of item i within its transform's rows
-      for (size_t t = 0; t < by_transform.size(); ++t) {
-        for (size_t k = 0; k < by_transform[t].size(); ++k) position[by_transform[t][k]] = k;
-      }
-      std::string key;
-      for (size_t i = 0; i < items.size(); ++i) {
-        if (dead.count(i)) continue;
-        size_t t = items[i].transform;
-        const Transform& tr = d.transforms[t];
-        key.clear();
-        doc::PackKey(sources[i], tr.shuffle, &key);
-        auto it = m.registers.find(key);
-        const doc::Value& current =
-            it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second;
-        if (tr.publish) previous[i] = doc::Copy(current, scratch);
-        if (tr.update) {
-          auto& outs = updates[t][position[i]];
-          if (!outs.empty()) {
-            if (divertable && !undo.count(key)) {
-              undo.emplace(key, it == m.registers.end()
-                                    ? std::nullopt
-                                    : std::optional<doc::Value>(doc::Copy(it->second, scratch)));
-            }
-            // With dead letters, the register as it was before this document: a document left
-            // out leaves nothing of it in the register.
-            std::optional<doc::Value> before;
-            bool existed = it != m.registers.end();
-            if (tr.dead_letters && existed) before = doc::Copy(it->second, scratch);
-            if (!existed) {
-              it = m.registers.emplace(key, doc::Value()).first;
-              it->second = doc::Copy(m.initial, *m.arena);
-            }
-            std::optional<std::string> refused;
-            for (auto& u : outs) {
-              if (d.register_validator) {
-                auto errors = d.register_validator->Validate(u, scratch);
-                if (!errors.empty()) {
-                  refused = fmt::format(
-                      "{}: an update output does not validate against the register schema: {}",
-                      where(i),
-                      schema::FormatValidationErrors(errors, u, 3, d.register_annotations.get()));
-                  break;
-                }
-              }
-              auto r = d.register_reducer->Reduce(it->second, u, true, *m.arena, true);
-              if (!r) {
-                refused = fmt::format("{}: cannot reduce an update output into the register: {}",
-                                      where(i), r.error().message);
-                break;
-              }
-            }
-            if (refused) {
-              if (!tr.dead_letters) {
-                *failed = i;
-                return Error::User(std::move(*refused));
-              }
-              if (existed) {
-                it->second = doc::Copy(*before, *m.arena);
-              } else {
-                m.registers.erase(it);
-              }
-              dead[i] = std::move(*refused);
-              continue;
-            }
-            touched.insert(key);
-          }
-        }
-        if (tr.publish) {
-          after[i] = doc::Copy(
-              it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second,
-              scratch);
-        }
-      }
-
-      // Publishes, batched per transform, combined by the derived key in document order.
-      reduce::CombinerOptions copts;
-      copts.spill = true;
-      combiner =
-          std::make_unique<reduce::Combiner>(d.collection->reducer, d.collection->key, copts);
-      // The documents each transform publishes for (not those left out above), and where
-      // each is among them.
-      std::vector<std::vector<size_t>> publishing(d.transforms.size());
-      for (size_t t = 0; t < d.transforms.size(); ++t) {
-        if (!d.transforms[t].publish) continue;
-        for (size_t i : by_transform[t]) {
-          if (dead.count(i)) continue;
-          position[i] = publishing[t].size();
-          publishing[t].push_back(i);
-        }
-      }
-      std::vector<lambda::Outputs> published(d.transforms.size());
-      for (size_t t = 0; t < d.transforms.size(); ++t) {
-        if (publishing[t].empty()) continue;
-        std::vector<lambda::Row> rows;
-        rows.reserve(publishing[t].size());
-        for (size_t i : publishing[t]) rows.push_back({&sources[i], &after[i], &previous[i]});
-        // A document whose update reached its register is left out by running again.
-        auto r = invoke(t, true, publishing[t], rows, combiner->allocator(), &published[t],
-                        !d.transforms[t].update);
-        if (!r) return r;
-      }
-      for (size_t i = 0; i < items.size(); ++i) {
-        if (dead.count(i)) continue;
-        size_t t = items[i].transform;
-        const Transform& tr = d.transforms[t];
-        if (!tr.publish) continue;
-        auto& outs = published[t][position[i]];
-        // All of a document's outputs are checked before any is combined, so that one left
-        // out leaves nothing of it behind (a failed reduction below ends the run).
-        std::optional<std::string> refused;
-        for (auto& out : outs) {
-          if (!out.IsObject()) {
-            refused = fmt::format("{}: the publish lambda returned {}, not an object", where(i),
-                                  doc::KindName(out));
-            break;
-          }
-          size_t size = 0;
-          if (size_t limit = doc::ParseLimits{}.max_bytes; !doc::FitsJsonLimit(out, limit, &size)) {
-            refused = fmt::format(
-                "{}: the publish lambda returned a document of {} bytes as JSON, over the limit of "
-                "{} MiB",
-                where(i), size, limit >> 20);
-            break;
-          }
-          auto v = d.collection->Validate(out, combiner->allocator());
-          if (!v) {
-            refused = fmt::format("{}: a published {}", where(i), v.error().message);
-            break;
-          }
-        }
-        if (refused) {
-          // In place, unless its update reached its register: then by running again.
-          if (!tr.dead_letters || tr.update) {
-            *failed = i;
-            return Error::User(std::move(*refused));
-          }
-          dead[i] = std::move(*refused);
-          continue;
-        }
-        for (auto& out : outs) {
-          auto a = combiner->Add(out);
-          if (!a) {
-            *failed = i;
-            return Error{
-                a.error().code,
-                fmt::format("{}: cannot reduce a published document into collection `{}`: {}",
-                            where(i), d.collection->name, a.error().message)};
-          }
-        }
-      }
-      return true;
-    };
-
+  // Runs the batch until it goes through, leaving out the documents that fail (see
+  // above). Returns whether it ended early, at a document left out.
+  Result<bool> Settle() {
+    bool ended_early = false;
     for (;;) {
       size_t failed = items.size();
       undo.clear();
       touched.clear();
-      auto r = run(&failed);
-      if (r) break;
-      if (failed >= items.size() || !transform_of(failed).dead_letters ||
+      auto r = Run(&failed);
+      if (r) return ended_early;
+      if (failed >= items.size() || !TransformOf(failed).dead_letters ||
           r.error().code != Error::Code::kUser) {
-        return fail(r.error());
+        return r.error();
       }
       // Undo the run's register changes, leave the document out, and end the transaction
       // with it: the documents after it are read again by the next one.
@@ -551,53 +271,399 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
       for (size_t i = items.size(); i-- > failed + 1;) rewind[items[i].key] = items[i].offset;
       m.reader->Rewind(rewind);
       items.resize(failed + 1);
-      ended_early = true;
       sources.resize(failed + 1);
+      ended_early = true;
     }
+  }
 
-    // The dead letters, in the same transaction as the rest.
+  // One run over the batch, without the dead items. An error about one item sets
+  // `*failed` to it (else it is left at items.size()).
+  Result<bool> Run(size_t* failed) {
+    by_transform.assign(d.transforms.size(), {});
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!dead.count(i)) by_transform[items[i].transform].push_back(i);
+    }
+    std::vector<lambda::Outputs> updates(d.transforms.size());
+    if (auto u = Update(&updates); !u) return u;
+    if (auto r = Registers(updates, failed); !r) return r;
+    return Publish(failed);
+  }
+
+  // Updates see only their source, so a whole batch runs at once.
+  Result<bool> Update(std::vector<lambda::Outputs>* updates) {
+    for (size_t t = 0; t < d.transforms.size(); ++t) {
+      if (!d.transforms[t].update || by_transform[t].empty()) continue;
+      std::vector<lambda::Row> rows;
+      rows.reserve(by_transform[t].size());
+      for (size_t i : by_transform[t]) rows.push_back({&sources[i], nullptr, nullptr});
+      size_t unused = items.size();
+      auto r = Invoke(t, false, by_transform[t], rows, scratch, &(*updates)[t], true, &unused);
+      if (!r) return r;
+    }
+    return true;
+  }
+
+  // Registers, in document order: each update output is validated and reduced in; a
+  // publishing transform records `previous` and `register` as they are for its document.
+  Result<bool> Registers(std::vector<lambda::Outputs>& updates, size_t* failed) {
+    previous.clear();
+    previous.resize(items.size());
+    after.clear();
+    after.resize(items.size());
+    position.assign(items.size(), 0);
+    for (size_t t = 0; t < by_transform.size(); ++t) {
+      for (size_t k = 0; k < by_transform[t].size(); ++k) position[by_transform[t][k]] = k;
+    }
+    std::string key;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (dead.count(i)) continue;
+      size_t t = items[i].transform;
+      const Transform& tr = d.transforms[t];
+      key.clear();
+      doc::PackKey(sources[i], tr.shuffle, &key);
+      auto it = m.registers.find(key);
+      const doc::Value& current =
+          it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second;
+      if (tr.publish) previous[i] = doc::Copy(current, scratch);
+      if (tr.update && !updates[t][position[i]].empty()) {
+        auto reduced = ReduceUpdates(i, key, updates[t][position[i]], &it);
+        if (!reduced) {
+          *failed = i;
+          return reduced.error();
+        }
+        if (!reduced.value()) continue;  // left out
+      }
+      if (tr.publish) {
+        after[i] = doc::Copy(
+            it == m.registers.end() ? static_cast<const doc::Value&>(m.initial) : it->second,
+            scratch);
+      }
+    }
+    return true;
+  }
+
+  // Reduces item `i`'s update outputs into the register `key` (`*it`, created if missing).
+  // False when the item is left out (its register as it was before it); an error when it
+  // halts the derivation.
+  Result<bool> ReduceUpdates(size_t i, const std::string& key, std::vector<doc::Value>& outs,
+                             std::unordered_map<std::string, doc::Value>::iterator* it) {
+    const Transform& tr = TransformOf(i);
+    bool existed = *it != m.registers.end();
+    if (divertable && !undo.count(key)) {
+      undo.emplace(key, existed ? std::optional<doc::Value>(doc::Copy((*it)->second, scratch))
+                                : std::nullopt);
+    }
+    // With dead letters, the register as it was before this document: a document left out
+    // leaves nothing of it in the register.
+    std::optional<doc::Value> before;
+    if (tr.dead_letters && existed) before = doc::Copy((*it)->second, scratch);
+    if (!existed) {
+      *it = m.registers.emplace(key, doc::Value()).first;
+      (*it)->second = doc::Copy(m.initial, *m.arena);
+    }
+    std::optional<std::string> refused;
+    for (auto& u : outs) {
+      if (d.register_validator) {
+        auto errors = d.register_validator->Validate(u, scratch);
+        if (!errors.empty()) {
+          refused = fmt::format(
+              "{}: an update output does not validate against the register schema: {}", Where(i),
+              schema::FormatValidationErrors(errors, u, 3, d.register_annotations.get()));
+          break;
+        }
+      }
+      auto r = d.register_reducer->Reduce((*it)->second, u, true, *m.arena, true);
+      if (!r) {
+        refused = fmt::format("{}: cannot reduce an update output into the register: {}", Where(i),
+                              r.error().message);
+        break;
+      }
+    }
+    if (!refused) {
+      touched.insert(key);
+      return true;
+    }
+    if (!tr.dead_letters) return Error::User(std::move(*refused));
+    if (existed) {
+      (*it)->second = doc::Copy(*before, *m.arena);
+    } else {
+      m.registers.erase(*it);
+      *it = m.registers.end();
+    }
+    dead[i] = std::move(*refused);
+    return false;
+  }
+
+  // Publishes, batched per transform, combined by the derived key in document order.
+  Result<bool> Publish(size_t* failed) {
+    reduce::CombinerOptions copts;
+    copts.spill = true;
+    combiner = std::make_unique<reduce::Combiner>(d.collection->reducer, d.collection->key, copts);
+    // The documents each transform publishes for (not those left out above), and where
+    // each is among them.
+    std::vector<std::vector<size_t>> publishing(d.transforms.size());
+    for (size_t t = 0; t < d.transforms.size(); ++t) {
+      if (!d.transforms[t].publish) continue;
+      for (size_t i : by_transform[t]) {
+        if (dead.count(i)) continue;
+        position[i] = publishing[t].size();
+        publishing[t].push_back(i);
+      }
+    }
+    std::vector<lambda::Outputs> published(d.transforms.size());
+    for (size_t t = 0; t < d.transforms.size(); ++t) {
+      if (publishing[t].empty()) continue;
+      std::vector<lambda::Row> rows;
+      rows.reserve(publishing[t].size());
+      for (size_t i : publishing[t]) rows.push_back({&sources[i], &after[i], &previous[i]});
+      // A document whose update reached its register is left out by running again.
+      auto r = Invoke(t, true, publishing[t], rows, combiner->allocator(), &published[t],
+                      !d.transforms[t].update, failed);
+      if (!r) return r;
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (dead.count(i)) continue;
+      size_t t = items[i].transform;
+      const Transform& tr = d.transforms[t];
+      if (!tr.publish) continue;
+      auto& outs = published[t][position[i]];
+      // All of a document's outputs are checked before any is combined, so that one left
+      // out leaves nothing of it behind (a failed reduction below ends the run).
+      if (auto refused = CheckPublished(i, outs)) {
+        // In place, unless its update reached its register: then by running again.
+        if (!tr.dead_letters || tr.update) {
+          *failed = i;
+          return Error::User(std::move(*refused));
+        }
+        dead[i] = std::move(*refused);
+        continue;
+      }
+      for (auto& out : outs) {
+        auto a = combiner->Add(out);
+        if (!a) {
+          *failed = i;
+          return Error{
+              a.error().code,
+              fmt::format("{}: cannot reduce a published document into collection `{}`: {}",
+                          Where(i), d.collection->name, a.error().message)};
+        }
+      }
+    }
+    return true;
+  }
+
+  // Why item `i`'s published documents cannot be kept, if they cannot.
+  std::optional<std::string> CheckPublished(size_t i, std::vector<doc::Value>& outs) {
+    for (auto& out : outs) {
+      if (!out.IsObject()) {
+        return fmt::format("{}: the publish lambda returned {}, not an object", Where(i),
+                           doc::KindName(out));
+      }
+      size_t size = 0;
+      if (size_t limit = doc::ParseLimits{}.max_bytes; !doc::FitsJsonLimit(out, limit, &size)) {
+        return fmt::format(
+            "{}: the publish lambda returned a document of {} bytes as JSON, over the limit of {} "
+            "MiB",
+            Where(i), size, limit >> 20);
+      }
+      auto v = d.collection->Validate(out, combiner->allocator());
+      if (!v) return fmt::format("{}: a published {}", Where(i), v.error().message);
+    }
+    return std::nullopt;
+  }
+
+  // Calls transform `t`'s update or publish lambda over `rows`, batched; `of` is the item
+  // of each row. With `deadLetters`, a document the lambda fails on is left out in place
+  // (its outputs are empty) and the lambda goes on with the documents after it, unless
+  // `in_place` is false (the document's update already reached its register): then the run
+  // fails with `*failed` set to it.
+  Result<bool> Invoke(size_t t, bool publish, const std::vector<size_t>& of,
+                      const std::vector<lambda::Row>& rows, doc::Allocator& alloc,
+                      lambda::Outputs* out, bool in_place, size_t* failed) {
+    const Transform& tr = d.transforms[t];
+    lambda::Lambda& fn = *(publish ? tr.publish : tr.update);
+    const char* which = publish ? "publish" : "update";
+    auto error_at = [&](const Error& e, int row, size_t start, size_t count) {
+      if (row >= 0 && start + static_cast<size_t>(row) < of.size()) {
+        size_t i = of[start + static_cast<size_t>(row)];
+        return Error{e.code,
+                     fmt::format("{}: the {} lambda failed: {}", Where(i), which, e.message)};
+      }
+      // The batch failed without saying on which document: name where it starts.
+      size_t first = of[start];
+      return Error{
+          e.code,
+          fmt::format("derivation `{}`, transform `{}`: the batch of {} document{} starting at "
+                      "offset {} of journal {}: the {} lambda failed: {}",
+                      d.collection->name, tr.name, count, count == 1 ? "" : "s",
+                      items[first].offset, items[first].journal, which, e.message)};
+    };
+    // Rows [start, end) into `part`, which must then hold one output list per row.
+    auto call = [&](size_t start, size_t end, lambda::Outputs* part, int* row) -> Result<bool> {
+      Result<bool> r = true;
+      if (start == 0 && end == rows.size()) {
+        r = fn.Invoke(rows, alloc, part, row);
+      } else {
+        std::vector<lambda::Row> slice(rows.begin() + static_cast<std::ptrdiff_t>(start),
+                                       rows.begin() + static_cast<std::ptrdiff_t>(end));
+        r = fn.Invoke(slice, alloc, part, row);
+      }
+      if (r && part->size() != end - start) {
+        return Error::Internal(
+            fmt::format("derivation `{}`, transform `{}`: {} outputs for {} rows",
+                        d.collection->name, tr.name, part->size(), end - start));
+      }
+      return r;
+    };
+    out->clear();
+    out->resize(rows.size());
+    for (size_t start = 0; start < rows.size();) {
+      lambda::Outputs part;
+      int row = -1;
+      auto r = call(start, rows.size(), &part, &row);
+      if (r) {
+        std::move(part.begin(), part.end(), out->begin() + static_cast<std::ptrdiff_t>(start));
+        return true;
+      }
+      if (!tr.dead_letters || r.error().code != Error::Code::kUser) {
+        return error_at(r.error(), row, start, rows.size() - start);
+      }
+      // Which document fails alone: the one named (a lambda error), else one after it (a
+      // timeout names the first of the chunk that was running; an HTTP error none). A
+      // document is never left out for a failure it does not cause alone.
+      size_t culprit = rows.size();
+      std::optional<Error> alone_error;
+      for (size_t k = start + static_cast<size_t>(std::max(row, 0)); k < rows.size(); ++k) {
+        lambda::Outputs alone;
+        int alone_row = -1;
+        auto a = call(k, k + 1, &alone, &alone_row);
+        if (a) continue;
+        if (a.error().code != Error::Code::kUser) return error_at(a.error(), 0, k, 1);
+        culprit = k;
+        alone_error = a.error();
+        break;
+      }
+      if (culprit == rows.size()) return error_at(r.error(), row, start, rows.size() - start);
+      size_t i = of[culprit];
+      std::string message =
+          fmt::format("{}: the {} lambda failed: {}", Where(i), which, alone_error->message);
+      if (!in_place) {
+        *failed = i;
+        return Error::User(std::move(message));
+      }
+      // The documents before it, again (their outputs were not kept).
+      if (culprit > start) {
+        lambda::Outputs prefix;
+        int prefix_row = -1;
+        auto p = call(start, culprit, &prefix, &prefix_row);
+        if (!p) return error_at(p.error(), prefix_row, start, culprit - start);
+        std::move(prefix.begin(), prefix.end(), out->begin() + static_cast<std::ptrdiff_t>(start));
+      }
+      dead[i] = std::move(message);
+      start = culprit + 1;
+    }
+    return true;
+  }
+
+  // The dead letters, in the same transaction as the rest.
+  Result<bool> AppendDeadLetters(DeriveStats* stats) {
     for (const auto& [i, error] : dead) {
-      const Transform& tr = transform_of(i);
+      const Transform& tr = TransformOf(i);
       DeadLetter letter{d.collection->name, "derivation",    tr.name, tr.source->name,
                         items[i].journal,   items[i].offset, error,   &sources[i]};
       auto a = AppendDeadLetter(*tr.dead_letters, letter, m.stamper, m.store);
-      if (!a) return fail(a.error());  // its message starts with where(i)
-      ++stats_.dead_letters;
+      if (!a) return a.error();  // its message starts with Where(i)
+      ++stats->dead_letters;
       Log(LogLevel::kWarn,
-          fmt::format("{}: sent to dead letters `{}`", where(i), tr.dead_letters->name),
+          fmt::format("{}: sent to dead letters `{}`", Where(i), tr.dead_letters->name),
           {{"error", error}});
     }
+    return true;
+  }
 
-    // Append outputs, register changes and the checkpoint; commit them together.
+  // The combined outputs, stamped, to the derived collection's journals.
+  Result<bool> AppendOutputs(DeriveStats* stats) {
     std::string line, journal;
-    auto drained = combiner->Drain(false, [&](std::string_view, doc::Value& out) -> Result<bool> {
+    return combiner->Drain(false, [&](std::string_view, doc::Value& out) -> Result<bool> {
       auto j = d.collection->JournalOf(out, &journal);
       if (!j) return j;
       line.clear();
       AppendStamped(out, m.stamper->Next(), &line);
-      ++stats_.published;
-      stats_.bytes += line.size();
+      ++stats->published;
+      stats->bytes += line.size();
       return m.store->Append(journal, d.collection->journal, line);
     });
-    if (!drained) return fail(drained.error());
-    all_touched.insert(touched.begin(), touched.end());
-    total += items.size();
-    last_size = items.size();
-    stats_.read += items.size();
-    if (!ended_early) break;
-    any_early = true;
-    limit = std::min<uint64_t>(max_docs - total, 2 * items.size());
-    if (limit == 0) break;
-  }  // segments
-  if (total == 0) return uint64_t{0};
+  }
+};
+
+Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
+  Impl& m = *impl_;
+  const Derivation& d = *derivation_;
+  if (!m.bootstrapped) {
+    auto b = Bootstrap();
+    if (!b) return b.error();
+    m.bootstrapped = true;
+  }
   auto fail = [&](Error e) -> Result<uint64_t> {
     auto aborted = m.store->Abort();
     (void)aborted;  // the error at hand is the one to report
     return e;
   };
-  if (!all_touched.empty()) {
+
+  // The batch: ready documents in read order (UUID clock + delay). A transaction is one
+  // segment of them, or several when one ends early at a document left out (see Segment):
+  // the next segment starts after it, twice its size, so that a run of such documents costs
+  // little each and one commit.
+  m.reader->Discover(m.store->committed());
+  int64_t now = m.now();
+  next_ready_ = 0;
+  std::unordered_set<std::string> all_touched;  // registers the segments changed
+  uint64_t total = 0, limit = std::min<uint64_t>(max_docs, batch_cap_), last_size = 0;
+  bool any_early = false;
+  for (;;) {
+    std::vector<Segment::Item> items;
+    while (items.size() < limit) {
+      SourceReader::Document doc;
+      auto p = m.reader->Peek(now, &doc);
+      if (!p) return p.error();
+      if (!p.value()) {
+        next_ready_ = m.reader->next_ready();
+        break;
+      }
+      items.push_back({doc.binding, *doc.journal, *doc.key, doc.offset, std::string(doc.line)});
+      m.reader->Pop();
+    }
+    if (items.empty()) break;
+    Segment segment(d, m, std::move(items));
+    if (auto parsed = segment.Parse(); !parsed) return fail(parsed.error());
+    auto ended_early = segment.Settle();
+    if (!ended_early) return fail(ended_early.error());
+    if (auto a = segment.AppendDeadLetters(&stats_); !a) return fail(a.error());
+    if (auto a = segment.AppendOutputs(&stats_); !a) return fail(a.error());
+    all_touched.insert(segment.touched.begin(), segment.touched.end());
+    total += segment.items.size();
+    last_size = segment.items.size();
+    stats_.read += segment.items.size();
+    if (!ended_early.value()) break;
+    any_early = true;
+    limit = std::min<uint64_t>(max_docs - total, 2 * segment.items.size());
+    if (limit == 0) break;
+  }
+  if (total == 0) return uint64_t{0};
+  if (auto c = Commit(all_touched); !c) return c.error();
+  // After a transaction that ended early, the next starts small and grows back.
+  batch_cap_ = any_early ? 2 * last_size : std::min<uint64_t>(batch_cap_, uint64_t{1} << 61) * 2;
+  return total;
+}
+
+Result<bool> DeriveTask::Commit(const std::unordered_set<std::string>& touched) {
+  Impl& m = *impl_;
+  const Derivation& d = *derivation_;
+  // The registers the transaction changed, as they are now, then the checkpoint; the store
+  // commits them with the outputs.
+  if (!touched.empty()) {
     std::string records;
-    std::vector<std::string> keys(all_touched.begin(), all_touched.end());
+    std::vector<std::string> keys(touched.begin(), touched.end());
     std::sort(keys.begin(), keys.end());
     for (const auto& k : keys) {
       records += "{\"k\":";
@@ -608,15 +674,17 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     }
     store::JournalSpec spec;
     auto a = m.store->Append(d.RegisterJournal(), spec, records);
-    if (!a) return fail(a.error());
+    if (!a) {
+      auto aborted = m.store->Abort();
+      (void)aborted;  // the error at hand is the one to report
+      return a.error();
+    }
   }
-  auto committed_now = m.store->Commit({{d.CheckpointKey(), EncodeOffsets(m.reader->Offsets())}});
-  if (!committed_now) return committed_now.error();
+  auto committed = m.store->Commit({{d.CheckpointKey(), EncodeOffsets(m.reader->Offsets())}});
+  if (!committed) return committed.error();
   m.MaybeCompact();
   ++stats_.transactions;
-  // After a transaction that ended early, the next starts small and grows back.
-  batch_cap_ = any_early ? 2 * last_size : std::min<uint64_t>(batch_cap_, uint64_t{1} << 61) * 2;
-  return total;
+  return true;
 }
 
 }  // namespace flow::runtime

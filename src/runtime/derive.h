@@ -18,6 +18,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "base/result.h"
@@ -116,8 +117,11 @@ class DeriveTask final : public Task {
 
  private:
   Result<bool> Bootstrap();
+  // Appends the registers `touched` and commits them with the outputs and the checkpoint.
+  Result<bool> Commit(const std::unordered_set<std::string>& touched);
 
   struct Impl;
+  struct Segment;
   std::shared_ptr<const Derivation> derivation_;
   std::unique_ptr<Impl> impl_;
   int64_t next_ready_ = 0;
