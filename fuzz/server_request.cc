@@ -49,7 +49,7 @@ class Backend final : public server::Backend {
     respond({200, "{\"bytes\":" + std::to_string(body.size()) + "}"});
   }
   std::shared_ptr<server::StreamSink> OpenStream(const std::string& collection,
-                                                 flow::runtime::IngestFormat,
+                                                 server::IngestFormat,
                                                  std::shared_ptr<server::StreamPeer> peer,
                                                  server::Response* refusal) override {
     if (collection != "acme/orders") {

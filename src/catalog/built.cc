@@ -152,6 +152,88 @@ std::string SelectorJson(const PartitionSelectorSpec& s) {
   return s.present && s.node ? s.node->ToJsonText() : std::string();
 }
 
+// Runs inserts until one fails, and none after that (`*ok` false; the database's error says
+// why).
+struct Inserter {
+  Db* db;
+  bool* ok;
+  template <typename... Args>
+  void operator()(const char* sql, const Args&... args) const {
+    if (*ok) *ok = db->Insert(sql, args...);
+  }
+};
+
+// The collections, with their projections and inferred shapes.
+void WriteCollections(const Inserter& ins, const Built& built) {
+  for (const auto& c : built.collections) {
+    const CollectionSpec& s = *c.spec;
+    ins("INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name,
+        s.where.url, s.where.mark.line, s.where.mark.col, c.schema_url, c.bundle,
+        JsonStrings(s.key), JsonStrings(c.key_fields), s.derivation.has_value(), c.shape->title,
+        c.shape->description,
+        s.fragment_codec.empty() ? std::optional<std::string>()
+                                 : std::optional<std::string>(s.fragment_codec),
+        s.fragment_length ? std::optional<int64_t>(static_cast<int64_t>(s.fragment_length))
+                          : std::nullopt,
+        s.flush_interval ? std::optional<int64_t>(s.flush_interval) : std::nullopt);
+    for (const auto& p : c.projections) {
+      ins("INSERT INTO projections VALUES (?, ?, ?, ?, ?, ?, ?, ?)", s.name, p.field, p.location,
+          p.user, p.partition, p.key,
+          JsonStrings(p.shape ? schema::TypeNames(p.shape->types) : std::vector<std::string>{}),
+          p.must_exist);
+    }
+    for (const auto& l : c.locations) {
+      const schema::Shape& sh = *l.shape;
+      std::optional<std::string> strategy, key;
+      if (sh.reduce) {
+        strategy = sh.reduce->strategy;
+        if (!sh.reduce->key.empty()) key = JsonStrings(sh.reduce->key);
+      }
+      ins("INSERT INTO inferred_shapes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name,
+          l.pointer.ToString(), JsonStrings(schema::TypeNames(sh.types)), l.must_exist, sh.title,
+          sh.description, sh.format,
+          sh.max_length ? std::optional<int64_t>(static_cast<int64_t>(*sh.max_length))
+                        : std::nullopt,
+          sh.content_encoding, strategy, key);
+    }
+  }
+}
+
+// The derivations, with their bootstraps, transforms and lambdas.
+void WriteDerivations(const Inserter& ins, const Built& built) {
+  int64_t lambda_id = 0;
+  auto lambda = [&](const std::optional<LambdaSpec>& l, int64_t timeout) -> std::optional<int64_t> {
+    if (!l) return std::nullopt;
+    ins("INSERT INTO lambdas VALUES (?, ?, ?, ?, ?, ?, ?)", ++lambda_id,
+        std::string(LambdaSpec::KindName(l->kind)), l->body, l->where.url, l->where.mark.line,
+        l->where.mark.col, timeout);
+    return lambda_id;
+  };
+  for (const auto& d : built.derivations) {
+    ins("INSERT INTO derivations VALUES (?, ?, ?, ?)", d.collection->name,
+        d.register_schema_url.empty() ? nullptr : d.register_schema_url.c_str(), d.register_bundle,
+        d.register_initial);
+    const DerivationSpec& ds = *d.collection->derivation;
+    for (size_t i = 0; i < ds.bootstrap.size(); ++i) {
+      ins("INSERT INTO bootstraps VALUES (?, ?, ?)", d.collection->name, static_cast<int64_t>(i),
+          *lambda(ds.bootstrap[i], ds.BootstrapTimeoutSeconds()));
+    }
+    for (const auto& t : d.transforms) {
+      const TransformSpec& s = *t.spec;
+      int64_t timeout = ds.LambdaTimeoutSeconds(s);
+      std::optional<int64_t> u = lambda(s.update, timeout), p = lambda(s.publish, timeout);
+      std::string partitions = SelectorJson(s.partitions);
+      ins("INSERT INTO transforms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name,
+          d.collection->name, s.source,
+          t.source_schema_url.empty() ? nullptr : t.source_schema_url.c_str(),
+          t.source_schema_bundle.empty() ? nullptr : t.source_schema_bundle.c_str(),
+          partitions.empty() ? nullptr : partitions.c_str(), JsonStrings(t.shuffle),
+          s.read_delay_seconds, u, p, t.dead_letters.empty() ? nullptr : t.dead_letters.c_str(),
+          s.where.url, s.where.mark.line, s.where.mark.col);
+    }
+  }
+}
+
 }  // namespace
 
 Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, const Built& built) {
@@ -163,9 +245,7 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
   {
     Db db;
     ok = db.Open(tmp) && db.Exec(kSchemaSql);
-    auto ins = [&](const char* sql, const auto&... args) {
-      if (ok) ok = db.Insert(sql, args...);
-    };
+    Inserter ins{&db, &ok};
     ins("INSERT INTO meta VALUES (?, ?)", std::string("format"), std::to_string(kBuiltCatalogFormat));
     ins("INSERT INTO meta VALUES (?, ?)", std::string("flowctl_version"), std::string(FLOWCTL_VERSION_STRING));
     ins("INSERT INTO meta VALUES (?, ?)", std::string("root_url"), cat.root_url);
@@ -176,67 +256,8 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
         ins("INSERT OR IGNORE INTO resource_imports VALUES (?, ?)", f->url, i);
       }
     }
-    for (const auto& c : built.collections) {
-      const CollectionSpec& s = *c.spec;
-      ins("INSERT INTO collections VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name, s.where.url,
-          s.where.mark.line, s.where.mark.col, c.schema_url, c.bundle, JsonStrings(s.key),
-          JsonStrings(c.key_fields), s.derivation.has_value(), c.shape->title, c.shape->description,
-          s.fragment_codec.empty() ? std::optional<std::string>() : std::optional<std::string>(s.fragment_codec),
-          s.fragment_length ? std::optional<int64_t>(static_cast<int64_t>(s.fragment_length)) : std::nullopt,
-          s.flush_interval ? std::optional<int64_t>(s.flush_interval) : std::nullopt);
-      for (const auto& p : c.projections) {
-        ins("INSERT INTO projections VALUES (?, ?, ?, ?, ?, ?, ?, ?)", s.name, p.field, p.location,
-            p.user, p.partition, p.key,
-            JsonStrings(p.shape ? schema::TypeNames(p.shape->types) : std::vector<std::string>{}),
-            p.must_exist);
-      }
-      for (const auto& l : c.locations) {
-        const schema::Shape& sh = *l.shape;
-        std::optional<std::string> strategy, key;
-        if (sh.reduce) {
-          strategy = sh.reduce->strategy;
-          if (!sh.reduce->key.empty()) key = JsonStrings(sh.reduce->key);
-        }
-        ins("INSERT INTO inferred_shapes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name,
-            l.pointer.ToString(), JsonStrings(schema::TypeNames(sh.types)), l.must_exist, sh.title,
-            sh.description, sh.format,
-            sh.max_length ? std::optional<int64_t>(static_cast<int64_t>(*sh.max_length))
-                          : std::nullopt,
-            sh.content_encoding,
-            strategy, key);
-      }
-    }
-    int64_t lambda_id = 0;
-    auto lambda = [&](const std::optional<LambdaSpec>& l, int64_t timeout) -> std::optional<int64_t> {
-      if (!l) return std::nullopt;
-      ins("INSERT INTO lambdas VALUES (?, ?, ?, ?, ?, ?, ?)", ++lambda_id,
-          std::string(LambdaSpec::KindName(l->kind)), l->body, l->where.url, l->where.mark.line,
-          l->where.mark.col, timeout);
-      return lambda_id;
-    };
-    for (const auto& d : built.derivations) {
-      ins("INSERT INTO derivations VALUES (?, ?, ?, ?)", d.collection->name,
-          d.register_schema_url.empty() ? nullptr : d.register_schema_url.c_str(), d.register_bundle,
-          d.register_initial);
-      const DerivationSpec& ds = *d.collection->derivation;
-      for (size_t i = 0; i < ds.bootstrap.size(); ++i) {
-        ins("INSERT INTO bootstraps VALUES (?, ?, ?)", d.collection->name, static_cast<int64_t>(i),
-            *lambda(ds.bootstrap[i], ds.BootstrapTimeoutSeconds()));
-      }
-      for (const auto& t : d.transforms) {
-        const TransformSpec& s = *t.spec;
-        int64_t timeout = ds.LambdaTimeoutSeconds(s);
-        std::optional<int64_t> u = lambda(s.update, timeout), p = lambda(s.publish, timeout);
-        std::string partitions = SelectorJson(s.partitions);
-        ins("INSERT INTO transforms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", s.name,
-            d.collection->name, s.source,
-            t.source_schema_url.empty() ? nullptr : t.source_schema_url.c_str(),
-            t.source_schema_bundle.empty() ? nullptr : t.source_schema_bundle.c_str(),
-            partitions.empty() ? nullptr : partitions.c_str(), JsonStrings(t.shuffle),
-            s.read_delay_seconds, u, p, t.dead_letters.empty() ? nullptr : t.dead_letters.c_str(),
-            s.where.url, s.where.mark.line, s.where.mark.col);
-      }
-    }
+    WriteCollections(ins, built);
+    WriteDerivations(ins, built);
     for (const auto& t : cat.targets) {
       ins("INSERT INTO materialization_targets VALUES (?, ?, ?, ?, ?)", t.name, t.kind, t.address, t.written,
           t.is_inline);

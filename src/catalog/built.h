@@ -1,7 +1,7 @@
 // The built catalog: one SQLite database holding every source and schema as read plus
 // tables of everything later commands need (collections, projections, inferred shapes,
 // derivations, transforms, lambdas, targets, materializations, captures, tests and npm
-// dependencies). docs/built-catalog.md describes the tables. This file and check.cc's
+// dependencies). docs/built-catalog.md describes the tables. This file and check_derivation.cc's
 // SQL syntax check are the catalog module's only users of SQLite.
 #pragma once
 

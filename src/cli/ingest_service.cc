@@ -129,10 +129,22 @@ void IngestService::Control(const std::string& method, const std::string& target
   cv_.notify_one();
 }
 
-std::shared_ptr<server::StreamSink> IngestService::OpenStream(const std::string& collection,
-                                                              runtime::IngestFormat format,
-                                                              std::shared_ptr<server::StreamPeer> peer,
-                                                              server::Response* refusal) {
+// The server's stream formats are the runtime's ingest formats.
+static runtime::IngestFormat FeedFormat(server::IngestFormat format) {
+  switch (format) {
+    case server::IngestFormat::kCsv:
+      return runtime::IngestFormat::kCsv;
+    case server::IngestFormat::kTsv:
+      return runtime::IngestFormat::kTsv;
+    case server::IngestFormat::kJson:
+      break;
+  }
+  return runtime::IngestFormat::kJson;
+}
+
+std::shared_ptr<server::StreamSink> IngestService::OpenStream(
+    const std::string& collection, server::IngestFormat format,
+    std::shared_ptr<server::StreamPeer> peer, server::Response* refusal) {
   std::shared_ptr<const runtime::Plan> plan;
   {
     std::lock_guard lock(mu_);
@@ -151,7 +163,7 @@ std::shared_ptr<server::StreamSink> IngestService::OpenStream(const std::string&
                          collection));
     return nullptr;
   }
-  return std::make_shared<Stream>(this, it->second, format, std::move(peer));
+  return std::make_shared<Stream>(this, it->second, FeedFormat(format), std::move(peer));
 }
 
 Result<uint64_t> IngestService::Drain() {

@@ -62,7 +62,8 @@ class IngestService : public server::Backend {
 
   // server::Backend, on the network thread.
   void Ingest(std::string body, server::Respond respond) override;
-  std::shared_ptr<server::StreamSink> OpenStream(const std::string& collection, runtime::IngestFormat format,
+  std::shared_ptr<server::StreamSink> OpenStream(const std::string& collection,
+                                                 server::IngestFormat format,
                                                  std::shared_ptr<server::StreamPeer> peer,
                                                  server::Response* refusal) override;
   bool Ready() override;

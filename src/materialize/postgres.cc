@@ -302,6 +302,98 @@ class Session {
   mutable std::string last_copy_column_;
 };
 
+// Reads the columns of every one of `tables` that exists in target `target`: an error listing
+// every table whose shape differs; the tables that do not exist go to `missing`.
+Result<bool> CheckTables(Session& s, const std::vector<Table>& tables, const std::string& target,
+                         std::vector<const Table*>* missing) {
+  std::vector<std::string> mismatches;
+  for (const Table& table : tables) {
+    std::string what = fmt::format("reading the columns of table `{}`", table.name);
+    auto exists =
+        s.Exec("SELECT to_regclass($1) IS NOT NULL", {QuoteIdentifier(table.name)}, what.c_str());
+    if (!exists) return exists.error();
+    if (PQgetvalue(exists->get(), 0, 0)[0] != 't') {
+      missing->push_back(&table);
+      continue;
+    }
+    auto columns = s.Exec(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,\n"
+        "  COALESCE((SELECT k.n FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY AS "
+        "k(attnum, n)\n"
+        "            WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum), "
+        "0)\n"
+        "FROM pg_attribute a\n"
+        "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped\n"
+        "ORDER BY a.attnum",
+        {QuoteIdentifier(table.name)}, what.c_str());
+    if (!columns) return columns.error();
+    std::vector<ExistingColumn> existing;
+    PGresult* r = columns->get();
+    for (int i = 0; i < PQntuples(r); ++i) {
+      existing.push_back({PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0] == 't',
+                          std::atoi(PQgetvalue(r, i, 3))});
+    }
+    std::vector<std::string> diffs = DiffTable(Dialect::kPostgres, table, existing);
+    if (diffs.empty()) continue;
+    std::string m = fmt::format(
+        "table `{}` in target `{}` exists with a different shape; nothing was changed. "
+        "Expected:\n{}\nDifferences:",
+        table.name, target, CreateTableSql(Dialect::kPostgres, table));
+    for (const auto& d : diffs) m += "\n  - " + d;
+    mismatches.push_back(std::move(m));
+  }
+  if (!mismatches.empty()) return Error::User(fmt::format("{}", fmt::join(mismatches, "\n")));
+  return true;
+}
+
+// The query Load runs for `table` (its columns quoted in `columns`, with `kinds` and `keys`
+// as in PostgresDriver::Binding): key arrays in, (ordinality, document) out.
+std::string LoadSql(const Table& table, const std::vector<Kind>& kinds,
+                    const std::vector<size_t>& keys, const std::vector<std::string>& columns,
+                    const Column& document) {
+  std::vector<std::string> arrays, names, on;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const Column& k = table.columns[keys[i]];
+    arrays.push_back(fmt::format("${}::{}", i + 1, ArrayType(k)));
+    names.push_back(fmt::format("k{}", i));
+    // JSON has no equality operator; jsonb does.
+    on.push_back(kinds[keys[i]] == Kind::kJson
+                     ? fmt::format("t.{}::jsonb = k.k{}::jsonb", columns[keys[i]], i)
+                     : fmt::format("t.{} = k.k{}", columns[keys[i]], i));
+  }
+  // One index lookup per key (a subquery per row, NULL where the key is absent): a
+  // join lets the planner hash the whole table for every batch, which took 0.9-1.7 s
+  // per batch of 131,072 keys against a table of 4M rows, against 0.16 s this way.
+  // (Keys are single-typed strings, integers or booleans, a catalog check, so the
+  // index serves every lookup.)
+  return fmt::format(
+      "SELECT k.flowctl_i, (SELECT t.{} FROM {} AS t WHERE {}) FROM unnest({}) WITH ORDINALITY "
+      "AS k({}, flowctl_i)",
+      QuoteIdentifier(document.field), QuoteIdentifier(table.name), fmt::join(on, " AND "),
+      fmt::join(arrays, ", "), fmt::join(names, ", "));
+}
+
+// Takes the next fence of `materialization` into `*fence`, returning its checkpoint.
+Result<std::string> TakeFence(Session& s, const std::string& materialization, int64_t* fence) {
+  // The UPDATE locks the row, so a concurrent Open waits for this
+  // transaction and then increments the fence this one committed.
+  if (auto r = s.Exec("INSERT INTO flow_checkpoints (materialization, fence, checkpoint) VALUES "
+                      "($1, 0, '') ON CONFLICT DO NOTHING",
+                      {materialization}, "registering the materialization");
+      !r) {
+    return r.error();
+  }
+  auto fenced = s.Exec(
+      "UPDATE flow_checkpoints SET fence = fence + 1 WHERE materialization = $1 RETURNING fence, "
+      "checkpoint",
+      {materialization}, "incrementing the fence");
+  if (!fenced) return fenced.error();
+  if (PQntuples(fenced->get()) != 1)
+    return Error::Internal("flow_checkpoints has no row for the materialization");
+  *fence = std::strtoll(PQgetvalue(fenced->get(), 0, 0), nullptr, 10);
+  return std::string(PQgetvalue(fenced->get(), 0, 1));
+}
+
 }  // namespace
 
 struct PostgresDriver::Binding {
@@ -399,44 +491,8 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
     return fail(r.error());
 
   // Check every existing table before creating any, so that a mismatch changes nothing.
-  std::vector<std::string> mismatches;
   std::vector<const Table*> missing;
-  for (const Table& table : tables) {
-    std::string what = fmt::format("reading the columns of table `{}`", table.name);
-    auto exists =
-        s.Exec("SELECT to_regclass($1) IS NOT NULL", {QuoteIdentifier(table.name)}, what.c_str());
-    if (!exists) return fail(exists.error());
-    if (PQgetvalue(exists->get(), 0, 0)[0] != 't') {
-      missing.push_back(&table);
-      continue;
-    }
-    auto columns = s.Exec(
-        "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,\n"
-        "  COALESCE((SELECT k.n FROM pg_index i, unnest(i.indkey::int2[]) WITH ORDINALITY AS "
-        "k(attnum, n)\n"
-        "            WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum), "
-        "0)\n"
-        "FROM pg_attribute a\n"
-        "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped\n"
-        "ORDER BY a.attnum",
-        {QuoteIdentifier(table.name)}, what.c_str());
-    if (!columns) return fail(columns.error());
-    std::vector<ExistingColumn> existing;
-    PGresult* r = columns->get();
-    for (int i = 0; i < PQntuples(r); ++i) {
-      existing.push_back({PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0] == 't',
-                          std::atoi(PQgetvalue(r, i, 3))});
-    }
-    std::vector<std::string> diffs = DiffTable(Dialect::kPostgres, table, existing);
-    if (diffs.empty()) continue;
-    std::string m = fmt::format(
-        "table `{}` in target `{}` exists with a different shape; nothing was changed. "
-        "Expected:\n{}\nDifferences:",
-        table.name, target_, CreateTableSql(Dialect::kPostgres, table));
-    for (const auto& d : diffs) m += "\n  - " + d;
-    mismatches.push_back(std::move(m));
-  }
-  if (!mismatches.empty()) return fail(Error::User(fmt::format("{}", fmt::join(mismatches, "\n"))));
+  if (auto r = CheckTables(s, tables, target_, &missing); !r) return fail(r.error());
   for (const Table* table : missing) {
     std::string what = fmt::format("creating table `{}`", table->name);
     if (auto r = s.Exec(CreateTableSql(Dialect::kPostgres, *table), what.c_str()); !r)
@@ -486,52 +542,17 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
           "INSERT INTO {0} ({1}) SELECT {1} FROM {2} ON CONFLICT ({3}) DO {4}", name,
           fmt::join(columns, ", "), stage, fmt::join(keys, ", "),
           updates.empty() ? "NOTHING" : fmt::format("UPDATE SET {}", fmt::join(updates, ", ")));
-      if (document != nullptr) {
-        std::vector<std::string> arrays, names, on;
-        for (size_t i = 0; i < b.keys.size(); ++i) {
-          const Column& k = table.columns[b.keys[i]];
-          arrays.push_back(fmt::format("${}::{}", i + 1, ArrayType(k)));
-          names.push_back(fmt::format("k{}", i));
-          // JSON has no equality operator; jsonb does.
-          on.push_back(b.kinds[b.keys[i]] == Kind::kJson
-                           ? fmt::format("t.{}::jsonb = k.k{}::jsonb", columns[b.keys[i]], i)
-                           : fmt::format("t.{} = k.k{}", columns[b.keys[i]], i));
-        }
-        // One index lookup per key (a subquery per row, NULL where the key is absent): a
-        // join lets the planner hash the whole table for every batch, which took 0.9-1.7 s
-        // per batch of 131,072 keys against a table of 4M rows, against 0.16 s this way.
-        // (Keys are single-typed strings, integers or booleans, a catalog check, so the
-        // index serves every lookup.)
-        b.load_sql = fmt::format(
-            "SELECT k.flowctl_i, (SELECT t.{} FROM {} AS t WHERE {}) FROM unnest({}) WITH ORDINALITY "
-            "AS k({}, flowctl_i)",
-            QuoteIdentifier(document->field), name, fmt::join(on, " AND "), fmt::join(arrays, ", "),
-            fmt::join(names, ", "));
-      }
+      if (document != nullptr) b.load_sql = LoadSql(table, b.kinds, b.keys, columns, *document);
     }
     bindings_.push_back(std::move(b));
   }
 
-  // Take the next fence. The UPDATE locks the row, so a concurrent Open waits for this
-  // transaction and then increments the fence this one committed.
-  if (auto r = s.Exec("INSERT INTO flow_checkpoints (materialization, fence, checkpoint) VALUES "
-                      "($1, 0, '') ON CONFLICT DO NOTHING",
-                      {materialization}, "registering the materialization");
-      !r) {
-    return fail(r.error());
-  }
-  auto fenced = s.Exec(
-      "UPDATE flow_checkpoints SET fence = fence + 1 WHERE materialization = $1 RETURNING fence, "
-      "checkpoint",
-      {materialization}, "incrementing the fence");
-  if (!fenced) return fail(fenced.error());
-  if (PQntuples(fenced->get()) != 1)
-    return fail(Error::Internal("flow_checkpoints has no row for the materialization"));
-  int64_t fence = std::strtoll(PQgetvalue(fenced->get(), 0, 0), nullptr, 10);
-  std::string checkpoint = PQgetvalue(fenced->get(), 0, 1);
+  int64_t fence = 0;
+  auto checkpoint = TakeFence(s, materialization, &fence);
+  if (!checkpoint) return fail(checkpoint.error());
   if (auto r = s.Exec("COMMIT", "committing the tables and the fence"); !r) return fail(r.error());
   fence_ = fence;
-  return checkpoint;
+  return checkpoint.value();
 }
 
 Result<bool> PostgresDriver::Load(size_t table,

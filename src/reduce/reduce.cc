@@ -60,6 +60,10 @@ class SmallVec {
   size_t n_ = 0;
 };
 
+struct Part;
+struct SetValue;
+class SetOps;
+
 class Run {
  public:
   Run(const schema::Annotations& a, Allocator& alloc, bool full, bool copy)
@@ -90,6 +94,10 @@ class Run {
   void MergeArraysByKey(Value& l, Value& r, const Applied& ap, const std::vector<doc::Pointer>& key);
   void DeepMerge(Value& l, Value& r, const Applied& ap);
   void Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec);
+  void ParseSet(Value& v, SetValue* out, const char* side, const Value& l, const Value& r,
+                const ReduceSpec* spec);
+  Part UniteSetParts(const SetOps& ops, int form, const Applied& ap, const Part& x, Part& y,
+                     const char* part_name, Value* y_part);
   std::string Location() const {
     std::string out;
     for (const auto& t : path_) {
@@ -431,46 +439,97 @@ class SetOps {
   int form_;
 };
 
-void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
-  auto parse = [&](Value& v, SetValue* out, const char* side) {
-    if (!v.IsObject()) {
-      Fail(spec, fmt::format("malformed set: the {} side is a {}, not an object of add/intersect/remove", side,
-                             doc::KindName(v)),
+// One side of a set instruction, `v` (`side`: "left" or "right"), read into `out`; `l` and
+// `r` are both sides, for messages.
+void Run::ParseSet(Value& v, SetValue* out, const char* side, const Value& l, const Value& r,
+                   const ReduceSpec* spec) {
+  if (!v.IsObject()) {
+    Fail(spec,
+         fmt::format("malformed set: the {} side is a {}, not an object of add/intersect/remove",
+                     side, doc::KindName(v)),
+         l, r);
+  }
+  for (auto& m : v.GetObject()) {
+    std::string_view name = NameOf(m.name);
+    Part* p = name == "add"         ? &out->add
+              : name == "intersect" ? &out->intersect
+              : name == "remove"    ? &out->remove
+                                    : nullptr;
+    if (!p) {
+      Fail(spec,
+           fmt::format("malformed set: unknown property `{}` (a set has add, intersect and remove)",
+                       name),
            l, r);
     }
-    for (auto& m : v.GetObject()) {
-      std::string_view name = NameOf(m.name);
-      Part* p = name == "add" ? &out->add : name == "intersect" ? &out->intersect : name == "remove" ? &out->remove : nullptr;
-      if (!p) {
-        Fail(spec, fmt::format("malformed set: unknown property `{}` (a set has add, intersect and remove)", name), l, r);
+    int form = m.value.IsObject() ? 1 : m.value.IsArray() ? 2 : 0;
+    if (form == 0)
+      Fail(spec, fmt::format("malformed set: `{}` must be an object or an array", name), l, r);
+    bool empty = form == 1 ? m.value.MemberCount() == 0 : m.value.Empty();
+    if (empty) {
+      out->hint = form;
+    } else {
+      if (out->form && out->form != form) {
+        Fail(spec,
+             fmt::format("malformed set: `{}` must be {} like the other parts", name,
+                         out->form == 2 ? "an array" : "an object"),
+             l, r);
       }
-      int form = m.value.IsObject() ? 1 : m.value.IsArray() ? 2 : 0;
-      if (form == 0) Fail(spec, fmt::format("malformed set: `{}` must be an object or an array", name), l, r);
-      bool empty = form == 1 ? m.value.MemberCount() == 0 : m.value.Empty();
-      if (empty) {
-        out->hint = form;
-      } else {
-        if (out->form && out->form != form) {
-          Fail(spec, fmt::format("malformed set: `{}` must be {} like the other parts", name,
-                                 out->form == 2 ? "an array" : "an object"),
-               l, r);
-        }
-        out->form = form;
-      }
-      p->present = true;
-      if (form == 1) {
-        for (auto& mm : m.value.GetObject()) {
-          p->names.push_back(&mm.name);
-          p->values.push_back(&mm.value);
-        }
-      } else {
-        for (auto& item : m.value.GetArray()) p->values.push_back(&item);
-      }
+      out->form = form;
     }
-  };
+    p->present = true;
+    if (form == 1) {
+      for (auto& mm : m.value.GetObject()) {
+        p->names.push_back(&mm.name);
+        p->values.push_back(&mm.value);
+      }
+    } else {
+      for (auto& item : m.value.GetArray()) p->values.push_back(&item);
+    }
+  }
+}
+
+// Union of x and y: common members deep-reduced (x.v ⊕ y.v) under y's annotations at
+// /<part>/<member>; y-only members taken.
+Part Run::UniteSetParts(const SetOps& ops, int form, const Applied& ap, const Part& x, Part& y,
+                        const char* part_name, Value* y_part) {
+  Part out;
+  out.present = true;
+  Applied part_ap, member;
+  static const Value kNull;
+  a_.Property(ap, part_name, y_part ? *y_part : kNull, &part_ap);
+  path_.push_back(Step{part_name});
+  size_t i = 0, j = 0;
+  while (i < x.values.size() || j < y.values.size()) {
+    int c = i == x.values.size() ? 1 : j == y.values.size() ? -1 : ops.Compare(x, i, y, j);
+    if (c < 0) {
+      ops.Keep(&out, x, i++);
+      continue;
+    }
+    if (form == 1) {
+      a_.Property(part_ap, NameOf(*y.names[j]), *y.values[j], &member);
+      path_.push_back(Step{NameOf(*y.names[j])});
+    } else {
+      a_.Item(part_ap, j, *y.values[j], &member);
+      path_.push_back(Step{{}, j, true});
+    }
+    if (c == 0) {
+      Reduce(*x.values[i], *y.values[j], member);
+      ops.Keep(&out, x, i++);
+    } else {
+      if (full_ && member.HasSet()) Finalize(*y.values[j], member);
+      ops.Keep(&out, y, j);
+    }
+    path_.pop_back();
+    ++j;
+  }
+  path_.pop_back();
+  return out;
+}
+
+void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
   SetValue L, R;
-  parse(l, &L, "left");
-  parse(r, &R, "right");
+  ParseSet(l, &L, "left", l, r, spec);
+  ParseSet(r, &R, "right", l, r, spec);
   if (L.form && R.form && L.form != R.form) {
     Fail(spec, "malformed set: one side uses objects and the other arrays", l, r);
   }
@@ -484,42 +543,6 @@ void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
   SetOps ops(spec, form);
   for (Part* p : {&L.add, &L.intersect, &L.remove, &R.add, &R.intersect, &R.remove}) ops.Sort(p);
 
-  // Union of x and y: common members deep-reduced (x.v ⊕ y.v) under y's annotations at
-  // /<part>/<member>; y-only members taken.
-  auto unite = [&](const Part& x, Part& y, const char* part_name, Value* y_part) -> Part {
-    Part out;
-    out.present = true;
-    Applied part_ap, member;
-    static const Value kNull;
-    a_.Property(ap, part_name, y_part ? *y_part : kNull, &part_ap);
-    path_.push_back(Step{part_name});
-    size_t i = 0, j = 0;
-    while (i < x.values.size() || j < y.values.size()) {
-      int c = i == x.values.size() ? 1 : j == y.values.size() ? -1 : ops.Compare(x, i, y, j);
-      if (c < 0) {
-        ops.Keep(&out, x, i++);
-        continue;
-      }
-      if (form == 1) {
-        a_.Property(part_ap, NameOf(*y.names[j]), *y.values[j], &member);
-        path_.push_back(Step{NameOf(*y.names[j])});
-      } else {
-        a_.Item(part_ap, j, *y.values[j], &member);
-        path_.push_back(Step{{}, j, true});
-      }
-      if (c == 0) {
-        Reduce(*x.values[i], *y.values[j], member);
-        ops.Keep(&out, x, i++);
-      } else {
-        if (full_ && member.HasSet()) Finalize(*y.values[j], member);
-        ops.Keep(&out, y, j);
-      }
-      path_.pop_back();
-      ++j;
-    }
-    path_.pop_back();
-    return out;
-  };
   auto part_value = [&](Value& v, const char* name) -> Value* {
     auto it = v.FindMember(name);
     return it == v.MemberEnd() ? nullptr : &it->value;
@@ -528,17 +551,18 @@ void Run::Set(Value& l, Value& r, const Applied& ap, const ReduceSpec* spec) {
   Part add, intersect, remove;
   if (R.intersect.present) {
     Part kept = ops.Filter(L.add, R.intersect, true);
-    add = unite(kept, R.add, "add", part_value(r, "add"));
+    add = UniteSetParts(ops, form, ap, kept, R.add, "add", part_value(r, "add"));
     if (!full_) intersect = L.intersect.present ? ops.Filter(L.intersect, R.intersect, true)
                                                 : ops.Filter(R.intersect, L.remove, false);
   } else {
     Part kept = ops.Filter(L.add, R.remove, false);
-    add = unite(kept, R.add, "add", part_value(r, "add"));
+    add = UniteSetParts(ops, form, ap, kept, R.add, "add", part_value(r, "add"));
     if (!full_) {
       if (L.intersect.present) {
         intersect = ops.Filter(L.intersect, R.remove, false);
       } else if (L.remove.present || R.remove.present) {
-        remove = unite(L.remove, R.remove, "remove", part_value(r, "remove"));
+        remove =
+            UniteSetParts(ops, form, ap, L.remove, R.remove, "remove", part_value(r, "remove"));
       }
     }
   }

@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "base/log.h"
-#include "base/strings.h"
 #include "base/url.h"
+#include "server/protocol.h"
 
 namespace flow::server {
 namespace {
@@ -46,51 +46,11 @@ using Fields = std::vector<std::pair<http::field, std::string>>;
 // which can destroy the response (a 413 for a body still in flight) before the client reads
 // it; a client that got `Connection: close` hangs up well within this.
 constexpr std::chrono::milliseconds kLinger{1000};
-// The protocol's limit on a close frame's reason (RFC 6455 5.5: 125-byte control payloads).
-constexpr size_t kMaxCloseReason = 123;
 
 // The server's own failures, through base's log: a JSON record with --log-format json.
 void Log(const std::string& what) { flow::Log(LogLevel::kError, "server: " + what); }
 
 std::string_view View(beast::string_view s) { return {s.data(), s.size()}; }
-
-std::string JsonError(std::string_view message) { return "{\"error\": " + JsonQuote(message) + "}"; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-// "application/json", with any parameters (`; charset=utf-8`), in any case.
-bool IsJsonType(std::string_view content_type) {
-  std::string_view type = Trim(content_type.substr(0, content_type.find(';')));
-  return beast::iequals(beast::string_view(type.data(), type.size()), "application/json");
-}
-
-// Close codes an endpoint may send (RFC 6455 7.4); anything else becomes 1011.
-uint16_t SendableCloseCode(uint16_t code) {
-  bool ok = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-            (code >= 3000 && code <= 4999);
-  return ok ? code : static_cast<uint16_t>(websocket::close_code::internal_error);
-}
-
-// At most the protocol's 123 bytes, not cutting a UTF-8 sequence (the reason must be UTF-8).
-std::string TruncateReason(std::string reason) {
-  if (reason.size() <= kMaxCloseReason) return reason;
-  size_t n = kMaxCloseReason;
-  while (n > 0 && (static_cast<unsigned char>(reason[n]) & 0xC0) == 0x80) --n;
-  reason.resize(n);
-  return reason;
-}
-
-// The WebSocket protocols of SPEC section 7.
-std::optional<runtime::IngestFormat> FormatOfProtocol(std::string_view p) {
-  if (p == "json/v1") return runtime::IngestFormat::kJson;
-  if (p == "csv/v1") return runtime::IngestFormat::kCsv;
-  if (p == "tsv/v1") return runtime::IngestFormat::kTsv;
-  return std::nullopt;
-}
 
 // Posts work onto the network thread while the server lives; afterwards, drops it.
 class Hub {
@@ -591,28 +551,18 @@ class HttpSession final : public Session, public std::enable_shared_from_this<Ht
     std::string collection = PercentDecode(encoded_collection);
     if (collection.empty())
       return SendError(400, "missing collection name in /ingest/<collection>", !keep_alive_);
-    // The first offered protocol we speak; none offered means JSON lines.
-    std::optional<runtime::IngestFormat> format;
-    std::string protocol;
-    bool offered = false;
+    std::vector<std::string_view> offers;
     auto [first, last] = request.equal_range(http::field::sec_websocket_protocol);
-    for (auto field = first; field != last; ++field) {
-      std::string_view values = View(field->value());
-      while (!values.empty()) {
-        size_t comma = values.find(',');
-        std::string_view value = Trim(values.substr(0, comma));
-        values = comma == std::string_view::npos ? std::string_view() : values.substr(comma + 1);
-        if (value.empty()) continue;
-        offered = true;
-        if (!format && (format = FormatOfProtocol(value))) protocol = value;
-      }
-    }
-    if (offered && !format) {
+    for (auto field = first; field != last; ++field) offers.push_back(View(field->value()));
+    ProtocolChoice choice = ChooseProtocol(offers);
+    if (choice.offered && !choice.format) {
       return SendError(400,
                        "no supported WebSocket protocol offered: use json/v1, csv/v1 or tsv/v1",
                        !keep_alive_);
     }
-    if (!format) format = runtime::IngestFormat::kJson;
+    std::optional<IngestFormat> format = choice.format;
+    std::string protocol = std::move(choice.protocol);
+    if (!format) format = IngestFormat::kJson;
 
     auto peer = std::make_shared<Peer>(server_->hub());
     Response refusal{500, {}, "application/json"};

@@ -37,10 +37,14 @@
 #include <vector>
 
 #include "base/result.h"
-#include "runtime/feed.h"
 #include "server/guard.h"
 
 namespace flow::server {
+
+// What a WebSocket stream's messages hold, from its protocol: JSON (json/v1), CSV (csv/v1)
+// or TSV (tsv/v1). The backend maps it to its own formats (develop's: runtime::IngestFormat),
+// so that the server needs no runtime.
+enum class IngestFormat { kJson, kCsv, kTsv };
 
 struct Options {
   std::string host = "127.0.0.1";
@@ -102,8 +106,9 @@ class Backend {
   virtual void Ingest(std::string body, Respond respond) = 0;
   // A WebSocket stream to `collection`. Returns null and fills `refusal` (e.g. 404 for an
   // unknown collection, 400 for a derived one) to refuse the upgrade.
-  virtual std::shared_ptr<StreamSink> OpenStream(const std::string& collection, runtime::IngestFormat format,
-                                                 std::shared_ptr<StreamPeer> peer, Response* refusal) = 0;
+  virtual std::shared_ptr<StreamSink> OpenStream(const std::string& collection, IngestFormat format,
+                                                 std::shared_ptr<StreamPeer> peer,
+                                                 Response* refusal) = 0;
   virtual bool Ready() = 0;
   virtual std::string Metrics() = 0;
   // Any other request: `target` is the request target (path and query).

@@ -104,6 +104,180 @@ size_t CountCrossings(std::vector<std::pair<int, int>> edges, size_t lower_size)
   return crossings;
 }
 
+// The columns of a layout (LayOut's step 1): captures first; collections one to the right of
+// everything they read (and captured ones all in one column); materializations in the last
+// column. Sets each node's column in `layer`; returns the number of columns.
+int AssignColumns(const LineageGraph& g, std::vector<int>* layer_out) {
+  const size_t n = g.nodes.size();
+  std::vector<int>& layer = *layer_out;
+  bool captures = std::any_of(g.nodes.begin(), g.nodes.end(), [](const auto& v) { return v.kind == Kind::kCapture; });
+  int base = captures ? 1 : 0;
+  std::vector<size_t> indegree(n, 0), ready;
+  for (size_t v = 0; v < n; ++v) {
+    indegree[v] = g.in[v].size();
+    layer[v] = g.nodes[v].kind == Kind::kCapture ? 0 : base;
+    if (indegree[v] == 0) ready.push_back(v);
+  }
+  while (!ready.empty()) {  // Kahn's topological order; a cycle (never built) stays at `base`
+    size_t v = ready.back();
+    ready.pop_back();
+    for (size_t e : g.out[v]) {
+      size_t w = g.edges[e].to;
+      if (g.nodes[w].kind != Kind::kMaterialization) layer[w] = std::max(layer[w], layer[v] + 1);
+      if (--indegree[w] == 0) ready.push_back(w);
+    }
+  }
+  int last = 0;
+  for (size_t v = 0; v < n; ++v) {
+    if (g.nodes[v].kind != Kind::kMaterialization) last = std::max(last, layer[v]);
+  }
+  bool sinks = false;
+  for (size_t v = 0; v < n; ++v) {
+    if (g.nodes[v].kind == Kind::kMaterialization) layer[v] = last + 1, sinks = true;
+  }
+  return last + 1 + (sinks ? 1 : 0);
+}
+
+// The vertices of a layout: the nodes, then a dummy per column an edge passes through.
+struct Vertices {
+  std::vector<int> layer;  // the column of each vertex
+  std::vector<bool> dummy;
+  std::vector<std::vector<size_t>> chain;     // per edge: its vertices from source to target
+  std::vector<std::vector<size_t>> up, down;  // neighbours one column to the left, right
+  double height(size_t v) const { return dummy[v] ? 0.0 : kNodeHeight; }
+};
+
+// LayOut's step 2: the vertices of graph `g` whose nodes are in columns `layer`.
+Vertices AddDummies(const LineageGraph& g, const std::vector<int>& layer) {
+  const size_t n = g.nodes.size();
+  std::vector<int> vlayer(layer.begin(), layer.end());
+  std::vector<bool> dummy(n, false);
+  std::vector<std::vector<size_t>> chain(g.edges.size());
+  std::vector<std::vector<size_t>> up(n), down(n);
+  for (size_t e = 0; e < g.edges.size(); ++e) {
+    size_t from = g.edges[e].from, to = g.edges[e].to;
+    chain[e].push_back(from);
+    for (int l = layer[from] + 1; l < layer[to]; ++l) {
+      chain[e].push_back(vlayer.size());
+      vlayer.push_back(l);
+      dummy.push_back(true);
+      up.emplace_back();
+      down.emplace_back();
+    }
+    chain[e].push_back(to);
+    for (size_t i = 1; i < chain[e].size(); ++i) {
+      size_t a = chain[e][i - 1], b = chain[e][i];
+      if (vlayer[b] == vlayer[a] + 1) {
+        down[a].push_back(b);
+        up[b].push_back(a);
+      }
+    }
+  }
+  return Vertices{std::move(vlayer), std::move(dummy), std::move(chain), std::move(up),
+                  std::move(down)};
+}
+
+// LayOut's step 3, the order within columns: barycenter sweeps, keeping the order with the
+// fewest crossings. Returns the vertices of each column in order, and sets `*crossings_out`.
+std::vector<std::vector<size_t>> OrderColumns(const Vertices& vx, int layers,
+                                              size_t* crossings_out) {
+  const auto& up = vx.up;
+  const auto& down = vx.down;
+  const size_t vertices = vx.layer.size();
+  std::vector<std::vector<size_t>> rows(layers);
+  for (size_t v = 0; v < vertices; ++v) rows[vx.layer[v]].push_back(v);
+  std::vector<double> pos(vertices);
+  auto index_rows = [&](std::vector<std::vector<size_t>>& r) {
+    for (auto& row : r) {
+      for (size_t i = 0; i < row.size(); ++i) pos[row[i]] = static_cast<double>(i);
+    }
+  };
+  index_rows(rows);
+  auto crossings = [&]() {
+    size_t total = 0;
+    for (int l = 0; l + 1 < layers; ++l) {
+      std::vector<std::pair<int, int>> pairs;
+      for (size_t v : rows[l]) {
+        for (size_t w : down[v]) pairs.push_back({static_cast<int>(pos[v]), static_cast<int>(pos[w])});
+      }
+      total += CountCrossings(std::move(pairs), rows[l + 1].size());
+    }
+    return total;
+  };
+  auto sweep = [&](int from, int to, int step, const std::vector<std::vector<size_t>>& neighbours) {
+    std::vector<double> key(vertices);
+    for (int l = from; l != to; l += step) {
+      auto& row = rows[l];
+      for (size_t v : row) {
+        const auto& nb = neighbours[v];
+        if (nb.empty()) {
+          key[v] = pos[v];
+        } else {
+          double sum = 0;
+          for (size_t u : nb) sum += pos[u];
+          key[v] = sum / nb.size();
+        }
+      }
+      std::stable_sort(row.begin(), row.end(), [&](size_t a, size_t b) { return key[a] < key[b]; });
+      for (size_t i = 0; i < row.size(); ++i) pos[row[i]] = static_cast<double>(i);
+    }
+  };
+  auto best = rows;
+  size_t best_crossings = crossings();
+  constexpr int kSweeps = 6;  // pairs of sweeps; enough to settle the example catalogs
+  for (int i = 0; i < kSweeps && best_crossings > 0; ++i) {
+    sweep(1, layers, 1, up);
+    sweep(layers - 2, -1, -1, down);
+    size_t c = crossings();
+    if (c < best_crossings) best_crossings = c, best = rows;
+  }
+  rows = best;
+  *crossings_out = best_crossings;
+  return rows;
+}
+
+// LayOut's step 4, vertical centres: each column placed as close as possible to the mean of
+// its neighbours' centres, in its order, with its slots apart; alternately down and up.
+std::vector<double> PlaceCentres(const Vertices& vx, const std::vector<std::vector<size_t>>& rows,
+                                 int layers) {
+  const auto& dummy = vx.dummy;
+  const size_t vertices = vx.layer.size();
+  auto height = [&](size_t v) { return vx.height(v); };
+  std::vector<double> centre(vertices, 0);
+  for (auto& row : rows) {
+    double y = 0;
+    for (size_t i = 0; i < row.size(); ++i) {
+      if (i > 0) y += (height(row[i - 1]) + height(row[i])) / 2 + (dummy[row[i - 1]] || dummy[row[i]] ? kDummyGap : kNodeGap);
+      centre[row[i]] = y;
+    }
+  }
+  auto place = [&](int from, int to, int step, const std::vector<std::vector<size_t>>& neighbours) {
+    for (int l = from; l != to; l += step) {
+      const auto& row = rows[l];
+      if (row.empty()) continue;
+      std::vector<double> want(row.size()), sep(row.size() - 1);
+      for (size_t i = 0; i < row.size(); ++i) {
+        const auto& nb = neighbours[row[i]];
+        double sum = 0;
+        for (size_t u : nb) sum += centre[u];
+        want[i] = nb.empty() ? centre[row[i]] : sum / nb.size();
+        if (i > 0) {
+          sep[i - 1] = (height(row[i - 1]) + height(row[i])) / 2 +
+                       (dummy[row[i - 1]] || dummy[row[i]] ? kDummyGap : kNodeGap);
+        }
+      }
+      auto placed = PlaceInOrder(want, sep);
+      for (size_t i = 0; i < row.size(); ++i) centre[row[i]] = placed[i];
+    }
+  };
+  constexpr int kPlacements = 4;
+  for (int i = 0; i < kPlacements; ++i) {
+    place(1, layers, 1, vx.up);
+    place(layers - 2, -1, -1, vx.down);
+  }
+  return centre;
+}
+
 }  // namespace
 
 LineageGraph BuildLineage(const catalog::Catalog& cat) {
@@ -111,14 +285,15 @@ LineageGraph BuildLineage(const catalog::Catalog& cat) {
   EdgeAdder edges(&g);
   std::unordered_map<std::string, size_t> collection;
   for (const auto& c : cat.captures) {
-    AddNode(&g, Kind::kCapture, c.name, fmt::format("capture: {} {} ({})", c.kind, c.path, c.format),
+    AddNode(&g, Kind::kCapture, c.name,
+            fmt::format("capture: {} {} ({})", c.kind, c.path, c.format),
             "index.html#capture-" + UrlEncode(c.name));
   }
   for (const auto& c : cat.collections) {
     bool derived = c.derivation.has_value();
-    collection[c.name] = AddNode(&g, derived ? Kind::kDerivation : Kind::kCollection, c.name,
-                                 derived ? "derived collection" : "captured collection",
-                                 CollectionPage(c.name));
+    collection[c.name] =
+        AddNode(&g, derived ? Kind::kDerivation : Kind::kCollection, c.name,
+                derived ? "derived collection" : "captured collection", CollectionPage(c.name));
   }
   std::vector<size_t> materialization;
   for (const auto& m : cat.materializations) {
@@ -174,150 +349,16 @@ LineageLayout LayOut(const LineageGraph& g) {
   out.layer.assign(n, 0);
   if (n == 0) return out;
 
-  // 1. Columns: captures first; collections one to the right of everything they read (and
-  // captured ones all in one column); materializations in the last column.
-  bool captures = std::any_of(g.nodes.begin(), g.nodes.end(), [](const auto& v) { return v.kind == Kind::kCapture; });
-  int base = captures ? 1 : 0;
-  std::vector<int>& layer = out.layer;
-  std::vector<size_t> indegree(n, 0), ready;
-  for (size_t v = 0; v < n; ++v) {
-    indegree[v] = g.in[v].size();
-    layer[v] = g.nodes[v].kind == Kind::kCapture ? 0 : base;
-    if (indegree[v] == 0) ready.push_back(v);
-  }
-  while (!ready.empty()) {  // Kahn's topological order; a cycle (never built) stays at `base`
-    size_t v = ready.back();
-    ready.pop_back();
-    for (size_t e : g.out[v]) {
-      size_t w = g.edges[e].to;
-      if (g.nodes[w].kind != Kind::kMaterialization) layer[w] = std::max(layer[w], layer[v] + 1);
-      if (--indegree[w] == 0) ready.push_back(w);
-    }
-  }
-  int last = 0;
-  for (size_t v = 0; v < n; ++v) {
-    if (g.nodes[v].kind != Kind::kMaterialization) last = std::max(last, layer[v]);
-  }
-  bool sinks = false;
-  for (size_t v = 0; v < n; ++v) {
-    if (g.nodes[v].kind == Kind::kMaterialization) layer[v] = last + 1, sinks = true;
-  }
-  int layers = last + 1 + (sinks ? 1 : 0);
-
-  // 2. Vertices: the nodes, then a dummy per column an edge passes through. `chain[e]` is
-  // edge e's vertices from source to target.
-  std::vector<int> vlayer(layer.begin(), layer.end());
-  std::vector<bool> dummy(n, false);
-  std::vector<std::vector<size_t>> chain(g.edges.size());
-  std::vector<std::vector<size_t>> up(n), down(n);
-  for (size_t e = 0; e < g.edges.size(); ++e) {
-    size_t from = g.edges[e].from, to = g.edges[e].to;
-    chain[e].push_back(from);
-    for (int l = layer[from] + 1; l < layer[to]; ++l) {
-      chain[e].push_back(vlayer.size());
-      vlayer.push_back(l);
-      dummy.push_back(true);
-      up.emplace_back();
-      down.emplace_back();
-    }
-    chain[e].push_back(to);
-    for (size_t i = 1; i < chain[e].size(); ++i) {
-      size_t a = chain[e][i - 1], b = chain[e][i];
-      if (vlayer[b] == vlayer[a] + 1) {
-        down[a].push_back(b);
-        up[b].push_back(a);
-      }
-    }
-  }
-  const size_t vertices = vlayer.size();
-  std::vector<std::vector<size_t>> rows(layers);
-  for (size_t v = 0; v < vertices; ++v) rows[vlayer[v]].push_back(v);
-  std::vector<double> pos(vertices);
-  auto index_rows = [&](std::vector<std::vector<size_t>>& r) {
-    for (auto& row : r) {
-      for (size_t i = 0; i < row.size(); ++i) pos[row[i]] = static_cast<double>(i);
-    }
-  };
-  index_rows(rows);
-
-  // 3. Order within columns: barycenter sweeps, keeping the order with the fewest crossings.
-  auto crossings = [&]() {
-    size_t total = 0;
-    for (int l = 0; l + 1 < layers; ++l) {
-      std::vector<std::pair<int, int>> pairs;
-      for (size_t v : rows[l]) {
-        for (size_t w : down[v]) pairs.push_back({static_cast<int>(pos[v]), static_cast<int>(pos[w])});
-      }
-      total += CountCrossings(std::move(pairs), rows[l + 1].size());
-    }
-    return total;
-  };
-  auto sweep = [&](int from, int to, int step, const std::vector<std::vector<size_t>>& neighbours) {
-    std::vector<double> key(vertices);
-    for (int l = from; l != to; l += step) {
-      auto& row = rows[l];
-      for (size_t v : row) {
-        const auto& nb = neighbours[v];
-        if (nb.empty()) {
-          key[v] = pos[v];
-        } else {
-          double sum = 0;
-          for (size_t u : nb) sum += pos[u];
-          key[v] = sum / nb.size();
-        }
-      }
-      std::stable_sort(row.begin(), row.end(), [&](size_t a, size_t b) { return key[a] < key[b]; });
-      for (size_t i = 0; i < row.size(); ++i) pos[row[i]] = static_cast<double>(i);
-    }
-  };
-  auto best = rows;
-  size_t best_crossings = crossings();
-  constexpr int kSweeps = 6;  // pairs of sweeps; enough to settle the example catalogs
-  for (int i = 0; i < kSweeps && best_crossings > 0; ++i) {
-    sweep(1, layers, 1, up);
-    sweep(layers - 2, -1, -1, down);
-    size_t c = crossings();
-    if (c < best_crossings) best_crossings = c, best = rows;
-  }
-  rows = best;
-  index_rows(rows);
-  out.crossings = best_crossings;
-
-  // 4. Vertical centres: each column placed as close as possible to the mean of its
-  // neighbours' centres, in its order, with its slots apart; alternately down and up.
-  auto height = [&](size_t v) { return dummy[v] ? 0.0 : kNodeHeight; };
-  std::vector<double> centre(vertices, 0);
-  for (auto& row : rows) {
-    double y = 0;
-    for (size_t i = 0; i < row.size(); ++i) {
-      if (i > 0) y += (height(row[i - 1]) + height(row[i])) / 2 + (dummy[row[i - 1]] || dummy[row[i]] ? kDummyGap : kNodeGap);
-      centre[row[i]] = y;
-    }
-  }
-  auto place = [&](int from, int to, int step, const std::vector<std::vector<size_t>>& neighbours) {
-    for (int l = from; l != to; l += step) {
-      const auto& row = rows[l];
-      if (row.empty()) continue;
-      std::vector<double> want(row.size()), sep(row.size() - 1);
-      for (size_t i = 0; i < row.size(); ++i) {
-        const auto& nb = neighbours[row[i]];
-        double sum = 0;
-        for (size_t u : nb) sum += centre[u];
-        want[i] = nb.empty() ? centre[row[i]] : sum / nb.size();
-        if (i > 0) {
-          sep[i - 1] = (height(row[i - 1]) + height(row[i])) / 2 +
-                       (dummy[row[i - 1]] || dummy[row[i]] ? kDummyGap : kNodeGap);
-        }
-      }
-      auto placed = PlaceInOrder(want, sep);
-      for (size_t i = 0; i < row.size(); ++i) centre[row[i]] = placed[i];
-    }
-  };
-  constexpr int kPlacements = 4;
-  for (int i = 0; i < kPlacements; ++i) {
-    place(1, layers, 1, up);
-    place(layers - 2, -1, -1, down);
-  }
+  // 1. Columns; 2. vertices, with a dummy per column an edge passes through.
+  int layers = AssignColumns(g, &out.layer);
+  Vertices vx = AddDummies(g, out.layer);
+  const size_t vertices = vx.layer.size();
+  const auto& vlayer = vx.layer;
+  const auto& chain = vx.chain;
+  // 3. Order within columns; 4. vertical centres.
+  std::vector<std::vector<size_t>> rows = OrderColumns(vx, layers, &out.crossings);
+  std::vector<double> centre = PlaceCentres(vx, rows, layers);
+  auto height = [&](size_t v) { return vx.height(v); };
   double top = 0, bottom = 0;
   bool first = true;
   for (size_t v = 0; v < vertices; ++v) {

@@ -35,6 +35,7 @@
 
 #include "base/log.h"
 #include "scratch.h"
+#include "server/protocol.h"
 #include "server/server.h"
 
 using namespace flow;
@@ -105,7 +106,7 @@ class TestBackend : public server::Backend {
  public:
   struct Stream {
     std::string collection;
-    runtime::IngestFormat format;
+    server::IngestFormat format;
   };
 
   TestBackend() : worker_([this] { Work(); }) {}
@@ -129,7 +130,7 @@ class TestBackend : public server::Backend {
     cv_.notify_all();
   }
   std::shared_ptr<server::StreamSink> OpenStream(const std::string& collection,
-                                                 runtime::IngestFormat format,
+                                                 server::IngestFormat format,
                                                  std::shared_ptr<server::StreamPeer> peer,
                                                  server::Response* refusal) override {
     std::lock_guard lock(mu_);
@@ -639,10 +640,10 @@ TEST_CASE("server: WebSocket protocol negotiation and refusal") {
   auto streams = f.backend.streams();
   REQUIRE(streams.size() == 3);
   CHECK(streams[0].collection == "acme/items");
-  CHECK(streams[0].format == runtime::IngestFormat::kCsv);
-  CHECK(streams[1].format == runtime::IngestFormat::kTsv);
+  CHECK(streams[0].format == server::IngestFormat::kCsv);
+  CHECK(streams[1].format == server::IngestFormat::kTsv);
   CHECK(streams[2].collection == "other");
-  CHECK(streams[2].format == runtime::IngestFormat::kJson);
+  CHECK(streams[2].format == server::IngestFormat::kJson);
   {
     WsClient c;  // only unknown protocols
     CHECK(c.Connect(f.port(), "/ingest/acme%2Fitems", "x/v9, json/v2") ==
@@ -1022,4 +1023,34 @@ TEST_CASE("server: --allow-origin lets that origin's pages in, with CORS answers
   }
   CHECK(f.backend.ingested().size() == 1);
   CHECK(f.backend.streams().size() == 1);
+}
+
+TEST_CASE("server protocol: a stream's protocol is the first offered one it speaks") {
+  server::ProtocolChoice none = server::ChooseProtocol({});
+  CHECK(!none.offered);
+  CHECK(!none.format);
+  server::ProtocolChoice csv = server::ChooseProtocol({" x/v2 , csv/v1", "tsv/v1"});
+  CHECK(csv.offered);
+  CHECK(csv.format == server::IngestFormat::kCsv);
+  CHECK(csv.protocol == "csv/v1");
+  server::ProtocolChoice unknown = server::ChooseProtocol({"json/v2, ,", "CSV/v1"});
+  CHECK(unknown.offered);
+  CHECK(!unknown.format);
+  CHECK(server::ChooseProtocol({" , "}).offered == false);
+}
+
+TEST_CASE("server protocol: content types, close codes and close reasons") {
+  CHECK(server::IsJsonType("application/json"));
+  CHECK(server::IsJsonType(" Application/JSON ; charset=utf-8"));
+  CHECK(!server::IsJsonType("application/jsonl"));
+  CHECK(!server::IsJsonType("text/plain"));
+  CHECK(server::JsonError("a \"b\"") == "{\"error\": \"a \\\"b\\\"\"}");
+  CHECK(server::SendableCloseCode(1007) == 1007);
+  CHECK(server::SendableCloseCode(4000) == 4000);
+  CHECK(server::SendableCloseCode(1005) == 1011);
+  CHECK(server::SendableCloseCode(999) == 1011);
+  CHECK(server::TruncateReason("short") == "short");
+  std::string reason(server::kMaxCloseReason - 1, 'a');
+  reason += "\xc3\xa9";  // a 2-byte UTF-8 sequence across the limit
+  CHECK(server::TruncateReason(reason) == std::string(server::kMaxCloseReason - 1, 'a'));
 }
