@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds and runs the whole test suite: unit tests, catalog scenarios, end-to-end
 # tests of the real binary and benchmark smoke runs. Ends with ctest's summary line.
+# First, before anything is built, the include rules are checked
+# (scripts/check-includes.py): a violation ends the run at once.
 # In CI (CI=true) two stages run first: the fuzz targets, each for $FUZZ_SECONDS (default
 # 20) under ASan and UBSan (scripts/fuzz.sh), and the tests under ASan and UBSan
 # (scripts/test-sanitizers.sh); docs/internals/testing.md lists what runs and its times.
@@ -8,6 +10,7 @@
 # the main run's tests, and the exit status is 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+python3 scripts/check-includes.py
 werror=OFF
 failed_stages=()
 if [[ "${CI:-}" == "true" ]]; then

@@ -1,7 +1,6 @@
 #include "catalog/checker.h"
 
 #include <fmt/format.h>
-#include <sqlite3.h>
 
 #include <algorithm>
 #include <chrono>
@@ -75,90 +74,54 @@ Mark Checker::LocateInScalar(const Where& w, const std::string& value, size_t of
   return Mark{w.mark.line, static_cast<uint32_t>(w.mark.col + quote + offset)};
 }
 
-void Checker::CheckSqlite(const LambdaSpec& l, const std::string& owner, sqlite3* shared) {
-  sqlite3* db = shared;
-  if (!db && sqlite3_open(":memory:", &db) != SQLITE_OK) {
-    sqlite3_close(db);
-    return;
+// The rules are lambda/sqlite.h's; an empty query, duplicate column names and unknown
+// parameters are reported when the task starts.
+void Checker::CheckSqlite(const LambdaSpec& l, const std::string& owner, lambda::SqliteDatabase* shared) {
+  std::shared_ptr<lambda::SqliteDatabase> own;
+  if (!shared) {
+    auto opened = lambda::SqliteDatabase::Open();
+    if (!opened) return;
+    own = opened.value();
+    shared = own.get();
   }
-  sqlite3_stmt* stmt = nullptr;
-  const char* tail = nullptr;
-  int rc = sqlite3_prepare_v2(db, l.body.c_str(), static_cast<int>(l.body.size()), &stmt, &tail);
-  if (rc != SQLITE_OK) {
+  lambda::QueryProblem p = shared->CheckQuery(l.body);
+  using Kind = lambda::QueryProblem::Kind;
+  if (p.kind == Kind::kDoesNotCompile) {
     Where at = l.where;
-    int offset = sqlite3_error_offset(db);
-    if (offset >= 0 && static_cast<size_t>(offset) <= l.body.size()) {
-      at.mark = LocateInScalar(l.where, l.body, static_cast<size_t>(offset));
+    if (p.offset >= 0 && static_cast<size_t>(p.offset) <= l.body.size()) {
+      at.mark = LocateInScalar(l.where, l.body, static_cast<size_t>(p.offset));
     }
-    Error(at, owner, fmt::format("sqlite lambda does not compile: {}", sqlite3_errmsg(db)));
-  } else if (stmt && sqlite3_column_count(stmt) == 0) {
+    Error(at, owner, fmt::format("sqlite lambda does not compile: {}", p.detail));
+  } else if (p.kind == Kind::kNoColumns) {
     Error(l.where, owner, "sqlite lambda returns no columns",
           "write a SELECT whose rows are the output documents");
-  } else if (tail &&
-             std::string_view(tail).find_first_not_of(" \t\r\n;") != std::string_view::npos) {
+  } else if (p.kind == Kind::kMoreThanOneStatement) {
     Error(l.where, owner, "sqlite lambda holds more than one statement",
           "a lambda is a single SELECT");
   }
-  sqlite3_finalize(stmt);
-  if (db != shared) sqlite3_close(db);
 }
 
-sqlite3* Checker::SqliteBootstraps(const DerivationSpec& d, const std::string& owner) {
-  sqlite3* db = nullptr;
+std::shared_ptr<lambda::SqliteDatabase> Checker::SqliteBootstraps(const DerivationSpec& d,
+                                                                 const std::string& owner) {
+  std::shared_ptr<lambda::SqliteDatabase> db;
   for (const auto& l : d.bootstrap) {
     if (l.kind != LambdaSpec::Kind::kSqlite) continue;
     if (!db) {
-      if (sqlite3_open(":memory:", &db) != SQLITE_OK) {
-        sqlite3_close(db);
-        return nullptr;
-      }
-      // As when it runs: no files (ATTACH), no extensions.
-      sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
-      sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
-      sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
+      auto opened = lambda::SqliteDatabase::Open();
+      if (!opened) return nullptr;
+      db = opened.value();
     }
-    // Bounded as when it runs (its lambda timeout): a query that never ends (an unbounded
-    // recursive CTE) is interrupted; checked every 1000 SQLite instructions.
-    using Clock = std::chrono::steady_clock;
-    Clock::time_point deadline = Clock::now() + std::chrono::seconds(d.BootstrapTimeoutSeconds());
-    sqlite3_progress_handler(
-        db, 1000,
-        [](void* p) { return Clock::now() >= *static_cast<Clock::time_point*>(p) ? 1 : 0; },
-        &deadline);
-    // Statement by statement, so that an error is placed in the statement it is in.
-    const char* text = l.body.c_str();
-    for (const char* at = text; *at;) {
-      sqlite3_stmt* stmt = nullptr;
-      const char* tail = nullptr;
-      int rc = sqlite3_prepare_v2(db, at, -1, &stmt, &tail);
-      if (rc == SQLITE_OK && stmt) {
-        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        }
-        if (rc == SQLITE_DONE) rc = SQLITE_OK;
-      }
-      if (rc != SQLITE_OK) {
-        // Where SQLite says, else at the start of the failing statement.
-        int offset = stmt ? -1 : sqlite3_error_offset(db);
-        size_t start = static_cast<size_t>(at - text);
-        start = offset >= 0 ? start + static_cast<size_t>(offset)
-                            : l.body.find_first_not_of(" \t\r\n", start);
-        Where where = l.where;
-        if (start < l.body.size()) where.mark = LocateInScalar(l.where, l.body, start);
-        std::string why =
-            rc == SQLITE_INTERRUPT
-                ? fmt::format(
-                      "it did not finish within {} s (the lambda timeout; set `lambdaTimeout` "
-                      "to allow longer)",
-                      d.BootstrapTimeoutSeconds())
-                : std::string(sqlite3_errmsg(db));
-        Error(where, owner, fmt::format("sqlite bootstrap fails: {}", why));
-        sqlite3_finalize(stmt);
-        break;
-      }
-      sqlite3_finalize(stmt);
-      at = tail;
-    }
-    sqlite3_progress_handler(db, 0, nullptr, nullptr);
+    lambda::ExecFailure failure;
+    if (db->Exec(l.body, std::chrono::seconds(d.BootstrapTimeoutSeconds()), &failure)) continue;
+    Where where = l.where;
+    if (failure.offset < l.body.size()) where.mark = LocateInScalar(l.where, l.body, failure.offset);
+    std::string why = failure.timed_out
+                          ? fmt::format(
+                                "it did not finish within {} s (the lambda timeout; set `lambdaTimeout` "
+                                "to allow longer)",
+                                d.BootstrapTimeoutSeconds())
+                          : failure.message;
+    Error(where, owner, fmt::format("sqlite bootstrap fails: {}", why));
   }
   return db;
 }
@@ -266,7 +229,7 @@ void Checker::CheckDerivation(const CollectionSpec& c) {
   BuiltDerivation bd;
   bd.collection = &c;
   CheckRegister(d, owner, &bd);
-  sqlite3* sqlite = SqliteBootstraps(d, owner);
+  auto sqlite = SqliteBootstraps(d, owner);
   // Transforms.
   // Per transform, the types of its shuffle locations (empty when they are unknown).
   std::vector<std::vector<uint8_t>> shuffle_types;
@@ -300,7 +263,7 @@ void Checker::CheckDerivation(const CollectionSpec& c) {
       bt.dead_letters = t.dead_letters;
     }
     for (const auto* l : {&t.update, &t.publish}) {
-      if (*l && (*l)->kind == LambdaSpec::Kind::kSqlite) CheckSqlite(**l, towner, sqlite);
+      if (*l && (*l)->kind == LambdaSpec::Kind::kSqlite) CheckSqlite(**l, towner, sqlite.get());
     }
     // Shuffle: explicit pointers, or the source's key.
     std::vector<Where> where = t.shuffle_where;
@@ -329,7 +292,6 @@ void Checker::CheckDerivation(const CollectionSpec& c) {
     bd.transforms.push_back(std::move(bt));
     shuffle_types.push_back(ok ? types : std::vector<uint8_t>{});
   }
-  sqlite3_close(sqlite);
   CheckShuffleTypes(c, bd, shuffle_types);
   out_->derivations.push_back(std::move(bd));
 }

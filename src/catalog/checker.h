@@ -15,11 +15,10 @@
 #include "catalog/check.h"
 #include "catalog/loader.h"
 #include "catalog/spec.h"
+#include "lambda/sqlite.h"
 #include "schema/index.h"
 #include "schema/shape.h"
 #include "schema/validator.h"
-
-struct sqlite3;
 
 namespace flow::catalog::checker {
 
@@ -70,12 +69,13 @@ class Checker {
   Mark LocateInScalar(const Where& w, const std::string& value, size_t offset);
 
   // `shared`: the derivation's database with its sqlite bootstraps applied (null: none).
-  void CheckSqlite(const LambdaSpec& l, const std::string& owner, sqlite3* shared);
+  void CheckSqlite(const LambdaSpec& l, const std::string& owner, lambda::SqliteDatabase* shared);
 
   // A database for the sqlite lambdas of derivation `d`, on which its sqlite bootstraps ran
-  // (so that lambdas may read the tables they create), as they will when the task starts;
-  // null when it has none. A bootstrap that fails is an error at the bootstrap.
-  sqlite3* SqliteBootstraps(const DerivationSpec& d, const std::string& owner);
+  // (so that lambdas may read the tables they create), as they will when the task starts,
+  // each bounded by its lambda timeout; null when it has none. A bootstrap that fails is an
+  // error at the bootstrap.
+  std::shared_ptr<lambda::SqliteDatabase> SqliteBootstraps(const DerivationSpec& d, const std::string& owner);
 
   // Files reachable from `url` through imports (including itself).
   const std::set<std::string>& Reachable(const std::string& url);

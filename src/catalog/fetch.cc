@@ -1,11 +1,12 @@
 #include "catalog/fetch.h"
 
 #include <algorithm>
-#include <curl/curl.h>
+#include <chrono>
 #include <fmt/format.h>
 
 #include "base/files.h"
 #include "base/url.h"
+#include "http/client.h"
 
 namespace flow::catalog {
 
@@ -26,56 +27,27 @@ namespace {
 
 const char kWhat[] = "catalog source or schema";
 
-struct Body {
-  std::string text;
-  bool too_big = false;
-};
-
-size_t Append(char* data, size_t size, size_t n, void* user) {
-  auto* out = static_cast<Body*>(user);
-  if (out->text.size() + size * n > kMaxResourceBytes) {
-    out->too_big = true;
-    return 0;  // ends the transfer
-  }
-  out->text.append(data, size * n);
-  return size * n;
-}
-
 Result<std::string> HttpGet(const std::string& url) {
-  static bool initialised = [] { return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK; }();
-  (void)initialised;
-  CURL* curl = curl_easy_init();
-  if (!curl) return Error::Env("cannot initialise libcurl");
-  Body body;
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);  // seconds
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);         // seconds
-  // Refused up front when the server announces the size; Append stops the others.
-  curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResourceBytes));
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, Append);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "flowctl");
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_cleanup(curl);
-  if (body.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+  http::Request request;
+  request.url = url;
+  request.max_redirects = 5;
+  request.connect_timeout = std::chrono::seconds(10);
+  request.timeout = std::chrono::seconds(60);
+  request.max_response_bytes = kMaxResourceBytes;
+  http::Failure failure;
+  auto response = http::Perform(request, &failure);
+  if (!response && failure.kind == http::Failure::Kind::kTooLarge) {
     return Error::User(
         fmt::format("cannot fetch {}: the response is larger than the limit of {} MiB "
                     "for a {}",
                     url, kMaxResourceBytes >> 20, kWhat));
   }
-  if (rc != CURLE_OK) {
-    return Error::User(fmt::format("cannot fetch {}: {}", url,
-                                   errbuf[0] ? errbuf : curl_easy_strerror(rc)));
+  if (!response)
+    return Error::User(fmt::format("cannot fetch {}: {}", url, response.error().message));
+  if (response->status >= 400) {
+    return Error::User(fmt::format("cannot fetch {}: HTTP status {}", url, response->status));
   }
-  if (status >= 400) return Error::User(fmt::format("cannot fetch {}: HTTP status {}", url, status));
-  return std::move(body.text);
+  return std::move(response->body);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // Fetching catalog resources by URL: `file://` from disk, `http(s)://` over the network
-// (libcurl; this file is its only user) unless a `--resource-map PREFIX=DIR` rewrites the
-// URL to a file under DIR. Not thread-safe.
+// (http/client.h) unless a `--resource-map PREFIX=DIR` rewrites the URL to a file under
+// DIR. Not thread-safe.
 #pragma once
 
 #include <map>

@@ -1,4 +1,4 @@
-// A small HTTP client (libcurl) for commands that talk to a running `develop`: `flowctl
+// A small HTTP client (on http/client.h) for commands that talk to a running `develop`: `flowctl
 // ingest --url` and `flowctl materialize` into a develop's data directory.
 #pragma once
 

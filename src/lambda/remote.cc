@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <string_view>
 
-#include <curl/curl.h>
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -12,11 +11,12 @@
 #include "base/strings.h"
 #include "doc/parse.h"
 #include "doc/value.h"
+#include "http/client.h"
 
 namespace flow::lambda {
 namespace {
 
-constexpr long kConnectTimeout = 10000;            // milliseconds, at most the lambda timeout
+constexpr std::chrono::milliseconds kConnectTimeout{10000};  // at most the lambda timeout
 constexpr size_t kMaxResponse = size_t{1} << 30;   // bytes: a batch's outputs, not one document
 constexpr size_t kMaxBodyInError = 500;            // bytes of a failed response quoted in errors
 
@@ -26,31 +26,11 @@ struct RemoteLambda::Impl {
   std::string url;
   bool publish = false;
   bool bootstrap = false;
-  CURL* curl = nullptr;
-  curl_slist* headers = nullptr;
-  rapidjson::StringBuffer request;  // reused between batches
-  std::string response;             // reused between batches
-  bool response_too_big = false;
+  http::Session session;         // keeps its connection alive between batches
+  http::Request request;         // the same for every batch but its body
+  rapidjson::StringBuffer body;  // reused between batches
+  http::Response response;       // reused between batches
   std::chrono::milliseconds timeout = kDefaultTimeout;  // per request
-  char errbuf[CURL_ERROR_SIZE] = {0};
-
-  ~Impl() {
-    curl_slist_free_all(headers);
-    if (curl) curl_easy_cleanup(curl);
-  }
-
-  static size_t Write(char* data, size_t size, size_t n, void* user) {
-    auto* self = static_cast<Impl*>(user);
-    if (self->response.size() + size * n > kMaxResponse) {
-      self->response_too_big = true;
-      return 0;  // aborts the transfer
-    }
-    self->response.append(data, size * n);
-    return size * n;
-  }
-
-  // libcurl's progress callback (at least once a second): a stop request aborts the request.
-  static int Progress(void*, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return StopRequested() ? 1 : 0; }
 
   Error UserError(std::string_view what) const {
     return Error::User(fmt::format("remote lambda {} {}", url, what));
@@ -71,36 +51,22 @@ std::string Kind(const doc::Value& v) {
 RemoteLambda::RemoteLambda(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RemoteLambda::~RemoteLambda() = default;
 
-std::unique_ptr<Lambda> RemoteLambda::Make(std::string url, bool publish, std::chrono::milliseconds timeout) {
-  // Thread-safe since libcurl 7.84; a no-op after the first call.
-  static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+std::unique_ptr<Lambda> RemoteLambda::Make(std::string url, bool publish,
+                                           std::chrono::milliseconds timeout) {
   auto impl = std::make_unique<Impl>();
   impl->url = std::move(url);
   impl->publish = publish;
   impl->timeout = timeout;
-  CURL* curl = initialised ? curl_easy_init() : nullptr;
-  impl->curl = curl;
-  if (curl) {
-    impl->headers = curl_slist_append(impl->headers, "Content-Type: application/json");
-    impl->headers = curl_slist_append(impl->headers, "Accept: application/json");
-    // No "Expect: 100-continue" round trip before large bodies.
-    impl->headers = curl_slist_append(impl->headers, "Expect:");
-    curl_easy_setopt(curl, CURLOPT_URL, impl->url.c_str());
-    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, "PUT");
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, impl->headers);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, std::min<long>(kConnectTimeout, static_cast<long>(timeout.count())));
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &Impl::Progress);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Impl::Write);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, impl.get());
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, impl->errbuf);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "flowctl");
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-    // Accept compressed responses (outputs can be large).
-    curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
-  }
+  http::Request& r = impl->request;
+  r.method = "PUT";
+  r.url = impl->url;
+  // No "Expect: 100-continue" round trip before large bodies.
+  r.headers = {"Content-Type: application/json", "Accept: application/json", "Expect:"};
+  r.connect_timeout = std::min(kConnectTimeout, timeout);
+  r.timeout = timeout;
+  r.max_response_bytes = kMaxResponse;
+  r.accept_compressed = true;  // outputs can be large
+  r.cancelled = [] { return StopRequested(); };
   return std::unique_ptr<Lambda>(new RemoteLambda(std::move(impl)));
 }
 
@@ -117,13 +83,12 @@ Result<bool> RemoteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& 
   if (failed_row) *failed_row = -1;
   if (rows.empty()) return true;
   if (StopRequested()) return StoppedError();
-  if (!m.curl) return Error::Env(fmt::format("remote lambda {}: cannot initialise libcurl", m.url));
 
   // The body: [[source], ...] or [[source, previous, register], ...] ([[], ...] for a
   // bootstrap); absent documents are null.
-  m.request.Clear();
+  m.body.Clear();
   {
-    rapidjson::Writer<rapidjson::StringBuffer> w(m.request);
+    rapidjson::Writer<rapidjson::StringBuffer> w(m.body);
     auto write = [&w](const doc::Value* v) {
       if (v) {
         v->Accept(w);
@@ -143,35 +108,35 @@ Result<bool> RemoteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& 
     }
     w.EndArray();
   }
-  curl_easy_setopt(m.curl, CURLOPT_POSTFIELDS, m.request.GetString());
-  curl_easy_setopt(m.curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(m.request.GetSize()));
+  m.request.body = std::string_view(m.body.GetString(), m.body.GetSize());
 
-  m.response.clear();
-  m.response_too_big = false;
-  m.errbuf[0] = 0;
-  CURLcode rc = curl_easy_perform(m.curl);
-  if (m.response_too_big) {
-    return m.UserError(fmt::format("answered more than {} MiB", kMaxResponse >> 20));
-  }
-  if (rc == CURLE_ABORTED_BY_CALLBACK) return StoppedError();
-  if (rc == CURLE_OPERATION_TIMEDOUT) {
-    // Connected but no (complete) answer in time: the lambda's fault, like a nodeJS lambda
-    // that never returns. Not even connected: the server is unreachable.
-    curl_off_t connected = 0;
-    curl_easy_getinfo(m.curl, CURLINFO_CONNECT_TIME_T, &connected);
-    if (connected > 0) {
-      return m.UserError(fmt::format(
-          "did not answer within {} (the lambda timeout; set `lambdaTimeout` to allow longer)",
-          DescribeTimeout(m.timeout)));
+  http::Failure failure;
+  auto done = m.session.Perform(m.request, &m.response, &failure);
+  if (!done) {
+    switch (failure.kind) {
+      case http::Failure::Kind::kTooLarge:
+        return m.UserError(fmt::format("answered more than {} MiB", kMaxResponse >> 20));
+      case http::Failure::Kind::kCancelled:
+        return StoppedError();
+      case http::Failure::Kind::kTimedOut:
+        // Connected but no (complete) answer in time: the lambda's fault, like a nodeJS
+        // lambda that never returns. Not even connected: the server is unreachable.
+        if (failure.connected) {
+          return m.UserError(fmt::format(
+              "did not answer within {} (the lambda timeout; set `lambdaTimeout` to allow longer)",
+              DescribeTimeout(m.timeout)));
+        }
+        break;
+      case http::Failure::Kind::kOther:
+        break;
     }
+    return Error::Env(fmt::format("remote lambda {}: {}", m.url, done.error().message));
   }
-  if (rc != CURLE_OK) {
-    return Error::Env(fmt::format("remote lambda {}: {}", m.url, m.errbuf[0] ? m.errbuf : curl_easy_strerror(rc)));
-  }
-  long status = 0;
-  curl_easy_getinfo(m.curl, CURLINFO_RESPONSE_CODE, &status);
+  long status = m.response.status;
+  const std::string& response = m.response.body;
   if (status < 200 || status > 299) {
-    return m.UserError(fmt::format("answered HTTP {}: {}", status, Truncate(m.response, kMaxBodyInError)));
+    return m.UserError(
+        fmt::format("answered HTTP {}: {}", status, Truncate(response, kMaxBodyInError)));
   }
 
   if (m.bootstrap) {  // what a bootstrap answers is not looked at
@@ -185,9 +150,9 @@ Result<bool> RemoteLambda::Invoke(const std::vector<Row>& rows, doc::Allocator& 
   doc::ParseLimits limits;
   limits.max_bytes = kMaxResponse;
   // std::string is NUL-terminated, which allows RapidJSON's faster scanning.
-  if (!doc::ParseTerminatedDocument(m.response, &parsed, &error, limits)) {
-    return m.UserError(fmt::format("answered malformed JSON: {} at byte {} of {}", error.message, error.offset,
-                                   Truncate(m.response, kMaxBodyInError)));
+  if (!doc::ParseTerminatedDocument(response, &parsed, &error, limits)) {
+    return m.UserError(fmt::format("answered malformed JSON: {} at byte {} of {}", error.message,
+                                   error.offset, Truncate(response, kMaxBodyInError)));
   }
   if (!parsed.IsArray()) {
     return m.UserError(

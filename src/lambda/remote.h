@@ -1,7 +1,7 @@
 // Remote lambdas (SPEC 4.1): each batch of rows is one HTTP PUT of a JSON array of rows to a
-// URL, answered by a JSON array holding one array of output documents per row. One libcurl
-// handle per lambda keeps its connection alive between batches; remote.cc is the lambda
-// module's only user of libcurl. A RemoteLambda is used by one thread.
+// URL, answered by a JSON array holding one array of output documents per row. One HTTP
+// session per lambda (http/client.h) keeps its connection alive between batches. A
+// RemoteLambda is used by one thread.
 #pragma once
 
 #include <memory>

@@ -77,6 +77,46 @@ const char* SkipSpace(const char* p) {
   return p;
 }
 
+// Prepares a lambda's query on `db` and applies the rules of QueryProblem. On success
+// `*stmt` is the statement and `*columns` its result columns' names; on a problem `*stmt`
+// is finalized and null.
+QueryProblem PrepareQuery(sqlite3* db, const std::string& sql, unsigned flags, sqlite3_stmt** stmt,
+                          std::vector<std::string>* columns) {
+  QueryProblem p;
+  const char* tail = nullptr;
+  *stmt = nullptr;
+  columns->clear();
+  if (sqlite3_prepare_v3(db, sql.c_str(), static_cast<int>(sql.size()), flags, stmt, &tail) !=
+      SQLITE_OK) {
+    p.kind = QueryProblem::Kind::kDoesNotCompile;
+    p.detail = sqlite3_errmsg(db);
+    p.offset = sqlite3_error_offset(db);
+  } else if (!*stmt) {
+    p.kind = QueryProblem::Kind::kEmpty;
+  } else if (tail && *SkipComments(tail)) {
+    p.kind = QueryProblem::Kind::kMoreThanOneStatement;
+    p.detail = SkipComments(tail);
+  } else if (sqlite3_column_count(*stmt) == 0) {
+    p.kind = QueryProblem::Kind::kNoColumns;
+  } else {
+    for (int i = 0; i < sqlite3_column_count(*stmt) && !p; ++i) {
+      std::string name = sqlite3_column_name(*stmt, i);
+      for (const auto& prev : *columns) {
+        if (prev == name) {
+          p.kind = QueryProblem::Kind::kDuplicateColumn;
+          p.detail = name;
+        }
+      }
+      columns->push_back(std::move(name));
+    }
+  }
+  if (p) {
+    sqlite3_finalize(*stmt);
+    *stmt = nullptr;
+  }
+  return p;
+}
+
 }  // namespace
 
 Result<std::shared_ptr<SqliteDatabase>> SqliteDatabase::Open() {
@@ -125,19 +165,52 @@ Error SqliteDatabase::Interrupted(std::string_view what, std::chrono::millisecon
                                  what, DescribeTimeout(timeout)));
 }
 
-Result<bool> SqliteDatabase::Exec(const std::string& sql, std::chrono::milliseconds timeout) {
+Result<bool> SqliteDatabase::Exec(const std::string& sql, std::chrono::milliseconds timeout,
+                                  ExecFailure* failure) {
   if (StopRequested()) return StoppedError();
-  char* message = nullptr;
   Arm(timeout);
-  int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
-  Disarm();
+  // Statement by statement (as sqlite3_exec does), so that a failure knows its statement.
+  const char* text = sql.c_str();
+  int rc = SQLITE_OK;
+  size_t offset = 0;
+  std::string message;
+  for (const char* at = text; *at;) {
+    sqlite3_stmt* stmt = nullptr;
+    const char* tail = nullptr;
+    rc = sqlite3_prepare_v2(db_, at, -1, &stmt, &tail);
+    if (rc == SQLITE_OK && stmt) {
+      while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      }
+      if (rc == SQLITE_DONE) rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK) {
+      message = sqlite3_errmsg(db_);
+      // Where SQLite says, else at the start of the failing statement.
+      int error_offset = stmt ? -1 : sqlite3_error_offset(db_);
+      size_t start = static_cast<size_t>(at - text);
+      offset = error_offset >= 0 ? start + static_cast<size_t>(error_offset)
+                                 : sql.find_first_not_of(" \t\r\n", start);
+      sqlite3_finalize(stmt);
+      break;
+    }
+    sqlite3_finalize(stmt);
+    at = tail;
+  }
+  bool expired = Disarm();
   if (rc != SQLITE_OK) {
-    std::string text = message ? message : sqlite3_errmsg(db_);
-    sqlite3_free(message);
+    if (failure) *failure = ExecFailure{message, offset, rc == SQLITE_INTERRUPT && expired};
     if (rc == SQLITE_INTERRUPT) return Interrupted("the SQLite statements", timeout);
-    return Error::User(fmt::format("SQLite: {}", text));
+    return Error::User(fmt::format("SQLite: {}", message));
   }
   return true;
+}
+
+QueryProblem SqliteDatabase::CheckQuery(const std::string& sql) {
+  sqlite3_stmt* stmt = nullptr;
+  std::vector<std::string> columns;
+  QueryProblem p = PrepareQuery(db_, sql, 0, &stmt, &columns);
+  sqlite3_finalize(stmt);
+  return p;
 }
 
 Result<bool> SqliteDatabase::Reset() {
@@ -348,26 +421,26 @@ Result<std::unique_ptr<Lambda>> SqliteLambda::Compile(const std::string& sql,
   impl->database = std::move(db);
   impl->db = impl->database->handle();
 
-  const char* tail = nullptr;
-  int rc = sqlite3_prepare_v3(impl->db, sql.c_str(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                          &impl->stmt, &tail);
-  if (rc != SQLITE_OK) return Error::User(fmt::format("invalid SQLite query: {}", impl->Message()));
-  if (!impl->stmt) return Error::User("the SQLite query is empty");
-  if (tail && *SkipComments(tail)) {
-    return Error::User(fmt::format("the SQLite query holds more than one statement (the second starts at `{}`)",
-                                   Truncate(SkipComments(tail), 40)));
-  }
-  int ncols = sqlite3_column_count(impl->stmt);
-  if (ncols == 0) return Error::User("the SQLite query returns no columns: it must be a SELECT");
-  for (int i = 0; i < ncols; ++i) {
-    std::string name = sqlite3_column_name(impl->stmt, i);
-    for (const auto& prev : impl->columns) {
-      if (prev == name) {
-        return Error::User(fmt::format("the SQLite query returns two columns named `{}`: give them distinct "
-                                       "names with AS", name));
-      }
-    }
-    impl->columns.push_back(std::move(name));
+  QueryProblem problem =
+      PrepareQuery(impl->db, sql, SQLITE_PREPARE_PERSISTENT, &impl->stmt, &impl->columns);
+  switch (problem.kind) {
+    case QueryProblem::Kind::kNone:
+      break;
+    case QueryProblem::Kind::kDoesNotCompile:
+      return Error::User(fmt::format("invalid SQLite query: {}", problem.detail));
+    case QueryProblem::Kind::kEmpty:
+      return Error::User("the SQLite query is empty");
+    case QueryProblem::Kind::kMoreThanOneStatement:
+      return Error::User(
+          fmt::format("the SQLite query holds more than one statement (the second starts at `{}`)",
+                      Truncate(problem.detail, 40)));
+    case QueryProblem::Kind::kNoColumns:
+      return Error::User("the SQLite query returns no columns: it must be a SELECT");
+    case QueryProblem::Kind::kDuplicateColumn:
+      return Error::User(
+          fmt::format("the SQLite query returns two columns named `{}`: give them distinct "
+                      "names with AS",
+                      problem.detail));
   }
 
   // Parameters: the three documents, then projections by their identifier-safe name.

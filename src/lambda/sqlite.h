@@ -3,6 +3,10 @@
 // run once per row with `$source`, `$register`, `$previous` and `$<field>` parameters; each
 // result row is one output document. This file and sqlite.cc are the lambda module's only
 // users of SQLite. A SqliteLambda is used by one thread (its connection is opened NOMUTEX).
+//
+// The rules of SQLite lambdas and bootstraps live here alone: the catalog's check
+// (`flowctl build`) applies them through SqliteDatabase::CheckQuery and Exec, the tasks
+// through SqliteLambda::Compile and Bootstrap; each words the problems itself.
 #pragma once
 
 #include <chrono>
@@ -18,6 +22,34 @@ struct sqlite3;
 
 namespace flow::lambda {
 
+// What is wrong with a SQLite lambda's query, found without running it. Compile's checks
+// in its order: the first problem found.
+struct QueryProblem {
+  enum class Kind {
+    kNone,
+    kDoesNotCompile,        // SQLite cannot prepare it
+    kEmpty,                 // no statement (only whitespace, `;` and comments)
+    kMoreThanOneStatement,  // anything but whitespace, `;` and comments after the first
+    kNoColumns,             // the statement returns no columns (not a SELECT)
+    kDuplicateColumn,       // two result columns share a name
+  };
+  Kind kind = Kind::kNone;
+  // kDoesNotCompile: SQLite's message; kMoreThanOneStatement: the rest of the query from
+  // the second statement on; kDuplicateColumn: the column's name.
+  std::string detail;
+  int offset = -1;  // kDoesNotCompile: the byte of the query SQLite points at, or -1
+  explicit operator bool() const { return kind != Kind::kNone; }
+};
+
+// Why SqliteDatabase::Exec failed, for callers that word the error themselves.
+struct ExecFailure {
+  std::string message;  // SQLite's message
+  // The byte of the SQL that SQLite points at, else the first non-whitespace byte of the
+  // failing statement (std::string::npos when there is none).
+  size_t offset = 0;
+  bool timed_out = false;  // interrupted by the timeout (not by a stop request)
+};
+
 // An in-memory database that the SQLite lambdas and bootstraps of one derivation share, so
 // that the tables a bootstrap creates can be read by the derivation's lambdas. ATTACH and
 // extension loading are disabled. Used by one thread at a time.
@@ -30,11 +62,17 @@ class SqliteDatabase {
   static Result<std::shared_ptr<SqliteDatabase>> Open();
   ~SqliteDatabase();
 
-  // Runs `sql`: any number of statements, with no parameters; result rows are ignored. A
-  // failure is a user error with SQLite's message (changes made by the statements before
-  // the failing one stay); running longer than `timeout` (all statements together) is a
-  // user error saying so; a stop request, an environment error.
-  Result<bool> Exec(const std::string& sql, std::chrono::milliseconds timeout = kDefaultTimeout);
+  // Runs `sql`: any number of statements, with no parameters, one after the other; result
+  // rows are ignored. A failure is a user error with SQLite's message (changes made by the
+  // statements before the failing one stay); running longer than `timeout` (all
+  // statements together) is a user error saying so; a stop request, an environment error.
+  // `failure`, when given, is filled on failure.
+  Result<bool> Exec(const std::string& sql, std::chrono::milliseconds timeout = kDefaultTimeout,
+                    ExecFailure* failure = nullptr);
+
+  // The rules of a lambda's query (SqliteLambda::Compile's, but parameters), checked
+  // against this database's tables without running the query.
+  QueryProblem CheckQuery(const std::string& sql);
 
   // Empties the database: every table, index, view and trigger, temporary ones included,
   // is dropped. Statements prepared on it stay valid (SQLite prepares them again).

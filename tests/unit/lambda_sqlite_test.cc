@@ -341,3 +341,58 @@ TEST_CASE("lambda: sqlite queries that never end time out") {
   CHECK(r.error().message == "the lambda was interrupted: flowctl is stopping");
   CHECK(secs < 2);
 }
+
+// The rules `flowctl build` checks (catalog/check.cc) are the ones Compile applies.
+TEST_CASE("lambda: sqlite a query's rules, checked without running it") {
+  auto db = lambda::SqliteDatabase::Open();
+  REQUIRE(db.ok());
+  using Kind = lambda::QueryProblem::Kind;
+  auto check = [&](const std::string& sql) { return (*db)->CheckQuery(sql); };
+  CHECK(check("SELECT 1 AS x; -- done\n/* end */").kind == Kind::kNone);
+  auto syntax = check("SELECT 1 +");
+  CHECK(syntax.kind == Kind::kDoesNotCompile);
+  CHECK(syntax.detail == "incomplete input");
+  auto near = check("SELECT 1 FROM WHERE");
+  CHECK(near.kind == Kind::kDoesNotCompile);
+  CHECK(near.detail == R"(near "WHERE": syntax error)");
+  CHECK(near.offset == 14);
+  auto missing = check("SELECT x FROM missing");
+  CHECK(missing.kind == Kind::kDoesNotCompile);
+  CHECK(missing.detail == "no such table: missing");
+  CHECK(check("  -- nothing\n").kind == Kind::kEmpty);
+  auto two = check("SELECT 1 AS x; -- one\n ; SELECT 2");
+  CHECK(two.kind == Kind::kMoreThanOneStatement);
+  CHECK(two.detail == "SELECT 2");
+  CHECK(check("CREATE TABLE t (x)").kind == Kind::kNoColumns);
+  auto dup = check("SELECT 1 AS a, 2 AS a");
+  CHECK(dup.kind == Kind::kDuplicateColumn);
+  CHECK(dup.detail == "a");
+  // Against the database's tables, which are not changed.
+  REQUIRE((*db)->Exec("CREATE TABLE t (x)").ok());
+  CHECK(check("SELECT x FROM t").kind == Kind::kNone);
+  CHECK(check("DROP TABLE t").kind == Kind::kNoColumns);
+  CHECK(check("SELECT x FROM t").kind == Kind::kNone);
+}
+
+TEST_CASE("lambda: sqlite Exec says where a script fails, and whether it timed out") {
+  auto db = lambda::SqliteDatabase::Open();
+  REQUIRE(db.ok());
+  lambda::ExecFailure failure;
+  const std::string script = "CREATE TABLE a (x);\n  SELEC 1;";
+  CHECK_FALSE((*db)->Exec(script, lambda::kDefaultTimeout, &failure).ok());
+  CHECK(failure.message == R"(near "SELEC": syntax error)");
+  CHECK(failure.offset == script.find("SELEC"));  // where SQLite points
+  CHECK_FALSE(failure.timed_out);
+  const std::string missing = "CREATE TABLE c (x);\n  INSERT INTO nowhere VALUES (1);";
+  CHECK_FALSE((*db)->Exec(missing, lambda::kDefaultTimeout, &failure).ok());
+  CHECK(failure.message == "no such table: nowhere");
+  CHECK(failure.offset == missing.find("INSERT"));  // SQLite does not say: the statement
+  const std::string step = "CREATE TABLE b (x PRIMARY KEY);\n INSERT INTO b VALUES (1), (1);";
+  CHECK_FALSE((*db)->Exec(step, lambda::kDefaultTimeout, &failure).ok());
+  CHECK(failure.message.find("UNIQUE constraint failed") != std::string::npos);
+  CHECK(failure.offset == step.find("INSERT"));  // the failing statement
+  const std::string forever =
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n";
+  CHECK_FALSE((*db)->Exec(forever, std::chrono::milliseconds(100), &failure).ok());
+  CHECK(failure.timed_out);
+}
