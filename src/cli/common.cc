@@ -185,13 +185,4 @@ std::optional<OwnedDataDir> OpenDataDir(const std::string& dir, int* exit_code) 
   return out;
 }
 
-std::string HeadsJson(const std::map<std::string, uint64_t>& heads) {
-  std::string out = "{";
-  for (const auto& [journal, head] : heads) {
-    if (out.size() > 1) out += ",";
-    out += fmt::format("{}:{}", JsonQuote(journal), head);
-  }
-  return out + "}";
-}
-
 }  // namespace flow::cli

@@ -78,9 +78,6 @@ std::shared_ptr<const runtime::Collection> LoadCollection(const GlobalOptions& g
                                                           const std::string& name,
                                                           std::optional<store::Codec> codec, int* exit_code);
 
-// `{"<journal>": <head>, ...}`: the committed heads an ingest reports as its `Offsets`.
-std::string HeadsJson(const std::map<std::string, uint64_t>& heads);
-
 // A data directory owned by this process: its lock and its recovered store.
 struct OwnedDataDir {
   std::unique_ptr<store::DataDirLock> lock;

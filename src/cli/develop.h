@@ -1,5 +1,6 @@
 // `flowctl develop`: `run` plus the ingestion API (SPEC section 7), file-drop captures, a
-// status view, and live reload of the catalog's sources (SPEC section 8).
+// status view, and live reload of the catalog's sources (SPEC section 8). The flags and the
+// status view; develop itself is the `develop` module (develop/develop.h).
 #pragma once
 
 #include <string>
@@ -28,12 +29,5 @@ struct DevelopOptions {
 Command RegisterDevelop(CLI::App& app);
 
 int RunDevelop(const GlobalOptions& g, const DevelopOptions& o);
-
-// The file in a data directory that tells other commands where the `develop` running over
-// it listens: `{"url": "http://127.0.0.1:8081", "pid": 123}`.
-std::string DevelopFile(const std::string& data_dir);
-
-// The URL of the develop running over `data_dir`, or "" when there is none.
-std::string RunningDevelopUrl(const std::string& data_dir);
 
 }  // namespace flow::cli

@@ -12,10 +12,10 @@
 #include <rapidjson/document.h>
 
 #include "base/strings.h"
-#include "cli/develop.h"
 #include "cli/http_client.h"
 #include "cli/input.h"
 #include "cli/output.h"
+#include "develop/develop.h"
 #include "doc/parse.h"
 #include "doc/value.h"
 #include "runtime/csv.h"
@@ -28,7 +28,7 @@ namespace {
 
 // Prints `{"Offsets": {"<journal>": <head>, ...}}`, the acknowledgement of a commit.
 void PrintOffsets(const std::map<std::string, uint64_t>& heads) {
-  fmt::print("{{\"Offsets\":{}}}\n", HeadsJson(heads));
+  fmt::print("{{\"Offsets\":{}}}\n", runtime::HeadsJson(heads));
   std::fflush(stdout);
 }
 
@@ -167,7 +167,8 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   auto budget = ParseBudget(o.memory_budget);
   if (!budget) return kExitUsage;
   std::string url = o.url;
-  if (url.empty()) url = RunningDevelopUrl(o.data_dir);  // a develop owns the data directory
+  if (url.empty())
+    url = develop::RunningDevelopUrl(o.data_dir);  // a develop owns the data directory
   if (!url.empty()) {
     while (!url.empty() && url.back() == '/') url.pop_back();
     return IngestIntoDevelop(g, o, url, format);

@@ -2,91 +2,20 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <iostream>
 #include <memory>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "base/strings.h"
-#include "cli/develop.h"
 #include "cli/http_client.h"
 #include "cli/output.h"
-#include "runtime/materialize.h"
-#include "runtime/plan.h"
+#include "develop/develop.h"
+#include "runtime/one_off.h"
 #include "runtime/supervisor.h"
 
 namespace flow::cli {
-
-Result<std::shared_ptr<runtime::Materialization>> OneOffMaterialization(const CheckedCatalog& checked,
-                                                                        const MaterializeOptions& o) {
-  if (o.all_fields && !o.fields.empty()) return Error::User("--field and --all-fields cannot be combined");
-  const catalog::Catalog& cat = checked.loaded->catalog;
-  const catalog::TargetSpec* target = nullptr;
-  std::vector<std::string> names;
-  for (const auto& t : cat.targets) {
-    names.push_back(t.name);
-    if (t.name == o.target) target = &t;
-  }
-  if (!target) {
-    std::string hint = DidYouMean(o.target, names);
-    return Error::User(
-        fmt::format("no materialization target `{}` in the catalog{}", o.target, hint.empty() ? "" : "; " + hint));
-  }
-  const catalog::BuiltCollection* collection = checked.built.Collection(o.collection);
-  if (!collection) {
-    names.clear();
-    for (const auto& c : checked.built.collections) names.push_back(c.spec->name);
-    std::string hint = DidYouMean(o.collection, names);
-    return Error::User(
-        fmt::format("no collection `{}` in the catalog{}", o.collection, hint.empty() ? "" : "; " + hint));
-  }
-  if (o.table.empty()) return Error::User("the table name is empty");
-
-  // Fields: as a declared binding selects them (the key, then the --field ones or the
-  // defaults, then `flow_document`); --all-fields adds every projection.
-  std::vector<std::string> fields;
-  if (o.all_fields) {
-    fields = collection->key_fields;
-    for (const auto& p : collection->projections) {
-      if (p.field != "flow_document" && std::find(fields.begin(), fields.end(), p.field) == fields.end()) {
-        fields.push_back(p.field);
-      }
-    }
-    fields.push_back("flow_document");
-  } else {
-    catalog::MaterializationBindingSpec binding;
-    binding.source = o.collection;
-    binding.table = o.table;
-    binding.fields.present = !o.fields.empty();
-    binding.fields.include = o.fields;
-    binding.fields.include_where.resize(o.fields.size());
-    std::vector<std::string> errors;
-    fields = catalog::SelectFields(*collection, binding,
-                                   [&](const catalog::Where&, const std::string& message, const std::string& hint) {
-                                     errors.push_back(fmt::format("--field: {}{}", message,
-                                                                  hint.empty() ? "" : "\n    hint: " + hint));
-                                   });
-    if (!errors.empty()) return Error::User(fmt::format("{}", fmt::join(errors, "\nerror: ")));
-  }
-  auto compiled = runtime::Collection::Compile(catalog::MakeCollectionRecord(*collection));
-  if (!compiled) return compiled.error();
-  auto m = std::make_shared<runtime::Materialization>();
-  m->name = fmt::format("materialize/{}/{}", o.target, o.table);
-  m->target = target->name;
-  m->kind = target->kind;
-  m->address = target->address;
-  m->bindings.push_back(
-      {compiled.value(), runtime::MakeTable(*collection, o.table, fields, false), nullptr});
-  return std::shared_ptr<runtime::Materialization>(std::move(m));
-}
-
-std::string CreateTableSqlOf(const runtime::Materialization& m) {
-  auto dialect = m.kind == "postgres" ? materialize::Dialect::kPostgres : materialize::Dialect::kSqlite;
-  return materialize::CreateTableSql(dialect, m.bindings[0].table);
-}
 
 int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   if (o.all_fields && !o.fields.empty()) {
@@ -96,13 +25,14 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   int code = 0;
   auto checked = LoadAndCheck(g, o.catalog, "; nothing was materialized", &code);
   if (!checked) return code;
-  auto made = OneOffMaterialization(*checked, o);
+  runtime::OneOffRequest request{o.target, o.collection, o.table, o.fields, o.all_fields};
+  auto made = runtime::OneOffMaterialization(checked->loaded->catalog, checked->built, request);
   if (!made) {
     PrintError(made.error().message);
     return made.error().ExitCode();
   }
   auto m = made.value();
-  fmt::print("{}\n", CreateTableSqlOf(*m));
+  fmt::print("{}\n", runtime::CreateTableSqlOf(*m));
   std::fflush(stdout);
   if (o.dry_run) return kExitOk;
   if (!o.yes) {
@@ -119,7 +49,7 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
     }
   }
   // A develop running over the data directory runs it, continuously.
-  if (std::string url = RunningDevelopUrl(o.data_dir); !url.empty()) {
+  if (std::string url = develop::RunningDevelopUrl(o.data_dir); !url.empty()) {
     std::string body = fmt::format("{{\"target\":{},\"collection\":{},\"table\":{},\"allFields\":{},\"fields\":[",
                                    JsonQuote(o.target), JsonQuote(o.collection), JsonQuote(o.table),
                                    o.all_fields ? "true" : "false");

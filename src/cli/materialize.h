@@ -7,7 +7,6 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
-#include "runtime/materialize.h"
 
 namespace flow::cli {
 
@@ -27,13 +26,5 @@ struct MaterializeOptions {
 Command RegisterMaterialize(CLI::App& app);
 
 int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o);
-
-// The one-off materialization `o` describes (its target, collection, table and fields):
-// named `materialize/<target>/<table>`, its fields selected as a declared binding's are
-// (every projection with all_fields). Errors are the user's.
-Result<std::shared_ptr<runtime::Materialization>> OneOffMaterialization(const CheckedCatalog& checked,
-                                                                        const MaterializeOptions& o);
-// Its CREATE TABLE statement.
-std::string CreateTableSqlOf(const runtime::Materialization& m);
 
 }  // namespace flow::cli

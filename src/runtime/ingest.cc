@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "base/strings.h"
 #include "doc/value.h"
 
 namespace flow::runtime {
@@ -145,15 +146,9 @@ Result<bool> IngestTransaction::Flush(Part* p) {
 
 Result<std::map<std::string, uint64_t>> IngestTransaction::Commit(
     const std::map<std::string, std::string>& checkpoints) {
-  for (auto& [name, p] : parts_) {
-    auto f = Flush(p.get());
-    if (!f) return f.error();
-  }
-  auto heads = store_->Commit(checkpoints);
-  if (!heads) return heads.error();
-  committed_stats_ = combiner_stats();
-  parts_.clear();
-  return heads;
+  auto committed = CommitGroup(store_, {this}, checkpoints);
+  if (!committed) return committed.error();
+  return std::move(committed->heads);
 }
 
 Result<std::set<std::string>> IngestTransaction::Append() {
@@ -169,6 +164,42 @@ Result<std::set<std::string>> IngestTransaction::Append() {
 Result<bool> IngestTransaction::Abort() {
   parts_.clear();
   return store_->Abort();
+}
+
+Result<GroupCommit> CommitGroup(store::Store* store, const std::vector<IngestTransaction*>& group,
+                                const std::map<std::string, std::string>& checkpoints) {
+  std::vector<std::set<std::string>> journals;
+  Result<std::map<std::string, uint64_t>> heads = std::map<std::string, uint64_t>{};
+  for (IngestTransaction* txn : group) {
+    auto appended = txn->Append();
+    if (!appended) {
+      heads = appended.error();
+      break;
+    }
+    journals.push_back(std::move(appended.value()));
+  }
+  if (heads) heads = store->Commit(checkpoints);
+  if (!heads) {
+    auto aborted = store->Abort();
+    (void)aborted;  // the append's or the commit's error is the one to report
+    return heads.error();
+  }
+  GroupCommit out;
+  for (const auto& written : journals) {
+    auto& mine = out.written.emplace_back();
+    for (const auto& j : written) mine[j] = heads->at(j);
+  }
+  out.heads = std::move(heads.value());
+  return out;
+}
+
+std::string HeadsJson(const std::map<std::string, uint64_t>& heads) {
+  std::string out = "{";
+  for (const auto& [journal, head] : heads) {
+    if (out.size() > 1) out += ",";
+    out += fmt::format("{}:{}", JsonQuote(journal), head);
+  }
+  return out + "}";
 }
 
 reduce::CombinerStats IngestTransaction::combiner_stats() const {

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "doc/uuid.h"
@@ -69,12 +70,13 @@ class IngestTransaction {
 
   // Appends and commits everything added, with `checkpoints` (task checkpoints merged into
   // the ledger by the same commit, see Store::Commit); returns the new heads of the
-  // journals written. On failure the store's transaction is aborted.
+  // journals written. On failure the store's transaction is aborted. (CommitGroup of this
+  // one transaction.)
   Result<std::map<std::string, uint64_t>> Commit(
       const std::map<std::string, std::string>& checkpoints = {});
 
-  // Appends everything added to the store without committing it, for a caller that commits
-  // several transactions at once (group commit: Store::Commit). Returns the journals this
+  // Appends everything added to the store without committing it, for CommitGroup, which
+  // commits several transactions at once. Returns the journals this
   // transaction has written. A transaction whose rounds must not reach the store before
   // it is known to be valid needs a memory budget larger than its documents.
   Result<std::set<std::string>> Append();
@@ -98,5 +100,22 @@ class IngestTransaction {
   reduce::CombinerStats committed_stats_;
   std::set<std::string> journals_;  // written by Flush
 };
+
+// What a group commit committed.
+struct GroupCommit {
+  std::map<std::string, uint64_t> heads;  // the new heads of every journal written
+  // Per transaction of the group, in order: the new heads of the journals it wrote.
+  std::vector<std::map<std::string, uint64_t>> written;
+};
+
+// The one way ingested documents reach the store (`flowctl ingest`, develop's ingestion
+// API, file-drop captures, the test driver): appends each transaction of `group` (Append)
+// and commits them together, with one sync and `checkpoints`. On failure nothing of any of
+// them is committed: the store's transaction is aborted.
+Result<GroupCommit> CommitGroup(store::Store* store, const std::vector<IngestTransaction*>& group,
+                                const std::map<std::string, std::string>& checkpoints = {});
+
+// `{"<journal>": <head>, ...}`: the committed heads an ingest reports as its `Offsets`.
+std::string HeadsJson(const std::map<std::string, uint64_t>& heads);
 
 }  // namespace flow::runtime

@@ -2,7 +2,8 @@
 // messages arrive on the server's network thread and wait here; the pipeline thread, which
 // owns the store, drains them between its task steps — one transaction per HTTP request,
 // and per WebSocket stream one transaction of every message it has received since the last
-// — and answers through the server's callbacks.
+// — and answers through the server's callbacks. Every transaction commits through
+// runtime::CommitGroup, like every other ingestion.
 #pragma once
 
 #include <chrono>
@@ -22,7 +23,7 @@
 #include "server/server.h"
 #include "store/journal.h"
 
-namespace flow::cli {
+namespace flow::develop {
 
 // Counters the metrics endpoint reports (pipeline thread only).
 struct IngestCounters {
@@ -104,4 +105,4 @@ class IngestService : public server::Backend {
   uint64_t requests_ = 0;
 };
 
-}  // namespace flow::cli
+}  // namespace flow::develop

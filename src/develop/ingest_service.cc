@@ -1,17 +1,15 @@
-#include "cli/ingest_service.h"
+#include "develop/ingest_service.h"
 
 #include <limits>
 #include <optional>
-#include <set>
 
 #include <fmt/format.h>
 
 #include "base/strings.h"
-#include "cli/common.h"
 #include "doc/parse.h"
 #include "runtime/feed.h"
 
-namespace flow::cli {
+namespace flow::develop {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -207,35 +205,24 @@ Result<uint64_t> IngestService::Drain() {
     valid.push_back(std::move(v));
   }
   if (!valid.empty()) {
-    std::vector<std::set<std::string>> written;
-    Result<std::map<std::string, uint64_t>> heads = std::map<std::string, uint64_t>{};
-    for (auto& v : valid) {
-      auto appended = v.txn->Append();
-      if (!appended) {
-        heads = appended.error();
-        break;
-      }
-      written.push_back(std::move(appended.value()));
-    }
-    if (heads) heads = store_->Commit();
+    std::vector<runtime::IngestTransaction*> group;
+    for (auto& v : valid) group.push_back(v.txn.get());
+    auto committed = runtime::CommitGroup(store_, group);
     for (size_t i = 0; i < valid.size(); ++i) {
       auto& v = valid[i];
-      if (!heads) {
-        v.respond(ErrorResponse(500, heads.error().message + "; nothing of this request was written"));
+      if (!committed) {
+        v.respond(ErrorResponse(
+            500, committed.error().message + "; nothing of this request was written"));
         continue;
       }
-      std::map<std::string, uint64_t> mine;
-      for (const auto& j : written[i]) mine[j] = heads->at(j);
-      v.respond({200, fmt::format("{{\"Offsets\":{}}}\n", HeadsJson(mine))});
+      v.respond(
+          {200, fmt::format("{{\"Offsets\":{}}}\n", runtime::HeadsJson(committed->written[i]))});
       for (const auto& [name, n] : v.counted) {
         counters_[name].documents += n;
         documents += n;
       }
-      latencies_.push_back(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - v.start).count());
-    }
-    if (!heads) {
-      auto aborted = store_->Abort();
-      (void)aborted;
+      latencies_.push_back(
+          std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - v.start).count());
     }
     if (store_->failed()) return Error::Env("the data directory failed; see the error above");
   }
@@ -350,8 +337,8 @@ void IngestService::DrainStream(Stream& s, uint64_t* documents) {
   uint64_t added = s.feed_.documents() - before;
   *documents += added;
   counters_[s.collection_->name].documents += added;
-  s.peer_->Send(fmt::format("{{\"Offsets\":{},\"Processed\":{}}}", HeadsJson(heads.value()), s.processed_));
+  s.peer_->Send(fmt::format("{{\"Offsets\":{},\"Processed\":{}}}", runtime::HeadsJson(heads.value()), s.processed_));
   if (resume) s.peer_->Resume();
 }
 
-}  // namespace flow::cli
+}  // namespace flow::develop

@@ -1,0 +1,87 @@
+// `flowctl develop` as a library (SPEC sections 7 and 8): the catalog's tasks running
+// continuously (runtime::Supervisor) over a data directory, the ingestion API (server/)
+// with its control endpoint, Prometheus metrics, and live reload when the catalog's
+// sources change. The command line (cli/develop.cc) supplies the flags, loads the catalog
+// and shows the status and log lines this module hands it; nothing here prints.
+//
+// Internals, one job a file: `ingest_service.h` (the server's backend: requests queued
+// for the pipeline thread, group commit through runtime::CommitGroup), `control.h` (POST
+// /materializations), `metrics.h` (the /metrics text), `watcher.h` (source file changes),
+// `build.h` (compiling a loaded catalog, reusing Node.js workers across reloads).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "catalog/check.h"
+#include "catalog/loader.h"
+#include "runtime/plan.h"
+#include "runtime/supervisor.h"
+#include "server/guard.h"
+
+namespace flow::develop {
+
+// A catalog loaded from its sources and checked, and how its Node.js workers start.
+struct Source {
+  std::unique_ptr<catalog::Loaded> loaded;
+  catalog::Built built;  // points into `loaded`
+  runtime::NodeStarter node;
+};
+
+struct Options {
+  std::string data_dir;
+  std::string host = "127.0.0.1";
+  uint16_t port = 8081;                       // 0: any free port
+  bool no_watch = false;                      // do not rebuild when the sources change
+  std::vector<std::string> materializations;  // run only these (default: all)
+  uint64_t max_body = 64ull << 20;
+  std::chrono::milliseconds request_timeout{30000};
+  // Web origins (besides develop's own) whose pages may call the API.
+  std::vector<server::Origin> allow_origins;
+  // The status is handed over every half second (a terminal's redrawn view), or else every
+  // `status_interval` seconds.
+  bool redraw = false;
+  double status_interval = 10;
+};
+
+// What the status view shows.
+struct Status {
+  std::string url;         // of the ingestion API
+  uint64_t requests = 0;   // ingest requests answered
+  uint64_t documents = 0;  // documents ingested through the API
+  std::vector<runtime::TaskStatus> tasks;
+};
+
+struct Hooks {
+  // Loads and checks the catalog's sources, reporting their problems itself; on errors
+  // returns nullopt with `*exit_code` set. `consequence` ends the errors' summary line
+  // ("; nothing was started", "; still running the previous catalog").
+  using Load = std::function<std::optional<Source>(const std::string& consequence, int* exit_code)>;
+  Load load;
+  // A line of develop's log; errors and warnings start "error: " and "warning: ".
+  std::function<void(const std::string&)> log;
+  // The error that ends develop before it runs, or while stopping.
+  std::function<void(const std::string&)> error;
+  // The status, as Options::redraw says.
+  std::function<void(const Status&)> status;
+  // The last status, once stopped and the spools persisted.
+  std::function<void(const Status&)> stopped;
+};
+
+// Runs develop until SIGINT or SIGTERM (which it handles) or a failure of the store.
+// Returns the exit code: 0 when stopped by a signal.
+int Run(const Options& options, const Hooks& hooks);
+
+// The file in a data directory that tells other commands where the `develop` running over
+// it listens: `{"url": "http://127.0.0.1:8081", "pid": 123}`.
+std::string DevelopFile(const std::string& data_dir);
+
+// The URL of the develop running over `data_dir`, or "" when there is none.
+std::string RunningDevelopUrl(const std::string& data_dir);
+
+}  // namespace flow::develop
