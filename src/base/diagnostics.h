@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace flow {
@@ -63,13 +64,19 @@ enum ExitCode : int {
   kExitEnvironment = 3,  // unreachable database, missing Node.js, I/O failures
 };
 
-// Error for runtime paths: a code plus message; context is prepended by callers.
+// Error for runtime paths: a code, the message a user reads, and the chain of what it
+// happened in.
 struct Error {
   // kFenced: an environment error that retrying cannot fix, because another instance took
   // over what this one wrote to (a materialization's target).
   enum class Code { kUser, kEnvironment, kFenced, kInternal };
   Code code = Code::kUser;
+  // The whole text, contexts included: "materialization `m`: target `db`: disk full".
   std::string message;
+  // What the error is about, outermost first, each once: "materialization `m`", "lambda of
+  // transform `t` (publish)": who failed, without reading the text. A context added with In
+  // is also said in the message; one added with About is said there by whoever wrote it.
+  std::vector<std::string> context = {};
 
   static Error User(std::string m) { return {Code::kUser, std::move(m)}; }
   static Error Env(std::string m) { return {Code::kEnvironment, std::move(m)}; }
@@ -77,6 +84,27 @@ struct Error {
   static Error Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
   int ExitCode() const {
     return code == Code::kEnvironment || code == Code::kFenced ? kExitEnvironment : kExitUserError;
+  }
+
+  // Whether `where` is in the chain.
+  bool Within(std::string_view where) const {
+    for (const auto& c : context) {
+      if (c == where) return true;
+    }
+    return false;
+  }
+  // Records `where` in the chain, leaving the message as it is (it names `where` already).
+  Error About(std::string where) && {
+    if (!Within(where)) context.push_back(std::move(where));
+    return std::move(*this);
+  }
+  // `where` as the outermost context: the message gets "<where>: " in front, unless the
+  // chain holds it already (then the error is returned as it is, never named twice).
+  Error In(std::string where) && {
+    if (Within(where)) return std::move(*this);
+    message = where + ": " + message;
+    context.insert(context.begin(), std::move(where));
+    return std::move(*this);
   }
 };
 

@@ -271,11 +271,19 @@ class NodeLambda final : public Lambda {
   NodeLambda(std::shared_ptr<NodeWorker> worker, size_t index)
       : worker_(std::move(worker)), index_(index) {}
 
+  // Every error carries the lambda's identity (node::Label) in its context.
+  Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
+                      int* failed_row) override {
+    auto r = Run(rows, alloc, out, failed_row);
+    if (r) return r;
+    return Error(r.error()).About(node::Label(worker_->impl_->lambdas[index_]));
+  }
+
+ private:
   // Rows go in requests of at most about kChunkBytes of JSON, up to kInFlight requests ahead
   // of the responses: the worker runs one while the next is written and the previous one's
   // outputs parsed, and no JSON text is large enough for V8's large-object space.
-  Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
-                      int* failed_row) override {
+  Result<bool> Run(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out, int* failed_row) {
     if (failed_row) *failed_row = -1;
     out->clear();
     if (rows.empty()) return true;
@@ -327,7 +335,6 @@ class NodeLambda final : public Lambda {
     return true;
   }
 
- private:
   // Rows [first, first + count) of an invocation, sent as one request.
   struct Chunk {
     size_t first, count;

@@ -5,7 +5,9 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "base/diagnostics.h"
 #include "base/files.h"
 #include "base/strings.h"
 #include "base/url.h"
@@ -30,6 +32,22 @@ TEST_CASE("JSON pointers parse RFC 6901 escapes and reject malformed input") {
   CHECK(doc::Pointer::AsIndex("12") == 12u);
   CHECK_FALSE(doc::Pointer::AsIndex("012"));
   CHECK_FALSE(doc::Pointer::AsIndex("-"));
+}
+
+TEST_CASE("errors carry their context chain, each context said once") {
+  Error e = Error::Env("disk full").In("target `db`");
+  CHECK(e.message == "target `db`: disk full");
+  e = std::move(e).In("materialization `m`");
+  CHECK(e.message == "materialization `m`: target `db`: disk full");
+  CHECK(e.context == std::vector<std::string>{"materialization `m`", "target `db`"});
+  // Once only: a caller adding what the error already says changes nothing.
+  e = std::move(e).In("materialization `m`");
+  CHECK(e.message == "materialization `m`: target `db`: disk full");
+  // About: the message names it already, as written.
+  Error named = Error::User("materialization `m`, table `t`: a bad row").About("materialization `m`");
+  CHECK(named.Within("materialization `m`"));
+  CHECK(std::move(named).In("materialization `m`").message == "materialization `m`, table `t`: a bad row");
+  CHECK(e.code == Error::Code::kEnvironment);
 }
 
 TEST_CASE("URLs resolve per RFC 3986") {

@@ -319,6 +319,8 @@ TEST_CASE("lambda: node throwing is a user error naming the transform, row and l
         "lambda of transform `orders` (publish) threw: negative total -3 (at line 3, column 9 of "
         "its body: "
         "`throw new Error(`negative total ${total}`);`)");
+  // Who failed, without reading the text.
+  CHECK(f.error.context == std::vector<std::string>{"lambda of transform `orders` (publish)"});
 
   auto d = RunError(*w->Get("deref/publish"), h, {h.Publish("{}", "null", "null")});
   CHECK(d.row == 0);
