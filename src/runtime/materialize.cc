@@ -260,57 +260,94 @@ Result<bool> MaterializeTask::Open() {
 }
 
 Result<uint64_t> MaterializeTask::Step(uint64_t max_docs) {
-  auto n = Transaction(max_docs);
+  auto n = RunTransaction(max_docs);
   // After an error the task is dropped: the previous transaction's Store still ends (and
   // counts in the stats when it committed).
   if (!n) static_cast<void>(impl_->Finish(*m_, &stats_));
   return n;
 }
 
-Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
-  Impl& m = *impl_;
-  const auto& committed = m.store->committed();
+// One transaction, phase by phase: Read combines what is committed (see TransactionBounds),
+// then, once the previous transaction has committed, Reduce loads the stored document of
+// every key and reduces into it, CommitDeadLetters commits the keys and documents left out
+// with the intent to commit the rest, and Hand gives the rows to the store thread.
+//
+// A document that does not combine with the key's others of the transaction, in a binding
+// with dead letters, is left out: the combined documents may hold part of it, so the
+// transaction is read again from its start without it. A key that fails later (loading,
+// reducing into the stored document, finalizing), in a binding with dead letters, is left
+// out of the transaction (its row keeps what it held) and goes to dead letters with its
+// combined document.
+struct MaterializeTask::Transaction {
+  const Materialization& spec;
+  Impl& impl;
+  const Clock& clock;
+  MaterializeStats* stats;  // `loaded` counts as keys are loaded
+  uint64_t max_docs;
   // A transaction to read again exactly (see Impl::replay) reads up to its end, whatever
   // its size or time.
-  bool replaying = m.replay.has_value();
-  m.reader->Limit(m.replay);
-  m.replay.reset();
-  m.reader->Discover(committed);
-  m.reader->Limit(std::nullopt);  // from the next Discover on
+  bool replaying = false;
 
   // Dead letters of this transaction, with their bindings; their documents live in
-  // `letters_arena`. A document that does not combine with the key's others of the
-  // transaction, in a binding with dead letters, is left out: the combined documents may
-  // hold part of it, so the transaction is read again from its start without it.
+  // `letters_arena`.
   rapidjson::Document letters_arena;
   std::vector<std::pair<size_t, DeadLetter>> letters;
-  auto keep = [&](const doc::Value& v) -> const doc::Value* {
-    return new (letters_arena.GetAllocator().Malloc(sizeof(doc::Value)))
-        doc::Value(v, letters_arena.GetAllocator());
-  };
   std::map<std::pair<std::string, uint64_t>, std::string> left_out;  // (journal, offset) → error
-  std::map<std::string, uint64_t> start = m.reader->Offsets();
+  std::map<std::string, uint64_t> start;  // the reader's offsets at the transaction's start
 
   std::vector<std::unique_ptr<reduce::Combiner>> combiners;
   // Per binding, the last document read of each key (its journal and offset), so that an
   // error found later in the transaction (reducing into the stored document, storing the
   // row) names a document of the key (SPEC 9).
-  LastRead last_read(m_->bindings.size());
-  std::string packed;
+  LastRead last_read;
+  std::string packed;  // scratch: a packed key
   uint64_t read = 0;
-  // Combine what is committed, in commit order across journals (UUID clocks). Returns
+
+  // What Reduce makes of the combined documents, handed to the store thread by Hand.
+  std::unique_ptr<Impl::Pending> next;
+  std::vector<size_t> doc_binding;  // per document: its binding
+  std::vector<bool> dropped;        // per document: left out
+
+  Transaction(const Materialization& m, Impl& i, const Clock& c, MaterializeStats* s, uint64_t max)
+      : spec(m), impl(i), clock(c), stats(s), max_docs(max), last_read(m.bindings.size()) {
+    const auto& committed = impl.store->committed();
+    replaying = impl.replay.has_value();
+    impl.reader->Limit(impl.replay);
+    impl.replay.reset();
+    impl.reader->Discover(committed);
+    impl.reader->Limit(std::nullopt);  // from the next Discover on
+    start = impl.reader->Offsets();
+  }
+
+  // A copy of `v` that lives as long as the transaction's dead letters.
+  const doc::Value* Keep(const doc::Value& v) {
+    return new (letters_arena.GetAllocator().Malloc(sizeof(doc::Value)))
+        doc::Value(v, letters_arena.GetAllocator());
+  }
+
+  // Combines what is committed, reading again from the start while a document is left out.
+  Result<bool> Read() {
+    for (;;) {
+      auto r = ReadOnce();
+      if (!r) return r.error();
+      if (r.value()) return true;
+      impl.reader->Rewind(start);  // read again from the start of the transaction
+    }
+  }
+
+  // Combines what is committed, in commit order across journals (UUID clocks). Returns
   // false to read the transaction again (a document was left out).
-  auto read_all = [&]() -> Result<bool> {
+  Result<bool> ReadOnce() {
     combiners.clear();
-    for (const auto& b : m_->bindings) {
+    for (const auto& b : spec.bindings) {
       combiners.push_back(std::make_unique<reduce::Combiner>(b.source->reducer, b.source->key));
     }
     letters.clear();
-    last_read.assign(m_->bindings.size(), {});
+    last_read.assign(spec.bindings.size(), {});
     read = 0;
     // How much one transaction reads: see TransactionBounds.
     TransactionBounds bounds;
-    auto reading_since = clock_.steady();
+    auto reading_since = clock.steady();
     while (replaying || read < max_docs) {
       if (!replaying && read % TransactionBounds::kWindow == TransactionBounds::kWindow - 1) {
         size_t memory = 0, keys = 0;
@@ -318,193 +355,248 @@ Result<uint64_t> MaterializeTask::Transaction(uint64_t max_docs) {
           memory += c->memory();
           keys += c->keys();
         }
-        if (bounds.Done(clock_.steady() - reading_since, memory, keys)) break;
+        if (bounds.Done(clock.steady() - reading_since, memory, keys)) break;
       }
-      SourceReader::Document next;
-      auto p = m.reader->Peek(SourceReader::kNoGate, &next);
+      SourceReader::Document next_doc;
+      auto p = impl.reader->Peek(SourceReader::kNoGate, &next_doc);
       if (!p) return p.error();
       if (!p.value()) break;
-      const std::string& journal = *next.journal;
-      uint64_t offset = next.offset;
-      const auto& binding = m_->bindings[next.binding];
-      reduce::Combiner& c = *combiners[next.binding];
-      std::string text(next.line);
-      rapidjson::Document d(&c.scratch());
-      doc::ParseError perr;
-      if (!doc::ParseStoredDocument(text, &d, &perr)) {
-        return Error::Env(fmt::format(
-            "materialization `{}`: the document at offset {} of journal {} is malformed: {}",
-            m_->name, offset, journal, perr.message));
-      }
-      packed.clear();
-      doc::PackKey(d, binding.source->key, &packed);  // before AddScratch consumes it
-      auto out = left_out.find({journal, offset});
-      if (out != left_out.end()) {
-        const doc::Value* kept = keep(d);
-        letters.push_back(
-            {next.binding, DeadLetter{m_->name, "materialization", binding.table.name,
-                                      binding.source->name, journal, offset, out->second, kept}});
-      } else {
-        auto a = c.AddScratch(d);
-        if (!a) {
-          std::string message = fmt::format(
-              "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "
-              "journal {}: {}",
-              m_->name, binding.table.name, binding.source->name, offset, journal,
-              a.error().message);
-          if (!binding.dead_letters || a.error().code != Error::Code::kUser)
-            return Error{a.error().code, message};
-          left_out[{journal, offset}] = std::move(message);
-          return false;
-        }
-        last_read[next.binding][packed] = {&journal, offset};
-      }
-      m.reader->Pop();
+      auto added = Combine(next_doc);
+      if (!added) return added.error();
+      if (!added.value()) return false;
+      impl.reader->Pop();
       ++read;
     }
     return true;
-  };
-  for (;;) {
-    auto r = read_all();
-    if (!r) return r.error();
-    if (r.value()) break;
-    m.reader->Rewind(start);  // read again from the start of the transaction
   }
-  // The previous transaction must have committed before this one loads (its rows are
-  // what this one reduces into) or reports that it is caught up.
-  if (auto f = m.Finish(*m_, &stats_); !f) return f.error();
-  if (read == 0) return uint64_t{0};
 
-  // Per binding: drain the combined documents, load what is stored for their keys, reduce.
-  // A key that fails, in a binding with dead letters, is left out of the transaction (its
-  // row keeps what it held) and goes to dead letters with its combined document.
-  auto next = std::make_unique<Impl::Pending>();
-  next->read = read;
-  rapidjson::Document& arena = next->arena;
-  std::vector<materialize::Driver::Row>& rows = next->rows;
-  std::vector<doc::Value>& docs = next->docs;
-  std::vector<size_t> doc_binding;
-  std::vector<bool> dropped;  // per document: left out
-  for (size_t b = 0; b < m_->bindings.size(); ++b) {
-    const auto& binding = m_->bindings[b];
-    size_t first = docs.size();
-    auto drained = combiners[b]->Drain(false, [&](std::string_view, doc::Value& d) -> Result<bool> {
-      docs.push_back(doc::Copy(d, arena.GetAllocator()));
-      doc_binding.push_back(b);
-      dropped.push_back(false);
+  // Combines one document, or makes a dead letter of it when it was left out. Returns false
+  // when it is left out now (the transaction is read again).
+  Result<bool> Combine(const SourceReader::Document& next_doc) {
+    const std::string& journal = *next_doc.journal;
+    uint64_t offset = next_doc.offset;
+    const auto& binding = spec.bindings[next_doc.binding];
+    reduce::Combiner& c = *combiners[next_doc.binding];
+    std::string text(next_doc.line);
+    rapidjson::Document d(&c.scratch());
+    doc::ParseError perr;
+    if (!doc::ParseStoredDocument(text, &d, &perr)) {
+      return Error::Env(fmt::format(
+          "materialization `{}`: the document at offset {} of journal {} is malformed: {}",
+          spec.name, offset, journal, perr.message));
+    }
+    packed.clear();
+    doc::PackKey(d, binding.source->key, &packed);  // before AddScratch consumes it
+    auto out = left_out.find({journal, offset});
+    if (out != left_out.end()) {
+      const doc::Value* kept = Keep(d);
+      letters.push_back(
+          {next_doc.binding, DeadLetter{spec.name, "materialization", binding.table.name,
+                                        binding.source->name, journal, offset, out->second, kept}});
       return true;
-    });
-    if (!drained) return drained.error();
-    if (docs.size() == first) continue;
-    const Collection& col = *binding.source;
-    // Leaves document `i` out, a dead letter of it with error `e`, or returns `e` when the
-    // binding has no dead letters.
-    auto leave_out = [&](size_t i, Error e) -> Result<bool> {
-      if (!binding.dead_letters || e.code != Error::Code::kUser) return e;
-      packed.clear();
-      doc::PackKey(docs[i], col.key, &packed);
-      letters.push_back({b, Impl::KeyLetter(*m_, b, packed, last_read, e.message, keep(docs[i]))});
-      dropped[i] = true;
-      return true;
-    };
-    if (binding.table.delta_updates) continue;  // deltas are written as they are
-    std::vector<const materialize::Column*> key_columns = binding.table.KeyColumns();
+    }
+    auto a = c.AddScratch(d);
+    if (!a) {
+      std::string message = fmt::format(
+          "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "
+          "journal {}: {}",
+          spec.name, binding.table.name, binding.source->name, offset, journal, a.error().message);
+      if (!binding.dead_letters || a.error().code != Error::Code::kUser)
+        return Error{a.error().code, message};
+      left_out[{journal, offset}] = std::move(message);
+      return false;
+    }
+    last_read[next_doc.binding][packed] = {&journal, offset};
+    return true;
+  }
+
+  // Per binding: drains the combined documents, loads what is stored for their keys and
+  // reduces into it, and finalizes the keys none was stored for; then the rows.
+  Result<bool> Reduce() {
+    next = std::make_unique<Impl::Pending>();
+    next->read = read;
+    std::vector<doc::Value>& docs = next->docs;
+    for (size_t b = 0; b < spec.bindings.size(); ++b) {
+      size_t first = docs.size();
+      auto drained =
+          combiners[b]->Drain(false, [&](std::string_view, doc::Value& d) -> Result<bool> {
+            docs.push_back(doc::Copy(d, next->arena.GetAllocator()));
+            doc_binding.push_back(b);
+            dropped.push_back(false);
+            return true;
+          });
+      if (!drained) return drained.error();
+      if (docs.size() == first) continue;
+      if (spec.bindings[b].table.delta_updates) continue;  // deltas are written as they are
+      std::vector<bool> loaded(docs.size() - first, false);
+      if (auto l = Load(b, first, &loaded); !l) return l.error();
+      if (auto f = Finalize(b, first, loaded); !f) return f.error();
+    }
+    next->rows.reserve(docs.size());
+    for (size_t i = 0; i < docs.size(); ++i) {
+      if (!dropped[i]) next->rows.push_back({doc_binding[i], &docs[i]});
+    }
+    return true;
+  }
+
+  // Leaves document `i` of binding `b` out, a dead letter of it with error `e`, or returns
+  // `e` when the binding has no dead letters.
+  Result<bool> LeaveOut(size_t b, size_t i, Error e) {
+    if (!spec.bindings[b].dead_letters || e.code != Error::Code::kUser) return e;
+    doc::Value& d = next->docs[i];
+    packed.clear();
+    doc::PackKey(d, spec.bindings[b].source->key, &packed);
+    letters.push_back({b, Impl::KeyLetter(spec, b, packed, last_read, e.message, Keep(d))});
+    dropped[i] = true;
+    return true;
+  }
+
+  // Loads the stored documents of binding `b`'s keys (its documents from `first` on) and
+  // reduces each key's combined document into its stored one; `loaded` (indexed from
+  // `first`) marks the keys loaded. A key the driver cannot load is left out, and the rest
+  // loaded again.
+  Result<bool> Load(size_t b, size_t first, std::vector<bool>* loaded) {
+    std::vector<doc::Value>& docs = next->docs;
+    const Collection& col = *spec.bindings[b].source;
+    std::vector<const materialize::Column*> key_columns = spec.bindings[b].table.KeyColumns();
     std::vector<std::vector<const doc::Value*>> keys;
     std::vector<size_t> key_doc;  // per key: its document's index
-    std::vector<bool> loaded(docs.size() - first, false);
     Result<bool> reduce_error = true;
     for (;;) {
       keys.clear();
       key_doc.clear();
       for (size_t i = first; i < docs.size(); ++i) {
-        if (dropped[i] || loaded[i - first]) continue;
+        if (dropped[i] || (*loaded)[i - first]) continue;
         std::vector<const doc::Value*> k;
         for (const auto* kc : key_columns) k.push_back(doc::Lookup(docs[i], kc->location));
         keys.push_back(std::move(k));
         key_doc.push_back(i);
       }
       size_t failed_key = keys.size();
-      auto l = m.driver->Load(
+      auto l = impl.driver->Load(
           b, keys,
           [&](size_t k, std::string_view json) {
             if (!reduce_error) return;
             size_t i = key_doc[k];
-            rapidjson::Document stored(&arena.GetAllocator());
-            stored.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
-            if (stored.HasParseError()) {
-              reduce_error = Error::Env(
-                  fmt::format("materialization `{}`: table `{}` holds a malformed flow_document",
-                              m_->name, binding.table.name));
-              return;
-            }
-            doc::Value base(std::move(static_cast<doc::Value&>(stored)));
-            packed.clear();
-            doc::PackKey(docs[i], col.key, &packed);  // before Reduce consumes the document
-            // Reducing consumes the document: keep it for a dead letter.
-            doc::Value original;
-            if (binding.dead_letters) original = doc::Copy(docs[i], arena.GetAllocator());
-            auto r = col.reducer->Reduce(base, docs[i], true, arena.GetAllocator());
+            auto r = ReduceStored(b, i, json);
             if (!r) {
-              if (binding.dead_letters) docs[i] = std::move(original);
-              reduce_error = leave_out(
-                  i, Error::User(fmt::format("{}: cannot reduce into the stored document: {}",
-                                             Where(*m_, b, packed, last_read), r.error().message)));
-              return;
+              reduce_error = r.error();
+            } else if (r.value()) {
+              (*loaded)[i - first] = true;
+              ++stats->loaded;
             }
-            docs[i] = std::move(base);
-            loaded[i - first] = true;
-            ++stats_.loaded;
           },
           &failed_key);
       if (!reduce_error) return reduce_error.error();
-      if (l) break;
+      if (l) return true;
       if (failed_key >= keys.size()) return l.error();
       size_t i = key_doc[failed_key];
       packed.clear();
       doc::PackKey(docs[i], col.key, &packed);
-      auto left = leave_out(
-          i, Error{l.error().code,
-                   fmt::format("{}: {}", Where(*m_, b, packed, last_read), l.error().message)});
+      auto left = LeaveOut(
+          b, i,
+          Error{l.error().code,
+                fmt::format("{}: {}", Where(spec, b, packed, last_read), l.error().message)});
       if (!left) return left.error();
       // Load again without it, and without the keys already loaded and reduced.
     }
+  }
+
+  // Reduces document `i` of binding `b` into `json`, its key's stored document. Returns
+  // false when the key is left out.
+  Result<bool> ReduceStored(size_t b, size_t i, std::string_view json) {
+    const auto& binding = spec.bindings[b];
+    const Collection& col = *binding.source;
+    doc::Value& d = next->docs[i];
+    auto& allocator = next->arena.GetAllocator();
+    rapidjson::Document stored(&allocator);
+    stored.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+    if (stored.HasParseError()) {
+      return Error::Env(
+          fmt::format("materialization `{}`: table `{}` holds a malformed flow_document", spec.name,
+                      binding.table.name));
+    }
+    doc::Value base(std::move(static_cast<doc::Value&>(stored)));
+    packed.clear();
+    doc::PackKey(d, col.key, &packed);  // before Reduce consumes the document
+    // Reducing consumes the document: keep it for a dead letter.
+    doc::Value original;
+    if (binding.dead_letters) original = doc::Copy(d, allocator);
+    auto r = col.reducer->Reduce(base, d, true, allocator);
+    if (!r) {
+      if (binding.dead_letters) d = std::move(original);
+      auto left =
+          LeaveOut(b, i,
+                   Error::User(fmt::format("{}: cannot reduce into the stored document: {}",
+                                           Where(spec, b, packed, last_read), r.error().message)));
+      if (!left) return left.error();
+      return false;
+    }
+    d = std::move(base);
+    return true;
+  }
+
+  // Finalizes binding `b`'s keys that were not loaded (nothing was stored for them).
+  Result<bool> Finalize(size_t b, size_t first, const std::vector<bool>& loaded) {
+    const auto& binding = spec.bindings[b];
+    const Collection& col = *binding.source;
+    std::vector<doc::Value>& docs = next->docs;
+    auto& allocator = next->arena.GetAllocator();
     for (size_t i = first; i < docs.size(); ++i) {
       if (loaded[i - first] || dropped[i]) continue;
       packed.clear();
       doc::PackKey(docs[i], col.key, &packed);
       doc::Value original;
-      if (binding.dead_letters) original = doc::Copy(docs[i], arena.GetAllocator());
-      auto f = col.reducer->Finalize(docs[i], arena.GetAllocator());
+      if (binding.dead_letters) original = doc::Copy(docs[i], allocator);
+      auto f = col.reducer->Finalize(docs[i], allocator);
       if (!f) {
         if (binding.dead_letters) docs[i] = std::move(original);
-        auto left = leave_out(i, Error::User(fmt::format("{}: {}", Where(*m_, b, packed, last_read),
-                                                         f.error().message)));
+        auto left = LeaveOut(b, i,
+                             Error::User(fmt::format("{}: {}", Where(spec, b, packed, last_read),
+                                                     f.error().message)));
         if (!left) return left.error();
       }
     }
-  }
-  rows.reserve(docs.size());
-  for (size_t i = 0; i < docs.size(); ++i) {
-    if (!dropped[i]) rows.push_back({doc_binding[i], &docs[i]});
+    return true;
   }
 
-  // Dead letters before the target's transaction.
-  next->offsets = m.reader->Offsets();
-  if (auto c = m.CommitDeadLetters(*m_, letters, next->offsets); !c) return c.error();
-  next->dead_letters = letters.size();
-
-  // Store on a thread, so that the next transaction reads while the database writes.
-  next->last_read = std::move(last_read);
-  Impl::Pending* p = next.get();
-  materialize::Driver* driver = m.driver.get();
-  m.pending = std::move(next);
-  auto store = [p, driver, spec = m_] { Impl::StorePending(p, driver, *spec); };
-  try {
-    p->thread = std::thread(store);
-  } catch (const std::system_error&) {
-    store();  // no thread to be had: store it here
+  // Commits the dead letters before the target's transaction.
+  Result<bool> CommitDeadLetters() {
+    next->offsets = impl.reader->Offsets();
+    if (auto c = impl.CommitDeadLetters(spec, letters, next->offsets); !c) return c.error();
+    next->dead_letters = letters.size();
+    return true;
   }
-  return read;
+
+  // Stores the rows on a thread, so that the next transaction reads while the database
+  // writes.
+  void Hand(std::shared_ptr<const Materialization> shared_spec) {
+    next->last_read = std::move(last_read);
+    Impl::Pending* p = next.get();
+    materialize::Driver* driver = impl.driver.get();
+    impl.pending = std::move(next);
+    auto store = [p, driver, spec = std::move(shared_spec)] {
+      Impl::StorePending(p, driver, *spec);
+    };
+    try {
+      p->thread = std::thread(store);
+    } catch (const std::system_error&) {
+      store();  // no thread to be had: store it here
+    }
+  }
+};
+
+Result<uint64_t> MaterializeTask::RunTransaction(uint64_t max_docs) {
+  Transaction t(*m_, *impl_, clock_, &stats_, max_docs);
+  if (auto r = t.Read(); !r) return r.error();
+  // The previous transaction must have committed before this one loads (its rows are
+  // what this one reduces into) or reports that it is caught up.
+  if (auto f = impl_->Finish(*m_, &stats_); !f) return f.error();
+  if (t.read == 0) return uint64_t{0};
+  if (auto r = t.Reduce(); !r) return r.error();
+  if (auto c = t.CommitDeadLetters(); !c) return c.error();
+  t.Hand(m_);
+  return t.read;
 }
 
 }  // namespace flow::runtime

@@ -117,7 +117,9 @@ class MaterializeTask final : public Task {
 
  private:
   struct Impl;
-  Result<uint64_t> Transaction(uint64_t max_docs);
+  // One transaction's state, with one method per phase (defined in materialize.cc).
+  struct Transaction;
+  Result<uint64_t> RunTransaction(uint64_t max_docs);
 
   std::shared_ptr<const Materialization> m_;
   std::unique_ptr<Impl> impl_;

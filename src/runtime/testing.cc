@@ -98,6 +98,188 @@ struct World {
   }
 };
 
+// A step's outcome: an error of the environment, false with `*failure` set when the
+// catalog failed the step, or true.
+using StepResult = Result<bool>;
+
+// A derivation failing is the catalog's fault (a failed test); the environment failing
+// is not.
+bool DeriveFailed(const Error& e) { return e.code == Error::Code::kUser; }
+
+// Ingests the step's documents in one transaction, then derives what that made ready.
+StepResult Ingest(World& w, const std::shared_ptr<const Collection>& collection,
+                  const catalog::TestStepSpec& s, std::string* failure) {
+  IngestTransaction txn(w.store.get(), &w.stamper);
+  if (s.documents && s.documents->is_array()) {
+    for (size_t k = 0; k < s.documents->items().size(); ++k) {
+      rapidjson::Document d(&txn.allocator(collection));
+      s.documents->items()[k].ToJson(&d, d.GetAllocator());
+      auto added = txn.Add(collection, d);
+      if (!added) {
+        if (added.error().code != Error::Code::kUser) return added.error();
+        *failure = fmt::format("document {}: {}", k, added.error().message);
+        auto aborted = txn.Abort();
+        (void)aborted;
+        return false;
+      }
+    }
+  }
+  w.SyncClock();
+  auto heads = txn.Commit();
+  if (!heads) {
+    if (heads.error().code != Error::Code::kUser) return heads.error();
+    *failure = heads.error().message;
+    return false;
+  }
+  // What this step made ready is derived before the next step runs (SPEC 6), so that
+  // documents derived from it are ordered before those of a later ingest.
+  auto ready = w.RunReady();
+  if (!ready) {
+    if (!DeriveFailed(ready.error())) return ready.error();
+    *failure = ready.error().message;
+    return false;
+  }
+  return true;
+}
+
+// The collection's documents (those of the step's partitions), fully reduced per key, in
+// key order: appended to `*docs` (an array) and their packed keys to `*keys`.
+StepResult ReduceCollection(const World& w, const Collection& collection,
+                            const catalog::TestStepSpec& s, rapidjson::Document* docs,
+                            std::vector<std::string>* keys, std::string* failure) {
+  auto filter = CompilePartitionFilter(s.partitions);
+  if (!filter) return filter.error();
+  reduce::Combiner combiner(collection.reducer, collection.key);
+  SourceReader reader(w.dir, {{collection.name, filter.value(), 0, ""}});
+  reader.Discover(w.store->committed());
+  rapidjson::Document d(&combiner.scratch());
+  auto read = reader.Drain(
+      [&](const std::string& journal, uint64_t offset, const std::string& line) -> Result<bool> {
+        doc::ParseError perr;
+        if (!doc::ParseStoredDocument(line, &d, &perr))
+          return Error::Env("a stored document is malformed: " + perr.message);
+        auto a = combiner.AddScratch(d);
+        if (!a) {
+          return Error{a.error().code,
+                       fmt::format("collection `{}`: the document at offset {} of journal {}: {}",
+                                   collection.name, offset, journal, a.error().message)};
+        }
+        return a;
+      });
+  if (!read) {
+    if (read.error().code != Error::Code::kUser) return read.error();
+    *failure = fmt::format("cannot reduce the stored documents: {}", read.error().message);
+    return false;
+  }
+  auto drained = combiner.Drain(true, [&](std::string_view key, doc::Value& d) -> Result<bool> {
+    keys->emplace_back(key);
+    docs->PushBack(doc::Copy(d, docs->GetAllocator()), docs->GetAllocator());
+    return true;
+  });
+  if (!drained) {
+    *failure = drained.error().message;
+    return false;
+  }
+  return true;
+}
+
+// The differences of the actual documents (with their packed keys, in key order) from the
+// expected ones, aligned by key.
+std::vector<std::string> DiffByKey(const Collection& collection,
+                                   const rapidjson::Document& expected,
+                                   const rapidjson::Document& actual_docs,
+                                   const std::vector<std::string>& actual_keys) {
+  struct Expect {
+    std::string key;
+    size_t index;
+  };
+  std::vector<Expect> want;
+  for (rapidjson::SizeType k = 0; k < expected.Size(); ++k) {
+    std::string key;
+    doc::PackKey(expected[k], collection.key, &key);
+    want.push_back({key, k});
+  }
+  std::vector<std::string> diffs;
+  auto key_text = [&](const std::string& packed) { return doc::KeyToJson(packed); };
+  std::stable_sort(want.begin(), want.end(),
+                   [](const Expect& a, const Expect& b) { return a.key < b.key; });
+  size_t a = 0, e = 0;
+  while (a < actual_keys.size() || e < want.size()) {
+    if (e < want.size() && (a >= actual_keys.size() || want[e].key < actual_keys[a])) {
+      diffs.push_back(fmt::format("key {}: missing document (expected {})", key_text(want[e].key),
+                                  Json(expected[static_cast<rapidjson::SizeType>(want[e].index)])));
+      ++e;
+    } else if (e >= want.size() || actual_keys[a] < want[e].key) {
+      diffs.push_back(fmt::format("key {}: unexpected document {}", key_text(actual_keys[a]),
+                                  Json(actual_docs[static_cast<rapidjson::SizeType>(a)])));
+      ++a;
+    } else {
+      std::vector<std::string> d;
+      DiffDocuments(expected[static_cast<rapidjson::SizeType>(want[e].index)],
+                    actual_docs[static_cast<rapidjson::SizeType>(a)], "", &d);
+      for (auto& line : d)
+        diffs.push_back(fmt::format("key {}: {}", key_text(actual_keys[a]), line));
+      ++a;
+      ++e;
+    }
+  }
+  return diffs;
+}
+
+// The differences of the actual documents from the expected ones, compared by position
+// (expected documents without their key).
+std::vector<std::string> DiffByPosition(const rapidjson::Document& expected,
+                                        const rapidjson::Document& actual_docs) {
+  std::vector<std::string> diffs;
+  size_t n = std::max<size_t>(expected.Size(), actual_docs.Size());
+  for (size_t k = 0; k < n; ++k) {
+    auto idx = static_cast<rapidjson::SizeType>(k);
+    if (k >= actual_docs.Size()) {
+      diffs.push_back(
+          fmt::format("document {}: missing document (expected {})", k, Json(expected[idx])));
+    } else if (k >= expected.Size()) {
+      diffs.push_back(
+          fmt::format("document {}: unexpected document {}", k, Json(actual_docs[idx])));
+    } else {
+      std::vector<std::string> d;
+      DiffDocuments(expected[idx], actual_docs[idx], "", &d);
+      for (auto& line : d) diffs.push_back(fmt::format("document {}: {}", k, line));
+    }
+  }
+  return diffs;
+}
+
+// Derives everything left, then compares the collection's reduced documents with the
+// step's expected ones.
+StepResult Verify(World& w, const Collection& collection, const catalog::TestStepSpec& s,
+                  std::string* failure) {
+  auto idle = w.RunUntilIdle();
+  if (!idle) {
+    if (!DeriveFailed(idle.error())) return idle.error();
+    *failure = idle.error().message;
+    return false;
+  }
+  rapidjson::Document actual_docs(rapidjson::kArrayType);
+  std::vector<std::string> actual_keys;
+  auto reduced = ReduceCollection(w, collection, s, &actual_docs, &actual_keys, failure);
+  if (!reduced || !reduced.value()) return reduced;
+  // Expected documents, aligned with the actual ones by key (in key order).
+  rapidjson::Document expected(rapidjson::kArrayType);
+  if (s.documents) s.documents->ToJson(&expected, expected.GetAllocator());
+  if (!expected.IsArray()) expected.SetArray();
+  bool keyed = true;
+  for (rapidjson::SizeType k = 0; k < expected.Size(); ++k) {
+    for (const auto& p : collection.key) keyed = keyed && doc::Lookup(expected[k], p) != nullptr;
+  }
+  std::vector<std::string> diffs = keyed ? DiffByKey(collection, expected, actual_docs, actual_keys)
+                                         : DiffByPosition(expected, actual_docs);
+  if (diffs.empty()) return true;
+  std::string message = fmt::format("{} difference{}", diffs.size(), diffs.size() == 1 ? "" : "s");
+  for (const auto& d : diffs) message += "\n    " + d;
+  *failure = std::move(message);
+  return false;
+}
+
 }  // namespace
 
 void DiffDocuments(const doc::Value& expected, const doc::Value& actual, const std::string& at,
@@ -158,165 +340,26 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
   if (!store) return store.error();
   w.store = std::move(store.value());
   if (auto started = w.Start(); !started) return started.error();
-  auto failed = [&](size_t step, const catalog::TestStepSpec& s, const std::string& message) {
-    out.passed = false;
-    out.failures.push_back(fmt::format("step {} ({} {}): {}", step + 1,
-                                       s.kind == catalog::TestStepSpec::Kind::kIngest ? "ingest" : "verify",
-                                       s.collection, message));
-  };
-
-  // A derivation failing is the catalog's fault (a failed test); the environment failing
-  // is not.
-  auto derive_failed = [](const Error& e) { return e.code == Error::Code::kUser; };
-
-  for (size_t i = 0; i < test.steps.size() && out.passed; ++i) {
+  for (size_t i = 0; i < test.steps.size(); ++i) {
     const catalog::TestStepSpec& s = test.steps[i];
+    std::string failure;
     auto c = plan_->collections.find(s.collection);
+    StepResult step = false;
     if (c == plan_->collections.end()) {
-      failed(i, s, fmt::format("no collection `{}`", s.collection));
-      break;
-    }
-    const auto& collection = c->second;
-    if (s.kind == catalog::TestStepSpec::Kind::kIngest) {
-      IngestTransaction txn(w.store.get(), &w.stamper);
-      bool ok = true;
-      if (s.documents && s.documents->is_array()) {
-        for (size_t k = 0; k < s.documents->items().size() && ok; ++k) {
-          rapidjson::Document d(&txn.allocator(collection));
-          s.documents->items()[k].ToJson(&d, d.GetAllocator());
-          auto added = txn.Add(collection, d);
-          if (!added) {
-            if (added.error().code != Error::Code::kUser) return added.error();
-            failed(i, s, fmt::format("document {}: {}", k, added.error().message));
-            ok = false;
-          }
-        }
-      }
-      if (!ok) {
-        auto aborted = txn.Abort();
-        (void)aborted;
-        break;
-      }
-      w.SyncClock();
-      auto heads = txn.Commit();
-      if (!heads) {
-        if (heads.error().code != Error::Code::kUser) return heads.error();
-        failed(i, s, heads.error().message);
-        break;
-      }
-      // What this step made ready is derived before the next step runs (SPEC 6), so that
-      // documents derived from it are ordered before those of a later ingest.
-      auto ready = w.RunReady();
-      if (!ready) {
-        if (!derive_failed(ready.error())) return ready.error();
-        failed(i, s, ready.error().message);
-        break;
-      }
-      continue;
-    }
-
-    // verify
-    auto idle = w.RunUntilIdle();
-    if (!idle) {
-      if (!derive_failed(idle.error())) return idle.error();
-      failed(i, s, idle.error().message);
-      break;
-    }
-    auto filter = CompilePartitionFilter(s.partitions);
-    if (!filter) return filter.error();
-    reduce::Combiner combiner(collection->reducer, collection->key);
-    SourceReader reader(w.dir, {{collection->name, filter.value(), 0, ""}});
-    reader.Discover(w.store->committed());
-    rapidjson::Document d(&combiner.scratch());
-    auto read = reader.Drain(
-        [&](const std::string& journal, uint64_t offset, const std::string& line) -> Result<bool> {
-          doc::ParseError perr;
-          if (!doc::ParseStoredDocument(line, &d, &perr))
-            return Error::Env("a stored document is malformed: " + perr.message);
-          auto a = combiner.AddScratch(d);
-          if (!a) {
-            return Error{a.error().code,
-                         fmt::format("collection `{}`: the document at offset {} of journal {}: {}",
-                                     collection->name, offset, journal, a.error().message)};
-          }
-          return a;
-        });
-    if (!read) {
-      if (read.error().code != Error::Code::kUser) return read.error();
-      failed(i, s, fmt::format("cannot reduce the stored documents: {}", read.error().message));
-      break;
-    }
-    rapidjson::Document actual_docs(rapidjson::kArrayType);
-    std::vector<std::string> actual_keys;
-    auto drained = combiner.Drain(true, [&](std::string_view key, doc::Value& d) -> Result<bool> {
-      actual_keys.emplace_back(key);
-      actual_docs.PushBack(doc::Copy(d, actual_docs.GetAllocator()), actual_docs.GetAllocator());
-      return true;
-    });
-    if (!drained) {
-      failed(i, s, drained.error().message);
-      break;
-    }
-    // Expected documents, aligned with the actual ones by key (in key order).
-    rapidjson::Document expected(rapidjson::kArrayType);
-    if (s.documents) s.documents->ToJson(&expected, expected.GetAllocator());
-    if (!expected.IsArray()) expected.SetArray();
-    struct Expect {
-      std::string key;
-      size_t index;
-    };
-    std::vector<Expect> want;
-    bool keyed = true;
-    for (rapidjson::SizeType k = 0; k < expected.Size(); ++k) {
-      for (const auto& p : collection->key) keyed = keyed && doc::Lookup(expected[k], p) != nullptr;
-      std::string key;
-      doc::PackKey(expected[k], collection->key, &key);
-      want.push_back({key, k});
-    }
-    std::vector<std::string> diffs;
-    auto key_text = [&](const std::string& packed) { return doc::KeyToJson(packed); };
-    if (keyed) {
-      std::stable_sort(want.begin(), want.end(), [](const Expect& a, const Expect& b) { return a.key < b.key; });
-      size_t a = 0, e = 0;
-      while (a < actual_keys.size() || e < want.size()) {
-        if (e < want.size() && (a >= actual_keys.size() || want[e].key < actual_keys[a])) {
-          diffs.push_back(fmt::format("key {}: missing document (expected {})", key_text(want[e].key),
-                                      Json(expected[static_cast<rapidjson::SizeType>(want[e].index)])));
-          ++e;
-        } else if (e >= want.size() || actual_keys[a] < want[e].key) {
-          diffs.push_back(fmt::format("key {}: unexpected document {}", key_text(actual_keys[a]),
-                                      Json(actual_docs[static_cast<rapidjson::SizeType>(a)])));
-          ++a;
-        } else {
-          std::vector<std::string> d;
-          DiffDocuments(expected[static_cast<rapidjson::SizeType>(want[e].index)],
-                        actual_docs[static_cast<rapidjson::SizeType>(a)], "", &d);
-          for (auto& line : d) diffs.push_back(fmt::format("key {}: {}", key_text(actual_keys[a]), line));
-          ++a;
-          ++e;
-        }
-      }
+      failure = fmt::format("no collection `{}`", s.collection);
+    } else if (s.kind == catalog::TestStepSpec::Kind::kIngest) {
+      step = Ingest(w, c->second, s, &failure);
     } else {
-      // Expected documents without their key are compared by position.
-      size_t n = std::max<size_t>(expected.Size(), actual_docs.Size());
-      for (size_t k = 0; k < n; ++k) {
-        auto idx = static_cast<rapidjson::SizeType>(k);
-        if (k >= actual_docs.Size()) {
-          diffs.push_back(fmt::format("document {}: missing document (expected {})", k, Json(expected[idx])));
-        } else if (k >= expected.Size()) {
-          diffs.push_back(fmt::format("document {}: unexpected document {}", k, Json(actual_docs[idx])));
-        } else {
-          std::vector<std::string> d;
-          DiffDocuments(expected[idx], actual_docs[idx], "", &d);
-          for (auto& line : d) diffs.push_back(fmt::format("document {}: {}", k, line));
-        }
-      }
+      step = Verify(w, *c->second, s, &failure);
     }
-    if (!diffs.empty()) {
-      std::string message = fmt::format("{} difference{}", diffs.size(), diffs.size() == 1 ? "" : "s");
-      for (const auto& d : diffs) message += "\n    " + d;
-      failed(i, s, message);
-    }
+    if (!step) return step.error();
+    if (step.value()) continue;
+    out.passed = false;
+    out.failures.push_back(
+        fmt::format("step {} ({} {}): {}", i + 1,
+                    s.kind == catalog::TestStepSpec::Kind::kIngest ? "ingest" : "verify",
+                    s.collection, failure));
+    break;
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
