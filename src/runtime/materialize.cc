@@ -50,6 +50,12 @@ std::string Where(const Materialization& m, size_t b, std::string_view packed,
   return out;
 }
 
+// `e`, whose message names materialization `m` as written: so recorded in its context, so
+// that no caller names it again.
+Error Named(const Materialization& m, Error e) {
+  return std::move(e).About(fmt::format("materialization `{}`", m.name));
+}
+
 }  // namespace
 
 struct MaterializeTask::Impl {
@@ -86,9 +92,9 @@ struct MaterializeTask::Impl {
         const auto& row = p->rows[p->failed];
         std::string packed;
         doc::PackKey(*row.document, spec.bindings[row.table].source->key, &packed);
-        p->result = Error{p->result.error().code,
-                          fmt::format("{}: {}", Where(spec, row.table, packed, p->last_read),
-                                      p->result.error().message)};
+        p->result = Named(spec, Error{p->result.error().code,
+                                      fmt::format("{}: {}", Where(spec, row.table, packed, p->last_read),
+                                                  p->result.error().message)});
       }
     } catch (const std::exception& e) {  // (out of memory): not committed
       p->result = Error::Internal(fmt::format("storing a transaction: {}", e.what()));
@@ -246,8 +252,8 @@ Result<bool> MaterializeTask::Open() {
   std::map<std::string, uint64_t> offsets;
   if (!checkpoint->empty()) {
     if (!DecodeOffsets(*checkpoint, &offsets)) {
-      return Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed", m_->name,
-                                    m_->target));
+      return Named(*m_, Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed",
+                                               m_->name, m_->target)));
     }
   }
   impl_->target_checkpoint = *checkpoint;
@@ -381,9 +387,9 @@ struct MaterializeTask::Transaction {
     rapidjson::Document d(&c.scratch());
     doc::ParseError perr;
     if (!doc::ParseStoredDocument(text, &d, &perr)) {
-      return Error::Env(fmt::format(
-          "materialization `{}`: the document at offset {} of journal {} is malformed: {}",
-          spec.name, offset, journal, perr.message));
+      return Named(spec, Error::Env(fmt::format(
+                             "materialization `{}`: the document at offset {} of journal {} is malformed: {}",
+                             spec.name, offset, journal, perr.message)));
     }
     packed.clear();
     doc::PackKey(d, binding.source->key, &packed);  // before AddScratch consumes it
@@ -402,7 +408,7 @@ struct MaterializeTask::Transaction {
           "journal {}: {}",
           spec.name, binding.table.name, binding.source->name, offset, journal, a.error().message);
       if (!binding.dead_letters || a.error().code != Error::Code::kUser)
-        return Error{a.error().code, message};
+        return Named(spec, Error{a.error().code, message});
       left_out[{journal, offset}] = std::move(message);
       return false;
     }
@@ -495,8 +501,8 @@ struct MaterializeTask::Transaction {
       doc::PackKey(docs[i], col.key, &packed);
       auto left = LeaveOut(
           b, i,
-          Error{l.error().code,
-                fmt::format("{}: {}", Where(spec, b, packed, last_read), l.error().message)});
+          Named(spec, Error{l.error().code,
+                            fmt::format("{}: {}", Where(spec, b, packed, last_read), l.error().message)}));
       if (!left) return left.error();
       // Load again without it, and without the keys already loaded and reduced.
     }
@@ -512,9 +518,8 @@ struct MaterializeTask::Transaction {
     rapidjson::Document stored(&allocator);
     stored.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
     if (stored.HasParseError()) {
-      return Error::Env(
-          fmt::format("materialization `{}`: table `{}` holds a malformed flow_document", spec.name,
-                      binding.table.name));
+      return Named(spec, Error::Env(fmt::format("materialization `{}`: table `{}` holds a malformed flow_document",
+                                                spec.name, binding.table.name)));
     }
     doc::Value base(std::move(static_cast<doc::Value&>(stored)));
     packed.clear();
@@ -527,8 +532,8 @@ struct MaterializeTask::Transaction {
       if (binding.dead_letters) d = std::move(original);
       auto left =
           LeaveOut(b, i,
-                   Error::User(fmt::format("{}: cannot reduce into the stored document: {}",
-                                           Where(spec, b, packed, last_read), r.error().message)));
+                   Named(spec, Error::User(fmt::format("{}: cannot reduce into the stored document: {}",
+                                                       Where(spec, b, packed, last_read), r.error().message))));
       if (!left) return left.error();
       return false;
     }
@@ -552,8 +557,8 @@ struct MaterializeTask::Transaction {
       if (!f) {
         if (binding.dead_letters) docs[i] = std::move(original);
         auto left = LeaveOut(b, i,
-                             Error::User(fmt::format("{}: {}", Where(spec, b, packed, last_read),
-                                                     f.error().message)));
+                             Named(spec, Error::User(fmt::format("{}: {}", Where(spec, b, packed, last_read),
+                                                                 f.error().message))));
         if (!left) return left.error();
       }
     }

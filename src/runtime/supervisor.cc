@@ -107,8 +107,7 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
     e->fingerprint = fp;
     e->task = std::make_unique<DeriveTask>(spec, store_, stamper_, options_.clock);
     if (auto opened = e->task->Open(); !opened) {
-      return Error{opened.error().code,
-                   fmt::format("derivation `{}`: {}", name, opened.error().message)};
+      return Error(opened.error()).In(fmt::format("derivation `{}`", name));
     }
     e->state = TaskState::kRunning;
     flow::Log(LogLevel::kInfo, "task started", {{"task", name}, {"kind", "derivation"}});
@@ -283,10 +282,8 @@ uint64_t Supervisor::StepMaterialization(Entry& e, Round* round) {
   bool fenced = n.error().code == Error::Code::kFenced;
   if (fenced || n.error().code != Error::Code::kEnvironment || !options_.retry_targets ||
       (options_.until_idle && ++e.failures >= kMaxFailuresUntilIdle)) {
-    std::string prefix = fmt::format("materialization `{}`", e.name);
-    bool named =
-        n.error().message.compare(0, prefix.size(), prefix) == 0;  // the message names it already
-    Halt(e, n.error(), fmt::format("error: {}{}", named ? "" : prefix + ": ", n.error().message));
+    Error named = Error(n.error()).In(fmt::format("materialization `{}`", e.name));
+    Halt(e, n.error(), "error: " + named.message);
     return 0;
   }
   if (!options_.until_idle) ++e.failures;
