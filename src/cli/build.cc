@@ -1,4 +1,6 @@
-#include "cli/build.h"
+// `flowctl build`: load and check a catalog, and write the built catalog database (SPEC
+// section 8).
+#include "cli/commands.h"
 
 #include <chrono>
 #include <cstdio>
@@ -12,9 +14,15 @@
 #include "base/url.h"
 #include "catalog/built.h"
 #include "cli/node.h"
+#include "cli/common.h"
 #include "cli/output.h"
 
 namespace flow::cli {
+
+struct BuildOptions {
+  CatalogOptions sources;              // its `catalog` stays empty: build reads sources
+  std::string catalog = "catalog.db";  // the built catalog to write
+};
 
 int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
   auto start = std::chrono::steady_clock::now();

@@ -45,24 +45,14 @@ std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const Catalog
     mappings.push_back(kv);
   }
   catalog::Fetcher fetcher(mappings);
-  std::string root = SourceUrl(o.source);
-  if (!o.catalog.empty()) {
-    // A built catalog holds every source and schema as read: check them again from there.
-    auto resources = catalog::ReadBuiltResources(o.catalog);
-    if (!resources) {
-      PrintError(resources.error().message);
-      *exit_code = resources.error().ExitCode();
-      return std::nullopt;
-    }
-    root = resources->root_url;
-    fetcher.Preload(std::move(resources->contents));
-  }
   Diagnostics diags;
-  CheckedCatalog out;
-  out.loaded = catalog::LoadCatalog(root, &fetcher, &diags);
-  if (!out.loaded->catalog.files.empty()) catalog::CheckCatalog(*out.loaded, &out.built, &diags);
+  auto checked = catalog::LoadAndCheck(SourceUrl(o.source), o.catalog, &fetcher, &diags);
+  if (!checked) {
+    PrintError(checked.error().message);
+    *exit_code = checked.error().ExitCode();
+    return std::nullopt;
+  }
   if (!diags.empty()) {
-    diags.SortAndDedupe();
     bool color = UseColor(g);
     for (const auto& d : diags.items()) {
       if (!JsonOutput()) {
@@ -104,7 +94,7 @@ std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const Catalog
       fmt::print(stderr, "{}\n\n", summary);
     }
   }
-  return out;
+  return std::move(checked.value());
 }
 
 std::optional<std::vector<catalog::CollectionRecord>> LoadCollections(const GlobalOptions& g,

@@ -9,6 +9,7 @@
 
 #include "catalog/built.h"
 #include "catalog/check.h"
+#include "catalog/checked.h"
 #include "catalog/loader.h"
 #include "runtime/collection.h"
 #include "store/journal.h"
@@ -46,10 +47,7 @@ struct CatalogOptions {
 };
 
 // A catalog loaded from sources and checked.
-struct CheckedCatalog {
-  std::unique_ptr<catalog::Loaded> loaded;
-  catalog::Built built;  // points into `loaded`
-};
+using CheckedCatalog = catalog::Checked;
 
 // Loads and checks the catalog at `o.source`, printing its warnings and errors to stderr. On
 // errors (or warnings with `o.deny_warnings`) appends `consequence` to the summary line (e.g.

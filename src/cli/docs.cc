@@ -1,4 +1,5 @@
-#include "cli/docs.h"
+// `flowctl docs`: write the static documentation site of a catalog (SPEC section 10).
+#include "cli/commands.h"
 
 #include <chrono>
 #include <memory>
@@ -6,10 +7,17 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli/common.h"
 #include "cli/output.h"
 #include "site/site.h"
 
 namespace flow::cli {
+
+struct DocsOptions {
+  CatalogOptions catalog;
+  std::string output;                     // the site's directory
+  std::string data_dir = kDefaultDataDir;  // shown in the pages' lake paths
+};
 
 int RunDocs(const GlobalOptions& g, const DocsOptions& o) {
   auto start = std::chrono::steady_clock::now();

@@ -1,4 +1,5 @@
-#include "cli/fsck.h"
+// `flowctl fsck`: verify a data directory without modifying it (SPEC sections 8 and 9).
+#include "cli/commands.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -11,10 +12,16 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli/common.h"
 #include "cli/output.h"
 #include "store/journal.h"
 
 namespace flow::cli {
+
+struct FsckOptions {
+  std::string data_dir = kDefaultDataDir;
+};
+
 namespace {
 
 // Whether another process holds the directory's lock. Tested with a read-only descriptor

@@ -1,29 +1,38 @@
-#include "cli/ingest.h"
+// `flowctl ingest`: a file or stdin into a collection as one transaction (SPEC section 8).
+#include "cli/commands.h"
 
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <memory>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
-#include "base/strings.h"
+#include "cli/common.h"
 #include "cli/http_client.h"
-#include "cli/input.h"
 #include "cli/output.h"
 #include "develop/develop.h"
-#include "doc/parse.h"
-#include "doc/value.h"
-#include "runtime/csv.h"
 #include "runtime/feed.h"
 #include "runtime/ingest.h"
-#include "store/lock.h"
+#include "runtime/ingest_file.h"
+#include "runtime/input.h"
 
 namespace flow::cli {
+
+struct IngestOptions {
+  CatalogOptions catalog;
+  std::string data_dir = kDefaultDataDir;
+  std::string collection;
+  std::string input;   // a file, or "" / "-" for stdin
+  std::string format;  // json, csv, tsv; empty: from the file extension, else json
+  std::string codec;   // overrides the collections' fragment codec
+  std::string memory_budget = kDefaultMemoryBudget;
+  std::string spill_dir;
+  std::string url;  // a running develop's ingestion API (default: the develop over data_dir, if any)
+};
+
 namespace {
 
 // Prints `{"Offsets": {"<journal>": <head>, ...}}`, the acknowledgement of a commit.
@@ -56,91 +65,48 @@ class Progress {
 // Sends the input to the develop at `url` as one PUT /ingest request: JSON lines as they
 // are; CSV/TSV converted here with the collection's projections.
 int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std::string& url,
-                      const std::string& format) {
-  auto input = Input::Open(o.input);
+                      runtime::IngestFormat format) {
+  auto input = runtime::Input::Open(o.input);
   if (!input) {
     PrintError(input.error().message);
     return kExitUserError;
   }
-  const std::string& name = input->name();
-  std::string body = "{" + JsonQuote(o.collection) + ":[";
-  // Where each document came from, for errors: "FILE:LINE" (JSON), or "row N (line L)"
-  // (CSV/TSV, said after the file name as the local path says it).
-  std::vector<std::string> places;
-  size_t documents = 0;
-  if (format == "json") {
-    // Each line must be one JSON document (checked here, so that errors have the line).
-    LineReader reader(input->file());
-    std::string_view line;
-    rapidjson::Document parsed;
-    while (reader.Next(&line)) {
-      if (BlankLine(line)) continue;
-      doc::ParseError perr;
-      if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
-        PrintErrorAt(fmt::format("{}:{}:{}", name, reader.number(), perr.offset + 1),
-                     fmt::format("{}; nothing was written", perr.message));
-        return kExitUserError;
-      }
-      if (documents++) body += ',';
-      body += line;
-      places.push_back(fmt::format("{}:{}", name, reader.number()));
-    }
-    if (reader.too_long()) {
-      PrintErrorAt(fmt::format("{}:{}", name, reader.number()),
-                   fmt::format("{}; nothing was written", reader.TooLongMessage()));
-      return kExitUserError;
-    }
-  } else {
+  std::shared_ptr<const runtime::Collection> collection;
+  if (format != runtime::IngestFormat::kJson) {
     int code = 0;
-    auto collection = LoadCollection(g, o.catalog, o.collection, std::nullopt, &code);
+    collection = LoadCollection(g, o.catalog, o.collection, std::nullopt, &code);
     if (!collection) return code;
-    runtime::CsvConverter conv(format == "csv" ? runtime::CsvDialect::kCsv : runtime::CsvDialect::kTsv,
-                               collection->name, collection->fields);
-    rapidjson::MemoryPoolAllocator<> alloc;
-    auto emit = [&](uint64_t, doc::Value& d) -> Result<bool> {
-      if (documents++) body += ',';
-      doc::AppendJson(d, &body);
-      places.push_back(conv.place());
-      return true;
-    };
-    std::string block(1 << 20, '\0');
-    Result<bool> fed = true;
-    for (size_t n; fed && (n = std::fread(block.data(), 1, block.size(), input->file())) > 0;) {
-      fed = conv.Feed(std::string_view(block.data(), n), alloc, emit);
-    }
-    if (fed) fed = conv.Finish(alloc, emit);
-    if (!fed) {
-      PrintErrorAt(name, fmt::format("{}; nothing was written", fed.error().message));
-      return kExitUserError;
-    }
   }
-  if (std::ferror(input->file())) {
-    PrintError(fmt::format("cannot read {}: {}; nothing was written", name, std::strerror(errno)));
-    return kExitUserError;
-  }
-  body += "]}";
-  auto r = HttpRequest("PUT", url + "/ingest", body, "application/json");
+  std::string where;
+  auto request = runtime::EncodeIngestRequest(*input, o.collection, format, collection, &where);
+  if (!request) return PrintErrorAtPlace(where, request.error());
+  auto r = HttpRequest("PUT", url + "/ingest", request->body, "application/json");
   if (!r) {
     PrintError(fmt::format("{}; nothing was written", r.error().message));
     return kExitEnvironment;
   }
   if (r->status != 200) {
-    std::string where = name, prefix;
+    std::string prefix;
+    where = input->name();
     rapidjson::Document d;
     d.Parse(r->body.data(), r->body.size());
+    const auto& places = request->places;
     if (!d.HasParseError() && d.IsObject() && d.HasMember("index") && d["index"].IsUint64() &&
         d["index"].GetUint64() < places.size()) {
-      (format == "json" ? where : prefix) = places[d["index"].GetUint64()];
+      (format == runtime::IngestFormat::kJson ? where : prefix) = places[d["index"].GetUint64()];
     }
-    std::string hint = r->status == 413 ? "\n    hint: split the input, or stream it over the WebSocket API" : "";
-    PrintErrorAt(where, fmt::format("{}{}{} (HTTP {} from {}){}", prefix, prefix.empty() ? "" : ": ",
-                                    ErrorOfBody(r->body), r->status, url, hint));
+    std::string hint =
+        r->status == 413 ? "\n    hint: split the input, or stream it over the WebSocket API" : "";
+    PrintErrorAt(where,
+                 fmt::format("{}{}{} (HTTP {} from {}){}", prefix, prefix.empty() ? "" : ": ",
+                             ErrorOfBody(r->body), r->status, url, hint));
     return r->status >= 500 ? kExitEnvironment : kExitUserError;
   }
   fmt::print("{}", r->body);
   std::fflush(stdout);
-  PrintNote(fmt::format("ingested {} documents into `{}` through the develop at {}", documents, o.collection, url),
-            {{"collection", o.collection}, {"documents", documents}});
+  PrintNote(fmt::format("ingested {} documents into `{}` through the develop at {}",
+                        request->documents, o.collection, url),
+            {{"collection", o.collection}, {"documents", request->documents}});
   return kExitOk;
 }
 
@@ -171,20 +137,21 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
     url = develop::RunningDevelopUrl(o.data_dir);  // a develop owns the data directory
   if (!url.empty()) {
     while (!url.empty() && url.back() == '/') url.pop_back();
-    return IngestIntoDevelop(g, o, url, format);
+    return IngestIntoDevelop(g, o, url, *runtime::ParseIngestFormat(format));
   }
 
   int code = 0;
   auto collection = LoadCollection(g, o.catalog, o.collection, codec, &code);
   if (!collection) return code;
   if (collection->derived) {
-    PrintError(fmt::format("collection `{}` is derived: its documents come from its derivation and cannot be "
-                           "ingested",
-                           o.collection));
+    PrintError(fmt::format(
+        "collection `{}` is derived: its documents come from its derivation and cannot be "
+        "ingested",
+        o.collection));
     return kExitUserError;
   }
 
-  auto input = Input::Open(o.input);
+  auto input = runtime::Input::Open(o.input);
   if (!input) {
     PrintError(input.error().message);
     return kExitUserError;
@@ -193,74 +160,40 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   if (!data) return code;
   store::Store* store = data->store.get();
 
-  runtime::Stamper stamper;
   reduce::CombinerOptions copts;
   copts.memory_budget = *budget;
   copts.spill_dir = o.spill_dir;
-  runtime::IngestTransaction txn(store, &stamper, copts);
-  const std::string& name = input->name();
-  // "...; nothing was written", or "... Nothing was written." after a full sentence.
-  auto nothing = [](std::string_view message) {
-    char last = message.empty() ? ' ' : message.back();
-    return (last == '.' || last == '?' || last == '!') ? " Nothing was written." : "; nothing was written";
-  };
-  auto fail = [&](const std::string& where, const Error& e) {
-    auto aborted = txn.Abort();
-    (void)aborted;  // recovery discards the appends anyway when this fails
-    PrintErrorAt(where, fmt::format("{}{}", e.message, e.code == Error::Code::kUser ? nothing(e.message) : ""));
-    return e.ExitCode();
-  };
   Progress progress;
-  uint64_t bytes_read = 0;
-
-  runtime::DocumentFeed feed(*runtime::ParseIngestFormat(format), collection, name);
-  std::string block(4 << 20, '\0');
-  for (;;) {
-    size_t n = std::fread(block.data(), 1, block.size(), input->file());
-    bytes_read += n;
-    if (n == 0) break;
-    auto fed = feed.Feed(std::string_view(block.data(), n), &txn);
-    if (!fed) {
-      progress.Clear();
-      return fail(feed.error_where(), fed.error());
-    }
-    progress.Update(txn.stats().documents, bytes_read);
-  }
-  if (std::ferror(input->file())) {
-    progress.Clear();
-    auto aborted = txn.Abort();
-    (void)aborted;
-    PrintError(fmt::format("cannot read {}: {}; nothing was written", name, std::strerror(errno)));
-    return kExitUserError;
-  }
-  auto fin = feed.Finish(&txn);
-  if (!fin) {
-    progress.Clear();
-    return fail(feed.error_where(), fin.error());
-  }
+  std::string where;
+  auto ingested = runtime::IngestFile(
+      store, collection, *input, *runtime::ParseIngestFormat(format), copts,
+      [&](uint64_t docs, uint64_t bytes) { progress.Update(docs, bytes); }, &where);
   progress.Clear();
-
-  auto heads = txn.Commit();
-  if (!heads) return fail(name, heads.error());
-  PrintOffsets(heads.value());
+  if (!ingested) return PrintErrorAtPlace(where, ingested.error());
+  const auto& heads = ingested->heads;
+  PrintOffsets(heads);
   // A clean shutdown persists the spools as lake fragments (SPEC 3.3).
   auto persisted = store->PersistAll();
   if (!persisted) {
-    PrintError(fmt::format("{}; the transaction is committed, and its fragments will be written by the next "
-                           "flowctl process to open {}",
-                           persisted.error().message, o.data_dir));
+    PrintError(fmt::format(
+        "{}; the transaction is committed, and its fragments will be written by the next "
+        "flowctl process to open {}",
+        persisted.error().message, o.data_dir));
     return persisted.error().ExitCode();
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const auto& st = txn.stats();
+  const auto& st = ingested->stats;
   const auto& ss = store->stats();
-  PrintNote(fmt::format("ingested {} document{} ({} after combining by key) into `{}`: {} journal{}, {:.1f} MB read, "
+  PrintNote(fmt::format("ingested {} document{} ({} after combining by key) into `{}`: {} "
+                        "journal{}, {:.1f} MB read, "
                         "{} fragment{} ({:.1f} MB) in {:.2f} s",
-                        st.documents, st.documents == 1 ? "" : "s", st.combined, collection->name, heads->size(),
-                        heads->size() == 1 ? "" : "s", bytes_read / 1e6, ss.fragments, ss.fragments == 1 ? "" : "s",
-                        ss.fragment_bytes / 1e6, secs),
-            {{"collection", collection->name}, {"documents", static_cast<uint64_t>(st.documents)},
-             {"combined", static_cast<uint64_t>(st.combined)}, {"seconds", secs}});
+                        st.documents, st.documents == 1 ? "" : "s", st.combined, collection->name,
+                        heads.size(), heads.size() == 1 ? "" : "s", ingested->bytes_read / 1e6,
+                        ss.fragments, ss.fragments == 1 ? "" : "s", ss.fragment_bytes / 1e6, secs),
+            {{"collection", collection->name},
+             {"documents", static_cast<uint64_t>(st.documents)},
+             {"combined", static_cast<uint64_t>(st.combined)},
+             {"seconds", secs}});
   return kExitOk;
 }
 

@@ -11,19 +11,13 @@
 #include <vector>
 
 #include "catalog/source_schema.h"
-#include "cli/build.h"
-#include "cli/combine.h"
 #include "cli/command.h"
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/develop.h"
-#include "cli/docs.h"
-#include "cli/fsck.h"
-#include "cli/ingest.h"
 #include "cli/materialize.h"
 #include "cli/output.h"
-#include "cli/read.h"
 #include "cli/run.h"
-#include "cli/test.h"
 
 namespace {
 

@@ -1,6 +1,8 @@
 #include "cli/output.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 
 #include <fmt/format.h>
@@ -38,6 +40,33 @@ void PrintErrorAt(std::string_view where, std::string_view message, const std::v
     return;
   }
   Write(fmt::format("{}: error: {}\n", where, message));
+}
+
+int PrintErrorAtPlace(std::string_view where, const Error& e) {
+  if (where.empty()) {
+    PrintError(e.message);
+  } else {
+    PrintErrorAt(where, e.message);
+  }
+  return e.ExitCode();
+}
+
+Result<bool> StdoutLines::Add(std::string_view line) {
+  out_.append(line);
+  out_.push_back('\n');
+  if (out_.size() >= (1 << 20)) Write();
+  if (failed_) return Error::Env(fmt::format("cannot write the output: {}", std::strerror(errno)));
+  return true;
+}
+
+void StdoutLines::Write() {
+  if (!out_.empty() && std::fwrite(out_.data(), 1, out_.size(), stdout) != out_.size()) failed_ = true;
+  out_.clear();
+}
+
+void StdoutLines::Flush() {
+  Write();
+  if (std::fflush(stdout) != 0) failed_ = true;
 }
 
 void PrintNote(std::string_view line, const std::vector<LogField>& fields) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "base/result.h"
 
 namespace flow::runtime {
 struct TaskStatus;
@@ -27,6 +28,26 @@ void PrintError(std::string_view message, const std::vector<LogField>& fields = 
 // a `where` field.
 void PrintErrorAt(std::string_view where, std::string_view message,
                   const std::vector<LogField>& fields = {});
+
+// PrintErrorAt(where, e.message) when `where` is not empty, else PrintError; returns the
+// exit code of `e`.
+int PrintErrorAtPlace(std::string_view where, const Error& e);
+
+// JSON lines to stdout, written in blocks of 1 MiB.
+class StdoutLines {
+ public:
+  // Appends `line` and a '\n'; after a failed write, an environment error "cannot write the
+  // output: ...".
+  Result<bool> Add(std::string_view line);
+  // Writes what is buffered and flushes stdout.
+  void Flush();
+  bool failed() const { return failed_; }
+
+ private:
+  void Write();
+  std::string out_;
+  bool failed_ = false;
+};
 
 // A command's summary or report line, as written (text), or an info record with `fields`.
 void PrintNote(std::string_view line, const std::vector<LogField>& fields = {});

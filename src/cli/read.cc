@@ -1,27 +1,33 @@
-#include "cli/read.h"
+// `flowctl read`: print a collection's committed documents as JSON lines (SPEC section 8).
+#include "cli/commands.h"
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <memory>
-#include <set>
+#include <utility>
 
-#include "base/strings.h"
+#include "cli/common.h"
 #include "cli/output.h"
-#include "doc/parse.h"
-#include "doc/uuid.h"
-#include "reduce/combiner.h"
-#include "runtime/collection.h"
-#include "runtime/source_reader.h"
-#include "store/journal.h"
+#include "runtime/read.h"
 
 namespace flow::cli {
+
+struct ReadOptions {
+  CatalogOptions catalog;
+  std::string data_dir = kDefaultDataDir;
+  std::string collection;
+  std::vector<std::string> partitions;  // `field=value` selectors
+  bool reduced = false;
+  bool follow = false;
+  std::string memory_budget = kDefaultMemoryBudget;
+};
+
 namespace {
 
 std::atomic<bool> g_stop{false};
@@ -37,142 +43,43 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
   auto budget = ParseBudget(o.memory_budget);
   if (!budget) return kExitUsage;
   int code = 0;
-  auto compiled = LoadCollection(g, o.catalog, o.collection, std::nullopt, &code);
-  if (!compiled) return code;
-  const runtime::Collection& collection = *compiled;
-
-  // `--partition f=v`: the journal name segment `f=<v encoded>` must be present.
-  std::vector<std::string> segments;
+  auto collection = LoadCollection(g, o.catalog, o.collection, std::nullopt, &code);
+  if (!collection) return code;
+  std::vector<std::pair<std::string, std::string>> partitions;
   for (const auto& sel : o.partitions) {
     size_t eq = sel.find('=');
     if (eq == std::string::npos || eq == 0) {
       PrintError(fmt::format("--partition `{}` is not of the form field=value", sel));
       return kExitUsage;
     }
-    std::string field = sel.substr(0, eq);
-    std::vector<std::string> names;
-    bool known = false;
-    for (const auto& p : collection.partitions) {
-      names.push_back(p.field);
-      known = known || p.field == field;
-    }
-    if (!known) {
-      std::string hint = DidYouMean(field, names);
-      PrintError(fmt::format("`{}` is not a partition field of collection `{}`{}", field, collection.name,
-                             names.empty() ? " (it has none)"
-                             : !hint.empty() ? "; " + hint
-                                             : fmt::format(" (its partition fields: {})", fmt::join(names, ", "))));
-      return kExitUserError;
-    }
-    std::string seg = field + "=";
-    doc::Value v(sel.c_str() + eq + 1, static_cast<rapidjson::SizeType>(sel.size() - eq - 1));
-    store::EncodePartitionValue(v, &seg);
-    segments.push_back("/" + seg + "/");
+    partitions.emplace_back(sel.substr(0, eq), sel.substr(eq + 1));
+  }
+  auto reader = runtime::CollectionReader::Open(o.data_dir, collection, partitions);
+  if (!reader) {
+    PrintError(reader.error().message);
+    return reader.error().ExitCode();
   }
 
-  struct stat st;
-  if (::stat(o.data_dir.c_str(), &st) != 0) {
-    PrintError(fmt::format("data directory {} does not exist; ingest into it first, or pass --data-dir",
-               o.data_dir));
-    return kExitUserError;
-  }
-
-  runtime::SourceReader reader(o.data_dir, {{collection.name, {}, 0, ""}});
-  std::set<std::string> journals;
-  store::LedgerState state;
-  bool first_refresh = true;
-  auto refresh = [&]() -> Result<bool> {
-    auto s = store::ReadLedger(o.data_dir, /*check_files=*/first_refresh);
-    first_refresh = false;
-    if (!s) return s.error();
-    state = std::move(s.value());
-    for (const auto& j : store::CollectionJournals(state, collection.name)) {
-      if (journals.count(j)) continue;
-      std::string padded = j.substr(collection.name.size()) + "/";
-      bool selected = std::all_of(segments.begin(), segments.end(),
-                                  [&](const std::string& seg) { return padded.find(seg) != std::string::npos; });
-      if (!selected) continue;
-      journals.insert(j);
-      reader.Add(0, j);
-    }
-    reader.Advance(state);
-    return true;
-  };
-
-  std::unique_ptr<reduce::Combiner> combiner;
-  rapidjson::Document parsed;
-  if (o.reduced) {
-    reduce::CombinerOptions copts;
-    copts.memory_budget = *budget;
-    combiner = std::make_unique<reduce::Combiner>(collection.reducer, collection.key, copts);
-    parsed = rapidjson::Document(&combiner->scratch());
-  }
-  std::string out;
-  bool write_failed = false;
-  auto flush = [&]() {
-    if (!out.empty() && std::fwrite(out.data(), 1, out.size(), stdout) != out.size()) write_failed = true;
-    out.clear();
-    if (std::fflush(stdout) != 0) write_failed = true;
-  };
-
-  // Reads everything committed that is not yet printed, in commit order.
-  auto drain = [&]() -> Result<bool> {
-    return reader.Drain(
-        [&](const std::string& journal, uint64_t offset, const std::string& line) -> Result<bool> {
-          if (combiner) {
-            doc::ParseError perr;
-            if (!doc::ParseStoredDocument(line, &parsed, &perr)) {
-              return Error::Env(
-                  fmt::format("journal {} holds a malformed document at offset {}: {}", journal,
-                              offset, perr.message));
-            }
-            auto a = combiner->AddScratch(parsed);
-            if (!a) {
-              return Error{a.error().code,
-                           fmt::format("the document at offset {} of journal {}: {}", offset,
-                                       journal, a.error().message)};
-            }
-            return a;
-          }
-          out.append(line);
-          out.push_back('\n');
-          if (out.size() >= (1 << 20)) flush();
-          if (write_failed)
-            return Error::Env(fmt::format("cannot write the output: {}", std::strerror(errno)));
-          return true;
-        });
-  };
-
+  StdoutLines out;
+  auto sink = [&](std::string_view line) { return out.Add(line); };
   auto report = [&](const Error& e) {
-    PrintError(fmt::format("collection `{}`: {}", collection.name, e.message));
+    PrintError(fmt::format("collection `{}`: {}", collection->name, e.message));
     return e.ExitCode();
   };
-  auto r = refresh();
-  if (r) r = drain();
+  auto r = o.reduced ? (*reader)->Reduced(*budget, sink) : (*reader)->Poll(sink);
   if (!r) return report(r.error());
-  if (combiner) {
-    auto drained = combiner->Drain(true, [&](std::string_view, doc::Value& d) -> Result<bool> {
-      doc::AppendJson(d, &out);
-      out.push_back('\n');
-      if (out.size() >= (1 << 20)) flush();
-      if (write_failed) return Error::Env(fmt::format("cannot write the output: {}", std::strerror(errno)));
-      return true;
-    });
-    if (!drained) return report(drained.error());
-  }
-  flush();
+  out.Flush();
   if (o.follow) {
     std::signal(SIGINT, OnSignal);
     std::signal(SIGTERM, OnSignal);
-    while (!g_stop && !write_failed) {
+    while (!g_stop && !out.failed()) {
       ::usleep(50 * 1000);
-      r = refresh();
-      if (r) r = drain();
+      r = (*reader)->Poll(sink);
       if (!r) return report(r.error());
-      flush();
+      out.Flush();
     }
   }
-  if (write_failed) {
+  if (out.failed()) {
     PrintError(fmt::format("cannot write the output: {}", std::strerror(errno)));
     return kExitEnvironment;
   }

@@ -1,4 +1,5 @@
-#include "cli/test.h"
+// `flowctl test`: run the catalog's tests (SPEC section 6).
+#include "cli/commands.h"
 
 #include <unistd.h>
 
@@ -11,11 +12,17 @@
 #include <fmt/format.h>
 
 #include "cli/node.h"
+#include "cli/common.h"
 #include "cli/output.h"
 #include "runtime/plan.h"
 #include "runtime/testing.h"
 
 namespace flow::cli {
+
+struct TestOptions {
+  CatalogOptions catalog;
+  std::string filter;  // only tests whose name contains it
+};
 
 int RunTest(const GlobalOptions& g, const TestOptions& o) {
   auto start = std::chrono::steady_clock::now();

@@ -1,5 +1,5 @@
-// Reading a command's input: a file or stdin, as lines in large blocks (JSON lines) or as
-// raw blocks (CSV/TSV).
+// Reading an input (`flowctl ingest`, `flowctl combine`): a file or stdin, as lines in large
+// blocks (JSON lines) or as raw blocks (CSV/TSV).
 #pragma once
 
 #include <cstdio>
@@ -8,7 +8,7 @@
 
 #include "base/result.h"
 
-namespace flow::cli {
+namespace flow::runtime {
 
 // A file opened for reading, or stdin for "" and "-". Closes what it opened.
 class Input {
@@ -57,5 +57,4 @@ class LineReader {
   bool eof_ = false, too_long_ = false;
 };
 
-
-}  // namespace flow::cli
+}  // namespace flow::runtime

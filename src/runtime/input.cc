@@ -1,4 +1,4 @@
-#include "cli/input.h"
+#include "runtime/input.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -8,7 +8,7 @@
 
 #include "doc/parse.h"
 
-namespace flow::cli {
+namespace flow::runtime {
 
 Result<Input> Input::Open(const std::string& path) {
   if (path.empty() || path == "-") return Input(stdin, "<stdin>");
@@ -69,4 +69,4 @@ void LineReader::SkipBom(std::string_view* line) {
   if (line->substr(0, 3) == "\xEF\xBB\xBF") line->remove_prefix(3);
 }
 
-}  // namespace flow::cli
+}  // namespace flow::runtime
