@@ -70,34 +70,20 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   auto last_status = std::chrono::steady_clock::now();
-  while (!g_stop) {
-    auto round = pipeline.Step();
-    if (!round) return kExitEnvironment;  // the store refuses further work
-    if (round->waiting && !round->progress) {
-      ::usleep(100 * 1000);
-      continue;
-    }
+  auto ran = pipeline.Run(g_stop, [&] {
     auto now = std::chrono::steady_clock::now();
-    if (terminal && now - last_status > std::chrono::milliseconds(500)) {
-      last_status = now;
-      std::string line;
-      for (const auto& t : pipeline.Status()) {
-        if (t.kind != runtime::TaskKind::kDerivation) continue;
-        line += fmt::format("{}{}: {} in, {} out{}", line.empty() ? "" : "; ", t.name, t.counters.in, t.counters.out,
-                            t.state == runtime::TaskState::kHalted ? " (halted)" : "");
-      }
-      fmt::print(stderr, "\r\033[K{}", line);
-      progress_shown = true;
+    if (!terminal || now - last_status <= std::chrono::milliseconds(500)) return;
+    last_status = now;
+    std::string line;
+    for (const auto& t : pipeline.Status()) {
+      if (t.kind != runtime::TaskKind::kDerivation) continue;
+      line += fmt::format("{}{}: {} in, {} out{}", line.empty() ? "" : "; ", t.name, t.counters.in, t.counters.out,
+                          t.state == runtime::TaskState::kHalted ? " (halted)" : "");
     }
-    if (round->progress) continue;
-    auto persisted = store->PersistDue(std::time(nullptr));
-    if (!persisted) {
-      PrintError(persisted.error().message);
-      return persisted.error().ExitCode();
-    }
-    if (o.until_idle) break;
-    ::usleep(50 * 1000);
-  }
+    fmt::print(stderr, "\r\033[K{}", line);
+    progress_shown = true;
+  });
+  if (!ran) return ran.error().ExitCode();  // logged
   if (progress_shown) fmt::print(stderr, "\r\033[K");
   auto persisted = store->PersistAll();
   if (!persisted) {

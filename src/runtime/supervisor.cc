@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <thread>
 
 #include "base/log.h"
 #include "base/strings.h"
@@ -327,6 +328,28 @@ Result<Supervisor::Round> Supervisor::Step() {
     }
   }
   return round;
+}
+
+Result<bool> Supervisor::Run(const std::atomic<bool>& stop,
+                             const std::function<void()>& after_round) {
+  while (!stop) {
+    auto round = Step();
+    if (!round) return round.error();  // the store refuses further work
+    if (round->waiting && !round->progress) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    if (after_round) after_round();
+    if (round->progress) continue;
+    auto persisted = store_->PersistDue(options_.clock.wall() / 1000000000);
+    if (!persisted) {
+      Log("error: " + persisted.error().message);
+      return persisted.error();
+    }
+    if (options_.until_idle) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return true;
 }
 
 std::vector<TaskStatus> Supervisor::Status() const {

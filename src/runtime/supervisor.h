@@ -23,6 +23,7 @@
 // share nothing but the store and the stamper, so a later change can give each a thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -83,6 +84,13 @@ class Supervisor {
   // Steps every task once (or, with drain_each, until it has nothing ready). An error
   // means the store itself failed: stop.
   Result<Round> Step();
+
+  // Steps rounds until `stop` is set or, with until_idle, a round finds nothing to do. A
+  // round in which every task waits to be retried is followed by 100 ms of sleep; an idle
+  // one persists the spools that are due, then sleeps 50 ms. `after_round` is called after
+  // each other round (a progress line). An error when the store fails (a task's step
+  // logged it already) or cannot persist (logged here); the exit code is then its own.
+  Result<bool> Run(const std::atomic<bool>& stop, const std::function<void()>& after_round);
 
   std::vector<TaskStatus> Status() const;
   // The earliest Unix nanoseconds at which a document waiting for a read delay becomes
