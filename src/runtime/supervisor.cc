@@ -174,7 +174,6 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
     if (e && e->task) e->task->Close();
   }
   entries_ = std::move(next);
-  plan_ = std::move(plan);
   return true;
 }
 

@@ -117,7 +117,6 @@ class Supervisor {
   store::Store* store_;
   Stamper* stamper_;
   Options options_;
-  std::shared_ptr<const Plan> plan_;
   std::vector<std::unique_ptr<Entry>> entries_;  // captures, derivations, materializations
   std::optional<Error> first_failure_;
   int exit_code_ = 0;

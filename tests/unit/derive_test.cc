@@ -16,10 +16,12 @@
 #include "lambda/sqlite.h"
 #include "runtime/cursor.h"
 #include "runtime/ingest.h"
+#include "ingest_docs.h"
 #include "scratch.h"
 
 namespace flow {
 namespace {
+using testing::Ingest;
 using testing::Must;
 using testing::TempDir;
 namespace fs = std::filesystem;
@@ -41,18 +43,6 @@ std::shared_ptr<lambda::Lambda> Sql(const std::string& sql, const runtime::Colle
   std::vector<lambda::SourceField> fields;
   for (const auto& f : source.fields) fields.push_back({f.field, f.pointer});
   return std::shared_ptr<lambda::Lambda>(Must(lambda::SqliteLambda::Compile(sql, fields)));
-}
-
-void Ingest(store::Store* store, runtime::Stamper* stamper, const std::shared_ptr<const runtime::Collection>& c,
-            const std::vector<std::string>& docs) {
-  runtime::IngestTransaction txn(store, stamper);
-  for (const auto& json : docs) {
-    rapidjson::Document d(&txn.allocator(c));
-    doc::ParseError e;
-    REQUIRE(doc::ParseDocument(json, &d, &e));
-    Must(txn.Add(c, d));
-  }
-  Must(txn.Commit());
 }
 
 // Every committed document of `collection`, as stored, in commit order (one journal).

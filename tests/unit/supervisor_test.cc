@@ -14,12 +14,14 @@
 #include "runtime/derive.h"
 #include "runtime/ingest.h"
 #include "runtime/materialize.h"
+#include "ingest_docs.h"
 #include "scratch.h"
 
 namespace flow {
 namespace {
 using runtime::TaskKind;
 using runtime::TaskState;
+using testing::Ingest;
 using testing::Must;
 using testing::TempDir;
 
@@ -49,19 +51,6 @@ std::shared_ptr<const runtime::Derivation> Derivation(
   t.publish = std::shared_ptr<lambda::Lambda>(Must(lambda::SqliteLambda::Compile(sql, fields)));
   d->transforms.push_back(std::move(t));
   return d;
-}
-
-void Ingest(store::Store* store, runtime::Stamper* stamper,
-            const std::shared_ptr<const runtime::Collection>& c,
-            const std::vector<std::string>& docs) {
-  runtime::IngestTransaction txn(store, stamper);
-  for (const auto& json : docs) {
-    rapidjson::Document d(&txn.allocator(c));
-    doc::ParseError e;
-    REQUIRE(doc::ParseDocument(json, &d, &e));
-    Must(txn.Add(c, d));
-  }
-  Must(txn.Commit());
 }
 
 const runtime::TaskStatus& StatusOf(const std::vector<runtime::TaskStatus>& all,
