@@ -12,7 +12,7 @@ mkfifo server.in
 node "$REPO/tests/unit/testdata_lambda/remote_server.js" < server.in > server.out 2>&1 &
 server=$!
 exec 3> server.in
-trap 'exec 3>&-; kill $server 2>/dev/null; wait $server 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'exec 3>&-; kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 100); do [[ -s server.out ]] && break; sleep 0.05; done
 port=$(head -n 1 server.out)
 [[ $port =~ ^[0-9]+$ ]] || { echo "the test server did not start: $(cat server.out)"; exit 1; }
