@@ -38,10 +38,7 @@ int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
     return node;
   }
   auto written = catalog::WriteBuiltCatalog(o.catalog, *loaded, built);
-  if (!written) {
-    PrintError(written.error().message);
-    return written.error().ExitCode();
-  }
+  if (!written) return PrintFailure(written.error());
   const auto& cat = loaded->catalog;
   size_t derived = 0, transforms = 0, projections = 0, bindings = 0, steps = 0;
   for (const auto& c : built.collections) projections += c.projections.size();

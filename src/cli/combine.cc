@@ -38,10 +38,7 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   if (!collection) return code;
 
   auto input = runtime::Input::Open(o.input);
-  if (!input) {
-    PrintError(input.error().message);
-    return kExitUserError;
-  }
+  if (!input) return PrintFailure(input.error());
 
   reduce::CombinerOptions copts;
   copts.memory_budget = *budget;

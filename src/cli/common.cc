@@ -48,8 +48,7 @@ std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const Catalog
   Diagnostics diags;
   auto checked = catalog::LoadAndCheck(SourceUrl(o.source), o.catalog, &fetcher, &diags);
   if (!checked) {
-    PrintError(checked.error().message);
-    *exit_code = checked.error().ExitCode();
+    *exit_code = PrintFailure(checked.error());
     return std::nullopt;
   }
   if (!diags.empty()) {
@@ -103,8 +102,7 @@ std::optional<std::vector<catalog::CollectionRecord>> LoadCollections(const Glob
   if (!o.catalog.empty()) {
     auto read = catalog::ReadBuiltCollections(o.catalog);
     if (!read) {
-      PrintError(read.error().message);
-      *exit_code = read.error().ExitCode();
+      *exit_code = PrintFailure(read.error());
       return std::nullopt;
     }
     return std::move(read.value());
@@ -149,8 +147,7 @@ std::shared_ptr<const runtime::Collection> LoadCollection(const GlobalOptions& g
   if (!record) return nullptr;
   auto compiled = runtime::Collection::Compile(*record, codec);
   if (!compiled) {
-    PrintError(compiled.error().message);
-    *exit_code = compiled.error().ExitCode();
+    *exit_code = PrintFailure(compiled.error());
     return nullptr;
   }
   return compiled.value();
@@ -160,15 +157,13 @@ std::optional<OwnedDataDir> OpenDataDir(const std::string& dir, int* exit_code) 
   OwnedDataDir out;
   auto lock = store::DataDirLock::Acquire(dir);
   if (!lock) {
-    PrintError(lock.error().message);
-    *exit_code = lock.error().ExitCode();
+    *exit_code = PrintFailure(lock.error());
     return std::nullopt;
   }
   out.lock = std::move(lock.value());
   auto store = store::Store::Open(dir);
   if (!store) {
-    PrintError(store.error().message);
-    *exit_code = store.error().ExitCode();
+    *exit_code = PrintFailure(store.error());
     return std::nullopt;
   }
   out.store = std::move(store.value());

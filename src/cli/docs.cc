@@ -28,10 +28,7 @@ int RunDocs(const GlobalOptions& g, const DocsOptions& o) {
   options.data_dir = o.data_dir;
   auto files = site::RenderSite(*checked->loaded, checked->built, options);
   auto written = site::WriteSite(files, o.output);
-  if (!written) {
-    PrintError(written.error().message);
-    return written.error().ExitCode();
-  }
+  if (!written) return PrintFailure(written.error());
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
   std::string removed = written->removed ? fmt::format(", removed {} stale", written->removed) : "";
   PrintNote(fmt::format("wrote {} pages ({} files{}) to {} in {} ms; open {}/index.html", written->pages,

@@ -8,10 +8,8 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <rapidjson/document.h>
 
 #include "cli/common.h"
-#include "cli/http_client.h"
 #include "cli/output.h"
 #include "develop/develop.h"
 #include "runtime/feed.h"
@@ -67,10 +65,7 @@ class Progress {
 int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std::string& url,
                       runtime::IngestFormat format) {
   auto input = runtime::Input::Open(o.input);
-  if (!input) {
-    PrintError(input.error().message);
-    return kExitUserError;
-  }
+  if (!input) return PrintFailure(input.error());
   std::shared_ptr<const runtime::Collection> collection;
   if (format != runtime::IngestFormat::kJson) {
     int code = 0;
@@ -80,29 +75,16 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
   std::string where;
   auto request = runtime::EncodeIngestRequest(*input, o.collection, format, collection, &where);
   if (!request) return PrintErrorAtPlace(where, request.error());
-  auto r = HttpRequest("PUT", url + "/ingest", request->body, "application/json");
-  if (!r) {
-    PrintError(fmt::format("{}; nothing was written", r.error().message));
-    return kExitEnvironment;
+  develop::IngestRefusal refused;
+  auto ack = develop::IngestThrough(url, *request, &refused);
+  if (!ack && !refused.index) return PrintErrorAtPlace(refused.answered ? input->name() : "", ack.error());
+  if (!ack) {  // JSON lines are placed by FILE:LINE, CSV/TSV rows by the file and row
+    const std::string& place = request->places[*refused.index];
+    return format == runtime::IngestFormat::kJson
+               ? PrintErrorAtPlace(place, ack.error())
+               : PrintErrorAtPlace(input->name(), Error{ack.error().code, place + ": " + ack.error().message});
   }
-  if (r->status != 200) {
-    std::string prefix;
-    where = input->name();
-    rapidjson::Document d;
-    d.Parse(r->body.data(), r->body.size());
-    const auto& places = request->places;
-    if (!d.HasParseError() && d.IsObject() && d.HasMember("index") && d["index"].IsUint64() &&
-        d["index"].GetUint64() < places.size()) {
-      (format == runtime::IngestFormat::kJson ? where : prefix) = places[d["index"].GetUint64()];
-    }
-    std::string hint =
-        r->status == 413 ? "\n    hint: split the input, or stream it over the WebSocket API" : "";
-    PrintErrorAt(where,
-                 fmt::format("{}{}{} (HTTP {} from {}){}", prefix, prefix.empty() ? "" : ": ",
-                             ErrorOfBody(r->body), r->status, url, hint));
-    return r->status >= 500 ? kExitEnvironment : kExitUserError;
-  }
-  fmt::print("{}", r->body);
+  fmt::print("{}", *ack);
   std::fflush(stdout);
   PrintNote(fmt::format("ingested {} documents into `{}` through the develop at {}",
                         request->documents, o.collection, url),
@@ -152,10 +134,7 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   }
 
   auto input = runtime::Input::Open(o.input);
-  if (!input) {
-    PrintError(input.error().message);
-    return kExitUserError;
-  }
+  if (!input) return PrintFailure(input.error());
   auto data = OpenDataDir(o.data_dir, &code);
   if (!data) return code;
   store::Store* store = data->store.get();

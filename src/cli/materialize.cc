@@ -9,11 +9,9 @@
 #include <fmt/format.h>
 
 #include "base/strings.h"
-#include "cli/http_client.h"
 #include "cli/output.h"
 #include "develop/develop.h"
 #include "runtime/one_off.h"
-#include "runtime/supervisor.h"
 
 namespace flow::cli {
 
@@ -27,10 +25,7 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   if (!checked) return code;
   runtime::OneOffRequest request{o.target, o.collection, o.table, o.fields, o.all_fields};
   auto made = runtime::OneOffMaterialization(checked->loaded->catalog, checked->built, request);
-  if (!made) {
-    PrintError(made.error().message);
-    return made.error().ExitCode();
-  }
+  if (!made) return PrintFailure(made.error());
   auto m = made.value();
   fmt::print("{}\n", runtime::CreateTableSqlOf(*m));
   std::fflush(stdout);
@@ -50,47 +45,17 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   }
   // A develop running over the data directory runs it, continuously.
   if (std::string url = develop::RunningDevelopUrl(o.data_dir); !url.empty()) {
-    std::string body = fmt::format("{{\"target\":{},\"collection\":{},\"table\":{},\"allFields\":{},\"fields\":[",
-                                   JsonQuote(o.target), JsonQuote(o.collection), JsonQuote(o.table),
-                                   o.all_fields ? "true" : "false");
-    for (size_t i = 0; i < o.fields.size(); ++i) body += (i ? "," : "") + JsonQuote(o.fields[i]);
-    body += "]}";
-    auto r = HttpRequest("POST", url + "/materializations", body, "application/json");
-    if (!r) {
-      PrintError(fmt::format("the develop at {}: {}", url, r.error().message));
-      return r.error().ExitCode();
-    }
-    if (r->status != 200) {
-      PrintError(fmt::format("the develop at {} refused the materialization (HTTP {}): {}", url, r->status,
-                 ErrorOfBody(r->body)));
-      return r->status >= 500 ? kExitEnvironment : kExitUserError;
-    }
+    auto started = develop::MaterializeThrough(url, request);
+    if (!started) return PrintFailure(started.error());
     PrintNote(fmt::format("materialization `{}` runs in the develop at {}", m->name, url));
     return kExitOk;
   }
   auto data = OpenDataDir(o.data_dir, &code);
   if (!data) return code;
-  // The one task, until caught up; its first error ends the command (no retries).
-  runtime::Supervisor::Options so;
-  so.retry_targets = false;
-  so.log = [](const std::string&) {};  // the error is printed below
-  runtime::Supervisor tasks(data->store.get(), nullptr, so);
-  tasks.AddMaterialization(m);
-  for (;;) {
-    auto round = tasks.Step();
-    if (!round) {
-      PrintError(round.error().message);
-      return round.error().ExitCode();
-    }
-    if (const auto& failure = tasks.first_failure()) {
-      PrintError(failure->message);
-      return failure->ExitCode();
-    }
-    if (!round->progress) break;
-  }
-  const runtime::TaskCounters done = tasks.Status().at(0).counters;
+  auto done = runtime::MaterializeUntilCaughtUp(data->store.get(), m);
+  if (!done) return PrintFailure(done.error());
   PrintNote(fmt::format("materialized `{}` into table `{}` of target `{}`: {} documents read, {} rows stored",
-                        o.collection, o.table, o.target, done.in, done.out),
+                        o.collection, o.table, o.target, done->in, done->out),
             {{"collection", o.collection}, {"table", o.table}, {"target", o.target}});
   return kExitOk;
 }

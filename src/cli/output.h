@@ -33,6 +33,9 @@ void PrintErrorAt(std::string_view where, std::string_view message,
 // exit code of `e`.
 int PrintErrorAtPlace(std::string_view where, const Error& e);
 
+// PrintError(e.message); returns the exit code of `e`.
+inline int PrintFailure(const Error& e) { return PrintErrorAtPlace({}, e); }
+
 // JSON lines to stdout, written in blocks of 1 MiB.
 class StdoutLines {
  public:

@@ -55,10 +55,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     partitions.emplace_back(sel.substr(0, eq), sel.substr(eq + 1));
   }
   auto reader = runtime::CollectionReader::Open(o.data_dir, collection, partitions);
-  if (!reader) {
-    PrintError(reader.error().message);
-    return reader.error().ExitCode();
-  }
+  if (!reader) return PrintFailure(reader.error());
 
   StdoutLines out;
   auto sink = [&](std::string_view line) { return out.Add(line); };

@@ -44,10 +44,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   auto checked = LoadAndCheck(g, o.catalog, "; nothing was run", &code);
   if (!checked) return code;
   auto plan = runtime::CompilePlan(checked->loaded->catalog, checked->built, NodeStarterFor(*checked));
-  if (!plan) {
-    PrintError(plan.error().message);
-    return plan.error().ExitCode();
-  }
+  if (!plan) return PrintFailure(plan.error());
   auto data = OpenDataDir(o.data_dir, &code);
   if (!data) return code;
   store::Store* store = data->store.get();
@@ -62,10 +59,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   };
   runtime::Supervisor pipeline(store, &stamper, po);
   auto applied = pipeline.Apply(std::make_shared<runtime::Plan>(std::move(plan.value())), {});
-  if (!applied) {
-    PrintError(applied.error().message);
-    return applied.error().ExitCode();
-  }
+  if (!applied) return PrintFailure(applied.error());
 
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
@@ -86,41 +80,28 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   if (!ran) return ran.error().ExitCode();  // logged
   if (progress_shown) fmt::print(stderr, "\r\033[K");
   auto persisted = store->PersistAll();
-  if (!persisted) {
-    PrintError(persisted.error().message);
-    return persisted.error().ExitCode();
-  }
+  if (!persisted) return PrintFailure(persisted.error());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   auto status = pipeline.Status();
-  for (const auto& t : status) {
-    if (t.kind != runtime::TaskKind::kCapture) continue;
-    PrintNote(fmt::format("capture `{}`: {} files, {} documents ingested{}", t.name, t.counters.in, t.counters.out,
-                          StateText(t) == "running" ? "" : " (" + StateText(t) + ")"),
-              {{"task", t.name}, {"kind", "capture"}, {"in", t.counters.in}, {"out", t.counters.out}, {"state", StateText(t)}});
-  }
-  for (const auto& t : status) {
-    if (t.kind != runtime::TaskKind::kMaterialization) continue;
-    PrintNote(
-        fmt::format("materialization `{}`: {} documents read, {} rows stored{}{}", t.name, t.counters.in,
-                    t.counters.out, DeadLetters(t), t.state == runtime::TaskState::kHalted ? " (halted by an error)" : ""),
-        {{"task", t.name},
-         {"kind", "materialization"},
-         {"in", t.counters.in},
-         {"out", t.counters.out},
-         {"deadLetters", t.counters.dead_letters},
-         {"state", StateText(t)}});
-  }
-  for (const auto& t : status) {
-    if (t.kind != runtime::TaskKind::kDerivation) continue;
-    PrintNote(
-        fmt::format("derivation `{}`: {} documents read, {} published{}{}", t.name, t.counters.in, t.counters.out,
-                    DeadLetters(t), t.state == runtime::TaskState::kHalted ? " (halted by an error)" : ""),
-        {{"task", t.name},
-         {"kind", "derivation"},
-         {"in", t.counters.in},
-         {"out", t.counters.out},
-         {"deadLetters", t.counters.dead_letters},
-         {"state", StateText(t)}});
+  // Captures, then materializations, then derivations.
+  for (auto kind : {runtime::TaskKind::kCapture, runtime::TaskKind::kMaterialization, runtime::TaskKind::kDerivation}) {
+    for (const auto& t : status) {
+      if (t.kind != kind) continue;
+      std::vector<LogField> fields{{"task", t.name},         {"kind", runtime::ToString(kind)},
+                                   {"in", t.counters.in},    {"out", t.counters.out},
+                                   {"state", StateText(t)}};
+      if (kind == runtime::TaskKind::kCapture) {
+        PrintNote(fmt::format("capture `{}`: {} files, {} documents ingested{}", t.name, t.counters.in,
+                              t.counters.out, StateText(t) == "running" ? "" : " (" + StateText(t) + ")"),
+                  fields);
+        continue;
+      }
+      fields.emplace_back("deadLetters", t.counters.dead_letters);
+      PrintNote(fmt::format("{} `{}`: {} documents read, {} {}{}{}", runtime::ToString(kind), t.name, t.counters.in,
+                            t.counters.out, kind == runtime::TaskKind::kDerivation ? "published" : "rows stored",
+                            DeadLetters(t), t.state == runtime::TaskState::kHalted ? " (halted by an error)" : ""),
+                fields);
+    }
   }
   PrintNote(fmt::format("{} in {:.2f} s", g_stop ? "stopped" : "idle", secs));
   return pipeline.exit_code();

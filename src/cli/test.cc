@@ -43,10 +43,7 @@ int RunTest(const GlobalOptions& g, const TestOptions& o) {
   }
 
   auto plan = runtime::CompilePlan(checked->loaded->catalog, checked->built, NodeStarterFor(*checked));
-  if (!plan) {
-    PrintError(plan.error().message);
-    return plan.error().ExitCode();
-  }
+  if (!plan) return PrintFailure(plan.error());
   const char* tmp = std::getenv("TMPDIR");
   runtime::TestRunner runner(&plan.value(), tmp && *tmp ? tmp : "/tmp");
   bool color = UseColor(g);

@@ -20,6 +20,9 @@
 
 #include "catalog/check.h"
 #include "catalog/loader.h"
+#include "base/result.h"
+#include "runtime/ingest_file.h"
+#include "runtime/one_off.h"
 #include "runtime/plan.h"
 #include "runtime/supervisor.h"
 #include "server/guard.h"
@@ -83,5 +86,25 @@ std::string DevelopFile(const std::string& data_dir);
 
 // The URL of the develop running over `data_dir`, or "" when there is none.
 std::string RunningDevelopUrl(const std::string& data_dir);
+
+// The client side of a running develop's API (client.cc), for the commands that hand their
+// work to the develop owning a data directory: `flowctl ingest` and `flowctl materialize`.
+// `url` is the develop's, as RunningDevelopUrl gives it. A connection failure is an
+// environment error naming the URL; a refusal is an error saying the develop's reason, the
+// HTTP status and the URL (an environment error for 5xx, else the user's).
+
+// Why the develop did not acknowledge an ingest request.
+struct IngestRefusal {
+  bool answered = false;        // it answered (else no answer came: the connection failed)
+  std::optional<size_t> index;  // the refused document's, when the develop named one
+};
+
+// Sends `request` as one PUT /ingest. Returns the acknowledgement (`{"Offsets": ...}`), else
+// the error, with `*refusal` saying which document it is about.
+Result<std::string> IngestThrough(const std::string& url, const runtime::IngestRequest& request,
+                                  IngestRefusal* refusal);
+
+// Starts the one-off materialization `request` in the develop (POST /materializations).
+Result<bool> MaterializeThrough(const std::string& url, const runtime::OneOffRequest& request);
 
 }  // namespace flow::develop

@@ -9,6 +9,7 @@
 #include "catalog/built.h"
 #include "materialize/dialect.h"
 #include "runtime/plan.h"
+#include "runtime/supervisor.h"
 
 namespace flow::runtime {
 
@@ -82,6 +83,21 @@ std::string CreateTableSqlOf(const Materialization& m) {
   auto dialect =
       m.kind == "postgres" ? materialize::Dialect::kPostgres : materialize::Dialect::kSqlite;
   return materialize::CreateTableSql(dialect, m.bindings[0].table);
+}
+
+Result<TaskCounters> MaterializeUntilCaughtUp(store::Store* store, std::shared_ptr<const Materialization> m) {
+  Supervisor::Options so;
+  so.retry_targets = false;
+  so.log = [](const std::string&) {};  // the first failure is the result
+  Supervisor tasks(store, nullptr, so);
+  tasks.AddMaterialization(std::move(m));
+  for (;;) {
+    auto round = tasks.Step();
+    if (!round) return round.error();
+    if (const auto& failure = tasks.first_failure()) return *failure;
+    if (!round->progress) break;
+  }
+  return tasks.Status().at(0).counters;
 }
 
 }  // namespace flow::runtime

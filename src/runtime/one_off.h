@@ -11,6 +11,8 @@
 #include "catalog/check.h"
 #include "catalog/spec.h"
 #include "runtime/materialize.h"
+#include "runtime/task.h"
+#include "store/journal.h"
 
 namespace flow::runtime {
 
@@ -31,5 +33,9 @@ Result<std::shared_ptr<Materialization>> OneOffMaterialization(const catalog::Ca
 
 // The CREATE TABLE statement of a one-off materialization's table.
 std::string CreateTableSqlOf(const Materialization& m);
+
+// Runs `m` alone over `store` until it has stored everything committed (`flowctl
+// materialize` without a develop). Its first error ends it: no retries.
+Result<TaskCounters> MaterializeUntilCaughtUp(store::Store* store, std::shared_ptr<const Materialization> m);
 
 }  // namespace flow::runtime
