@@ -43,19 +43,10 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   reduce::CombinerOptions copts;
   copts.memory_budget = *budget;
   copts.spill_dir = o.spill_dir;
-  bool progress = ::isatty(STDERR_FILENO) && !JsonOutput();
-  auto last_progress = start;
+  ProgressLine progress("combining");
   auto show = [&](uint64_t docs, uint64_t bytes, bool done) {
-    if (!progress) return;
-    if (done) {
-      if (docs >= 0x10000) fmt::print(stderr, "\r\033[K");
-      return;
-    }
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_progress > std::chrono::milliseconds(500)) {
-      last_progress = now;
-      fmt::print(stderr, "\rcombining: {} documents, {:.1f} MB read", docs, bytes / 1e6);
-    }
+    if (done) return progress.Clear();
+    progress.Update(docs, bytes);
   };
   StdoutLines out;
   auto sink = [&](std::string_view line) { return out.Add(line); };
@@ -67,7 +58,7 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
     PrintError(fmt::format("cannot write the output: {}", std::strerror(errno)));
     return kExitEnvironment;
   }
-  if (progress) {
+  if (progress.enabled()) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const auto& st = combined->combiner;
     PrintNote(fmt::format("combined {} documents into {} keys in {:.2f} s{}", combined->documents, combined->keys, secs,

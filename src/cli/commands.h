@@ -1,5 +1,5 @@
-// The commands main.cc registers that have no header of their own: each
-// cli/<command>.cc holds its options, registers its flags (Register<Command>) and runs it.
+// The commands main.cc registers: each cli/<command>.cc holds its options, registers its
+// flags (Register<Command>) and runs it.
 #pragma once
 
 #include "cli/command.h"
@@ -8,10 +8,14 @@ namespace flow::cli {
 
 Command RegisterBuild(CLI::App& app);  // flowctl build
 Command RegisterCombine(CLI::App& app);  // flowctl combine
+Command RegisterDevelop(CLI::App& app);  // flowctl develop
 Command RegisterDocs(CLI::App& app);  // flowctl docs
 Command RegisterFsck(CLI::App& app);  // flowctl fsck
 Command RegisterIngest(CLI::App& app);  // flowctl ingest
+Command RegisterMaterialize(CLI::App& app);  // flowctl materialize
 Command RegisterRead(CLI::App& app);  // flowctl read
+Command RegisterReset(CLI::App& app);  // flowctl reset
+Command RegisterRun(CLI::App& app);  // flowctl run
 Command RegisterTest(CLI::App& app);  // flowctl test
 
 }  // namespace flow::cli

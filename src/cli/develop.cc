@@ -1,4 +1,7 @@
-#include "cli/develop.h"
+// `flowctl develop`: `run` plus the ingestion API (SPEC section 7), file-drop captures, a
+// status view, and live reload of the catalog's sources (SPEC section 8). The flags and the
+// status view; develop itself is the `develop` module (develop/develop.h).
+#include "cli/commands.h"
 
 #include <unistd.h>
 
@@ -9,21 +12,27 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "base/strings.h"
+#include "cli/common.h"
 #include "cli/node.h"
+#include "base/strings.h"
 #include "cli/output.h"
 #include "develop/develop.h"
 #include "server/guard.h"
 
 namespace flow::cli {
-namespace {
 
-std::string HumanBytes(uint64_t b) {
-  if (b < 1024) return fmt::format("{} B", b);
-  if (b < (1 << 20)) return fmt::format("{:.1f} KiB", b / 1024.0);
-  if (b < (1ull << 30)) return fmt::format("{:.1f} MiB", b / 1048576.0);
-  return fmt::format("{:.1f} GiB", b / 1073741824.0);
-}
+// The flags: most go straight into develop's options; these are converted when it runs.
+struct DevelopOptions {
+  CatalogOptions catalog;
+  develop::Options d;
+  int port = 8081;
+  double request_timeout = 30;       // seconds
+  std::string max_body = "64MiB";
+  std::string on_change = "backfill";
+  std::vector<std::string> allow_origins;  // "http://host:port"
+};
+
+namespace {
 
 // The status block: redrawn in place on a terminal; log lines go above it.
 class StatusView {
@@ -49,42 +58,10 @@ class StatusView {
   size_t shown_ = 0;
 };
 
-// The status as lines: a table for the terminal's view, else one `status:` line a task.
-std::vector<std::string> StatusLines(const develop::Status& status, bool table) {
-  std::vector<std::string> lines;
-  if (table) {
-    lines.push_back(fmt::format("flowctl develop on {} — {} requests, {} documents ingested",
-                                status.url, status.requests, status.documents));
-    lines.push_back(fmt::format("  {:<16} {:<40} {:<14} {:>10} {:>10} {:>12}", "KIND", "TASK",
-                                "STATE", "IN", "OUT", "LAG"));
-  }
-  for (const auto& s : status.tasks) {
-    uint64_t lag = s.progress.total - s.progress.read;
-    std::string lag_text = s.kind == runtime::TaskKind::kCapture ? "-" : HumanBytes(lag);
-    if (s.state == runtime::TaskState::kBackFilling && s.progress.total > 0) {
-      lag_text += fmt::format(" ({:.0f}%)", 100.0 * s.progress.read / s.progress.total);
-    }
-    if (table) {
-      lines.push_back(fmt::format("  {:<16} {:<40} {:<14} {:>10} {:>10} {:>12}",
-                                  runtime::ToString(s.kind), Truncate(s.name, 40), StateText(s),
-                                  s.counters.in, s.counters.out, lag_text));
-    } else {
-      lines.push_back(fmt::format("status: {} `{}` {} in={} out={} lag={}",
-                                  runtime::ToString(s.kind), s.name, StateText(s), s.counters.in,
-                                  s.counters.out, lag_text));
-    }
-  }
-  if (!table) {
-    lines.push_back(
-        fmt::format("status: ingest requests={} documents={}", status.requests, status.documents));
-  }
-  return lines;
-}
-
 }  // namespace
 
 int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
-  develop::Options d;
+  develop::Options d = o.d;
   for (const auto& a : o.allow_origins) {
     auto origin = server::ParseOrigin(a);
     if (!origin) {
@@ -95,14 +72,15 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
     }
     d.allow_origins.push_back(*origin);
   }
-  d.data_dir = o.data_dir;
-  d.host = o.host;
+  auto bytes = ParseByteSize(o.max_body);
+  if (!bytes || *bytes == 0) {
+    PrintError(fmt::format("--max-body `{}` is not a size such as 64MiB", o.max_body));
+    return kExitUsage;
+  }
+  d.max_body = *bytes;
   d.port = static_cast<uint16_t>(o.port);
-  d.no_watch = o.no_watch;
-  d.materializations = o.materializations;
-  d.max_body = o.max_body;
+  d.backfill_changed = o.on_change == "backfill";
   d.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout * 1000));
-  d.status_interval = o.status_interval;
   d.redraw = ::isatty(STDERR_FILENO) && !JsonOutput();
   StatusView view(d.redraw);
 
@@ -125,39 +103,45 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   };
   hooks.status = [&](const develop::Status& status) {
     if (view.terminal()) {
-      view.Draw(StatusLines(status, true));
+      view.Draw(develop::StatusLines(status, true));
     } else {
-      for (const auto& l : StatusLines(status, false)) PrintLine(l);
+      for (const auto& l : develop::StatusLines(status, false)) PrintLine(l);
     }
   };
   hooks.stopped = [&](const develop::Status& status) {
     view.Clear();
-    for (const auto& l : StatusLines(status, false)) PrintLine(l);
+    for (const auto& l : develop::StatusLines(status, false)) PrintLine(l);
   };
   return develop::Run(d, hooks);
 }
 
 Command RegisterDevelop(CLI::App& app) {
-  struct Flags {
-    DevelopOptions o;
-    std::string max_body = "64MiB";  // parsed into o.max_body when the command runs
-  };
-  auto f = std::make_shared<Flags>();
-  DevelopOptions& o = f->o;
+  auto f = std::make_shared<DevelopOptions>();
+  DevelopOptions& o = *f;
+  o.d.data_dir = kDefaultDataDir;
   auto* cmd = app.add_subcommand(
       "develop",
       "Run the pipeline continuously with the ingestion API, file-drop captures and live reload");
   AddCatalogOptions(*cmd, o.catalog);
-  AddDataDirOption(*cmd, o.data_dir);
+  AddDataDirOption(*cmd, o.d.data_dir);
   cmd->add_option("--port", o.port, "Port of the ingestion API (0: any free port)")
       ->capture_default_str()
       ->check(CLI::Range(0, 65535));
-  cmd->add_option("--host", o.host, "Address to listen on (loopback by default)")
+  cmd->add_option("--host", o.d.host, "Address to listen on (loopback by default)")
       ->capture_default_str();
-  cmd->add_flag("--no-watch", o.no_watch, "Do not rebuild when the catalog's sources change");
-  cmd->add_option("--materialization", o.materializations,
+  cmd->add_flag("--no-watch", o.d.no_watch, "Do not rebuild when the catalog's sources change");
+  cmd->add_option("--materialization", o.d.materializations,
                   "Run only this materialization of the catalog (repeatable; default: all)");
-  cmd->add_option("--status-interval", o.status_interval,
+  cmd->add_option("--backfill", o.d.backfill,
+                  "Recompute this derivation or materialization from the start of its sources' history when "
+                  "develop starts, with everything downstream (repeatable; see docs/lifecycle.md)")
+      ->type_name("NAME");
+  cmd->add_option("--on-change", o.on_change,
+                  "A derivation whose logic changed (at the start or on a reload): `backfill` it and what is "
+                  "downstream, or `continue` from its checkpoint with a warning")
+      ->check(CLI::IsMember({"continue", "backfill"}))
+      ->capture_default_str();
+  cmd->add_option("--status-interval", o.d.status_interval,
                   "Seconds between status lines when stderr is not a terminal")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -166,7 +150,7 @@ Command RegisterDevelop(CLI::App& app) {
                   "clients are cut off), and the keep-alive idle limit")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--max-body", f->max_body, "Largest ingest request body")->capture_default_str();
+  cmd->add_option("--max-body", o.max_body, "Largest ingest request body")->capture_default_str();
   cmd->add_option("--allow-origin", o.allow_origins,
                   "Let web pages of this origin (e.g. http://localhost:3000) call the API from a "
                   "browser (repeatable; by default browsers are refused, see docs/security.md)");
@@ -176,7 +160,8 @@ Command RegisterDevelop(CLI::App& app) {
       "the catalog's fileDrop captures; runs every derivation and materialization continuously; "
       "and rebuilds when a source file changes: a catalog with errors is reported and the "
       "previous one keeps running, a good one is applied without losing data (unchanged tasks "
-      "keep their state, changed ones restart from their checkpoints, new ones back-fill). The "
+      "keep their state, a changed derivation is back-filled with what is downstream (--on-change), "
+      "new tasks back-fill). The "
       "listening URL is written to <data-dir>/develop.json, where `flowctl materialize` and "
       "`flowctl ingest --url` find it. SIGINT/SIGTERM persist spools and exit 0.\n"
       "Browser safety: requests must be addressed to a loopback name or address or the --host "
@@ -185,15 +170,7 @@ Command RegisterDevelop(CLI::App& app) {
       "docs/security.md).\n"
       "Exit status: 0 stopped by a signal, 1 the catalog has errors at start, 2 usage error, 3 "
       "an environment problem (port in use, data directory locked, the store failed).");
-  return {cmd, [f](const GlobalOptions& g) -> int {
-            auto bytes = ParseByteSize(f->max_body);
-            if (!bytes || *bytes == 0) {
-              PrintError(fmt::format("--max-body `{}` is not a size such as 64MiB", f->max_body));
-              return kExitUsage;
-            }
-            f->o.max_body = *bytes;
-            return RunDevelop(g, f->o);
-          }};
+  return {cmd, [f](const GlobalOptions& g) { return RunDevelop(g, *f); }};
 }
 
 }  // namespace flow::cli

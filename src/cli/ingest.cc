@@ -39,29 +39,7 @@ void PrintOffsets(const std::map<std::string, uint64_t>& heads) {
   std::fflush(stdout);
 }
 
-class Progress {
- public:
-  Progress() : enabled_(::isatty(STDERR_FILENO) && !JsonOutput()), last_(std::chrono::steady_clock::now()) {}
-  void Update(uint64_t docs, uint64_t bytes) {
-    if (!enabled_) return;
-    auto now = std::chrono::steady_clock::now();
-    if (now - last_ < std::chrono::milliseconds(500)) return;
-    last_ = now;
-    shown_ = true;
-    fmt::print(stderr, "\ringesting: {} documents, {:.1f} MB read", docs, bytes / 1e6);
-  }
-  void Clear() {
-    if (shown_) fmt::print(stderr, "\r\033[K");
-    shown_ = false;
-  }
-
- private:
-  bool enabled_, shown_ = false;
-  std::chrono::steady_clock::time_point last_;
-};
-
-// Sends the input to the develop at `url` as one PUT /ingest request: JSON lines as they
-// are; CSV/TSV converted here with the collection's projections.
+// Sends the input to the develop at `url` as one PUT /ingest request.
 int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std::string& url,
                       runtime::IngestFormat format) {
   auto input = runtime::Input::Open(o.input);
@@ -73,22 +51,12 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
     if (!collection) return code;
   }
   std::string where;
-  auto request = runtime::EncodeIngestRequest(*input, o.collection, format, collection, &where);
-  if (!request) return PrintErrorAtPlace(where, request.error());
-  develop::IngestRefusal refused;
-  auto ack = develop::IngestThrough(url, *request, &refused);
-  if (!ack && !refused.index) return PrintErrorAtPlace(refused.answered ? input->name() : "", ack.error());
-  if (!ack) {  // JSON lines are placed by FILE:LINE, CSV/TSV rows by the file and row
-    const std::string& place = request->places[*refused.index];
-    return format == runtime::IngestFormat::kJson
-               ? PrintErrorAtPlace(place, ack.error())
-               : PrintErrorAtPlace(input->name(), Error{ack.error().code, place + ": " + ack.error().message});
-  }
-  fmt::print("{}", *ack);
+  auto ack = develop::IngestThrough(url, *input, o.collection, format, collection, &where);
+  if (!ack) return PrintErrorAtPlace(where, ack.error());
+  fmt::print("{}", ack->body);
   std::fflush(stdout);
-  PrintNote(fmt::format("ingested {} documents into `{}` through the develop at {}",
-                        request->documents, o.collection, url),
-            {{"collection", o.collection}, {"documents", request->documents}});
+  PrintNote(fmt::format("ingested {} documents into `{}` through the develop at {}", ack->documents, o.collection, url),
+            {{"collection", o.collection}, {"documents", ack->documents}});
   return kExitOk;
 }
 
@@ -142,7 +110,7 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   reduce::CombinerOptions copts;
   copts.memory_budget = *budget;
   copts.spill_dir = o.spill_dir;
-  Progress progress;
+  ProgressLine progress("ingesting");
   std::string where;
   auto ingested = runtime::IngestFile(
       store, collection, *input, *runtime::ParseIngestFormat(format), copts,

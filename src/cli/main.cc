@@ -14,10 +14,7 @@
 #include "cli/command.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "cli/develop.h"
-#include "cli/materialize.h"
 #include "cli/output.h"
-#include "cli/run.h"
 
 namespace {
 
@@ -75,7 +72,7 @@ int main(int argc, char** argv) {
   // In the order `flowctl --help` lists them.
   const std::vector<cli::Command> commands = {
       cli::RegisterBuild(app), cli::RegisterCombine(app), cli::RegisterIngest(app),
-      cli::RegisterRead(app),  cli::RegisterFsck(app),    cli::RegisterTest(app),
+      cli::RegisterRead(app),  cli::RegisterFsck(app),    cli::RegisterReset(app),   cli::RegisterTest(app),
       cli::RegisterRun(app),   cli::RegisterDevelop(app), cli::RegisterMaterialize(app),
       cli::RegisterDocs(app),  RegisterJsonSchema(app),   RegisterVersion(app),
   };

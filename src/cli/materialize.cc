@@ -1,19 +1,34 @@
-#include "cli/materialize.h"
+// `flowctl materialize`: print the DDL of a one-off materialization of a collection into a
+// target's table, and (unless --dry-run) run it until caught up (SPEC section 8).
+#include "cli/commands.h"
 
 #include <unistd.h>
 
-#include <iostream>
 #include <memory>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "base/strings.h"
+#include "cli/common.h"
 #include "cli/output.h"
 #include "develop/develop.h"
 #include "runtime/one_off.h"
 
 namespace flow::cli {
+
+struct MaterializeOptions {
+  CatalogOptions catalog;
+  std::string data_dir = kDefaultDataDir;
+  std::string target;
+  std::string collection;
+  std::string table;
+  std::vector<std::string> fields;
+  bool all_fields = false;
+  bool dry_run = false;
+  bool yes = false;
+};
+
 
 int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   if (o.all_fields && !o.fields.empty()) {
@@ -30,18 +45,10 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   fmt::print("{}\n", runtime::CreateTableSqlOf(*m));
   std::fflush(stdout);
   if (o.dry_run) return kExitOk;
-  if (!o.yes) {
-    if (!::isatty(STDIN_FILENO)) {
-      PrintError("pass --yes to create the table and materialize into it (or --dry-run to only print the DDL)");
-      return kExitUsage;
-    }
-    fmt::print(stderr, "Materialize `{}` into table `{}` of target `{}`? [y/N] ", o.collection, o.table, o.target);
-    std::string answer;
-    std::getline(std::cin, answer);
-    if (answer != "y" && answer != "Y" && answer != "yes") {
-      PrintNote("nothing was materialized");
-      return kExitOk;
-    }
+  if (!Confirm(fmt::format("Materialize `{}` into table `{}` of target `{}`?", o.collection, o.table, o.target), o.yes,
+               "pass --yes to create the table and materialize into it (or --dry-run to only print the DDL)",
+               "nothing was materialized")) {
+    return ::isatty(STDIN_FILENO) ? kExitOk : kExitUsage;
   }
   // A develop running over the data directory runs it, continuously.
   if (std::string url = develop::RunningDevelopUrl(o.data_dir); !url.empty()) {

@@ -1,13 +1,15 @@
 #include "cli/output.h"
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <iostream>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 
 #include <fmt/format.h>
 
-#include "runtime/supervisor.h"
 
 namespace flow::cli {
 namespace {
@@ -92,9 +94,34 @@ void PrintLine(std::string_view line) {
   Log(LogLevel::kInfo, line);
 }
 
-std::string StateText(const runtime::TaskStatus& s) {
-  if (s.kind == runtime::TaskKind::kCapture && s.counters.refused) return fmt::format("{} failed", s.counters.refused);
-  return runtime::ToString(s.state);
+ProgressLine::ProgressLine(std::string verb)
+    : verb_(std::move(verb)), enabled_(::isatty(STDERR_FILENO) && !JsonOutput()), last_(std::chrono::steady_clock::now()) {}
+
+void ProgressLine::Update(uint64_t docs, uint64_t bytes) {
+  auto now = std::chrono::steady_clock::now();
+  if (!enabled_ || now - last_ < std::chrono::milliseconds(500)) return;
+  last_ = now;
+  shown_ = true;
+  Write(fmt::format("\r{}: {} documents, {:.1f} MB read", verb_, docs, bytes / 1e6));
+}
+
+void ProgressLine::Clear() {
+  if (shown_) Write("\r\033[K");
+  shown_ = false;
+}
+
+bool Confirm(std::string_view question, bool yes, std::string_view no_terminal, std::string_view declined) {
+  if (yes) return true;
+  if (!::isatty(STDIN_FILENO)) {
+    PrintError(no_terminal);
+    return false;
+  }
+  fmt::print(stderr, "{} [y/N] ", question);
+  std::string answer;
+  std::getline(std::cin, answer);
+  bool agreed = answer == "y" || answer == "Y" || answer == "yes";
+  if (!agreed) PrintNote(declined);
+  return agreed;
 }
 
 }  // namespace flow::cli

@@ -5,16 +5,14 @@
 // mode stderr holds nothing but records. Thread-safe.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/log.h"
 #include "base/result.h"
-
-namespace flow::runtime {
-struct TaskStatus;
-}  // namespace flow::runtime
 
 namespace flow::cli {
 
@@ -52,6 +50,27 @@ class StdoutLines {
   bool failed_ = false;
 };
 
+// Asks `question` with [y/N] on the terminal and says whether the answer was yes (else
+// notes `declined`); true at once with `yes`. Without a terminal on stdin, prints the error
+// `no_terminal` (which asks for --yes) and returns false.
+bool Confirm(std::string_view question, bool yes, std::string_view no_terminal, std::string_view declined);
+
+// A progress line on stderr, redrawn at most twice a second ("ingesting: N documents, M MB
+// read"); only on a terminal and without --log-format json.
+class ProgressLine {
+ public:
+  explicit ProgressLine(std::string verb);
+  bool enabled() const { return enabled_; }
+  void Update(uint64_t docs, uint64_t bytes);
+  // Erases the line, when it was drawn.
+  void Clear();
+
+ private:
+  std::string verb_;
+  bool enabled_, shown_ = false;
+  std::chrono::steady_clock::time_point last_;
+};
+
 // A command's summary or report line, as written (text), or an info record with `fields`.
 void PrintNote(std::string_view line, const std::vector<LogField>& fields = {});
 
@@ -60,8 +79,5 @@ void PrintNote(std::string_view line, const std::vector<LogField>& fields = {});
 // else info.
 void PrintLine(std::string_view line);
 
-// A task's state as the status view, metrics and summaries show it ("running", "halted",
-// ...); a capture that moved files to .failed shows "N failed".
-std::string StateText(const runtime::TaskStatus& s);
 
 }  // namespace flow::cli

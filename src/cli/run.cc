@@ -1,4 +1,6 @@
-#include "cli/run.h"
+// `flowctl run`: run the catalog's captures, derivations and materializations over a data
+// directory, with back-fills (SPEC sections 8 and 11).
+#include "cli/commands.h"
 
 #include <unistd.h>
 
@@ -12,16 +14,28 @@
 #include <fmt/format.h>
 
 #include "base/strings.h"
-
+#include "cli/common.h"
 #include "cli/node.h"
 #include "cli/output.h"
-#include "runtime/supervisor.h"
 #include "lambda/lambda.h"
+#include "runtime/backfill.h"
 #include "runtime/derive.h"
 #include "runtime/plan.h"
+#include "runtime/supervisor.h"
 #include "store/lock.h"
 
 namespace flow::cli {
+
+struct RunOptions {
+  CatalogOptions catalog;
+  std::string data_dir = kDefaultDataDir;
+  bool until_idle = false;
+  std::vector<std::string> materializations;  // only these (default: all)
+  std::vector<std::string> backfill;          // tasks (or collections) to back-fill
+  bool plan = false;                          // only say what --backfill would reset
+  std::string on_change = "continue";         // a derivation whose logic changed: continue or backfill
+};
+
 namespace {
 
 std::atomic<bool> g_stop{false};
@@ -45,6 +59,13 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   if (!checked) return code;
   auto plan = runtime::CompilePlan(checked->loaded->catalog, checked->built, NodeStarterFor(*checked));
   if (!plan) return PrintFailure(plan.error());
+  auto backfill = runtime::BackfillOf(*plan, o.backfill);
+  if (!backfill) return PrintFailure(backfill.error());
+  if (o.plan) {
+    for (const auto& line : runtime::DescribeBackfill(*backfill)) fmt::print("{}\n", line);
+    if (backfill->empty()) PrintNote("nothing would be back-filled (name tasks with --backfill)");
+    return kExitOk;
+  }
   auto data = OpenDataDir(o.data_dir, &code);
   if (!data) return code;
   store::Store* store = data->store.get();
@@ -53,12 +74,13 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   runtime::Supervisor::Options po;
   po.until_idle = o.until_idle;
   po.materializations = o.materializations;
+  po.backfill_changed = o.on_change == "backfill";
   po.log = [&](const std::string& line) {
     if (progress_shown) fmt::print(stderr, "\r\033[K");
     PrintLine(line);
   };
   runtime::Supervisor pipeline(store, &stamper, po);
-  auto applied = pipeline.Apply(std::make_shared<runtime::Plan>(std::move(plan.value())), {});
+  auto applied = pipeline.Apply(std::make_shared<runtime::Plan>(std::move(plan.value())), {}, *backfill);
   if (!applied) return PrintFailure(applied.error());
 
   std::signal(SIGINT, OnSignal);
@@ -116,6 +138,17 @@ Command RegisterRun(CLI::App& app) {
   cmd->add_option("--materialization", o->materializations,
                   "Run only this materialization (repeatable; default: all of them)")
       ->type_name("NAME");
+  cmd->add_option("--backfill", o->backfill,
+                  "Recompute this derivation or materialization from the start of its sources' history, with "
+                  "everything downstream of it; a collection back-fills what reads it (repeatable; see "
+                  "docs/lifecycle.md)")
+      ->type_name("NAME");
+  cmd->add_flag("--plan", o->plan, "Only print what --backfill would reset, and exit");
+  cmd->add_option("--on-change", o->on_change,
+                  "A derivation whose logic changed since its checkpoint: `continue` from there with a warning, "
+                  "or `backfill` it and what is downstream")
+      ->check(CLI::IsMember({"continue", "backfill"}))
+      ->capture_default_str();
   cmd->add_flag("--until-idle", o->until_idle,
                 "Exit once every task has processed everything committed (documents waiting "
                 "for a read delay excepted)");

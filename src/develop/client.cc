@@ -47,20 +47,29 @@ Error Refusal(long status, std::string message) {
 
 }  // namespace
 
-Result<std::string> IngestThrough(const std::string& url, const runtime::IngestRequest& request,
-                                  IngestRefusal* refusal) {
-  auto r = Send("PUT", url + "/ingest", request.body);
+Result<IngestAck> IngestThrough(const std::string& url, runtime::Input& input, const std::string& collection,
+                                runtime::IngestFormat format,
+                                const std::shared_ptr<const runtime::Collection>& csv_collection, std::string* where) {
+  auto request = runtime::EncodeIngestRequest(input, collection, format, csv_collection, where);
+  if (!request) return request.error();
+  auto r = Send("PUT", url + "/ingest", request->body);
   if (!r) return Error::Env(fmt::format("{}; nothing was written", r.error().message));
-  if (r->status == 200) return std::move(r->body);
-  refusal->answered = true;
+  if (r->status == 200) return IngestAck{std::move(r->body), request->documents};
+  *where = input.name();
+  std::string place;  // of the refused document, when the develop names it by its index
   rapidjson::Document d;
   d.Parse(r->body.data(), r->body.size());
   if (!d.HasParseError() && d.IsObject() && d.HasMember("index") && d["index"].IsUint64() &&
-      d["index"].GetUint64() < request.places.size()) {
-    refusal->index = d["index"].GetUint64();
+      d["index"].GetUint64() < request->places.size()) {
+    place = request->places[d["index"].GetUint64()];
+  }
+  if (format == runtime::IngestFormat::kJson && !place.empty()) {  // placed by its line
+    *where = place;
+    place.clear();
   }
   std::string hint = r->status == 413 ? "\n    hint: split the input, or stream it over the WebSocket API" : "";
-  return Refusal(r->status, fmt::format("{} (HTTP {} from {}){}", ErrorOfBody(r->body), r->status, url, hint));
+  return Refusal(r->status, fmt::format("{}{}{} (HTTP {} from {}){}", place, place.empty() ? "" : ": ",
+                                        ErrorOfBody(r->body), r->status, url, hint));
 }
 
 Result<bool> MaterializeThrough(const std::string& url, const runtime::OneOffRequest& request) {

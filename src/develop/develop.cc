@@ -81,8 +81,14 @@ std::optional<int> Session::Start() {
   runtime::Supervisor::Options po;
   po.log = h_.log;
   po.materializations = o_.materializations;
+  po.backfill_changed = o_.backfill_changed;
   tasks_ = std::make_unique<runtime::Supervisor>(store_.get(), &stamper_, po);
-  if (auto applied = tasks_->Apply(current_.plan, current_.fingerprints); !applied) {
+  auto backfill = runtime::BackfillOf(*current_.plan, o_.backfill);
+  if (!backfill) {
+    h_.error(backfill.error().message);
+    return backfill.error().ExitCode();
+  }
+  if (auto applied = tasks_->Apply(current_.plan, current_.fingerprints, *backfill); !applied) {
     h_.error(applied.error().message);
     return applied.error().ExitCode();
   }

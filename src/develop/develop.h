@@ -22,6 +22,7 @@
 #include "catalog/loader.h"
 #include "base/result.h"
 #include "runtime/ingest_file.h"
+#include "runtime/input.h"
 #include "runtime/one_off.h"
 #include "runtime/plan.h"
 #include "runtime/supervisor.h"
@@ -42,6 +43,10 @@ struct Options {
   uint16_t port = 8081;                       // 0: any free port
   bool no_watch = false;                      // do not rebuild when the sources change
   std::vector<std::string> materializations;  // run only these (default: all)
+  std::vector<std::string> backfill;          // back-filled at the start (runtime/backfill.h)
+  // A derivation whose logic changed since its checkpoint (at the start or on a reload) is
+  // back-filled with what is downstream; else it goes on with a warning.
+  bool backfill_changed = true;
   uint64_t max_body = 64ull << 20;
   std::chrono::milliseconds request_timeout{30000};
   // Web origins (besides develop's own) whose pages may call the API.
@@ -59,6 +64,10 @@ struct Status {
   uint64_t documents = 0;  // documents ingested through the API
   std::vector<runtime::TaskStatus> tasks;
 };
+
+// The status as lines of text: with `table`, a header and a table row a task (the
+// terminal's redrawn view); else one `status: ...` line a task and one for ingestion (logs).
+std::vector<std::string> StatusLines(const Status& status, bool table);
 
 struct Hooks {
   // Loads and checks the catalog's sources, reporting their problems itself; on errors
@@ -93,16 +102,18 @@ std::string RunningDevelopUrl(const std::string& data_dir);
 // environment error naming the URL; a refusal is an error saying the develop's reason, the
 // HTTP status and the URL (an environment error for 5xx, else the user's).
 
-// Why the develop did not acknowledge an ingest request.
-struct IngestRefusal {
-  bool answered = false;        // it answered (else no answer came: the connection failed)
-  std::optional<size_t> index;  // the refused document's, when the develop named one
+// Sends `input` to the develop at `url` as one PUT /ingest: JSON lines as they are, CSV/TSV
+// rows converted with the projections of `csv_collection` (unused for JSON). Returns the
+// acknowledgement (`{"Offsets": ...}`) and the number of documents sent. On an error,
+// `*where` is the place it is about when there is one: the input's line (JSON lines) or the
+// input (CSV/TSV, whose message starts with the row).
+struct IngestAck {
+  std::string body;
+  size_t documents = 0;
 };
-
-// Sends `request` as one PUT /ingest. Returns the acknowledgement (`{"Offsets": ...}`), else
-// the error, with `*refusal` saying which document it is about.
-Result<std::string> IngestThrough(const std::string& url, const runtime::IngestRequest& request,
-                                  IngestRefusal* refusal);
+Result<IngestAck> IngestThrough(const std::string& url, runtime::Input& input, const std::string& collection,
+                                runtime::IngestFormat format,
+                                const std::shared_ptr<const runtime::Collection>& csv_collection, std::string* where);
 
 // Starts the one-off materialization `request` in the develop (POST /materializations).
 Result<bool> MaterializeThrough(const std::string& url, const runtime::OneOffRequest& request);

@@ -47,9 +47,20 @@ inline std::string RowKeyJson(const Table& t, const doc::Value& document) {
   return out;
 }
 
+// How Open treats the tables of a materialization.
+struct OpenOptions {
+  bool rebuild = false;
+  std::string reset_checkpoint;
+  std::string backfill_hint;
+};
+
 class Driver {
  public:
   virtual ~Driver() = default;
+  Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables,
+                           const OpenOptions&) {
+    return Open(materialization, tables);
+  }
 
   // Creates the checkpoints table and the missing tables; checks that existing tables have
   // the expected shape (a user error showing the expected DDL and the differences; nothing

@@ -15,6 +15,7 @@
 #include "doc/parse.h"
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
+#include "runtime/checkpoint.h"
 #include "runtime/dead_letter.h"
 
 namespace flow::runtime {
@@ -29,6 +30,20 @@ std::string Derivation::RegisterJournal() const {
 }
 
 std::string Derivation::CheckpointKey() const { return "derive/" + collection->name; }
+
+bool LogicChanged(const Derivation& d, const store::LedgerState& ledger) {
+  auto it = ledger.checkpoints.find(d.CheckpointKey());
+  Checkpoint cp;
+  return it != ledger.checkpoints.end() && DecodeCheckpoint(it->second, &cp) && !cp.logic.empty() &&
+         cp.logic != d.logic;
+}
+
+void BackfillScope(const Derivation& d, const store::LedgerState& ledger, std::vector<std::string>* journals,
+                   std::vector<std::string>* checkpoints) {
+  for (auto& j : store::CollectionJournals(ledger, d.collection->name)) journals->push_back(std::move(j));
+  if (ledger.heads.count(d.RegisterJournal())) journals->push_back(d.RegisterJournal());
+  checkpoints->push_back(d.CheckpointKey());
+}
 
 struct DeriveTask::Impl {
   store::Store* store;
@@ -100,10 +115,18 @@ Result<bool> DeriveTask::Open() {
   std::map<std::string, uint64_t> offsets;
   auto cp = committed.checkpoints.find(d.CheckpointKey());
   if (cp != committed.checkpoints.end()) {
-    if (!DecodeOffsets(cp->second, &offsets)) {
+    runtime::Checkpoint checkpoint;
+    if (!DecodeCheckpoint(cp->second, &checkpoint)) {
       return Error::Env(
           fmt::format("the checkpoint of derivation `{}` is malformed", d.collection->name));
     }
+    if (std::string why = CheckpointMismatch(checkpoint, committed, true); !why.empty()) {
+      return Error::User(fmt::format(
+          "derivation `{}`: {}; nothing was derived. Back-fill it to derive its collection again from what its "
+          "sources hold now: flowctl run --backfill {}",
+          d.collection->name, why, d.collection->name));
+    }
+    offsets = std::move(checkpoint.offsets);
     // Offsets are keyed by transform name, compared without regard to case (as transform
     // names are within a derivation), so renaming `fromInts` to `FromInts` keeps its place.
     // Checkpoints written before names were lowered are lowered here.
@@ -125,7 +148,7 @@ Result<bool> DeriveTask::Open() {
   std::string journal = d.RegisterJournal();
   auto head = committed.heads.find(journal);
   if (head != committed.heads.end()) {
-    JournalCursor cursor(m.store->dir(), journal);
+    JournalCursor cursor(m.store->dir(), journal, store::GenerationOf(committed, journal).begin);
     std::string line;
     for (uint64_t records = 1;; ++records) {
       auto n = cursor.Next(head->second, &line);
@@ -680,7 +703,8 @@ Result<bool> DeriveTask::Commit(const std::unordered_set<std::string>& touched) 
       return a.error();
     }
   }
-  auto committed = m.store->Commit({{d.CheckpointKey(), EncodeOffsets(m.reader->Offsets())}});
+  auto committed = m.store->Commit(
+      {{d.CheckpointKey(), EncodeCheckpoint(CheckpointOf(m.reader->Offsets(), m.store->committed(), d.logic))}});
   if (!committed) return committed.error();
   m.MaybeCompact();
   ++stats_.transactions;

@@ -65,12 +65,24 @@ struct Derivation {
   // bootstraps run. Null when it has no sqlite bootstrap.
   std::shared_ptr<lambda::SqliteDatabase> sqlite;
   std::vector<Transform> transforms;
+  // Its fingerprint (runtime/fingerprint.h), recorded in its checkpoint: a checkpoint of
+  // other logic means earlier outputs were derived differently.
+  std::string logic;
 
   // The internal journal holding the derivation's registers.
   std::string RegisterJournal() const;
   // The ledger checkpoint key of its read offsets.
   std::string CheckpointKey() const;
 };
+
+// Whether `d`'s checkpoint in `ledger` was taken with other logic (false without one, or
+// when it did not record its logic).
+bool LogicChanged(const Derivation& d, const store::LedgerState& ledger);
+
+// What a back-fill of `d` resets in the store (Store::Reset): the journals of its
+// collection and its registers, and its checkpoint.
+void BackfillScope(const Derivation& d, const store::LedgerState& ledger, std::vector<std::string>* journals,
+                   std::vector<std::string>* checkpoints);
 
 struct DeriveStats {
   uint64_t read = 0;       // source documents processed

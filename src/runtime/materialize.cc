@@ -18,6 +18,7 @@
 #include "materialize/postgres.h"
 #include "materialize/sqlite.h"
 #include "reduce/combiner.h"
+#include "runtime/checkpoint.h"
 #include "runtime/cursor.h"
 #include "runtime/dead_letter.h"
 #include "runtime/source_reader.h"
@@ -73,6 +74,7 @@ struct MaterializeTask::Impl {
     std::vector<doc::Value> docs;  // owned by `arena`
     std::vector<materialize::Driver::Row> rows;
     std::map<std::string, uint64_t> offsets;  // the checkpoint it stores
+    std::string checkpoint;                   // that, encoded with the data's identity
     LastRead last_read;                       // for messages
     uint64_t read = 0;
     std::thread thread;
@@ -86,7 +88,7 @@ struct MaterializeTask::Impl {
   static void StorePending(Pending* p, materialize::Driver* driver, const Materialization& spec) {
     try {
       p->failed = p->rows.size();
-      p->result = driver->Store(p->rows, EncodeOffsets(p->offsets), &p->failed);
+      p->result = driver->Store(p->rows, p->checkpoint, &p->failed);
       if (!p->result && p->failed < p->rows.size()) {
         // Name the collection and the last document read of the key.
         const auto& row = p->rows[p->failed];
@@ -201,7 +203,7 @@ struct MaterializeTask::Impl {
       StorePending(p.get(), driver.get(), spec);
     }
     if (!p->result) return p->result.error();
-    target_checkpoint = EncodeOffsets(p->offsets);
+    target_checkpoint = p->checkpoint;
     stats->dead_letters += p->dead_letters;
     stats->read += p->read;
     stats->stored += p->rows.size();
@@ -244,24 +246,42 @@ ReadProgress MaterializeTask::progress() const {
   return p;
 }
 
+std::string BackfillCommand(const Materialization& m) {
+  if (m.name.starts_with("materialize/") && m.bindings.size() == 1) {
+    return fmt::format("flowctl materialize --target {} --collection {} --table-name {} --backfill", m.target,
+                       m.bindings[0].source->name, m.bindings[0].table.name);
+  }
+  return "flowctl run --backfill " + m.name;
+}
+
 Result<bool> MaterializeTask::Open() {
   std::vector<materialize::Table> tables;
   for (const auto& b : m_->bindings) tables.push_back(b.table);
-  auto checkpoint = impl_->driver->Open(m_->name, tables);
+  const store::LedgerState& ledger = impl_->store->committed();
+  materialize::OpenOptions options;
+  options.rebuild = rebuild_;
+  options.reset_checkpoint = EncodeCheckpoint(CheckpointOf({}, ledger));
+  options.backfill_hint = BackfillCommand(*m_);
+  auto checkpoint = impl_->driver->Open(m_->name, tables, options);
   if (!checkpoint) return checkpoint.error();
-  std::map<std::string, uint64_t> offsets;
+  runtime::Checkpoint cp;
   if (!checkpoint->empty()) {
-    if (!DecodeOffsets(*checkpoint, &offsets)) {
+    if (!DecodeCheckpoint(*checkpoint, &cp)) {
       return Named(*m_, Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed",
                                                m_->name, m_->target)));
+    }
+    if (std::string why = CheckpointMismatch(cp, ledger, false); !why.empty()) {
+      return Named(*m_, Error::User(fmt::format(
+                            "materialization `{}`: {}; its tables hold what was read there, so nothing was written. "
+                            "Back-fill it to rebuild its tables from this data directory: {}",
+                            m_->name, why, BackfillCommand(*m_))));
     }
   }
   impl_->target_checkpoint = *checkpoint;
   impl_->FindReplay(*m_);
   std::vector<SourceReader::Binding> bindings;
   for (const auto& b : m_->bindings) bindings.push_back({b.source->name, {}, 0, b.table.name});
-  impl_->reader =
-      std::make_unique<SourceReader>(impl_->store->dir(), std::move(bindings), std::move(offsets));
+  impl_->reader = std::make_unique<SourceReader>(impl_->store->dir(), std::move(bindings), std::move(cp.offsets));
   return true;
 }
 
@@ -568,6 +588,7 @@ struct MaterializeTask::Transaction {
   // Commits the dead letters before the target's transaction.
   Result<bool> CommitDeadLetters() {
     next->offsets = impl.reader->Offsets();
+    next->checkpoint = EncodeCheckpoint(CheckpointOf(next->offsets, impl.store->committed()));
     if (auto c = impl.CommitDeadLetters(spec, letters, next->offsets); !c) return c.error();
     next->dead_letters = letters.size();
     return true;

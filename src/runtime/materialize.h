@@ -93,8 +93,13 @@ class MaterializeTask final : public Task {
   TaskKind kind() const override { return TaskKind::kMaterialization; }
   const std::string& name() const override;
 
-  // Creates or checks the tables, takes the fence and reads the checkpoint.
+  // Creates or migrates the tables, takes the fence and reads the checkpoint, which must
+  // be of this data directory and of its journals' generations (runtime/checkpoint.h); a
+  // checkpoint of other data is a user error naming the back-fill. With set_rebuild(true),
+  // the tables are dropped and re-created instead, in one target transaction with a fresh
+  // checkpoint (a back-fill).
   Result<bool> Open() override;
+  void set_rebuild(bool rebuild) { rebuild_ = rebuild; }
 
   // One transaction of up to `max_docs` documents; returns how many were read (0: caught
   // up). Needs only committed journal content, so `store` may be another process's.
@@ -125,6 +130,11 @@ class MaterializeTask final : public Task {
   std::unique_ptr<Impl> impl_;
   MaterializeStats stats_;
   Clock clock_;
+  bool rebuild_ = false;
 };
+
+// The command that back-fills `m`: `flowctl run --backfill NAME`, or for a one-off
+// materialization `flowctl materialize ... --backfill`.
+std::string BackfillCommand(const Materialization& m);
 
 }  // namespace flow::runtime

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "lambda/remote.h"
+#include "runtime/fingerprint.h"
 #include "lambda/sqlite.h"
 #include "schema/annotations.h"
 
@@ -341,9 +342,11 @@ Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& 
     if (!compiled) return compiled.error();
     plan.collections[c.spec->name] = compiled.value();
   }
+  auto fingerprints = TaskFingerprints(catalog, built);
   for (const auto& bd : built.derivations) {
     auto d = CompileDerivation(plan, bd, node);
     if (!d) return d.error();
+    d.value()->logic = fingerprints["derivation:" + bd.collection->name];
     plan.derivations.push_back(std::move(d.value()));
   }
   for (const auto& ms : catalog.materializations) {

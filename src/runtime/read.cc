@@ -70,7 +70,7 @@ Result<bool> CollectionReader::Refresh() {
     });
     if (!selected) continue;
     journals_.insert(j);
-    reader_.Add(0, j);
+    reader_.Add(0, j, store::GenerationOf(state, j).begin);
   }
   reader_.Advance(state);
   return true;

@@ -63,20 +63,20 @@ void SourceReader::Discover(const store::LedgerState& ledger) {
   for (size_t b = 0; b < bindings_.size(); ++b) {
     const Binding& binding = bindings_[b];
     for (const auto& j : store::CollectionJournals(ledger, binding.collection)) {
-      if (binding.partitions.Matches(binding.collection, j)) Add(b, j);
+      if (binding.partitions.Matches(binding.collection, j)) Add(b, j, store::GenerationOf(ledger, j).begin);
     }
   }
   Advance(ledger);
 }
 
-void SourceReader::Add(size_t b, const std::string& journal) {
+void SourceReader::Add(size_t b, const std::string& journal, uint64_t begin) {
   auto [key, added] = known_.insert(bindings_[b].key + "\t" + journal);
   if (!added) return;
   const std::string* name = &*journals_.insert(journal).first;
   auto off = initial_.find(*key);
   sources_.push_back(std::make_unique<Source>(
       Source{sources_.size(), b, &*key, name,
-             JournalCursor(dir_, journal, off == initial_.end() ? 0 : off->second)}));
+             JournalCursor(dir_, journal, off == initial_.end() ? begin : off->second)}));
   idle_.push_back(sources_.back().get());
 }
 

@@ -50,8 +50,9 @@ class SourceReader {
   // Adds, for each binding, the journals of `ledger` it selects that it does not read yet,
   // then Advances to `ledger`.
   void Discover(const store::LedgerState& ledger);
-  // Adds `journal` to binding `b`, when it does not read it yet (read once Advanced).
-  void Add(size_t b, const std::string& journal);
+  // Adds `journal` to binding `b`, when it does not read it yet (read once Advanced), from
+  // its checkpointed offset, else from `begin` (where its generation begins).
+  void Add(size_t b, const std::string& journal, uint64_t begin = 0);
   // Reads up to the committed heads of `ledger` from now on.
   void Advance(const store::LedgerState& ledger);
   // From the next Advance on, reads each journal only up to its offset in `limits`

@@ -20,11 +20,17 @@ constexpr int kMaxFailuresUntilIdle = 4;
 
 }  // namespace
 
+std::string StateText(const TaskStatus& s) {
+  if (s.kind == TaskKind::kCapture && s.counters.refused) return fmt::format("{} failed", s.counters.refused);
+  return ToString(s.state);
+}
+
 struct Supervisor::Entry {
   TaskKind kind = TaskKind::kDerivation;
   std::string name;
   std::string fingerprint;  // empty for one-off materializations
   bool one_off = false;
+  bool rebuild = false;  // a materialization's next opening rebuilds its tables (a back-fill)
   // Creates the task (connecting to a target), not yet opened.
   std::function<Result<std::unique_ptr<Task>>()> make;
   std::unique_ptr<Task> task;
@@ -64,7 +70,7 @@ void Supervisor::Log(const std::string& line) {
 }
 
 Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
-                               const std::map<std::string, std::string>& fingerprints) {
+                               const std::map<std::string, std::string>& fingerprints, Backfill backfill) {
   auto fingerprint = [&](const std::string& key) {
     auto it = fingerprints.find(key);
     return it == fingerprints.end() ? std::string() : it->second;
@@ -93,28 +99,62 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
     }
     return it->second;
   };
-  std::vector<std::unique_ptr<Entry>> fresh;  // new entries
-  std::vector<Entry*> derivations, materializations;
+  // Derivations whose logic changed since their checkpoint: back-filled, or warned about.
   for (const auto& spec : plan->derivations) {
     const std::string& name = spec->collection->name;
-    std::string fp = fingerprint("derivation:" + name);
-    if (Entry* kept = keep(TaskKind::kDerivation, name, fp)) {
-      derivations.push_back(kept);
-      continue;
+    if (backfill.derivations.count(name) || !LogicChanged(*spec, store_->committed())) continue;
+    if (options_.backfill_changed) {
+      Log(fmt::format("derivation `{}` changed since its checkpoint: back-filling it and what is downstream", name));
+      backfill.derivations.insert(name);
+    } else {
+      Log(fmt::format("warning: derivation `{}` changed since its checkpoint; it goes on from there, and what it "
+                      "derived before keeps the earlier logic: to derive everything again, run `flowctl run "
+                      "--backfill {}`",
+                      name, name));
     }
-    auto e = std::make_unique<Entry>();
-    e->kind = TaskKind::kDerivation;
-    e->name = name;
-    e->fingerprint = fp;
-    e->task = std::make_unique<DeriveTask>(spec, store_, stamper_, options_.clock);
-    if (auto opened = e->task->Open(); !opened) {
-      return Error(opened.error()).In(fmt::format("derivation `{}`", name));
-    }
-    e->state = TaskState::kRunning;
-    flow::Log(LogLevel::kInfo, "task started", {{"task", name}, {"kind", "derivation"}});
-    derivations.push_back(e.get());
-    fresh.push_back(std::move(e));
   }
+  backfill = Downstream(*plan, std::move(backfill));
+  std::vector<std::unique_ptr<Entry>> fresh;  // new entries
+  std::map<std::string, Entry*> opened_derivations;
+  // Those not back-filled open first, so that one that cannot open leaves the store as it was.
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1 && !backfill.derivations.empty()) {
+      std::vector<std::string> journals, checkpoints;
+      for (const auto& spec : plan->derivations) {
+        if (backfill.derivations.count(spec->collection->name)) {
+          BackfillScope(*spec, store_->committed(), &journals, &checkpoints);
+        }
+      }
+      if (auto reset = store_->Reset(journals, checkpoints); !reset) return reset.error();
+      for (const auto& name : backfill.derivations) {
+        flow::Log(LogLevel::kInfo, "back-filling", {{"task", name}, {"kind", "derivation"}});
+      }
+    }
+    for (const auto& spec : plan->derivations) {
+      const std::string& name = spec->collection->name;
+      bool backfilled = backfill.derivations.count(name) > 0;
+      if (backfilled != (pass == 1)) continue;
+      std::string fp = fingerprint("derivation:" + name);
+      if (Entry* kept = backfilled ? nullptr : keep(TaskKind::kDerivation, name, fp)) {
+        opened_derivations[name] = kept;
+        continue;
+      }
+      auto e = std::make_unique<Entry>();
+      e->kind = TaskKind::kDerivation;
+      e->name = name;
+      e->fingerprint = fp;
+      e->task = std::make_unique<DeriveTask>(spec, store_, stamper_, options_.clock);
+      if (auto opened = e->task->Open(); !opened) {
+        return Error(opened.error()).In(fmt::format("derivation `{}`", name));
+      }
+      e->state = TaskState::kRunning;
+      flow::Log(LogLevel::kInfo, "task started", {{"task", name}, {"kind", "derivation"}});
+      opened_derivations[name] = e.get();
+      fresh.push_back(std::move(e));
+    }
+  }
+  std::vector<Entry*> derivations, materializations;
+  for (const auto& spec : plan->derivations) derivations.push_back(opened_derivations[spec->collection->name]);
   // Materializations: unchanged ones keep their connection and position; the others are
   // (re)opened on their next step, from the checkpoint in the target.
   for (const auto& m : plan->materializations) {
@@ -124,11 +164,12 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
       continue;
     }
     std::string fp = fingerprint("materialization:" + m->name);
-    if (Entry* kept = keep(TaskKind::kMaterialization, m->name, fp)) {
+    bool rebuild = backfill.materializations.count(m->name) > 0;
+    if (Entry* kept = rebuild ? nullptr : keep(TaskKind::kMaterialization, m->name, fp)) {
       materializations.push_back(kept);
       continue;
     }
-    auto e = NewMaterialization(m);
+    auto e = NewMaterialization(m, rebuild);
     e->fingerprint = fp;
     flow::Log(LogLevel::kInfo, "task started", {{"task", m->name}, {"kind", "materialization"}});
     materializations.push_back(e.get());
@@ -178,15 +219,18 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
 }
 
 std::unique_ptr<Supervisor::Entry> Supervisor::NewMaterialization(
-    std::shared_ptr<const Materialization> m) {
+    std::shared_ptr<const Materialization> m, bool rebuild) {
   auto e = std::make_unique<Entry>();
   e->kind = TaskKind::kMaterialization;
   e->name = m->name;
-  e->make = [this, m]() -> Result<std::unique_ptr<Task>> {
+  e->rebuild = rebuild;
+  Entry* entry = e.get();
+  e->make = [this, m, entry]() -> Result<std::unique_ptr<Task>> {
     auto driver = ConnectTarget(*m);
     if (!driver) return driver.error();
-    return std::unique_ptr<Task>(std::make_unique<MaterializeTask>(
-        m, store_, std::move(driver.value()), stamper_, options_.clock));
+    auto task = std::make_unique<MaterializeTask>(m, store_, std::move(driver.value()), stamper_, options_.clock);
+    task->set_rebuild(entry->rebuild);
+    return std::unique_ptr<Task>(std::move(task));
   };
   return e;
 }
@@ -259,6 +303,7 @@ uint64_t Supervisor::StepMaterialization(Entry& e, Round* round) {
     if (opened) {
       e.task = std::move(made.value());
       e.committed = 0;
+      e.rebuild = false;  // rebuilt: a reopening goes on from the rebuild's checkpoint
     } else {
       n = opened.error();
     }

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "runtime/backfill.h"
 #include "runtime/ingest.h"
 #include "runtime/plan.h"
 #include "runtime/task.h"
@@ -49,6 +50,10 @@ struct TaskStatus {
   std::string error;  // the last error (halted, retrying)
 };
 
+// A task's state as the status view, metrics and summaries show it ("running", "halted",
+// ...); a capture that moved files to .failed shows "N failed".
+std::string StateText(const TaskStatus& s);
+
 class Supervisor {
  public:
   struct Options {
@@ -63,15 +68,23 @@ class Supervisor {
     // Receives warnings and errors, one line each, starting "warning: " or "error: "
     // (default: base's log).
     std::function<void(const std::string&)> log;
+    // A derivation whose logic changed since its checkpoint is back-filled, with everything
+    // downstream (develop's default); otherwise it goes on from its checkpoint with a warning
+    // naming the back-fill (run's).
+    bool backfill_changed = false;
   };
   Supervisor(store::Store* store, Stamper* stamper, Options options);
   ~Supervisor();
 
   // Runs `plan`'s tasks, keeping those whose fingerprint (TaskFingerprints) is unchanged
   // since the last Apply. A user error for a --materialization that the catalog lacks; an
-  // error opening a derivation is returned (nothing of the new plan is applied then).
+  // error opening a derivation is returned (nothing of the new plan is applied then, but
+  // the back-fills' resets are committed). `backfill` (runtime/backfill.h) and, with
+  // backfill_changed, the derivations whose logic changed, are back-filled with everything
+  // downstream: their collections and registers are reset in the store before they open,
+  // and the materializations rebuild their tables when they open.
   Result<bool> Apply(std::shared_ptr<const Plan> plan,
-                     const std::map<std::string, std::string>& fingerprints);
+                     const std::map<std::string, std::string>& fingerprints, Backfill backfill = {});
 
   // Adds a materialization that is not in the catalog (`flowctl materialize`, or one sent
   // to a running develop); it is kept across Apply.
@@ -104,7 +117,7 @@ class Supervisor {
  private:
   struct Entry;
   void Log(const std::string& line);
-  std::unique_ptr<Entry> NewMaterialization(std::shared_ptr<const Materialization> m);
+  std::unique_ptr<Entry> NewMaterialization(std::shared_ptr<const Materialization> m, bool rebuild = false);
   // One step of `e`: documents (captures: files) processed; an error only when the store
   // failed.
   Result<uint64_t> StepOnce(Entry& e, Round* round);

@@ -91,17 +91,24 @@ Result<bool> Store::Recover() {
     auto s = ledger_.Sync();
     if (!s) return s;
   }
-  if (scan.records == 0) {
+  if (scan.records == 0 || committed_.id.empty()) {
     // A new ledger (no data files exist, checked above) starts with a record naming no
     // heads: from then on an empty or missing ledger beside data is recognisable as damage.
-    std::string header = EncodeRecord({}, {});
+    // It carries the directory's identity, which a ledger of an earlier flowctl gets now.
+    committed_.id = NewIdentity();
+    std::string header = EncodeRecord({}, {}, committed_.id);
     auto w = ledger_.Append(header);
     if (w) w = ledger_.Sync();
-    if (w) w = io::SyncDir(dir_);
+    if (w && scan.records == 0) w = io::SyncDir(dir_);
     if (!w) return w;
-    valid = header.size();
+    valid += header.size();
   }
   ledger_size_ = valid;
+  // What resets left behind when the process died before removing it.
+  for (const auto& [journal, generation] : committed_.generations) {
+    auto r = RemoveObsolete(journal);
+    if (!r) return r;
+  }
   for (const auto& [name, head] : committed_.heads) {
     Journal* j = Get(name);
     j->head = j->written = head;
@@ -140,8 +147,8 @@ Result<bool> Store::RecoverSpool(const std::string& journal, const std::string& 
     if (f.begin <= persisted && f.end > persisted) persisted = f.end;
   }
   std::error_code ec;
-  if (head <= begin || persisted >= head) {
-    // Nothing committed in it, or all of it is in fragments already.
+  if (head <= begin || persisted >= head || begin < GenerationOf(committed_, journal).begin) {
+    // Nothing committed in it, all of it is in fragments already, or it was reset.
     fs::remove(path, ec);
     if (ec) return Error::Env(fmt::format("cannot remove {}: {}", path, ec.message()));
     return true;
@@ -270,7 +277,13 @@ Result<std::map<std::string, uint64_t>> Store::Commit(const std::map<std::string
   }
   touched_.clear();
   for (const auto& [name, head] : heads) committed_.heads[name] = head;
-  for (const auto& [k, v] : checkpoints) committed_.checkpoints[k] = v;
+  for (const auto& [k, v] : checkpoints) {
+    if (v.empty()) {
+      committed_.checkpoints.erase(k);
+    } else {
+      committed_.checkpoints[k] = v;
+    }
+  }
   ++stats_.commits;
   if (LogEnabled(LogLevel::kDebug)) {
     for (const auto& [name, head] : heads) Log(LogLevel::kDebug, "journal committed", {{"journal", name}, {"offset", head}});
@@ -281,6 +294,90 @@ Result<std::map<std::string, uint64_t>> Store::Commit(const std::map<std::string
     if (!c) return fail(c.error());
   }
   return heads;
+}
+
+Result<bool> Store::Wipe(const std::string& dir) {
+  // The journals go first, out of the lake at once (a rename); the ledger last, so that an
+  // interruption leaves a ledger naming missing fragments (refused when read), never
+  // fragments without their ledger being read as empty.
+  std::error_code ec;
+  std::string trash = dir + "/tmp/wiped-" + NewIdentity();
+  if (auto made = io::CreateDirs(trash); !made) return made;
+  for (const char* sub : {"lake", "spool"}) {
+    if (!fs::exists(dir + "/" + sub, ec)) continue;
+    fs::rename(dir + "/" + sub, trash + "/" + sub, ec);
+    if (ec) return Error::Env(fmt::format("cannot move {}/{} aside: {}", dir, sub, ec.message()));
+  }
+  if (auto synced = io::SyncDir(dir); !synced) return synced;
+  fs::remove(LedgerPath(dir), ec);
+  if (ec) return Error::Env(fmt::format("cannot remove {}: {}", LedgerPath(dir), ec.message()));
+  if (auto synced = io::SyncDir(dir); !synced) return synced;
+  fs::remove_all(dir + "/tmp", ec);
+  if (ec) return Error::Env(fmt::format("cannot remove {}/tmp: {}", dir, ec.message()));
+  return true;
+}
+
+Result<bool> Store::Reset(const std::vector<std::string>& journals, const std::vector<std::string>& cleared) {
+  if (failed_) return Poisoned();
+  if (!touched_.empty()) return Error::Internal("Store::Reset within a transaction");
+  std::map<std::string, Generation> next;
+  for (const auto& journal : journals) {
+    Generation g = GenerationOf(committed_, journal);
+    next[journal] = Generation{g.number + 1, HeadOf(committed_, journal)};
+  }
+  std::map<std::string, std::string> removed;
+  for (const auto& key : cleared) {
+    if (committed_.checkpoints.count(key)) removed[key] = "";
+  }
+  if (next.empty() && removed.empty()) return true;
+  auto a = AppendLedger(EncodeRecord({}, removed, "", next));
+  if (!a) {
+    failed_ = true;
+    return a;
+  }
+  // Committed.
+  for (const auto& [journal, g] : next) committed_.generations[journal] = g;
+  for (const auto& [key, _] : removed) committed_.checkpoints.erase(key);
+  for (const auto& [journal, g] : next) {
+    Log(LogLevel::kInfo, "journal reset", {{"journal", journal}, {"generation", g.number}, {"offset", g.begin}});
+    auto it = journals_.find(journal);
+    if (it != journals_.end() && it->second->spool.is_open()) {
+      Journal* j = it->second.get();
+      j->spool.Close();
+      j->spool_begin = j->persisted_end = j->head;
+    }
+    auto r = RemoveObsolete(journal);
+    if (!r) {
+      failed_ = true;
+      return r;
+    }
+  }
+  return true;
+}
+
+Result<bool> Store::RemoveObsolete(const std::string& journal) {
+  uint64_t begin = GenerationOf(committed_, journal).begin;
+  if (begin == 0) return true;
+  auto frags = ListFragments(dir_, journal);
+  if (!frags) return frags.error();
+  std::error_code ec;
+  for (const auto& f : *frags) {
+    if (f.end > begin) continue;
+    fs::remove(f.path, ec);
+    if (ec) return Error::Env(fmt::format("cannot remove {}: {}", f.path, ec.message()));
+  }
+  std::string sdir = SpoolDir(dir_, journal);
+  for (const auto& e : fs::directory_iterator(sdir, ec)) {
+    uint64_t sb = 0;
+    std::time_t created = 0;
+    Codec codec = Codec::kGzip;
+    if (!ParseSpoolName(e.path().filename().string(), &sb, &created, &codec) || sb >= begin) continue;
+    auto it = journals_.find(journal);
+    if (it != journals_.end() && it->second->spool.is_open() && it->second->spool_path == e.path().string()) continue;
+    fs::remove(e.path(), ec);
+    if (ec) return Error::Env(fmt::format("cannot remove {}: {}", e.path().string(), ec.message()));
+  }
+  return true;
 }
 
 Result<bool> Store::Abort() {
@@ -330,7 +427,7 @@ Result<bool> Store::CompactLedger() {
   std::string next = LedgerPath(dir_) + ".next";
   auto f = io::File::OpenAppend(next, true);
   if (!f) return f.error();
-  std::string record = EncodeRecord(committed_.heads, committed_.checkpoints);
+  std::string record = EncodeRecord(committed_.heads, committed_.checkpoints, committed_.id, committed_.generations);
   auto t = f->Truncate(0);
   if (!t) return t;
   auto w = f->Append(record);

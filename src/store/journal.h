@@ -40,11 +40,28 @@ struct JournalSpec {
   int64_t flush_interval = 0;            // seconds; a spool this old is persisted; 0: never
 };
 
-// What the ledger says: committed heads and task checkpoints (opaque text).
+// A journal's generation: 1 until it is first reset; each reset (Store::Reset) starts the
+// next, whose content begins at the head the journal had then. Offsets never go back: a
+// reset journal reads as empty from `begin` on, and the bytes before `begin` are gone.
+struct Generation {
+  uint64_t number = 1;
+  uint64_t begin = 0;
+};
+
+// What the ledger says: the data directory's identity, committed heads, generations of the
+// journals ever reset, and task checkpoints (opaque text).
 struct LedgerState {
+  // A random identity, given when the directory is created (or, for a directory of an
+  // earlier flowctl, when it is first opened for writing): a checkpoint recording another
+  // was taken over another directory. Empty only in a directory not yet opened by a writer.
+  std::string id;
   std::map<std::string, uint64_t> heads;
+  std::map<std::string, Generation> generations;  // journals never reset are absent
   std::map<std::string, std::string> checkpoints;
 };
+
+// The generation of `journal` in `state` (number 1, begin 0 when it was never reset).
+Generation GenerationOf(const LedgerState& state, const std::string& journal);
 
 // Reads the committed state of a data directory (empty when there is none yet). A torn or
 // corrupt final record is ignored, as recovery would discard it. Damage is an environment
@@ -116,9 +133,22 @@ class Store {
   Result<bool> Append(const std::string& journal, const JournalSpec& spec, std::string_view bytes);
 
   // Commits the current transaction: every append since the last Commit/Abort, and
-  // `checkpoints` (merged into the ledger's). Returns the new heads of the journals it
-  // touched. After a failure the store refuses further work; reopening recovers.
+  // `checkpoints` (merged into the ledger's; an empty value removes its key). Returns the
+  // new heads of the journals it touched. After a failure the store refuses further work;
+  // reopening recovers.
   Result<std::map<std::string, uint64_t>> Commit(const std::map<std::string, std::string>& checkpoints = {});
+
+  // Empties the data directory `dir`, whose lock the caller holds: its lake, spools and
+  // ledger go, and the next Open starts it afresh with a new identity, so that checkpoints
+  // taken over what it held are never applied to what it will hold. Re-running it after an
+  // interruption finishes it.
+  static Result<bool> Wipe(const std::string& dir);
+
+  // Resets `journals` to empty, with the checkpoints in `cleared` removed, in one commit (no
+  // transaction may be open): each journal starts its next generation at its current head,
+  // so no offset is ever reused, and what it held is deleted from the lake and the spools
+  // once the reset is committed (by recovery, if the process dies first).
+  Result<bool> Reset(const std::vector<std::string>& journals, const std::vector<std::string>& cleared);
 
   // Discards the current transaction's appends.
   Result<bool> Abort();
@@ -140,6 +170,8 @@ class Store {
   Result<bool> Persist(Journal* j);
   Result<bool> AppendLedger(const std::string& record);
   Result<bool> CompactLedger();
+  // Deletes the fragments and spools of `journal` that end before its generation's begin.
+  Result<bool> RemoveObsolete(const std::string& journal);
   Journal* Get(const std::string& journal);
   Error Poisoned() const;
 

@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <filesystem>
+#include <random>
 
 #include <fmt/format.h>
 #include <rapidjson/document.h>
@@ -37,12 +38,30 @@ bool ApplyRecord(std::string_view line, LedgerState* state) {
     if (!m.value.IsUint64()) return false;
     state->heads[std::string(m.name.GetString(), m.name.GetStringLength())] = m.value.GetUint64();
   }
+  auto id = d.FindMember("id");
+  if (id != d.MemberEnd()) {
+    if (!id->value.IsString()) return false;
+    state->id = id->value.GetString();
+  }
+  auto gens = d.FindMember("generations");
+  if (gens != d.MemberEnd()) {
+    if (!gens->value.IsObject()) return false;
+    for (const auto& m : gens->value.GetObject()) {
+      if (!m.value.IsArray() || m.value.Size() != 2 || !m.value[0].IsUint64() || !m.value[1].IsUint64()) return false;
+      state->generations[std::string(m.name.GetString(), m.name.GetStringLength())] =
+          Generation{m.value[0].GetUint64(), m.value[1].GetUint64()};
+    }
+  }
   auto cps = d.FindMember("checkpoints");
   if (cps != d.MemberEnd() && cps->value.IsObject()) {
     for (const auto& m : cps->value.GetObject()) {
       if (!m.value.IsString()) return false;
-      state->checkpoints[std::string(m.name.GetString(), m.name.GetStringLength())] =
-          std::string(m.value.GetString(), m.value.GetStringLength());
+      std::string key(m.name.GetString(), m.name.GetStringLength());
+      if (m.value.GetStringLength() == 0) {
+        state->checkpoints.erase(key);
+      } else {
+        state->checkpoints[key] = std::string(m.value.GetString(), m.value.GetStringLength());
+      }
     }
   }
   return true;
@@ -144,10 +163,27 @@ void CountDataFiles(const std::string& dir, uint64_t* fragments, uint64_t* spool
 }  // namespace
 
 std::string EncodeRecord(const std::map<std::string, uint64_t>& heads,
-                         const std::map<std::string, std::string>& checkpoints) {
+                         const std::map<std::string, std::string>& checkpoints, const std::string& id,
+                         const std::map<std::string, Generation>& generations) {
   rapidjson::StringBuffer sb;
   rapidjson::Writer<rapidjson::StringBuffer> w(sb);
   w.StartObject();
+  if (!id.empty()) {
+    w.Key("id");
+    w.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+  }
+  if (!generations.empty()) {
+    w.Key("generations");
+    w.StartObject();
+    for (const auto& [j, g] : generations) {
+      w.Key(j.data(), static_cast<rapidjson::SizeType>(j.size()));
+      w.StartArray();
+      w.Uint64(g.number);
+      w.Uint64(g.begin);
+      w.EndArray();
+    }
+    w.EndObject();
+  }
   w.Key("heads");
   w.StartObject();
   for (const auto& [j, h] : heads) {
@@ -169,6 +205,13 @@ std::string EncodeRecord(const std::map<std::string, uint64_t>& heads,
   uint32_t crc = static_cast<uint32_t>(
       crc32(0, reinterpret_cast<const Bytef*>(json.data()), static_cast<uInt>(json.size())));
   return fmt::format("{:08x} {}\n", crc, json);
+}
+
+std::string NewIdentity() {
+  std::random_device rd;  // the kernel's random source
+  std::string out;
+  for (int i = 0; i < 4; ++i) out += fmt::format("{:08x}", static_cast<uint32_t>(rd()));
+  return out;
 }
 
 Result<LedgerState> LoadLedger(const std::string& dir, LedgerScan* scan) {
@@ -210,6 +253,11 @@ Result<bool> CheckNotOrphaned(const std::string& dir, const LedgerScan& scan) {
       "data directory {} holds {} fragment(s) and {} spool(s), but its ledger {} {}: the record of "
       "what was committed is lost, so the directory is damaged, not empty. {}",
       dir, fragments, spools, LedgerPath(dir), what, WhatToDo(dir)));
+}
+
+Generation GenerationOf(const LedgerState& state, const std::string& journal) {
+  auto it = state.generations.find(journal);
+  return it == state.generations.end() ? Generation{} : it->second;
 }
 
 uint64_t HeadOf(const LedgerState& state, const std::string& journal) {

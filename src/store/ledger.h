@@ -15,9 +15,15 @@
 
 namespace flow::store {
 
-// Ledger records are lines: 8 hex digits of the CRC-32 of the JSON, a space, the JSON.
+// Ledger records are lines: 8 hex digits of the CRC-32 of the JSON, a space, the JSON:
+// `{"id": ..., "heads": {...}, "generations": {journal: [number, begin]}, "checkpoints":
+// {...}}`, where only `heads` is always present, and a checkpoint of "" removes its key.
 std::string EncodeRecord(const std::map<std::string, uint64_t>& heads,
-                         const std::map<std::string, std::string>& checkpoints);
+                         const std::map<std::string, std::string>& checkpoints, const std::string& id = "",
+                         const std::map<std::string, Generation>& generations = {});
+
+// A new random identity for a data directory (32 hex digits).
+std::string NewIdentity();
 
 // Reads and scans the ledger; a missing ledger scans as empty (`scan->exists` false).
 Result<LedgerState> LoadLedger(const std::string& dir, LedgerScan* scan);

@@ -116,8 +116,8 @@ expect_err 'unexpected column "extra"'
 expect_eq "the table is untouched" "$(sqlite3 -batch -noheader other/views/db.sqlite 'SELECT * FROM customers')" "x|1|2"
 
 # Fencing: while an instance works through a backlog, another instance over another data
-# directory takes the target over; the first is fenced off at its next transaction, writes
-# nothing more, and stops.
+# directory takes the target over (it must back-fill: the target's checkpoint is of the first
+# directory); the first is fenced off at its next transaction, writes nothing more, and stops.
 node -e 'for (let i = 0; i < 300000; i++) console.log(JSON.stringify({id: 1000 + i, customer: "c" + (i % 5000), total: 1}))' > backlog.jsonl
 expect_status 0 "$FLOWCTL" ingest acme/orders backlog.jsonl --data-dir data
 "$FLOWCTL" run --until-idle --data-dir data > first.out 2> first.err &
@@ -129,7 +129,10 @@ done
 mkdir -p second && cp flow.yaml t1.jsonl second/
 ln -s ../views second/views
 (cd second && "$FLOWCTL" ingest acme/orders t1.jsonl --data-dir data >/dev/null 2>&1)
-expect_status 0 bash -c "cd second && '$FLOWCTL' run --until-idle --data-dir data"
+expect_status 1 bash -c "cd second && '$FLOWCTL' run --until-idle --data-dir data"
+expect_err "materialization \`acme/views\`: its checkpoint was taken over another data directory"
+expect_err "flowctl run --backfill acme/views"
+expect_status 0 bash -c "cd second && '$FLOWCTL' run --until-idle --data-dir data --backfill acme/views"
 set +e
 wait $first
 rc=$?

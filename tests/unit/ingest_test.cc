@@ -79,7 +79,7 @@ TEST_CASE("ingest: one transaction commits to every collection and journal at on
   {
     std::ifstream in(t.path + "/ledger");
     std::getline(in, ledger);
-    CHECK(ledger.substr(8) == R"( {"heads":{}})");
+    CHECK(ledger.find(R"("heads":{}})") != std::string::npos);  // the first names no heads
     std::getline(in, ledger);
   }
   for (const auto& j : {"t/a/region=EU%20West/pivot=00", "t/a/region=US/pivot=00", "t/b/pivot=00"}) {

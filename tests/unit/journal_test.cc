@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <cstdio>
@@ -53,6 +54,14 @@ class TempDir {
   std::string path_;
 };
 
+
+// A ledger record holding `json`: its CRC-32, a space, the JSON and a newline.
+std::string LedgerRecord(const std::string& json) {
+  uLong crc = crc32(0, reinterpret_cast<const Bytef*>(json.data()), static_cast<uInt>(json.size()));
+  char hex[9];
+  std::snprintf(hex, sizeof hex, "%08lx", crc);
+  return std::string(hex) + " " + json + "\n";
+}
 
 std::unique_ptr<store::Store> OpenStore(const std::string& dir) { return Must(store::Store::Open(dir)); }
 
@@ -1074,15 +1083,99 @@ std::string ErrorOf(const Result<store::LedgerState>& r) {
 
 }  // namespace
 
-TEST_CASE("journal: a new ledger starts with a record naming no heads") {
+TEST_CASE("journal: a new ledger starts with a record naming no heads, with the directory's identity") {
   TempDir tmp;
   { auto s = OpenStore(tmp.path()); }
   std::string ledger = ReadFile(tmp / "ledger");
-  CHECK(ledger.substr(8) == " {\"heads\":{}}\n");
   auto state = Must(store::ReadLedger(tmp.path()));
+  REQUIRE(state.id.size() == 32);
+  CHECK(ledger.substr(8) == " {\"id\":\"" + state.id + "\",\"heads\":{}}\n");
   CHECK(state.heads.empty());
   { auto s = OpenStore(tmp.path()); }  // reopening adds nothing
   CHECK(ReadFile(tmp / "ledger") == ledger);
+  // Another directory gets another identity.
+  TempDir other;
+  { auto s = OpenStore(other.path()); }
+  CHECK(Must(store::ReadLedger(other.path())).id != state.id);
+}
+
+TEST_CASE("journal: a ledger of an earlier flowctl, without an identity, gets one when opened for writing") {
+  TempDir tmp;
+  { auto s = OpenStore(tmp.path()); }
+  WriteFile(tmp / "ledger", LedgerRecord("{\"heads\":{}}"));  // the header an earlier version wrote
+  CHECK(Must(store::ReadLedger(tmp.path())).id.empty());
+  { auto s = OpenStore(tmp.path()); }
+  std::string id = Must(store::ReadLedger(tmp.path())).id;
+  CHECK(id.size() == 32);
+  { auto s = OpenStore(tmp.path()); }  // kept
+  CHECK(Must(store::ReadLedger(tmp.path())).id == id);
+}
+
+TEST_CASE("journal: a reset starts a journal's next generation at its head, and removes what it held") {
+  TempDir tmp;
+  const std::string j = "c/pivot=00";
+  {
+    auto s = OpenStore(tmp.path());
+    Must(s->Append(j, {}, "one\ntwo\n"));
+    Must(s->Commit({{"task", "cp"}}));
+    Must(s->PersistAll());
+    Must(s->Append(j, {}, "three\n"));
+    Must(s->Commit());  // in the spool only
+    Must(s->Reset({j}, {"task"}));
+    CHECK(store::GenerationOf(s->committed(), j).number == 2);
+    CHECK(store::GenerationOf(s->committed(), j).begin == 14);
+    CHECK(s->committed().checkpoints.count("task") == 0);
+    CHECK(Must(store::ListFragments(tmp.path(), j)).empty());
+    Must(s->Append(j, {}, "four\n"));  // offsets go on from the head
+    auto heads = Must(s->Commit());
+    CHECK(heads[j] == 19);
+  }
+  auto s = OpenStore(tmp.path());  // recovery keeps the generation and the new content
+  CHECK(store::GenerationOf(s->committed(), j).number == 2);
+  CHECK(s->committed().heads.at(j) == 19);
+  store::JournalReader reader(tmp.path(), j, store::GenerationOf(s->committed(), j).begin);
+  std::string all, block;
+  while (Must(reader.Read(19, &block)) && !block.empty()) all += block;
+  CHECK(all == "four\n");
+  CHECK(store::GenerationOf(s->committed(), "other/pivot=00").number == 1);
+}
+
+TEST_CASE("journal: a reset committed before its files were removed is finished by recovery") {
+  TempDir tmp;
+  const std::string j = "c/pivot=00";
+  std::string persisted_before;
+  {
+    auto s = OpenStore(tmp.path());
+    Must(s->Append(j, {}, "one\n"));
+    Must(s->Commit());
+    Must(s->PersistAll());
+  }
+  auto frags = Must(store::ListFragments(tmp.path(), j));
+  REQUIRE(frags.size() == 1);
+  // The reset's record, as if the process died right after writing it.
+  WriteFile(tmp / "ledger", LedgerRecord("{\"generations\":{\"" + j + "\":[2,4]},\"heads\":{}}"), true);
+  auto s = OpenStore(tmp.path());
+  CHECK(Must(store::ListFragments(tmp.path(), j)).empty());
+  CHECK(store::GenerationOf(s->committed(), j).begin == 4);
+}
+
+TEST_CASE("journal: Wipe empties a data directory, which then opens with a new identity") {
+  TempDir tmp;
+  std::string id;
+  {
+    auto s = OpenStore(tmp.path());
+    id = s->committed().id;
+    Must(s->Append("c/pivot=00", {}, "one\n"));
+    Must(s->Commit());
+    Must(s->PersistAll());
+    Must(s->Append("c/pivot=00", {}, "two\n"));
+    Must(s->Commit());
+  }
+  Must(store::Store::Wipe(tmp.path()));
+  auto s = OpenStore(tmp.path());
+  CHECK(s->committed().heads.empty());
+  CHECK(s->committed().id != id);
+  CHECK(Must(store::ListFragments(tmp.path(), "c/pivot=00")).empty());
 }
 
 TEST_CASE(
