@@ -247,7 +247,9 @@ ReadProgress MaterializeTask::progress() const {
 Result<bool> MaterializeTask::Open() {
   std::vector<materialize::Table> tables;
   for (const auto& b : m_->bindings) tables.push_back(b.table);
-  auto checkpoint = impl_->driver->Open(m_->name, tables);
+  materialize::OpenOptions options;
+  options.backfill_hint = "flowctl run --backfill " + m_->name;
+  auto checkpoint = impl_->driver->Open(m_->name, tables, options);
   if (!checkpoint) return checkpoint.error();
   std::map<std::string, uint64_t> offsets;
   if (!checkpoint->empty()) {

@@ -164,7 +164,7 @@ std::string Json(const doc::Value& v) {
 
 void Open(Driver& d, const std::string& materialization, const std::vector<Table>& tables,
           const std::string& want_checkpoint = "") {
-  auto r = d.Open(materialization, tables);
+  auto r = d.Open(materialization, tables, {});
   REQUIRE_MESSAGE(r.ok(), r.error().message);
   CHECK(*r == want_checkpoint);
 }
@@ -429,7 +429,7 @@ TEST_CASE("postgres: instances opening at once get distinct fences") {
         errors[i] = d.error().message;
         return;
       }
-      auto r = (*d)->Open("test/race", {Simple("raced"), Simple("raced-delta", true)});
+      auto r = (*d)->Open("test/race", {Simple("raced"), Simple("raced-delta", true)}, {});
       if (!r.ok()) errors[i] = r.error().message;
       fences[i] = dynamic_cast<PostgresDriver&>(**d).fence();
     });
@@ -441,24 +441,28 @@ TEST_CASE("postgres: instances opening at once get distinct fences") {
 }
 
 TEST_CASE(
-    "postgres: a table with a different shape is an error showing the expected DDL, and nothing "
-    "changes") {
+    "postgres: a table with a shape that cannot be migrated is an error showing the expected DDL, "
+    "the differences and the back-fill; nothing changes") {
   Psql(
       "CREATE TABLE shaped (id TEXT PRIMARY KEY, extra INTEGER); INSERT INTO shaped VALUES ('x', "
       "1);");
   auto d = Connect();
-  auto r = d->Open("test/shape", {Simple("shape-sibling"), Simple("shaped")});
+  OpenOptions options;
+  options.backfill_hint = "flowctl run --backfill test/shape";
+  auto r = d->Open("test/shape", {Simple("shape-sibling"), Simple("shaped")}, options);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == Error::Code::kUser);
+  // "v" could be added, and "extra" left in place: only what cannot be migrated is listed.
   CHECK(r.error().message ==
-        "table `shaped` in target `pgtest` exists with a different shape; nothing was changed. "
-        "Expected:\n" +
+        "table `shaped` in target `pgtest` exists with a different shape that cannot be "
+        "migrated. Expected:\n" +
             CreateTableSql(Dialect::kPostgres, Simple("shaped")) +
             "\nDifferences:\n"
             "  - column \"id\" is text, expected BIGINT\n"
-            "  - missing column \"v\"\n"
-            "  - missing column \"flow_document\"\n"
-            "  - unexpected column \"extra\"");
+            "  - missing column \"flow_document\", which is NOT NULL: the existing rows have no "
+            "value for it\n"
+            "Nothing was changed; back-fill it to re-create the table: flowctl run --backfill "
+            "test/shape");
   CHECK(Psql("SELECT * FROM shaped") == "x|1\n");
   CHECK(Psql("SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = "
              "'shaped'::regclass AND attnum > 0") == "id,extra\n");
