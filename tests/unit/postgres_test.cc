@@ -549,3 +549,101 @@ TEST_CASE("postgres: a server that goes away mid-session is an environment error
   Run(Script() + " stop " + Quote(dir) + " 2>&1", &out);  // idempotent
   Run("rm -rf " + Quote(dir), &out);
 }
+
+TEST_CASE("postgres: compatible shape changes are migrated in Open's transaction, as Plan says") {
+  Docs docs;
+  Table before;
+  before.name = "evolving";
+  before.columns = {Col("id", "/id", kInteger, true, true), Col("s", "/s", kString, true, false, 8),
+                    Col("n", "/n", kInteger | kNull), Col("gone", "/gone", kBoolean, true),
+                    DocumentColumn()};
+  {
+    auto d = Connect();
+    Open(*d, "test/evolve", {before});
+    Store(*d, {{0, docs(R"({"id":1,"s":"short","n":2,"gone":true})")}}, "cp1");
+  }
+  // s: VARCHAR(8) → VARCHAR(20) and no longer required; n: integer → number; gone: no
+  // longer selected; added: new and nullable.
+  Table after;
+  after.name = "evolving";
+  after.columns = {Col("id", "/id", kInteger, true, true),
+                   Col("s", "/s", kString | kNull, false, false, 20),
+                   Col("n", "/n", kInteger | kNumber | kNull), Col("added", "/added", kString),
+                   DocumentColumn()};
+  auto d = Connect();
+  auto plan = d->Plan("test/evolve", {after}, {});
+  REQUIRE_MESSAGE(plan.ok(), plan.error().message);
+  CHECK(*plan == std::vector<std::string>{
+                     "ALTER TABLE \"evolving\" ALTER COLUMN \"s\" TYPE VARCHAR(20);",
+                     "ALTER TABLE \"evolving\" ALTER COLUMN \"s\" DROP NOT NULL;",
+                     "ALTER TABLE \"evolving\" ALTER COLUMN \"n\" TYPE DOUBLE PRECISION;",
+                     "ALTER TABLE \"evolving\" ADD COLUMN \"added\" TEXT;",
+                     "ALTER TABLE \"evolving\" ALTER COLUMN \"gone\" DROP NOT NULL;"});
+  Open(*d, "test/evolve", {after}, "cp1");
+  Store(*d, {{0, docs(R"({"id":2,"s":"a longer string","n":2.5,"added":"new"})")}}, "cp2");
+  CHECK(Psql("SELECT id, s, n, gone, added FROM evolving ORDER BY id") ==
+        "1|short|2|t|\n2|a longer string|2.5||new\n");
+  CHECK(Psql("SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || ' ' || "
+             "attnotnull, ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = "
+             "'evolving'::regclass AND attnum > 0") ==
+        "id bigint true, s character varying(20) false, n double precision false, gone boolean "
+        "false, flow_document json true, added text false\n");
+  auto again = d->Plan("test/evolve", {after}, {});
+  REQUIRE_MESSAGE(again.ok(), again.error().message);
+  CHECK(again->empty());
+  // Narrowing back is refused.
+  auto narrowed = d->Open("test/evolve", {before}, {});
+  REQUIRE_FALSE(narrowed.ok());
+  CHECK_MESSAGE(narrowed.error().message.find("  - column \"s\" is character varying(20), "
+                                              "expected VARCHAR(8)\n") != std::string::npos,
+                narrowed.error().message);
+}
+
+TEST_CASE("postgres: a rebuild re-creates the tables and resets the checkpoint atomically") {
+  Docs docs;
+  {
+    auto d = Connect();
+    Open(*d, "test/rebuild", {Simple("rebuilt")});
+    Store(*d, {{0, docs(R"({"id":1,"v":"a"})")}}, "cp1");
+  }
+  Table other = Simple("rebuilt");
+  other.columns[1] = Col("v", "/v", kInteger, true);  // incompatible: TEXT → BIGINT NOT NULL
+  OpenOptions rebuild;
+  rebuild.rebuild = true;
+  rebuild.reset_checkpoint = "cp0";
+  auto d = Connect();
+  auto plan = d->Plan("test/rebuild", {other}, rebuild);
+  REQUIRE_MESSAGE(plan.ok(), plan.error().message);
+  CHECK(*plan == std::vector<std::string>{"DROP TABLE IF EXISTS \"rebuilt\";",
+                                          CreateTableSql(Dialect::kPostgres, other)});
+  // A view on the table makes the DROP fail: nothing changes.
+  Psql("CREATE VIEW rebuilt_view AS SELECT * FROM rebuilt;");
+  auto failed = d->Open("test/rebuild", {other}, rebuild);
+  REQUIRE_FALSE(failed.ok());
+  CHECK(Psql("SELECT id, v FROM rebuilt") == "1|a\n");
+  CHECK(Psql("SELECT fence, checkpoint FROM flow_checkpoints WHERE materialization = "
+             "'test/rebuild'") == "1|cp1\n");
+  Psql("DROP VIEW rebuilt_view;");
+  d = Connect();
+  auto opened = d->Open("test/rebuild", {other}, rebuild);
+  REQUIRE_MESSAGE(opened.ok(), opened.error().message);
+  CHECK(*opened == "cp0");
+  CHECK(Psql("SELECT count(*) FROM rebuilt") == "0\n");
+  CHECK(Psql("SELECT fence, checkpoint FROM flow_checkpoints WHERE materialization = "
+             "'test/rebuild'") == "2|cp0\n");
+  Store(*d, {{0, docs(R"({"id":1,"v":5})")}}, "cp1");
+  CHECK(Psql("SELECT id, v FROM rebuilt") == "1|5\n");
+  // Dropped by hand, with its checkpoint stored: refused, naming the back-fill.
+  Psql("DROP TABLE rebuilt;");
+  OpenOptions hinted;
+  hinted.backfill_hint = "flowctl run --backfill test/rebuild";
+  auto r = Connect()->Open("test/rebuild", {other}, hinted);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Error::Code::kUser);
+  CHECK(r.error().message ==
+        "table `rebuilt` is missing from target `pgtest`, although flow_checkpoints holds a "
+        "checkpoint for materialization `test/rebuild`: creating it empty would silently miss "
+        "every document before that checkpoint. Nothing was changed; back-fill it: flowctl run "
+        "--backfill test/rebuild");
+  CHECK(Psql("SELECT to_regclass('rebuilt') IS NULL") == "t\n");
+}
