@@ -22,8 +22,9 @@ std::string Upper(std::string s) {
   return s;
 }
 
-// The spelling a database reports for a type we declare.
-std::string Canonical(Dialect dialect, std::string type) {
+}  // namespace
+
+std::string CanonicalType(Dialect dialect, std::string type) {
   type = Upper(type);
   if (dialect == Dialect::kPostgres) {
     if (type == "BIGINT" || type == "INT8") return "BIGINT";
@@ -33,8 +34,6 @@ std::string Canonical(Dialect dialect, std::string type) {
   }
   return type;
 }
-
-}  // namespace
 
 bool Column::NotNull() const { return key || document || (must_exist && !(types & kNull)); }
 
@@ -100,50 +99,6 @@ std::string CreateCheckpointsSql(Dialect dialect) {
       "  checkpoint {} NOT NULL\n"
       ");",
       dialect == Dialect::kPostgres ? "TEXT" : "TEXT");
-}
-
-std::vector<std::string> DiffTable(Dialect dialect, const Table& table, const std::vector<ExistingColumn>& existing) {
-  std::vector<std::string> diffs;
-  for (const auto& c : table.columns) {
-    auto e = std::find_if(existing.begin(), existing.end(), [&](const ExistingColumn& x) { return x.name == c.field; });
-    if (e == existing.end()) {
-      diffs.push_back(fmt::format("missing column {}", QuoteIdentifier(c.field)));
-      continue;
-    }
-    std::string want = Canonical(dialect, ColumnType(dialect, c));
-    std::string have = Canonical(dialect, e->type);
-    if (have != want) diffs.push_back(fmt::format("column {} is {}, expected {}", QuoteIdentifier(c.field), e->type, want));
-    // A primary-key column is NOT NULL whether declared so or not (SQLite reports it as is).
-    bool not_null = e->not_null || (dialect == Dialect::kPostgres && e->key_position > 0);
-    if (c.NotNull() && !not_null && !(c.key && e->key_position > 0)) {
-      diffs.push_back(fmt::format("column {} may be NULL, expected NOT NULL", QuoteIdentifier(c.field)));
-    } else if (!c.NotNull() && e->not_null) {
-      diffs.push_back(fmt::format("column {} is NOT NULL, expected nullable", QuoteIdentifier(c.field)));
-    }
-  }
-  for (const auto& e : existing) {
-    bool known = std::any_of(table.columns.begin(), table.columns.end(), [&](const Column& c) { return c.field == e.name; });
-    if (!known) diffs.push_back(fmt::format("unexpected column {}", QuoteIdentifier(e.name)));
-  }
-  std::vector<std::string> want_key, have_key;
-  if (!table.delta_updates) {
-    for (const Column* k : table.KeyColumns()) want_key.push_back(k->field);
-  }
-  std::vector<const ExistingColumn*> keyed;
-  for (const auto& e : existing) {
-    if (e.key_position > 0) keyed.push_back(&e);
-  }
-  std::sort(keyed.begin(), keyed.end(), [](const auto* a, const auto* b) { return a->key_position < b->key_position; });
-  for (const auto* e : keyed) have_key.push_back(e->name);
-  if (have_key != want_key) {
-    auto list = [](const std::vector<std::string>& v) {
-      std::vector<std::string> q;
-      for (const auto& n : v) q.push_back(QuoteIdentifier(n));
-      return q.empty() ? std::string("none") : fmt::format("({})", fmt::join(q, ", "));
-    };
-    diffs.push_back(fmt::format("the primary key is {}, expected {}", list(have_key), list(want_key)));
-  }
-  return diffs;
 }
 
 std::string IdentifierProblem(Dialect dialect, const Table& table) {

@@ -44,13 +44,12 @@ struct ExistingColumn {
   std::string name;
   std::string type;  // as declared, e.g. "BIGINT", "character varying(32)"
   bool not_null = false;
-  int key_position = 0;  // 1-based position in the primary key; 0 when not in it
+  int key_position = 0;     // 1-based position in the primary key; 0 when not in it
+  std::string default_sql;  // SQLite: the DEFAULT expression as declared; "" when none
 };
 
-// The differences between an existing table and `table`, one line each ("column `x` is
-// TEXT, expected BIGINT"; "missing column `y`"; "unexpected column `z`"; "the primary key
-// is (a), expected (a, b)"). Empty when they match. Types compare by the dialect's
-// spellings (e.g. PostgreSQL reports "character varying(32)" for VARCHAR(32)).
-std::vector<std::string> DiffTable(Dialect dialect, const Table& table, const std::vector<ExistingColumn>& existing);
+// A type as the database reports it, in the spelling flowctl declares it (PostgreSQL's
+// "character varying(32)" is "VARCHAR(32)", "int8" is "BIGINT"; upper case).
+std::string CanonicalType(Dialect dialect, std::string type);
 
 }  // namespace flow::materialize

@@ -49,24 +49,37 @@ inline std::string RowKeyJson(const Table& t, const doc::Value& document) {
 
 // How Open treats the tables of a materialization.
 struct OpenOptions {
+  // Drop and re-create every table, and set the checkpoint to `reset_checkpoint`.
   bool rebuild = false;
+  // The checkpoint a rebuild writes (the runtime's; may be "").
   std::string reset_checkpoint;
+  // The command that back-fills this materialization (e.g. "flowctl run --backfill
+  // acme/m"): errors that need a back-fill end with it.
   std::string backfill_hint;
 };
 
 class Driver {
  public:
   virtual ~Driver() = default;
-  Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables,
-                           const OpenOptions&) {
-    return Open(materialization, tables);
-  }
 
-  // Creates the checkpoints table and the missing tables; checks that existing tables have
-  // the expected shape (a user error showing the expected DDL and the differences; nothing
-  // is dropped); then increments the materialization's fence and returns its stored
-  // checkpoint ("" when it has none yet). Environment errors for an unreachable database.
-  virtual Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables) = 0;
+  // In one database transaction: creates the checkpoints table; brings the tables to their
+  // expected shape (Plan's statements: creates missing ones, migrates compatible changes,
+  // or drops and re-creates them all for a rebuild, whose checkpoint is then
+  // `options.reset_checkpoint`); increments the materialization's fence. Returns the
+  // stored checkpoint ("" when it has none yet). A change that needs a back-fill (an
+  // incompatible shape; a missing table while a checkpoint is stored) is a user error
+  // ending with `options.backfill_hint`, and nothing is changed. Environment errors for an
+  // unreachable database.
+  virtual Result<std::string> Open(const std::string& materialization,
+                                   const std::vector<Table>& tables,
+                                   const OpenOptions& options) = 0;
+
+  // The DDL statements Open would run (CREATE TABLE for `flow_checkpoints` and missing
+  // tables, the ALTERs of a migration, the DROP and CREATE of a rebuild), in order, without
+  // running anything; or the error Open would give. Empty when nothing would change.
+  virtual Result<std::vector<std::string>> Plan(const std::string& materialization,
+                                                const std::vector<Table>& tables,
+                                                const OpenOptions& options) = 0;
 
   // Loads the stored `flow_document` of each key of binding `table` that has one, calling
   // `found(i, json)` with the index into `keys` (each key: its values in key order). A key

@@ -13,6 +13,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "materialize/migrate.h"
+
 namespace flow::materialize {
 namespace {
 
@@ -302,18 +304,30 @@ class Session {
   mutable std::string last_copy_column_;
 };
 
-// Reads the columns of every one of `tables` that exists in target `target`: an error listing
-// every table whose shape differs; the tables that do not exist go to `missing`.
-Result<bool> CheckTables(Session& s, const std::vector<Table>& tables, const std::string& target,
-                         std::vector<const Table*>* missing) {
-  std::vector<std::string> mismatches;
+// The stored checkpoint of `materialization` ("" when there is none); flow_checkpoints
+// must exist.
+Result<std::string> StoredCheckpoint(Session& s, const std::string& materialization) {
+  auto r = s.Exec("SELECT checkpoint FROM flow_checkpoints WHERE materialization = $1",
+                  {materialization}, "reading the checkpoint");
+  if (!r) return r.error();
+  return std::string(PQntuples(r->get()) > 0 ? PQgetvalue(r->get(), 0, 0) : "");
+}
+
+// The statements that bring `tables` to their shape (PlanMigration), from the columns of
+// each that exists; `checkpoint` is the stored one.
+Result<std::vector<std::string>> Migration(Session& s, const std::vector<Table>& tables,
+                                           const std::string& target,
+                                           const std::string& materialization,
+                                           const std::string& checkpoint,
+                                           const OpenOptions& options) {
+  std::vector<std::optional<ExistingTable>> existing;
   for (const Table& table : tables) {
     std::string what = fmt::format("reading the columns of table `{}`", table.name);
     auto exists =
         s.Exec("SELECT to_regclass($1) IS NOT NULL", {QuoteIdentifier(table.name)}, what.c_str());
     if (!exists) return exists.error();
     if (PQgetvalue(exists->get(), 0, 0)[0] != 't') {
-      missing->push_back(&table);
+      existing.emplace_back();
       continue;
     }
     auto columns = s.Exec(
@@ -327,23 +341,20 @@ Result<bool> CheckTables(Session& s, const std::vector<Table>& tables, const std
         "ORDER BY a.attnum",
         {QuoteIdentifier(table.name)}, what.c_str());
     if (!columns) return columns.error();
-    std::vector<ExistingColumn> existing;
+    ExistingTable t;
     PGresult* r = columns->get();
     for (int i = 0; i < PQntuples(r); ++i) {
-      existing.push_back({PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0] == 't',
-                          std::atoi(PQgetvalue(r, i, 3))});
+      t.columns.push_back({PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2)[0] == 't',
+                           std::atoi(PQgetvalue(r, i, 3)), ""});
     }
-    std::vector<std::string> diffs = DiffTable(Dialect::kPostgres, table, existing);
-    if (diffs.empty()) continue;
-    std::string m = fmt::format(
-        "table `{}` in target `{}` exists with a different shape; nothing was changed. "
-        "Expected:\n{}\nDifferences:",
-        table.name, target, CreateTableSql(Dialect::kPostgres, table));
-    for (const auto& d : diffs) m += "\n  - " + d;
-    mismatches.push_back(std::move(m));
+    existing.emplace_back(std::move(t));
   }
-  if (!mismatches.empty()) return Error::User(fmt::format("{}", fmt::join(mismatches, "\n")));
-  return true;
+  MigrationContext context;
+  context.dialect = Dialect::kPostgres;
+  context.target = fmt::format("target `{}`", target);
+  context.materialization = materialization;
+  context.has_checkpoint = !checkpoint.empty();
+  return PlanMigration(context, tables, existing, options);
 }
 
 // The query Load runs for `table` (its columns quoted in `columns`, with `kinds` and `keys`
@@ -465,17 +476,46 @@ Result<std::unique_ptr<Driver>> PostgresDriver::Connect(const std::string& uri,
   return std::unique_ptr<Driver>(new PostgresDriver(conn, target_name, std::move(password)));
 }
 
+Result<std::vector<std::string>> PostgresDriver::Plan(const std::string& materialization,
+                                                      const std::vector<Table>& tables,
+                                                      const OpenOptions& options) {
+  std::string names = fmt::format("PostgreSQL target `{}`", target_);
+  if (auto r = CheckIdentifiers(Dialect::kPostgres, tables, names); !r) return r.error();
+  Session s(conn_, target_, password_);
+  auto fail = [&](Error e) -> Result<std::vector<std::string>> {
+    s.Rollback();
+    return e;
+  };
+  // One snapshot for every read.
+  auto begin = s.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting a transaction");
+  if (!begin) return fail(begin.error());
+  auto exists =
+      s.Exec("SELECT to_regclass('flow_checkpoints') IS NOT NULL", "reading flow_checkpoints");
+  if (!exists) return fail(exists.error());
+  bool checkpoints = PQgetvalue(exists->get(), 0, 0)[0] == 't';
+  std::string checkpoint;
+  if (checkpoints) {
+    auto cp = StoredCheckpoint(s, materialization);
+    if (!cp) return fail(cp.error());
+    checkpoint = *cp;
+  }
+  auto statements = Migration(s, tables, target_, materialization, checkpoint, options);
+  if (!statements) return fail(statements.error());
+  if (auto r = s.Exec("COMMIT", "ending the transaction"); !r) return fail(r.error());
+  if (!checkpoints)
+    statements->insert(statements->begin(), CreateCheckpointsSql(Dialect::kPostgres));
+  return statements;
+}
+
 Result<std::string> PostgresDriver::Open(const std::string& materialization,
-                                         const std::vector<Table>& tables) {
+                                         const std::vector<Table>& tables,
+                                         const OpenOptions& options) {
   Session s(conn_, target_, password_);
   bindings_.clear();
   fence_ = 0;
   materialization_ = materialization;
-  for (const auto& t : tables) {
-    if (auto problem = IdentifierProblem(Dialect::kPostgres, t); !problem.empty()) {
-      return Error::User(fmt::format("PostgreSQL target `{}`: {}", target_, problem));
-    }
-  }
+  std::string names = fmt::format("PostgreSQL target `{}`", target_);
+  if (auto r = CheckIdentifiers(Dialect::kPostgres, tables, names); !r) return r.error();
 
   auto fail = [&](Error e) -> Result<std::string> {
     s.Rollback();
@@ -490,13 +530,22 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
   if (auto r = s.Exec(CreateCheckpointsSql(Dialect::kPostgres), "creating flow_checkpoints"); !r)
     return fail(r.error());
 
-  // Check every existing table before creating any, so that a mismatch changes nothing.
-  std::vector<const Table*> missing;
-  if (auto r = CheckTables(s, tables, target_, &missing); !r) return fail(r.error());
-  for (const Table* table : missing) {
-    std::string what = fmt::format("creating table `{}`", table->name);
-    if (auto r = s.Exec(CreateTableSql(Dialect::kPostgres, *table), what.c_str()); !r)
+  // Every table is checked before any is changed, so that an error changes nothing.
+  auto stored = StoredCheckpoint(s, materialization);
+  if (!stored) return fail(stored.error());
+  auto statements = Migration(s, tables, target_, materialization, *stored, options);
+  if (!statements) return fail(statements.error());
+  for (const auto& sql : *statements) {
+    if (auto r = s.Exec(sql, "changing the tables"); !r) return fail(r.error());
+  }
+  if (options.rebuild) {
+    if (auto r = s.Exec("INSERT INTO flow_checkpoints (materialization, fence, checkpoint) VALUES "
+                        "($1, 0, $2) ON CONFLICT (materialization) DO UPDATE SET checkpoint = "
+                        "EXCLUDED.checkpoint",
+                        {materialization, options.reset_checkpoint}, "resetting the checkpoint");
+        !r) {
       return fail(r.error());
+    }
   }
 
   for (size_t t = 0; t < tables.size(); ++t) {

@@ -31,8 +31,11 @@ class PostgresDriver final : public Driver {
   PostgresDriver(const PostgresDriver&) = delete;
   PostgresDriver& operator=(const PostgresDriver&) = delete;
 
-  Result<std::string> Open(const std::string& materialization,
-                           const std::vector<Table>& tables) override;
+  Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables,
+                           const OpenOptions& options) override;
+  Result<std::vector<std::string>> Plan(const std::string& materialization,
+                                        const std::vector<Table>& tables,
+                                        const OpenOptions& options) override;
   Result<bool> Load(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
                     const std::function<void(size_t, std::string_view)>& found,
                     size_t* failed_key = nullptr) override;

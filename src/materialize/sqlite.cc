@@ -4,10 +4,12 @@
 
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "doc/value.h"
+#include "materialize/migrate.h"
 
 namespace flow::materialize {
 namespace {
@@ -52,17 +54,14 @@ class SqliteDriver : public Driver {
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
-  Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables) override {
+  Result<std::string> Open(const std::string& materialization, const std::vector<Table>& tables,
+                           const OpenOptions& options) override {
     materialization_ = materialization;
     tables_ = tables;
-    for (const auto& t : tables) {
-      if (auto problem = IdentifierProblem(Dialect::kSqlite, t); !problem.empty()) {
-        return Error::User(fmt::format("target `{}` ({}): {}", target_, path_, problem));
-      }
-    }
+    if (auto problem = CheckIdentifiers(tables); !problem) return problem.error();
     auto b = Exec("BEGIN IMMEDIATE");
     if (!b) return b.error();
-    auto result = OpenInTransaction();
+    auto result = OpenInTransaction(options);
     if (!result) {
       auto r = Exec("ROLLBACK");
       (void)r;
@@ -101,6 +100,19 @@ class SqliteDriver : public Driver {
     if (!cp) return cp.error();
     checkpoint_ = std::move(cp.value());
     return stored_checkpoint_;
+  }
+
+  Result<std::vector<std::string>> Plan(const std::string& materialization,
+                                        const std::vector<Table>& tables,
+                                        const OpenOptions& options) override {
+    if (auto problem = CheckIdentifiers(tables); !problem) return problem.error();
+    // One read transaction, so that what is read is one state of the database.
+    auto b = Exec("BEGIN");
+    if (!b) return b.error();
+    auto result = PlanInTransaction(materialization, tables, options);
+    auto c = Exec(result ? "COMMIT" : "ROLLBACK");
+    if (result && !c) return c.error();
+    return result;
   }
 
   Result<bool> Load(size_t table, const std::vector<std::vector<const doc::Value*>>& keys,
@@ -164,36 +176,118 @@ class SqliteDriver : public Driver {
   }
 
  private:
-  Result<std::string> OpenInTransaction() {
+  Result<bool> CheckIdentifiers(const std::vector<Table>& tables) const {
+    return materialize::CheckIdentifiers(Dialect::kSqlite, tables,
+                                         fmt::format("target `{}` ({})", target_, path_));
+  }
+
+  // The stored checkpoint of `materialization` ("" when flow_checkpoints has none).
+  Result<std::string> StoredCheckpoint(const std::string& materialization) {
+    auto st = Prepare("SELECT checkpoint FROM flow_checkpoints WHERE materialization = ?");
+    if (!st) return st.error();
+    sqlite3_bind_text(st->get(), 1, materialization.data(),
+                      static_cast<int>(materialization.size()), SQLITE_STATIC);
+    std::string checkpoint;
+    if (sqlite3_step(st->get()) == SQLITE_ROW) {
+      const unsigned char* cp = sqlite3_column_text(st->get(), 0);
+      checkpoint = cp ? reinterpret_cast<const char*>(cp) : "";
+    }
+    return checkpoint;
+  }
+
+  // The table named `name` as the database describes it; nullopt when there is none.
+  Result<std::optional<ExistingTable>> ReadTable(const std::string& name) {
+    auto info = Prepare(fmt::format("PRAGMA table_info({})", QuoteIdentifier(name)));
+    if (!info) return info.error();
+    ExistingTable table;
+    while (sqlite3_step(info->get()) == SQLITE_ROW) {
+      auto text = [&](int i) {
+        const unsigned char* t = sqlite3_column_text(info->get(), i);
+        return std::string(t ? reinterpret_cast<const char*>(t) : "");
+      };
+      ExistingColumn e;
+      e.name = text(1);
+      e.type = text(2);
+      e.not_null = sqlite3_column_int(info->get(), 3) != 0;
+      e.default_sql = text(4);
+      e.key_position = sqlite3_column_int(info->get(), 5);
+      table.columns.push_back(std::move(e));
+    }
+    if (table.columns.empty()) return std::optional<ExistingTable>();
+    auto deps = Prepare(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') AND "
+        "sql IS NOT NULL ORDER BY type, name");
+    if (!deps) return deps.error();
+    sqlite3_bind_text(deps->get(), 1, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
+    while (sqlite3_step(deps->get()) == SQLITE_ROW) {
+      table.dependents.push_back(
+          reinterpret_cast<const char*>(sqlite3_column_text(deps->get(), 0)));
+    }
+    return std::optional<ExistingTable>(std::move(table));
+  }
+
+  // The statements that bring `tables` to their shape (PlanMigration), from what the
+  // database holds now; `checkpoint` is the stored one.
+  Result<std::vector<std::string>> Migration(const std::string& materialization,
+                                             const std::vector<Table>& tables,
+                                             const std::string& checkpoint,
+                                             const OpenOptions& options) {
+    std::vector<std::optional<ExistingTable>> existing;
+    for (const auto& t : tables) {
+      auto read = ReadTable(t.name);
+      if (!read) return read.error();
+      existing.push_back(std::move(read.value()));
+    }
+    MigrationContext context;
+    context.dialect = Dialect::kSqlite;
+    context.target = fmt::format("target `{}` ({})", target_, path_);
+    context.materialization = materialization;
+    context.has_checkpoint = !checkpoint.empty();
+    return PlanMigration(context, tables, existing, options);
+  }
+
+  Result<std::vector<std::string>> PlanInTransaction(const std::string& materialization,
+                                                     const std::vector<Table>& tables,
+                                                     const OpenOptions& options) {
+    auto exists = Prepare(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'flow_checkpoints'");
+    if (!exists) return exists.error();
+    if (sqlite3_step(exists->get()) != SQLITE_ROW) return Failure("cannot read the schema").error();
+    bool checkpoints = sqlite3_column_int(exists->get(), 0) > 0;
+    std::string checkpoint;
+    if (checkpoints) {
+      auto cp = StoredCheckpoint(materialization);
+      if (!cp) return cp.error();
+      checkpoint = *cp;
+    }
+    auto statements = Migration(materialization, tables, checkpoint, options);
+    if (!statements) return statements;
+    if (!checkpoints)
+      statements->insert(statements->begin(), CreateCheckpointsSql(Dialect::kSqlite));
+    return statements;
+  }
+
+  Result<std::string> OpenInTransaction(const OpenOptions& options) {
     auto c = Exec(CreateCheckpointsSql(Dialect::kSqlite));
     if (!c) return c.error();
-    for (const auto& t : tables_) {
-      auto info = Prepare(fmt::format("PRAGMA table_info({})", QuoteIdentifier(t.name)));
-      if (!info) return info.error();
-      std::vector<ExistingColumn> existing;
-      while (sqlite3_step(info->get()) == SQLITE_ROW) {
-        ExistingColumn e;
-        e.name = reinterpret_cast<const char*>(sqlite3_column_text(info->get(), 1));
-        const unsigned char* type = sqlite3_column_text(info->get(), 2);
-        e.type = type ? reinterpret_cast<const char*>(type) : "";
-        e.not_null = sqlite3_column_int(info->get(), 3) != 0;
-        e.key_position = sqlite3_column_int(info->get(), 5);
-        existing.push_back(std::move(e));
-      }
-      if (existing.empty()) {
-        auto created = Exec(CreateTableSql(Dialect::kSqlite, t));
-        if (!created) return created.error();
-        continue;
-      }
-      auto diffs = DiffTable(Dialect::kSqlite, t, existing);
-      if (!diffs.empty()) {
-        std::string message = fmt::format(
-            "table {} in target `{}` ({}) exists with a different shape; nothing was changed. Expected:\n{}\n"
-            "Differences:",
-            QuoteIdentifier(t.name), target_, path_, CreateTableSql(Dialect::kSqlite, t));
-        for (const auto& d : diffs) message += "\n  - " + d;
-        return Error::User(message);
-      }
+    auto checkpoint = StoredCheckpoint(materialization_);
+    if (!checkpoint) return checkpoint.error();
+    auto statements = Migration(materialization_, tables_, *checkpoint, options);
+    if (!statements) return statements.error();
+    for (const auto& sql : *statements) {
+      if (auto r = Exec(sql); !r) return r.error();
+    }
+    if (options.rebuild) {
+      auto reset = Prepare(
+          "INSERT INTO flow_checkpoints (materialization, fence, checkpoint) VALUES (?, 0, ?) "
+          "ON CONFLICT (materialization) DO UPDATE SET checkpoint = excluded.checkpoint");
+      if (!reset) return reset.error();
+      sqlite3_bind_text(reset->get(), 1, materialization_.data(),
+                        static_cast<int>(materialization_.size()), SQLITE_STATIC);
+      sqlite3_bind_text(reset->get(), 2, options.reset_checkpoint.data(),
+                        static_cast<int>(options.reset_checkpoint.size()), SQLITE_STATIC);
+      if (sqlite3_step(reset->get()) != SQLITE_DONE)
+        return Failure("cannot write flow_checkpoints").error();
     }
     auto ins = Prepare("INSERT OR IGNORE INTO flow_checkpoints (materialization, fence, checkpoint) VALUES (?, 0, '')");
     if (!ins) return ins.error();

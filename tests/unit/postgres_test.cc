@@ -164,7 +164,7 @@ std::string Json(const doc::Value& v) {
 
 void Open(Driver& d, const std::string& materialization, const std::vector<Table>& tables,
           const std::string& want_checkpoint = "") {
-  auto r = d.Open(materialization, tables);
+  auto r = d.Open(materialization, tables, {});
   REQUIRE_MESSAGE(r.ok(), r.error().message);
   CHECK(*r == want_checkpoint);
 }
@@ -429,7 +429,7 @@ TEST_CASE("postgres: instances opening at once get distinct fences") {
         errors[i] = d.error().message;
         return;
       }
-      auto r = (*d)->Open("test/race", {Simple("raced"), Simple("raced-delta", true)});
+      auto r = (*d)->Open("test/race", {Simple("raced"), Simple("raced-delta", true)}, {});
       if (!r.ok()) errors[i] = r.error().message;
       fences[i] = dynamic_cast<PostgresDriver&>(**d).fence();
     });
@@ -441,24 +441,28 @@ TEST_CASE("postgres: instances opening at once get distinct fences") {
 }
 
 TEST_CASE(
-    "postgres: a table with a different shape is an error showing the expected DDL, and nothing "
-    "changes") {
+    "postgres: a table with a shape that cannot be migrated is an error showing the expected DDL, "
+    "the differences and the back-fill; nothing changes") {
   Psql(
       "CREATE TABLE shaped (id TEXT PRIMARY KEY, extra INTEGER); INSERT INTO shaped VALUES ('x', "
       "1);");
   auto d = Connect();
-  auto r = d->Open("test/shape", {Simple("shape-sibling"), Simple("shaped")});
+  OpenOptions options;
+  options.backfill_hint = "flowctl run --backfill test/shape";
+  auto r = d->Open("test/shape", {Simple("shape-sibling"), Simple("shaped")}, options);
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == Error::Code::kUser);
+  // "v" could be added, and "extra" left in place: only what cannot be migrated is listed.
   CHECK(r.error().message ==
-        "table `shaped` in target `pgtest` exists with a different shape; nothing was changed. "
-        "Expected:\n" +
+        "table `shaped` in target `pgtest` exists with a different shape that cannot be "
+        "migrated. Expected:\n" +
             CreateTableSql(Dialect::kPostgres, Simple("shaped")) +
             "\nDifferences:\n"
             "  - column \"id\" is text, expected BIGINT\n"
-            "  - missing column \"v\"\n"
-            "  - missing column \"flow_document\"\n"
-            "  - unexpected column \"extra\"");
+            "  - missing column \"flow_document\", which is NOT NULL: the existing rows have no "
+            "value for it\n"
+            "Nothing was changed; back-fill it to re-create the table: flowctl run --backfill "
+            "test/shape");
   CHECK(Psql("SELECT * FROM shaped") == "x|1\n");
   CHECK(Psql("SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = "
              "'shaped'::regclass AND attnum > 0") == "id,extra\n");
@@ -544,4 +548,102 @@ TEST_CASE("postgres: a server that goes away mid-session is an environment error
   }
   Run(Script() + " stop " + Quote(dir) + " 2>&1", &out);  // idempotent
   Run("rm -rf " + Quote(dir), &out);
+}
+
+TEST_CASE("postgres: compatible shape changes are migrated in Open's transaction, as Plan says") {
+  Docs docs;
+  Table before;
+  before.name = "evolving";
+  before.columns = {Col("id", "/id", kInteger, true, true), Col("s", "/s", kString, true, false, 8),
+                    Col("n", "/n", kInteger | kNull), Col("gone", "/gone", kBoolean, true),
+                    DocumentColumn()};
+  {
+    auto d = Connect();
+    Open(*d, "test/evolve", {before});
+    Store(*d, {{0, docs(R"({"id":1,"s":"short","n":2,"gone":true})")}}, "cp1");
+  }
+  // s: VARCHAR(8) → VARCHAR(20) and no longer required; n: integer → number; gone: no
+  // longer selected; added: new and nullable.
+  Table after;
+  after.name = "evolving";
+  after.columns = {Col("id", "/id", kInteger, true, true),
+                   Col("s", "/s", kString | kNull, false, false, 20),
+                   Col("n", "/n", kInteger | kNumber | kNull), Col("added", "/added", kString),
+                   DocumentColumn()};
+  auto d = Connect();
+  auto plan = d->Plan("test/evolve", {after}, {});
+  REQUIRE_MESSAGE(plan.ok(), plan.error().message);
+  CHECK(*plan == std::vector<std::string>{
+                     "ALTER TABLE \"evolving\" ALTER COLUMN \"s\" TYPE VARCHAR(20);",
+                     "ALTER TABLE \"evolving\" ALTER COLUMN \"s\" DROP NOT NULL;",
+                     "ALTER TABLE \"evolving\" ALTER COLUMN \"n\" TYPE DOUBLE PRECISION;",
+                     "ALTER TABLE \"evolving\" ADD COLUMN \"added\" TEXT;",
+                     "ALTER TABLE \"evolving\" ALTER COLUMN \"gone\" DROP NOT NULL;"});
+  Open(*d, "test/evolve", {after}, "cp1");
+  Store(*d, {{0, docs(R"({"id":2,"s":"a longer string","n":2.5,"added":"new"})")}}, "cp2");
+  CHECK(Psql("SELECT id, s, n, gone, added FROM evolving ORDER BY id") ==
+        "1|short|2|t|\n2|a longer string|2.5||new\n");
+  CHECK(Psql("SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod) || ' ' || "
+             "attnotnull, ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = "
+             "'evolving'::regclass AND attnum > 0") ==
+        "id bigint true, s character varying(20) false, n double precision false, gone boolean "
+        "false, flow_document json true, added text false\n");
+  auto again = d->Plan("test/evolve", {after}, {});
+  REQUIRE_MESSAGE(again.ok(), again.error().message);
+  CHECK(again->empty());
+  // Narrowing back is refused.
+  auto narrowed = d->Open("test/evolve", {before}, {});
+  REQUIRE_FALSE(narrowed.ok());
+  CHECK_MESSAGE(narrowed.error().message.find("  - column \"s\" is character varying(20), "
+                                              "expected VARCHAR(8)\n") != std::string::npos,
+                narrowed.error().message);
+}
+
+TEST_CASE("postgres: a rebuild re-creates the tables and resets the checkpoint atomically") {
+  Docs docs;
+  {
+    auto d = Connect();
+    Open(*d, "test/rebuild", {Simple("rebuilt")});
+    Store(*d, {{0, docs(R"({"id":1,"v":"a"})")}}, "cp1");
+  }
+  Table other = Simple("rebuilt");
+  other.columns[1] = Col("v", "/v", kInteger, true);  // incompatible: TEXT → BIGINT NOT NULL
+  OpenOptions rebuild;
+  rebuild.rebuild = true;
+  rebuild.reset_checkpoint = "cp0";
+  auto d = Connect();
+  auto plan = d->Plan("test/rebuild", {other}, rebuild);
+  REQUIRE_MESSAGE(plan.ok(), plan.error().message);
+  CHECK(*plan == std::vector<std::string>{"DROP TABLE IF EXISTS \"rebuilt\";",
+                                          CreateTableSql(Dialect::kPostgres, other)});
+  // A view on the table makes the DROP fail: nothing changes.
+  Psql("CREATE VIEW rebuilt_view AS SELECT * FROM rebuilt;");
+  auto failed = d->Open("test/rebuild", {other}, rebuild);
+  REQUIRE_FALSE(failed.ok());
+  CHECK(Psql("SELECT id, v FROM rebuilt") == "1|a\n");
+  CHECK(Psql("SELECT fence, checkpoint FROM flow_checkpoints WHERE materialization = "
+             "'test/rebuild'") == "1|cp1\n");
+  Psql("DROP VIEW rebuilt_view;");
+  d = Connect();
+  auto opened = d->Open("test/rebuild", {other}, rebuild);
+  REQUIRE_MESSAGE(opened.ok(), opened.error().message);
+  CHECK(*opened == "cp0");
+  CHECK(Psql("SELECT count(*) FROM rebuilt") == "0\n");
+  CHECK(Psql("SELECT fence, checkpoint FROM flow_checkpoints WHERE materialization = "
+             "'test/rebuild'") == "2|cp0\n");
+  Store(*d, {{0, docs(R"({"id":1,"v":5})")}}, "cp1");
+  CHECK(Psql("SELECT id, v FROM rebuilt") == "1|5\n");
+  // Dropped by hand, with its checkpoint stored: refused, naming the back-fill.
+  Psql("DROP TABLE rebuilt;");
+  OpenOptions hinted;
+  hinted.backfill_hint = "flowctl run --backfill test/rebuild";
+  auto r = Connect()->Open("test/rebuild", {other}, hinted);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Error::Code::kUser);
+  CHECK(r.error().message ==
+        "table `rebuilt` is missing from target `pgtest`, although flow_checkpoints holds a "
+        "checkpoint for materialization `test/rebuild`: creating it empty would silently miss "
+        "every document before that checkpoint. Nothing was changed; back-fill it: flowctl run "
+        "--backfill test/rebuild");
+  CHECK(Psql("SELECT to_regclass('rebuilt') IS NULL") == "t\n");
 }
