@@ -192,7 +192,7 @@ Result<std::vector<std::string>> PlanMigration(
       continue;
     }
     if (!existing.at(i)) {
-      if (context.has_checkpoint) {
+      if (context.has_checkpoint && (!context.filled || context.filled(t.name))) {
         errors.push_back(EndWithHint(
             fmt::format("table {} is missing from {}, although flow_checkpoints holds a "
                         "checkpoint for materialization `{}`: creating it empty would silently "

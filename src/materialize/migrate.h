@@ -4,6 +4,7 @@
 // back-fill. Pure functions, so a driver's Open and Plan share them.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ struct MigrationContext {
   std::string target;           // how messages name the target: "target `t` (path)"
   std::string materialization;  // its name
   bool has_checkpoint = false;  // flow_checkpoints holds a non-empty checkpoint for it
+  // Whether that checkpoint has read documents into the table named so (unset: any
+  // checkpoint has); a table it has not read into (a new binding) is created.
+  std::function<bool(const std::string& table)> filled;
 };
 
 // The DDL statements, in order, that bring each of `tables` to its expected shape, given

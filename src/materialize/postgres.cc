@@ -354,6 +354,9 @@ Result<std::vector<std::string>> Migration(Session& s, const std::vector<Table>&
   context.target = fmt::format("target `{}`", target);
   context.materialization = materialization;
   context.has_checkpoint = !checkpoint.empty();
+  if (options.filled) {
+    context.filled = [&](const std::string& table) { return options.filled(checkpoint, table); };
+  }
   return PlanMigration(context, tables, existing, options);
 }
 
@@ -533,6 +536,9 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
   // Every table is checked before any is changed, so that an error changes nothing.
   auto stored = StoredCheckpoint(s, materialization);
   if (!stored) return fail(stored.error());
+  if (options.accept && !options.rebuild) {
+    if (auto accepted = options.accept(*stored); !accepted) return fail(accepted.error());
+  }
   auto statements = Migration(s, tables, target_, materialization, *stored, options);
   if (!statements) return fail(statements.error());
   for (const auto& sql : *statements) {

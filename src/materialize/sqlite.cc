@@ -243,6 +243,9 @@ class SqliteDriver : public Driver {
     context.target = fmt::format("target `{}` ({})", target_, path_);
     context.materialization = materialization;
     context.has_checkpoint = !checkpoint.empty();
+    if (options.filled) {
+      context.filled = [&](const std::string& table) { return options.filled(checkpoint, table); };
+    }
     return PlanMigration(context, tables, existing, options);
   }
 
@@ -272,6 +275,9 @@ class SqliteDriver : public Driver {
     if (!c) return c.error();
     auto checkpoint = StoredCheckpoint(materialization_);
     if (!checkpoint) return checkpoint.error();
+    if (options.accept && !options.rebuild) {
+      if (auto accepted = options.accept(*checkpoint); !accepted) return accepted.error();
+    }
     auto statements = Migration(materialization_, tables_, *checkpoint, options);
     if (!statements) return statements.error();
     for (const auto& sql : *statements) {

@@ -262,20 +262,38 @@ Result<bool> MaterializeTask::Open() {
   options.rebuild = rebuild_;
   options.reset_checkpoint = EncodeCheckpoint(CheckpointOf({}, ledger));
   options.backfill_hint = BackfillCommand(*m_);
-  auto checkpoint = impl_->driver->Open(m_->name, tables, options);
-  if (!checkpoint) return checkpoint.error();
-  runtime::Checkpoint cp;
-  if (!checkpoint->empty()) {
-    if (!DecodeCheckpoint(*checkpoint, &cp)) {
+  // A checkpoint of other data is refused before the target is touched.
+  options.accept = [&](const std::string& stored) -> Result<bool> {
+    runtime::Checkpoint cp;
+    if (stored.empty()) return true;
+    if (!DecodeCheckpoint(stored, &cp)) {
       return Named(*m_, Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed",
                                                m_->name, m_->target)));
     }
     if (std::string why = CheckpointMismatch(cp, ledger, false); !why.empty()) {
       return Named(*m_, Error::User(fmt::format(
-                            "materialization `{}`: {}; its tables hold what was read there, so nothing was written. "
+                            "materialization `{}`: {}; its tables hold what was read there, so nothing was changed. "
                             "Back-fill it to rebuild its tables from this data directory: {}",
                             m_->name, why, BackfillCommand(*m_))));
     }
+    return true;
+  };
+  options.filled = [&](const std::string& stored, const std::string& table) {
+    runtime::Checkpoint cp;
+    if (!DecodeCheckpoint(stored, &cp)) return true;
+    for (const auto& [key, offset] : cp.offsets) {
+      if (key.starts_with(table + "\t") && offset > store::GenerationOf(ledger, key.substr(table.size() + 1)).begin) {
+        return true;
+      }
+    }
+    return false;
+  };
+  auto checkpoint = impl_->driver->Open(m_->name, tables, options);
+  if (!checkpoint) return checkpoint.error();
+  runtime::Checkpoint cp;
+  if (!checkpoint->empty() && !DecodeCheckpoint(*checkpoint, &cp)) {
+    return Named(*m_, Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed",
+                                             m_->name, m_->target)));
   }
   impl_->target_checkpoint = *checkpoint;
   impl_->FindReplay(*m_);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Live reload (SPEC 8) under a real `flowctl develop`, by editing the catalog it watches:
-# a catalog with errors is reported (file:line:col) and the previous one keeps running; a
-# changed lambda restarts its derivation from its checkpoint (nothing re-derived, register
-# kept) while the unchanged materialization keeps its position; a new derivation and
+# Live reload (SPEC 8) under a real `flowctl develop --on-change continue`, by editing the
+# catalog it watches: a catalog with errors is reported (file:line:col) and the previous one
+# keeps running; a changed lambda restarts its derivation from its checkpoint with a warning
+# naming the back-fill (nothing re-derived, register kept) while the unchanged
+# materialization keeps its position (develop_backfill.sh tests the default, a back-fill); a new derivation and
 # binding back-fill; a removed derivation stops; a changed schema applies to ingestion; a
 # changed projection that a lambda binds restarts the derivation.
 # Then SIGINT: exit 0, spools persisted, every document stored once.
@@ -120,7 +121,7 @@ metric_is() { [[ "$(metric "$1" "$2" "$3")" == "$4" ]]; }
 after_last() { awk -v t="$1" 'index($0, t) { buf = ""; next } { buf = buf $0 "\n" } END { printf "%s", buf }' dev.err; }
 status_after() { after_last "$1" | grep -q '^status: ingest requests='; }
 
-start_develop --status-interval 0.3
+start_develop --status-interval 0.3 --on-change continue
 
 ingest 200 '{"acme/orders": [{"id": 1, "customer": "bo", "total": 5}, {"id": 2, "customer": "al", "total": 3}]}'
 ingest 200 '{"acme/orders": [{"id": 3, "customer": "bo", "total": 7}]}'
@@ -158,6 +159,9 @@ spent='$amount * 10'
 render > next.yaml && edit < next.yaml
 expect_eq "a changed lambda: the outcome" "$outcome" \
   "applied the new catalog: 1 task unchanged, 1 restarted from its checkpoint, 0 new, 0 removed"
+grep -qF 'warning: derivation `acme/totals` changed since its checkpoint; it goes on from there' dev.err ||
+  fail "a changed lambda: no warning naming the back-fill: $(tail -3 dev.err)"
+grep -qF 'run `flowctl run --backfill acme/totals`' dev.err || fail "a changed lambda: the warning does not name the back-fill"
 ingest 200 '{"acme/orders": [{"id": 6, "customer": "bo", "total": 2}, {"id": 7, "customer": "cy", "total": 6}]}'
 expect_totals "al:7:2:2 bo:33:4:4 cy:60:1:1 " "after the lambda changed"
 wait_until 5 metric_is flowctl_task_documents_in_total materialization acme/views $((views_in + 2)) ||
