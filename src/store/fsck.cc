@@ -55,7 +55,7 @@ void ReportGaps(const std::set<std::string>& journals,
     if (L.damaged) head = std::max(head, HeadOf(rep->ledger.after, j));
     auto& rs = (*ranges)[j];
     std::sort(rs.begin(), rs.end());
-    uint64_t at = 0;
+    uint64_t at = GenerationOf(rep->committed, j).begin;  // what a reset left behind is gone
     for (const auto& [b, e] : rs) {
       if (at >= head) break;
       if (b > at) {
