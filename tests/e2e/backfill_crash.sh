@@ -221,8 +221,9 @@ T1=$(now_ms)
 # without, and kills it with SIGKILL:
 # - random: after a delay spread over the whole back-fill (7 in 10), or around its reset's
 #   commit (1 in 10);
-# - targeted (1 in 10, with --backfill): as soon as the ledger holds its reset, before the
-#   tables are rebuilt; the next run goes without --backfill and must continue the back-fill;
+# - targeted (the second iteration, then 1 in 10; with --backfill): as soon as the ledger
+#   holds its reset, before the tables are rebuilt; the next run goes without --backfill and
+#   must finish the back-fill (exit 0);
 # - or lets it finish (1 in 10; the loop's middle iteration finishes a --backfill, so that a
 #   back-fill has committed before the end).
 kills=0 targeted=0 finished=0 bf_kills=0 go_kills=0 before_reset=0 after_reset=0 mixed=0
@@ -235,15 +236,15 @@ for ((t = 1; kills < KILLS; t++)); do
   fi
   args=(--backfill bf/sums)
   ((RANDOM % 4 == 0)) && args=()
-  r=$((RANDOM % 100)) mode=random
-  if ((t == KILLS / 2)); then
+  r=$((RANDOM % 100)) mode=random delay=
+  if [[ -n $continue_next ]]; then
+    args=() mode="continuing the back-fill killed right after its reset"
+  elif ((t == KILLS / 2)); then
     args=(--backfill bf/sums) mode=finish
-  elif [[ -n $continue_next ]]; then
-    args=() delay=$((cal_ms * (RANDOM % 121) / 100))
-  elif ((r < 10)); then
-    mode=finish
-  elif ((r < 20)); then
+  elif ((t == 2 || r < 10)); then
     args=(--backfill bf/sums) mode=targeted
+  elif ((r < 20)); then
+    mode=finish
   elif ((r < 30)); then
     delay=$((reset_ms * (50 + RANDOM % 101) / 100))  # around the reset's commit
   else
