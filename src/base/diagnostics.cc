@@ -57,4 +57,12 @@ void Diagnostics::SortAndDedupe() {
                items_.end());
 }
 
+std::string Diagnostics::CountText() const {
+  auto count = [](size_t n, const char* what) { return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s"); };
+  size_t e = errors(), w = warnings();
+  if (e == 0) return count(w, "warning");
+  if (w == 0) return count(e, "error");
+  return count(e, "error") + " and " + count(w, "warning");
+}
+
 }  // namespace flow

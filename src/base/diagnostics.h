@@ -48,6 +48,8 @@ class Diagnostics {
   size_t errors() const;
   size_t warnings() const { return items_.size() - errors(); }
   const std::vector<Diagnostic>& items() const { return items_; }
+  // "2 errors and 1 warning", "1 error", "3 warnings": what was recorded, as a summary says it.
+  std::string CountText() const;
 
   // Sorts by (file, line, col, message) and drops exact duplicates.
   void SortAndDedupe();

@@ -68,14 +68,8 @@ std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const Catalog
       Log(d.is_warning() ? LogLevel::kWarn : LogLevel::kError, d.message, fields);
     }
     size_t errors = diags.errors(), warnings = diags.warnings();
-    auto count = [](size_t n, const char* what) {
-      return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s");
-    };
     if (errors > 0 || o.deny_warnings) {
-      std::string what = errors == 0    ? count(warnings, "warning")
-                         : warnings == 0 ? count(errors, "error")
-                                         : count(errors, "error") + " and " + count(warnings, "warning");
-      std::string summary = fmt::format("{} in the catalog{}{}", what,
+      std::string summary = fmt::format("{} in the catalog{}{}", diags.CountText(),
                                         errors == 0 ? " (denied by --deny-warnings)" : "", consequence);
       if (JsonOutput()) {
         PrintError(summary, {{"errors", errors}, {"warnings", warnings}});
@@ -85,8 +79,8 @@ std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const Catalog
       *exit_code = kExitUserError;
       return std::nullopt;
     }
-    std::string summary = fmt::format("{} in the catalog (use --deny-warnings to fail on warnings)",
-                                      count(warnings, "warning"));
+    std::string summary =
+        fmt::format("{} in the catalog (use --deny-warnings to fail on warnings)", diags.CountText());
     if (JsonOutput()) {
       Log(LogLevel::kWarn, summary, {{"warnings", warnings}});
     } else {

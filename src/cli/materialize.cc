@@ -27,6 +27,7 @@ struct MaterializeOptions {
   bool all_fields = false;
   bool dry_run = false;
   bool yes = false;
+  bool backfill = false;  // drop and re-create the table
 };
 
 
@@ -59,7 +60,7 @@ int RunMaterialize(const GlobalOptions& g, const MaterializeOptions& o) {
   }
   auto data = OpenDataDir(o.data_dir, &code);
   if (!data) return code;
-  auto done = runtime::MaterializeUntilCaughtUp(data->store.get(), m);
+  auto done = runtime::MaterializeUntilCaughtUp(data->store.get(), m, o.backfill);
   if (!done) return PrintFailure(done.error());
   PrintNote(fmt::format("materialized `{}` into table `{}` of target `{}`: {} documents read, {} rows stored",
                         o.collection, o.table, o.target, done->in, done->out),
@@ -85,6 +86,7 @@ Command RegisterMaterialize(CLI::App& app) {
                 "Store every projection, not only single-typed scalars");
   cmd->add_flag("--dry-run", o->dry_run, "Only print the DDL");
   cmd->add_flag("--yes", o->yes, "Do not ask for confirmation");
+  cmd->add_flag("--backfill", o->backfill, "Drop and re-create the table, then fill it from the start (a back-fill)");
   cmd->footer(
       "Prints the CREATE TABLE statement to stdout. Without --dry-run, creates the table and "
       "flow_checkpoints if missing (a table of another shape is refused, never dropped) and "

@@ -61,10 +61,17 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   if (!plan) return PrintFailure(plan.error());
   auto backfill = runtime::BackfillOf(*plan, o.backfill);
   if (!backfill) return PrintFailure(backfill.error());
-  if (o.plan) {
+  if (o.plan) {  // what the back-fill resets, then the DDL each materialization would run
     for (const auto& line : runtime::DescribeBackfill(*backfill)) fmt::print("{}\n", line);
-    if (backfill->empty()) PrintNote("nothing would be back-filled (name tasks with --backfill)");
-    return kExitOk;
+    auto ledger = store::ReadLedger(o.data_dir);
+    int worst = ledger ? kExitOk : PrintFailure(ledger.error());
+    for (const auto& m : ledger ? plan->materializations : decltype(plan->materializations){}) {
+      auto ddl = runtime::PlanTables(*m, *ledger, backfill->materializations.count(m->name) > 0);
+      if (!ddl) worst = std::max(worst, PrintFailure(ddl.error()));
+      fmt::print("-- materialization `{}`: {}\n", m->name, !ddl ? "refused (see the error)" : ddl->empty() ? "no change" : "");
+      for (const auto& sql : ddl ? *ddl : std::vector<std::string>{}) fmt::print("{};\n", sql);
+    }
+    return worst;
   }
   auto data = OpenDataDir(o.data_dir, &code);
   if (!data) return code;
@@ -143,7 +150,8 @@ Command RegisterRun(CLI::App& app) {
                   "everything downstream of it; a collection back-fills what reads it (repeatable; see "
                   "docs/lifecycle.md)")
       ->type_name("NAME");
-  cmd->add_flag("--plan", o->plan, "Only print what --backfill would reset, and exit");
+  cmd->add_flag("--plan", o->plan,
+                "Only print what --backfill would reset and the DDL each materialization would run, and exit");
   cmd->add_option("--on-change", o->on_change,
                   "A derivation whose logic changed since its checkpoint: `continue` from there with a warning, "
                   "or `backfill` it and what is downstream")

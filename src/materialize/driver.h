@@ -56,8 +56,8 @@ struct OpenOptions {
   // The command that back-fills this materialization (e.g. "flowctl run --backfill
   // acme/m"): errors that need a back-fill end with it.
   std::string backfill_hint;
-  // Called with the stored checkpoint ("" when none) before anything is changed, unless
-  // rebuilding: an error it returns is Open's, and the database is left as it was (tables,
+  // Called (by Open and Plan) with the stored checkpoint ("" when none) before anything is
+  // changed, unless rebuilding: an error it returns is Open's, and the database is left as it was (tables,
   // checkpoint and fence), so that a refused instance does not fence off a running one.
   std::function<Result<bool>(const std::string& stored)> accept;
   // Whether the stored checkpoint has read documents into `table` (unset: any non-empty

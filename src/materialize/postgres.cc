@@ -320,6 +320,10 @@ Result<std::vector<std::string>> Migration(Session& s, const std::vector<Table>&
                                            const std::string& materialization,
                                            const std::string& checkpoint,
                                            const OpenOptions& options) {
+  // A checkpoint of other data is refused before anything else (OpenOptions::accept).
+  if (options.accept && !options.rebuild) {
+    if (auto accepted = options.accept(checkpoint); !accepted) return accepted.error();
+  }
   std::vector<std::optional<ExistingTable>> existing;
   for (const Table& table : tables) {
     std::string what = fmt::format("reading the columns of table `{}`", table.name);
@@ -536,9 +540,6 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
   // Every table is checked before any is changed, so that an error changes nothing.
   auto stored = StoredCheckpoint(s, materialization);
   if (!stored) return fail(stored.error());
-  if (options.accept && !options.rebuild) {
-    if (auto accepted = options.accept(*stored); !accepted) return fail(accepted.error());
-  }
   auto statements = Migration(s, tables, target_, materialization, *stored, options);
   if (!statements) return fail(statements.error());
   for (const auto& sql : *statements) {

@@ -232,6 +232,10 @@ class SqliteDriver : public Driver {
                                              const std::vector<Table>& tables,
                                              const std::string& checkpoint,
                                              const OpenOptions& options) {
+    // A checkpoint of other data is refused before anything else (OpenOptions::accept).
+    if (options.accept && !options.rebuild) {
+      if (auto accepted = options.accept(checkpoint); !accepted) return accepted.error();
+    }
     std::vector<std::optional<ExistingTable>> existing;
     for (const auto& t : tables) {
       auto read = ReadTable(t.name);
@@ -275,9 +279,6 @@ class SqliteDriver : public Driver {
     if (!c) return c.error();
     auto checkpoint = StoredCheckpoint(materialization_);
     if (!checkpoint) return checkpoint.error();
-    if (options.accept && !options.rebuild) {
-      if (auto accepted = options.accept(*checkpoint); !accepted) return accepted.error();
-    }
     auto statements = Migration(materialization_, tables_, *checkpoint, options);
     if (!statements) return statements.error();
     for (const auto& sql : *statements) {

@@ -254,31 +254,31 @@ std::string BackfillCommand(const Materialization& m) {
   return "flowctl run --backfill " + m.name;
 }
 
-Result<bool> MaterializeTask::Open() {
-  std::vector<materialize::Table> tables;
-  for (const auto& b : m_->bindings) tables.push_back(b.table);
-  const store::LedgerState& ledger = impl_->store->committed();
+namespace {
+
+// How a task opens `m` over `ledger`: a checkpoint of other data is refused before the
+// target is touched; a missing table counts as filled when the checkpoint read into it.
+materialize::OpenOptions OpenOptionsOf(const Materialization& m, const store::LedgerState& ledger, bool rebuild) {
   materialize::OpenOptions options;
-  options.rebuild = rebuild_;
+  options.rebuild = rebuild;
   options.reset_checkpoint = EncodeCheckpoint(CheckpointOf({}, ledger));
-  options.backfill_hint = BackfillCommand(*m_);
-  // A checkpoint of other data is refused before the target is touched.
-  options.accept = [&](const std::string& stored) -> Result<bool> {
+  options.backfill_hint = BackfillCommand(m);
+  options.accept = [&m, &ledger](const std::string& stored) -> Result<bool> {
     runtime::Checkpoint cp;
     if (stored.empty()) return true;
     if (!DecodeCheckpoint(stored, &cp)) {
-      return Named(*m_, Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed",
-                                               m_->name, m_->target)));
+      return Named(m, Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed",
+                                             m.name, m.target)));
     }
     if (std::string why = CheckpointMismatch(cp, ledger, false); !why.empty()) {
-      return Named(*m_, Error::User(fmt::format(
-                            "materialization `{}`: {}; its tables hold what was read there, so nothing was changed. "
-                            "Back-fill it to rebuild its tables from this data directory: {}",
-                            m_->name, why, BackfillCommand(*m_))));
+      return Named(m, Error::User(fmt::format(
+                          "materialization `{}`: {}; its tables hold what was read there, so nothing was changed. "
+                          "Back-fill it to rebuild its tables from this data directory: {}",
+                          m.name, why, BackfillCommand(m))));
     }
     return true;
   };
-  options.filled = [&](const std::string& stored, const std::string& table) {
+  options.filled = [&ledger](const std::string& stored, const std::string& table) {
     runtime::Checkpoint cp;
     if (!DecodeCheckpoint(stored, &cp)) return true;
     for (const auto& [key, offset] : cp.offsets) {
@@ -288,8 +288,32 @@ Result<bool> MaterializeTask::Open() {
     }
     return false;
   };
+  return options;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> PlanTables(const Materialization& m, const store::LedgerState& ledger, bool rebuild) {
+  auto driver = ConnectTarget(m);
+  if (!driver) return driver.error();
+  std::vector<materialize::Table> tables;
+  for (const auto& b : m.bindings) tables.push_back(b.table);
+  return (*driver)->Plan(m.name, tables, OpenOptionsOf(m, ledger, rebuild || ledger.checkpoints.count(RebuildKey(m.name)) > 0));
+}
+
+std::string RebuildKey(const std::string& name) { return "rebuild/" + name; }
+
+Result<bool> MaterializeTask::Open() {
+  std::vector<materialize::Table> tables;
+  for (const auto& b : m_->bindings) tables.push_back(b.table);
+  const store::LedgerState& ledger = impl_->store->committed();
+  bool requested = ledger.checkpoints.count(RebuildKey(m_->name)) > 0;
+  materialize::OpenOptions options = OpenOptionsOf(*m_, ledger, rebuild_ || requested);
   auto checkpoint = impl_->driver->Open(m_->name, tables, options);
   if (!checkpoint) return checkpoint.error();
+  if (requested) {  // rebuilt: the request is done (dying before this only rebuilds again)
+    if (auto done = impl_->store->Commit({{RebuildKey(m_->name), ""}}); !done) return done.error();
+  }
   runtime::Checkpoint cp;
   if (!checkpoint->empty() && !DecodeCheckpoint(*checkpoint, &cp)) {
     return Named(*m_, Error::Env(fmt::format("materialization `{}`: the checkpoint in target `{}` is malformed",

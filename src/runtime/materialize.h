@@ -133,6 +133,16 @@ class MaterializeTask final : public Task {
   bool rebuild_ = false;
 };
 
+// The statements opening `m` would run on its target now (creating or migrating its tables,
+// or with `rebuild` dropping and re-creating them), without running them; or the error its
+// opening would give (a shape that needs a back-fill, a dropped table, other data's
+// checkpoint). For `flowctl run --plan`. `ledger` is the data directory's state.
+Result<std::vector<std::string>> PlanTables(const Materialization& m, const store::LedgerState& ledger, bool rebuild);
+
+// The ledger key that tells materialization `name` to rebuild its tables when it next
+// opens (a back-fill requested and committed, not yet done); the task removes it once rebuilt.
+std::string RebuildKey(const std::string& name);
+
 // The command that back-fills `m`: `flowctl run --backfill NAME`, or for a one-off
 // materialization `flowctl materialize ... --backfill`.
 std::string BackfillCommand(const Materialization& m);

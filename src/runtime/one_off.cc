@@ -85,12 +85,13 @@ std::string CreateTableSqlOf(const Materialization& m) {
   return materialize::CreateTableSql(dialect, m.bindings[0].table);
 }
 
-Result<TaskCounters> MaterializeUntilCaughtUp(store::Store* store, std::shared_ptr<const Materialization> m) {
+Result<TaskCounters> MaterializeUntilCaughtUp(store::Store* store, std::shared_ptr<const Materialization> m,
+                                              bool rebuild) {
   Supervisor::Options so;
   so.retry_targets = false;
   so.log = [](const std::string&) {};  // the first failure is the result
   Supervisor tasks(store, nullptr, so);
-  tasks.AddMaterialization(std::move(m));
+  tasks.AddMaterialization(std::move(m), rebuild);
   for (;;) {
     auto round = tasks.Step();
     if (!round) return round.error();

@@ -35,7 +35,9 @@ Result<std::shared_ptr<Materialization>> OneOffMaterialization(const catalog::Ca
 std::string CreateTableSqlOf(const Materialization& m);
 
 // Runs `m` alone over `store` until it has stored everything committed (`flowctl
-// materialize` without a develop). Its first error ends it: no retries.
-Result<TaskCounters> MaterializeUntilCaughtUp(store::Store* store, std::shared_ptr<const Materialization> m);
+// materialize` without a develop), first rebuilding its table with `rebuild`. Its first
+// error ends it: no retries.
+Result<TaskCounters> MaterializeUntilCaughtUp(store::Store* store, std::shared_ptr<const Materialization> m,
+                                              bool rebuild = false);
 
 }  // namespace flow::runtime

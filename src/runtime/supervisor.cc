@@ -118,14 +118,19 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
   std::map<std::string, Entry*> opened_derivations;
   // Those not back-filled open first, so that one that cannot open leaves the store as it was.
   for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1 && !backfill.derivations.empty()) {
+    if (pass == 1 && !backfill.empty()) {
+      // One commit resets the derivations and records that the materializations must
+      // rebuild their tables, so that a process dying before they do cannot leave them
+      // refusing the new generations: the next one rebuilds them, --backfill or not.
       std::vector<std::string> journals, checkpoints;
       for (const auto& spec : plan->derivations) {
         if (backfill.derivations.count(spec->collection->name)) {
           BackfillScope(*spec, store_->committed(), &journals, &checkpoints);
         }
       }
-      if (auto reset = store_->Reset(journals, checkpoints); !reset) return reset.error();
+      std::map<std::string, std::string> rebuilds;
+      for (const auto& name : backfill.materializations) rebuilds[RebuildKey(name)] = "requested";
+      if (auto reset = store_->Reset(journals, checkpoints, rebuilds); !reset) return reset.error();
       for (const auto& name : backfill.derivations) {
         flow::Log(LogLevel::kInfo, "back-filling", {{"task", name}, {"kind", "derivation"}});
       }
@@ -235,8 +240,8 @@ std::unique_ptr<Supervisor::Entry> Supervisor::NewMaterialization(
   return e;
 }
 
-void Supervisor::AddMaterialization(std::shared_ptr<const Materialization> m) {
-  auto e = NewMaterialization(std::move(m));
+void Supervisor::AddMaterialization(std::shared_ptr<const Materialization> m, bool rebuild) {
+  auto e = NewMaterialization(std::move(m), rebuild);
   e->one_off = true;
   entries_.push_back(std::move(e));
 }

@@ -87,8 +87,9 @@ class Supervisor {
                      const std::map<std::string, std::string>& fingerprints, Backfill backfill = {});
 
   // Adds a materialization that is not in the catalog (`flowctl materialize`, or one sent
-  // to a running develop); it is kept across Apply.
-  void AddMaterialization(std::shared_ptr<const Materialization> m);
+  // to a running develop); it is kept across Apply. `rebuild`: its first opening rebuilds
+  // its tables (a back-fill).
+  void AddMaterialization(std::shared_ptr<const Materialization> m, bool rebuild = false);
 
   struct Round {
     bool progress = false;  // some task processed documents

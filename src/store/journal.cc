@@ -317,7 +317,8 @@ Result<bool> Store::Wipe(const std::string& dir) {
   return true;
 }
 
-Result<bool> Store::Reset(const std::vector<std::string>& journals, const std::vector<std::string>& cleared) {
+Result<bool> Store::Reset(const std::vector<std::string>& journals, const std::vector<std::string>& cleared,
+                          const std::map<std::string, std::string>& set) {
   if (failed_) return Poisoned();
   if (!touched_.empty()) return Error::Internal("Store::Reset within a transaction");
   std::map<std::string, Generation> next;
@@ -325,19 +326,25 @@ Result<bool> Store::Reset(const std::vector<std::string>& journals, const std::v
     Generation g = GenerationOf(committed_, journal);
     next[journal] = Generation{g.number + 1, HeadOf(committed_, journal)};
   }
-  std::map<std::string, std::string> removed;
+  std::map<std::string, std::string> changed = set;  // "" removes a key
   for (const auto& key : cleared) {
-    if (committed_.checkpoints.count(key)) removed[key] = "";
+    if (committed_.checkpoints.count(key)) changed.emplace(key, "");
   }
-  if (next.empty() && removed.empty()) return true;
-  auto a = AppendLedger(EncodeRecord({}, removed, "", next));
+  if (next.empty() && changed.empty()) return true;
+  auto a = AppendLedger(EncodeRecord({}, changed, "", next));
   if (!a) {
     failed_ = true;
     return a;
   }
   // Committed.
   for (const auto& [journal, g] : next) committed_.generations[journal] = g;
-  for (const auto& [key, _] : removed) committed_.checkpoints.erase(key);
+  for (const auto& [key, value] : changed) {
+    if (value.empty()) {
+      committed_.checkpoints.erase(key);
+    } else {
+      committed_.checkpoints[key] = value;
+    }
+  }
   for (const auto& [journal, g] : next) {
     Log(LogLevel::kInfo, "journal reset", {{"journal", journal}, {"generation", g.number}, {"offset", g.begin}});
     auto it = journals_.find(journal);

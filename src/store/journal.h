@@ -144,11 +144,13 @@ class Store {
   // interruption finishes it.
   static Result<bool> Wipe(const std::string& dir);
 
-  // Resets `journals` to empty, with the checkpoints in `cleared` removed, in one commit (no
-  // transaction may be open): each journal starts its next generation at its current head,
-  // so no offset is ever reused, and what it held is deleted from the lake and the spools
-  // once the reset is committed (by recovery, if the process dies first).
-  Result<bool> Reset(const std::vector<std::string>& journals, const std::vector<std::string>& cleared);
+  // Resets `journals` to empty, with the checkpoints in `cleared` removed and those in `set`
+  // set, in one commit (no transaction may be open): each journal starts its next
+  // generation at its current head, so no offset is ever reused, and what it held is
+  // deleted from the lake and the spools once the reset is committed (by recovery, if the
+  // process dies first).
+  Result<bool> Reset(const std::vector<std::string>& journals, const std::vector<std::string>& cleared,
+                     const std::map<std::string, std::string>& set = {});
 
   // Discards the current transaction's appends.
   Result<bool> Abort();
