@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <string_view>
+
 #include "base/url.h"
 #include "runtime/fingerprint.h"
 
@@ -48,12 +50,25 @@ std::optional<Built> Builder::Build(const std::string& consequence, int* exit_co
 }
 
 std::string ReloadSummary(const std::map<std::string, std::string>& before,
-                          const std::map<std::string, std::string>& after) {
-  size_t kept = 0, changed = 0, added = 0;
+                          const std::map<std::string, std::string>& after,
+                          const runtime::Backfill& backfilled) {
+  auto backfills = [&](const std::string& key) {
+    for (const auto& [prefix, names] :
+         {std::pair{std::string_view("derivation:"), &backfilled.derivations},
+          std::pair{std::string_view("materialization:"), &backfilled.materializations}}) {
+      if (key.compare(0, prefix.size(), prefix) == 0 && names->count(key.substr(prefix.size()))) {
+        return true;
+      }
+    }
+    return false;
+  };
+  size_t kept = 0, changed = 0, refilled = 0, added = 0;
   for (const auto& [key, fp] : after) {
     auto old = before.find(key);
     if (old == before.end()) {
       ++added;
+    } else if (backfills(key)) {
+      ++refilled;
     } else if (old->second == fp) {
       ++kept;
     } else {
@@ -63,10 +78,10 @@ std::string ReloadSummary(const std::map<std::string, std::string>& before,
   size_t removed = 0;
   for (const auto& [key, _] : before) removed += after.count(key) ? 0 : 1;
   return fmt::format(
-      "applied the new catalog: {} task{} unchanged, {} restarted from {} checkpoint{}, {} new, {} "
-      "removed",
+      "applied the new catalog: {} task{} unchanged, {} restarted from {} checkpoint{}, {}{} new, "
+      "{} removed",
       kept, kept == 1 ? "" : "s", changed, changed == 1 ? "its" : "their", changed == 1 ? "" : "s",
-      added, removed);
+      refilled ? fmt::format("{} back-filled, ", refilled) : "", added, removed);
 }
 
 }  // namespace flow::develop

@@ -12,6 +12,7 @@
 
 #include "develop/develop.h"
 #include "lambda/lambda.h"
+#include "runtime/backfill.h"
 #include "runtime/plan.h"
 
 namespace flow::develop {
@@ -38,9 +39,10 @@ class Builder {
   std::map<std::string, std::map<std::string, std::shared_ptr<lambda::Lambda>>> node_cache_;
 };
 
-// The log line of an applied reload: tasks unchanged, restarted, new and removed, from the
-// fingerprints before and after.
+// The log line of an applied reload: tasks unchanged, restarted, back-filled (`backfilled`,
+// counted only when there are some), new and removed, from the fingerprints before and after.
 std::string ReloadSummary(const std::map<std::string, std::string>& before,
-                          const std::map<std::string, std::string>& after);
+                          const std::map<std::string, std::string>& after,
+                          const runtime::Backfill& backfilled = {});
 
 }  // namespace flow::develop

@@ -156,7 +156,8 @@ bool Session::Reload() {
     return false;
   }
   service_->SetPlan(next->plan);
-  std::string summary = ReloadSummary(current_.fingerprints, next->fingerprints);
+  std::string summary =
+      ReloadSummary(current_.fingerprints, next->fingerprints, tasks_->backfilled());
   current_ = std::move(*next);
   h_.log(summary);
   return true;

@@ -220,6 +220,7 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
     if (e && e->task) e->task->Close();
   }
   entries_ = std::move(next);
+  backfilled_ = std::move(backfill);
   return true;
 }
 

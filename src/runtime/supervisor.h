@@ -85,6 +85,8 @@ class Supervisor {
   // and the materializations rebuild their tables when they open.
   Result<bool> Apply(std::shared_ptr<const Plan> plan,
                      const std::map<std::string, std::string>& fingerprints, Backfill backfill = {});
+  // What the last Apply that succeeded back-filled, with everything downstream.
+  const Backfill& backfilled() const { return backfilled_; }
 
   // Adds a materialization that is not in the catalog (`flowctl materialize`, or one sent
   // to a running develop); it is kept across Apply. `rebuild`: its first opening rebuilds
@@ -134,6 +136,7 @@ class Supervisor {
   std::vector<std::unique_ptr<Entry>> entries_;  // captures, derivations, materializations
   std::optional<Error> first_failure_;
   int exit_code_ = 0;
+  Backfill backfilled_;
 };
 
 }  // namespace flow::runtime

@@ -47,21 +47,23 @@ wait_until() {
   done
 }
 
-# A `flowctl develop` in the background, over data/ in the current directory, on a free
-# port: start_develop [ARG...] starts it (output appended to dev.out and dev.err), waits
-# until it listens (data/develop.json names its pid) and sets $dev_pid and $url; it is
+# A `flowctl develop` in the background, over data/ in the current directory (or the
+# directory $dev_data names), on a free port: start_develop [ARG...] starts it (output
+# appended to dev.out and dev.err), waits until it listens (develop.json in its data
+# directory names its pid) and sets $dev_pid and $url; it is
 # killed at exit if still running. stop_develop SIGNAL stops it; its exit status is in
 # $dev_rc.
 dev_pid=
-develop_listening() { grep -q "\"pid\":$dev_pid}" data/develop.json 2>/dev/null; }
+dev_data=data
+develop_listening() { grep -q "\"pid\":$dev_pid}" "$dev_data/develop.json" 2>/dev/null; }
 start_develop() {
   for _ in $(seq 100); do [[ -x $FLOWCTL ]] && break; sleep 0.2; done  # while it is rebuilt
   trap 'if [[ -n $dev_pid ]]; then kill -KILL "$dev_pid" 2>/dev/null || true; wait "$dev_pid" 2>/dev/null || true; fi
         rm -rf "$WORK"' EXIT
-  "$FLOWCTL" develop --port 0 --data-dir data "$@" >>dev.out 2>>dev.err &
+  "$FLOWCTL" develop --port 0 --data-dir "$dev_data" "$@" >>dev.out 2>>dev.err &
   dev_pid=$!
   wait_until 20 develop_listening || { fail "develop did not start: $(tail -5 dev.err)"; finish; }
-  url=$(sed 's/.*"url":"\([^"]*\)".*/\1/' data/develop.json)
+  url=$(sed 's/.*"url":"\([^"]*\)".*/\1/' "$dev_data/develop.json")
 }
 stop_develop() {
   kill "-$1" "$dev_pid"

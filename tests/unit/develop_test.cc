@@ -108,6 +108,55 @@ TEST_CASE("develop: a reload's summary counts unchanged, restarted, new and remo
         "removed");
 }
 
+TEST_CASE("develop: a reload's summary counts the tasks it back-filled as back-filled") {
+  // A derivation whose lambda changed is back-filled with what reads it: a derivation and a
+  // materialization whose own fingerprints did not change. A new task stays new.
+  std::map<std::string, std::string> before = {
+      {"derivation:a/scaled", "1"}, {"derivation:a/spent", "2"}, {"materialization:a/views", "3"},
+      {"materialization:a/other", "4"}};
+  std::map<std::string, std::string> after = before;
+  after["derivation:a/scaled"] = "9";
+  after["materialization:a/new"] = "5";
+  runtime::Backfill b;
+  b.derivations = {"a/scaled", "a/spent"};
+  b.materializations = {"a/views", "a/new"};
+  CHECK(develop::ReloadSummary(before, after, b) ==
+        "applied the new catalog: 1 task unchanged, 0 restarted from their checkpoints, 3 "
+        "back-filled, 1 new, 0 removed");
+  CHECK(develop::ReloadSummary(before, after) ==
+        "applied the new catalog: 3 tasks unchanged, 1 restarted from its checkpoint, 1 new, 0 "
+        "removed");
+}
+
+TEST_CASE("develop: the status lines show a back-fill's progress and a halted task") {
+  // More than 1 MiB behind is back-filling; the percentage is of the source bytes read.
+  runtime::ReadProgress behind{1 << 20, 4 << 20};
+  CHECK(runtime::MovingState(behind) == runtime::TaskState::kBackFilling);
+  CHECK(runtime::MovingState({(3 << 20) + 1, 4 << 20}) == runtime::TaskState::kRunning);
+  develop::Status s;
+  s.url = "http://127.0.0.1:8081";
+  runtime::TaskStatus d;
+  d.name = "a/scaled";
+  d.state = runtime::TaskState::kBackFilling;
+  d.counters.in = d.counters.out = 8192;
+  d.progress = behind;
+  runtime::TaskStatus m;
+  m.kind = runtime::TaskKind::kMaterialization;
+  m.name = "a/views";
+  m.state = runtime::TaskState::kHalted;
+  s.tasks = {d, m};
+  CHECK(develop::StatusLines(s, false) ==
+        std::vector<std::string>{
+            "status: derivation `a/scaled` back-filling in=8192 out=8192 lag=3.0 MiB (25%)",
+            "status: materialization `a/views` halted in=0 out=0 lag=0 B",
+            "status: ingest requests=0 documents=0"});
+  auto table = develop::StatusLines(s, true);
+  REQUIRE(table.size() == 4);
+  CHECK(table[2].find("back-filling") != std::string::npos);
+  CHECK(table[2].find("3.0 MiB (25%)") != std::string::npos);
+  CHECK(table[3].find("halted") != std::string::npos);
+}
+
 std::shared_ptr<const runtime::Collection> Keyed(const std::string& name) {
   catalog::CollectionRecord r;
   r.name = name;
