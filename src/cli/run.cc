@@ -68,8 +68,9 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
     for (const auto& m : ledger ? plan->materializations : decltype(plan->materializations){}) {
       auto ddl = runtime::PlanTables(*m, *ledger, backfill->materializations.count(m->name) > 0);
       if (!ddl) worst = std::max(worst, PrintFailure(ddl.error()));
-      fmt::print("-- materialization `{}`: {}\n", m->name, !ddl ? "refused (see the error)" : ddl->empty() ? "no change" : "");
-      for (const auto& sql : ddl ? *ddl : std::vector<std::string>{}) fmt::print("{};\n", sql);
+      fmt::print("-- materialization `{}`: {}\n", m->name,
+                 !ddl ? "refused (see the error)" : ddl->empty() ? "no change" : "would run");
+      for (const auto& sql : ddl ? *ddl : std::vector<std::string>{}) fmt::print("{}{}\n", sql, sql.ends_with(';') ? "" : ";");
     }
     return worst;
   }

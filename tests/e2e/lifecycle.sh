@@ -77,15 +77,22 @@ tables_equal_reduced "the first run"
 expect_eq "c0's spend" "$(lite "SELECT spent FROM spend WHERE customer = 'c0'")" "2100"
 
 # --plan: what a back-fill resets, without running anything.
+expect_status 0 "$FLOWCTL" run --plan --data-dir data
+expect_eq "--plan without a back-fill" "$(cat "$WORK/out")" "-- materialization \`acme/lite\`: no change
+-- materialization \`acme/pg\`: no change"
 expect_status 0 "$FLOWCTL" run --plan --backfill acme/spend --data-dir data
-expect_eq "--plan of a derivation" "$(cat "$WORK/out")" "derivation \`acme/spend\`: its collection and registers are reset, and it derives again from the start of its sources
+expect_eq "--plan of a derivation" "$(grep -v '^-- \|^ \|^[A-Z)]' "$WORK/out")" "derivation \`acme/spend\`: its collection and registers are reset, and it derives again from the start of its sources
 materialization \`acme/lite\`: its tables are dropped, re-created and filled again from the start of its sources
 materialization \`acme/pg\`: its tables are dropped, re-created and filled again from the start of its sources"
 expect_status 0 "$FLOWCTL" run --plan --backfill acme/orders --data-dir data
 grep -q "^derivation \`acme/spend\`" "$WORK/out" || fail "--plan of a source collection does not back-fill what reads it: $(cat "$WORK/out")"
 expect_status 0 "$FLOWCTL" run --plan --backfill acme/lite --data-dir data
-expect_eq "--plan of a materialization" "$(cat "$WORK/out")" \
-  "materialization \`acme/lite\`: its tables are dropped, re-created and filled again from the start of its sources"
+expect_eq "--plan of a materialization" "$(head -3 "$WORK/out")" \
+  "materialization \`acme/lite\`: its tables are dropped, re-created and filled again from the start of its sources
+-- materialization \`acme/lite\`: would run
+DROP TABLE IF EXISTS \"spend\";"
+grep -q '^-- materialization `acme/pg`: no change$' "$WORK/out" || fail "--plan of acme/lite changes acme/pg: $(cat "$WORK/out")"
+expect_eq "--plan ran nothing" "$(lite 'SELECT count(*) FROM spend')" "10"
 expect_status 1 "$FLOWCTL" run --plan --backfill acme/spnd --data-dir data
 expect_err "--backfill \`acme/spnd\`: no derivation, materialization or collection of that name in the catalog; did you mean \`acme/spend\`?"
 
@@ -126,6 +133,9 @@ expect_eq "c0 from the new directory only" "$(lite "SELECT spent FROM spend WHER
 #    back-fill re-creates and refills it.
 lite 'DROP TABLE spend'
 psql -c 'DROP TABLE spend' >/dev/null
+expect_status 1 "$FLOWCTL" run --plan --data-dir data
+expect_err "is missing from target \`lite\`"
+grep -q '^-- materialization `acme/lite`: refused' "$WORK/out" || fail "--plan over a dropped table: $(cat "$WORK/out")"
 expect_status 1 "$FLOWCTL" run --until-idle --data-dir data
 expect_err "is missing from target \`lite\`"
 expect_err "back-fill it: flowctl run --backfill acme/lite"
