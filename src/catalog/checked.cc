@@ -20,4 +20,23 @@ Result<Checked> LoadAndCheck(const std::string& root_url, const std::string& bui
   return out;
 }
 
+Counts CountsOf(const Checked& checked) {
+  const Catalog& cat = checked.loaded->catalog;
+  const Built& built = checked.built;
+  Counts n;
+  n.collections = cat.collections.size();
+  for (const auto& c : cat.collections) n.derived += c.derivation ? 1 : 0;
+  for (const auto& c : built.collections) n.projections += c.projections.size();
+  for (const auto& d : built.derivations) n.transforms += d.transforms.size();
+  n.materializations = cat.materializations.size();
+  n.targets = cat.targets.size();
+  for (const auto& [_, b] : built.bindings) n.bindings += b.size();
+  n.captures = cat.captures.size();
+  n.tests = cat.tests.size();
+  for (const auto& t : cat.tests) n.steps += t.steps.size();
+  n.sources = cat.files.size();
+  n.npm_dependencies = cat.node_dependencies.size();
+  return n;
+}
+
 }  // namespace flow::catalog

@@ -25,4 +25,12 @@ struct Checked {
 Result<Checked> LoadAndCheck(const std::string& root_url, const std::string& built_catalog, Fetcher* fetcher,
                              Diagnostics* diags);
 
+// What a checked catalog holds, as `flowctl build` reports it.
+struct Counts {
+  size_t collections = 0, derived = 0, projections = 0, transforms = 0;
+  size_t materializations = 0, targets = 0, bindings = 0, captures = 0, tests = 0, steps = 0;
+  size_t sources = 0, npm_dependencies = 0;
+};
+Counts CountsOf(const Checked& checked);
+
 }  // namespace flow::catalog

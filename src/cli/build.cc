@@ -30,52 +30,37 @@ int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
   auto checked = LoadAndCheck(g, o.sources, fmt::format("; {} was not written", o.catalog), &code);
   if (!checked) return code;
   const auto& loaded = checked->loaded;
-  const catalog::Built& built = checked->built;
   // TypeScript lambdas are transpiled and nodeDependencies installed now, so that their
   // errors are the build's.
   if (int node = PrepareNodeLambdas(g, *checked); node != kExitOk) {
     PrintNote(fmt::format("{} was not written", o.catalog));
     return node;
   }
-  auto written = catalog::WriteBuiltCatalog(o.catalog, *loaded, built);
+  auto written = catalog::WriteBuiltCatalog(o.catalog, *loaded, checked->built);
   if (!written) return PrintFailure(written.error());
   const auto& cat = loaded->catalog;
-  size_t derived = 0, transforms = 0, projections = 0, bindings = 0, steps = 0;
-  for (const auto& c : built.collections) projections += c.projections.size();
-  for (const auto& d : built.derivations) transforms += d.transforms.size();
-  for (const auto& c : cat.collections) derived += c.derivation ? 1 : 0;
-  for (const auto& [_, b] : built.bindings) bindings += b.size();
-  for (const auto& t : cat.tests) steps += t.steps.size();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                                  start)
-                .count();
-  std::string summary = fmt::format(
-      "built {} from {} ({} source file{}) in {} ms\n"
-      "  collections:       {} ({} captured, {} derived), {} projections\n"
-      "  transforms:        {}\n"
-      "  materializations:  {} into {} target{} ({} table{})\n"
-      "  captures:          {}\n"
-      "  tests:             {} ({} steps)\n"
-      "  npm dependencies:  {}",
-      o.catalog, DisplayName(cat.root_url), cat.files.size(), cat.files.size() == 1 ? "" : "s", ms,
-      cat.collections.size(), cat.collections.size() - derived, derived, projections, transforms,
-      cat.materializations.size(), cat.targets.size(), cat.targets.size() == 1 ? "" : "s", bindings,
-      bindings == 1 ? "" : "s", cat.captures.size(), cat.tests.size(), steps,
-      cat.node_dependencies.size());
+  catalog::Counts n = catalog::CountsOf(*checked);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  auto plural = [](size_t count) { return count == 1 ? "" : "s"; };
   if (JsonOutput()) {
     Log(LogLevel::kInfo, fmt::format("built {} from {}", o.catalog, DisplayName(cat.root_url)),
-        {{"catalog", o.catalog},
-         {"sources", static_cast<uint64_t>(cat.files.size())},
-         {"ms", static_cast<int64_t>(ms)},
-         {"collections", static_cast<uint64_t>(cat.collections.size())},
-         {"derived", static_cast<uint64_t>(derived)},
-         {"transforms", static_cast<uint64_t>(transforms)},
-         {"materializations", static_cast<uint64_t>(cat.materializations.size())},
-         {"captures", static_cast<uint64_t>(cat.captures.size())},
-         {"tests", static_cast<uint64_t>(cat.tests.size())}});
-  } else {
-    fmt::print(stderr, "{}\n", summary);
+        {{"catalog", o.catalog}, {"sources", uint64_t{n.sources}}, {"ms", static_cast<int64_t>(ms)},
+         {"collections", uint64_t{n.collections}}, {"derived", uint64_t{n.derived}},
+         {"transforms", uint64_t{n.transforms}}, {"materializations", uint64_t{n.materializations}},
+         {"captures", uint64_t{n.captures}}, {"tests", uint64_t{n.tests}}});
+    return kExitOk;
   }
+  fmt::print(stderr,
+             "built {} from {} ({} source file{}) in {} ms\n"
+             "  collections:       {} ({} captured, {} derived), {} projections\n"
+             "  transforms:        {}\n"
+             "  materializations:  {} into {} target{} ({} table{})\n"
+             "  captures:          {}\n"
+             "  tests:             {} ({} steps)\n"
+             "  npm dependencies:  {}\n",
+             o.catalog, DisplayName(cat.root_url), n.sources, plural(n.sources), ms, n.collections,
+             n.collections - n.derived, n.derived, n.projections, n.transforms, n.materializations, n.targets,
+             plural(n.targets), n.bindings, plural(n.bindings), n.captures, n.tests, n.steps, n.npm_dependencies);
   return kExitOk;
 }
 

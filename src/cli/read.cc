@@ -45,16 +45,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
   int code = 0;
   auto collection = LoadCollection(g, o.catalog, o.collection, std::nullopt, &code);
   if (!collection) return code;
-  std::vector<std::pair<std::string, std::string>> partitions;
-  for (const auto& sel : o.partitions) {
-    size_t eq = sel.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      PrintError(fmt::format("--partition `{}` is not of the form field=value", sel));
-      return kExitUsage;
-    }
-    partitions.emplace_back(sel.substr(0, eq), sel.substr(eq + 1));
-  }
-  auto reader = runtime::CollectionReader::Open(o.data_dir, collection, partitions);
+  auto reader = runtime::CollectionReader::Open(o.data_dir, collection, o.partitions);
   if (!reader) return PrintFailure(reader.error());
 
   StdoutLines out;
@@ -91,7 +82,10 @@ Command RegisterRead(CLI::App& app) {
   AddDataDirOption(*cmd, o->data_dir);
   cmd->add_option("--partition", o->partitions,
                   "Only journals whose partition field has this value (repeatable)")
-      ->type_name("FIELD=VALUE");
+      ->type_name("FIELD=VALUE")
+      ->check([](const std::string& s) {
+        return s.find('=') > 0 && s.find('=') != std::string::npos ? "" : "`" + s + "` is not of the form field=value";
+      });
   cmd->add_flag("--reduced", o->reduced, "One fully reduced document per key, in key order");
   cmd->add_flag("--follow", o->follow,
                 "Keep printing documents as they are committed (until SIGINT)");

@@ -14,12 +14,17 @@
 
 namespace flow::runtime {
 
-Result<std::unique_ptr<CollectionReader>> CollectionReader::Open(
-    const std::string& dir, std::shared_ptr<const Collection> collection,
-    const std::vector<std::pair<std::string, std::string>>& partitions) {
+Result<std::unique_ptr<CollectionReader>> CollectionReader::Open(const std::string& dir,
+                                                                 std::shared_ptr<const Collection> collection,
+                                                                 const std::vector<std::string>& partitions) {
   // The journal name segment `field=<value encoded>` must be present.
   std::vector<std::string> segments;
-  for (const auto& [field, value] : partitions) {
+  for (const auto& selector : partitions) {
+    size_t eq = selector.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Error::User(fmt::format("--partition `{}` is not of the form field=value", selector));
+    }
+    std::string field = selector.substr(0, eq), value = selector.substr(eq + 1);
     std::vector<std::string> names;
     bool known = false;
     for (const auto& p : collection->partitions) {

@@ -25,12 +25,12 @@ class CollectionReader {
   using Sink = std::function<Result<bool>(std::string_view line)>;
 
   // A reader of `collection` in the data directory `dir`, of the journals whose partition
-  // field has each value of `partitions` ((field, value) pairs). User errors: a field that is
-  // not a partition field of the collection (with a "did you mean" hint), a directory that
-  // does not exist.
-  static Result<std::unique_ptr<CollectionReader>> Open(
-      const std::string& dir, std::shared_ptr<const Collection> collection,
-      const std::vector<std::pair<std::string, std::string>>& partitions);
+  // field has each value of `partitions` (`field=value` selectors, as `read --partition`
+  // takes them). User errors: a selector without `=`, a field that is not a partition field
+  // of the collection (with a "did you mean" hint), a directory that does not exist.
+  static Result<std::unique_ptr<CollectionReader>> Open(const std::string& dir,
+                                                        std::shared_ptr<const Collection> collection,
+                                                        const std::vector<std::string>& partitions);
 
   // Sends every document committed since the last call (all of them at the first) to `sink`,
   // in commit order across journals. Journals created since are read too.

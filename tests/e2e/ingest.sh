@@ -192,7 +192,7 @@ expect_err 'error: --codec `lz4` is not one of gzip, zstd, none'
 expect_status 2 ingest shop/orders t1.jsonl --format xml
 expect_err 'error: --format `xml` is not one of json, csv, tsv'
 expect_status 2 read_docs shop/orders --partition region
-expect_err 'error: --partition `region` is not of the form field=value'
+expect_err '--partition: `region` is not of the form field=value'
 expect_status 2 read_docs shop/orders --reduced --follow
 # A missing input file, a missing data directory.
 expect_status 1 ingest shop/orders no-such.jsonl

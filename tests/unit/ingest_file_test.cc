@@ -79,7 +79,7 @@ TEST_CASE("ingest file: JSON lines are committed, then read back whole, by parti
   auto all = Must(runtime::CollectionReader::Open(data, c, {}));
   CHECK(Lines(*all, false).size() == 2);
   CHECK(Lines(*all, false).empty());  // nothing new since
-  auto us = Must(runtime::CollectionReader::Open(data, c, {{"region", "US"}}));
+  auto us = Must(runtime::CollectionReader::Open(data, c, {"region=US"}));
   CHECK(Lines(*us, false) == std::vector<std::string>{R"({"id":2,"region":"US","n":5})"});
   auto reduced = Must(runtime::CollectionReader::Open(data, c, {}));
   CHECK(Lines(*reduced, true) == std::vector<std::string>{R"({"id":1,"n":3,"region":"EU"})",
@@ -106,7 +106,7 @@ TEST_CASE("ingest file: an invalid document writes nothing and names its line") 
 TEST_CASE("read: an unknown partition field or a missing directory is a user error") {
   TempDir t;
   auto c = Compile();
-  auto bad = runtime::CollectionReader::Open(t.path, c, {{"regoin", "EU"}});
+  auto bad = runtime::CollectionReader::Open(t.path, c, {"regoin=EU"});
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().message ==
         "`regoin` is not a partition field of collection `t/a`; did you mean `region`?");
