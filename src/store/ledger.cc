@@ -15,8 +15,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Applies one record to `state`; false when the line is not an intact record.
-bool ApplyRecord(std::string_view line, LedgerState* state) {
+// Applies one record to `state`; false when the line is not an intact record. With
+// `structure_only`, a record is intact when its checksum and JSON are (what finds intact
+// records after damage); otherwise a reset must also follow from `state`.
+bool ApplyRecord(std::string_view line, LedgerState* state, bool structure_only = false) {
   if (line.size() < 10 || line[8] != ' ') return false;
   uint32_t want = 0;
   for (int i = 0; i < 8; ++i) {
@@ -48,8 +50,16 @@ bool ApplyRecord(std::string_view line, LedgerState* state) {
     if (!gens->value.IsObject()) return false;
     for (const auto& m : gens->value.GetObject()) {
       if (!m.value.IsArray() || m.value.Size() != 2 || !m.value[0].IsUint64() || !m.value[1].IsUint64()) return false;
-      state->generations[std::string(m.name.GetString(), m.name.GetStringLength())] =
-          Generation{m.value[0].GetUint64(), m.value[1].GetUint64()};
+      std::string journal(m.name.GetString(), m.name.GetStringLength());
+      Generation next{m.value[0].GetUint64(), m.value[1].GetUint64()};
+      // A reset starts a later generation at the journal's head: anything else is not a
+      // record the store wrote, and must not make recovery delete what it holds.
+      Generation now = GenerationOf(*state, journal);
+      if (!structure_only &&
+          (next.number <= now.number || next.begin < now.begin || next.begin > HeadOf(*state, journal))) {
+        return false;
+      }
+      state->generations[journal] = next;
     }
   }
   auto cps = d.FindMember("checkpoints");
@@ -85,7 +95,7 @@ size_t FindIntactRecord(std::string_view content, size_t from) {
     size_t nl = content.find('\n', p);
     if (nl == std::string_view::npos) return std::string_view::npos;  // no complete line left
     LedgerState scratch;
-    if (ApplyRecord(content.substr(p, nl - p), &scratch)) return p;
+    if (ApplyRecord(content.substr(p, nl - p), &scratch, true)) return p;
   }
   return std::string_view::npos;
 }
@@ -116,7 +126,7 @@ LedgerState ScanLedgerContent(std::string_view content, LedgerScan* scan) {
   while (at < content.size()) {
     size_t nl = content.find('\n', at);
     if (nl == std::string::npos) break;
-    if (ApplyRecord(content.substr(at, nl - at), &scan->after)) {
+    if (ApplyRecord(content.substr(at, nl - at), &scan->after, true)) {
       ++scan->records_after;
       at = nl + 1;
       continue;

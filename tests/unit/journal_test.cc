@@ -1159,6 +1159,24 @@ TEST_CASE("journal: a reset committed before its files were removed is finished 
   CHECK(store::GenerationOf(s->committed(), j).begin == 4);
 }
 
+TEST_CASE("journal: a reset record that the store could not have written deletes nothing") {
+  TempDir tmp;
+  const std::string j = "c/pivot=00";
+  {
+    auto s = OpenStore(tmp.path());
+    Must(s->Append(j, {}, "one\n"));
+    Must(s->Commit());
+  }
+  // Its begin lies beyond the journal's head (4): not a reset, and not applied.
+  WriteFile(tmp / "ledger", LedgerRecord("{\"generations\":{\"" + j + "\":[2,99]},\"heads\":{}}"), true);
+  auto s = OpenStore(tmp.path());  // a torn tail: discarded
+  CHECK(store::GenerationOf(s->committed(), j).number == 1);
+  store::JournalReader reader(tmp.path(), j, 0);
+  std::string block;
+  CHECK(Must(reader.Read(4, &block)));
+  CHECK(block == "one\n");
+}
+
 TEST_CASE("journal: Wipe empties a data directory, which then opens with a new identity") {
   TempDir tmp;
   std::string id;
