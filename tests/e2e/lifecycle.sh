@@ -173,4 +173,13 @@ expect_status 1 "$FLOWCTL" run --until-idle --data-dir data
 expect_err "its checkpoint was taken over another data directory"
 expect_status 0 "$FLOWCTL" run --until-idle --data-dir data --backfill acme/lite --backfill acme/pg
 tables_equal_reduced "after the directory's reset and back-fill"
+
+# 5. A one-off materialization (`flowctl materialize`) names its own back-fill.
+expect_status 0 "$FLOWCTL" materialize --target lite --collection acme/spend --table-name one --yes --data-dir data
+expect_eq "the one-off table" "$(lite 'SELECT customer, spent FROM one ORDER BY customer')" "$(reduced)"
+lite 'DROP TABLE one'
+expect_status 1 "$FLOWCTL" materialize --target lite --collection acme/spend --table-name one --yes --data-dir data
+expect_err "back-fill it: flowctl materialize --target lite --collection acme/spend --table-name one --backfill"
+expect_status 0 "$FLOWCTL" materialize --target lite --collection acme/spend --table-name one --yes --data-dir data --backfill
+expect_eq "the one-off table after its back-fill" "$(lite 'SELECT customer, spent FROM one ORDER BY customer')" "$(reduced)"
 finish
