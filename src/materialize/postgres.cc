@@ -196,7 +196,8 @@ class Session {
       : conn_(conn), target_(target), password_(password) {}
 
   // Runs `sql` with text parameters; `what` says what it was for, in messages. A failure
-  // is an environment error, or a user error for data errors (SQLSTATE classes 22, 23).
+  // is an environment error, or a user error for data errors (SQLSTATE classes 22, 23) and
+  // schema changes a user's object stands in the way of (a view: 2BP01, 0A000).
   Result<PgResult> Exec(const std::string& sql, const std::vector<std::string>& params,
                         const char* what) const {
     std::vector<const char*> values;
@@ -290,9 +291,9 @@ class Session {
     }
     message = Redact(fmt::format("PostgreSQL target `{}`: {} failed: {}", target_, what, message),
                      password_);
-    bool data_error =
-        state && (std::strncmp(state, "22", 2) == 0 || std::strncmp(state, "23", 2) == 0);
-    return data_error ? Error::User(std::move(message)) : Error::Env(std::move(message));
+    bool user_error = state && (std::strncmp(state, "22", 2) == 0 || std::strncmp(state, "23", 2) == 0 ||
+                                std::strcmp(state, "2BP01") == 0 || std::strcmp(state, "0A000") == 0);
+    return user_error ? Error::User(std::move(message)) : Error::Env(std::move(message));
   }
 
  private:
@@ -509,8 +510,7 @@ Result<std::vector<std::string>> PostgresDriver::Plan(const std::string& materia
   auto statements = Migration(s, tables, target_, materialization, checkpoint, options);
   if (!statements) return fail(statements.error());
   if (auto r = s.Exec("COMMIT", "ending the transaction"); !r) return fail(r.error());
-  if (!checkpoints)
-    statements->insert(statements->begin(), CreateCheckpointsSql(Dialect::kPostgres));
+  if (!checkpoints) statements->insert(statements->begin(), CreateCheckpointsSql(Dialect::kPostgres));
   return statements;
 }
 

@@ -620,6 +620,8 @@ TEST_CASE("postgres: a rebuild re-creates the tables and resets the checkpoint a
   Psql("CREATE VIEW rebuilt_view AS SELECT * FROM rebuilt;");
   auto failed = d->Open("test/rebuild", {other}, rebuild);
   REQUIRE_FALSE(failed.ok());
+  CHECK(failed.error().code == Error::Code::kUser);  // not retried: the view must go first
+  CHECK(failed.error().message.find("depend") != std::string::npos);
   CHECK(Psql("SELECT id, v FROM rebuilt") == "1|a\n");
   CHECK(Psql("SELECT fence, checkpoint FROM flow_checkpoints WHERE materialization = "
              "'test/rebuild'") == "1|cp1\n");
