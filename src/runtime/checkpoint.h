@@ -14,7 +14,9 @@
 namespace flow::runtime {
 
 struct Checkpoint {
-  std::map<std::string, uint64_t> offsets;      // `<binding key>\t<journal>` → offset
+  // `<binding key>\t<journal>` → offset, where a binding key names what was read (a
+  // transform or a table)
+  std::map<std::string, uint64_t> offsets;
   std::string data_dir;                         // its identity; empty: not recorded (an earlier flowctl)
   std::map<std::string, uint64_t> generations;  // journal → generation read
   // What the task's logic was (a derivation's fingerprint); empty when not recorded.

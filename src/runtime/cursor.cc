@@ -1,8 +1,6 @@
 #include "runtime/cursor.h"
 
 #include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "runtime/ingest.h"
 
@@ -56,32 +54,6 @@ doc::Clock ClockOfLine(std::string_view line) {
   if (uuid == meta->value.MemberEnd() || !uuid->value.IsString()) return 0;
   auto u = doc::ParseUuid(std::string_view(uuid->value.GetString(), uuid->value.GetStringLength()));
   return u ? u->clock : 0;
-}
-
-std::string EncodeOffsets(const std::map<std::string, uint64_t>& offsets) {
-  rapidjson::StringBuffer sb;
-  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
-  w.StartObject();
-  w.Key("offsets");
-  w.StartObject();
-  for (const auto& [key, offset] : offsets) {
-    w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-    w.Uint64(offset);
-  }
-  w.EndObject();
-  w.EndObject();
-  return std::string(sb.GetString(), sb.GetSize());
-}
-
-bool DecodeOffsets(const std::string& text, std::map<std::string, uint64_t>* offsets) {
-  rapidjson::Document j;
-  j.Parse(text.c_str());
-  if (j.HasParseError() || !j.IsObject() || !j.HasMember("offsets") || !j["offsets"].IsObject()) return false;
-  for (const auto& o : j["offsets"].GetObject()) {
-    if (!o.value.IsUint64()) return false;
-    (*offsets)[std::string(o.name.GetString(), o.name.GetStringLength())] = o.value.GetUint64();
-  }
-  return true;
 }
 
 }  // namespace flow::runtime

@@ -56,10 +56,4 @@ class JournalCursor {
 // flowctl writes it (see AppendStamped), else by parsing; 0 when it has none.
 doc::Clock ClockOfLine(std::string_view line);
 
-// A task's read checkpoint: `{"offsets": {"<source key>": <offset>, ...}}`, where a source
-// key names what was read (e.g. a transform or table, a tab, and a journal).
-std::string EncodeOffsets(const std::map<std::string, uint64_t>& offsets);
-// The inverse; false when `text` is not such a checkpoint.
-bool DecodeOffsets(const std::string& text, std::map<std::string, uint64_t>* offsets);
-
 }  // namespace flow::runtime

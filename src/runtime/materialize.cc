@@ -137,7 +137,7 @@ struct MaterializeTask::Impl {
           {{"error", letter.error}});
     }
     rapidjson::Document intent;
-    intent.Parse(EncodeOffsets(offsets).c_str());
+    intent.Parse(EncodeCheckpoint(runtime::Checkpoint{offsets, {}, {}, {}}).c_str());
     intent.AddMember("from", rapidjson::Value(target_checkpoint.c_str(), intent.GetAllocator()),
                      intent.GetAllocator());
     rapidjson::StringBuffer sb;
@@ -156,13 +156,13 @@ struct MaterializeTask::Impl {
     if (it == checkpoints.end()) return;
     rapidjson::Document intent;
     intent.Parse(it->second.c_str());
-    std::map<std::string, uint64_t> offsets;
+    runtime::Checkpoint offsets;
     if (intent.HasParseError() || !intent.IsObject() || !intent.HasMember("from") ||
         !intent["from"].IsString() || intent["from"].GetString() != target_checkpoint ||
-        !DecodeOffsets(it->second, &offsets)) {
+        !DecodeCheckpoint(it->second, &offsets)) {
       return;
     }
-    replay = std::move(offsets);
+    replay = std::move(offsets.offsets);
   }
 
   // A dead letter of `document`, a document of binding `b` whose key is `packed`.

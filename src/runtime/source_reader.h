@@ -7,7 +7,7 @@
 // passed.
 //
 // A reader keeps a cursor per journal and knows where each stands, which is what a task
-// checkpoints (`<binding key>\t<journal>` → offset, see EncodeOffsets). Not thread-safe.
+// checkpoints (`<binding key>\t<journal>` → offset, see runtime/checkpoint.h). Not thread-safe.
 #pragma once
 
 #include <cstdint>
