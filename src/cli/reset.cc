@@ -1,6 +1,7 @@
 // `flowctl reset`: empty a data directory, or some of its collections (SPEC section 11).
 #include <unistd.h>
 
+#include <filesystem>
 #include <memory>
 
 #include <CLI/CLI.hpp>
@@ -31,6 +32,10 @@ int RunReset(const GlobalOptions& g, const ResetOptions& o) {
     for (const auto& c : o.collections) {
       if (!FindCollection(records, c, &code)) return code;
     }
+  }
+  if (!std::filesystem::is_directory(o.data_dir)) {  // nothing to empty, and nothing to create
+    PrintError(fmt::format("data directory {} does not exist; pass --data-dir", o.data_dir));
+    return kExitEnvironment;
   }
   std::string what = o.collections.empty() ? "every collection of " + o.data_dir
                                            : fmt::format("collection(s) {} in {}", fmt::join(o.collections, ", "), o.data_dir);
@@ -75,7 +80,7 @@ Command RegisterReset(CLI::App& app) {
       "data that is gone, so it stops with an error naming `flowctl run --backfill NAME`, which rebuilds them "
       "(see docs/lifecycle.md).\n"
       "Exit status: 0 reset (or declined), 1 an unknown collection, 2 usage error (no --yes without a "
-      "terminal), 3 the data directory is locked by another process or cannot be written.");
+      "terminal), 3 the data directory does not exist, is locked by another process or cannot be written.");
   return {cmd, [o](const GlobalOptions& g) { return RunReset(g, *o); }};
 }
 

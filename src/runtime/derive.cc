@@ -121,10 +121,10 @@ Result<bool> DeriveTask::Open() {
           fmt::format("the checkpoint of derivation `{}` is malformed", d.collection->name));
     }
     if (std::string why = CheckpointMismatch(checkpoint, committed, true); !why.empty()) {
-      return Error::User(fmt::format(
-          "derivation `{}`: {}; nothing was derived. Back-fill it to derive its collection again from what its "
-          "sources hold now: flowctl run --backfill {}",
-          d.collection->name, why, d.collection->name));
+      return Error::User(fmt::format("derivation `{}`: {}; nothing was derived. Back-fill it to derive its "
+                                     "collection again from what its sources hold now: flowctl run --backfill {}",
+                                     d.collection->name, why, d.collection->name))
+          .About(fmt::format("derivation `{}`", d.collection->name));
     }
     offsets = std::move(checkpoint.offsets);
     // Offsets are keyed by transform name, compared without regard to case (as transform

@@ -154,7 +154,7 @@ expect_eq "a reset collection reads as empty" "$("$FLOWCTL" read acme/orders --d
 orders 300 302 > d.jsonl
 expect_status 0 "$FLOWCTL" ingest acme/orders d.jsonl --data-dir data
 expect_status 1 "$FLOWCTL" run --until-idle --data-dir data
-expect_err "derivation \`acme/spend\`: journal acme/orders/pivot=00 was reset since its checkpoint (generation 1 then, 2 now)"
+expect_err "error: derivation \`acme/spend\`: journal acme/orders/pivot=00 was reset since its checkpoint (generation 1 then, 2 now)"
 expect_err "flowctl run --backfill acme/spend"
 expect_status 0 "$FLOWCTL" run --until-idle --data-dir data --backfill acme/orders
 tables_equal_reduced "after the reset collection's back-fill"
@@ -162,6 +162,9 @@ expect_eq "only the orders ingested since the reset" "$(lite 'SELECT sum(spent) 
 expect_status 0 "$FLOWCTL" fsck --data-dir data
 lake_files=$(find data/lake -type f | wc -l)
 
+expect_status 3 "$FLOWCTL" reset --data-dir nowhere --yes
+expect_err "data directory nowhere does not exist"
+[[ ! -e nowhere ]] || fail "reset created the data directory it was to empty"
 expect_status 0 "$FLOWCTL" reset --data-dir data --yes
 expect_err "it is empty, with a new identity"
 expect_eq "no fragment is left" "$(find data/lake -type f 2>/dev/null | wc -l)" "0"
