@@ -672,8 +672,13 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     limit = std::min<uint64_t>(max_docs - total, 2 * segment.items.size());
     if (limit == 0) break;
   }
+  behind_ = false;
   if (total == 0) return uint64_t{0};
   if (auto c = Commit(all_touched); !c) return c.error();
+  // More ready input than the transaction took: a back-fill (see Task::behind).
+  SourceReader::Document next;
+  auto more = m.reader->Peek(now, &next);
+  behind_ = more && more.value();
   // After a transaction that ended early, the next starts small and grows back.
   batch_cap_ = any_early ? 2 * last_size : std::min<uint64_t>(batch_cap_, uint64_t{1} << 61) * 2;
   return total;

@@ -120,6 +120,7 @@ class DeriveTask final : public Task {
   // The earliest time (Unix nanoseconds) at which a committed document that is waiting for
   // its read delay becomes ready; 0 when none waits. Valid after a Step.
   int64_t next_ready() const override { return next_ready_; }
+  bool behind() const override { return behind_; }
 
   const DeriveStats& stats() const { return stats_; }
   TaskCounters counters() const override;
@@ -137,6 +138,7 @@ class DeriveTask final : public Task {
   std::shared_ptr<const Derivation> derivation_;
   std::unique_ptr<Impl> impl_;
   int64_t next_ready_ = 0;
+  bool behind_ = false;
   // The most documents the next Step reads (see Step).
   uint64_t batch_cap_ = uint64_t{1} << 62;
   DeriveStats stats_;

@@ -17,6 +17,9 @@ namespace flow::runtime {
 namespace {
 
 constexpr int kMaxFailuresUntilIdle = 4;
+// The longest a materialization is held while its sources are back-filled: its tables
+// still show progress during a very long back-fill.
+constexpr std::chrono::seconds kMaxHold{30};
 
 }  // namespace
 
@@ -38,6 +41,11 @@ struct Supervisor::Entry {
   int failures = 0;        // since the last commit (see StepMaterialization)
   uint64_t committed = 0;  // transactions `task` has committed
   std::chrono::steady_clock::time_point retry_at{};
+  // The collections it reads (derivations: their transforms' sources; materializations:
+  // their bindings'), for holding a materialization while its sources are back-filled.
+  std::vector<std::string> sources;
+  // A materialization held since then (UpstreamBehind); unset while it steps.
+  std::optional<std::chrono::steady_clock::time_point> held_since;
   TaskCounters done;      // of the tasks dropped before
   ReadProgress progress;  // of the last task dropped
   std::string error;
@@ -148,6 +156,7 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
       e->kind = TaskKind::kDerivation;
       e->name = name;
       e->fingerprint = fp;
+      for (const auto& t : spec->transforms) e->sources.push_back(t.source->name);
       e->task = std::make_unique<DeriveTask>(spec, store_, stamper_, options_.clock);
       if (auto opened = e->task->Open(); !opened) {
         return Error(opened.error()).In(fmt::format("derivation `{}`", name));
@@ -230,6 +239,7 @@ std::unique_ptr<Supervisor::Entry> Supervisor::NewMaterialization(
   e->kind = TaskKind::kMaterialization;
   e->name = m->name;
   e->rebuild = rebuild;
+  for (const auto& b : m->bindings) e->sources.push_back(b.source->name);
   Entry* entry = e.get();
   e->make = [this, m, entry]() -> Result<std::unique_ptr<Task>> {
     auto driver = ConnectTarget(*m);
@@ -314,6 +324,14 @@ uint64_t Supervisor::StepMaterialization(Entry& e, Round* round) {
       n = opened.error();
     }
   }
+  if (n && e.task && UpstreamBehind(e)) {
+    // Its source is being back-filled: storing every small upstream transaction would write
+    // each row many times, so it waits until the upstream catches up, or kMaxHold.
+    auto now = options_.clock.steady();
+    if (!e.held_since) e.held_since = now;
+    if (now - *e.held_since < kMaxHold) return 0;
+  }
+  e.held_since.reset();
   if (n && e.task) n = e.task->Step();
   if (n) {
     // Step is pipelined: its success may only mean that a transaction started, whose store
@@ -367,8 +385,29 @@ Result<uint64_t> Supervisor::StepOnce(Entry& e, Round* round) {
   return n;
 }
 
+bool Supervisor::UpstreamBehind(const Entry& m) const {
+  std::vector<std::string> todo = m.sources;
+  std::set<std::string> seen;
+  while (!todo.empty()) {
+    std::string name = std::move(todo.back());
+    todo.pop_back();
+    if (!seen.insert(name).second) continue;
+    auto it = derivations_.find(name);
+    if (it == derivations_.end()) continue;  // not derived, or not run here
+    const Entry& d = *it->second;
+    if (!d.stepping() || !d.task) continue;  // halted: it will not catch up
+    if (d.task->behind()) return true;
+    todo.insert(todo.end(), d.sources.begin(), d.sources.end());
+  }
+  return false;
+}
+
 Result<Supervisor::Round> Supervisor::Step() {
   Round round;
+  derivations_.clear();
+  for (auto& e : entries_) {
+    if (e->kind == TaskKind::kDerivation) derivations_[e->name] = e.get();
+  }
   for (auto& e : entries_) {
     if (!e->stepping()) continue;
     for (;;) {

@@ -127,6 +127,9 @@ class Supervisor {
   Result<uint64_t> StepCapture(Entry& e);
   Result<uint64_t> StepDerivation(Entry& e);
   uint64_t StepMaterialization(Entry& e, Round* round);
+  // Whether a derivation upstream of materialization `m` (reading a collection `m` reads,
+  // directly or through other derivations) is behind: catching up on a back-fill.
+  bool UpstreamBehind(const Entry& m) const;
   void Halt(Entry& e, const Error& error, const std::string& line);
   void Drop(Entry& e);
 
@@ -134,6 +137,7 @@ class Supervisor {
   Stamper* stamper_;
   Options options_;
   std::vector<std::unique_ptr<Entry>> entries_;  // captures, derivations, materializations
+  std::map<std::string, Entry*> derivations_;     // by collection, as of this round
   std::optional<Error> first_failure_;
   int exit_code_ = 0;
   Backfill backfilled_;

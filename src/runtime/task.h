@@ -95,6 +95,9 @@ class Task {
   // The earliest Unix nanoseconds at which a document waiting for its read delay becomes
   // ready; 0 when none waits. Valid after a Step.
   virtual int64_t next_ready() const { return 0; }
+  // After a Step: the transaction ended at its size bound while more input was ready, so
+  // the task is catching up (a back-fill) rather than keeping pace. Derivations only.
+  virtual bool behind() const { return false; }
   // A unit of input the task refused and set aside while it goes on (a capture's file
   // moved to .failed), with where it went; taken once.
   virtual std::optional<Error> TakeRefusal() { return std::nullopt; }
