@@ -5,8 +5,11 @@
 
 namespace flow::runtime {
 
-Result<bool> AppendDeadLetter(const Collection& to, const DeadLetter& letter, Stamper* stamper,
-                              store::Store* store) {
+namespace {
+
+// The dead letter's stamped line and journal.
+Result<bool> DeadLetterLine(const Collection& to, const DeadLetter& letter, Stamper* stamper,
+                            std::string* journal, std::string* line) {
   rapidjson::Document d(rapidjson::kObjectType);
   auto& a = d.GetAllocator();
   auto str = [&](const std::string& s) { return doc::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a); };
@@ -27,11 +30,26 @@ Result<bool> AppendDeadLetter(const Collection& to, const DeadLetter& letter, St
                                    letter.error, to.name, why));
   };
   if (auto ok = to.Validate(v, a); !ok) return refused(ok.error().message);
-  std::string journal;
-  if (auto j = to.JournalOf(v, &journal); !j) return refused(j.error().message);
-  std::string line;
-  AppendStamped(v, stamper->Next(), &line);
+  if (auto j = to.JournalOf(v, journal); !j) return refused(j.error().message);
+  AppendStamped(v, stamper->Next(), line);
+  return true;
+}
+
+}  // namespace
+
+Result<bool> AppendDeadLetter(const Collection& to, const DeadLetter& letter, Stamper* stamper,
+                              store::Store* store) {
+  std::string journal, line;
+  if (auto l = DeadLetterLine(to, letter, stamper, &journal, &line); !l) return l;
   return store->Append(journal, to.journal, line);
+}
+
+Result<bool> AppendDeadLetter(const Collection& to, const DeadLetter& letter, Stamper* stamper,
+                              HeldAppends* held) {
+  std::string journal, line;
+  if (auto l = DeadLetterLine(to, letter, stamper, &journal, &line); !l) return l;
+  held->Add(journal, to.journal, line);
+  return true;
 }
 
 }  // namespace flow::runtime

@@ -18,6 +18,7 @@
 
 #include "base/result.h"
 #include "doc/value.h"
+#include "runtime/appends.h"
 #include "runtime/collection.h"
 #include "runtime/ingest.h"
 #include "store/journal.h"
@@ -40,5 +41,8 @@ struct DeadLetter {
 // carries the original error, so that nothing is lost from the message.
 Result<bool> AppendDeadLetter(const Collection& to, const DeadLetter& letter, Stamper* stamper,
                               store::Store* store);
+// The same, held with a transaction's other appends until they commit.
+Result<bool> AppendDeadLetter(const Collection& to, const DeadLetter& letter, Stamper* stamper,
+                              HeldAppends* held);
 
 }  // namespace flow::runtime

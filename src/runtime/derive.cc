@@ -16,6 +16,7 @@
 #include "reduce/combiner.h"
 #include "runtime/cursor.h"
 #include "runtime/checkpoint.h"
+#include "runtime/appends.h"
 #include "runtime/dead_letter.h"
 
 namespace flow::runtime {
@@ -72,6 +73,12 @@ struct DeriveTask::Impl {
     compacted_size = std::max<size_t>(arena->Size(), 16 << 20);
   }
   rapidjson::Document initial;
+
+  // The transaction Compute derived, until Publish commits it: the appends, the checkpoint
+  // (empty: none), and the statistics as they will be once it commits.
+  HeldAppends held;
+  std::string checkpoint;
+  DeriveStats pending;
 };
 
 DeriveTask::DeriveTask(std::shared_ptr<const Derivation> derivation, store::Store* store,
@@ -594,7 +601,7 @@ struct DeriveTask::Segment {
       const Transform& tr = TransformOf(i);
       DeadLetter letter{d.collection->name, "derivation",    tr.name, tr.source->name,
                         items[i].journal,   items[i].offset, error,   &sources[i]};
-      auto a = AppendDeadLetter(*tr.dead_letters, letter, m.stamper, m.store);
+      auto a = AppendDeadLetter(*tr.dead_letters, letter, m.stamper, &m.held);
       if (!a) return a.error();  // its message starts with Where(i)
       ++stats->dead_letters;
       Log(LogLevel::kWarn,
@@ -614,22 +621,32 @@ struct DeriveTask::Segment {
       AppendStamped(out, m.stamper->Next(), &line);
       ++stats->published;
       stats->bytes += line.size();
-      return m.store->Append(journal, d.collection->journal, line);
+      m.held.Add(journal, d.collection->journal, line);
+      return true;
     });
   }
 };
 
 Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
+  auto n = Compute(impl_->store->committed(), max_docs);
+  if (!n || n.value() == 0) return n;
+  if (auto p = Publish(); !p) return p.error();
+  return n;
+}
+
+Result<uint64_t> DeriveTask::Compute(const store::LedgerState& ledger, uint64_t max_docs) {
   Impl& m = *impl_;
   const Derivation& d = *derivation_;
+  m.held.Clear();
+  m.checkpoint.clear();
+  m.pending = stats_;
   if (!m.bootstrapped) {
     auto b = Bootstrap();
     if (!b) return b.error();
     m.bootstrapped = true;
   }
   auto fail = [&](Error e) -> Result<uint64_t> {
-    auto aborted = m.store->Abort();
-    (void)aborted;  // the error at hand is the one to report
+    m.held.Clear();
     return e;
   };
 
@@ -637,9 +654,10 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
   // segment of them, or several when one ends early at a document left out (see Segment):
   // the next segment starts after it, twice its size, so that a run of such documents costs
   // little each and one commit.
-  m.reader->Discover(m.store->committed());
+  m.reader->Discover(ledger);
   int64_t now = m.now();
   next_ready_ = 0;
+  behind_ = false;
   std::unordered_set<std::string> all_touched;  // registers the segments changed
   uint64_t total = 0, limit = std::min<uint64_t>(max_docs, batch_cap_), last_size = 0;
   bool any_early = false;
@@ -648,7 +666,7 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     while (items.size() < limit) {
       SourceReader::Document doc;
       auto p = m.reader->Peek(now, &doc);
-      if (!p) return p.error();
+      if (!p) return fail(p.error());
       if (!p.value()) {
         next_ready_ = m.reader->next_ready();
         break;
@@ -661,37 +679,24 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
     if (auto parsed = segment.Parse(); !parsed) return fail(parsed.error());
     auto ended_early = segment.Settle();
     if (!ended_early) return fail(ended_early.error());
-    if (auto a = segment.AppendDeadLetters(&stats_); !a) return fail(a.error());
-    if (auto a = segment.AppendOutputs(&stats_); !a) return fail(a.error());
+    if (auto a = segment.AppendDeadLetters(&m.pending); !a) return fail(a.error());
+    if (auto a = segment.AppendOutputs(&m.pending); !a) return fail(a.error());
     all_touched.insert(segment.touched.begin(), segment.touched.end());
     total += segment.items.size();
     last_size = segment.items.size();
-    stats_.read += segment.items.size();
+    m.pending.read += segment.items.size();
     if (!ended_early.value()) break;
     any_early = true;
     limit = std::min<uint64_t>(max_docs - total, 2 * segment.items.size());
     if (limit == 0) break;
   }
-  behind_ = false;
   if (total == 0) return uint64_t{0};
-  if (auto c = Commit(all_touched); !c) return c.error();
-  // More ready input than the transaction took: a back-fill (see Task::behind).
-  SourceReader::Document next;
-  auto more = m.reader->Peek(now, &next);
-  behind_ = more && more.value();
-  // After a transaction that ended early, the next starts small and grows back.
-  batch_cap_ = any_early ? 2 * last_size : std::min<uint64_t>(batch_cap_, uint64_t{1} << 61) * 2;
-  return total;
-}
 
-Result<bool> DeriveTask::Commit(const std::unordered_set<std::string>& touched) {
-  Impl& m = *impl_;
-  const Derivation& d = *derivation_;
-  // The registers the transaction changed, as they are now, then the checkpoint; the store
+  // The registers the transaction changed, as they are now, then the checkpoint; Publish
   // commits them with the outputs.
-  if (!touched.empty()) {
+  if (!all_touched.empty()) {
     std::string records;
-    std::vector<std::string> keys(touched.begin(), touched.end());
+    std::vector<std::string> keys(all_touched.begin(), all_touched.end());
     std::sort(keys.begin(), keys.end());
     for (const auto& k : keys) {
       records += "{\"k\":";
@@ -700,18 +705,27 @@ Result<bool> DeriveTask::Commit(const std::unordered_set<std::string>& touched) 
       doc::AppendJson(m.registers[k], &records);
       records += "}\n";
     }
-    store::JournalSpec spec;
-    auto a = m.store->Append(d.RegisterJournal(), spec, records);
-    if (!a) {
-      auto aborted = m.store->Abort();
-      (void)aborted;  // the error at hand is the one to report
-      return a.error();
-    }
+    m.held.Add(d.RegisterJournal(), store::JournalSpec{}, records);
   }
-  auto committed = m.store->Commit(
-      {{d.CheckpointKey(), EncodeCheckpoint(CheckpointOf(m.reader->Offsets(), m.store->committed(), d.logic))}});
+  m.checkpoint = EncodeCheckpoint(CheckpointOf(m.reader->Offsets(), ledger, d.logic));
+  // After a transaction that ended early, the next starts small and grows back.
+  batch_cap_ = any_early ? 2 * last_size : std::min<uint64_t>(batch_cap_, uint64_t{1} << 61) * 2;
+  // More ready input than the transaction took: a back-fill (see Task::behind).
+  SourceReader::Document next;
+  auto more = m.reader->Peek(now, &next);
+  behind_ = more && more.value();
+  return total;
+}
+
+Result<bool> DeriveTask::Publish() {
+  Impl& m = *impl_;
+  const Derivation& d = *derivation_;
+  if (m.checkpoint.empty()) return Error::Internal(fmt::format("derivation `{}`: Publish without Compute", d.collection->name));
+  auto committed = m.held.CommitTo(m.store, {{d.CheckpointKey(), m.checkpoint}});
+  m.checkpoint.clear();
   if (!committed) return committed.error();
   m.MaybeCompact();
+  stats_ = m.pending;
   ++stats_.transactions;
   return true;
 }

@@ -117,6 +117,15 @@ class DeriveTask final : public Task {
   Result<uint64_t> Step(uint64_t max_docs);
   Result<uint64_t> Step() override { return Step(kMaxDocs); }
 
+  // Step in two halves, so that the first runs on a thread of its own (runtime/
+  // supervisor.h). Compute reads and derives one transaction against `ledger`, a copy of the
+  // store's committed state, holding its appends in memory: it touches neither the store
+  // nor anything the store's thread uses (give the task a Stamper of its own). Publish
+  // commits what the last Compute that returned more than 0 derived, on the store's thread.
+  // An error of either ends the task, as an error of Step does.
+  Result<uint64_t> Compute(const store::LedgerState& ledger, uint64_t max_docs);
+  Result<bool> Publish();
+
   // The earliest time (Unix nanoseconds) at which a committed document that is waiting for
   // its read delay becomes ready; 0 when none waits. Valid after a Step.
   int64_t next_ready() const override { return next_ready_; }
@@ -130,8 +139,6 @@ class DeriveTask final : public Task {
 
  private:
   Result<bool> Bootstrap();
-  // Appends the registers `touched` and commits them with the outputs and the checkpoint.
-  Result<bool> Commit(const std::unordered_set<std::string>& touched);
 
   struct Impl;
   struct Segment;
