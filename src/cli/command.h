@@ -34,6 +34,11 @@ void AddCatalogOptions(CLI::App& cmd, CatalogOptions& o);
 // `sources.catalog` stays empty.
 void AddBuildCatalogOptions(CLI::App& cmd, CatalogOptions& sources, std::string& output);
 
+// The cores available (at least 1): the default of `--threads`.
+int DefaultThreads();
+// `--threads N` (1 to 1024), bound to `threads`.
+void AddThreadsOption(CLI::App& cmd, int& threads);
+
 // --data-dir, its default shown in the help.
 void AddDataDirOption(CLI::App& cmd, std::string& dir,
                       const std::string& description = "Data directory");

@@ -34,6 +34,7 @@ struct RunOptions {
   std::vector<std::string> backfill;          // tasks (or collections) to back-fill
   bool plan = false;                          // only say what --backfill would reset
   std::string on_change = "continue";         // a derivation whose logic changed: continue or backfill
+  int threads = DefaultThreads();
 };
 
 namespace {
@@ -83,6 +84,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   po.until_idle = o.until_idle;
   po.materializations = o.materializations;
   po.backfill_changed = o.on_change == "backfill";
+  po.threads = o.threads;
   po.log = [&](const std::string& line) {
     if (progress_shown) fmt::print(stderr, "\r\033[K");
     PrintLine(line);
@@ -158,6 +160,7 @@ Command RegisterRun(CLI::App& app) {
                   "or `backfill` it and what is downstream")
       ->check(CLI::IsMember({"continue", "backfill"}))
       ->capture_default_str();
+  AddThreadsOption(*cmd, o->threads);
   cmd->add_flag("--until-idle", o->until_idle,
                 "Exit once every task has processed everything committed (documents waiting "
                 "for a read delay excepted)");

@@ -82,6 +82,7 @@ std::optional<int> Session::Start() {
   po.log = h_.log;
   po.materializations = o_.materializations;
   po.backfill_changed = o_.backfill_changed;
+  po.threads = o_.threads;
   tasks_ = std::make_unique<runtime::Supervisor>(store_.get(), &stamper_, po);
   auto backfill = runtime::BackfillOf(*current_.plan, o_.backfill);
   if (!backfill) {
@@ -224,7 +225,10 @@ int Session::Loop() {
       h_.log(fmt::format("error: {}", persisted.error().message));
       return persisted.error().ExitCode();
     }
-    service_->Wait(round->waiting ? std::chrono::milliseconds(100) : std::chrono::milliseconds(50));
+    // A derivation computing on its own thread is published as soon as it is done.
+    service_->Wait(round->busy      ? std::chrono::milliseconds(1)
+                   : round->waiting ? std::chrono::milliseconds(100)
+                                    : std::chrono::milliseconds(50));
   }
   return kExitOk;
 }

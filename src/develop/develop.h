@@ -55,6 +55,9 @@ struct Options {
   // `status_interval` seconds.
   bool redraw = false;
   double status_interval = 10;
+  // Derivations catching up compute on up to this many threads of their own
+  // (runtime::Supervisor::Options::threads).
+  int threads = 1;
 };
 
 // What the status view shows.

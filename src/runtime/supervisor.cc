@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -20,6 +21,10 @@ constexpr int kMaxFailuresUntilIdle = 4;
 // The longest a materialization is held while its sources are back-filled: its tables
 // still show progress during a very long back-fill.
 constexpr std::chrono::seconds kMaxHold{30};
+// The most source documents of a transaction computed on a thread of its own: larger than a
+// step's on the store's thread (DeriveTask::kMaxDocs), since nothing waits for it, so that a
+// back-fill commits less often.
+constexpr uint64_t kBackgroundDocs = 4 * DeriveTask::kMaxDocs;
 
 }  // namespace
 
@@ -46,6 +51,16 @@ struct Supervisor::Entry {
   std::vector<std::string> sources;
   // A materialization held since then (UpstreamBehind); unset while it steps.
   std::optional<std::chrono::steady_clock::time_point> held_since;
+  // A derivation's own stamper, when derivations may compute on threads of their own.
+  std::unique_ptr<Stamper> stamper;
+  // A derivation computing a transaction on a thread of its own (DeriveTask::Compute), over
+  // `ledger`, a copy of the store's committed state; Publish commits it on this thread. The
+  // task is not touched meanwhile: Status shows what it showed when the computing began.
+  std::future<Result<uint64_t>> computing;
+  std::unique_ptr<store::LedgerState> ledger;
+  TaskCounters shown_counters;
+  ReadProgress shown_progress;
+  int64_t shown_next_ready = 0;
   TaskCounters done;      // of the tasks dropped before
   ReadProgress progress;  // of the last task dropped
   std::string error;
@@ -57,6 +72,10 @@ Supervisor::Supervisor(store::Store* store, Stamper* stamper, Options options)
     : store_(store), stamper_(stamper), options_(std::move(options)) {}
 
 Supervisor::~Supervisor() {
+  for (auto& e : entries_) {
+    // Computed but not committed: the derivation goes on from its checkpoint next time.
+    if (e->computing.valid()) e->computing.wait();
+  }
   for (auto& e : entries_) {
     if (e->task) e->task->Close();
   }
@@ -79,6 +98,14 @@ void Supervisor::Log(const std::string& line) {
 
 Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
                                const std::map<std::string, std::string>& fingerprints, Backfill backfill) {
+  // What derivations are computing commits first: a reset, or a task stopping, must not
+  // race it.
+  for (auto& e : entries_) {
+    if (!e->computing.valid()) continue;
+    e->computing.wait();
+    Round ignored;
+    if (auto n = StepDerivation(*e, &ignored); !n) return n.error();
+  }
   auto fingerprint = [&](const std::string& key) {
     auto it = fingerprints.find(key);
     return it == fingerprints.end() ? std::string() : it->second;
@@ -157,7 +184,8 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
       e->name = name;
       e->fingerprint = fp;
       for (const auto& t : spec->transforms) e->sources.push_back(t.source->name);
-      e->task = std::make_unique<DeriveTask>(spec, store_, stamper_, options_.clock);
+      if (options_.threads > 0) e->stamper = std::make_unique<Stamper>();
+      e->task = std::make_unique<DeriveTask>(spec, store_, e->stamper ? e->stamper.get() : stamper_, options_.clock);
       if (auto opened = e->task->Open(); !opened) {
         return Error(opened.error()).In(fmt::format("derivation `{}`", name));
       }
@@ -289,8 +317,38 @@ Result<uint64_t> Supervisor::StepCapture(Entry& e) {
   return n;
 }
 
-Result<uint64_t> Supervisor::StepDerivation(Entry& e) {
-  auto n = e.task->Step();
+Result<uint64_t> Supervisor::StepDerivation(Entry& e, Round* round) {
+  auto* derive = static_cast<DeriveTask*>(e.task.get());
+  Result<uint64_t> n = uint64_t{0};
+  if (e.computing.valid()) {
+    // Computing on its own thread: publish what it derived once it is done.
+    if (e.computing.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      round->busy = true;
+      return uint64_t{0};
+    }
+    n = e.computing.get();
+    --computing_;
+    e.ledger.reset();
+    if (n && n.value() > 0) {
+      if (auto p = derive->Publish(); !p) n = p.error();
+    }
+  } else if (options_.threads > 0 && (e.task->behind() || MovingState(e.task->progress()) == TaskState::kBackFilling)) {
+    // Catching up: its transactions are computed on a thread of their own, larger, while
+    // this thread goes on serving the other tasks and ingestion.
+    round->busy = true;
+    if (computing_ >= options_.threads) return uint64_t{0};  // it waits for a thread
+    e.shown_counters = e.task->counters();
+    e.shown_progress = e.task->progress();
+    e.shown_next_ready = e.task->next_ready();
+    e.ledger = std::make_unique<store::LedgerState>(store_->committed());
+    e.computing = std::async(std::launch::async, [derive, ledger = e.ledger.get()] {
+      return derive->Compute(*ledger, kBackgroundDocs);
+    });
+    ++computing_;
+    return uint64_t{0};
+  } else {
+    n = e.task->Step();
+  }
   if (!n && lambda::StopRequested()) {
     // Interrupted because the command is stopping: not the derivation's failure. The task
     // rolled back and is not stepped again; it resumes from its checkpoint next time.
@@ -368,6 +426,7 @@ uint64_t Supervisor::StepMaterialization(Entry& e, Round* round) {
 Result<uint64_t> Supervisor::StepOnce(Entry& e, Round* round) {
   // Documents the task stamps carry the supervisor's clock (simulated in tests).
   if (stamper_) stamper_->clock().AdvanceTo(doc::ClockFromUnixNanos(options_.clock.wall()));
+  if (e.stamper && !e.computing.valid()) e.stamper->clock().AdvanceTo(doc::ClockFromUnixNanos(options_.clock.wall()));
   Result<uint64_t> n = uint64_t{0};
   switch (e.kind) {
     case TaskKind::kCapture:
@@ -375,7 +434,7 @@ Result<uint64_t> Supervisor::StepOnce(Entry& e, Round* round) {
       if (n && !e.error.empty()) round->waiting = true;
       break;
     case TaskKind::kDerivation:
-      n = StepDerivation(e);
+      n = StepDerivation(e, round);
       break;
     case TaskKind::kMaterialization:
       n = StepMaterialization(e, round);
@@ -396,7 +455,7 @@ bool Supervisor::UpstreamBehind(const Entry& m) const {
     if (it == derivations_.end()) continue;  // not derived, or not run here
     const Entry& d = *it->second;
     if (!d.stepping() || !d.task) continue;  // halted: it will not catch up
-    if (d.task->behind()) return true;
+    if (d.computing.valid() || d.task->behind()) return true;
     todo.insert(todo.end(), d.sources.begin(), d.sources.end());
   }
   return false;
@@ -424,12 +483,16 @@ Result<bool> Supervisor::Run(const std::atomic<bool>& stop,
   while (!stop) {
     auto round = Step();
     if (!round) return round.error();  // the store refuses further work
-    if (round->waiting && !round->progress) {
+    if (round->waiting && !round->progress && !round->busy) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
     if (after_round) after_round();
     if (round->progress) continue;
+    if (round->busy) {  // a derivation is computing on its own thread
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
     auto persisted = store_->PersistDue(options_.clock.wall() / 1000000000);
     if (!persisted) {
       Log("error: " + persisted.error().message);
@@ -449,7 +512,10 @@ std::vector<TaskStatus> Supervisor::Status() const {
     s.name = e->name;
     s.counters = e->done;
     s.progress = e->progress;
-    if (e->task) {
+    if (e->computing.valid()) {
+      s.counters += e->shown_counters;
+      s.progress = e->shown_progress;
+    } else if (e->task) {
       s.counters += e->task->counters();
       s.progress = e->task->progress();
     }
@@ -466,7 +532,7 @@ int64_t Supervisor::NextReady() const {
   int64_t next = 0;
   for (const auto& e : entries_) {
     if (!e->task || !e->stepping()) continue;
-    int64_t n = e->task->next_ready();
+    int64_t n = e->computing.valid() ? e->shown_next_ready : e->task->next_ready();
     if (n && (!next || n < next)) next = n;
   }
   return next;

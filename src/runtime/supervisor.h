@@ -19,8 +19,11 @@
 // is unchanged keeps running with its state and position; a changed one restarts from its
 // checkpoint; a new one starts from its checkpoint or back-fills; a removed one stops.
 //
-// Single-threaded, like the store: each round steps the tasks one after the other. Tasks
-// share nothing but the store and the stamper, so a later change can give each a thread.
+// The store is used by the calling thread only: each round steps the tasks one after the
+// other, except that a derivation catching up computes its transactions on a thread of its
+// own (Options::threads; DeriveTask::Compute), and the round only publishes what it
+// derived, so a long back-fill holds up neither ingestion nor the other tasks. Each task's
+// transactions stay strictly ordered.
 #pragma once
 
 #include <atomic>
@@ -72,6 +75,11 @@ class Supervisor {
     // downstream (develop's default); otherwise it goes on from its checkpoint with a warning
     // naming the back-fill (run's).
     bool backfill_changed = false;
+    // How many derivations may compute a transaction at once on threads of their own, while
+    // this thread commits and serves the other tasks: those catching up (more than 1 MiB
+    // behind, or their last transaction ended at its size bound). 0: every task steps on
+    // the calling thread (the test driver's deterministic order).
+    int threads = 0;
   };
   Supervisor(store::Store* store, Stamper* stamper, Options options);
   ~Supervisor();
@@ -96,6 +104,7 @@ class Supervisor {
   struct Round {
     bool progress = false;  // some task processed documents
     bool waiting = false;   // some task waits to be retried
+    bool busy = false;      // a derivation computes on a thread of its own: step again soon
   };
   // Steps every task once (or, with drain_each, until it has nothing ready). An error
   // means the store itself failed: stop.
@@ -125,7 +134,7 @@ class Supervisor {
   // failed.
   Result<uint64_t> StepOnce(Entry& e, Round* round);
   Result<uint64_t> StepCapture(Entry& e);
-  Result<uint64_t> StepDerivation(Entry& e);
+  Result<uint64_t> StepDerivation(Entry& e, Round* round);
   uint64_t StepMaterialization(Entry& e, Round* round);
   // Whether a derivation upstream of materialization `m` (reading a collection `m` reads,
   // directly or through other derivations) is behind: catching up on a back-fill.
@@ -141,6 +150,7 @@ class Supervisor {
   std::optional<Error> first_failure_;
   int exit_code_ = 0;
   Backfill backfilled_;
+  int computing_ = 0;  // derivations computing on threads of their own
 };
 
 }  // namespace flow::runtime

@@ -64,8 +64,8 @@ published=$(grep -oE 'derivation `acme/spend`: 100000 documents read, [0-9]+ pub
 stored=$(grep -oE 'materialization `acme/views`: [0-9]+ documents read, [0-9]+ rows stored' run.err | grep -oE '[0-9]+ rows' | cut -d' ' -f1 || true)
 rows=$(sqlite3 views.db 'SELECT (SELECT count(*) FROM spend) + (SELECT count(*) FROM tiers)')
 echo "acme/spend published ${published:-?} documents; acme/views stored ${stored:-?} rows for $rows final rows"
-[[ -n $published && $published -gt 20000 ]] \
-  || fail "expected the derivation to publish in many transactions (> 20000 documents), got '${published:-}'"
+[[ -n $published && $published -gt 15000 ]] \
+  || fail "expected the derivation to publish a value per customer in each of several transactions (> 15000 documents), got '${published:-}'"
 [[ $rows -eq 5050 ]] || fail "expected 5000 + 50 final rows, got $rows"
 [[ -n $stored ]] && awk -v s="$stored" -v r="$rows" 'BEGIN { exit !(s <= 1.1 * r) }' \
   || fail "write amplification: ${stored:-?} row writes for $rows final rows (at most 1.1 per row): $(cat run.err)"
