@@ -32,10 +32,11 @@ if [[ ${BENCH_PIN:-0} == 1 ]]; then
     echo "BENCH_PIN=1 but taskset is unavailable or CPU 0 is not allowed: runs not pinned"
   fi
 fi
-threads=${BENCH_THREADS:-$( ((${#pin[@]})) && echo 1 || nproc)}
 if ((${#pin[@]})); then
+  threads=${BENCH_THREADS:-1}
   echo "runs pinned to CPU 0 (BENCH_PIN=1: taskset -c 0), $threads thread(s) per tool"
 else
+  threads=${BENCH_THREADS:-$(nproc)}
   echo "runs not pinned: every tool may use all $(nproc) cores, $threads thread(s) per tool (BENCH_PIN=1 pins to CPU 0)"
 fi
 
