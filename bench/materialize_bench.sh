@@ -3,21 +3,24 @@
 # (bench/materialize/gen.js; a merge at the root with sums, maxima and a last-write-wins
 # field, bench/materialize/flow.yaml) are ingested once (not timed), one transaction per
 # round of N/10 distinct accounts so that the lake holds all N documents; then
-# `flowctl run --until-idle --materialization NAME` materializes them on one core, from a
-# copy of that data directory, into a table of a fresh database:
+# `flowctl run --until-idle --materialization NAME` materializes them, from a copy of that
+# data directory, into a table of a fresh database (every core allowed, lib.sh; `--threads`
+# is passed when flowctl has one):
 #   sqlite    a SQLite file in the scratch directory
 #   postgres  a private PostgreSQL server (scripts/pg.sh, started here, stopped at exit)
-# Prints source documents/s, wall time, peak RSS, rows written (one per key per transaction)
-# and rows in the table per run; for PostgreSQL also the time psql takes to load the same
-# final rows with `\copy ... FROM` into an empty table of the same DDL (best of 3, psql's
-# process included) and flowctl's time as a multiple of it. Checks that every run read N
+# Prints source documents/s, wall and CPU time, peak RSS, rows written (one per key per
+# transaction) and rows in the table per run; for PostgreSQL also the time psql takes to load
+# the same final rows with `\copy ... FROM` into an empty table of the same DDL (best of 3,
+# psql's process included) and flowctl's time as a multiple of it (flowctl's seconds / COPY's),
+# and the command lines. Checks that every run read N
 # documents, that each table has one row per account whose events add up to N and amounts
 # to the generator's total, and that its flow_document column equals
 # `flowctl read --reduced`, row for row (whose time is printed too, as a floor: reading and
 # combining the N documents without a target). Then, per target, one more round of N/10
 # documents (every account once) is ingested and materialized against the populated table
 # (a load and an update of every row), and its time printed. Targets: >= 150k docs/s into
-# SQLite; PostgreSQL within 3x of the COPY time; enforced only when N >= 1000000.
+# SQLite; PostgreSQL within 3x of the COPY time; printed met or MISSED, enforced only when
+# N >= 1000000.
 # Usage: bench/materialize_bench.sh FLOWCTL [N] [VARIANT...]   (default 1000000, sqlite postgres)
 set -euo pipefail
 if [[ $# -lt 1 ]]; then
@@ -41,6 +44,12 @@ pgdir=$work/pg
 trap '[[ -d $pgdir ]] && "$here/../scripts/pg.sh" stop "$pgdir" > /dev/null 2>&1; rm -rf "$work"' EXIT
 export LC_ALL=C # byte order for sort, and '.' decimals for awk
 source "$here/lib.sh"
+threads_option run
+if ((${#threads_opt[@]})); then
+  echo "flowctl run: --threads $threads"
+else
+  echo "flowctl run: no --threads option"
+fi
 
 # Input data, cached per N, seed and generator version in the repository's build directory
 # when there is one. The .meta file (the generator's summary) is moved in last: if it
@@ -73,7 +82,7 @@ echo "data: $n documents ingested in $(((n + keys - 1) / keys)) transactions ($(
 # The expected table contents, and how long reading and combining the N documents takes
 # without any target (a floor under any materialization that reads them all).
 run reduced "$flowctl" read bench/accounts --reduced --source "$source_catalog" --data-dir "$base"
-reduced_secs=$secs reduced_rss=$rss_mib
+reduced_secs=$secs reduced_rss=$rss_mib reduced_cpu=$cpu_secs
 
 # The catalog of the runs: the source catalog bound to a SQLite file beside it and, when
 # PostgreSQL runs, to the private server (whose URI is only known once it started).
@@ -108,16 +117,17 @@ task_stats() {
   written=$(sed -n 's/.* read, \([0-9]*\) rows stored.*/\1/p' <<< "$stats")
 }
 
-printf '%-20s %10s %8s %13s %13s %11s\n' run docs/s wall_s peak_RSS_MiB rows_written table_rows
-printf '%-20s %10s %8.2f %13s %13s %11s\n' "read --reduced" \
-  "$(rate "$n" "$reduced_secs")" "$reduced_secs" \
+printf '%-20s %10s %8s %7s %13s %13s %11s\n' run docs/s wall_s cpu_s peak_RSS_MiB rows_written table_rows
+printf '%-20s %10s %8.2f %7s %13s %13s %11s\n' "read --reduced" \
+  "$(rate "$n" "$reduced_secs")" "$reduced_secs" "$reduced_cpu" \
   "$reduced_rss" - "$(wc -l < "$work/reduced.out")"
 declare -A rate wall
 for v in "${variants[@]}"; do
   dir=$work/data-$v
   rm -rf "$dir"
   cp -a "$base" "$dir"
-  run "$v" "$flowctl" run --until-idle --source "$work/flow.yaml" --data-dir "$dir" --materialization "bench/to-$v"
+  run "$v" "$flowctl" run --until-idle --source "$work/flow.yaml" --data-dir "$dir" --materialization "bench/to-$v" \
+    "${threads_opt[@]}"
   task_stats "$v" "$v"
   [[ $read_docs == "$n" ]] || fail "$v: ${read_docs:-no} documents read, expected $n ($stats)"
   if [[ $v == sqlite ]]; then
@@ -134,7 +144,7 @@ for v in "${variants[@]}"; do
     || fail "$v: flow_document differs from flowctl read --reduced: $(diff "$work/$v.table" "$work/reduced.out" | head -n 3 | tr '\n' ' ')"
   r=$(rate "$n" "$secs")
   rate[$v]=$r wall[$v]=$secs
-  printf '%-20s %10s %8.2f %13s %13s %11s\n' "materialize $v" "$r" "$secs" "$rss_mib" "${written:-?}" "$rows"
+  printf '%-20s %10s %8.2f %7s %13s %13s %11s\n' "materialize $v" "$r" "$secs" "$cpu_secs" "$rss_mib" "${written:-?}" "$rows"
   # The rows of the COPY baseline below: the table as the back-fill left it.
   if [[ $v == postgres ]]; then psql -c "\\copy accounts TO '$work/rows.copy'"; fi
 
@@ -143,14 +153,15 @@ for v in "${variants[@]}"; do
   head -n "$keys" "$data" > "$work/update.jsonl"
   "$flowctl" ingest bench/accounts "$work/update.jsonl" --format json --source "$source_catalog" --data-dir "$dir" \
     > /dev/null 2> "$work/ingest.err" || { cat "$work/ingest.err"; exit 1; }
-  run "$v-update" "$flowctl" run --until-idle --source "$work/flow.yaml" --data-dir "$dir" --materialization "bench/to-$v"
+  run "$v-update" "$flowctl" run --until-idle --source "$work/flow.yaml" --data-dir "$dir" --materialization "bench/to-$v" \
+    "${threads_opt[@]}"
   task_stats "$v-update" "$v"
   [[ $read_docs == "$keys" ]] || fail "$v update: ${read_docs:-no} documents read, expected $keys ($stats)"
   read -r rows events < <(q 'SELECT count(*), sum(events) FROM accounts' | tr '|' ' ')
   [[ $rows == "$accounts" ]] || fail "$v update: $rows rows, expected $accounts"
   [[ $events == "$((n + keys))" ]] || fail "$v update: events add up to $events, expected $((n + keys))"
-  printf '%-20s %10s %8.2f %13s %13s %11s\n' "update $v" \
-    "$(rate "$keys" "$secs")" "$secs" "$rss_mib" \
+  printf '%-20s %10s %8.2f %7s %13s %13s %11s\n' "update $v" \
+    "$(rate "$keys" "$secs")" "$secs" "$cpu_secs" "$rss_mib" \
     "${written:-?}" "$rows"
   rm -rf "$dir"
 done
@@ -163,18 +174,22 @@ if [[ -n $pg_uri ]]; then
   for ((i = 1; i <= copies; i++)); do
     psql -c 'TRUNCATE copy_baseline'
     run "copy$i" "$psql_bin" -X -q -v ON_ERROR_STOP=1 "$pg_uri" -c "\\copy copy_baseline FROM '$work/rows.copy'"
-    best=$(awk -v a="${best:-$secs}" -v b="$secs" 'BEGIN { print (b < a ? b : a) }')
+    if [[ -z $best ]] || awk -v a="$best" -v b="$secs" 'BEGIN { exit !(b < a) }'; then
+      best=$secs best_cpu=$cpu_secs best_rss=$rss_mib
+    fi
   done
   copied=$(psql -c 'SELECT count(*) FROM copy_baseline')
   [[ $copied == "$accounts" ]] || fail "COPY baseline: $copied rows, expected $accounts"
   ratio=$(awk -v f="${wall[postgres]}" -v c="$best" 'BEGIN { printf "%.2f", f / (c < 0.01 ? 0.01 : c) }')
-  printf '%-20s %10s %8.2f %13s %13s %11s\n' "psql \\copy (best/$copies)" - "$best" "$rss_mib" "$copied" "$copied"
-  echo "PostgreSQL: flowctl ${wall[postgres]} s vs COPY of the final rows $best s: ${ratio}x"
+  printf '%-20s %10s %8.2f %7s %13s %13s %11s\n' "psql \\copy (best/$copies)" - "$best" "$best_cpu" "$best_rss" "$copied" "$copied"
+  echo "PostgreSQL: flowctl ${wall[postgres]} s vs psql \\copy of the final rows $best s: flowctl takes ${ratio}x COPY's time"
 fi
+
+show_commands
 
 # miss WHAT FIGURE: a missed target, a failure when N is the full size.
 miss() {
-  if ((n >= full)); then fail "target $1 MISSED ($2)"; else echo "target $1 missed ($2; smoke run, not enforced)"; fi
+  if ((n >= full)); then fail "target $1 MISSED ($2)"; else echo "target $1: MISSED ($2; smoke run, not enforced)"; fi
 }
 if [[ -n ${rate[sqlite]:-} ]]; then
   if ((rate[sqlite] >= target_rate)); then
