@@ -3,7 +3,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <future>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -38,8 +41,14 @@ struct Store::Journal {
   uint64_t persisted_end = 0;   // fragments hold [.., persisted_end), at least spool_begin
 };
 
-Store::Store(std::string dir) : dir_(std::move(dir)) {}
-Store::~Store() = default;
+Store::Store(std::string dir)
+    : dir_(std::move(dir)), threads_(std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {}
+
+Store::~Store() {
+  // What persists in the background finishes (its fragments are whole or not in the lake);
+  // the spools stay, and the next opening finds what the fragments hold.
+  for (auto& job : jobs_) job.done.wait();
+}
 
 Error Store::Poisoned() const {
   return Error::Env(fmt::format(
@@ -321,6 +330,7 @@ Result<bool> Store::Reset(const std::vector<std::string>& journals, const std::v
                           const std::map<std::string, std::string>& set) {
   if (failed_) return Poisoned();
   if (!touched_.empty()) return Error::Internal("Store::Reset within a transaction");
+  if (auto r = Reap(true); !r) return r;  // nothing may write fragments of a journal it deletes
   std::map<std::string, Generation> next;
   for (const auto& journal : journals) {
     Generation g = GenerationOf(committed_, journal);
@@ -450,13 +460,18 @@ Result<bool> Store::CompactLedger() {
 
 Result<bool> Store::PersistDue(std::time_t now) {
   if (failed_) return Poisoned();
+  if (auto r = Reap(false); !r) return r;
   for (auto& [name, j] : journals_) {
     if (!j->spool.is_open() || j->head <= j->persisted_end || j->written != j->head) continue;
     bool full = j->head - j->persisted_end >= j->spec.fragment_size;
     bool old = j->spec.flush_interval > 0 && now - j->spool_created >= j->spec.flush_interval;
-    if (full || old) {
-      auto p = Persist(j.get());
-      if (!p) return p;
+    bool running = std::any_of(jobs_.begin(), jobs_.end(), [&](const PersistJob& p) { return p.journal == name; });
+    if ((full || old) && !running) {
+      // In the background: compressing a fragment takes seconds, and the caller goes on
+      // committing meanwhile (appends go after the range, which nothing changes).
+      PersistJob job{name, j->head, {}};
+      job.done = std::async(std::launch::async, WriteFragments, RangeOf(j.get()), 1);
+      jobs_.push_back(std::move(job));
     }
   }
   return true;
@@ -464,6 +479,7 @@ Result<bool> Store::PersistDue(std::time_t now) {
 
 Result<bool> Store::PersistAll() {
   if (failed_) return Poisoned();
+  if (auto r = Reap(true); !r) return r;
   for (auto& [name, j] : journals_) {
     if (!j->spool.is_open() || j->written != j->head) continue;
     auto p = Persist(j.get());
@@ -472,76 +488,68 @@ Result<bool> Store::PersistAll() {
   return true;
 }
 
-// Copies the spool's committed bytes [persisted_end, head) into fragments of about the
-// fragment size, each cut after a '\n', written to tmp/ and renamed into the lake; then
-// removes the spool. A crash in between leaves fragments and the spool overlapping, which
-// recovery and readers resolve by preferring fragments.
+PersistRange Store::RangeOf(Journal* j) {
+  PersistRange r;
+  r.dir = dir_;
+  r.journal = j->name;
+  r.spool_path = j->spool_path;
+  r.spool_begin = j->spool_begin;
+  r.spool_created = j->spool_created;
+  r.codec = j->spec.codec;
+  r.fragment_size = j->spec.fragment_size;
+  r.from = j->persisted_end;
+  r.to = j->head;
+  r.tmp_prefix = fmt::format("{}/tmp/fragment-{}-{}", dir_, ::getpid(), tmp_counter_++);
+  return r;
+}
+
 Result<bool> Store::Persist(Journal* j) {
-  auto fail = [&](const Error& e) -> Result<bool> {
+  if (j->head <= j->persisted_end) return Persisted(j, {});
+  auto written = WriteFragments(RangeOf(j), threads_);
+  if (!written) {
     failed_ = true;
-    return e;
-  };
-  std::string block;
-  uint64_t pos = j->persisted_end;
-  auto in = io::File::OpenRead(j->spool_path);
-  if (!in) return fail(in.error());
-  while (pos < j->head) {
-    std::string tmp = fmt::format("{}/tmp/fragment-{}-{}", dir_, ::getpid(), tmp_counter_++);
-    auto out = io::File::OpenAppend(tmp, true);
-    if (!out) return fail(out.error());
-    auto t = out->Truncate(0);
-    if (!t) return fail(t.error());
-    auto enc = Encoder::Make(j->spec.codec, &out.value());
-    Sha1 sha;
-    uint64_t begin = pos;
-    bool cut = false;
-    while (pos < j->head && !cut) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(kReadBlock, j->head - pos));
-      auto r = in->ReadAt(pos - j->spool_begin, want, &block);
-      if (!r) return fail(r.error());
-      if (block.empty()) {
-        return fail(Error::Env(fmt::format("spool {} ends before offset {}", j->spool_path, pos)));
-      }
-      std::string_view chunk(block);
-      uint64_t size_so_far = pos - begin;
-      if (size_so_far + chunk.size() >= j->spec.fragment_size) {
-        // Cut after the first line end at or beyond the fragment size.
-        size_t from = j->spec.fragment_size > size_so_far ? j->spec.fragment_size - size_so_far - 1 : 0;
-        size_t nl = chunk.find('\n', from);
-        if (nl != std::string_view::npos) {
-          chunk = chunk.substr(0, nl + 1);
-          cut = true;
-        }
-      }
-      sha.Update(chunk);
-      auto w = enc->Write(chunk);
-      if (!w) return fail(w.error());
-      out->StartWriteback();
-      pos += chunk.size();
-    }
-    auto fin = enc->Finish();
-    if (!fin) return fail(fin.error());
-    auto s = out->Sync();
-    if (!s) return fail(s.error());
-    auto disk = out->Size();
-    out->Close();
-    std::string rel = FragmentPath(j->name, j->spool_created, begin, pos, sha.HexDigest(), j->spec.codec);
-    std::string dest = dir_ + "/lake/" + rel;
-    auto made = io::CreateDirs(dest.substr(0, dest.find_last_of('/')));
-    if (!made) return fail(made.error());
-    auto mv = io::RenameDurably(tmp, dest);
-    if (!mv) return fail(mv.error());
-    j->persisted_end = pos;
-    ++stats_.fragments;
-    stats_.fragment_raw_bytes += pos - begin;
-    if (disk) stats_.fragment_bytes += *disk;
+    return written.error();
   }
-  if (j->persisted_end == j->head && j->written == j->head) {
+  return Persisted(j, *written);
+}
+
+Result<bool> Store::Persisted(Journal* j, const std::vector<WrittenFragment>& fragments) {
+  for (const auto& f : fragments) {
+    j->persisted_end = std::max(j->persisted_end, f.end);
+    ++stats_.fragments;
+    stats_.fragment_raw_bytes += f.end - f.begin;
+    stats_.fragment_bytes += f.disk_bytes;
+  }
+  if (j->spool.is_open() && j->persisted_end == j->head && j->written == j->head) {
     j->spool.Close();
     std::error_code ec;
     fs::remove(j->spool_path, ec);
-    if (ec) return fail(Error::Env(fmt::format("cannot remove {}: {}", j->spool_path, ec.message())));
+    if (ec) {
+      failed_ = true;
+      return Error::Env(fmt::format("cannot remove {}: {}", j->spool_path, ec.message()));
+    }
   }
+  return true;
+}
+
+Result<bool> Store::Reap(bool wait) {
+  std::optional<Error> first;
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    if (!wait && it->done.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      ++it;
+      continue;
+    }
+    auto written = it->done.get();
+    Journal* j = Get(it->journal);
+    it = jobs_.erase(it);
+    if (!written) {
+      failed_ = true;
+      if (!first) first = written.error();
+      continue;
+    }
+    if (auto p = Persisted(j, *written); !p && !first) first = p.error();
+  }
+  if (first) return *first;
   return true;
 }
 

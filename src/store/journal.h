@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -30,6 +31,7 @@
 #include "base/io.h"
 #include "base/result.h"
 #include "store/naming.h"
+#include "store/persist.h"
 
 namespace flow::store {
 
@@ -155,9 +157,14 @@ class Store {
   // Discards the current transaction's appends.
   Result<bool> Abort();
 
-  // Persists spools whose committed content reached their fragment size, or whose age
-  // reached their flush interval. Call between transactions.
+  // Starts persisting, in the background, the spools whose committed content reached their
+  // fragment size, or whose age reached their flush interval, and records those started
+  // earlier that are done: a fragment takes seconds to compress, and the caller goes on
+  // committing meanwhile. Call between transactions; an error of a persist started earlier
+  // is returned by a later call (the store then refuses further work).
   Result<bool> PersistDue(std::time_t now);
+  // Waits for the persists PersistDue started, and records them.
+  Result<bool> WaitPersisting() { return Reap(true); }
   // Persists every spool holding committed content (clean shutdown).
   Result<bool> PersistAll();
 
@@ -169,7 +176,13 @@ class Store {
                             std::time_t created, Codec codec);
   Result<bool> OpenSpool(Journal* j);
   Result<bool> FlushBuffer(Journal* j);
+  // Persists [persisted_end, head) of `j` now, compressing fragments on up to threads_.
   Result<bool> Persist(Journal* j);
+  PersistRange RangeOf(Journal* j);
+  // Records fragments written of `j`, and removes its spool once it holds nothing else.
+  Result<bool> Persisted(Journal* j, const std::vector<WrittenFragment>& fragments);
+  // Records the background persists that are done (with `wait`, all of them).
+  Result<bool> Reap(bool wait);
   Result<bool> AppendLedger(const std::string& record);
   Result<bool> CompactLedger();
   // Deletes the fragments and spools of `journal` that end before its generation's begin.
@@ -184,6 +197,14 @@ class Store {
   io::File ledger_;
   uint64_t ledger_size_ = 0;
   uint64_t tmp_counter_ = 0;
+  int threads_;  // compressing fragments at once, in Persist
+  // Spools being persisted in the background (PersistDue), one at most per journal.
+  struct PersistJob {
+    std::string journal;
+    uint64_t to = 0;
+    std::future<Result<std::vector<WrittenFragment>>> done;
+  };
+  std::vector<PersistJob> jobs_;
   bool failed_ = false;
   StoreStats stats_;
 };
