@@ -2,6 +2,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "runtime/parallel.h"
+
 namespace flow::cli {
 
 void AddGlobalOptions(CLI::App& app, GlobalOptions& g) {
@@ -46,5 +48,13 @@ void AddDataDirOption(CLI::App& cmd, std::string& dir, const std::string& descri
 void AddMemoryBudgetOption(CLI::App& cmd, std::string& budget, const std::string& description) {
   cmd.add_option("--memory-budget", budget, description)->capture_default_str();
 }
+
+void AddThreadsOption(CLI::App& cmd, unsigned& threads, const std::string& description) {
+  cmd.add_option("--threads", threads, description + " (default: the cores available)")
+      ->type_name("N")
+      ->check(CLI::Range(1u, 1024u));
+}
+
+unsigned ThreadsOrDefault(unsigned threads) { return threads ? threads : runtime::DefaultThreads(); }
 
 }  // namespace flow::cli

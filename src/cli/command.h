@@ -42,4 +42,9 @@ void AddDataDirOption(CLI::App& cmd, std::string& dir,
 // default shown in the help; `description` says what the memory is for.
 void AddMemoryBudgetOption(CLI::App& cmd, std::string& budget, const std::string& description);
 
+// --threads N (1 to 1024); `threads` keeps 0 when the flag is absent, for ThreadsOrDefault.
+void AddThreadsOption(CLI::App& cmd, unsigned& threads, const std::string& description);
+// `threads`, or the cores available (runtime::DefaultThreads) for 0.
+unsigned ThreadsOrDefault(unsigned threads);
+
 }  // namespace flow::cli
