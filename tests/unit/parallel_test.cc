@@ -260,7 +260,7 @@ TEST_CASE("parallel combine: the first error in input order wins, with its place
     for (auto& l : copy) out += l + "\n";
     return out;
   };
-  const std::string overflow = R"({"k":100000,"i":9223372036854775807})";
+  const std::string overflow = R"({"k":100000,"i":18446744073709551615})";
   struct Case {
     std::string name, text, where, message;
   };
