@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -193,8 +194,11 @@ bool ChunkReader::Next(LineChunk* out) {
   }
   out->first_line = lines_ + 1;
   out->bytes = bytes_;
-  lines_ += static_cast<size_t>(std::count(buf.begin(), buf.end(), '\n'));
-  if (buf.back() != '\n') ++lines_;
+  // memchr is vectorized, std::count at -O2 is not.
+  for (const char *p = buf.data(), *end = p + buf.size(); p < end; ++lines_) {
+    const void* nl = std::memchr(p, '\n', static_cast<size_t>(end - p));
+    p = nl ? static_cast<const char*>(nl) + 1 : end;
+  }
   return true;
 }
 
