@@ -162,8 +162,10 @@ Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& coll
   po.threads = threads;
   po.partitions = PartitionedCombiner::kPartitions;
   po.max_in_flight = 2 * threads;
-  // Chunks of about 1 MiB, smaller under a small budget; the output does not depend on it.
-  ChunkReader reader(input.file(), std::clamp<uint64_t>(options.memory_budget / 64, 64 << 10, 1 << 20));
+  // Chunks of about 1 MiB, smaller under a small budget or many threads, so that the chunks
+  // in flight (each parsed too) take a small part of the budget; the output does not depend
+  // on their size.
+  ChunkReader reader(input.file(), ChunkTarget(options.memory_budget, threads));
   {
     OrderedPipeline pipeline(po, process, consume);
     uint64_t reported = 0;

@@ -22,6 +22,10 @@ void FirstError::Record(uint64_t position, Error error, std::string where) {
   position_.store(position, std::memory_order_relaxed);
 }
 
+size_t ChunkTarget(uint64_t memory_budget, unsigned threads) {
+  return static_cast<size_t>(std::clamp<uint64_t>(memory_budget / 32 / std::max(1u, threads), 64 << 10, 1 << 20));
+}
+
 struct OrderedPipeline::State {
   PipelineOptions options;
   Process process;

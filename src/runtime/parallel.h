@@ -47,6 +47,10 @@ class FirstError {
   std::string where_;
 };
 
+// The size of the chunks to cut for `threads` threads under a memory budget: 1 MiB, less
+// when 2 × threads chunks in flight would take more than 1/16 of the budget, at least 64 KiB.
+size_t ChunkTarget(uint64_t memory_budget, unsigned threads);
+
 // One item of an OrderedPipeline: a chunk of the input and what processing made of it.
 struct PipelineItem {
   virtual ~PipelineItem() = default;

@@ -162,7 +162,7 @@ Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink,
   po.threads = threads;
   po.partitions = PartitionedCombiner::kPartitions;
   po.max_in_flight = 2 * threads;
-  size_t target = std::clamp<uint64_t>(memory_budget / 64, 64 << 10, 1 << 20);
+  size_t target = ChunkTarget(memory_budget, threads);
   {
     OrderedPipeline pipeline(po, process, consume);
     auto chunk = std::make_unique<StoredChunk>();
