@@ -27,6 +27,7 @@ struct CombineOptions {
   std::string memory_budget = kDefaultMemoryBudget;
   std::string spill_dir;
   bool combined_only = false;  // print combined (partial) documents instead of fully reduced
+  unsigned threads = 0;        // 0: the cores available
 };
 
 int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
@@ -51,7 +52,8 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   StdoutLines out;
   auto sink = [&](std::string_view line) { return out.Add(line); };
   std::string where;
-  auto combined = runtime::CombineInput(collection, *input, copts, o.combined_only, show, sink, &where);
+  auto combined = runtime::CombineInput(collection, *input, copts, o.combined_only, show, sink, &where,
+                                        ThreadsOrDefault(o.threads));
   out.Flush();
   if (!combined) return PrintErrorAtPlace(where, combined.error());
   if (out.failed()) {
@@ -84,6 +86,8 @@ Command RegisterCombine(CLI::App& app) {
   cmd->add_option("--spill-dir", o->spill_dir,
                   "Directory for spill files (default: $TMPDIR or /tmp); they are unlinked at "
                   "creation");
+  AddThreadsOption(*cmd, o->threads,
+                   "Threads that parse, validate and combine; the output is the same for any number");
   cmd->add_flag("--combined", o->combined_only,
                 "Print combined (partial) documents: `set` keeps intersect/remove");
   cmd->add_option("FILE", o->input, "JSON lines to read (default: stdin)");

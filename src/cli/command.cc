@@ -1,9 +1,8 @@
 #include "cli/command.h"
 
-#include <algorithm>
-#include <thread>
-
 #include <CLI/CLI.hpp>
+
+#include "runtime/parallel.h"
 
 namespace flow::cli {
 
@@ -50,16 +49,12 @@ void AddMemoryBudgetOption(CLI::App& cmd, std::string& budget, const std::string
   cmd.add_option("--memory-budget", budget, description)->capture_default_str();
 }
 
-int DefaultThreads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
-
-void AddThreadsOption(CLI::App& cmd, int& threads) {
-  cmd.add_option("--threads", threads,
-                 "Threads for derivations catching up on a backlog: each computes its transactions on a thread "
-                 "of its own, so that a long back-fill holds up neither ingestion nor the other tasks (default: "
-                 "the cores available)")
-      ->check(CLI::Range(1, 1024))
+void AddThreadsOption(CLI::App& cmd, unsigned& threads, const std::string& description) {
+  cmd.add_option("--threads", threads, description + " (default: the cores available)")
       ->type_name("N")
-      ->capture_default_str();
+      ->check(CLI::Range(1u, 1024u));
 }
+
+unsigned ThreadsOrDefault(unsigned threads) { return threads ? threads : runtime::DefaultThreads(); }
 
 }  // namespace flow::cli

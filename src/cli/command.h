@@ -34,11 +34,6 @@ void AddCatalogOptions(CLI::App& cmd, CatalogOptions& o);
 // `sources.catalog` stays empty.
 void AddBuildCatalogOptions(CLI::App& cmd, CatalogOptions& sources, std::string& output);
 
-// The cores available (at least 1): the default of `--threads`.
-int DefaultThreads();
-// `--threads N` (1 to 1024), bound to `threads`.
-void AddThreadsOption(CLI::App& cmd, int& threads);
-
 // --data-dir, its default shown in the help.
 void AddDataDirOption(CLI::App& cmd, std::string& dir,
                       const std::string& description = "Data directory");
@@ -46,5 +41,10 @@ void AddDataDirOption(CLI::App& cmd, std::string& dir,
 // --memory-budget (a size such as 64MiB, read with ParseBudget when the command runs), its
 // default shown in the help; `description` says what the memory is for.
 void AddMemoryBudgetOption(CLI::App& cmd, std::string& budget, const std::string& description);
+
+// --threads N (1 to 1024); `threads` keeps 0 when the flag is absent, for ThreadsOrDefault.
+void AddThreadsOption(CLI::App& cmd, unsigned& threads, const std::string& description);
+// `threads`, or the cores available (runtime::DefaultThreads) for 0.
+unsigned ThreadsOrDefault(unsigned threads);
 
 }  // namespace flow::cli

@@ -151,8 +151,9 @@ Command RegisterDevelop(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--max-body", o.max_body, "Largest ingest request body")->capture_default_str();
-  o.d.threads = DefaultThreads();
-  AddThreadsOption(*cmd, o.d.threads);
+  AddThreadsOption(*cmd, o.d.threads,
+                   "How many derivations catching up on a backlog may compute at once, each on a thread of its "
+                   "own, so that a long back-fill holds up neither the ingestion API nor the other tasks");
   cmd->add_option("--allow-origin", o.allow_origins,
                   "Let web pages of this origin (e.g. http://localhost:3000) call the API from a "
                   "browser (repeatable; by default browsers are refused, see docs/security.md)");

@@ -26,6 +26,7 @@ struct ReadOptions {
   bool reduced = false;
   bool follow = false;
   std::string memory_budget = kDefaultMemoryBudget;
+  unsigned threads = 0;  // for --reduced; 0: the cores available
 };
 
 namespace {
@@ -54,7 +55,7 @@ int RunRead(const GlobalOptions& g, const ReadOptions& o) {
     PrintError(fmt::format("collection `{}`: {}", collection->name, e.message));
     return e.ExitCode();
   };
-  auto r = o.reduced ? (*reader)->Reduced(*budget, sink) : (*reader)->Poll(sink);
+  auto r = o.reduced ? (*reader)->Reduced(*budget, sink, ThreadsOrDefault(o.threads)) : (*reader)->Poll(sink);
   if (!r) return report(r.error());
   out.Flush();
   if (o.follow) {
@@ -90,6 +91,8 @@ Command RegisterRead(CLI::App& app) {
   cmd->add_flag("--follow", o->follow,
                 "Keep printing documents as they are committed (until SIGINT)");
   AddMemoryBudgetOption(*cmd, o->memory_budget, "Memory for --reduced before it spills to disk");
+  AddThreadsOption(*cmd, o->threads,
+                   "Threads that parse and combine for --reduced; the output is the same for any number");
   cmd->footer(
       "Documents are printed in commit order across journals. Reading needs no lock: it works "
       "while another flowctl process writes the data directory, and sees only committed "

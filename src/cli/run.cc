@@ -34,7 +34,7 @@ struct RunOptions {
   std::vector<std::string> backfill;          // tasks (or collections) to back-fill
   bool plan = false;                          // only say what --backfill would reset
   std::string on_change = "continue";         // a derivation whose logic changed: continue or backfill
-  int threads = DefaultThreads();
+  unsigned threads = 0;                       // 0: the cores available
 };
 
 namespace {
@@ -84,7 +84,7 @@ int RunRun(const GlobalOptions& g, const RunOptions& o) {
   po.until_idle = o.until_idle;
   po.materializations = o.materializations;
   po.backfill_changed = o.on_change == "backfill";
-  po.threads = o.threads;
+  po.threads = static_cast<int>(ThreadsOrDefault(o.threads));
   po.log = [&](const std::string& line) {
     if (progress_shown) fmt::print(stderr, "\r\033[K");
     PrintLine(line);
@@ -160,7 +160,9 @@ Command RegisterRun(CLI::App& app) {
                   "or `backfill` it and what is downstream")
       ->check(CLI::IsMember({"continue", "backfill"}))
       ->capture_default_str();
-  AddThreadsOption(*cmd, o->threads);
+  AddThreadsOption(*cmd, o->threads,
+                   "How many derivations catching up on a backlog may compute at once, each on a thread of its "
+                   "own, so that a long back-fill holds up neither ingestion nor the other tasks");
   cmd->add_flag("--until-idle", o->until_idle,
                 "Exit once every task has processed everything committed (documents waiting "
                 "for a read delay excepted)");

@@ -21,6 +21,7 @@
 #include "develop/metrics.h"
 #include "develop/watcher.h"
 #include "lambda/lambda.h"
+#include "runtime/parallel.h"
 #include "store/journal.h"
 #include "store/lock.h"
 
@@ -82,7 +83,7 @@ std::optional<int> Session::Start() {
   po.log = h_.log;
   po.materializations = o_.materializations;
   po.backfill_changed = o_.backfill_changed;
-  po.threads = o_.threads;
+  po.threads = static_cast<int>(o_.threads ? o_.threads : runtime::DefaultThreads());
   tasks_ = std::make_unique<runtime::Supervisor>(store_.get(), &stamper_, po);
   auto backfill = runtime::BackfillOf(*current_.plan, o_.backfill);
   if (!backfill) {

@@ -56,8 +56,8 @@ struct Options {
   bool redraw = false;
   double status_interval = 10;
   // Derivations catching up compute on up to this many threads of their own
-  // (runtime::Supervisor::Options::threads).
-  int threads = 1;
+  // (runtime::Supervisor::Options::threads); 0: the cores available.
+  unsigned threads = 0;
 };
 
 // What the status view shows.

@@ -530,13 +530,13 @@ bool FitsJsonLimit(const rapidjson::Value& v, size_t limit, size_t* size) {
   return counted.n <= limit;
 }
 
-bool ParseStoredDocument(const std::string& text, rapidjson::Document* doc, ParseError* error) {
+bool ParseStoredDocument(std::string_view text, rapidjson::Document* doc, ParseError* error) {
   // Text shorter than 512 bytes cannot nest deeper than 256 levels, which recursion handles;
   // the recursive parser is the faster one.
   if (text.size() < 512) {
-    doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.c_str());
+    doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data());
   } else {
-    doc->Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(text.c_str());
+    doc->Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(text.data());
   }
   if (doc->HasParseError()) {
     *error = {doc->GetErrorOffset(), fmt::format("invalid JSON: {}", rapidjson::GetParseError_En(doc->GetParseError()))};

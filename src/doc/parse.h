@@ -44,9 +44,9 @@ bool FitsJsonLimit(const rapidjson::Value& v, size_t limit, size_t* size);
 bool ReadNumber(std::string_view token, rapidjson::Value* v);
 
 // A document flowctl stored itself (a lake line, a materialized flow_document): it was
-// validated when written, so only RapidJSON's own syntax check remains, on the NUL-terminated
-// `text`. Long texts are parsed iteratively, so that even a tampered file nested
-// arbitrarily deep cannot overflow the stack.
-bool ParseStoredDocument(const std::string& text, rapidjson::Document* doc, ParseError* error);
+// validated when written, so only RapidJSON's own syntax check remains, on `text`, which
+// must be followed in memory by a NUL byte (as a std::string's is). Long texts are parsed
+// iteratively, so that even a tampered file nested arbitrarily deep cannot overflow the stack.
+bool ParseStoredDocument(std::string_view text, rapidjson::Document* doc, ParseError* error);
 
 }  // namespace flow::doc

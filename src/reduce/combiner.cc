@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <queue>
 
 #include <fmt/format.h>
 
@@ -313,10 +312,49 @@ struct Combiner::Impl {
     return true;
   }
 
-  // Merges runs [0, count) by key, folding each key's entries in run order, and calls
-  // `out(key, doc, front, arena)` per key in key order.
+  // Merges runs [0, count) by key, folding each key's entries in run order: each Next()
+  // gives the next key, its document (in `arena`, valid until the next call) and whether it
+  // is fully reduced, in key order.
+  class Merge {
+   public:
+    Merge(Impl* m, size_t count);
+    Result<bool> Init();
+    Result<bool> Next();
+    std::string key;
+    doc::Value acc;
+    bool front = false;
+    Arena arena{kChunk};
+
+   private:
+    Result<bool> Parse(const std::string& json, doc::Value* v);
+    // Orders heap_ (std::push_heap makes a max-heap): the least key, and among equal keys
+    // the earliest run, on top.
+    bool Greater(size_t a, size_t b) const {
+      int c = readers_[a]->key.compare(readers_[b]->key);
+      return c != 0 ? c > 0 : a > b;
+    }
+    Impl* m_;
+    std::vector<std::unique_ptr<RunReader>> readers_;
+    std::vector<size_t> heap_;  // reader numbers, a min-heap by (key, reader number)
+    rapidjson::GenericDocument<rapidjson::UTF8<>, Arena> parser_{&arena};
+  };
+  // Calls `out(key, doc, front, arena)` per key of Merge(count), in key order.
   using MergeOut = std::function<Result<bool>(const std::string&, doc::Value&, bool, Arena&)>;
   Result<bool> MergeRuns(size_t count, const MergeOut& out);
+
+  // The state of a pull-style drain (Combiner::DrainNext).
+  bool draining = false;
+  size_t drain_pos = 0;  // the next entry, without runs
+  std::unique_ptr<Merge> drain_merge;
+  Result<bool> StartDrain();
+  Result<bool> Finalize(bool full, std::string_view key, doc::Value& d, bool front, doc::Allocator& alloc) {
+    if (full && !front) {
+      if (auto r = reducer->Finalize(d, alloc); !r) {
+        return Error::User(fmt::format("key {}: {}", doc::KeyToJson(key), r.error().message));
+      }
+    }
+    return true;
+  }
 };
 
 Combiner::Combiner(std::shared_ptr<const Reducer> reducer, std::vector<doc::Pointer> key, CombinerOptions options)
@@ -403,24 +441,15 @@ Result<bool> Combiner::Impl::Insert(doc::Value& doc, bool fully_reduced, bool co
   return true;
 }
 
-Result<bool> Combiner::Drain(bool full, const Emit& emit) {
-  Impl& m = *impl_;
-  auto finish = [&](std::string_view key, doc::Value& d, bool front, doc::Allocator& alloc) -> Result<bool> {
-    if (full && !front) {
-      if (auto r = m.reducer->Finalize(d, alloc); !r) {
-        return Error::User(fmt::format("key {}: {}", doc::KeyToJson(key), r.error().message));
-      }
-    }
-    return emit(key, d);
-  };
+Result<bool> Combiner::AddCopy(doc::Value& doc, bool fully_reduced) { return impl_->Insert(doc, fully_reduced, true); }
+
+// Sorts the entries, or spills them and merges the runs down to at most kFanIn.
+Result<bool> Combiner::Impl::StartDrain() {
+  Impl& m = *this;
+  m.draining = true;
+  m.drain_pos = 0;
   if (m.runs.empty()) {
     std::sort(m.entries.begin(), m.entries.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
-    for (Entry& e : m.entries) {
-      if (auto r = finish(e.key, e.doc, e.front, *m.arena); !r) return r;
-    }
-    std::vector<Entry>().swap(m.entries);
-    m.index.Clear();
-    m.arena->Clear();
     return true;
   }
   if (auto r = m.Spill(); !r) return r;
@@ -438,65 +467,122 @@ Result<bool> Combiner::Drain(bool full, const Emit& emit) {
     m.runs.erase(m.runs.begin(), m.runs.begin() + kFanIn);
     m.runs.insert(m.runs.begin(), *run);
   }
-  auto merged = m.MergeRuns(m.runs.size(), [&](const std::string& key, doc::Value& d, bool front, Arena& arena) {
-    return finish(key, d, front, arena);
-  });
-  if (!merged) return merged;
+  m.drain_merge = std::make_unique<Merge>(&m, m.runs.size());
+  return m.drain_merge->Init();
+}
+
+Result<bool> Combiner::DrainNext(bool full, std::string_view* packed_key, doc::Value** doc) {
+  Impl& m = *impl_;
+  if (!m.draining) {
+    if (auto r = m.StartDrain(); !r) {
+      m.draining = false;
+      return r;
+    }
+  }
+  if (!m.drain_merge) {
+    if (m.drain_pos < m.entries.size()) {
+      Entry& e = m.entries[m.drain_pos++];
+      *packed_key = e.key;
+      *doc = &e.doc;
+      return m.Finalize(full, e.key, e.doc, e.front, *m.arena);
+    }
+    std::vector<Entry>().swap(m.entries);
+    m.index.Clear();
+    m.arena->Clear();
+    m.draining = false;
+    return false;
+  }
+  Impl::Merge& mg = *m.drain_merge;
+  auto next = mg.Next();
+  *packed_key = mg.key;
+  *doc = &mg.acc;
+  if (!next) return next;
+  if (*next) return m.Finalize(full, mg.key, mg.acc, mg.front, mg.arena);
+  m.drain_merge.reset();
+  m.draining = false;
   m.runs.clear();
   m.spill_end = 0;
   if (::ftruncate(m.spill_fd, 0) != 0) {
     // Nothing depends on the file's size; the space is freed when it is closed.
   }
+  return false;
+}
+
+Result<bool> Combiner::Drain(bool full, const Emit& emit) {
+  for (;;) {
+    std::string_view key;
+    doc::Value* d = nullptr;
+    auto r = DrainNext(full, &key, &d);
+    if (!r || !*r) return r ? Result<bool>(true) : r;
+    if (auto e = emit(key, *d); !e) return e;
+  }
+}
+
+Combiner::Impl::Merge::Merge(Impl* m, size_t count) : m_(m) {
+  size_t buffer = std::clamp<size_t>(static_cast<size_t>(m->options.memory_budget / 4 / count), 4096, 1 << 20);
+  for (size_t i = 0; i < count; ++i) {
+    readers_.push_back(std::make_unique<RunReader>(m->spill_fd, m->runs[i].first, m->runs[i].second, buffer));
+  }
+}
+
+Result<bool> Combiner::Impl::Merge::Init() {
+  for (size_t i = 0; i < readers_.size(); ++i) {
+    auto r = readers_[i]->Next();
+    if (!r) return r.error();
+    if (*r) {
+      heap_.push_back(i);
+      std::push_heap(heap_.begin(), heap_.end(), [this](size_t a, size_t b) { return Greater(a, b); });
+    }
+  }
+  return true;
+}
+
+Result<bool> Combiner::Impl::Merge::Parse(const std::string& json, doc::Value* v) {
+  parser_.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+  if (parser_.HasParseError()) return Error::Internal("the combiner's spill file holds a malformed document");
+  *v = std::move(static_cast<doc::Value&>(parser_));
+  return true;
+}
+
+Result<bool> Combiner::Impl::Merge::Next() {
+  auto greater = [this](size_t a, size_t b) { return Greater(a, b); };
+  auto pop = [&] {
+    std::pop_heap(heap_.begin(), heap_.end(), greater);
+    size_t i = heap_.back();
+    heap_.pop_back();
+    return i;
+  };
+  acc.SetNull();
+  arena.Clear();
+  if (heap_.empty()) return false;
+  size_t i = pop();
+  key = readers_[i]->key;
+  front = readers_[i]->front;
+  if (auto r = Parse(readers_[i]->json, &acc); !r) return r;
+  for (;;) {
+    auto r = readers_[i]->Next();
+    if (!r) return r.error();
+    if (*r) {
+      heap_.push_back(i);
+      std::push_heap(heap_.begin(), heap_.end(), greater);
+    }
+    if (heap_.empty() || readers_[heap_.front()]->key != key) break;
+    i = pop();
+    doc::Value next;
+    if (auto p = Parse(readers_[i]->json, &next); !p) return p;
+    if (auto f = m_->Fold(acc, &front, next, readers_[i]->front, key, arena, false); !f) return f;
+  }
   return true;
 }
 
 Result<bool> Combiner::Impl::MergeRuns(size_t count, const MergeOut& out) {
-  size_t buffer = std::clamp<size_t>(static_cast<size_t>(options.memory_budget / 4 / count), 4096, 1 << 20);
-  std::vector<std::unique_ptr<RunReader>> readers;
-  for (size_t i = 0; i < count; ++i) {
-    readers.push_back(std::make_unique<RunReader>(spill_fd, runs[i].first, runs[i].second, buffer));
+  Merge merge(this, count);
+  if (auto r = merge.Init(); !r) return r;
+  for (;;) {
+    auto r = merge.Next();
+    if (!r || !*r) return r ? Result<bool>(true) : r;
+    if (auto o = out(merge.key, merge.acc, merge.front, merge.arena); !o) return o;
   }
-  auto greater = [&](size_t a, size_t b) {
-    int c = readers[a]->key.compare(readers[b]->key);
-    return c != 0 ? c > 0 : a > b;
-  };
-  std::priority_queue<size_t, std::vector<size_t>, decltype(greater)> heap(greater);
-  for (size_t i = 0; i < readers.size(); ++i) {
-    auto r = readers[i]->Next();
-    if (!r) return r.error();
-    if (*r) heap.push(i);
-  }
-  Arena arena(kChunk);
-  rapidjson::GenericDocument<rapidjson::UTF8<>, Arena> parser(&arena);
-  auto parse = [&](const std::string& json, doc::Value* v) -> Result<bool> {
-    parser.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
-    if (parser.HasParseError()) return Error::Internal("the combiner's spill file holds a malformed document");
-    *v = std::move(static_cast<doc::Value&>(parser));
-    return true;
-  };
-  std::string key;
-  while (!heap.empty()) {
-    size_t i = heap.top();
-    heap.pop();
-    key = readers[i]->key;
-    doc::Value acc;
-    bool front = readers[i]->front;
-    if (auto r = parse(readers[i]->json, &acc); !r) return r;
-    for (;;) {
-      auto r = readers[i]->Next();
-      if (!r) return r.error();
-      if (*r) heap.push(i);
-      if (heap.empty() || readers[heap.top()]->key != key) break;
-      i = heap.top();
-      heap.pop();
-      doc::Value next;
-      if (auto p = parse(readers[i]->json, &next); !p) return p;
-      if (auto f = Fold(acc, &front, next, readers[i]->front, key, arena, false); !f) return f;
-    }
-    if (auto r = out(key, acc, front, arena); !r) return r;
-    arena.Clear();
-  }
-  return true;
 }
 
 }  // namespace flow::reduce

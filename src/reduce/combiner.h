@@ -74,10 +74,22 @@ class Combiner {
   doc::Allocator& scratch();
   Result<bool> AddScratch(doc::Value& doc, bool fully_reduced = false);
 
+  // For documents parsed on other threads, each in an allocator of the caller's that the
+  // combiner never allocates from: copies into the combiner what it keeps (as AddScratch
+  // does) and leaves `doc` null; the caller's allocator is not cleared.
+  Result<bool> AddCopy(doc::Value& doc, bool fully_reduced = false);
+
   // Drains every key in key order, calling `emit(key, doc)`; `full` finalizes documents
   // that were never reduced into a fully reduced base. The combiner is empty afterwards.
   using Emit = std::function<Result<bool>(std::string_view packed_key, doc::Value& doc)>;
   Result<bool> Drain(bool full, const Emit& emit);
+
+  // Drain, one key at a time: each call sets the next key and its document (valid until the
+  // next call) and returns true, then false once every key was given (the combiner is then
+  // empty). Nothing may be added until it returned false. On a reduction error,
+  // `*packed_key` is the key it is about (so that errors of several combiners can be put
+  // in key order).
+  Result<bool> DrainNext(bool full, std::string_view* packed_key, doc::Value** doc);
 
   const CombinerStats& stats() const;
 

@@ -3,69 +3,208 @@
 #include <fmt/format.h>
 #include <rapidjson/document.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "base/strings.h"
+#include "doc/pack.h"
 #include "doc/parse.h"
 #include "doc/value.h"
+#include "runtime/parallel.h"
 
 namespace flow::runtime {
+
+namespace {
+
+// A chunk of input lines and, once processed, its documents by partition (in the chunk's
+// arena), each with its line number.
+struct CombineChunk : PipelineItem {
+  LineChunk lines;
+  doc::Allocator arena;
+  struct Doc {
+    doc::Value value;
+    uint64_t line;
+  };
+  std::vector<Doc> parts[PartitionedCombiner::kPartitions];
+};
+
+}  // namespace
+
+PartitionedCombiner::PartitionedCombiner(const Collection& collection, const reduce::CombinerOptions& options) {
+  reduce::CombinerOptions each = options;
+  each.memory_budget = options.memory_budget / kPartitions;
+  for (size_t p = 0; p < kPartitions; ++p) {
+    parts_.push_back(std::make_unique<reduce::Combiner>(collection.reducer, collection.key, each));
+  }
+}
+
+size_t PartitionedCombiner::PartitionOf(std::string_view packed_key) {
+  // The high half of the hash the combiners index keys by (they use its low bits).
+  uint64_t h = std::hash<std::string_view>()(packed_key);
+  return static_cast<size_t>(((h >> 32) * kPartitions) >> 32);
+}
+
+reduce::CombinerStats PartitionedCombiner::stats() const {
+  reduce::CombinerStats out;
+  for (const auto& c : parts_) {
+    const auto& s = c->stats();
+    out.added += s.added;
+    out.spills += s.spills;
+    out.compactions += s.compactions;
+    out.spilled_bytes += s.spilled_bytes;
+    out.peak_memory += s.peak_memory;
+  }
+  return out;
+}
+
+Result<bool> PartitionedCombiner::Drain(bool full, const reduce::Combiner::Emit& emit) {
+  // Each partition's next key; a reduction error is put in key order with the others.
+  struct Head {
+    std::string_view key;
+    doc::Value* doc = nullptr;
+    std::optional<Error> error;
+  };
+  std::vector<Head> heads(parts_.size());
+  std::vector<size_t> heap;  // partitions, the least key on top
+  auto greater = [&](size_t a, size_t b) { return heads[a].key > heads[b].key; };
+  auto advance = [&](size_t p) -> Result<bool> {
+    Head& h = heads[p];
+    auto r = parts_[p]->DrainNext(full, &h.key, &h.doc);
+    if (!r) {
+      if (r.error().code != Error::Code::kUser) return r.error();
+      h.error = r.error();
+    } else if (!*r) {
+      return true;
+    }
+    heap.push_back(p);
+    std::push_heap(heap.begin(), heap.end(), greater);
+    return true;
+  };
+  for (size_t p = 0; p < parts_.size(); ++p) {
+    if (auto r = advance(p); !r) return r;
+  }
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), greater);
+    size_t p = heap.back();
+    heap.pop_back();
+    if (heads[p].error) return *heads[p].error;
+    if (auto r = emit(heads[p].key, *heads[p].doc); !r) return r;
+    if (auto r = advance(p); !r) return r;
+  }
+  return true;
+}
 
 Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& collection,
                                    Input& input, const reduce::CombinerOptions& options,
                                    bool combined_only, const CombineProgress& progress,
                                    const std::function<Result<bool>(std::string_view line)>& sink,
-                                   std::string* error_where) {
+                                   std::string* error_where, unsigned threads) {
   const Collection& c = *collection;
   const std::string& name = input.name();
   error_where->clear();
-  reduce::Combiner combiner(c.reducer, c.key, options);
-  rapidjson::Document parsed(&combiner.scratch());
-  LineReader lines(input.file());
-  std::string_view line;
-  CombineResult out;
-  auto at = [&](std::string where, Error e) {
-    *error_where = std::move(where);
-    return e;
+  threads = std::max(1u, threads);
+  PartitionedCombiner combiner(c, options);
+  FirstError first;  // positions are line numbers
+  std::atomic<uint64_t> documents{0};
+
+  // Parses and validates a chunk's lines (any thread), sorting the documents by partition.
+  auto process = [&](PipelineItem& item) {
+    auto& chunk = static_cast<CombineChunk&>(item);
+    rapidjson::Document parsed(&chunk.arena);
+    std::string key;
+    uint64_t n = 0;
+    chunk.lines.ForEachLine([&](std::string_view line, size_t number) {
+      if (first.Before(number)) return false;  // moot
+      if (BlankLine(line)) return true;
+      doc::ParseError perr;
+      if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
+        first.Record(number, Error::User(perr.message), fmt::format("{}:{}:{}", name, number, perr.offset + 1));
+        return false;
+      }
+      auto valid = c.Validate(parsed, chunk.arena);
+      if (!valid) {
+        first.Record(number, Error::User(valid.error().message), fmt::format("{}:{}", name, number));
+        return false;
+      }
+      key.clear();
+      doc::PackKey(parsed, c.key, &key);
+      chunk.parts[PartitionedCombiner::PartitionOf(key)].push_back(
+          {doc::Value(std::move(static_cast<doc::Value&>(parsed))), number});
+      ++n;
+      return true;
+    });
+    documents += n;
   };
-  while (lines.Next(&line)) {
-    if (BlankLine(line)) continue;
-    doc::ParseError perr;
-    if (!doc::ParseTerminatedDocument(line, &parsed, &perr)) {
-      return at(fmt::format("{}:{}:{}", name, lines.number(), perr.offset + 1),
-                Error::User(perr.message));
+  // Combines a chunk's documents of one partition: chunks come in input order.
+  auto consume = [&](size_t p, PipelineItem& item) {
+    auto& chunk = static_cast<CombineChunk&>(item);
+    reduce::Combiner& part = combiner.partition(p);
+    for (auto& d : chunk.parts[p]) {
+      if (first.Before(d.line)) return;  // moot, or this combiner failed
+      auto added = part.AddCopy(d.value);
+      if (!added) {
+        if (added.error().code != Error::Code::kUser) {
+          first.Record(d.line, added.error());
+        } else {
+          first.Record(d.line,
+                       Error::User(fmt::format("cannot reduce into collection `{}`: {}", c.name, added.error().message)),
+                       fmt::format("{}:{}", name, d.line));
+        }
+        return;
+      }
     }
-    auto valid = c.Validate(parsed, combiner.scratch());
-    if (!valid)
-      return at(fmt::format("{}:{}", name, lines.number()), Error::User(valid.error().message));
-    auto added = combiner.AddScratch(parsed);
-    if (!added) {
-      if (added.error().code != Error::Code::kUser) return added.error();
-      return at(fmt::format("{}:{}", name, lines.number()),
-                Error::User(fmt::format("cannot reduce into collection `{}`: {}", c.name,
-                                        added.error().message)));
+  };
+
+  PipelineOptions po;
+  po.threads = threads;
+  po.partitions = PartitionedCombiner::kPartitions;
+  po.max_in_flight = 2 * threads;
+  // Chunks of about 1 MiB, smaller under a small budget or many threads, so that the chunks
+  // in flight (each parsed too) take a small part of the budget; the output does not depend
+  // on their size.
+  ChunkReader reader(input.file(), ChunkTarget(options.memory_budget, threads));
+  {
+    OrderedPipeline pipeline(po, process, consume);
+    uint64_t reported = 0;
+    while (!first.any()) {
+      auto chunk = std::make_unique<CombineChunk>();
+      if (!reader.Next(&chunk->lines)) break;
+      uint64_t bytes = chunk->lines.bytes;
+      pipeline.Push(std::move(chunk));
+      uint64_t docs = documents.load();
+      if (progress && (docs >> 16) > (reported >> 16)) {
+        reported = docs;
+        progress(docs, bytes, false);
+      }
     }
-    ++out.documents;
-    if (progress && (out.documents & 0xffff) == 0) progress(out.documents, lines.bytes(), false);
+    if (reader.too_long()) {
+      first.Record(reader.number(), Error::User(reader.TooLongMessage()), fmt::format("{}:{}", name, reader.number()));
+    } else if (reader.failed()) {
+      first.Record(UINT64_MAX - 1,
+                   Error::User(fmt::format("cannot read {}: {}", name, std::strerror(reader.read_errno()))));
+    }
+    pipeline.Finish();
   }
-  if (lines.too_long())
-    return at(fmt::format("{}:{}", name, lines.number()), Error::User(lines.TooLongMessage()));
-  if (lines.failed())
-    return Error::User(fmt::format("cannot read {}: {}", name, std::strerror(errno)));
-  if (progress) progress(out.documents, lines.bytes(), true);
+  if (first.any()) {
+    *error_where = first.where();
+    return first.error();
+  }
+  CombineResult out;
+  out.documents = documents.load();
+  if (progress) progress(out.documents, reader.bytes(), true);
 
   std::string json;
-  auto drained =
-      combiner.Drain(!combined_only, [&](std::string_view, doc::Value& d) -> Result<bool> {
-        json.clear();
-        doc::AppendJson(d, &json);
-        ++out.keys;
-        return sink(json);
-      });
+  auto drained = combiner.Drain(!combined_only, [&](std::string_view, doc::Value& d) -> Result<bool> {
+    json.clear();
+    doc::AppendJson(d, &json);
+    ++out.keys;
+    return sink(json);
+  });
   if (!drained)
-    return Error{drained.error().code,
-                 fmt::format("collection `{}`: {}", c.name, drained.error().message)};
+    return Error{drained.error().code, fmt::format("collection `{}`: {}", c.name, drained.error().message)};
   out.combiner = combiner.stats();
   return out;
 }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "reduce/combiner.h"
@@ -30,10 +31,35 @@ using CombineProgress = std::function<void(uint64_t documents, uint64_t bytes, b
 // as JSON lines (without '\n'), fully reduced unless `combined_only`. Errors in the input
 // set `*error_where` ("FILE:LINE:COLUMN" for malformed JSON, else "FILE:LINE"); other errors
 // clear it. An error of `sink` or of combining the result is prefixed with the collection.
+// Reading, parsing, validating and combining run on `threads` threads (the caller's
+// included); the output and the error reported (the first in input order) are the same
+// for any number (see PartitionedCombiner).
 Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& collection,
                                    Input& input, const reduce::CombinerOptions& options,
                                    bool combined_only, const CombineProgress& progress,
                                    const std::function<Result<bool>(std::string_view line)>& sink,
-                                   std::string* error_where);
+                                   std::string* error_where, unsigned threads = 1);
+
+// A combiner made of kPartitions combiners, each of the keys that PartitionOf assigns it and
+// with an equal share of the memory budget. Each partition is fed its documents in input
+// order (OrderedPipeline's consumers), so every combiner sees the same documents in the same
+// order, and spills at the same points, whatever the number of threads: the output is
+// byte-identical for any thread count (floats included). Partitions may be fed concurrently.
+class PartitionedCombiner {
+ public:
+  static constexpr size_t kPartitions = 16;
+  PartitionedCombiner(const Collection& collection, const reduce::CombinerOptions& options);
+  // The partition of a packed key (doc::PackKey).
+  static size_t PartitionOf(std::string_view packed_key);
+  reduce::Combiner& partition(size_t p) { return *parts_[p]; }
+  // The partitions' stats, added up.
+  reduce::CombinerStats stats() const;
+  // Drains every partition, merged into one key order (the keys are disjoint), as
+  // reduce::Combiner::Drain does; the first error in key order stops it.
+  Result<bool> Drain(bool full, const reduce::Combiner::Emit& emit);
+
+ private:
+  std::vector<std::unique_ptr<reduce::Combiner>> parts_;
+};
 
 }  // namespace flow::runtime

@@ -59,10 +59,12 @@ bool LineReader::Next(std::string_view* line) {
 
 const size_t LineReader::kMaxLine = doc::ParseLimits{}.max_bytes + 1;
 
-std::string LineReader::TooLongMessage() const {
+std::string LineReader::TooLongMessage() const { return TooLongMessage(number_, max_line_, buf_.size()); }
+
+std::string LineReader::TooLongMessage(size_t number, size_t max_line, size_t held) {
   return fmt::format("line {} is longer than the document limit of {} MiB (no line end in its first {} bytes); "
                      "each line must be one JSON document",
-                     number_, (max_line_ - 1) >> 20, buf_.size());
+                     number, (max_line - 1) >> 20, held);
 }
 
 void LineReader::SkipBom(std::string_view* line) {

@@ -43,6 +43,8 @@ class LineReader {
   bool too_long() const { return too_long_; }
   // "a line longer than 16 MiB (no line end in its first N bytes): split the input..."
   std::string TooLongMessage() const;
+  // The same about line `number`, after `held` bytes of it were read.
+  static std::string TooLongMessage(size_t number, size_t max_line, size_t held);
 
   static const size_t kMaxLine;  // the document limit, plus one byte for a '\r'
 

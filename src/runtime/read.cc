@@ -9,7 +9,10 @@
 #include "base/strings.h"
 #include "doc/parse.h"
 #include "doc/value.h"
+#include "doc/pack.h"
 #include "reduce/combiner.h"
+#include "runtime/combine.h"
+#include "runtime/parallel.h"
 #include "store/journal.h"
 
 namespace flow::runtime {
@@ -88,28 +91,105 @@ Result<bool> CollectionReader::Poll(const Sink& sink) {
       [&](const std::string&, uint64_t, const std::string& line) { return sink(line); });
 }
 
-Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink) {
+namespace {
+
+// Stored documents of `read --reduced` and, once processed, their documents by partition (in
+// the chunk's arena), each with the number of its line in the chunk.
+struct StoredChunk : PipelineItem {
+  std::string text;  // the lines, each followed by a NUL byte
+  struct Line {
+    size_t begin, size;
+    const std::string* journal;
+    uint64_t offset;
+  };
+  std::vector<Line> lines;
+  uint64_t first = 0;  // the ordinal of lines[0] in the reading
+  doc::Allocator arena;
+  struct Doc {
+    doc::Value value;
+    size_t line;
+  };
+  std::vector<Doc> parts[PartitionedCombiner::kPartitions];
+};
+
+}  // namespace
+
+Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink, unsigned threads) {
   reduce::CombinerOptions copts;
   copts.memory_budget = memory_budget;
-  reduce::Combiner combiner(collection_->reducer, collection_->key, copts);
-  rapidjson::Document parsed(&combiner.scratch());
+  threads = std::max(1u, threads);
+  const Collection& c = *collection_;
+  PartitionedCombiner combiner(c, copts);
+  FirstError first;  // positions are the documents' ordinals
   auto r = Refresh();
   if (!r) return r;
-  r = reader_.Drain(
-      [&](const std::string& journal, uint64_t offset, const std::string& line) -> Result<bool> {
-        doc::ParseError perr;
-        if (!doc::ParseStoredDocument(line, &parsed, &perr)) {
-          return Error::Env(fmt::format("journal {} holds a malformed document at offset {}: {}",
-                                        journal, offset, perr.message));
-        }
-        auto a = combiner.AddScratch(parsed);
-        if (!a) {
-          return Error{a.error().code, fmt::format("the document at offset {} of journal {}: {}",
-                                                   offset, journal, a.error().message)};
-        }
-        return a;
-      });
-  if (!r) return r;
+
+  auto process = [&](PipelineItem& item) {
+    auto& chunk = static_cast<StoredChunk&>(item);
+    rapidjson::Document parsed(&chunk.arena);
+    std::string key;
+    for (size_t i = 0; i < chunk.lines.size(); ++i) {
+      const auto& line = chunk.lines[i];
+      if (first.Before(chunk.first + i)) return;
+      doc::ParseError perr;
+      if (!doc::ParseStoredDocument(std::string_view(chunk.text).substr(line.begin, line.size), &parsed, &perr)) {
+        first.Record(chunk.first + i, Error::Env(fmt::format("journal {} holds a malformed document at offset {}: {}",
+                                                             *line.journal, line.offset, perr.message)));
+        return;
+      }
+      key.clear();
+      doc::PackKey(parsed, c.key, &key);
+      chunk.parts[PartitionedCombiner::PartitionOf(key)].push_back(
+          {doc::Value(std::move(static_cast<doc::Value&>(parsed))), i});
+    }
+  };
+  auto consume = [&](size_t p, PipelineItem& item) {
+    auto& chunk = static_cast<StoredChunk&>(item);
+    reduce::Combiner& part = combiner.partition(p);
+    for (auto& d : chunk.parts[p]) {
+      if (first.Before(chunk.first + d.line)) return;
+      auto a = part.AddCopy(d.value);
+      if (!a) {
+        const auto& line = chunk.lines[d.line];
+        first.Record(chunk.first + d.line, Error{a.error().code, fmt::format("the document at offset {} of journal {}: {}",
+                                                                             line.offset, *line.journal, a.error().message)});
+        return;
+      }
+    }
+  };
+
+  PipelineOptions po;
+  po.threads = threads;
+  po.partitions = PartitionedCombiner::kPartitions;
+  po.max_in_flight = 2 * threads;
+  size_t target = ChunkTarget(memory_budget, threads);
+  {
+    OrderedPipeline pipeline(po, process, consume);
+    auto chunk = std::make_unique<StoredChunk>();
+    uint64_t ordinal = 0;
+    while (!first.any()) {
+      SourceReader::Document d;
+      auto p = reader_.Peek(SourceReader::kNoGate, &d);
+      if (!p) {
+        first.Record(ordinal, p.error());
+        break;
+      }
+      if (!*p) break;
+      chunk->lines.push_back({chunk->text.size(), d.line.size(), d.journal, d.offset});
+      chunk->text.append(d.line);
+      chunk->text.push_back('\0');
+      reader_.Pop();
+      ++ordinal;
+      if (chunk->text.size() >= target) {
+        pipeline.Push(std::move(chunk));
+        chunk = std::make_unique<StoredChunk>();
+        chunk->first = ordinal;
+      }
+    }
+    if (!chunk->lines.empty()) pipeline.Push(std::move(chunk));
+    pipeline.Finish();
+  }
+  if (first.any()) return first.error();
   std::string json;
   return combiner.Drain(true, [&](std::string_view, doc::Value& d) -> Result<bool> {
     json.clear();

@@ -37,8 +37,9 @@ class CollectionReader {
   Result<bool> Poll(const Sink& sink);
 
   // Reads everything committed, combines it by key (spilling past `memory_budget` bytes) and
-  // sends one fully reduced document per key to `sink`, in key order.
-  Result<bool> Reduced(uint64_t memory_budget, const Sink& sink);
+  // sends one fully reduced document per key to `sink`, in key order. Parsing and combining
+  // run on `threads` threads; the output is the same for any number.
+  Result<bool> Reduced(uint64_t memory_budget, const Sink& sink, unsigned threads = 1);
 
   ~CollectionReader();
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `flowctl combine`: reduction by key in key order, fully reduced or combined, from a file,
-# stdin or a built catalog; spilling gives the same bytes; bad input fails with file:line.
+# stdin or a built catalog; spilling and threads give the same bytes; bad input fails with
+# file:line.
 source "$(dirname "$0")/lib.sh"
 SRC="$REPO/testdata/combine/flow.yaml"
 cat >"$WORK/in.jsonl" <<'DOCS'
@@ -34,6 +35,28 @@ BENCH="$REPO/bench/combine/flow.yaml"
 expect_status 0 "$FLOWCTL" combine --collection bench/events --source "$BENCH" --memory-budget 1 "$WORK/gen.jsonl"
 expect_eq "multi-pass merge equals in-memory" "$(sha256sum <"$WORK/out")" "$(sha256sum <"$WORK/mem.jsonl")"
 expect_eq "one line per key" "$(wc -l <"$WORK/out")" "$(grep -o '"id":"[^"]*"' "$WORK/gen.jsonl" | sort -u | wc -l)"
+
+# Any number of threads prints the same bytes, spilling or not; --threads 1 runs on one.
+for budget in 256MiB 64KiB 1; do
+  "$FLOWCTL" combine --collection bench/events --source "$BENCH" --memory-budget "$budget" --threads 1 \
+    "$WORK/gen.jsonl" >"$WORK/t1.jsonl"
+  for threads in 2 4 7; do
+    expect_status 0 "$FLOWCTL" combine --collection bench/events --source "$BENCH" --memory-budget "$budget" \
+      --threads "$threads" "$WORK/gen.jsonl"
+    expect_eq "--threads $threads, budget $budget" "$(sha256sum <"$WORK/out")" "$(sha256sum <"$WORK/t1.jsonl")"
+  done
+done
+expect_eq "--threads 1 equals the default" "$(sha256sum <"$WORK/t1.jsonl")" "$(sha256sum <"$WORK/mem.jsonl")"
+# The first bad line in input order is reported, though a later one may be met first.
+{ head -n 1500 "$WORK/gen.jsonl"; echo '{"id":7}'; sed -n '1501,2800p' "$WORK/gen.jsonl"; echo '{"id":'; cat "$WORK/gen.jsonl"; } \
+  >"$WORK/two-bad.jsonl"
+for threads in 1 2 4; do
+  expect_status 1 "$FLOWCTL" combine --collection bench/events --source "$BENCH" --threads "$threads" \
+    --memory-budget 64KiB "$WORK/two-bad.jsonl"
+  expect_err "two-bad.jsonl:1501: error: document does not validate"
+done
+expect_status 2 "$FLOWCTL" combine --collection bench/events --source "$BENCH" --threads 0 "$WORK/gen.jsonl"
+expect_err "--threads"
 
 # Bad input: each names the input, line (and column for syntax) and the cause; exit 1.
 check_bad() {  # NAME CONTENT TEXT...
