@@ -318,7 +318,9 @@ struct DeriveTask::Segment {
       if (!d.transforms[t].update || by_transform[t].empty()) continue;
       std::vector<lambda::Row> rows;
       rows.reserve(by_transform[t].size());
-      for (size_t i : by_transform[t]) rows.push_back({&sources[i], nullptr, nullptr, items[i].line});
+      for (size_t i : by_transform[t]) {
+        rows.push_back({&sources[i], nullptr, nullptr, items[i].line});
+      }
       size_t unused = items.size();
       auto r = Invoke(t, false, by_transform[t], rows, scratch, &(*updates)[t], true, &unused);
       if (!r) return r;
