@@ -5,10 +5,17 @@
 #   sqlite  publish-only SQLite lambda            (bench/derive/sqlite.flow.yaml)
 #   node    publish-only TypeScript lambda        (bench/derive/node.flow.yaml)
 #   join    update + publish through registers    (bench/derive/join.flow.yaml)
+# With `node`, its peer runs in the same run: a bare Node.js pipe (`cat | node
+# bench/derive/pipe.js`) that reads the same stored documents as JSON lines (`flowctl read`,
+# not timed), JSON.parses each, builds the document the lambda publishes and writes JSON
+# lines; the ratio of the two rates is printed. These two runs are not pinned: each is
+# allowed every core (flowctl overlaps with its Node.js worker, cat with node); the others
+# run on one core.
 # Prints source documents/s and peak RSS per run, checks the derived collections (N
 # documents for the publish-only ones; one per user whose views add up to N for the join),
 # and the wall time of `flowctl test` over catalog-examples/. Targets: 200k docs/s sqlite,
-# 100k nodeJS, 50k join, tests under 3 s; enforced only when N >= 1000000.
+# 100k nodeJS, 50k join, nodeJS at least 0.75x of the bare pipe, tests under 3 s; enforced
+# only when N >= 1000000.
 # Usage: bench/derive_bench.sh FLOWCTL [N] [VARIANT...]   (default 1000000, all variants)
 set -euo pipefail
 if [[ $# -lt 1 ]]; then
@@ -45,6 +52,8 @@ for v in "${variants[@]}"; do
   dir=$work/data-$v
   rm -rf "$dir"
   cp -a "$base" "$dir"
+  all=("${pin[@]}")
+  [[ $v != node ]] || pin=()  # see above
   run "$v" "$flowctl" run --until-idle --source "$here/derive/$v.flow.yaml" --data-dir "$dir"
   case $v in
     sqlite) collection=bench/views-sqlite ;;
@@ -65,6 +74,20 @@ for v in "${variants[@]}"; do
   rate[$v]=$r
   printf '%-16s %10s %8.2f %13s %10s\n' "derive $v" "$r" "$secs" "$rss_mib" "$outputs"
   rm -rf "$dir"
+  if [[ $v == node ]]; then
+    # The peer: the same documents through a bare Node.js pipe.
+    "$flowctl" read bench/pageviews --source "$here/derive/source.flow.yaml" --data-dir "$base" \
+      > "$work/pipe.in" 2> "$work/pipe.read.err" || { cat "$work/pipe.read.err"; exit 1; }
+    run pipe bash -c 'cat "$1" | node "$2"' pipe "$work/pipe.in" "$here/derive/pipe.js"
+    pin=("${all[@]}")
+    outputs=$(wc -l < "$work/pipe.out")
+    [[ $outputs -eq $n ]] || fail "pipe: $outputs documents, expected $n"
+    rate[pipe]=$(rate "$n" "$secs")
+    printf '%-16s %10s %8.2f %13s %10s\n' "bare node pipe" "${rate[pipe]}" "$secs" "$rss_mib" "$outputs"
+    rm -f "$work/pipe.in" "$work/pipe.out"
+    ratio=$(awk -v a="${rate[node]}" -v b="${rate[pipe]}" 'BEGIN { printf "%.2f", a / (b > 0 ? b : 1) }')
+    echo "derive node / bare node pipe: ${ratio}x"
+  fi
 done
 
 test_start=$(date +%s.%N)
@@ -83,6 +106,11 @@ for v in "${variants[@]}"; do
   [[ $verdict == met ]] || missed=1
   echo "target >= ${target[$v]} docs/s for $v: $verdict (${rate[$v]} docs/s)"
 done
+if [[ -n ${ratio:-} ]]; then
+  verdict=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.75 ? "met" : "MISSED") }')
+  [[ $verdict == met ]] || missed=1
+  echo "target nodeJS >= 0.75x of a bare Node.js pipe: $verdict (${ratio}x)"
+fi
 tv=$(awk -v s="$test_secs" 'BEGIN { print (s < 3 ? "met" : "MISSED") }')
 [[ $tv == met ]] || missed=1
 echo "target flowctl test under 3 s: $tv ($test_secs s)"

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -22,6 +23,9 @@ struct Row {
   const doc::Value* source = nullptr;
   const doc::Value* register_value = nullptr;
   const doc::Value* previous = nullptr;
+  // The JSON text `*source` was parsed from, when the caller has it (empty: none). A lambda
+  // that sends its rows as JSON (Node.js) copies it instead of serialising `*source` again.
+  std::string_view source_json;
 };
 
 // The documents a lambda returned for each row of a batch, in row order, built with the

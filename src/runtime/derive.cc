@@ -325,7 +325,9 @@ struct DeriveTask::Segment {
       if (!d.transforms[t].update || by_transform[t].empty()) continue;
       std::vector<lambda::Row> rows;
       rows.reserve(by_transform[t].size());
-      for (size_t i : by_transform[t]) rows.push_back({&sources[i], nullptr, nullptr});
+      for (size_t i : by_transform[t]) {
+        rows.push_back({&sources[i], nullptr, nullptr, items[i].line});
+      }
       size_t unused = items.size();
       auto r = Invoke(t, false, by_transform[t], rows, scratch, &(*updates)[t], true, &unused);
       if (!r) return r;
@@ -445,7 +447,9 @@ struct DeriveTask::Segment {
       if (publishing[t].empty()) continue;
       std::vector<lambda::Row> rows;
       rows.reserve(publishing[t].size());
-      for (size_t i : publishing[t]) rows.push_back({&sources[i], &after[i], &previous[i]});
+      for (size_t i : publishing[t]) {
+        rows.push_back({&sources[i], &after[i], &previous[i], items[i].line});
+      }
       // A document whose update reached its register is left out by running again.
       auto r = Invoke(t, true, publishing[t], rows, combiner->allocator(), &published[t],
                       !d.transforms[t].update, failed);

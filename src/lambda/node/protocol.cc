@@ -125,30 +125,46 @@ void Connection::Reset() {
 
 bool Connection::AppendRequest(uint32_t index, const std::vector<Row>& rows, size_t arity,
                                size_t* next) {
+  const size_t first = *next;
   // A frame: u32 length, u32 lambda index, then the rows as JSON.
   size_t at = sending_.GetSize();
   sending_.Push(8);
-  {
-    rapidjson::Writer<rapidjson::StringBuffer> writer(sending_);
-    auto write = [&](const doc::Value* v) {
-      if (v) {
-        v->Accept(writer);
+  auto put = [&](std::string_view text) {
+    std::memcpy(sending_.Push(text.size()), text.data(), text.size());
+  };
+  // The array of rows is framed here; a value the caller has no text of is written by a
+  // Writer reset for it (a text is copied whole: Writer::RawValue copies byte by byte).
+  rapidjson::Writer<rapidjson::StringBuffer> writer;
+  auto write = [&](const doc::Value* v) {
+    if (!v) return put("null");
+    writer.Reset(sending_);
+    v->Accept(writer);
+  };
+  size_t start = sending_.GetSize();
+  put("[");
+  do {
+    const Row& row = rows[*next];
+    put(*next == first ? "[" : ",[");
+    ++*next;
+    if (arity > 0) {
+      // The text the source was parsed from: JSON.parse sees the same value.
+      if (!row.source_json.empty()) {
+        put(row.source_json);
       } else {
-        writer.Null();
+        write(row.source);
       }
-    };
-    writer.StartArray();
-    size_t start = sending_.GetSize();
-    do {
-      const Row& row = rows[(*next)++];
-      writer.StartArray();
-      if (arity > 0) write(row.source);
-      if (arity > 1) write(row.register_value);
-      if (arity > 2) write(row.previous);
-      writer.EndArray();
-    } while (*next < rows.size() && sending_.GetSize() - start < kChunkBytes);
-    writer.EndArray();
-  }
+    }
+    if (arity > 1) {
+      put(",");
+      write(row.register_value);
+    }
+    if (arity > 2) {
+      put(",");
+      write(row.previous);
+    }
+    put("]");
+  } while (*next < rows.size() && sending_.GetSize() - start < kChunkBytes);
+  put("]");
   size_t frame = sending_.GetSize() - at;
   if (frame - 4 > kMaxFrame) {
     sending_.Pop(frame);
