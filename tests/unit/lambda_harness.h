@@ -25,9 +25,9 @@ struct Harness {
     return &d;
   }
   // An update row, and a publish row (source, register, previous).
-  Row Source(const std::string& source) { return Row{Parse(source), nullptr, nullptr}; }
+  Row Source(const std::string& source) { return Row{Parse(source), nullptr, nullptr, {}}; }
   Row Publish(const std::string& source, const std::string& reg, const std::string& previous) {
-    return Row{Parse(source), Parse(reg), Parse(previous)};
+    return Row{Parse(source), Parse(reg), Parse(previous), {}};
   }
 };
 

@@ -145,7 +145,7 @@ std::string Texts(const std::vector<doc::Value>& docs) {
 std::pair<Error, int> Failure(const std::string& url, Harness& h, size_t rows = 2) {
   auto l = lambda::RemoteLambda::Make(url, false);
   std::vector<Row> batch;
-  for (size_t i = 0; i < rows; ++i) batch.push_back({h.Parse(R"({"i":)" + std::to_string(i) + "}"), nullptr, nullptr});
+  for (size_t i = 0; i < rows; ++i) batch.push_back({h.Parse(R"({"i":)" + std::to_string(i) + "}"), nullptr, nullptr, {}});
   lambda::Outputs out;
   int failed = 99;
   auto r = l->Invoke(batch, h.out_doc.GetAllocator(), &out, &failed);
@@ -159,9 +159,9 @@ TEST_CASE("lambda: remote update sends [source] rows and returns each row's docu
   TestServer server;
   Harness h;
   auto l = lambda::RemoteLambda::Make(server.Url("/echo"), false);
-  std::vector<Row> rows = {{h.Parse(R"({"id":1,"name":"Ada"})"), nullptr, nullptr},
+  std::vector<Row> rows = {{h.Parse(R"({"id":1,"name":"Ada"})"), nullptr, nullptr, {}},
                            // Update rows ignore register and previous even when set.
-                           {h.Parse(R"({"id":2,"tags":["x",null]})"), h.Parse("5"), h.Parse("4")}};
+                           {h.Parse(R"({"id":2,"tags":["x",null]})"), h.Parse("5"), h.Parse("4"), {}}};
   lambda::Outputs out;
   int failed = 99;
   auto r = l->Invoke(rows, h.out_doc.GetAllocator(), &out, &failed);
@@ -189,9 +189,9 @@ TEST_CASE("lambda: remote publish sends [source, previous, register] rows") {
   Harness h;
   auto l = lambda::RemoteLambda::Make(server.Url("/echo"), true);
   std::vector<Row> rows = {
-      {h.Parse(R"({"id":1})"), h.Parse(R"({"total":10})"), h.Parse(R"({"total":3})")},
+      {h.Parse(R"({"id":1})"), h.Parse(R"({"total":10})"), h.Parse(R"({"total":3})"), {}},
       // A publish row without register or previous sends nulls in their places.
-      {h.Parse(R"({"id":2})"), nullptr, nullptr}};
+      {h.Parse(R"({"id":2})"), nullptr, nullptr, {}}};
   lambda::Outputs out;
   auto r = l->Invoke(rows, h.out_doc.GetAllocator(), &out);
   REQUIRE_MESSAGE(r.ok(), r.error().message);
@@ -294,7 +294,7 @@ TEST_CASE("lambda: remote servers that never answer time out (issue 16)") {
     lambda::Outputs out;
     int failed = 99;
     auto started = std::chrono::steady_clock::now();
-    auto r = l->Invoke({{h.Parse("1"), nullptr, nullptr}}, h.out_doc.GetAllocator(), &out, &failed);
+    auto r = l->Invoke({{h.Parse("1"), nullptr, nullptr, {}}}, h.out_doc.GetAllocator(), &out, &failed);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == Error::Code::kUser);
@@ -305,7 +305,7 @@ TEST_CASE("lambda: remote servers that never answer time out (issue 16)") {
     CHECK(secs < 3);
     // The lambda still works for the next request.
     auto echo = lambda::RemoteLambda::Make(server.Url("/echo"), false, std::chrono::milliseconds(2000));
-    CHECK(echo->Invoke({{h.Parse("1"), nullptr, nullptr}}, h.out_doc.GetAllocator(), &out).ok());
+    CHECK(echo->Invoke({{h.Parse("1"), nullptr, nullptr, {}}}, h.out_doc.GetAllocator(), &out).ok());
   }
   SUBCASE("a bootstrap too") {
     auto l = lambda::RemoteLambda::MakeBootstrap(server.Url("/hang"), std::chrono::milliseconds(300));
@@ -322,7 +322,7 @@ TEST_CASE("lambda: remote servers that never answer time out (issue 16)") {
     });
     lambda::Outputs out;
     auto started = std::chrono::steady_clock::now();
-    auto r = l->Invoke({{h.Parse("1"), nullptr, nullptr}}, h.out_doc.GetAllocator(), &out);
+    auto r = l->Invoke({{h.Parse("1"), nullptr, nullptr, {}}}, h.out_doc.GetAllocator(), &out);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     stopper.join();
     lambda::ResetStop();
