@@ -11,7 +11,8 @@
 #    stop with "was fenced off" (exit 3) and write nothing after B took over.
 # 2. Kill loop: each iteration ingests a batch (2000..9000 documents; every seventh ingest is
 #    itself killed at a random instant: acknowledged batches must be present, others present
-#    entirely or not at all), then starts `flowctl run --until-idle` and kills it with SIGKILL
+#    entirely or not at all), then starts `flowctl run --until-idle` (with 1 to 3 --threads,
+#    so derivations catching up compute on threads of their own) and kills it with SIGKILL
 #    after a random 0..300 ms, until EO_KILLS (default 32) such kills have landed on a running
 #    process. Every sixth run is left to finish; every fifth is stopped (SIGSTOP) at random
 #    instants until a probe sees it holding a write transaction open in the SQLite or
@@ -258,7 +259,9 @@ for ((t = 1; kills < KILLS; t++)); do
     echo "$t acked" >>state
   fi
   t0=$(now_ms)
-  "$FLOWCTL" run --until-idle --source main.yaml --data-dir "$D" >run.out 2>run.err &
+  # 1 to 3 threads: a derivation catching up computes on a thread of its own, and the kill
+  # lands as often between its computing and its commit as anywhere else.
+  "$FLOWCTL" run --until-idle --threads $((1 + t % 3)) --source main.yaml --data-dir "$D" >run.out 2>run.err &
   pid=$!
   mode=random
   if ((t % 6 == 0)); then
