@@ -2,7 +2,8 @@
 
 namespace flow::runtime {
 
-void HeldAppends::Add(const std::string& journal, const store::JournalSpec& spec, std::string_view bytes) {
+void HeldAppends::Add(const std::string& journal, const store::JournalSpec& spec,
+                      std::string_view bytes) {
   auto [it, inserted] = index_.try_emplace(journal, entries_.size());
   if (inserted) entries_.push_back({journal, spec, {}});
   Entry& e = entries_[it->second];

@@ -21,8 +21,8 @@ class HeldAppends {
   void Add(const std::string& journal, const store::JournalSpec& spec, std::string_view bytes);
   // Appends everything held to `store` and commits it with `checkpoints` in one store
   // transaction (none may be open), then holds nothing. An error means the store failed.
-  Result<std::map<std::string, uint64_t>> CommitTo(store::Store* store,
-                                                   const std::map<std::string, std::string>& checkpoints);
+  Result<std::map<std::string, uint64_t>> CommitTo(
+      store::Store* store, const std::map<std::string, std::string>& checkpoints);
   void Clear();
   size_t bytes() const { return bytes_; }
 

@@ -1,9 +1,9 @@
 #include "store/persist.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <future>
-
-#include <fmt/format.h>
 
 #include "base/io.h"
 #include "store/codec.h"
@@ -33,7 +33,8 @@ Result<Encoded> Encode(const PersistRange& range, uint64_t begin, uint64_t end, 
     size_t want = static_cast<size_t>(std::min<uint64_t>(kReadBlock, end - pos));
     auto r = in->ReadAt(pos - range.spool_begin, want, &block);
     if (!r) return r.error();
-    if (block.empty()) return Error::Env(fmt::format("spool {} ends before offset {}", range.spool_path, pos));
+    if (block.empty())
+      return Error::Env(fmt::format("spool {} ends before offset {}", range.spool_path, pos));
     sha.Update(block);
     auto w = enc->Write(block);
     if (!w) return w.error();
@@ -64,7 +65,8 @@ Result<std::vector<uint64_t>> CutPoints(const PersistRange& range) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(kReadBlock, range.to - pos));
       auto r = in->ReadAt(pos - range.spool_begin, want, &block);
       if (!r) return r.error();
-      if (block.empty()) return Error::Env(fmt::format("spool {} ends before offset {}", range.spool_path, pos));
+      if (block.empty())
+        return Error::Env(fmt::format("spool {} ends before offset {}", range.spool_path, pos));
       size_t nl = block.find('\n');
       if (nl != std::string::npos) {
         end = pos + nl + 1;
@@ -95,7 +97,8 @@ Result<std::vector<WrittenFragment>> WriteFragments(const PersistRange& range, i
     if (window == 1) {
       done[i] = Encode(range, begins[i], (*ends)[i], std::move(tmp));
     } else {
-      running[i] = std::async(std::launch::async, Encode, std::cref(range), begins[i], (*ends)[i], std::move(tmp));
+      running[i] = std::async(std::launch::async, Encode, std::cref(range), begins[i], (*ends)[i],
+                              std::move(tmp));
     }
   };
   std::vector<WrittenFragment> out;
@@ -112,7 +115,8 @@ Result<std::vector<WrittenFragment>> WriteFragments(const PersistRange& range, i
       failed = e.error();
       continue;
     }
-    std::string rel = FragmentPath(range.journal, range.spool_created, begins[i], (*ends)[i], e->sha1, range.codec);
+    std::string rel = FragmentPath(range.journal, range.spool_created, begins[i], (*ends)[i],
+                                   e->sha1, range.codec);
     std::string dest = range.dir + "/lake/" + rel;
     auto made = io::CreateDirs(dest.substr(0, dest.find_last_of('/')));
     auto mv = made ? io::RenameDurably(e->tmp, dest) : Result<bool>(made.error());
