@@ -332,7 +332,9 @@ Result<uint64_t> Supervisor::StepDerivation(Entry& e, Round* round) {
     if (n && n.value() > 0) {
       if (auto p = derive->Publish(); !p) n = p.error();
     }
-  } else if (options_.threads > 0 && (e.task->behind() || MovingState(e.task->progress()) == TaskState::kBackFilling)) {
+  } else if (options_.threads > 0 &&
+             (e.task->behind() ||  // documents waiting for a read delay are not a backlog
+              (MovingState(e.task->progress()) == TaskState::kBackFilling && e.task->next_ready() == 0))) {
     // Catching up: its transactions are computed on a thread of their own, larger, while
     // this thread goes on serving the other tasks and ingestion.
     round->busy = true;
