@@ -14,12 +14,12 @@
 #include <vector>
 
 #include "doc/parse.h"
-#include "ingest_docs.h"
 #include "lambda/sqlite.h"
 #include "runtime/derive.h"
 #include "runtime/ingest.h"
 #include "runtime/materialize.h"
 #include "schema/shape.h"
+#include "ingest_docs.h"
 #include "scratch.h"
 
 namespace flow {
@@ -240,8 +240,7 @@ std::shared_ptr<runtime::Materialization> Materialization(
   return m;
 }
 
-TEST_CASE(
-    "supervisor: a materialization waits while a derivation upstream back-fills, at most 30 s") {
+TEST_CASE("supervisor: a materialization waits while a derivation upstream back-fills, at most 30 s") {
   TempDir t;
   auto store = Must(store::Store::Open(t.path));
   runtime::Stamper stamper;
@@ -261,8 +260,7 @@ TEST_CASE(
   Must(sup.Apply(plan, {}));
   // 2.5 transactions' worth of source documents over 100 keys of t/a and t/b.
   std::vector<std::string> docs;
-  for (uint64_t i = 0; i < runtime::DeriveTask::kMaxDocs * 5 / 2; ++i)
-    docs.push_back(fmt::format(R"({{"k":{}}})", i));
+  for (uint64_t i = 0; i < runtime::DeriveTask::kMaxDocs * 5 / 2; ++i) docs.push_back(fmt::format(R"({{"k":{}}})", i));
   Ingest(store.get(), &stamper, source, docs);
 
   SUBCASE("each row is stored once, after the back-fill") {
@@ -288,11 +286,6 @@ TEST_CASE(
   }
 }
 
-}  // namespace
-}  // namespace flow
-
-namespace flow {
-namespace {
 
 // Collection(name), its spools persisted into fragments of about 64 KiB.
 std::shared_ptr<const runtime::Collection> SmallFragments(const std::string& name) {
