@@ -454,8 +454,8 @@ struct DeriveTask::Segment {
         rows.push_back({&sources[i], &after[i], &previous[i], items[i].line});
       }
       // A document whose update reached its register is left out by running again.
-      auto r = Invoke(t, true, publishing[t], rows, outputs, &published[t],
-                      !d.transforms[t].update, failed);
+      auto r = Invoke(t, true, publishing[t], rows, outputs, &published[t], !d.transforms[t].update,
+                      failed);
       if (!r) return r;
     }
     for (size_t i = 0; i < items.size(); ++i) {
