@@ -443,6 +443,9 @@ struct DeriveTask::Segment {
       }
     }
     std::vector<lambda::Outputs> published(d.transforms.size());
+    // The outputs live apart from the combiner's arena, which a compaction or a spill
+    // replaces while outputs not yet added still point into it; each is copied in.
+    doc::Allocator outputs(1 << 20);
     for (size_t t = 0; t < d.transforms.size(); ++t) {
       if (publishing[t].empty()) continue;
       std::vector<lambda::Row> rows;
@@ -451,8 +454,8 @@ struct DeriveTask::Segment {
         rows.push_back({&sources[i], &after[i], &previous[i], items[i].line});
       }
       // A document whose update reached its register is left out by running again.
-      auto r = Invoke(t, true, publishing[t], rows, combiner->allocator(), &published[t],
-                      !d.transforms[t].update, failed);
+      auto r = Invoke(t, true, publishing[t], rows, outputs, &published[t], !d.transforms[t].update,
+                      failed);
       if (!r) return r;
     }
     for (size_t i = 0; i < items.size(); ++i) {
@@ -473,7 +476,7 @@ struct DeriveTask::Segment {
         continue;
       }
       for (auto& out : outs) {
-        auto a = combiner->Add(out);
+        auto a = combiner->AddCopy(out);
         if (!a) {
           *failed = i;
           return Error{
