@@ -670,7 +670,8 @@ Result<uint64_t> DeriveTask::Compute(const store::LedgerState& ledger, uint64_t 
   bool any_early = false;
   for (;;) {
     std::vector<Segment::Item> items;
-    while (items.size() < limit) {
+    size_t item_bytes = 0;
+    while (items.size() < limit && item_bytes < kMaxTransactionBytes) {
       SourceReader::Document doc;
       auto p = m.reader->Peek(now, &doc);
       if (!p) return fail(p.error());
@@ -678,6 +679,7 @@ Result<uint64_t> DeriveTask::Compute(const store::LedgerState& ledger, uint64_t 
         next_ready_ = m.reader->next_ready();
         break;
       }
+      item_bytes += doc.line.size();
       items.push_back({doc.binding, *doc.journal, *doc.key, doc.offset, std::string(doc.line)});
       m.reader->Pop();
     }
@@ -693,6 +695,8 @@ Result<uint64_t> DeriveTask::Compute(const store::LedgerState& ledger, uint64_t 
     last_size = segment.items.size();
     m.pending.read += segment.items.size();
     if (!ended_early.value()) break;
+    // The outputs are held in memory until Publish: a transaction holding much ends here.
+    if (m.held.bytes() >= kMaxTransactionBytes) break;
     any_early = true;
     limit = std::min<uint64_t>(max_docs - total, 2 * segment.items.size());
     if (limit == 0) break;

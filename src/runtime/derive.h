@@ -96,6 +96,9 @@ class DeriveTask final : public Task {
  public:
   // The most source documents one transaction reads by default.
   static constexpr uint64_t kMaxDocs = 8192;
+  // A transaction also ends once it has read this many bytes of source documents, and
+  // before another segment once its outputs (held in memory until Publish) reach it.
+  static constexpr size_t kMaxTransactionBytes = 64u << 20;
 
   // `clock.wall` gives the wall time in Unix nanoseconds (a simulated clock in tests).
   DeriveTask(std::shared_ptr<const Derivation> derivation, store::Store* store, Stamper* stamper,
