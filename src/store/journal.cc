@@ -461,7 +461,9 @@ Result<bool> Store::CompactLedger() {
 Result<bool> Store::PersistDue(std::time_t now) {
   if (failed_) return Poisoned();
   if (auto r = Reap(false); !r) return r;
-  for (auto& [name, j] : journals_) {
+  for (auto& entry : journals_) {
+    const std::string& name = entry.first;
+    Journal* j = entry.second.get();
     if (!j->spool.is_open() || j->head <= j->persisted_end || j->written != j->head) continue;
     bool full = j->head - j->persisted_end >= j->spec.fragment_size;
     bool old = j->spec.flush_interval > 0 && now - j->spool_created >= j->spec.flush_interval;
@@ -470,7 +472,7 @@ Result<bool> Store::PersistDue(std::time_t now) {
       // In the background: compressing a fragment takes seconds, and the caller goes on
       // committing meanwhile (appends go after the range, which nothing changes).
       PersistJob job{name, j->head, {}};
-      job.done = std::async(std::launch::async, WriteFragments, RangeOf(j.get()), 1);
+      job.done = std::async(std::launch::async, WriteFragments, RangeOf(j), 1);
       jobs_.push_back(std::move(job));
     }
   }
