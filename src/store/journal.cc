@@ -471,7 +471,7 @@ Result<bool> Store::PersistDue(std::time_t now) {
     if ((full || old) && !running) {
       // In the background: compressing a fragment takes seconds, and the caller goes on
       // committing meanwhile (appends go after the range, which nothing changes).
-      PersistJob job{name, j->head, {}};
+      PersistJob job{name, {}};
       job.done = std::async(std::launch::async, WriteFragments, RangeOf(j), 1);
       jobs_.push_back(std::move(job));
     }

@@ -201,7 +201,6 @@ class Store {
   // Spools being persisted in the background (PersistDue), one at most per journal.
   struct PersistJob {
     std::string journal;
-    uint64_t to = 0;
     std::future<Result<std::vector<WrittenFragment>>> done;
   };
   std::vector<PersistJob> jobs_;
