@@ -14,14 +14,14 @@
 #               every message is acknowledged, and until every row is in the table.
 # Targets are enforced only for full runs (SECONDS >= 10).
 # Usage: bench/develop_bench.sh FLOWCTL [SECONDS] [RATE] [N] [BACKLOG]
-#        (default 20 1000 500000 3000000)
+#        (default 20 1000 500000 6000000)
 set -euo pipefail
 if [[ $# -lt 1 ]]; then
   echo "usage: $0 FLOWCTL [SECONDS] [RATE] [N]" >&2
   exit 2
 fi
 flowctl=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-seconds=${2:-20} rate=${3:-1000} n=${4:-500000} backlog=${5:-3000000}
+seconds=${2:-20} rate=${3:-1000} n=${4:-500000} backlog=${5:-6000000}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 work=$(mktemp -d)
@@ -78,7 +78,7 @@ node -e 'const n = +process.argv[1]; const out = process.stdout; let buf = "";
   || { cat "$work/backfill/ingest.err"; exit 1; }
 rm -f "$work/backlog.jsonl"
 start_develop backfill "$here/develop/backfill.flow.yaml"
-# Short enough that the back-fill (about 4 s a million documents on the 2-core development
+# Short enough that the back-fill (about 1.3 s a million documents on the 2-core development
 # machine) outlasts it: the figures are of a develop that is back-filling throughout.
 bf_seconds=$(awk -v s="$seconds" 'BEGIN { print (s < 4 ? s : 4) }')
 line=$(python3 "$here/develop/latency.py" "$url" "$work/backfill/events.db" "$bf_seconds" "$rate") || exit 1

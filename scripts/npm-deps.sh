@@ -5,8 +5,9 @@
 #            packages tests use (DuckDB for the lake test), which they put on NODE_PATH or
 #            import from there.
 #   runtime  scripts/npm/runtime/... into .deps/npm-runtime: what flowctl itself runs
-#            (esbuild, which transpiles nodeJS lambdas; the binary finds it beside itself,
-#            see src/lambda/node.h). scripts/setup.sh installs this set.
+#            (esbuild, which transpiles nodeJS lambdas, and typescript, whose tsc type-checks
+#            them; the binary finds both beside itself, see src/lambda/node.h).
+#            scripts/setup.sh installs this set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

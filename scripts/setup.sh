@@ -13,13 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 fuzz_packages=(clang-14 libclang-rt-14-dev)
 test_packages=()
-[[ "${1:-}" == "--test" ]] && test_packages=(chromium fonts-dejavu-core "${fuzz_packages[@]}")
+[[ "${1:-}" == "--test" ]] && test_packages=(chromium fonts-dejavu-core zsh fish "${fuzz_packages[@]}")
 [[ "${1:-}" == "--fuzz" ]] && test_packages=("${fuzz_packages[@]}")
 
 packages=(
   build-essential cmake pkg-config ca-certificates
   libcli11-dev libyaml-cpp-dev rapidjson-dev libsqlite3-dev libpq-dev libfmt-dev doctest-dev
-  zlib1g-dev libzstd-dev libssl-dev libcsv-dev libcurl4-openssl-dev libboost-dev
+  zlib1g-dev libdeflate-dev libzstd-dev libssl-dev libcsv-dev libcurl4-openssl-dev libboost-dev
   curl nodejs sqlite3 time bc jq
   "${test_packages[@]}"
 )
@@ -60,12 +60,13 @@ if [[ ! -f .deps/valijson/include/valijson/validator.hpp ]]; then
   cp -r "$tmp/x/usr/include" .deps/valijson/include
 fi
 # Our performance patches (see each patch file's header), applied once each, in order.
-for patch in valijson-lazy-context valijson-properties-fast-path; do
+for patch in valijson-lazy-context valijson-properties-fast-path valijson-multipleof-double; do
   if [[ ! -f .deps/valijson/patched-${patch#valijson-} ]]; then
     echo "setup: patching valijson (scripts/patches/$patch.patch)" >&2
     patch -s -p1 -d .deps/valijson/include <"scripts/patches/$patch.patch"
     touch ".deps/valijson/patched-${patch#valijson-}"
   fi
 done
-# npm packages flowctl itself runs (esbuild, which transpiles nodeJS lambdas), into .deps/npm-runtime.
+# npm packages flowctl itself runs (esbuild, which transpiles nodeJS lambdas, and the
+# TypeScript compiler, which type-checks them), into .deps/npm-runtime.
 scripts/npm-deps.sh runtime

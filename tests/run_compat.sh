@@ -78,7 +78,7 @@ fi
 for from in "--source flow.yaml" "--catalog $work/catalog.db"; do
   # shellcheck disable=SC2086
   run 0 test $from
-  cat "$work/out" "$work/err" | grep -qx "$want_tests passed, 0 failed" ||
+  cat "$work/out" "$work/err" | grep -x "$want_tests passed, 0 failed" >/dev/null ||
     fail "flowctl test $from did not print '$want_tests passed, 0 failed'"
 done
 

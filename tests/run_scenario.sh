@@ -38,7 +38,7 @@ while IFS= read -r line; do
   [[ -z "${line// }" ]] && continue
   grep -qF -- "$line" "$out/stderr" || fail "missing diagnostic: $line"
   # The expected text must start a diagnostic line, not just appear inside one.
-  grep -E '^[^ ].*error: ' "$out/stderr" | grep -qF -- "$line" || fail "not at the start of a diagnostic: $line"
+  grep -E '^[^ ].*error: ' "$out/stderr" | grep -F -- "$line" >/dev/null || fail "not at the start of a diagnostic: $line"
 done <"$dir/expected"
 [[ "$got" -eq "$want" ]] || fail "expected $want diagnostic(s), got $got"
 echo "ok: $(basename "$dir")"

@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include "base/version.h"
 #include "doc/node.h"
 
 namespace flow::catalog {
@@ -247,7 +248,7 @@ Result<bool> WriteBuiltCatalog(const std::string& path, const Loaded& loaded, co
     ok = db.Open(tmp) && db.Exec(kSchemaSql);
     Inserter ins{&db, &ok};
     ins("INSERT INTO meta VALUES (?, ?)", std::string("format"), std::to_string(kBuiltCatalogFormat));
-    ins("INSERT INTO meta VALUES (?, ?)", std::string("flowctl_version"), std::string(FLOWCTL_VERSION_STRING));
+    ins("INSERT INTO meta VALUES (?, ?)", std::string("flowctl_version"), std::string(kVersion));
     ins("INSERT INTO meta VALUES (?, ?)", std::string("root_url"), cat.root_url);
     ins("INSERT INTO meta VALUES (?, ?)", std::string("built_at"), std::to_string(std::time(nullptr)));
     for (const auto& f : cat.files) {

@@ -45,6 +45,7 @@ struct BuiltTransform {
   std::vector<std::string> shuffle;  // explicit, or the source collection's key
   std::string source_schema_url;     // empty unless `source.schema` was given
   std::string source_schema_bundle;
+  std::shared_ptr<schema::Shape> source_shape;  // of `source.schema`; null without
   std::string dead_letters;  // the checked `deadLetters` collection; empty: none
 };
 
@@ -81,6 +82,11 @@ using FieldError = std::function<void(const Where& where, const std::string& mes
 // array fields are reported through `error` (and left out).
 std::vector<std::string> SelectFields(const BuiltCollection& c, const MaterializationBindingSpec& b,
                                       const FieldError& error);
+
+// The source position of byte `offset` of the value of the scalar at `w` (a lambda's body,
+// say): exact for a single-line scalar and a block scalar (`|`/`>`); other multi-line forms
+// fall back to the scalar's start.
+Mark LocateInScalar(const Catalog& cat, const Where& w, const std::string& value, size_t offset);
 
 // Runs every check over a loaded catalog and fills `out`.
 void CheckCatalog(const Loaded& loaded, Built* out, Diagnostics* diags);

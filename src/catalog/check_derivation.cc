@@ -39,7 +39,15 @@ std::string Checker::Validate(const std::string& bundle, const doc::Node& n, std
 }
 
 Mark Checker::LocateInScalar(const Where& w, const std::string& value, size_t offset) {
-  const SourceFile* f = cat_.File(w.url);
+  return catalog::LocateInScalar(cat_, w, value, offset);
+}
+
+}  // namespace flow::catalog::checker
+
+namespace flow::catalog {
+
+Mark LocateInScalar(const Catalog& cat, const Where& w, const std::string& value, size_t offset) {
+  const SourceFile* f = cat.File(w.url);
   if (!f || w.mark.line == 0) return w.mark;
   const std::string& text = f->content;
   size_t at = LineOffset(text, w.mark.line) + w.mark.col - 1;
@@ -74,9 +82,15 @@ Mark Checker::LocateInScalar(const Where& w, const std::string& value, size_t of
   return Mark{w.mark.line, static_cast<uint32_t>(w.mark.col + quote + offset)};
 }
 
-// The rules are lambda/sqlite.h's; an empty query, duplicate column names and unknown
-// parameters are reported when the task starts.
-void Checker::CheckSqlite(const LambdaSpec& l, const std::string& owner, lambda::SqliteDatabase* shared) {
+}  // namespace flow::catalog
+
+namespace flow::catalog::checker {
+
+// The rules are lambda/sqlite.h's; an empty query and duplicate column names are reported
+// when the task starts.
+void Checker::CheckSqlite(const LambdaSpec& l, const std::string& owner,
+                          lambda::SqliteDatabase* shared, const BuiltCollection* source,
+                          bool update) {
   std::shared_ptr<lambda::SqliteDatabase> own;
   if (!shared) {
     auto opened = lambda::SqliteDatabase::Open();
@@ -98,6 +112,45 @@ void Checker::CheckSqlite(const LambdaSpec& l, const std::string& owner, lambda:
   } else if (p.kind == Kind::kMoreThanOneStatement) {
     Error(l.where, owner, "sqlite lambda holds more than one statement",
           "a lambda is a single SELECT");
+  }
+  if (p || !source) return;
+  std::vector<std::string> fields;
+  for (const auto& f : source->projections) fields.push_back(f.field);
+  // The parameters that bind, for hints: the documents, then a few projections.
+  std::string known = update ? "$source" : "$source, $register, $previous";
+  for (size_t i = 0; i < fields.size() && i < 8; ++i) {
+    known += ", $" + lambda::ParameterName(fields[i]);
+  }
+  if (fields.size() > 8) known += fmt::format(" and {} more", fields.size() - 8);
+  for (const auto& q : shared->CheckParameters(l.body, fields, update)) {
+    Where at = l.where;
+    if (q.offset < l.body.size()) at.mark = LocateInScalar(l.where, l.body, q.offset);
+    std::string mean = q.suggestion.empty() ? "" : fmt::format("did you mean `{}`? ", q.suggestion);
+    using PKind = lambda::ParameterProblem::Kind;
+    switch (q.kind) {
+      case PKind::kUnknown:
+        Error(at, owner,
+              fmt::format("sqlite lambda uses parameter `{}`, but source collection `{}` has no "
+                          "projection `{}`",
+                          q.name, source->spec->name, q.name.substr(1)),
+              fmt::format(
+                  "{}the parameters are {}; to bind another location, add a projection to `{}`",
+                  mean, known, source->spec->name));
+        break;
+      case PKind::kNotDollar:
+        Error(at, owner,
+              fmt::format("sqlite lambda uses parameter `{}`, which flowctl does not bind", q.name),
+              fmt::format("{}parameters are written `$name`: {}", mean, known));
+        break;
+      case PKind::kNotInUpdate:
+        Error(at, owner,
+              fmt::format("sqlite update lambda uses `{}`, which is always NULL there: an update "
+                          "lambda sees only its source document",
+                          q.name),
+              "read the register in the transform's `publish` lambda, which is given `$register` "
+              "and `$previous`");
+        break;
+    }
   }
 }
 
@@ -252,6 +305,7 @@ void Checker::CheckDerivation(const CollectionSpec& c) {
       if (Resolve(t.source_schema, towner, &sloc)) {
         bt.source_schema_url = SchemaUrl(t.source_schema, sloc);
         source_shape = schema::InferShape(index_, sloc, diags_);
+        bt.source_shape = source_shape;
         bt.source_schema_bundle = doc::JsonText(schema::BundleSchema(index_, sloc));
       } else {
         source_shape = nullptr;
@@ -263,7 +317,9 @@ void Checker::CheckDerivation(const CollectionSpec& c) {
       bt.dead_letters = t.dead_letters;
     }
     for (const auto* l : {&t.update, &t.publish}) {
-      if (*l && (*l)->kind == LambdaSpec::Kind::kSqlite) CheckSqlite(**l, towner, sqlite.get());
+      if (*l && (*l)->kind == LambdaSpec::Kind::kSqlite) {
+        CheckSqlite(**l, towner, sqlite.get(), src, l == &t.update);
+      }
     }
     // Shuffle: explicit pointers, or the source's key.
     std::vector<Where> where = t.shuffle_where;

@@ -69,7 +69,11 @@ class Checker {
   Mark LocateInScalar(const Where& w, const std::string& value, size_t offset);
 
   // `shared`: the derivation's database with its sqlite bootstraps applied (null: none).
-  void CheckSqlite(const LambdaSpec& l, const std::string& owner, lambda::SqliteDatabase* shared);
+  // A sqlite lambda of a transform reading `source` (null when it is unknown): its query
+  // compiles, and each of its parameters binds to a document it is given or to one of the
+  // source's projections.
+  void CheckSqlite(const LambdaSpec& l, const std::string& owner, lambda::SqliteDatabase* shared,
+                   const BuiltCollection* source, bool update);
 
   // A database for the sqlite lambdas of derivation `d`, on which its sqlite bootstraps ran
   // (so that lambdas may read the tables they create), as they will when the task starts,

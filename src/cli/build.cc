@@ -30,9 +30,9 @@ int RunBuild(const GlobalOptions& g, const BuildOptions& o) {
   auto checked = LoadAndCheck(g, o.sources, fmt::format("; {} was not written", o.catalog), &code);
   if (!checked) return code;
   const auto& loaded = checked->loaded;
-  // TypeScript lambdas are transpiled and nodeDependencies installed now, so that their
-  // errors are the build's.
-  if (int node = PrepareNodeLambdas(g, *checked); node != kExitOk) {
+  // TypeScript lambdas are transpiled, type-checked and nodeDependencies installed now, so
+  // that their errors are the build's.
+  if (int node = PrepareNodeLambdas(g, *checked, "", !o.sources.no_type_check); node != kExitOk) {
     PrintNote(fmt::format("{} was not written", o.catalog));
     return node;
   }
@@ -69,6 +69,7 @@ Command RegisterBuild(CLI::App& app) {
   auto* cmd =
       app.add_subcommand("build", "Load and check a catalog, and write the built catalog database");
   AddBuildCatalogOptions(*cmd, o->sources, o->catalog);
+  AddTypeCheckFlag(*cmd, o->sources);
   cmd->footer(
       "Exit status: 0 built (warnings are printed but do not fail the build), 1 the catalog has "
       "errors, or warnings with --deny-warnings (all are printed), 2 usage error, 3 the catalog "

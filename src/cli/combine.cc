@@ -44,9 +44,10 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   reduce::CombinerOptions copts;
   copts.memory_budget = *budget;
   copts.spill_dir = o.spill_dir;
-  ProgressLine progress("combining");
+  Progress progress("combining");
+  progress.SetTotal(input->size());
   auto show = [&](uint64_t docs, uint64_t bytes, bool done) {
-    if (done) return progress.Clear();
+    if (done) return progress.Stop();  // before the first line of output
     progress.Update(docs, bytes);
   };
   StdoutLines out;
@@ -55,6 +56,7 @@ int RunCombine(const GlobalOptions& g, const CombineOptions& o) {
   auto combined = runtime::CombineInput(collection, *input, copts, o.combined_only, show, sink, &where,
                                         ThreadsOrDefault(o.threads));
   out.Flush();
+  progress.Stop();
   if (!combined) return PrintErrorAtPlace(where, combined.error());
   if (out.failed()) {
     PrintError(fmt::format("cannot write the output: {}", std::strerror(errno)));

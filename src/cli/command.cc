@@ -41,6 +41,12 @@ void AddBuildCatalogOptions(CLI::App& cmd, CatalogOptions& sources, std::string&
                "Fail on catalog warnings as on errors (for CI)");
 }
 
+void AddTypeCheckFlag(CLI::App& cmd, CatalogOptions& o) {
+  cmd.add_flag("--no-type-check", o.no_type_check,
+               "Do not type-check TypeScript lambdas against the schemas' types (faster; they "
+               "are still transpiled, and syntax errors still fail)");
+}
+
 void AddDataDirOption(CLI::App& cmd, std::string& dir, const std::string& description) {
   cmd.add_option("--data-dir", dir, description)->capture_default_str();
 }

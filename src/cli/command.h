@@ -34,6 +34,9 @@ void AddCatalogOptions(CLI::App& cmd, CatalogOptions& o);
 // `sources.catalog` stays empty.
 void AddBuildCatalogOptions(CLI::App& cmd, CatalogOptions& sources, std::string& output);
 
+// --no-type-check: skip type-checking the nodeJS lambdas (build, test, run, develop).
+void AddTypeCheckFlag(CLI::App& cmd, CatalogOptions& o);
+
 // --data-dir, its default shown in the help.
 void AddDataDirOption(CLI::App& cmd, std::string& dir,
                       const std::string& description = "Data directory");

@@ -11,8 +11,12 @@ Command RegisterCombine(CLI::App& app);  // flowctl combine
 Command RegisterDevelop(CLI::App& app);  // flowctl develop
 Command RegisterDocs(CLI::App& app);  // flowctl docs
 Command RegisterFsck(CLI::App& app);  // flowctl fsck
+Command RegisterGenerateTypes(CLI::App& app);  // flowctl generate-types
+Command RegisterInferSchema(CLI::App& app);  // flowctl infer-schema
 Command RegisterIngest(CLI::App& app);  // flowctl ingest
+Command RegisterInit(CLI::App& app);  // flowctl init
 Command RegisterMaterialize(CLI::App& app);  // flowctl materialize
+Command RegisterPreview(CLI::App& app);  // flowctl preview
 Command RegisterRead(CLI::App& app);  // flowctl read
 Command RegisterReset(CLI::App& app);  // flowctl reset
 Command RegisterRun(CLI::App& app);  // flowctl run

@@ -32,6 +32,24 @@ std::string SourceUrl(const std::string& source) {
   return FileUrl(source);
 }
 
+void PrintDiagnostics(const GlobalOptions& g, const Diagnostics& diags) {
+  bool color = UseColor(g);
+  for (const auto& d : diags.items()) {
+    if (!JsonOutput()) {
+      fmt::print(stderr, "{}\n", d.Format(color));
+      continue;
+    }
+    std::vector<LogField> fields{{"file", d.file}};
+    if (d.mark.line > 0) {
+      fields.emplace_back("line", d.mark.line);
+      fields.emplace_back("col", d.mark.col);
+    }
+    if (!d.scope.empty()) fields.emplace_back("scope", d.scope);
+    if (!d.hint.empty()) fields.emplace_back("hint", d.hint);
+    Log(d.is_warning() ? LogLevel::kWarn : LogLevel::kError, d.message, fields);
+  }
+}
+
 std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const CatalogOptions& o,
                                            const std::string& consequence, int* exit_code) {
   std::vector<std::pair<std::string, std::string>> mappings;
@@ -52,21 +70,7 @@ std::optional<CheckedCatalog> LoadAndCheck(const GlobalOptions& g, const Catalog
     return std::nullopt;
   }
   if (!diags.empty()) {
-    bool color = UseColor(g);
-    for (const auto& d : diags.items()) {
-      if (!JsonOutput()) {
-        fmt::print(stderr, "{}\n", d.Format(color));
-        continue;
-      }
-      std::vector<LogField> fields{{"file", d.file}};
-      if (d.mark.line > 0) {
-        fields.emplace_back("line", d.mark.line);
-        fields.emplace_back("col", d.mark.col);
-      }
-      if (!d.scope.empty()) fields.emplace_back("scope", d.scope);
-      if (!d.hint.empty()) fields.emplace_back("hint", d.hint);
-      Log(d.is_warning() ? LogLevel::kWarn : LogLevel::kError, d.message, fields);
-    }
+    PrintDiagnostics(g, diags);
     size_t errors = diags.errors(), warnings = diags.warnings();
     if (errors > 0 || o.deny_warnings) {
       std::string summary = fmt::format("{} in the catalog{}{}", diags.CountText(),

@@ -44,10 +44,15 @@ struct CatalogOptions {
   std::string catalog;  // a built catalog; used instead of `source` when set
   std::vector<std::string> resource_map;
   bool deny_warnings = false;  // warnings fail the command like errors
+  bool no_type_check = false;  // --no-type-check: nodeJS lambdas are not type-checked
 };
 
 // A catalog loaded from sources and checked.
 using CheckedCatalog = catalog::Checked;
+
+// Prints `diags` to stderr: as `file:line:col: error: message` lines (coloured per `g`),
+// or as log records with --log-format json.
+void PrintDiagnostics(const GlobalOptions& g, const Diagnostics& diags);
 
 // Loads and checks the catalog at `o.source`, printing its warnings and errors to stderr. On
 // errors (or warnings with `o.deny_warnings`) appends `consequence` to the summary line (e.g.

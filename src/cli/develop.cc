@@ -88,7 +88,8 @@ int RunDevelop(const GlobalOptions& g, const DevelopOptions& o) {
   hooks.load = [&](const std::string& consequence, int* code) -> std::optional<develop::Source> {
     auto checked = LoadAndCheck(g, o.catalog, consequence, code);
     if (!checked) return std::nullopt;
-    if (int node = PrepareNodeLambdas(g, *checked); node != kExitOk) {
+    if (int node = PrepareNodeLambdas(g, *checked, consequence, !o.catalog.no_type_check);
+        node != kExitOk) {
       *code = node;
       return std::nullopt;
     }
@@ -123,6 +124,7 @@ Command RegisterDevelop(CLI::App& app) {
       "develop",
       "Run the pipeline continuously with the ingestion API, file-drop captures and live reload");
   AddCatalogOptions(*cmd, o.catalog);
+  AddTypeCheckFlag(*cmd, o.catalog);
   AddDataDirOption(*cmd, o.d.data_dir);
   cmd->add_option("--port", o.port, "Port of the ingestion API (0: any free port)")
       ->capture_default_str()
@@ -151,9 +153,12 @@ Command RegisterDevelop(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--max-body", o.max_body, "Largest ingest request body")->capture_default_str();
-  AddThreadsOption(*cmd, o.d.threads,
-                   "How many derivations catching up on a backlog may compute at once, each on a thread of its "
-                   "own, so that a long back-fill holds up neither the ingestion API nor the other tasks");
+  AddThreadsOption(
+      *cmd, o.d.threads,
+      "How many derivations catching up on a backlog may compute at once, each on a thread of its "
+      "own, so that a long back-fill holds up neither the ingestion API nor the other tasks; also "
+      "the "
+      "threads a materialization's transaction reads and combines on");
   cmd->add_option("--allow-origin", o.allow_origins,
                   "Let web pages of this origin (e.g. http://localhost:3000) call the API from a "
                   "browser (repeatable; by default browsers are refused, see docs/security.md)");

@@ -29,6 +29,7 @@ struct IngestOptions {
   std::string memory_budget = kDefaultMemoryBudget;
   std::string spill_dir;
   std::string url;  // a running develop's ingestion API (default: the develop over data_dir, if any)
+  unsigned threads = 0;  // 0: the cores available
 };
 
 namespace {
@@ -65,8 +66,12 @@ int IngestIntoDevelop(const GlobalOptions& g, const IngestOptions& o, const std:
 int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   auto start = std::chrono::steady_clock::now();
   std::string format = o.format;
-  if (format.empty()) {
-    format = o.input.ends_with(".csv") ? "csv" : o.input.ends_with(".tsv") ? "tsv" : "json";
+  if (format.empty()) {  // from the extension, under a compression suffix
+    switch (runtime::IngestFormatOfName(o.input)) {
+      case runtime::IngestFormat::kCsv: format = "csv"; break;
+      case runtime::IngestFormat::kTsv: format = "tsv"; break;
+      case runtime::IngestFormat::kJson: format = "json"; break;
+    }
   }
   if (format != "json" && format != "csv" && format != "tsv") {
     PrintError(fmt::format("--format `{}` is not one of json, csv, tsv", format));
@@ -110,17 +115,22 @@ int RunIngest(const GlobalOptions& g, const IngestOptions& o) {
   reduce::CombinerOptions copts;
   copts.memory_budget = *budget;
   copts.spill_dir = o.spill_dir;
-  ProgressLine progress("ingesting");
+  Progress progress("ingesting");
+  progress.SetTotal(input->size());
   std::string where;
   auto ingested = runtime::IngestFile(
       store, collection, *input, *runtime::ParseIngestFormat(format), copts,
-      [&](uint64_t docs, uint64_t bytes) { progress.Update(docs, bytes); }, &where);
-  progress.Clear();
-  if (!ingested) return PrintErrorAtPlace(where, ingested.error());
+      [&](uint64_t docs, uint64_t bytes) { progress.Update(docs, bytes); }, &where, ThreadsOrDefault(o.threads));
+  if (!ingested) {
+    progress.Stop();
+    return PrintErrorAtPlace(where, ingested.error());
+  }
   const auto& heads = ingested->heads;
-  PrintOffsets(heads);
+  progress.Above([&] { PrintOffsets(heads); });
   // A clean shutdown persists the spools as lake fragments (SPEC 3.3).
+  progress.Phase("committed; writing lake fragments");
   auto persisted = store->PersistAll();
+  progress.Stop();
   if (!persisted) {
     PrintError(fmt::format(
         "{}; the transaction is committed, and its fragments will be written by the next "
@@ -153,7 +163,7 @@ Command RegisterIngest(CLI::App& app) {
   cmd->add_option("FILE", o->input, "Input file (default: stdin)");
   cmd->add_option("--format", o->format,
                   "json (JSON lines), csv or tsv (header row of projection fields); default: "
-                  "from the file extension, else json");
+                  "from the file extension (.csv, .tsv, also under .gz or .zst), else json");
   AddCatalogOptions(*cmd, o->catalog);
   AddDataDirOption(*cmd, o->data_dir);
   cmd->add_option("--codec", o->codec,
@@ -163,6 +173,9 @@ Command RegisterIngest(CLI::App& app) {
                         "Memory for combining the transaction before it spills to disk");
   cmd->add_option("--spill-dir", o->spill_dir,
                   "Directory for spill files (default: $TMPDIR or /tmp)");
+  AddThreadsOption(*cmd, o->threads,
+                   "Threads parsing and validating JSON lines; what is committed is the same "
+                   "for any number");
   cmd->add_option("--url", o->url,
                   "Ingest through the API of a running `flowctl develop` (e.g. "
                   "http://127.0.0.1:8081); the default when a develop runs over --data-dir");

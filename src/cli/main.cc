@@ -10,10 +10,12 @@
 #include <string_view>
 #include <vector>
 
+#include "base/version.h"
 #include "catalog/source_schema.h"
 #include "cli/command.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/manners.h"
 #include "cli/output.h"
 
 namespace {
@@ -33,7 +35,7 @@ cli::Command RegisterJsonSchema(CLI::App& app) {
 cli::Command RegisterVersion(CLI::App& app) {
   auto* cmd = app.add_subcommand("version", "Print the flowctl version");
   return {cmd, [](const cli::GlobalOptions&) {
-            fmt::print("flowctl {}\n", FLOWCTL_VERSION);
+            fmt::print("flowctl {}\n", kVersion);
             return kExitOk;
           }};
 }
@@ -62,7 +64,11 @@ int main(int argc, char** argv) {
   CLI::App app{
       "flowctl: define, check, test and run continuously-updating data pipelines described "
       "as YAML catalogs."};
+  app.name("flowctl");  // not the path the binary was run by
+  app.get_formatter()->label("SUBCOMMAND", "COMMAND");
+  app.get_formatter()->label("SUBCOMMANDS", "COMMANDS");
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("flowctl ") + kVersion, "Print the version and exit");
   cli::GlobalOptions g;
   // Global flags may come before or after the command (`flowctl build -v`).
   app.fallthrough();
@@ -71,17 +77,31 @@ int main(int argc, char** argv) {
 
   // In the order `flowctl --help` lists them.
   const std::vector<cli::Command> commands = {
+      cli::RegisterInit(app), cli::RegisterInferSchema(app),
       cli::RegisterBuild(app), cli::RegisterCombine(app), cli::RegisterIngest(app),
-      cli::RegisterRead(app),  cli::RegisterFsck(app),    cli::RegisterReset(app),   cli::RegisterTest(app),
+      cli::RegisterRead(app),  cli::RegisterFsck(app),    cli::RegisterReset(app),   cli::RegisterPreview(app), cli::RegisterTest(app),
       cli::RegisterRun(app),   cli::RegisterDevelop(app), cli::RegisterMaterialize(app),
-      cli::RegisterDocs(app),  RegisterJsonSchema(app),   RegisterVersion(app),
+      cli::RegisterDocs(app),  RegisterJsonSchema(app),   cli::RegisterGenerateTypes(app),
+      RegisterVersion(app),
+      cli::RegisterHelp(app),  cli::RegisterCompletion(app), cli::RegisterMan(app),
   };
+  cli::AddExamples(app);
+  for (const auto& command : commands) command.subcommand->group("Commands");  // not "Subcommands"
+
+  if (auto wrong = cli::CheckCommandWord(app, argc, argv)) {
+    if (JsonLogFormatRequested(argc, argv)) g.log_format = "json";
+    cli::ConfigureLogging(g);
+    cli::PrintError(*wrong);
+    return kExitUsage;
+  }
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     if (JsonLogFormatRequested(argc, argv)) g.log_format = "json";

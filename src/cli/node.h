@@ -10,9 +10,11 @@ namespace flow::cli {
 runtime::NodeStarter NodeStarterFor(const CheckedCatalog& catalog);
 
 // Transpiles every derivation's nodeJS lambdas and installs the catalog's nodeDependencies
-// (what `flowctl build` does), printing errors at the lambda's place in the sources. Returns
-// the exit code: 0, 1 for a lambda that does not compile or a package that npm cannot
-// find, 3 when esbuild or npm are missing.
-int PrepareNodeLambdas(const GlobalOptions& g, const CheckedCatalog& catalog);
+// (what `flowctl build` does), then, with `type_check`, type-checks them against the
+// catalog's TypeScript declarations; prints errors at the lambda's place in the sources.
+// Returns the exit code: 0, 1 for a lambda that does not compile or type-check or a package
+// that npm cannot find, 3 when esbuild, npm, node or tsc are missing.
+int PrepareNodeLambdas(const GlobalOptions& g, const CheckedCatalog& catalog,
+                       const std::string& consequence = {}, bool type_check = true);
 
 }  // namespace flow::cli

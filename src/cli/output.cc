@@ -6,7 +6,10 @@
 #include <iostream>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -94,20 +97,151 @@ void PrintLine(std::string_view line) {
   Log(LogLevel::kInfo, line);
 }
 
-ProgressLine::ProgressLine(std::string verb)
-    : verb_(std::move(verb)), enabled_(::isatty(STDERR_FILENO) && !JsonOutput()), last_(std::chrono::steady_clock::now()) {}
+namespace {
 
-void ProgressLine::Update(uint64_t docs, uint64_t bytes) {
-  auto now = std::chrono::steady_clock::now();
-  if (!enabled_ || now - last_ < std::chrono::milliseconds(500)) return;
-  last_ = now;
-  shown_ = true;
-  Write(fmt::format("\r{}: {} documents, {:.1f} MB read", verb_, docs, bytes / 1e6));
+// 1234567 → "1,234,567".
+std::string Grouped(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
 }
 
-void ProgressLine::Clear() {
-  if (shown_) Write("\r\033[K");
-  shown_ = false;
+// 95123.4 → "95.1k".
+std::string Rate(double r) {
+  if (r >= 1e6) return fmt::format("{:.1f}M", r / 1e6);
+  if (r >= 1e3) return fmt::format("{:.1f}k", r / 1e3);
+  return fmt::format("{:.0f}", r);
+}
+
+std::string Duration(double s) {
+  if (s < 60) return fmt::format("{:.0f} s", std::max(0.0, s));
+  if (s < 3600) return fmt::format("{}m{:02d}s", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  return fmt::format("{}h{:02d}m", static_cast<int>(s) / 3600, static_cast<int>(s) / 60 % 60);
+}
+
+}  // namespace
+
+struct Progress::State {
+  std::string verb;
+  bool terminal = false, json = false;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false, shown = false;
+  uint64_t documents = 0, bytes = 0, total = 0;
+  std::string phase, text;
+  std::chrono::steady_clock::time_point phase_start;
+  std::thread ticker;
+  double Elapsed() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+};
+
+Progress::Progress(std::string verb) : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.verb = std::move(verb);
+  s.json = JsonOutput();
+  s.terminal = !s.json && ::isatty(STDERR_FILENO);
+  if (!s.terminal && !s.json) return;
+  s.ticker = std::thread([this] {
+    State& st = *state_;
+    auto period = st.json ? std::chrono::milliseconds(5000) : std::chrono::milliseconds(500);
+    std::unique_lock<std::mutex> lock(st.mu);
+    while (!st.cv.wait_for(lock, period, [&] { return st.stop; })) {
+      double elapsed = st.Elapsed();
+      if (st.json) {
+        std::vector<LogField> fields{{"verb", st.verb}, {"documents", st.documents}, {"bytes", st.bytes},
+                                     {"elapsed", elapsed}};
+        if (st.total) fields.emplace_back("total_bytes", st.total);
+        if (st.total && st.bytes) fields.emplace_back("percent", std::min(100.0, 100.0 * st.bytes / st.total));
+        if (elapsed > 0) fields.emplace_back("rate", st.documents / elapsed);
+        if (st.total && st.bytes && elapsed > 0) {
+          fields.emplace_back("eta_seconds", elapsed * (st.total - std::min(st.total, st.bytes)) / st.bytes);
+        }
+        if (!st.phase.empty()) fields.emplace_back("phase", st.phase);
+        if (!st.text.empty()) fields.emplace_back("status", st.text);
+        lock.unlock();
+        Log(LogLevel::kInfo, "progress", fields);
+        lock.lock();
+        continue;
+      }
+      Write("\r\033[K" + Render(elapsed));  // under the lock: Clear and Above wait for it
+      st.shown = true;
+    }
+  });
+}
+
+Progress::~Progress() { Stop(); }
+
+bool Progress::enabled() const { return state_->terminal || state_->json; }
+
+void Progress::SetTotal(uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->total = bytes;
+}
+
+void Progress::Update(uint64_t documents, uint64_t bytes) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->documents = documents;
+  state_->bytes = bytes;
+}
+
+void Progress::Phase(std::string text) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->phase = std::move(text);
+  state_->phase_start = std::chrono::steady_clock::now();
+}
+
+void Progress::Text(std::string text) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  state_->text = std::move(text);
+}
+
+std::string Progress::Render(double elapsed) const {
+  const State& s = *state_;
+  if (!s.text.empty()) return fmt::format("{}: {}", s.verb, s.text);
+  std::string line = fmt::format("{}: {} documents", s.verb, Grouped(s.documents));
+  if (s.total) {
+    line += fmt::format(", {:.1f} of {:.1f} MB ({:.0f}%)", s.bytes / 1e6, s.total / 1e6,
+                        std::min(100.0, 100.0 * s.bytes / s.total));
+  } else {
+    line += fmt::format(", {:.1f} MB", s.bytes / 1e6);
+  }
+  if (!s.phase.empty()) {
+    double in_phase = std::chrono::duration<double>(std::chrono::steady_clock::now() - s.phase_start).count();
+    return line + fmt::format("; {} ({})", s.phase, Duration(in_phase));
+  }
+  if (elapsed >= 1 && s.documents) line += fmt::format(", {} documents/s", Rate(s.documents / elapsed));
+  if (s.total && s.bytes && elapsed >= 1 && s.bytes < s.total) {
+    line += fmt::format(", {} left", Duration(elapsed * (s.total - s.bytes) / s.bytes));
+  }
+  return line;
+}
+
+void Progress::Clear() {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->shown) Write("\r\033[K");
+  state_->shown = false;
+}
+
+void Progress::Above(const std::function<void()>& print) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  if (state_->shown) Write("\r\033[K");
+  state_->shown = false;
+  print();
+}
+
+void Progress::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->stop = true;
+  }
+  state_->cv.notify_all();
+  if (state_->ticker.joinable()) state_->ticker.join();
+  Clear();
 }
 
 bool Confirm(std::string_view question, bool yes, std::string_view no_terminal, std::string_view declined) {

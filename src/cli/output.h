@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,20 +57,43 @@ class StdoutLines {
 // `no_terminal` (which asks for --yes) and returns false.
 bool Confirm(std::string_view question, bool yes, std::string_view no_terminal, std::string_view declined);
 
-// A progress line on stderr, redrawn at most twice a second ("ingesting: N documents, M MB
-// read"); only on a terminal and without --log-format json.
-class ProgressLine {
+// The progress of long work (`ingest`, `combine`, `run`), in one form for every command. On a
+// terminal: one line on stderr, redrawn twice a second by a thread of its own, so that it
+// keeps moving (elapsed time) through phases that report nothing, such as writing fragments:
+//   ingesting: 412,345 documents, 173.2 of 418.9 MB (41%), 95.1k documents/s, 2 s left
+// The percentage and time left appear when the total is known (SetTotal). With
+// `--log-format json`: an info record "progress" every 5 s with the same figures as fields
+// (verb, documents, bytes, total_bytes, percent, rate, eta_seconds, phase, elapsed).
+// Otherwise (a pipe, a file): nothing. Thread-safe.
+class Progress {
  public:
-  explicit ProgressLine(std::string verb);
-  bool enabled() const { return enabled_; }
-  void Update(uint64_t docs, uint64_t bytes);
-  // Erases the line, when it was drawn.
+  explicit Progress(std::string verb);
+  ~Progress();  // Clear()
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  bool enabled() const;
+  // The input's size in bytes, when known (a file, not a pipe or compressed input).
+  void SetTotal(uint64_t bytes);
+  // Documents and bytes done so far.
+  void Update(uint64_t documents, uint64_t bytes);
+  // A phase without counts ("writing fragments"), shown with its elapsed time; "" ends it.
+  void Phase(std::string text);
+  // Replaces the figures with a free text (`run`'s tasks).
+  void Text(std::string text);
+  // Erases the line (before other output, and at the end); the next redraw draws it again.
   void Clear();
+  // Runs `print` (which writes lines to stderr) with the line erased; it is drawn again below.
+  void Above(const std::function<void()>& print);
+  // Stops redrawing, and erases the line.
+  void Stop();
+
+  // The line as drawn at `elapsed` seconds (for tests).
+  std::string Render(double elapsed) const;
 
  private:
-  std::string verb_;
-  bool enabled_, shown_ = false;
-  std::chrono::steady_clock::time_point last_;
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 // A command's summary or report line, as written (text), or an info record with `fields`.

@@ -24,6 +24,10 @@ std::string DescribeTimeout(std::chrono::milliseconds timeout) {
   return fmt::format("{:.3g} s", static_cast<double>(ms) / 1000.0);
 }
 
+Result<bool> Lambda::Stream(const NextRow&, doc::Allocator&, const TakeOutputs&, int*) {
+  return Error::Internal("this lambda does not stream its rows");
+}
+
 Error StoppedError() { return Error::Env("the lambda was interrupted: flowctl is stopping"); }
 
 }  // namespace flow::lambda

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,6 +33,10 @@ struct Row {
 // allocator passed to Invoke.
 using Outputs = std::vector<std::vector<doc::Value>>;
 
+// The callbacks of Lambda::Stream.
+using NextRow = std::function<bool(Row*)>;
+using TakeOutputs = std::function<Result<bool>(size_t row, std::vector<doc::Value>& docs)>;
+
 class Lambda {
  public:
   virtual ~Lambda() = default;
@@ -44,6 +49,26 @@ class Lambda {
   // refused) are environment errors.
   virtual Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
                               int* failed_row = nullptr) = 0;
+
+  // What the lambda reads of each row. A caller may leave out what it does not read
+  // (`source` when it has `source_json`, `register_value`, `previous`: null instead).
+  struct Reads {
+    bool source_value = true;    // `*source`; false: `source_json` is enough
+    bool register_value = true;  // `register_value`
+    bool previous = true;        // `previous`
+    bool streams = false;        // Stream is implemented (else it is an internal error)
+  };
+  virtual Reads reads() const { return {}; }
+
+  // A streaming invocation, for a caller that reads its rows as the lambda takes them and
+  // handles outputs as they come, so that both sides work at once. `next` gives the next
+  // row (false: no more), which needs to stay valid only until the next call of `next`;
+  // `take(i, docs)` receives the outputs of row i (0-based, in order, built with `alloc`)
+  // and may fail, which ends the invocation with its error (rows already taken by `next`
+  // are then not all answered). Errors and `*failed_row` as Invoke's; a failure of `take`
+  // is returned as is. Only when reads().streams.
+  virtual Result<bool> Stream(const NextRow& next, doc::Allocator& alloc, const TakeOutputs& take,
+                              int* failed_row = nullptr);
 };
 
 // How long a lambda may work on one invocation unless its catalog says otherwise

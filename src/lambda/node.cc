@@ -42,6 +42,7 @@ struct NodeWorker::Impl {
   // and `dead` empty).
   std::string node_path;
   std::vector<std::string> args, env;
+  int output_fd = -1;  // NodeOptions::output_fd
   std::vector<NodeLambdaSpec> lambdas;
   std::vector<size_t> arity;  // of each lambda's rows: 1 (source), 2 (+ register) or 3 (+ previous)
   node::Module module;
@@ -66,7 +67,7 @@ struct NodeWorker::Impl {
   Result<bool> Launch() {
     int theirs = -1;
     if (auto opened = connection.Open(&theirs); !opened.ok()) return opened.error();
-    auto started = child.Start(node_path, args, env, theirs);
+    auto started = child.Start(node_path, args, env, theirs, output_fd);
     close(theirs);
     if (!started.ok()) {
       Stop();
@@ -258,6 +259,7 @@ Result<std::shared_ptr<NodeWorker>> NodeWorker::Start(const std::vector<NodeLamb
     modules_path = modules_path.empty() ? existing : modules_path + ":" + existing;
   }
   impl->node_path = *node_path;
+  impl->output_fd = options.output_fd;
   impl->args = {"--enable-source-maps", "-e", node::kWorkerScript, node::EncodeConfig(config)};
   impl->env = node::ChildEnv(modules_path.empty() ? "" : "NODE_PATH", modules_path);
   if (auto launched = impl->Launch(); !launched.ok()) return launched.error();
@@ -274,64 +276,125 @@ class NodeLambda final : public Lambda {
   // Every error carries the lambda's identity (node::Label) in its context.
   Result<bool> Invoke(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out,
                       int* failed_row) override {
-    auto r = Run(rows, alloc, out, failed_row);
-    if (r) return r;
-    return Error(r.error()).About(node::Label(worker_->impl_->lambdas[index_]));
+    out->clear();
+    out->reserve(rows.size());
+    size_t next = 0;
+    auto r = Run(
+        [&](Row* row) {
+          if (next == rows.size()) return false;
+          *row = rows[next++];
+          return true;
+        },
+        alloc,
+        [&](size_t, std::vector<doc::Value>& docs) -> Result<bool> {
+          out->push_back(std::move(docs));
+          return true;
+        },
+        failed_row);
+    if (!r) out->clear();
+    return r;
+  }
+
+  Reads reads() const override {
+    size_t arity = worker_->impl_->arity[index_];
+    return {false, arity > 1, arity > 2, true};
+  }
+
+  Result<bool> Stream(const NextRow& next, doc::Allocator& alloc, const TakeOutputs& take,
+                      int* failed_row) override {
+    return Run(next, alloc, take, failed_row);
   }
 
  private:
   // Rows go in requests of at most about kChunkBytes of JSON, up to kInFlight requests ahead
-  // of the responses: the worker runs one while the next is written and the previous one's
-  // outputs parsed, and no JSON text is large enough for V8's large-object space.
-  Result<bool> Run(const std::vector<Row>& rows, doc::Allocator& alloc, Outputs* out, int* failed_row) {
+  // of the responses: the worker runs one while the next is written (its rows read by the
+  // caller) and the previous one's outputs parsed and taken, and no JSON text is large
+  // enough for V8's large-object space. An error of `take` is returned as is; the others
+  // carry the lambda's identity.
+  Result<bool> Run(const NextRow& next, doc::Allocator& alloc, const TakeOutputs& take,
+                   int* failed_row) {
     if (failed_row) *failed_row = -1;
-    out->clear();
-    if (rows.empty()) return true;
+    bool taken_failed = false;
+    auto r = Exchange(next, alloc, take, failed_row, &taken_failed);
+    if (r || taken_failed) return r;
+    return Error(r.error()).About(node::Label(worker_->impl_->lambdas[index_]));
+  }
+
+  Result<bool> Exchange(const NextRow& next, doc::Allocator& alloc, const TakeOutputs& take,
+                        int* failed_row, bool* taken_failed) {
     NodeWorker::Impl& w = *worker_->impl_;
     std::lock_guard lock(w.mu);
     const NodeLambdaSpec& spec = w.lambdas[index_];
-    if (!w.dead.empty()) return Error::Env(w.dead);
-    if (StopRequested()) return StoppedError();
-    if (w.child.pid() < 0) {  // killed by a timeout or a stop: start it again
-      if (auto launched = w.Launch(); !launched.ok()) return launched.error();
-    }
-    std::string doing = fmt::format("while running the {}", node::Label(spec));
-    out->resize(rows.size());
-
+    bool started = false;  // whether a row was asked for (an empty invocation needs no worker)
     Chunk in_flight[node::kInFlight];
     size_t head = 0, queued = 0;  // a ring of the chunks sent and not answered
-    size_t next = 0;              // the next row to send
+    size_t sent = 0;              // rows sent
+    bool more = true;             // `next` may give more rows
     std::optional<Error> failure;
-    while (next < rows.size() || queued) {
-      while (!failure && next < rows.size() && queued < node::kInFlight) {
-        size_t first = next;
-        if (!w.connection.AppendRequest(static_cast<uint32_t>(index_), rows, w.arity[index_],
-                                        &next)) {
-          failure = Error::User(fmt::format("a document for the {} is over {} MiB of JSON",
-                                            node::Label(spec), node::kMaxFrame >> 20));
-          break;
+    Outputs outputs;  // of one response
+    while (more || queued) {
+      while (!failure && more && queued < node::kInFlight) {
+        if (!started) {
+          // Only once there is a row: an empty invocation needs no worker.
+          Row first;
+          if (!next(&first)) {
+            more = false;
+            break;
+          }
+          started = true;
+          if (!w.dead.empty()) return Error::Env(w.dead);
+          if (StopRequested()) return StoppedError();
+          if (w.child.pid() < 0) {  // killed by a timeout or a stop: start it again
+            if (auto launched = w.Launch(); !launched.ok()) return launched.error();
+          }
+          bool given = false, too_large = false;
+          size_t count = w.connection.AppendRequest(
+              static_cast<uint32_t>(index_), w.arity[index_],
+              [&](Row* row) {
+                if (!given) {
+                  given = true;
+                  *row = first;
+                  return true;
+                }
+                return more = next(row);
+              },
+              &too_large);
+          if (!Appended(spec, count, too_large, &sent, &more, &failure, in_flight, head, &queued))
+            break;
+          continue;
         }
-        in_flight[(head + queued++) % node::kInFlight] = {first, next - first};
+        bool too_large = false;
+        size_t count = w.connection.AppendRequest(
+            static_cast<uint32_t>(index_), w.arity[index_],
+            [&](Row* row) { return more = next(row); }, &too_large);
+        if (!Appended(spec, count, too_large, &sent, &more, &failure, in_flight, head, &queued))
+          break;
       }
       if (!queued) break;
       // The worker answers chunks one after the other: each gets the whole timeout.
-      auto size = w.NextFrame(doing, Clock::now() + spec.timeout);
+      auto size = w.NextFrame(fmt::format("while running the {}", node::Label(spec)),
+                              Clock::now() + spec.timeout);
       if (!size.ok()) return size.error();
-      if (*size == 0) {
-        out->clear();
-        return TimedOut(spec, in_flight[head], failed_row);
-      }
+      if (*size == 0) return TimedOut(spec, in_flight[head], failed_row);
       Chunk chunk = in_flight[head];
       head = (head + 1) % node::kInFlight;
       --queued;
-      if (!failure) failure = Accept(w, *size, chunk.first, chunk.count, alloc, out, failed_row);
+      if (!failure) {
+        outputs.clear();
+        outputs.resize(chunk.count);
+        failure = Accept(w, *size, chunk.first, chunk.count, alloc, &outputs, failed_row);
+        for (size_t k = 0; !failure && k < chunk.count; ++k) {
+          auto t = take(chunk.first + k, outputs[k]);
+          if (!t) {
+            failure = t.error();
+            *taken_failed = true;
+          }
+        }
+      }
       w.connection.ConsumeFrame(*size);
       if (!w.dead.empty()) return Error::Env(w.dead);
     }
-    if (failure) {
-      out->clear();
-      return *failure;
-    }
+    if (failure) return *failure;
     return true;
   }
 
@@ -339,6 +402,24 @@ class NodeLambda final : public Lambda {
   struct Chunk {
     size_t first, count;
   };
+
+  // Records a request of `count` rows just appended (none: `next` had no more); false when
+  // no more requests are to be sent.
+  bool Appended(const NodeLambdaSpec& spec, size_t count, bool too_large, size_t* sent, bool* more,
+                std::optional<Error>* failure, Chunk* in_flight, size_t head, size_t* queued) {
+    if (too_large) {
+      *failure = Error::User(fmt::format("a document for the {} is over {} MiB of JSON",
+                                         node::Label(spec), node::kMaxFrame >> 20));
+      return false;
+    }
+    if (count == 0) {
+      *more = false;
+      return false;
+    }
+    in_flight[(head + (*queued)++) % node::kInFlight] = {*sent, count};
+    *sent += count;
+    return true;
+  }
 
   // The error of the lambda not answering `stuck` within its timeout.
   static Error TimedOut(const NodeLambdaSpec& spec, const Chunk& stuck, int* failed_row) {
@@ -353,7 +434,7 @@ class NodeLambda final : public Lambda {
   }
 
   // Takes the outputs of rows [first, first + count) from the response frame of `size`
-  // bytes, or returns its error.
+  // bytes into (*out)[0, count), or returns its error.
   std::optional<Error> Accept(NodeWorker::Impl& w, size_t size, size_t first, size_t count,
                               doc::Allocator& alloc, Outputs* out, int* failed_row) {
     const NodeLambdaSpec& spec = w.lambdas[index_];
@@ -364,7 +445,7 @@ class NodeLambda final : public Lambda {
       error = w.LambdaError(payload, index_, first, failed_row);
     } else {
       std::string parse_error;
-      switch (node::DecodeOutputs(payload, count, first, alloc, out, &parse_error)) {
+      switch (node::DecodeOutputs(payload, count, 0, alloc, out, &parse_error)) {
         case node::Decoded::kOk:
           break;
         case node::Decoded::kNotJson:

@@ -12,8 +12,8 @@
 //
 // The parts live in lambda/node/: the worker's script (worker.js, embedded at build time)
 // and its protocol (protocol.h), process control (process.h), the module and esbuild
-// (module.h), npm (npm.h) and the cache's names (cache.h); this file's node.cc ties them
-// together.
+// (module.h), type-checking with tsc (typecheck.cc), npm (npm.h) and the cache's names
+// (cache.h); this file's node.cc ties them together.
 //
 // Timeouts: each response must arrive within the lambda's timeout of the previous one (or of
 // the invocation's start), so the timeout bounds one chunk of rows (about 64 KiB of JSON:
@@ -49,6 +49,10 @@ struct NodeLambdaSpec {
   // How long the worker may take to answer one chunk of rows (see below), or to finish a
   // bootstrap.
   std::chrono::milliseconds timeout = kDefaultTimeout;
+  // For type-checking (TypeCheckNodeLambdas): the TypeScript types of `source`, of
+  // `register` and `previous`, and of the documents returned (the lambda returns an array of
+  // them), as names of the declarations given there (`flow.ShopOrders`); empty: `any`.
+  std::string source_type = {}, register_type = {}, output_type = {};
 };
 
 struct NodeOptions {
@@ -62,16 +66,33 @@ struct NodeOptions {
   std::string npm = "npm";
   // The esbuild binary; empty: FindEsbuild().
   std::string esbuild;
+  // The TypeScript compiler (its `tsc` script, which `node` runs); empty: FindTsc().
+  std::string tsc;
+  // Where the worker's stdout and stderr (a lambda's console.log) go: a descriptor of this
+  // process (`flowctl preview`: 2, its stderr); -1: captured, their end kept for messages.
+  int output_fd = -1;
 };
 
 // $XDG_CACHE_HOME/flowctl, else $HOME/.cache/flowctl, else /tmp/flowctl-cache-<uid>.
 std::string DefaultNodeCacheDir();
 
-// The esbuild binary: $FLOWCTL_ESBUILD if set; else .deps/npm-runtime/node_modules/.bin/esbuild
-// (where scripts/setup.sh installs it) under the running executable's directory's parent or
-// the directory itself; else `esbuild` on PATH. Not found: an environment error telling to
-// run scripts/setup.sh.
+// A program of an npm package flowctl runs, `name` (the name of its .bin entry): $`env` if
+// set (which must be executable); else node_modules/.bin/<name> beside the running
+// executable: ../lib/flowctl/node_modules (an install tree, packaging/CMakeLists.txt), else
+// .deps/npm-runtime/node_modules (where scripts/setup.sh installs the pinned packages,
+// scripts/npm/runtime) under the executable's directory's parent or the directory itself
+// (a build tree); else `name` on PATH. Never a path of the source or build tree. Not found:
+// an environment error saying what the program is for (`purpose`: "transpiles the
+// TypeScript of nodeJS lambdas") and how to install it.
+Result<std::string> FindNpmTool(const std::string& name, const std::string& env,
+                                const std::string& purpose);
+
+// FindNpmTool("esbuild", "FLOWCTL_ESBUILD", ...): the transpiler of nodeJS lambdas.
 Result<std::string> FindEsbuild();
+
+// FindNpmTool("tsc", "FLOWCTL_TSC", ...): the TypeScript compiler's `tsc` script (run by
+// `node`), which type-checks nodeJS lambdas.
+Result<std::string> FindTsc();
 
 // The global under which a dependency is exposed to lambdas: the package name without its
 // npm scope, every character other than [A-Za-z0-9_$] replaced by `_`, and `_` prepended when
@@ -84,6 +105,34 @@ std::string NodeGlobalName(std::string_view package);
 // Start does) without starting Node.js: what `flowctl build` does so that TypeScript errors
 // and unavailable packages are reported when the catalog is built. Errors as Start's.
 Result<bool> PrepareNodeLambdas(const std::vector<NodeLambdaSpec>& lambdas, const NodeOptions& options);
+
+// A type error tsc found in a lambda.
+struct NodeTypeError {
+  size_t lambda = 0;              // its index in the lambdas
+  uint32_t line = 0, column = 0;  // within the lambda's body, 1-based (column in UTF-16 units)
+  size_t offset = 0;              // the byte of the body it points at
+  std::string message;            // tsc's ("Property 'amont' does not exist on type ...")
+};
+
+struct NodeTypeCheck {
+  std::vector<NodeTypeError> errors;  // in the order of the lambdas
+  bool cached = false;  // the result of an earlier check of the same text: tsc did not run
+};
+
+// Type-checks `lambdas` with the TypeScript compiler, in one run: a module `lambdas.ts`
+// holding them as functions of typed parameters (their source_type, register_type and
+// output_type, which name types of `declarations`, a TypeScript module imported as `flow`)
+// beside `declarations` as `flow.d.ts`, under <cache_dir>/node/typecheck/<hash of
+// `project`> (the catalog's root, so that tsc's incremental build information is reused
+// from one build of a catalog to the next). The check is lenient where JavaScript is (no
+// `strict`: `null` and implicit `any` pass) and strict about what the declarations say: a
+// property that an object type does not declare, a wrong type. The result of a text checked
+// before is reused without running tsc. Errors outside every body (in the declarations,
+// which would be flowctl's fault) are internal errors; `node` or tsc missing or failing
+// otherwise are environment errors.
+Result<NodeTypeCheck> TypeCheckNodeLambdas(const std::vector<NodeLambdaSpec>& lambdas,
+                                           const std::string& declarations,
+                                           const std::string& project, const NodeOptions& options);
 
 class NodeWorker : public std::enable_shared_from_this<NodeWorker> {
  public:

@@ -1,5 +1,6 @@
 #include "lambda/sqlite.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -19,6 +20,17 @@
 #include "doc/value.h"
 
 namespace flow::lambda {
+
+std::string ParameterName(std::string_view field) {
+  std::string out(field);
+  for (char& c : out) {
+    bool ident =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    if (!ident) c = '_';
+  }
+  return out;
+}
+
 namespace {
 
 // SQLite's subtype for values produced by its JSON functions (JSON_SUBTYPE in json.c).
@@ -38,16 +50,6 @@ struct Binding {
   // SQLITE_STATIC, so it must stay unchanged until the bindings are cleared.
   rapidjson::StringBuffer json;
 };
-
-// `name` with every character outside [A-Za-z0-9_] replaced by '_'.
-std::string ParameterName(std::string_view field) {
-  std::string out(field);
-  for (char& c : out) {
-    bool ident = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-    if (!ident) c = '_';
-  }
-  return out;
-}
 
 // The first byte of `s` that is not whitespace, ';' or inside an SQL comment.
 const char* SkipComments(const char* s) {
@@ -117,6 +119,93 @@ QueryProblem PrepareQuery(sqlite3* db, const std::string& sql, unsigned flags, s
   return p;
 }
 
+// The parameters a lambda's query may use: the three documents, then the projections by
+// their identifier-safe name (ParameterName).
+class ParameterNames {
+ public:
+  explicit ParameterNames(const std::vector<std::string>& fields) : fields_(fields) {
+    // A field named exactly like the parameter wins over one that only maps to it ("a_b"
+    // over "a b"); otherwise the first field wins.
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (ParameterName(fields[i]) == fields[i]) by_name_.emplace(fields[i], i);
+    }
+    for (size_t i = 0; i < fields.size(); ++i) by_name_.emplace(ParameterName(fields[i]), i);
+  }
+
+  // What `name` binds to: false when nothing.
+  bool Resolve(const std::string& name, Input* input, size_t* field) const {
+    if (name == "$source") {
+      *input = Input::kSource;
+    } else if (name == "$register") {
+      *input = Input::kRegister;
+    } else if (name == "$previous") {
+      *input = Input::kPrevious;
+    } else if (auto it = by_name_.find(name.substr(1)); name[0] == '$' && it != by_name_.end()) {
+      *input = Input::kField;
+      *field = it->second;
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  // The parameter that binds and is closest to `name` (written with `$`), or "".
+  std::string Suggest(const std::string& name) const {
+    std::vector<std::string> candidates = {"$source", "$register", "$previous"};
+    for (const auto& f : fields_) candidates.push_back("$" + ParameterName(f));
+    std::string word = name[0] == '$' ? name : "$" + name.substr(1);
+    if (name[0] != '$' && std::find(candidates.begin(), candidates.end(), word) != candidates.end())
+      return word;
+    return ClosestMatch(word, candidates).value_or("");
+  }
+
+ private:
+  std::vector<std::string> fields_;
+  std::unordered_map<std::string, size_t> by_name_;
+};
+
+// The name of parameter `i` of `stmt`: as written, or `?i` for a nameless `?`.
+std::string NameOfParameter(sqlite3_stmt* stmt, int i) {
+  const char* p = sqlite3_bind_parameter_name(stmt, i);
+  return p ? p : fmt::format("?{}", i);
+}
+
+bool IsIdentByte(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '$' || static_cast<unsigned char>(c) >= 0x80;
+}
+
+// The byte at which `sql` first uses parameter `name` (outside string literals, quoted
+// identifiers and comments), or npos. A nameless `?` (named `?N`) is found as the first `?`.
+size_t FindParameter(std::string_view sql, std::string_view name) {
+  bool nameless = name.size() > 1 && name[0] == '?';
+  size_t i = 0, n = sql.size();
+  while (i < n) {
+    char c = sql[i];
+    if (c == '\'' || c == '"' || c == '`' || c == '[') {
+      char close = c == '[' ? ']' : c;
+      size_t end = sql.find(close, i + 1);
+      i = end == std::string_view::npos ? n : end + 1;
+    } else if (c == '-' && i + 1 < n && sql[i + 1] == '-') {
+      size_t end = sql.find('\n', i);
+      i = end == std::string_view::npos ? n : end + 1;
+    } else if (c == '/' && i + 1 < n && sql[i + 1] == '*') {
+      size_t end = sql.find("*/", i + 2);
+      i = end == std::string_view::npos ? n : end + 2;
+    } else if (c == '$' || c == ':' || c == '@' || c == '?') {
+      size_t j = i + 1;
+      while (j < n && IsIdentByte(sql[j])) ++j;
+      std::string_view token = sql.substr(i, j - i);
+      if (token == name || (nameless && c == '?')) return i;
+      i = j;
+    } else if (IsIdentByte(c)) {
+      while (i < n && IsIdentByte(sql[i])) ++i;
+    } else {
+      ++i;
+    }
+  }
+  return std::string_view::npos;
+}
 }  // namespace
 
 Result<std::shared_ptr<SqliteDatabase>> SqliteDatabase::Open() {
@@ -211,6 +300,37 @@ QueryProblem SqliteDatabase::CheckQuery(const std::string& sql) {
   QueryProblem p = PrepareQuery(db_, sql, 0, &stmt, &columns);
   sqlite3_finalize(stmt);
   return p;
+}
+
+std::vector<ParameterProblem> SqliteDatabase::CheckParameters(
+    const std::string& sql, const std::vector<std::string>& fields, bool update) {
+  std::vector<ParameterProblem> out;
+  sqlite3_stmt* stmt = nullptr;
+  std::vector<std::string> columns;
+  if (PrepareQuery(db_, sql, 0, &stmt, &columns)) {
+    sqlite3_finalize(stmt);
+    return out;  // CheckQuery's to report
+  }
+  ParameterNames params(fields);
+  int nparams = sqlite3_bind_parameter_count(stmt);
+  for (int i = 1; i <= nparams; ++i) {
+    ParameterProblem p;
+    p.name = NameOfParameter(stmt, i);
+    Input input = Input::kField;
+    size_t field = 0;
+    if (params.Resolve(p.name, &input, &field)) {
+      if (!update || (input != Input::kRegister && input != Input::kPrevious)) continue;
+      p.kind = ParameterProblem::Kind::kNotInUpdate;
+    } else {
+      p.kind =
+          p.name[0] == '$' ? ParameterProblem::Kind::kUnknown : ParameterProblem::Kind::kNotDollar;
+      p.suggestion = params.Suggest(p.name);
+    }
+    p.offset = FindParameter(sql, p.name);
+    out.push_back(std::move(p));
+  }
+  sqlite3_finalize(stmt);
+  return out;
 }
 
 Result<bool> SqliteDatabase::Reset() {
@@ -443,36 +563,22 @@ Result<std::unique_ptr<Lambda>> SqliteLambda::Compile(const std::string& sql,
                       problem.detail));
   }
 
-  // Parameters: the three documents, then projections by their identifier-safe name.
-  std::unordered_map<std::string, size_t> by_name;
-  // A field named exactly like the parameter wins over one that only maps to it ("a_b" over
-  // "a b"); otherwise the first field wins.
-  for (size_t i = 0; i < impl->fields.size(); ++i) {
-    if (ParameterName(impl->fields[i].field) == impl->fields[i].field) by_name.emplace(impl->fields[i].field, i);
-  }
-  for (size_t i = 0; i < impl->fields.size(); ++i) by_name.emplace(ParameterName(impl->fields[i].field), i);
+  std::vector<std::string> names;
+  for (const auto& f : impl->fields) names.push_back(f.field);
+  ParameterNames params(names);
   int nparams = sqlite3_bind_parameter_count(impl->stmt);
   for (int i = 1; i <= nparams; ++i) {
-    const char* p = sqlite3_bind_parameter_name(impl->stmt, i);
-    std::string name = p ? p : fmt::format("?{}", i);
+    std::string name = NameOfParameter(impl->stmt, i);
     Binding b;
     b.index = i;
-    if (name == "$source") {
-      b.input = Input::kSource;
-    } else if (name == "$register") {
-      b.input = Input::kRegister;
-    } else if (name == "$previous") {
-      b.input = Input::kPrevious;
-    } else if (auto it = by_name.find(name.substr(1)); name[0] == '$' && it != by_name.end()) {
-      b.field = it->second;
-    } else {
-      std::vector<std::string> candidates = {"$source", "$register", "$previous"};
-      for (const auto& f : impl->fields) candidates.push_back("$" + ParameterName(f.field));
-      std::string hint = DidYouMean(name[0] == '$' ? name : "$" + name.substr(1), candidates);
-      return Error::User(fmt::format(
-          "the SQLite query uses parameter `{}`, which is neither $source, $register, $previous nor a "
-          "projection `$<field>` of the source collection{}{}",
-          name, hint.empty() ? "" : ": ", hint));
+    if (!params.Resolve(name, &b.input, &b.field)) {
+      std::string hint = params.Suggest(name);
+      return Error::User(
+          fmt::format("the SQLite query uses parameter `{}`, which is neither $source, $register, "
+                      "$previous nor a "
+                      "projection `$<field>` of the source collection{}{}",
+                      name, hint.empty() ? "" : ": ",
+                      hint.empty() ? "" : fmt::format("did you mean `{}`?", hint)));
     }
     impl->bindings.push_back(std::move(b));
   }

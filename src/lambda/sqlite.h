@@ -41,6 +41,24 @@ struct QueryProblem {
   explicit operator bool() const { return kind != Kind::kNone; }
 };
 
+// The parameter name (without its `$`) that binds projection `field`: the field with every
+// character outside [A-Za-z0-9_] replaced by '_'.
+std::string ParameterName(std::string_view field);
+
+// A parameter of a lambda's query that SqliteLambda::Compile would bind to nothing, or to
+// a document the lambda is never given (SqliteDatabase::CheckParameters).
+struct ParameterProblem {
+  enum class Kind {
+    kUnknown,     // neither $source, $register, $previous nor a projection
+    kNotDollar,   // `:name`, `@name` or `?`: parameters are written `$name`
+    kNotInUpdate  // $register or $previous in an update lambda, which sees only its source
+  };
+  Kind kind = Kind::kUnknown;
+  std::string name;                   // as SQLite names it: "$staus", ":id", "?1"
+  size_t offset = std::string::npos;  // its first occurrence in the query; npos: not found
+  std::string suggestion;             // the closest parameter that binds ("$status"), or ""
+};
+
 // Why SqliteDatabase::Exec failed, for callers that word the error themselves.
 struct ExecFailure {
   std::string message;  // SQLite's message
@@ -73,6 +91,14 @@ class SqliteDatabase {
   // The rules of a lambda's query (SqliteLambda::Compile's, but parameters), checked
   // against this database's tables without running the query.
   QueryProblem CheckQuery(const std::string& sql);
+
+  // The parameters of `sql` (a query CheckQuery accepts) that SqliteLambda::Compile would
+  // bind to nothing given the source collection's projections `fields`, in order of first
+  // use; with `update`, also $register and $previous, which an update lambda is never given
+  // (they would always be NULL).
+  std::vector<ParameterProblem> CheckParameters(const std::string& sql,
+                                                const std::vector<std::string>& fields,
+                                                bool update);
 
   // Empties the database: every table, index, view and trigger, temporary ones included,
   // is dropped. Statements prepared on it stay valid (SQLite prepares them again).

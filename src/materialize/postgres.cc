@@ -30,6 +30,9 @@ constexpr size_t kCopyChunk = 256 << 10;
 // ASCII): two concurrent CREATE TABLE IF NOT EXISTS of one name can otherwise both pass the
 // existence check and one fail on a unique index of the catalog.
 constexpr const char* kOpenLockKey = "28829673624663148";
+// How much a table's `stored` keys may take (their bytes, plus 64 per key for the set)
+// before Load asks the server about every key again: a back-fill of a few million keys.
+constexpr size_t kFreshBytes = 64 << 20;
 // Seconds to wait for a connection unless the URI says otherwise (libpq waits forever).
 constexpr const char* kConnectTimeout = "10";
 
@@ -428,6 +431,13 @@ struct PostgresDriver::Binding {
   // Store off): Store copies their rows straight into the table, which is about twice as
   // fast as an upsert through the staging table.
   std::unordered_set<std::string> absent;
+  // Whether the table was empty when Open took the fence and every key this instance
+  // stored since is in `stored` (bounded by kFreshBytes): a key not in it has no row, so
+  // Load need not ask. The fence makes this safe as `absent` is: an older instance can no
+  // longer commit, and a newer one fences this one's Store off.
+  bool fresh = false;
+  std::unordered_set<std::string> stored;
+  size_t stored_bytes = 0;
 
   // Appends the identity of a key, given its values in key order.
   template <typename ValueAt>
@@ -606,6 +616,18 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
   int64_t fence = 0;
   auto checkpoint = TakeFence(s, materialization, &fence);
   if (!checkpoint) return fail(checkpoint.error());
+  // Which tables are empty, now that the fence is taken: the UPDATE taking it waited for
+  // any Store of an older instance in flight (which updates the checkpoint first), and
+  // this statement's snapshot sees what that Store committed; no older Store can commit
+  // rows after it.
+  for (Binding& b : bindings_) {
+    if (b.table.delta_updates || b.load_sql.empty()) continue;
+    auto any =
+        s.Exec(fmt::format("SELECT EXISTS (SELECT 1 FROM {})", QuoteIdentifier(b.table.name)),
+               "reading whether the table is empty");
+    if (!any) return fail(any.error());
+    b.fresh = PQgetvalue(any->get(), 0, 0)[0] != 't';
+  }
   if (auto r = s.Exec("COMMIT", "committing the tables and the fence"); !r) return fail(r.error());
   fence_ = fence;
   return checkpoint.value();
@@ -637,18 +659,35 @@ Result<bool> PostgresDriver::Load(size_t table,
                       target_, b.table.name, b.table.columns[b.keys[k]].field, shown));
     }
   }
+  std::string scratch, key;
+  auto key_text = [&](size_t i) -> std::string& {
+    key.clear();
+    b.KeyText([&](size_t k) { return k < keys[i].size() ? keys[i][k] : nullptr; }, &scratch, &key);
+    return key;
+  };
+  // The keys to ask the server about: all of them, or of a table that was empty, those
+  // this instance stored (the others are absent).
+  std::vector<size_t> ask;
+  ask.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!b.fresh || b.stored.count(key_text(i))) {
+      ask.push_back(i);
+    } else {
+      b.absent.insert(key);
+    }
+  }
   Session s(conn_, target_, password_);
   std::string what = fmt::format("loading from table `{}`", b.table.name);
-  std::string scratch, key;
   std::vector<std::string> arrays(b.keys.size());
   std::vector<bool> hit;
-  for (size_t start = 0; start < keys.size(); start += kLoadBatch) {
-    size_t end = std::min(keys.size(), start + kLoadBatch);
+  for (size_t start = 0; start < ask.size(); start += kLoadBatch) {
+    size_t end = std::min(ask.size(), start + kLoadBatch);
     for (size_t k = 0; k < arrays.size(); ++k) {
       std::string& a = arrays[k];
       a = "{";
-      for (size_t i = start; i < end; ++i) {
-        if (i > start) a.push_back(',');
+      for (size_t j = start; j < end; ++j) {
+        size_t i = ask[j];
+        if (j > start) a.push_back(',');
         AppendArrayElement(k < keys[i].size() ? keys[i][k] : nullptr, &scratch, &a);
       }
       a.push_back('}');
@@ -659,19 +698,16 @@ Result<bool> PostgresDriver::Load(size_t table,
     hit.assign(end - start, false);
     for (int row = 0; row < PQntuples(res); ++row) {
       if (PQgetisnull(res, row, 1)) continue;  // absent (flow_document is NOT NULL)
-      size_t i = start + std::strtoull(PQgetvalue(res, row, 0), nullptr, 10) - 1;
-      hit[i - start] = true;
-      found(i, std::string_view(PQgetvalue(res, row, 1),
-                                static_cast<size_t>(PQgetlength(res, row, 1))));
+      size_t j = start + std::strtoull(PQgetvalue(res, row, 0), nullptr, 10) - 1;
+      hit[j - start] = true;
+      found(ask[j], std::string_view(PQgetvalue(res, row, 1),
+                                     static_cast<size_t>(PQgetlength(res, row, 1))));
     }
-    for (size_t i = start; i < end; ++i) {
-      key.clear();
-      b.KeyText([&](size_t k) { return k < keys[i].size() ? keys[i][k] : nullptr; }, &scratch,
-                &key);
-      if (hit[i - start]) {
-        b.absent.erase(key);
+    for (size_t j = start; j < end; ++j) {
+      if (hit[j - start]) {
+        b.absent.erase(key_text(ask[j]));
       } else {
-        b.absent.insert(key);
+        b.absent.insert(key_text(ask[j]));
       }
     }
   }
@@ -715,20 +751,36 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
       (*it->second.first)[it->second.second] = row.document;
     }
   }
-  seen.clear();
 
   bool conflict = false;
   Result<bool> stored = Write(inserts, upserts, checkpoint, &conflict, &refused);
   if (conflict) {
-    // A key Load found absent exists after all: someone else wrote the table. Upsert all.
+    // A key Load found absent exists after all: someone else wrote the table. Upsert all,
+    // and ask the server about every key from now on.
     for (size_t t = 0; t < bindings_.size(); ++t) {
       if (bindings_[t].table.delta_updates) continue;
       upserts[t].insert(upserts[t].end(), inserts[t].begin(), inserts[t].end());
       inserts[t].clear();
+      bindings_[t].fresh = false;
+      bindings_[t].stored.clear();
+      bindings_[t].stored_bytes = 0;
     }
     stored = Write(inserts, upserts, checkpoint, &conflict, &refused);
   }
-  for (Binding& b : bindings_) b.absent.clear();
+  for (size_t t = 0; t < bindings_.size(); ++t) {
+    Binding& b = bindings_[t];
+    b.absent.clear();
+    if (!stored || !b.fresh) continue;
+    // Committed: these keys have rows now.
+    for (auto& [k, at] : seen[t]) {
+      if (b.stored.insert(k).second) b.stored_bytes += k.size() + 64;
+    }
+    if (b.stored_bytes > kFreshBytes) {
+      b.fresh = false;
+      b.stored.clear();
+      b.stored_bytes = 0;
+    }
+  }
   return result(std::move(stored));
 }
 

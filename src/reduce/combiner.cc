@@ -253,7 +253,10 @@ struct Combiner::Impl {
   // Appends entries to the spill file as one run.
   class RunWriter {
    public:
-    explicit RunWriter(Impl* m) : m_(m), begin_(m->spill_end) { buf_.reserve(1 << 20); }
+    // The buffer grows to 1 MiB as it is filled, not reserved up front: a tiny memory
+    // budget spills a run per document, and a megabyte for each (mapped and unmapped for
+    // each by the sanitizers' allocator) made such a combiner crawl.
+    explicit RunWriter(Impl* m) : m_(m), begin_(m->spill_end) {}
     Result<bool> Add(std::string_view key, const doc::Value& doc, bool front) {
       PutVarint(key.size(), &buf_);
       buf_.append(key);
@@ -323,7 +326,10 @@ struct Combiner::Impl {
     std::string key;
     doc::Value acc;
     bool front = false;
-    Arena arena{kChunk};
+    // Cleared for every key: its first chunk is a buffer of its own, which clearing keeps
+    // (a chunk from the heap was freed and allocated again per key, a megabyte each time).
+    std::unique_ptr<char[]> arena_buffer = std::make_unique<char[]>(kChunk);
+    Arena arena{arena_buffer.get(), kChunk, kChunk};
 
    private:
     Result<bool> Parse(const std::string& json, doc::Value* v);

@@ -194,9 +194,8 @@ FileDropTask::~FileDropTask() = default;
 Error FileDropTask::EnvError(const std::string& what, const Error& cause) const {
   Error e = cause;
   if (e.code == Error::Code::kUser) e.code = Error::Code::kEnvironment;
-  e.message = what.empty() ? fmt::format("capture `{}`: {}", capture_->name, cause.message)
-                           : fmt::format("capture `{}`: {}: {}", capture_->name, what, cause.message);
-  return e;
+  if (!what.empty()) e.message = fmt::format("{}: {}", what, cause.message);
+  return std::move(e).In(fmt::format("capture `{}`", capture_->name));
 }
 
 Result<bool> FileDropTask::Open() {

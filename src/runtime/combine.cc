@@ -180,12 +180,7 @@ Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& coll
         progress(docs, bytes, false);
       }
     }
-    if (reader.too_long()) {
-      first.Record(reader.number(), Error::User(reader.TooLongMessage()), fmt::format("{}:{}", name, reader.number()));
-    } else if (reader.failed()) {
-      first.Record(UINT64_MAX - 1,
-                   Error::User(fmt::format("cannot read {}: {}", name, std::strerror(reader.read_errno()))));
-    }
+    RecordReaderStop(reader, input, &first);
     pipeline.Finish();
   }
   if (first.any()) {

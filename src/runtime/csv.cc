@@ -178,7 +178,8 @@ struct CsvConverter::Impl {
 
   const CsvDialect dialect_;
   const std::string collection_;
-  const std::vector<CsvField> fields_;
+  std::vector<CsvField> fields_;
+  bool any_header_ = false;  // unknown header columns become top-level fields
   std::map<std::string, size_t, std::less<>> by_name_;  // field name -> index in fields_
   std::vector<std::string> names_;                      // for "did you mean"
 
@@ -349,6 +350,11 @@ void CsvConverter::Impl::ReadHeader() {
                               col + 1, collection_));
     }
     auto it = by_name_.find(name);
+    if (it == by_name_.end() && any_header_) {
+      fields_.push_back({std::string(name), doc::Pointer().Push(std::string(name)), 127});
+      column_of.push_back(SIZE_MAX);
+      it = by_name_.emplace(std::string(name), fields_.size() - 1).first;
+    }
     if (it == by_name_.end()) {
       std::string hint = DidYouMean(name, names_);
       return Fail(fmt::format("unknown field `{}` in the header of collection `{}`{}{}",
@@ -502,6 +508,13 @@ void CsvConverter::Impl::FailField(const CsvField& f, std::string_view cause) {
 
 CsvConverter::CsvConverter(CsvDialect dialect, std::string collection, std::vector<CsvField> fields)
     : impl_(std::make_unique<Impl>(dialect, std::move(collection), std::move(fields))) {}
+
+std::unique_ptr<CsvConverter> CsvConverter::AcceptingAnyHeader(CsvDialect dialect, std::string origin,
+                                                               std::vector<CsvField> fields) {
+  auto c = std::make_unique<CsvConverter>(dialect, std::move(origin), std::move(fields));
+  c->impl_->any_header_ = true;
+  return c;
+}
 
 CsvConverter::~CsvConverter() = default;
 

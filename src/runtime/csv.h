@@ -32,6 +32,12 @@ class CsvConverter {
  public:
   // `fields`: every projection of `collection` (its name is used in messages only).
   CsvConverter(CsvDialect dialect, std::string collection, std::vector<CsvField> fields);
+  // For reading a sample whose columns are not known in advance (schema inference): a
+  // header column that names none of `fields` becomes a field of its own at the top-level
+  // location `/<column>`, allowing every type (an empty cell is then null, `5` an integer,
+  // `true` a boolean, anything else a string).
+  static std::unique_ptr<CsvConverter> AcceptingAnyHeader(CsvDialect dialect, std::string origin,
+                                                          std::vector<CsvField> fields = {});
   ~CsvConverter();
   CsvConverter(const CsvConverter&) = delete;
   CsvConverter& operator=(const CsvConverter&) = delete;

@@ -46,6 +46,37 @@ void BackfillScope(const Derivation& d, const store::LedgerState& ledger, std::v
   checkpoints->push_back(d.CheckpointKey());
 }
 
+namespace {
+
+// Appends the documents `outputs` combined, stamped by `stamper`, to the derived collection's
+// journals in `held`, counting them in `stats`.
+Result<bool> AppendCombined(const Derivation& d, reduce::Combiner& outputs, Stamper* stamper, HeldAppends* held,
+                            DeriveStats* stats) {
+  std::string line, journal;
+  return outputs.Drain(false, [&](std::string_view, doc::Value& out) -> Result<bool> {
+    auto j = d.collection->JournalOf(out, &journal);
+    if (!j) return j;
+    line.clear();
+    AppendStamped(out, stamper->Next(), &line);
+    ++stats->published;
+    stats->bytes += line.size();
+    held->Add(journal, d.collection->journal, line);
+    return true;
+  });
+}
+
+}  // namespace
+
+// A transaction Compute derived, until Publish commits it: the appends, the checkpoint, what
+// it adds to the task's statistics and, for a streamed one until Finish appends them, its
+// combined outputs.
+struct DeriveTask::Transaction {
+  HeldAppends held;
+  std::string checkpoint;
+  DeriveStats delta;
+  std::unique_ptr<reduce::Combiner> outputs;
+};
+
 struct DeriveTask::Impl {
   store::Store* store;
   Stamper* stamper;
@@ -74,11 +105,8 @@ struct DeriveTask::Impl {
   }
   rapidjson::Document initial;
 
-  // The transaction Compute derived, until Publish commits it: the appends, the checkpoint
-  // (empty: none), and the statistics as they will be once it commits.
-  HeldAppends held;
-  std::string checkpoint;
-  DeriveStats pending;
+  // The transaction Compute is deriving, or derived until TakeComputed.
+  std::shared_ptr<Transaction> txn;
 };
 
 DeriveTask::DeriveTask(std::shared_ptr<const Derivation> derivation, store::Store* store,
@@ -213,9 +241,11 @@ Result<bool> DeriveTask::Bootstrap() {
 struct DeriveTask::Segment {
   struct Item {
     size_t transform;
-    std::string journal, key;  // and its checkpoint key
-    uint64_t offset;           // where the document starts in its journal
-    std::string line;
+    // Its journal and checkpoint key (owned by the reader, which outlives the segment).
+    const std::string* journal;
+    const std::string* key;
+    uint64_t offset;   // where the document starts in its journal
+    std::string line;  // empty when streamed (see Stream)
   };
 
   const Derivation& d;
@@ -244,7 +274,7 @@ struct DeriveTask::Segment {
 
   std::string Where(size_t i) const {
     return fmt::format("derivation `{}`, transform `{}`: the document at offset {} of journal {}",
-                       d.collection->name, TransformOf(i).name, items[i].offset, items[i].journal);
+                       d.collection->name, TransformOf(i).name, items[i].offset, *items[i].journal);
   }
 
   // Parses the documents and checks `source.schema`.
@@ -298,7 +328,7 @@ struct DeriveTask::Segment {
       dead[failed] = r.error().message;
       dead.erase(dead.upper_bound(failed), dead.end());
       std::map<std::string, uint64_t> rewind;  // journal → offset of its first document dropped
-      for (size_t i = items.size(); i-- > failed + 1;) rewind[items[i].key] = items[i].offset;
+      for (size_t i = items.size(); i-- > failed + 1;) rewind[*items[i].key] = items[i].offset;
       m.reader->Rewind(rewind);
       items.resize(failed + 1);
       sources.resize(failed + 1);
@@ -509,6 +539,102 @@ struct DeriveTask::Segment {
     return std::nullopt;
   }
 
+  // Lambda error `e` about item `i`.
+  Error LambdaFailed(const Error& e, const char* which, size_t i) const {
+    return Error{e.code, fmt::format("{}: the {} lambda failed: {}", Where(i), which, e.message)};
+  }
+
+  // Lambda error `e` about a batch of `count` documents from item `first` on, without
+  // saying on which document: it names where the batch starts.
+  Error BatchFailed(const Error& e, const Transform& tr, const char* which, size_t first,
+                    size_t count) const {
+    return Error{
+        e.code,
+        fmt::format("derivation `{}`, transform `{}`: the batch of {} document{} starting at "
+                    "offset {} of journal {}: the {} lambda failed: {}",
+                    d.collection->name, tr.name, count, count == 1 ? "" : "s", items[first].offset,
+                    *items[first].journal, which, e.message)};
+  }
+
+  // Whether a segment of `derivation` can be streamed (see Stream): it has one transform,
+  // which only publishes, with a lambda that streams and reads only the source's text, and
+  // neither a source schema nor dead letters.
+  static bool Streams(const Derivation& derivation) {
+    if (derivation.transforms.size() != 1) return false;
+    const Transform& tr = derivation.transforms[0];
+    if (!tr.publish || tr.update || tr.source_schema || tr.dead_letters) return false;
+    auto reads = tr.publish->reads();
+    return reads.streams && !reads.source_value && !reads.register_value && !reads.previous;
+  }
+
+  // The segment of a derivation that Streams, instead of Parse and Settle: the documents
+  // are read as the lambda takes them (up to `limit` and kMaxTransactionBytes), are not
+  // parsed, and their outputs are checked and combined as they come back, so that reading
+  // and combining overlap the lambda's work. Sets `*exhausted` when no more documents were
+  // ready. Errors as Settle's (with no dead letters, every failure ends the transaction).
+  Result<bool> Stream(uint64_t limit, int64_t now, bool* exhausted) {
+    const Transform& tr = d.transforms[0];
+    reduce::CombinerOptions copts;
+    copts.spill = true;
+    combiner = std::make_unique<reduce::Combiner>(d.collection->reducer, d.collection->key, copts);
+    Result<bool> read = true;
+    size_t bytes = 0;
+    *exhausted = false;
+    // A row's text is the reader's (valid until Pop, and needed only until the next call):
+    // the document is popped when the next row is asked for, or once the stream ended, so
+    // that no document is copied.
+    bool peeked = false;
+    auto next = [&](lambda::Row* row) {
+      if (peeked) {
+        m.reader->Pop();
+        peeked = false;
+      }
+      if (items.size() >= limit || bytes >= kMaxTransactionBytes) return false;
+      SourceReader::Document doc;
+      auto p = m.reader->Peek(now, &doc);
+      if (!p || !p.value()) {
+        if (!p) read = p.error();
+        *exhausted = p.ok();
+        return false;
+      }
+      bytes += doc.line.size();
+      items.push_back({doc.binding, doc.journal, doc.key, doc.offset, std::string()});
+      peeked = true;
+      *row = {nullptr, nullptr, nullptr, doc.line};
+      return true;
+    };
+    bool refused = false;  // an output was refused (its error is the invocation's)
+    auto take = [&](size_t i, std::vector<doc::Value>& outs) -> Result<bool> {
+      if (auto why = CheckPublished(i, outs)) {
+        refused = true;
+        return Error::User(std::move(*why));
+      }
+      for (auto& out : outs) {
+        auto a = combiner->AddCopy(out);
+        if (!a) {
+          refused = true;
+          return Error{
+              a.error().code,
+              fmt::format("{}: cannot reduce a published document into collection `{}`: {}",
+                          Where(i), d.collection->name, a.error().message)};
+        }
+      }
+      return true;
+    };
+    // The outputs live apart from the combiner's arena (see Publish).
+    doc::Allocator outputs(1 << 20);
+    int row = -1;
+    auto r = tr.publish->Stream(next, outputs, take, &row);
+    if (peeked) m.reader->Pop();  // the stream failed after taking it
+    if (!read) return read.error();
+    if (r || refused) return r;
+    if (row >= 0 && static_cast<size_t>(row) < items.size()) {
+      return LambdaFailed(r.error(), "publish", static_cast<size_t>(row));
+    }
+    if (items.empty()) return r.error();
+    return BatchFailed(r.error(), tr, "publish", 0, items.size());
+  }
+
   // Calls transform `t`'s update or publish lambda over `rows`, batched; `of` is the item
   // of each row. With `deadLetters`, a document the lambda fails on is left out in place
   // (its outputs are empty) and the lambda goes on with the documents after it, unless
@@ -522,18 +648,9 @@ struct DeriveTask::Segment {
     const char* which = publish ? "publish" : "update";
     auto error_at = [&](const Error& e, int row, size_t start, size_t count) {
       if (row >= 0 && start + static_cast<size_t>(row) < of.size()) {
-        size_t i = of[start + static_cast<size_t>(row)];
-        return Error{e.code,
-                     fmt::format("{}: the {} lambda failed: {}", Where(i), which, e.message)};
+        return LambdaFailed(e, which, of[start + static_cast<size_t>(row)]);
       }
-      // The batch failed without saying on which document: name where it starts.
-      size_t first = of[start];
-      return Error{
-          e.code,
-          fmt::format("derivation `{}`, transform `{}`: the batch of {} document{} starting at "
-                      "offset {} of journal {}: the {} lambda failed: {}",
-                      d.collection->name, tr.name, count, count == 1 ? "" : "s",
-                      items[first].offset, items[first].journal, which, e.message)};
+      return BatchFailed(e, tr, which, of[start], count);
     };
     // Rows [start, end) into `part`, which must then hold one output list per row.
     auto call = [&](size_t start, size_t end, lambda::Outputs* part, int* row) -> Result<bool> {
@@ -607,8 +724,8 @@ struct DeriveTask::Segment {
     for (const auto& [i, error] : dead) {
       const Transform& tr = TransformOf(i);
       DeadLetter letter{d.collection->name, "derivation",    tr.name, tr.source->name,
-                        items[i].journal,   items[i].offset, error,   &sources[i]};
-      auto a = AppendDeadLetter(*tr.dead_letters, letter, m.stamper, &m.held);
+                        *items[i].journal,  items[i].offset, error,   &sources[i]};
+      auto a = AppendDeadLetter(*tr.dead_letters, letter, m.stamper, &m.txn->held);
       if (!a) return a.error();  // its message starts with Where(i)
       ++stats->dead_letters;
       Log(LogLevel::kWarn,
@@ -620,17 +737,7 @@ struct DeriveTask::Segment {
 
   // The combined outputs, stamped, to the derived collection's journals.
   Result<bool> AppendOutputs(DeriveStats* stats) {
-    std::string line, journal;
-    return combiner->Drain(false, [&](std::string_view, doc::Value& out) -> Result<bool> {
-      auto j = d.collection->JournalOf(out, &journal);
-      if (!j) return j;
-      line.clear();
-      AppendStamped(out, m.stamper->Next(), &line);
-      ++stats->published;
-      stats->bytes += line.size();
-      m.held.Add(journal, d.collection->journal, line);
-      return true;
-    });
+    return AppendCombined(d, *combiner, m.stamper, &m.txn->held, stats);
   }
 };
 
@@ -644,16 +751,18 @@ Result<uint64_t> DeriveTask::Step(uint64_t max_docs) {
 Result<uint64_t> DeriveTask::Compute(const store::LedgerState& ledger, uint64_t max_docs) {
   Impl& m = *impl_;
   const Derivation& d = *derivation_;
-  m.held.Clear();
-  m.checkpoint.clear();
-  m.pending = stats_;
+  // Replaced registers are garbage: compacted here, where nothing else uses them (a Finish
+  // of the previous transaction may be running).
+  m.MaybeCompact();
+  m.txn = std::make_shared<Transaction>();
+  Transaction& txn = *m.txn;
   if (!m.bootstrapped) {
     auto b = Bootstrap();
     if (!b) return b.error();
     m.bootstrapped = true;
   }
   auto fail = [&](Error e) -> Result<uint64_t> {
-    m.held.Clear();
+    m.txn.reset();
     return e;
   };
 
@@ -668,40 +777,61 @@ Result<uint64_t> DeriveTask::Compute(const store::LedgerState& ledger, uint64_t 
   std::unordered_set<std::string> all_touched;  // registers the segments changed
   uint64_t total = 0, limit = std::min<uint64_t>(max_docs, batch_cap_), last_size = 0;
   bool any_early = false;
+  const bool streams = Segment::Streams(d);
   for (;;) {
     std::vector<Segment::Item> items;
-    size_t item_bytes = 0;
-    while (items.size() < limit && item_bytes < kMaxTransactionBytes) {
-      SourceReader::Document doc;
-      auto p = m.reader->Peek(now, &doc);
-      if (!p) return fail(p.error());
-      if (!p.value()) {
-        next_ready_ = m.reader->next_ready();
-        break;
+    if (!streams) {
+      size_t item_bytes = 0;
+      while (items.size() < limit && item_bytes < kMaxTransactionBytes) {
+        SourceReader::Document doc;
+        auto p = m.reader->Peek(now, &doc);
+        if (!p) return fail(p.error());
+        if (!p.value()) {
+          next_ready_ = m.reader->next_ready();
+          break;
+        }
+        item_bytes += doc.line.size();
+        items.push_back({doc.binding, doc.journal, doc.key, doc.offset, std::string(doc.line)});
+        m.reader->Pop();
       }
-      item_bytes += doc.line.size();
-      items.push_back({doc.binding, *doc.journal, *doc.key, doc.offset, std::string(doc.line)});
-      m.reader->Pop();
+      if (items.empty()) break;
     }
-    if (items.empty()) break;
     Segment segment(d, m, std::move(items));
-    if (auto parsed = segment.Parse(); !parsed) return fail(parsed.error());
-    auto ended_early = segment.Settle();
-    if (!ended_early) return fail(ended_early.error());
-    if (auto a = segment.AppendDeadLetters(&m.pending); !a) return fail(a.error());
-    if (auto a = segment.AppendOutputs(&m.pending); !a) return fail(a.error());
+    Result<bool> ended_early = false;
+    if (streams) {
+      bool exhausted = false;
+      auto streamed = segment.Stream(limit, now, &exhausted);
+      if (exhausted) next_ready_ = m.reader->next_ready();
+      if (!streamed) return fail(streamed.error());
+      if (segment.items.empty()) break;
+    } else {
+      if (auto parsed = segment.Parse(); !parsed) return fail(parsed.error());
+      ended_early = segment.Settle();
+      if (!ended_early) return fail(ended_early.error());
+    }
+    if (auto a = segment.AppendDeadLetters(&txn.delta); !a) return fail(a.error());
+    if (streams) {
+      // A streamed transaction is one segment, and its Compute stamps nothing: its outputs
+      // are appended by Finish, which may run while the next transaction is computed.
+      txn.outputs = std::move(segment.combiner);
+    } else if (auto a = segment.AppendOutputs(&txn.delta); !a) {
+      return fail(a.error());
+    }
     all_touched.insert(segment.touched.begin(), segment.touched.end());
     total += segment.items.size();
     last_size = segment.items.size();
-    m.pending.read += segment.items.size();
+    txn.delta.read += segment.items.size();
     if (!ended_early.value()) break;
     // The outputs are held in memory until Publish: a transaction holding much ends here.
-    if (m.held.bytes() >= kMaxTransactionBytes) break;
+    if (txn.held.bytes() >= kMaxTransactionBytes) break;
     any_early = true;
     limit = std::min<uint64_t>(max_docs - total, 2 * segment.items.size());
     if (limit == 0) break;
   }
-  if (total == 0) return uint64_t{0};
+  if (total == 0) {
+    m.txn.reset();
+    return uint64_t{0};
+  }
 
   // The registers the transaction changed, as they are now, then the checkpoint; Publish
   // commits them with the outputs.
@@ -716,9 +846,9 @@ Result<uint64_t> DeriveTask::Compute(const store::LedgerState& ledger, uint64_t 
       doc::AppendJson(m.registers[k], &records);
       records += "}\n";
     }
-    m.held.Add(d.RegisterJournal(), store::JournalSpec{}, records);
+    txn.held.Add(d.RegisterJournal(), store::JournalSpec{}, records);
   }
-  m.checkpoint = EncodeCheckpoint(CheckpointOf(m.reader->Offsets(), ledger, d.logic));
+  txn.checkpoint = EncodeCheckpoint(CheckpointOf(m.reader->Offsets(), ledger, d.logic));
   // After a transaction that ended early, the next starts small and grows back.
   batch_cap_ = any_early ? 2 * last_size : std::min<uint64_t>(batch_cap_, uint64_t{1} << 61) * 2;
   // More ready input than the transaction took: a back-fill (see Task::behind).
@@ -728,17 +858,36 @@ Result<uint64_t> DeriveTask::Compute(const store::LedgerState& ledger, uint64_t 
   return total;
 }
 
-Result<bool> DeriveTask::Publish() {
+std::shared_ptr<DeriveTask::Transaction> DeriveTask::TakeComputed() { return std::move(impl_->txn); }
+
+Result<bool> DeriveTask::Finish(Transaction& txn) {
+  if (!txn.outputs) return true;
+  auto outputs = std::move(txn.outputs);
+  return AppendCombined(*derivation_, *outputs, impl_->stamper, &txn.held, &txn.delta);
+}
+
+Result<bool> DeriveTask::Publish(Transaction& txn) {
   Impl& m = *impl_;
   const Derivation& d = *derivation_;
-  if (m.checkpoint.empty()) return Error::Internal(fmt::format("derivation `{}`: Publish without Compute", d.collection->name));
-  auto committed = m.held.CommitTo(m.store, {{d.CheckpointKey(), m.checkpoint}});
-  m.checkpoint.clear();
+  if (txn.checkpoint.empty() || txn.outputs) {
+    return Error::Internal(fmt::format("derivation `{}`: Publish of a transaction not computed and finished", d.collection->name));
+  }
+  auto committed = txn.held.CommitTo(m.store, {{d.CheckpointKey(), txn.checkpoint}});
+  txn.checkpoint.clear();
   if (!committed) return committed.error();
-  m.MaybeCompact();
-  stats_ = m.pending;
+  stats_.read += txn.delta.read;
+  stats_.published += txn.delta.published;
+  stats_.bytes += txn.delta.bytes;
+  stats_.dead_letters += txn.delta.dead_letters;
   ++stats_.transactions;
   return true;
+}
+
+Result<bool> DeriveTask::Publish() {
+  auto txn = TakeComputed();
+  if (!txn) return Error::Internal(fmt::format("derivation `{}`: Publish without Compute", derivation_->collection->name));
+  if (auto f = Finish(*txn); !f) return f;
+  return Publish(*txn);
 }
 
 }  // namespace flow::runtime

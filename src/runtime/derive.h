@@ -129,6 +129,16 @@ class DeriveTask final : public Task {
   Result<uint64_t> Compute(const store::LedgerState& ledger, uint64_t max_docs);
   Result<bool> Publish();
 
+  // Publish in parts, so that transactions are pipelined during a back-fill: TakeComputed
+  // hands over what the last Compute that returned more than 0 derived; Finish completes it
+  // (a streamed transaction's combined outputs are stamped and appended there) and may run
+  // on a thread of its own while the next Compute runs; Publish(txn) commits it on the
+  // store's thread. Transactions must be finished and published in the order computed.
+  struct Transaction;
+  std::shared_ptr<Transaction> TakeComputed();
+  Result<bool> Finish(Transaction& txn);
+  Result<bool> Publish(Transaction& txn);
+
   // The earliest time (Unix nanoseconds) at which a committed document that is waiting for
   // its read delay becomes ready; 0 when none waits. Valid after a Step.
   int64_t next_ready() const override { return next_ready_; }

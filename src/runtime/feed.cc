@@ -14,6 +14,15 @@ std::optional<IngestFormat> ParseIngestFormat(std::string_view name) {
   return std::nullopt;
 }
 
+IngestFormat IngestFormatOfName(std::string_view path) {
+  for (std::string_view suffix : {".gz", ".zst"}) {
+    if (path.ends_with(suffix)) path.remove_suffix(suffix.size());
+  }
+  if (path.ends_with(".csv")) return IngestFormat::kCsv;
+  if (path.ends_with(".tsv")) return IngestFormat::kTsv;
+  return IngestFormat::kJson;
+}
+
 DocumentFeed::DocumentFeed(IngestFormat format, std::shared_ptr<const Collection> collection, std::string origin)
     : format_(format), collection_(std::move(collection)), origin_(std::move(origin)) {
   if (format_ != IngestFormat::kJson) {

@@ -25,6 +25,10 @@ enum class IngestFormat { kJson, kCsv, kTsv };
 // "json", "csv", "tsv" (and the WebSocket protocols "json/v1", "csv/v1", "tsv/v1").
 std::optional<IngestFormat> ParseIngestFormat(std::string_view name);
 
+// The format a file's name implies: CSV for `.csv`, TSV for `.tsv` (also under a `.gz` or
+// `.zst` suffix: `orders.csv.gz`), else JSON lines.
+IngestFormat IngestFormatOfName(std::string_view path);
+
 class DocumentFeed {
  public:
   // `origin` names the input in error places (a file name), or is empty (a stream).

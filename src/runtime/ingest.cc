@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
+
 #include "base/strings.h"
 #include "doc/value.h"
 
@@ -90,18 +94,31 @@ doc::Allocator& IngestTransaction::allocator(const std::shared_ptr<const Collect
   return PartOf(c)->combiner->allocator();
 }
 
-Result<bool> IngestTransaction::Add(const std::shared_ptr<const Collection>& c, doc::Value& d) {
-  Part* p = PartOf(c);
+Result<bool> IngestTransaction::Check(const Collection& c, doc::Value& d, doc::Allocator& alloc) {
   if (!d.IsObject()) {
-    return Error::User(fmt::format("a document of collection `{}` must be a JSON object, not {}", c->name,
+    return Error::User(fmt::format("a document of collection `{}` must be a JSON object, not {}", c.name,
                                    doc::KindName(d)));
   }
-  auto v = c->Validate(d, p->combiner->allocator());
+  return c.Validate(d, alloc);
+}
+
+Result<bool> IngestTransaction::Add(const std::shared_ptr<const Collection>& c, doc::Value& d) {
+  Part* p = PartOf(c);
+  auto v = Check(*c, d, p->combiner->allocator());
   if (!v) return v;
-  auto a = p->combiner->Add(d);
+  return Combine(p, d, false);
+}
+
+Result<bool> IngestTransaction::AddChecked(const std::shared_ptr<const Collection>& c, doc::Value& d) {
+  return Combine(PartOf(c), d, true);
+}
+
+Result<bool> IngestTransaction::Combine(Part* p, doc::Value& d, bool copy) {
+  auto a = copy ? p->combiner->AddCopy(d) : p->combiner->Add(d);
   if (!a) {
     if (a.error().code == Error::Code::kUser) {
-      return Error::User(fmt::format("cannot reduce into collection `{}`: {}", c->name, a.error().message));
+      return Error::User(
+          fmt::format("cannot reduce into collection `{}`: {}", p->collection->name, a.error().message));
     }
     return a;
   }
@@ -118,8 +135,102 @@ Result<bool> IngestTransaction::Add(const std::shared_ptr<const Collection>& c, 
   return true;
 }
 
+namespace {
+
+// A run of drained documents as stamped lines, and the journal of each.
+struct StampedSlice {
+  std::string text;
+  std::vector<size_t> ends;               // of each line in `text`
+  std::vector<uint32_t> journal;          // of each line, into `journals`
+  std::vector<std::string> journals;
+  std::optional<Error> error;
+};
+
+void StampSlice(const Collection& c, doc::Value* const* docs, const std::string* uuids, size_t n,
+                StampedSlice* out) {
+  std::string journal;
+  uint32_t last = 0;  // the index of `journal` in out->journals
+  for (size_t i = 0; i < n; ++i) {
+    if (journal.empty() || !c.partitions.empty()) {
+      auto j = c.JournalOf(*docs[i], &journal);
+      if (!j) {
+        out->error = j.error();
+        return;
+      }
+    }
+    if (out->journals.empty() || out->journals[last] != journal) {
+      auto found = std::find(out->journals.begin(), out->journals.end(), journal);
+      if (found == out->journals.end()) found = out->journals.insert(found, journal);
+      last = static_cast<uint32_t>(found - out->journals.begin());
+    }
+    AppendStamped(*docs[i], uuids[i], &out->text);
+    out->ends.push_back(out->text.size());
+    out->journal.push_back(last);
+  }
+}
+
+}  // namespace
+
 Result<bool> IngestTransaction::Flush(Part* p) {
   const Collection& c = *p->collection;
+  // A large round is stamped and serialised on threads_ threads, in slices appended in key
+  // order: the same lines as below (ingest's combiners never spill, so every entry is in
+  // memory and stays put until the drain ends).
+  size_t n = p->combiner->keys();
+  if (threads_ > 1 && n >= 8192) {
+    std::vector<doc::Value*> docs(n);
+    std::vector<std::string> uuids(n);
+    for (size_t i = 0; i < n; ++i) {
+      std::string_view key;
+      auto next = p->combiner->DrainNext(false, &key, &docs[i]);
+      if (!next || !*next) return next ? Error::Internal("the combiner drained fewer keys than it held") : next.error();
+      uuids[i] = stamper_->Next();
+    }
+    // In waves of one slice per thread, each appended before the next wave is serialised:
+    // at most threads_ slices of text are held at once.
+    size_t slices = std::min<size_t>(threads_ * 4, n / 2048);
+    Result<bool> appended = true;
+    for (size_t wave = 0; appended && wave < slices; wave += threads_) {
+      size_t count = std::min<size_t>(threads_, slices - wave);
+      std::vector<StampedSlice> out(count);
+      std::vector<std::thread> workers;
+      auto work = [&](size_t k) {
+        size_t s = wave + k, begin = n * s / slices, end = n * (s + 1) / slices;
+        StampSlice(c, docs.data() + begin, uuids.data() + begin, end - begin, &out[k]);
+      };
+      for (size_t k = 1; k < count; ++k) workers.emplace_back(work, k);
+      work(0);
+      for (auto& w : workers) w.join();
+      for (size_t k = 0; appended && k < count; ++k) {
+        const StampedSlice& slice = out[k];
+        if (slice.error) {
+          appended = *slice.error;
+          break;
+        }
+        for (const auto& j : slice.journals) journals_.insert(j);
+        size_t at = 0;
+        for (size_t i = 0; appended && i < slice.ends.size(); ++i) {
+          std::string_view line(slice.text.data() + at, slice.ends[i] - at);
+          appended = store_->Append(slice.journals[slice.journal[i]], c.journal, line);
+          at = slice.ends[i];
+        }
+        stats_.combined += slice.ends.size();
+        stats_.bytes += slice.text.size();
+      }
+    }
+    std::string_view key;
+    doc::Value* rest = nullptr;
+    auto end = p->combiner->DrainNext(false, &key, &rest);  // ends the drain
+    if (appended && (!end || *end)) {
+      appended = end ? Result<bool>(Error::Internal("the combiner drained more keys than it held")) : end;
+    }
+    if (!appended) {
+      auto aborted = store_->Abort();
+      (void)aborted;  // the drain's error is the one to report
+      return appended.error();
+    }
+    return true;
+  }
   std::string line, journal, last;
   auto drained = p->combiner->Drain(false, [&](std::string_view, doc::Value& d) -> Result<bool> {
     if (journal.empty() || !c.partitions.empty()) {

@@ -8,6 +8,7 @@
 // Single-threaded, like the Store it writes to.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -68,6 +69,13 @@ class IngestTransaction {
   // be dropped.
   Result<bool> Add(const std::shared_ptr<const Collection>& c, doc::Value& doc);
 
+  // Add's two halves, for documents parsed and checked on other threads (IngestFile):
+  // Check is what Add checks (an object, valid against `c`; `doc` owned by `alloc`) and is
+  // thread-safe; AddChecked combines a document Check passed, copying it out of its own
+  // allocator (Combiner::AddCopy), and must be called in input order like Add.
+  static Result<bool> Check(const Collection& c, doc::Value& doc, doc::Allocator& alloc);
+  Result<bool> AddChecked(const std::shared_ptr<const Collection>& c, doc::Value& doc);
+
   // Appends and commits everything added, with `checkpoints` (task checkpoints merged into
   // the ledger by the same commit, see Store::Commit); returns the new heads of the
   // journals written. On failure the store's transaction is aborted. (CommitGroup of this
@@ -84,6 +92,10 @@ class IngestTransaction {
   // Drops everything added and discards what was appended to the store.
   Result<bool> Abort();
 
+  // Threads that stamp and serialise large rounds (1: the caller's only). The lines
+  // appended are the same for any number.
+  void set_threads(unsigned threads) { threads_ = std::max(1u, threads); }
+
   const TransactionStats& stats() const { return stats_; }
   // Spill and memory figures of the combiners, summed.
   reduce::CombinerStats combiner_stats() const;
@@ -91,12 +103,14 @@ class IngestTransaction {
  private:
   struct Part;
   Part* PartOf(const std::shared_ptr<const Collection>& c);
+  Result<bool> Combine(Part* p, doc::Value& doc, bool copy);
   Result<bool> Flush(Part* p);
   store::Store* store_;
   Stamper* stamper_;
   reduce::CombinerOptions options_;
   std::map<std::string, std::unique_ptr<Part>> parts_;
   TransactionStats stats_;
+  unsigned threads_ = 1;
   reduce::CombinerStats committed_stats_;
   std::set<std::string> journals_;  // written by Flush
 };

@@ -28,17 +28,20 @@ struct IngestFileResult {
   uint64_t bytes_read = 0;
 };
 
-// Called after each block read: documents added and bytes read so far.
+// Called after each block read (documents added and bytes read so far), and once at the end.
 using IngestProgress = std::function<void(uint64_t documents, uint64_t bytes)>;
 
 // Reads `input` in blocks, adds its documents to one ingest transaction (combined in rounds
 // under `options.memory_budget`) and commits it to `store`. On failure the transaction is
-// aborted: nothing is written.
+// aborted: nothing is written. JSON lines are parsed and validated on `threads` threads (the
+// caller's included) in chunks, and combined in input order (OrderedPipeline): what is
+// committed, and the error reported (the first in input order), are the same for any number.
 Result<IngestFileResult> IngestFile(store::Store* store,
                                     const std::shared_ptr<const Collection>& collection,
                                     Input& input, IngestFormat format,
                                     const reduce::CombinerOptions& options,
-                                    const IngestProgress& progress, std::string* error_where);
+                                    const IngestProgress& progress, std::string* error_where,
+                                    unsigned threads = 1);
 
 // The body of a develop's `PUT /ingest` for `input`: `{"<collection>": [documents...]}`.
 struct IngestRequest {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -10,19 +11,34 @@
 
 namespace flow::runtime {
 
-// A file opened for reading, or stdin for "" and "-". Closes what it opened.
+// A file opened for reading, or stdin for "" and "-". Closes what it opened. Compressed
+// input is decompressed as it is read, whatever its name: gzip (any number of members) and
+// zstd (any number of frames) are recognised by their first bytes; a name ending in `.gz`
+// or `.zst` whose bytes are not so is refused.
 class Input {
  public:
   static Result<Input> Open(const std::string& path);
-  Input(Input&& o) noexcept : f_(o.f_), name_(std::move(o.name_)) { o.f_ = nullptr; }
+  Input(Input&& o) noexcept;
   ~Input();
   FILE* file() const { return f_; }
   const std::string& name() const { return name_; }  // the path, or `<stdin>`
+  // The size in bytes of an uncompressed regular file; 0 when unknown (stdin, a pipe,
+  // compressed input).
+  uint64_t size() const;
+  // "gzip", "zstd", or "" for uncompressed input.
+  const char* compression() const { return compression_; }
+  // Why reading failed (ferror of file()), after errno `err`: a decompression error's own
+  // message (corrupt or truncated data), else strerror(err).
+  std::string ReadErrorMessage(int err) const;
+
+  struct Stream;  // the state of a decompressing (or pushed-back) stream
 
  private:
-  Input(FILE* f, std::string name) : f_(f), name_(std::move(name)) {}
+  Input(FILE* f, std::string name, std::unique_ptr<Stream> stream, const char* compression);
   FILE* f_;
   std::string name_;
+  std::unique_ptr<Stream> stream_;
+  const char* compression_ = "";
 };
 
 // Reads a file as lines, in large blocks. A line is one document, so it may be at most the

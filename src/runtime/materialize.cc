@@ -4,8 +4,12 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <system_error>
@@ -19,8 +23,10 @@
 #include "materialize/sqlite.h"
 #include "reduce/combiner.h"
 #include "runtime/checkpoint.h"
+#include "runtime/combine.h"
 #include "runtime/cursor.h"
 #include "runtime/dead_letter.h"
+#include "runtime/parallel.h"
 #include "runtime/source_reader.h"
 
 namespace flow::runtime {
@@ -33,9 +39,38 @@ Result<std::unique_ptr<materialize::Driver>> ConnectTarget(const Materialization
 
 namespace {
 
-// Per binding, the last document read of each packed key: its journal and offset.
-using LastRead =
-    std::vector<std::unordered_map<std::string, std::pair<const std::string*, uint64_t>>>;
+// Per binding, the last document read of each packed key: its journal and offset. Kept per
+// partition of the keys (PartitionedCombiner::PartitionOf), each filled by the thread
+// combining that partition.
+class LastRead {
+ public:
+  using Where = std::pair<const std::string*, uint64_t>;
+  explicit LastRead(size_t bindings = 0) : maps_(bindings) {}
+  void Set(size_t b, size_t partition, std::string_view packed, const std::string* journal,
+           uint64_t offset) {
+    Map& m = maps_[b][partition];
+    auto it = m.find(packed);
+    if (it == m.end()) {
+      m.emplace(std::string(packed), Where{journal, offset});
+    } else {
+      it->second = {journal, offset};
+    }
+  }
+  const Where* Find(size_t b, std::string_view packed) const {
+    if (b >= maps_.size()) return nullptr;
+    const Map& m = maps_[b][PartitionedCombiner::PartitionOf(packed)];
+    auto it = m.find(packed);
+    return it == m.end() ? nullptr : &it->second;
+  }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  using Map = std::unordered_map<std::string, Where, Hash, std::equal_to<>>;
+  std::vector<std::array<Map, PartitionedCombiner::kPartitions>> maps_;
+};
 
 // Where an error about the key `packed` of binding `b` happened, for messages (SPEC 9).
 std::string Where(const Materialization& m, size_t b, std::string_view packed,
@@ -43,13 +78,35 @@ std::string Where(const Materialization& m, size_t b, std::string_view packed,
   const auto& binding = m.bindings[b];
   std::string out = fmt::format("materialization `{}`, table `{}`: collection `{}`, key {}", m.name,
                                 binding.table.name, binding.source->name, doc::KeyToJson(packed));
-  auto it = last[b].find(std::string(packed));
-  if (it != last[b].end()) {
-    out += fmt::format(" (its last document read: offset {} of journal {})", it->second.second,
-                       *it->second.first);
+  if (const auto* at = last.Find(b, packed)) {
+    out +=
+        fmt::format(" (its last document read: offset {} of journal {})", at->second, *at->first);
   }
   return out;
 }
+
+// Documents of a materialization's transaction, as its reader gives them, and once
+// processed their parsed documents by partition of their keys.
+struct SourceChunk : PipelineItem {
+  std::string text;  // the lines, each followed by a NUL byte
+  struct Line {
+    size_t begin, size;
+    size_t binding;
+    const std::string* journal;
+    uint64_t offset;
+  };
+  std::vector<Line> lines;
+  uint64_t first = 0;  // the ordinal of lines[0] in the transaction
+  doc::Allocator arena;
+  std::string keys;  // the documents' packed keys, one after another
+  struct Doc {
+    doc::Value value;
+    size_t line;
+    size_t key_begin, key_size;  // in `keys`
+    bool left_out;               // a dead letter: not combined
+  };
+  std::vector<Doc> parts[PartitionedCombiner::kPartitions];
+};
 
 // `e`, whose message names materialization `m` as written: so recorded in its context, so
 // that no caller names it again.
@@ -78,6 +135,7 @@ struct MaterializeTask::Impl {
     LastRead last_read;                       // for messages
     uint64_t read = 0;
     std::thread thread;
+    std::atomic<bool> stored{false};  // set by `thread` once Store returned
     Result<bool> result = true;
     size_t failed = 0;  // when `result` is an error about one row: its index into `rows`
     uint64_t dead_letters = 0;
@@ -172,10 +230,9 @@ struct MaterializeTask::Impl {
     DeadLetter letter{
         spec.name,        "materialization", binding.table.name, binding.source->name, "", 0,
         std::move(error), document};
-    auto it = last[b].find(std::string(packed));
-    if (it != last[b].end()) {
-      letter.journal = *it->second.first;
-      letter.offset = it->second.second;
+    if (const auto* at = last.Find(b, packed)) {
+      letter.journal = *at->first;
+      letter.offset = at->second;
     }
     return letter;
   }
@@ -363,21 +420,31 @@ struct MaterializeTask::Transaction {
   std::map<std::pair<std::string, uint64_t>, std::string> left_out;  // (journal, offset) → error
   std::map<std::string, uint64_t> start;  // the reader's offsets at the transaction's start
 
-  std::vector<std::unique_ptr<reduce::Combiner>> combiners;
+  // Per binding, its documents combined by key, in partitions fed in read order by the
+  // threads of the reading (see ReadOnce).
+  std::vector<std::unique_ptr<PartitionedCombiner>> combiners;
   // Per binding, the last document read of each key (its journal and offset), so that an
   // error found later in the transaction (reducing into the stored document, storing the
   // row) names a document of the key (SPEC 9).
   LastRead last_read;
   std::string packed;  // scratch: a packed key
   uint64_t read = 0;
+  unsigned threads = 1;
 
   // What Reduce makes of the combined documents, handed to the store thread by Hand.
   std::unique_ptr<Impl::Pending> next;
   std::vector<size_t> doc_binding;  // per document: its binding
   std::vector<bool> dropped;        // per document: left out
 
-  Transaction(const Materialization& m, Impl& i, const Clock& c, MaterializeStats* s, uint64_t max)
-      : spec(m), impl(i), clock(c), stats(s), max_docs(max), last_read(m.bindings.size()) {
+  Transaction(const Materialization& m, Impl& i, const Clock& c, MaterializeStats* s, uint64_t max,
+              unsigned n)
+      : spec(m),
+        impl(i),
+        clock(c),
+        stats(s),
+        max_docs(max),
+        last_read(m.bindings.size()),
+        threads(std::max(1u, n)) {
     const auto& committed = impl.store->committed();
     replaying = impl.replay.has_value();
     impl.reader->Limit(impl.replay);
@@ -404,77 +471,165 @@ struct MaterializeTask::Transaction {
   }
 
   // Combines what is committed, in commit order across journals (UUID clocks). Returns
-  // false to read the transaction again (a document was left out).
+  // false to read the transaction again (documents were left out).
+  //
+  // The calling thread reads the documents into chunks; the chunks are parsed on any of
+  // `threads` threads, each document's key assigned a partition; each partition of each
+  // binding's combiner is fed its documents strictly in read order (OrderedPipeline), so
+  // that every key is combined exactly as one thread would have combined it. A document
+  // that does not combine, in a binding with dead letters, is left out: a reduction error
+  // is about one key, so each partition's first such document is one the single-threaded
+  // reading would also have left out, and all of them are left out at once.
   Result<bool> ReadOnce() {
+    constexpr size_t kParts = PartitionedCombiner::kPartitions;
     combiners.clear();
     for (const auto& b : spec.bindings) {
-      combiners.push_back(std::make_unique<reduce::Combiner>(b.source->reducer, b.source->key));
+      combiners.push_back(
+          std::make_unique<PartitionedCombiner>(*b.source, reduce::CombinerOptions{}));
     }
     letters.clear();
-    last_read.assign(spec.bindings.size(), {});
+    last_read = LastRead(spec.bindings.size());
     read = 0;
-    // How much one transaction reads: see TransactionBounds.
-    TransactionBounds bounds;
-    auto reading_since = clock.steady();
-    while (replaying || read < max_docs) {
-      if (!replaying && read % TransactionBounds::kWindow == TransactionBounds::kWindow - 1) {
-        size_t memory = 0, keys = 0;
-        for (const auto& c : combiners) {
-          memory += c->memory();
-          keys += c->keys();
-        }
-        if (bounds.Done(clock.steady() - reading_since, memory, keys)) break;
-      }
-      SourceReader::Document next_doc;
-      auto p = impl.reader->Peek(SourceReader::kNoGate, &next_doc);
-      if (!p) return p.error();
-      if (!p.value()) break;
-      auto added = Combine(next_doc);
-      if (!added) return added.error();
-      if (!added.value()) return false;
-      impl.reader->Pop();
-      ++read;
-    }
-    return true;
-  }
 
-  // Combines one document, or makes a dead letter of it when it was left out. Returns false
-  // when it is left out now (the transaction is read again).
-  Result<bool> Combine(const SourceReader::Document& next_doc) {
-    const std::string& journal = *next_doc.journal;
-    uint64_t offset = next_doc.offset;
-    const auto& binding = spec.bindings[next_doc.binding];
-    reduce::Combiner& c = *combiners[next_doc.binding];
-    std::string text(next_doc.line);
-    rapidjson::Document d(&c.scratch());
-    doc::ParseError perr;
-    if (!doc::ParseStoredDocument(text, &d, &perr)) {
-      return Named(spec, Error::Env(fmt::format(
-                             "materialization `{}`: the document at offset {} of journal {} is malformed: {}",
-                             spec.name, offset, journal, perr.message)));
+    FirstError first;  // positions are the documents' ordinals in the transaction
+    std::mutex mu;     // guards the three below
+    struct Found {
+      uint64_t ordinal;
+      size_t binding;
+      DeadLetter letter;
+    };
+    std::vector<Found> found;  // dead letters of documents left out before
+    struct Refused {
+      std::pair<std::string, uint64_t> at;  // (journal, offset)
+      std::string message;
+    };
+    std::vector<Refused> refused;  // documents to leave out now
+    std::atomic<bool> leaving_out{false};
+    std::array<bool, kParts> stopped{};  // a partition that refused a document
+    // Per partition, its combiners' memory and keys after the last chunk it consumed.
+    std::array<std::atomic<size_t>, kParts> memory{}, keys{};
+
+    auto process = [&](PipelineItem& item) {
+      auto& chunk = static_cast<SourceChunk&>(item);
+      rapidjson::Document parsed(&chunk.arena);
+      for (size_t i = 0; i < chunk.lines.size(); ++i) {
+        const auto& line = chunk.lines[i];
+        if (first.Before(chunk.first + i)) return;
+        doc::ParseError perr;
+        if (!doc::ParseStoredDocument(std::string_view(chunk.text).substr(line.begin, line.size),
+                                      &parsed, &perr)) {
+          first.Record(chunk.first + i,
+                       Named(spec, Error::Env(fmt::format(
+                                       "materialization `{}`: the document at offset {} of journal "
+                                       "{} is malformed: {}",
+                                       spec.name, line.offset, *line.journal, perr.message))));
+          return;
+        }
+        size_t key_begin = chunk.keys.size();
+        doc::PackKey(parsed, spec.bindings[line.binding].source->key, &chunk.keys);
+        std::string_view key(chunk.keys.data() + key_begin, chunk.keys.size() - key_begin);
+        bool out = !left_out.empty() && left_out.count({*line.journal, line.offset}) > 0;
+        chunk.parts[PartitionedCombiner::PartitionOf(key)].push_back(
+            {doc::Value(std::move(static_cast<doc::Value&>(parsed))), i, key_begin, key.size(),
+             out});
+      }
+    };
+    auto consume = [&](size_t p, PipelineItem& item) {
+      auto& chunk = static_cast<SourceChunk&>(item);
+      for (auto& d : chunk.parts[p]) {
+        uint64_t ordinal = chunk.first + d.line;
+        if (stopped[p] || first.Before(ordinal)) return;
+        const auto& line = chunk.lines[d.line];
+        const auto& binding = spec.bindings[line.binding];
+        if (d.left_out) {
+          std::lock_guard<std::mutex> l(mu);
+          found.push_back({ordinal, line.binding,
+                           DeadLetter{spec.name, "materialization", binding.table.name,
+                                      binding.source->name, *line.journal, line.offset,
+                                      left_out.at({*line.journal, line.offset}), Keep(d.value)}});
+          continue;
+        }
+        auto a = combiners[line.binding]->partition(p).AddCopy(d.value);
+        if (!a) {
+          std::string message = fmt::format(
+              "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "
+              "journal {}: {}",
+              spec.name, binding.table.name, binding.source->name, line.offset, *line.journal,
+              a.error().message);
+          stopped[p] = true;  // its combiner is not used again
+          if (!binding.dead_letters || a.error().code != Error::Code::kUser) {
+            first.Record(ordinal, Named(spec, Error{a.error().code, std::move(message)}));
+            return;
+          }
+          std::lock_guard<std::mutex> l(mu);
+          refused.push_back({{*line.journal, line.offset}, std::move(message)});
+          leaving_out = true;
+          return;
+        }
+        last_read.Set(line.binding, p, std::string_view(chunk.keys).substr(d.key_begin, d.key_size),
+                      line.journal, line.offset);
+      }
+      size_t m = 0, k = 0;
+      for (const auto& c : combiners) {
+        m += c->partition(p).memory();
+        k += c->partition(p).keys();
+      }
+      memory[p].store(m, std::memory_order_relaxed);
+      keys[p].store(k, std::memory_order_relaxed);
+    };
+
+    PipelineOptions po;
+    po.threads = threads;
+    po.partitions = kParts;
+    po.max_in_flight = 2 * threads;
+    size_t target = ChunkTarget(reduce::CombinerOptions{}.memory_budget, threads);
+    {
+      OrderedPipeline pipeline(po, process, consume);
+      // How much one transaction reads: see TransactionBounds. The combiners' figures lag
+      // the reading by the chunks in flight.
+      TransactionBounds bounds;
+      auto reading_since = clock.steady();
+      auto chunk = std::make_unique<SourceChunk>();
+      while ((replaying || read < max_docs) && !first.any() && !leaving_out) {
+        if (!replaying && read % TransactionBounds::kWindow == TransactionBounds::kWindow - 1) {
+          size_t m = 0, k = 0;
+          for (size_t p = 0; p < kParts; ++p) {
+            m += memory[p].load(std::memory_order_relaxed);
+            k += keys[p].load(std::memory_order_relaxed);
+          }
+          bool storing = impl.pending && !impl.pending->stored.load(std::memory_order_acquire);
+          if (bounds.Done(clock.steady() - reading_since, m, k, storing)) break;
+        }
+        SourceReader::Document d;
+        auto p = impl.reader->Peek(SourceReader::kNoGate, &d);
+        if (!p) {
+          first.Record(read, p.error());
+          break;
+        }
+        if (!p.value()) break;
+        chunk->lines.push_back({chunk->text.size(), d.line.size(), d.binding, d.journal, d.offset});
+        chunk->text.append(d.line);
+        chunk->text.push_back('\0');
+        impl.reader->Pop();
+        ++read;
+        if (chunk->text.size() >= target) {
+          pipeline.Push(std::move(chunk));
+          chunk = std::make_unique<SourceChunk>();
+          chunk->first = read;
+        }
+      }
+      if (!chunk->lines.empty()) pipeline.Push(std::move(chunk));
+      pipeline.Finish();
     }
-    packed.clear();
-    doc::PackKey(d, binding.source->key, &packed);  // before AddScratch consumes it
-    auto out = left_out.find({journal, offset});
-    if (out != left_out.end()) {
-      const doc::Value* kept = Keep(d);
-      letters.push_back(
-          {next_doc.binding, DeadLetter{spec.name, "materialization", binding.table.name,
-                                        binding.source->name, journal, offset, out->second, kept}});
-      return true;
-    }
-    auto a = c.AddScratch(d);
-    if (!a) {
-      std::string message = fmt::format(
-          "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "
-          "journal {}: {}",
-          spec.name, binding.table.name, binding.source->name, offset, journal, a.error().message);
-      if (!binding.dead_letters || a.error().code != Error::Code::kUser)
-        return Named(spec, Error{a.error().code, message});
-      left_out[{journal, offset}] = std::move(message);
+    if (first.any()) return first.error();
+    if (!refused.empty()) {
+      for (auto& r : refused) left_out[std::move(r.at)] = std::move(r.message);
       return false;
     }
-    last_read[next_doc.binding][packed] = {&journal, offset};
+    // The dead letters of documents left out, in read order.
+    std::sort(found.begin(), found.end(),
+              [](const Found& x, const Found& y) { return x.ordinal < y.ordinal; });
+    for (auto& f : found) letters.push_back({f.binding, std::move(f.letter)});
     return true;
   }
 
@@ -645,6 +800,7 @@ struct MaterializeTask::Transaction {
     impl.pending = std::move(next);
     auto store = [p, driver, spec = std::move(shared_spec)] {
       Impl::StorePending(p, driver, *spec);
+      p->stored.store(true, std::memory_order_release);
     };
     try {
       p->thread = std::thread(store);
@@ -655,7 +811,7 @@ struct MaterializeTask::Transaction {
 };
 
 Result<uint64_t> MaterializeTask::RunTransaction(uint64_t max_docs) {
-  Transaction t(*m_, *impl_, clock_, &stats_, max_docs);
+  Transaction t(*m_, *impl_, clock_, &stats_, max_docs, threads_);
   if (auto r = t.Read(); !r) return r.error();
   // The previous transaction must have committed before this one loads (its rows are
   // what this one reduces into) or reports that it is caught up.

@@ -56,6 +56,9 @@ struct MaterializeStats {
 // those add no row to load or store, so committing then would only store the same keys
 // again a second later. A back-fill of many documents per key (1M over 100k keys) thus
 // writes each row once instead of once a second; new keys still end it at the second.
+// While the previous transaction is still being stored, only memory ends it: it could not
+// load before that one commits anyway, so it reads on (and combines more documents into
+// the same rows) rather than wait, and the slower the database the larger the transactions.
 class TransactionBounds {
  public:
   static constexpr size_t kMemory = 192u << 20;
@@ -64,12 +67,15 @@ class TransactionBounds {
   static constexpr uint64_t kWindow = 4096;  // documents between checks
 
   // Called after each window of kWindow documents with the time spent reading so far and
-  // the combiners' memory and keys: whether the transaction should stop reading now.
-  bool Done(std::chrono::steady_clock::duration reading, size_t memory, size_t keys) {
+  // the combiners' memory and keys, and whether the previous transaction is still being
+  // stored: whether the transaction should stop reading now.
+  bool Done(std::chrono::steady_clock::duration reading, size_t memory, size_t keys,
+            bool storing = false) {
     // Fewer keys than before: a combiner spilled, and keys may repeat: count it as new.
     bool new_keys = keys >= window_keys_ + kWindow / 8 || keys < window_keys_;
     window_keys_ = keys;
-    return memory >= kMemory || reading >= kReadingMax || (reading >= kReading && new_keys);
+    if (memory >= kMemory) return true;
+    return !storing && (reading >= kReadingMax || (reading >= kReading && new_keys));
   }
 
  private:
@@ -100,6 +106,9 @@ class MaterializeTask final : public Task {
   // checkpoint (a back-fill).
   Result<bool> Open() override;
   void set_rebuild(bool rebuild) { rebuild_ = rebuild; }
+  // How many threads a transaction reads, parses and combines on (the calling thread
+  // included; default 1). The rows are the same for any number.
+  void set_threads(unsigned threads) { threads_ = threads; }
 
   // One transaction of up to `max_docs` documents; returns how many were read (0: caught
   // up). Needs only committed journal content, so `store` may be another process's.
@@ -131,6 +140,7 @@ class MaterializeTask final : public Task {
   MaterializeStats stats_;
   Clock clock_;
   bool rebuild_ = false;
+  unsigned threads_ = 1;
 };
 
 // The statements opening `m` would run on its target now (creating or migrating its tables,

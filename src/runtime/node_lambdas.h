@@ -12,8 +12,9 @@
 namespace flow::runtime {
 
 // A NodeStarter for the derivations of `catalog`: one Node.js worker per derivation, with
-// the catalog's nodeDependencies.
-NodeStarter NodeStarterFor(const catalog::Catalog& catalog);
+// the catalog's nodeDependencies. `output_fd`: where the workers' stdout and stderr go (see
+// lambda::NodeOptions::output_fd); -1: captured.
+NodeStarter NodeStarterFor(const catalog::Catalog& catalog, int output_fd = -1);
 
 // Transpiles every derivation's nodeJS lambdas as one module and installs the catalog's
 // nodeDependencies. On failure `*where` is the place of the lambda the error names in the
@@ -21,5 +22,27 @@ NodeStarter NodeStarterFor(const catalog::Catalog& catalog);
 // package npm cannot find; environment errors: esbuild or npm missing.
 Result<bool> PrepareNodeLambdas(const catalog::Catalog& catalog, const catalog::Built& built,
                                 std::string* where);
+
+// The TypeScript declarations of the catalog (a module, flow.d.ts): a type per
+// collection (`shop/orders` -> ShopOrders), per derivation's register (ShopByStatusRegister)
+// and per transform's `source.schema` (ShopByStatusFromOrdersSource), of what a
+// derivation's lambdas return (ShopByStatusOutput, ShopByStatusRegisterOutput: TypeScriptOf's
+// `output`), and the signature of each transform's lambdas
+// (ShopByStatusFromOrdersPublish), from their schemas as
+// schema/typescript.h maps them. What `flowctl generate-types` writes, and what `flowctl
+// build` checks the lambdas against.
+std::string TypeScriptDeclarations(const catalog::Catalog& catalog, const catalog::Built& built);
+
+struct TypeCheckResult {
+  size_t lambdas = 0;   // nodeJS lambdas checked
+  bool cached = false;  // an earlier check of the same text was reused: tsc did not run
+};
+
+// Type-checks every nodeJS lambda of the catalog against TypeScriptDeclarations in one tsc
+// run (lambda::TypeCheckNodeLambdas), adding an error per type error at its place in the
+// sources to `diags`, with a hint naming the lambda's types. Environment errors: `node` or
+// the TypeScript compiler missing or failing.
+Result<TypeCheckResult> TypeCheckNodeLambdas(const catalog::Catalog& catalog,
+                                             const catalog::Built& built, Diagnostics* diags);
 
 }  // namespace flow::runtime

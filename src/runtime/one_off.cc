@@ -1,13 +1,14 @@
 #include "runtime/one_off.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+
+#include <algorithm>
 
 #include "base/strings.h"
 #include "catalog/built.h"
 #include "materialize/dialect.h"
+#include "runtime/parallel.h"
 #include "runtime/plan.h"
 #include "runtime/supervisor.h"
 
@@ -90,6 +91,7 @@ Result<TaskCounters> MaterializeUntilCaughtUp(store::Store* store, std::shared_p
   Supervisor::Options so;
   so.retry_targets = false;
   so.log = [](const std::string&) {};  // the first failure is the result
+  so.threads = static_cast<int>(DefaultThreads());  // the read path's threads (no derivations)
   Supervisor tasks(store, nullptr, so);
   tasks.AddMaterialization(std::move(m), rebuild);
   for (;;) {

@@ -1,5 +1,7 @@
 #include "runtime/parallel.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
@@ -172,7 +174,9 @@ bool ChunkReader::Next(LineChunk* out) {
         break;
       }
       if (eof_) {
-        if (buf.empty()) return false;
+        // After a read error, the bytes after the last line end are not a line: the input
+        // was cut there (a truncated compressed stream, say), and the error is what counts.
+        if (buf.empty() || failed()) return false;
         break;
       }
       // `buf` is the start of one line, without its end.
@@ -207,5 +211,15 @@ bool ChunkReader::Next(LineChunk* out) {
 }
 
 std::string ChunkReader::TooLongMessage() const { return LineReader::TooLongMessage(lines_, max_line_, held_); }
+
+void RecordReaderStop(const ChunkReader& reader, const Input& input, FirstError* first) {
+  if (reader.too_long()) {
+    first->Record(reader.number(), Error::User(reader.TooLongMessage()),
+                  fmt::format("{}:{}", input.name(), reader.number()));
+  } else if (reader.failed()) {
+    first->Record(UINT64_MAX - 1, Error::User(fmt::format("cannot read {}: {}", input.name(),
+                                                          input.ReadErrorMessage(reader.read_errno()))));
+  }
+}
 
 }  // namespace flow::runtime

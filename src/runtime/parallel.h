@@ -143,4 +143,8 @@ class ChunkReader {
   bool eof_ = false, too_long_ = false;
 };
 
+// Once `reader` stopped: records in `first` why, if it was not the end of `input` (a line
+// longer than the limit, at its line; a read error, after every line).
+void RecordReaderStop(const ChunkReader& reader, const Input& input, FirstError* first);
+
 }  // namespace flow::runtime

@@ -1,6 +1,7 @@
 #include "runtime/plan.h"
 
 #include <algorithm>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -333,6 +334,31 @@ materialize::Table MakeTable(const catalog::BuiltCollection& collection, const s
     t.columns.push_back(std::move(c));
   }
   return t;
+}
+
+Result<Plan> CompileDerivationPlan(const catalog::Built& built, const std::string& derivation,
+                                   const NodeStarter& node) {
+  const catalog::BuiltDerivation* bd = nullptr;
+  for (const auto& d : built.derivations) {
+    if (d.collection->name == derivation) bd = &d;
+  }
+  if (!bd) return Error::Internal(fmt::format("`{}` is not a derivation", derivation));
+  std::set<std::string> needed = {derivation};
+  for (const auto& bt : bd->transforms) {
+    needed.insert(bt.spec->source);
+    if (!bt.dead_letters.empty()) needed.insert(bt.dead_letters);
+  }
+  Plan plan;
+  for (const auto& c : built.collections) {
+    if (!needed.count(c.spec->name)) continue;
+    auto compiled = Collection::Compile(catalog::MakeCollectionRecord(c));
+    if (!compiled) return compiled.error();
+    plan.collections[c.spec->name] = compiled.value();
+  }
+  auto d = CompileDerivation(plan, *bd, node);
+  if (!d) return d.error();
+  plan.derivations.push_back(std::move(d.value()));
+  return plan;
 }
 
 Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& built, const NodeStarter& node) {

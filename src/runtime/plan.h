@@ -52,6 +52,13 @@ materialize::Table MakeTable(const catalog::BuiltCollection& collection, const s
 // A `partitions: {include, exclude}` selector on encoded partition values.
 Result<PartitionFilter> CompilePartitionFilter(const catalog::PartitionSelectorSpec& spec);
 
+// Compiles derivation `derivation` of `built` alone (`flowctl preview`), with only the
+// collections it reads and writes (its sources, its own, its dead-letter collections): the
+// Node.js workers and SQLite databases of other derivations are not started. Its `logic` is
+// empty (it is never compared with a checkpoint). An unknown name is an internal error.
+Result<Plan> CompileDerivationPlan(const catalog::Built& built, const std::string& derivation,
+                                   const NodeStarter& node);
+
 // Compiles `built` (checked without errors). `node` may be empty when the catalog has no
 // nodeJS lambdas; otherwise its absence is an environment error.
 Result<Plan> CompilePlan(const catalog::Catalog& catalog, const catalog::Built& built, const NodeStarter& node);

@@ -58,6 +58,10 @@ struct Supervisor::Entry {
   // task is not touched meanwhile: Status shows what it showed when the computing began.
   std::future<Result<uint64_t>> computing;
   std::unique_ptr<store::LedgerState> ledger;
+  // The transaction computed before, finishing on a thread of its own (DeriveTask::Finish)
+  // meanwhile; Publish commits it on this thread, before the next.
+  std::future<Result<bool>> finishing;
+  std::shared_ptr<DeriveTask::Transaction> finished;
   TaskCounters shown_counters;
   ReadProgress shown_progress;
   int64_t shown_next_ready = 0;
@@ -75,6 +79,7 @@ Supervisor::~Supervisor() {
   for (auto& e : entries_) {
     // Computed but not committed: the derivation goes on from its checkpoint next time.
     if (e->computing.valid()) e->computing.wait();
+    if (e->finishing.valid()) e->finishing.wait();
   }
   for (auto& e : entries_) {
     if (e->task) e->task->Close();
@@ -101,10 +106,12 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
   // What derivations are computing commits first: a reset, or a task stopping, must not
   // race it.
   for (auto& e : entries_) {
-    if (!e->computing.valid()) continue;
-    e->computing.wait();
-    Round ignored;
-    if (auto n = StepDerivation(*e, &ignored); !n) return n.error();
+    while (e->computing.valid() || e->finishing.valid()) {
+      if (e->computing.valid()) e->computing.wait();
+      if (e->finishing.valid()) e->finishing.wait();
+      Round ignored;
+      if (auto n = StepDerivation(*e, &ignored, /*launch=*/false); !n) return n.error();
+    }
   }
   auto fingerprint = [&](const std::string& key) {
     auto it = fingerprints.find(key);
@@ -238,8 +245,10 @@ Result<bool> Supervisor::Apply(std::shared_ptr<const Plan> plan,
   for (const auto& c : plan->captures) {
     auto task = std::make_unique<FileDropTask>(c, store_, stamper_);
     if (auto opened = task->Open(); !opened) {
-      Log(fmt::format("error: capture `{}`: {}; it is stopped until the catalog changes", c->name,
-                      opened.error().message));
+      Log(fmt::format("error: {}; it is stopped until the catalog changes",
+                      Error(opened.error()).In(fmt::format("capture `{}`", c->name)).message));
+      exit_code_ = std::max(exit_code_, opened.error().ExitCode());
+      if (!first_failure_) first_failure_ = opened.error();
       continue;
     }
     auto e = std::make_unique<Entry>();
@@ -274,6 +283,7 @@ std::unique_ptr<Supervisor::Entry> Supervisor::NewMaterialization(
     if (!driver) return driver.error();
     auto task = std::make_unique<MaterializeTask>(m, store_, std::move(driver.value()), stamper_, options_.clock);
     task->set_rebuild(entry->rebuild);
+    task->set_threads(static_cast<unsigned>(std::max(1, options_.threads)));
     return std::unique_ptr<Task>(std::move(task));
   };
   return e;
@@ -308,7 +318,7 @@ Result<uint64_t> Supervisor::StepCapture(Entry& e) {
     exit_code_ = std::max(exit_code_, static_cast<int>(kExitUserError));
   }
   if (!n) {
-    Log(fmt::format("error: capture `{}`: {}", e.name, n.error().message));
+    Log("error: " + Error(n.error()).In(fmt::format("capture `{}`", e.name)).message);
     e.error = n.error().message;
     if (store_->failed()) return n.error();
     return uint64_t{0};  // retried on the next round
@@ -317,39 +327,67 @@ Result<uint64_t> Supervisor::StepCapture(Entry& e) {
   return n;
 }
 
-Result<uint64_t> Supervisor::StepDerivation(Entry& e, Round* round) {
+Result<uint64_t> Supervisor::StepDerivation(Entry& e, Round* round, bool launch) {
   auto* derive = static_cast<DeriveTask*>(e.task.get());
   Result<uint64_t> n = uint64_t{0};
-  if (e.computing.valid()) {
-    // Computing on its own thread: publish what it derived once it is done.
-    if (e.computing.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+  bool stepped = false;  // a transaction was taken from a thread
+  auto done = [](const auto& future) {
+    return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+  };
+  // Catching up, transactions are pipelined (DeriveTask::Finish): one is computed on a
+  // thread of its own while the one before it finishes on another; each is committed here,
+  // in order, once finished.
+  if (e.finishing.valid()) {
+    if (!done(e.finishing)) {
       round->busy = true;
       return uint64_t{0};
     }
+    stepped = true;
+    auto finished = e.finishing.get();
+    auto txn = std::move(e.finished);
+    if (finished) finished = derive->Publish(*txn);
+    if (!finished) n = finished.error();
+    // Status shows what a computing task showed when it began, which was before this
+    // commit (the counters are only changed here, by Publish).
+    if (e.computing.valid()) e.shown_counters = e.task->counters();
+  }
+  if (n && e.computing.valid()) {
+    if (!done(e.computing)) {
+      round->busy = true;
+      return n;
+    }
+    stepped = true;
     n = e.computing.get();
     --computing_;
     e.ledger.reset();
     if (n && n.value() > 0) {
-      if (auto p = derive->Publish(); !p) n = p.error();
+      e.finished = derive->TakeComputed();
+      e.finishing = std::async(std::launch::async, [derive, txn = e.finished] { return derive->Finish(*txn); });
     }
-  } else if (options_.threads > 0 &&
-             (e.task->behind() ||  // documents waiting for a read delay are not a backlog
-              (MovingState(e.task->progress()) == TaskState::kBackFilling && e.task->next_ready() == 0))) {
+  }
+  if (n && launch && options_.threads > 0 &&
+      (e.task->behind() ||  // documents waiting for a read delay are not a backlog
+       (MovingState(e.task->progress()) == TaskState::kBackFilling && e.task->next_ready() == 0))) {
     // Catching up: its transactions are computed on a thread of their own, larger, while
     // this thread goes on serving the other tasks and ingestion.
     round->busy = true;
-    if (computing_ >= options_.threads) return uint64_t{0};  // it waits for a thread
-    e.shown_counters = e.task->counters();
-    e.shown_progress = e.task->progress();
-    e.shown_next_ready = e.task->next_ready();
-    e.ledger = std::make_unique<store::LedgerState>(store_->committed());
-    e.computing = std::async(std::launch::async, [derive, ledger = e.ledger.get()] {
-      return derive->Compute(*ledger, kBackgroundDocs);
-    });
-    ++computing_;
-    return uint64_t{0};
-  } else {
+    if (computing_ < options_.threads) {  // else it waits for a thread
+      e.shown_counters = e.task->counters();
+      e.shown_progress = e.task->progress();
+      e.shown_next_ready = e.task->next_ready();
+      e.ledger = std::make_unique<store::LedgerState>(store_->committed());
+      e.computing = std::async(std::launch::async, [derive, ledger = e.ledger.get()] {
+        return derive->Compute(*ledger, kBackgroundDocs);
+      });
+      ++computing_;
+    }
+  } else if (n && !stepped && !e.finishing.valid()) {
     n = e.task->Step();
+  }
+  if (e.finishing.valid()) round->busy = true;
+  if (!n) {
+    // What is computing is dropped, what finished before the failure is committed.
+    Settle(e);
   }
   if (!n && lambda::StopRequested()) {
     // Interrupted because the command is stopping: not the derivation's failure. The task
@@ -365,6 +403,24 @@ Result<uint64_t> Supervisor::StepDerivation(Entry& e, Round* round) {
     return uint64_t{0};
   }
   return n;
+}
+
+void Supervisor::Settle(Entry& e) {
+  if (e.computing.valid()) {
+    auto dropped = e.computing.get();
+    (void)dropped;  // computed after the failure: derived again from the checkpoint
+    --computing_;
+    e.ledger.reset();
+    if (e.task) static_cast<DeriveTask*>(e.task.get())->TakeComputed();
+  }
+  if (e.finishing.valid()) {
+    auto finished = e.finishing.get();
+    auto txn = std::move(e.finished);
+    if (finished && !store_->failed()) {
+      auto published = static_cast<DeriveTask*>(e.task.get())->Publish(*txn);
+      if (!published) Log(fmt::format("error: derivation `{}`: {}", e.name, published.error().message));
+    }
+  }
 }
 
 uint64_t Supervisor::StepMaterialization(Entry& e, Round* round) {
@@ -420,15 +476,16 @@ uint64_t Supervisor::StepMaterialization(Entry& e, Round* round) {
   e.retry_at = options_.clock.steady() + backoff;
   e.state = TaskState::kRetrying;
   round->waiting = true;
-  Log(fmt::format("warning: materialization `{}`: {}; retrying in {:.1f} s", e.name,
-                  n.error().message, backoff.count() / 1000.0));
+  // Named once: a message that names the materialization already is not prefixed again.
+  Error named = Error(n.error()).In(fmt::format("materialization `{}`", e.name));
+  Log(fmt::format("warning: {}; retrying in {:.1f} s", named.message, backoff.count() / 1000.0));
   return 0;
 }
 
 Result<uint64_t> Supervisor::StepOnce(Entry& e, Round* round) {
   // Documents the task stamps carry the supervisor's clock (simulated in tests).
   if (stamper_) stamper_->clock().AdvanceTo(doc::ClockFromUnixNanos(options_.clock.wall()));
-  if (e.stamper && !e.computing.valid()) e.stamper->clock().AdvanceTo(doc::ClockFromUnixNanos(options_.clock.wall()));
+  if (e.stamper && !e.computing.valid() && !e.finishing.valid()) e.stamper->clock().AdvanceTo(doc::ClockFromUnixNanos(options_.clock.wall()));
   Result<uint64_t> n = uint64_t{0};
   switch (e.kind) {
     case TaskKind::kCapture:
@@ -457,7 +514,7 @@ bool Supervisor::UpstreamBehind(const Entry& m) const {
     if (it == derivations_.end()) continue;  // not derived, or not run here
     const Entry& d = *it->second;
     if (!d.stepping() || !d.task) continue;  // halted: it will not catch up
-    if (d.computing.valid() || d.task->behind()) return true;
+    if (d.computing.valid() || d.finishing.valid() || d.task->behind()) return true;
     todo.insert(todo.end(), d.sources.begin(), d.sources.end());
   }
   return false;

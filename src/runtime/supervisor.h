@@ -78,7 +78,9 @@ class Supervisor {
     // How many derivations may compute a transaction at once on threads of their own, while
     // this thread commits and serves the other tasks: those catching up (more than 1 MiB
     // behind, or their last transaction ended at its size bound). 0: every task steps on
-    // the calling thread (the test driver's deterministic order).
+    // the calling thread (the test driver's deterministic order). Also the threads a
+    // materialization's transaction reads and combines on (MaterializeTask::set_threads;
+    // 0: one), which gives the same rows for any number.
     int threads = 0;
   };
   Supervisor(store::Store* store, Stamper* stamper, Options options);
@@ -134,7 +136,11 @@ class Supervisor {
   // failed.
   Result<uint64_t> StepOnce(Entry& e, Round* round);
   Result<uint64_t> StepCapture(Entry& e);
-  Result<uint64_t> StepDerivation(Entry& e, Round* round);
+  // `launch`: whether it may start computing a transaction on a thread of its own.
+  Result<uint64_t> StepDerivation(Entry& e, Round* round, bool launch = true);
+  // Waits for what derivation `e` computes on threads of its own: commits a transaction
+  // that finished, drops one being computed.
+  void Settle(Entry& e);
   uint64_t StepMaterialization(Entry& e, Round* round);
   // Whether a derivation upstream of materialization `m` (reading a collection `m` reads,
   // directly or through other derivations) is behind: catching up on a back-fill.

@@ -252,7 +252,7 @@ std::vector<std::string> DiffByPosition(const rapidjson::Document& expected,
 // Derives everything left, then compares the collection's reduced documents with the
 // step's expected ones.
 StepResult Verify(World& w, const Collection& collection, const catalog::TestStepSpec& s,
-                  std::string* failure) {
+                  std::string* failure, StepFailure* details) {
   auto idle = w.RunUntilIdle();
   if (!idle) {
     if (!DeriveFailed(idle.error())) return idle.error();
@@ -274,6 +274,9 @@ StepResult Verify(World& w, const Collection& collection, const catalog::TestSte
   std::vector<std::string> diffs = keyed ? DiffByKey(collection, expected, actual_docs, actual_keys)
                                          : DiffByPosition(expected, actual_docs);
   if (diffs.empty()) return true;
+  details->differences = diffs;
+  doc::AppendJson(expected, &details->expected);
+  doc::AppendJson(actual_docs, &details->actual);
   std::string message = fmt::format("{} difference{}", diffs.size(), diffs.size() == 1 ? "" : "s");
   for (const auto& d : diffs) message += "\n    " + d;
   *failure = std::move(message);
@@ -343,6 +346,7 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
   for (size_t i = 0; i < test.steps.size(); ++i) {
     const catalog::TestStepSpec& s = test.steps[i];
     std::string failure;
+    StepFailure details;
     auto c = plan_->collections.find(s.collection);
     StepResult step = false;
     if (c == plan_->collections.end()) {
@@ -350,15 +354,19 @@ Result<TestOutcome> TestRunner::Run(const catalog::TestSpec& test) {
     } else if (s.kind == catalog::TestStepSpec::Kind::kIngest) {
       step = Ingest(w, c->second, s, &failure);
     } else {
-      step = Verify(w, *c->second, s, &failure);
+      step = Verify(w, *c->second, s, &failure, &details);
     }
     if (!step) return step.error();
     if (step.value()) continue;
     out.passed = false;
+    details.step = i + 1;
+    details.kind = s.kind == catalog::TestStepSpec::Kind::kIngest ? "ingest" : "verify";
+    details.collection = s.collection;
+    details.where = s.where;
+    details.message = details.differences.empty() ? failure : failure.substr(0, failure.find('\n'));
     out.failures.push_back(
-        fmt::format("step {} ({} {}): {}", i + 1,
-                    s.kind == catalog::TestStepSpec::Kind::kIngest ? "ingest" : "verify",
-                    s.collection, failure));
+        fmt::format("step {} ({} {}): {}", i + 1, details.kind, s.collection, failure));
+    out.failure = std::move(details);
     break;
   }
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

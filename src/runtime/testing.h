@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,12 +19,28 @@
 
 namespace flow::runtime {
 
+// The step a test failed at, for reports.
+struct StepFailure {
+  size_t step = 0;   // counted from 1
+  std::string kind;  // "ingest" or "verify"
+  std::string collection;
+  catalog::Where where;  // the step in the catalog
+  std::string message;   // "2 differences", or the error that failed the step
+  // A verify step's differences, one line each (`key [7]: /spent: expected 5, actual 6`).
+  std::vector<std::string> differences;
+  // A verify step's documents as JSON arrays: those the step expects and the collection's
+  // fully reduced ones (in key order); empty for other failures.
+  std::string expected, actual;
+};
+
 struct TestOutcome {
   bool passed = true;
   double seconds = 0;
   // One entry per failed step: "step 3 (verify bikeshare/bikes): ..." followed by one line
   // per difference.
   std::vector<std::string> failures;
+  // The same, structured (set when the test failed).
+  std::optional<StepFailure> failure;
 };
 
 // Compares `actual` to `expected` as SPEC 6 says, appending one line per difference

@@ -110,6 +110,15 @@ ShapePtr Intersect(const ShapePtr& a, const ShapePtr& b) {
   s->items = IntersectOpt(a->items, b->items);
   s->min_items = std::max(a->min_items, b->min_items);
   s->enumerated = a->enumerated || b->enumerated;
+  if (a->enumerated && b->enumerated) {
+    for (const auto& v : a->enum_values) {
+      if (std::find(b->enum_values.begin(), b->enum_values.end(), v) != b->enum_values.end()) {
+        s->enum_values.push_back(v);
+      }
+    }
+  } else {
+    s->enum_values = a->enumerated ? a->enum_values : b->enum_values;
+  }
   s->cut = a->cut || b->cut;
   return s;
 }
@@ -172,6 +181,14 @@ ShapePtr Union(const ShapePtr& a, const ShapePtr& b) {
   if (a->items && b->items) s->items = Union(a->items, b->items);
   s->min_items = std::min(a->min_items, b->min_items);
   s->enumerated = a->enumerated && b->enumerated;
+  if (s->enumerated) {
+    s->enum_values = a->enum_values;
+    for (const auto& v : b->enum_values) {
+      if (std::find(s->enum_values.begin(), s->enum_values.end(), v) == s->enum_values.end()) {
+        s->enum_values.push_back(v);
+      }
+    }
+  }
   s->cut = a->cut || b->cut;
   return s;
 }
@@ -288,12 +305,16 @@ class Inferrer {
           continue;
         }
         uint8_t t = 0;
-        for (const auto& i : v.items()) t |= TypeOfValue(i);
+        std::vector<std::string> values;
+        for (const auto& i : v.items()) {
+          t |= TypeOfValue(i);
+          values.push_back(i.ToJsonText());
+        }
         s->types &= t;
-        s->enumerated = true;
+        Enumerate(*s, std::move(values));
       } else if (k == "const") {
         s->types &= TypeOfValue(v);
-        s->enumerated = true;
+        Enumerate(*s, {v.ToJsonText()});
       } else if (k == "properties") {
         if (!v.is_object()) {
           Report(loc, v.mark(), "`properties` must be a map of property name to schema");
@@ -365,6 +386,17 @@ class Inferrer {
     std::sort(s->properties.begin(), s->properties.end(),
               [](const Shape::Property& a, const Shape::Property& b) { return a.name < b.name; });
     return s;
+  }
+
+  // Restricts `s` to `values` (`enum` and `const` of one schema: both apply).
+  static void Enumerate(Shape& s, std::vector<std::string> values) {
+    if (s.enumerated) {
+      std::erase_if(values, [&](const std::string& v) {
+        return std::find(s.enum_values.begin(), s.enum_values.end(), v) == s.enum_values.end();
+      });
+    }
+    s.enumerated = true;
+    s.enum_values = std::move(values);
   }
 
   std::optional<Reduce> ParseReduce(const SchemaLoc& loc, const doc::Node::Member& m) {

@@ -64,6 +64,9 @@ struct Shape {
   std::shared_ptr<Shape> items;                // `items` schema / `additionalItems`
   uint64_t min_items = 0;
   bool enumerated = false;                     // `enum`/`const` restricts values
+  // When `enumerated`: the values allowed, as JSON texts (those every `allOf` branch allows,
+  // those of any `anyOf`/`oneOf` branch), for TypeScript's literal unions.
+  std::vector<std::string> enum_values;
   bool cut = false;                            // a recursive `$ref` stopped inference here
 
   const Property* FindProperty(const std::string& name) const;

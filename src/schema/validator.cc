@@ -15,11 +15,16 @@
 #include "doc/pointer.h"
 #include "schema/annotations.h"
 #include "schema/bundle.h"
+#include "schema/fast_check.h"
 
 namespace flow::schema {
 
 struct Validator::Impl {
   valijson::Schema schema;
+  // The fast path (fast_check.h), null when the bundle is beyond it, and the valijson
+  // schemas of the subschemas it delegates.
+  std::unique_ptr<FastCheck> fast;
+  std::vector<std::unique_ptr<valijson::Schema>> delegated;
 };
 
 Validator::Validator() : impl_(std::make_unique<Impl>()) {}
@@ -72,6 +77,54 @@ Result<std::shared_ptr<Validator>> Validator::Compile(const rapidjson::Value& bu
     valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
     valijson::adapters::RapidJsonAdapter adapter(copy);
     parser.populateSchema(adapter, v->impl_->schema);
+    // The fast path delegates a subschema to valijson compiled from the same copy, its root
+    // pointing at that subschema for the time of the parse.
+    Impl* impl = v->impl_.get();
+    auto delegate = [&](const std::string& pointer) -> FastCheck::Delegate {
+      const valijson::Schema* whole = &impl->schema;
+      if (pointer.empty()) {  // the root itself: the whole schema
+        return [whole](const rapidjson::Value& value) {
+          valijson::adapters::RapidJsonAdapter a(value);
+          return ThreadValidator().validate(*whole, a, nullptr);
+        };
+      }
+      if (!copy.IsObject()) return {};
+      std::string ref = "#";
+      for (char c : pointer) ref += c == '%' ? std::string("%25") : std::string(1, c);
+      rapidjson::Value saved;
+      auto it = copy.FindMember("$ref");
+      bool had = it != copy.MemberEnd();
+      if (had) {
+        saved = std::move(it->value);
+        it->value.SetString(ref.c_str(), static_cast<rapidjson::SizeType>(ref.size()),
+                            copy.GetAllocator());
+      } else {
+        copy.AddMember("$ref", rapidjson::Value(ref.c_str(), copy.GetAllocator()),
+                       copy.GetAllocator());
+      }
+      auto schema = std::make_unique<valijson::Schema>();
+      bool ok = true;
+      try {
+        valijson::SchemaParser sub(valijson::SchemaParser::kDraft7);
+        valijson::adapters::RapidJsonAdapter root(copy);
+        sub.populateSchema(root, *schema);
+      } catch (const std::exception&) {
+        ok = false;
+      }
+      if (had) {
+        copy["$ref"] = std::move(saved);
+      } else {
+        copy.RemoveMember("$ref");
+      }
+      if (!ok) return {};
+      const valijson::Schema* s = schema.get();
+      impl->delegated.push_back(std::move(schema));
+      return [s](const rapidjson::Value& value) {
+        valijson::adapters::RapidJsonAdapter a(value);
+        return ThreadValidator().validate(*s, a, nullptr);
+      };
+    };
+    impl->fast = FastCheck::Compile(copy, delegate);
   } catch (const std::exception& e) {
     return Error::User(fmt::format("invalid JSON schema: {}", e.what()));
   }
@@ -101,6 +154,8 @@ std::string ContextToPointer(const std::vector<std::string>& context) {
 
 std::vector<ValidationError> Validator::Validate(rapidjson::Value& doc,
                                                  rapidjson::Document::AllocatorType& alloc) const {
+  // The fast path answers for most valid documents, without moving `_meta` aside.
+  if (impl_->fast && impl_->fast->Accepts(doc, true)) return {};
   // Validate without a top-level `_meta`, so that closed schemas (additionalProperties:
   // false) accept stored documents. Members are moved (not copied) aside and back, keeping
   // their order.
@@ -147,9 +202,19 @@ std::vector<ValidationError> Validator::Validate(rapidjson::Value& doc,
 }
 
 bool Validator::IsValid(const rapidjson::Value& v) const {
+  return (impl_->fast && impl_->fast->Accepts(v, false)) || ValijsonAccepts(v);
+}
+
+bool Validator::ValijsonAccepts(const rapidjson::Value& v) const {
   valijson::adapters::RapidJsonAdapter adapter(v);
   return ThreadValidator().validate(impl_->schema, adapter, nullptr);
 }
+
+bool Validator::FastPathAccepts(const rapidjson::Value& v, bool skip_meta) const {
+  return impl_->fast && impl_->fast->Accepts(v, skip_meta);
+}
+
+bool Validator::HasFastPath() const { return impl_->fast != nullptr; }
 
 std::string KeywordOfMessage(const std::string& m) {
   static const std::pair<const char*, const char*> kPrefixes[] = {

@@ -1,6 +1,7 @@
 // Validator: compiles a bundled schema (see bundle.h) once and validates documents against
 // it. This file is the only user of valijson. A compiled Validator is immutable and may be
-// used from several threads.
+// used from several threads. Most valid documents are accepted by a compiled fast path
+// (fast_check.h); valijson decides every other document and writes every error.
 //
 // `format` is an annotation, not an assertion (the draft 2019-09 default): it is removed
 // from the copy valijson compiles, whose format checks build a std::regex per value.
@@ -40,6 +41,13 @@ class Validator {
 
   // Whether `v` is valid, without collecting errors (and without `_meta` handling).
   bool IsValid(const rapidjson::Value& v) const;
+
+  // For the differential test of the fast path (docs/internals/validation.md): valijson's
+  // verdict alone; whether the fast path alone accepts `v` (with `skip_meta`, as Validate
+  // treats a top-level `_meta`); whether the bundle has a fast path at all.
+  bool ValijsonAccepts(const rapidjson::Value& v) const;
+  bool FastPathAccepts(const rapidjson::Value& v, bool skip_meta) const;
+  bool HasFastPath() const;
 
  private:
   Validator();

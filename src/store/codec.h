@@ -1,9 +1,15 @@
 // Fragment codecs (gzip, zstd, none) as streams, and the SHA-1 of fragment content. The
-// only users of zlib, libzstd and OpenSSL. A compressed fragment is one complete stream:
-// any tool (gzip -d, zstd -d, DuckDB) decompresses it alone.
+// only users of zlib, libdeflate, libzstd and OpenSSL. A compressed fragment is complete in
+// itself: any tool (gzip -d, zstd -d, DuckDB) decompresses it alone. A gzip fragment is a
+// series of gzip members (each compressed whole by libdeflate), which such tools read as one
+// stream; fragments of one member, as earlier versions wrote, read the same.
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,6 +38,24 @@ class Decoder {
   virtual Result<bool> Read(std::string* out) = 0;
   static std::unique_ptr<Decoder> Make(Codec codec, io::File file);
 };
+
+// Decompresses an input pulled through `source` (a file, a pipe, stdin): gzip of any number
+// of members (pigz, bgzip, `cat a.gz b.gz`) or zstd of any number of frames, as `gzip -d`
+// and `zstd -d` read them. For inputs (`ingest`, `combine`), not fragments.
+class StreamDecoder {
+ public:
+  // Like read(2): bytes read into `buf`, 0 at the end, -1 with errno set on an error.
+  using Source = std::function<ssize_t(char* buf, size_t n)>;
+  virtual ~StreamDecoder() = default;
+  // Up to `n` uncompressed bytes into `buf`; 0 at the end of the input. A corrupt or
+  // truncated stream is a user error saying why; a failed read, an environment error.
+  virtual Result<size_t> Read(char* buf, size_t n) = 0;
+  static std::unique_ptr<StreamDecoder> Make(Codec codec, Source source);
+};
+
+// The codec whose magic number `head` (an input's first bytes) starts with: gzip (1f 8b)
+// or zstd (28 b5 2f fd); nullopt for anything else (JSON and CSV never start so).
+std::optional<Codec> SniffCodec(std::string_view head);
 
 // Incremental SHA-1, hex digest.
 class Sha1 {

@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
@@ -482,10 +484,47 @@ Result<bool> Store::PersistDue(std::time_t now) {
 Result<bool> Store::PersistAll() {
   if (failed_) return Poisoned();
   if (auto r = Reap(true); !r) return r;
+  std::vector<Journal*> todo;  // in name order
   for (auto& [name, j] : journals_) {
     if (!j->spool.is_open() || j->written != j->head) continue;
-    auto p = Persist(j.get());
-    if (!p) return p;
+    if (j->head > j->persisted_end) {
+      todo.push_back(j.get());
+    } else if (auto p = Persisted(j.get(), {}); !p) {
+      return p;
+    }
+  }
+  if (todo.size() <= 1 || threads_ <= 1) {
+    for (Journal* j : todo) {
+      if (auto p = Persist(j); !p) return p;
+    }
+    return true;
+  }
+  // Several journals (one per partition, as an ingest writes them): up to threads_ of them
+  // are written at once, one fragment at a time each; their fragments and names are the
+  // same as one by one.
+  std::vector<PersistRange> ranges;
+  for (Journal* j : todo) ranges.push_back(RangeOf(j));
+  std::vector<std::optional<Result<std::vector<WrittenFragment>>>> written(todo.size());
+  std::atomic<size_t> next{0};
+  {
+    std::vector<std::jthread> workers;
+    for (int t = 0; t < threads_ && static_cast<size_t>(t) < todo.size(); ++t) {
+      workers.emplace_back([&] {
+        for (size_t i; (i = next.fetch_add(1)) < todo.size();) written[i] = WriteFragments(ranges[i], 1);
+      });
+    }
+  }
+  std::optional<Error> first;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    if (!*written[i]) {
+      if (!first) first = written[i]->error();
+      continue;
+    }
+    if (auto p = Persisted(todo[i], written[i]->value()); !p && !first) first = p.error();
+  }
+  if (first) {
+    failed_ = true;
+    return *first;
   }
   return true;
 }

@@ -78,18 +78,18 @@ counting='{nodeJS: "const g = globalThis as any; g.starts = (g.starts ?? 0) + 1;
 # transform. The built catalog lists it.
 catalog ok "[$counting]"
 expect_status 0 "$FLOWCTL" test --source ok/flow.yaml
-expect_err "1 passed, 0 failed"
+expect_out "1 passed, 0 failed"
 expect_status 0 "$FLOWCTL" build --source ok/flow.yaml --catalog ok/catalog.db
 expect_eq "the built catalog's bootstraps" \
   "$(sqlite3 -batch -noheader ok/catalog.db "SELECT b.derivation, b.idx, l.kind FROM bootstraps b JOIN lambdas l ON l.id = b.lambda")" \
   "acme/scaled|0|nodeJS"
 expect_status 0 "$FLOWCTL" test --catalog ok/catalog.db
-expect_err "1 passed, 0 failed"
+expect_out "1 passed, 0 failed"
 
 # Without the bootstrap, the same catalog fails: the test relies on it.
 catalog none "[]"
 expect_status 1 "$FLOWCTL" test --source none/flow.yaml
-expect_err "0 passed, 1 failed"
+expect_out "0 passed, 1 failed"
 
 # `flowctl run`: the bootstrap runs each time the task starts (once per process).
 printf '{"id":1,"v":2}\n' > in1.jsonl
@@ -108,7 +108,7 @@ start_develop --source flow.yaml
 code=$(curl -s -o resp.json -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
   --data '{"acme/in": [{"id": 7, "v": 4}]}' "$url/ingest")
 expect_eq "develop ingest" "$code" 200
-scaled() { "$FLOWCTL" read acme/scaled --source flow.yaml --data-dir data 2>/dev/null | grep -q '"id":7,"v":40,"starts":1'; }
+scaled() { "$FLOWCTL" read acme/scaled --source flow.yaml --data-dir data 2>/dev/null | grep '"id":7,"v":40,"starts":1' >/dev/null; }
 wait_until 15 scaled || fail "develop did not derive with the bootstrap: $(tail -5 dev.err)"
 stop_develop TERM
 cd "$WORK"
@@ -120,10 +120,10 @@ fails() {
   local name=$1
   shift
   expect_status 1 "$FLOWCTL" test --source "$name/flow.yaml"
-  expect_err "FAIL scales documents"
-  expect_err "derivation \`acme/scaled\`: bootstrap lambda"
-  for cause in "$@"; do expect_err "$cause"; done
-  expect_err "0 passed, 1 failed"
+  expect_out "FAIL scales documents"
+  expect_out "derivation \`acme/scaled\`: bootstrap lambda"
+  for cause in "$@"; do expect_out "$cause"; done
+  expect_out "0 passed, 1 failed"
   expect_status 0 "$FLOWCTL" ingest acme/in in1.jsonl --source "$name/flow.yaml" --data-dir "$name/data"
   expect_status 1 "$FLOWCTL" run --until-idle --source "$name/flow.yaml" --data-dir "$name/data"
   expect_err "derivation \`acme/scaled\`: bootstrap lambda"
@@ -144,6 +144,6 @@ catalog remote500 "[$counting, {remote: \"http://127.0.0.1:$port/status500\"}]"
 fails remote500 "bootstrap lambda 2 (remote) failed" "HTTP 500: boom: the lambda failed"
 catalog remote200 "[{remote: \"http://127.0.0.1:$port/notarray\"}, $counting]"
 expect_status 0 "$FLOWCTL" test --source remote200/flow.yaml
-expect_err "1 passed, 0 failed"
+expect_out "1 passed, 0 failed"
 
 finish

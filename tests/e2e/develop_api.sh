@@ -529,7 +529,7 @@ expect_eq "the one-off materialization stored every order" \
 [[ "$(metric 'flowctl_ingest_commit_seconds_count')" -ge 260 ]] || fail "commit latencies: $(grep commit_seconds_count metrics.txt)"
 grep -q '^# TYPE flowctl_ingest_commit_seconds histogram$' metrics.txt || fail "no commit latency histogram"
 # SPEC 7: "documents and bytes in/out per collection and task".
-grep -E '^flowctl_task_[a-z_]*bytes' metrics.txt | grep -qv '^flowctl_task_lag_bytes' || fail "/metrics has no bytes in/out per task (SPEC 7)"
+grep -E '^flowctl_task_[a-z_]*bytes' metrics.txt | grep -v '^flowctl_task_lag_bytes' >/dev/null || fail "/metrics has no bytes in/out per task (SPEC 7)"
 awk '!/^#/ && NF && $NF !~ /^[-+0-9.e]+$|^[+-]?Inf$|^NaN$/ {print; bad = 1} END {exit bad}' metrics.txt >/dev/null ||
   fail "/metrics has lines that are not Prometheus samples"
 

@@ -200,7 +200,7 @@ dev_data=other
 start_develop --status-interval 0.3
 halted() { grep -q '^error: materialization `acme/views`: ' dev.err; }
 wait_until 10 halted || fail "over another data directory, acme/views did not halt: $(tail -5 dev.err)"
-line=$(grep '^error: materialization `acme/views`: ' dev.err | head -1)
+line=$(grep -m1 '^error: materialization `acme/views`: ' dev.err)
 [[ $line == *"another data directory"* ]] || fail "the error does not say the checkpoint is of another data directory: $line"
 [[ $line == *'flowctl run --backfill acme/views'* ]] || fail "the error does not name the back-fill: $line"
 expect_eq "/healthz over another data directory" \

@@ -119,7 +119,7 @@ metric() {
 metric_is() { [[ "$(metric "$1" "$2" "$3")" == "$4" ]]; }
 # after_last TEXT: dev.err's lines after the last one containing TEXT.
 after_last() { awk -v t="$1" 'index($0, t) { buf = ""; next } { buf = buf $0 "\n" } END { printf "%s", buf }' dev.err; }
-status_after() { after_last "$1" | grep -q '^status: ingest requests='; }
+status_after() { after_last "$1" | grep '^status: ingest requests=' >/dev/null; }
 
 start_develop --status-interval 0.3 --on-change continue
 
@@ -148,6 +148,18 @@ grep -qE "(^|/)flow\.yaml:$where: error: source collection \`acme/ordrs\` does n
 grep -qF 'did you mean `acme/orders`?' dev.err || fail "an unknown collection: no hint"
 ingest 200 '{"acme/orders": [{"id": 5, "customer": "bo", "total": 1}]}'
 expect_totals "al:7:2:2 bo:13:3:3 " "under the previous catalog after an unknown collection"
+# A TypeScript lambda that does not compile says so, at its place, and that the previous
+# catalog keeps running.
+render | sed 's|publish: {sqlite: "SELECT $customer AS customer, .*|publish: {nodeJS: "return [{customer: source.customer"}|' > broken.yaml
+grep -q 'nodeJS: "return \[{customer: source.customer"' broken.yaml || fail "the TypeScript edit did not apply"
+edit < broken.yaml
+case $outcome in
+  *"does not compile: "*"; still running the previous catalog") ;;
+  *) fail "a TypeScript error: the outcome: $outcome" ;;
+esac
+grep -qE '(^|/)flow\.yaml:[0-9]+:[0-9]+: error: lambda of transform' dev.err ||
+  fail "a TypeScript error: no error at its place: $(grep -A1 'catalog sources changed' dev.err | tail -2)"
+
 # The materialization's position, once it has stored everything (metrics render every 0.5 s).
 sleep 0.7
 views_in=$(metric flowctl_task_documents_in_total materialization acme/views)
@@ -168,7 +180,9 @@ wait_until 5 metric_is flowctl_task_documents_in_total materialization acme/view
   expect_eq "documents the unchanged materialization read (it had read $views_in)" \
     "$(metric flowctl_task_documents_in_total materialization acme/views)" "$((views_in + 2))"
 wait_until 5 status_after "applied the new catalog" || fail "no status lines after the reload"
-after_last "applied the new catalog" | grep -q "^status: materialization \`acme/views\` running in=$((views_in + 2)) " ||
+# Status lines come every 0.3 s: one printed before the two documents were stored shows 5.
+views_status() { after_last "applied the new catalog" | grep "^status: materialization \`acme/views\` running in=$1 " >/dev/null; }
+wait_until 10 views_status $((views_in + 2)) ||
   fail "the status lines show acme/views having read $((views_in + 2)): $(after_last 'applied the new catalog' | grep acme/views | tail -1)"
 
 # (c) A new derivation and a new binding back-fill from everything committed; the
@@ -194,7 +208,7 @@ expect_eq "the table big after its derivation was removed" "$(big)" "1 3 7 8 "
 sleep 0.6
 expect_eq "acme/big in /metrics after its removal" "$(metric flowctl_task_up derivation acme/big)" ""
 wait_until 5 status_after "0 new, 1 removed" || fail "no status lines after the removal"
-after_last "0 new, 1 removed" | grep -q 'acme/big' && fail "the status lines still show acme/big: $(after_last '0 new, 1 removed' | grep acme/big | head -1)"
+after_last "0 new, 1 removed" | grep 'acme/big' >/dev/null && fail "the status lines still show acme/big: $(after_last '0 new, 1 removed' | grep acme/big | head -1)"
 
 # (e) A changed collection schema: ingestion validates against the new one.
 required=', channel'

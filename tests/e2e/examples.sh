@@ -13,11 +13,11 @@ expect_eq "every strategy used" \
 
 tests=$(grep -cE '^  "[^"]+":$' catalog-examples/tests.flow.yaml)
 expect_status 0 "$FLOWCTL" test --source catalog-examples/flow.yaml
-expect_err "$tests passed, 0 failed"
+expect_out "$tests passed, 0 failed"
 expect_status 0 "$FLOWCTL" test --catalog "$WORK/ex.db"
-expect_err "$tests passed, 0 failed"
+expect_out "$tests passed, 0 failed"
 expect_status 0 "$FLOWCTL" test --source catalog-examples/flow.yaml --filter "idle bikes"
-expect_err "1 passed, 0 failed"
+expect_out "1 passed, 0 failed"
 expect_status 1 "$FLOWCTL" test --source catalog-examples/flow.yaml --filter "no such test"
 expect_err "no test name contains"
 

@@ -135,7 +135,7 @@ printf '{"id":10,"region":"Bad"}\n{"id":11,"region":"Bad",}\n' >malformed.jsonl
 bad malformed.jsonl "malformed.jsonl:2:25: error: invalid JSON"
 printf '{"id":10,"region":"Bad"}\n' >big.jsonl
 node -e 'process.stdout.write(JSON.stringify({id: 11, region: "Bad", label: "x".repeat(16 << 20)}) + "\n")' >>big.jsonl
-bad big.jsonl "big.jsonl:2:1: error: the document is 16777251 bytes, over the limit of 16 MiB"
+bad big.jsonl "big.jsonl:2: error: line 2 is longer than the document limit of 16 MiB"
 { printf '{"id":10,"region":"Bad","x":'; printf '[%.0s' {1..300}; printf ']%.0s' {1..300}; printf '}\n'; } >deep.jsonl
 bad deep.jsonl "deep.jsonl:1:284: error: the document is nested deeper than 256 levels"
 printf '{"id":10,"region":"Bad"}\n{"id":11,"region":"B\xffd"}\n' >utf8.jsonl

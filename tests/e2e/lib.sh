@@ -32,6 +32,11 @@ expect_err() {
   grep -qF -- "$1" "$WORK/err" || { fail "stderr lacks: $1"; sed 's/^/    /' "$WORK/err" | head -20 >&2; }
 }
 
+# expect_out TEXT: the last command's stdout contains TEXT.
+expect_out() {
+  grep -qF -- "$1" "$WORK/out" || { fail "stdout lacks: $1"; sed 's/^/    /' "$WORK/out" | head -20 >&2; }
+}
+
 # expect_eq WHAT GOT WANT
 expect_eq() {
   [[ "$2" == "$3" ]] || fail "$1: got '$2', want '$3'"

@@ -65,7 +65,7 @@ ingest acme/big '{"id":1,"n":5}'
 expect_status 0 "$FLOWCTL" run --until-idle --data-dir data
 expect_eq "the TEXT column drops U+0000" "$(psql -c 'SELECT note FROM notes WHERE id = 1')" "ab"
 expect_eq "the JSON column keeps it escaped" "$(psql -c "SELECT meta::text FROM notes WHERE id = 1")" '{"x":"c\u0000d"}'
-psql -c 'SELECT flow_document::text FROM notes WHERE id = 1' | grep -qF '"note":"a\u0000b"' ||
+psql -c 'SELECT flow_document::text FROM notes WHERE id = 1' | grep -F '"note":"a\u0000b"' >/dev/null ||
   fail "flow_document lost the U+0000: $(psql -c 'SELECT flow_document::text FROM notes')"
 # Reduced again through Load (the stored document holds the escape).
 ingest acme/notes '{"id":1,"note":"z\u0000"}'
@@ -90,9 +90,9 @@ expect_eq "the rest is stored" "$(psql -c 'SELECT id FROM big2 ORDER BY id' | tr
 expect_eq "the rest is stored" "$(psql -c 'SELECT name FROM names2 ORDER BY name' | tr '\n' ' ')" "ok "
 expect_status 0 "$FLOWCTL" read acme/dead --reduced --data-dir data
 expect_eq "two dead letters" "$(grep -c . "$WORK/out")" 2
-grep '"binding":"big2"' "$WORK/out" | grep -qF 'is out of range for type bigint (table `big2`, key [2], column `n`)' ||
+grep '"binding":"big2"' "$WORK/out" | grep -F 'is out of range for type bigint (table `big2`, key [2], column `n`)' >/dev/null ||
   fail "no dead letter for the integer beyond BIGINT: $(cat "$WORK/out")"
-grep '"binding":"names2"' "$WORK/out" | grep -qF 'table `names2`, column `name`: the key value' ||
+grep '"binding":"names2"' "$WORK/out" | grep -F 'table `names2`, column `name`: the key value' >/dev/null ||
   fail "no dead letter for the key holding U+0000: $(cat "$WORK/out")"
 : "$offset"
 finish

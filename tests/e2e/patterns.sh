@@ -42,9 +42,9 @@ for dir in "${dirs[@]}"; do
   expect_err "tests:             $want "
 
   expect_status 0 "$FLOWCTL" test --source "$src"
-  grep -qx "$want passed, 0 failed" "$WORK/err" || {
-    fail "$name: flowctl test did not print '$want passed, 0 failed'"
-    sed 's/^/    /' "$WORK/err" | tail -30 >&2
+  [[ $(tail -1 "$WORK/out") == "$want passed, 0 failed" ]] || {
+    fail "$name: flowctl test did not print '$want passed, 0 failed' last on stdout"
+    sed 's/^/    /' "$WORK/out" "$WORK/err" | tail -30 >&2
   }
 done
 
@@ -64,54 +64,54 @@ neg() {
 # A SQLite join: the customer name of order 11.
 neg one-sided 02-one-sided-join \
   's/{order_id: 11, customer_id: 2, amount: 3, customer_name: Grace,/{order_id: 11, customer_id: 2, amount: 3, customer_name: Hopper,/'
-expect_err 'FAIL customer known before the order'
-expect_err 'step 4 (verify patterns/one-sided-join/enriched-orders)'
-expect_err 'key [11]: /customer_name: expected "Hopper", actual "Grace"'
-expect_err '3 passed, 1 failed'
+expect_out 'FAIL customer known before the order'
+expect_out 'step 4 (verify patterns/one-sided-join/enriched-orders)'
+expect_out 'key [11]: /customer_name: expected "Hopper", actual "Grace"'
+expect_out '3 passed, 1 failed'
 
 # A SQLite publish comparing previous and register: the balance after the first crossing.
 neg sign-change 05-sign-change \
   's/{account: acme, seq: 2, direction: down, from_balance: 10, to_balance: -5}/{account: acme, seq: 2, direction: down, from_balance: 10, to_balance: -6}/'
-expect_err 'FAIL crossings in both directions, one transaction at a time'
-expect_err '["acme",2]: /to_balance: expected -6, actual -5'
-expect_err '3 passed, 1 failed'
+expect_out 'FAIL crossings in both directions, one transaction at a time'
+expect_out '["acme",2]: /to_balance: expected -6, actual -5'
+expect_out '3 passed, 1 failed'
 
 # A crossing that did not happen: an expected document that is missing from the output.
 neg no-crossing 05-sign-change \
   's/          - {account: alpha, seq: 3, direction: down, from_balance: 20, to_balance: -10}/          - {account: alpha, seq: 2, direction: down, from_balance: 50, to_balance: 20}\n&/'
-expect_err 'FAIL accounts have separate balances'
-expect_err 'key ["alpha",2]: missing document'
-expect_err '3 passed, 1 failed'
+expect_out 'FAIL accounts have separate balances'
+expect_out 'key ["alpha",2]: missing document'
+expect_out '3 passed, 1 failed'
 
 # Nested merge and sum: one country's edit count inside the roll-up.
 neg rollup 09-page-country-rollup \
   's/US: {edits: 2, added: 125, deleted: 5, by_day: {"2020-11-02": 2}}/US: {edits: 2, added: 125, deleted: 5, by_day: {"2020-11-02": 3}}/'
-expect_err 'key ["Zebra"]: /by_country/US/by_day/2020-11-02: expected 3, actual 2'
-expect_err '3 passed, 1 failed'
+expect_out 'key ["Zebra"]: /by_country/US/by_day/2020-11-02: expected 3, actual 2'
+expect_out '3 passed, 1 failed'
 
 # A TypeScript set reduction: a quantity in the cart, and a line that is not there.
 neg cart 08-shopping-cart \
   's/items: {add: \[{sku: book, quantity: 0}, {sku: mug, quantity: 3}\]}/items: {add: [{sku: book, quantity: 0}, {sku: mug, quantity: 4}]}/'
-expect_err 'key ["c1"]: /items/add/1/quantity: expected 4, actual 3'
-expect_err '4 passed, 1 failed'
+expect_out 'key ["c1"]: /items/add/1/quantity: expected 4, actual 3'
+expect_out '4 passed, 1 failed'
 neg cart-removed 08-shopping-cart \
   's/- {cart_id: c2, items: {add: \[{sku: ink, quantity: 1}\]}}/- {cart_id: c2, items: {add: [{sku: ink, quantity: 1}, {sku: pen, quantity: 10}]}}/'
-expect_err 'key ["c2"]: /items/add: expected 2 items'
-expect_err '4 passed, 1 failed'
+expect_out 'key ["c2"]: /items/add: expected 2 items'
+expect_out '4 passed, 1 failed'
 
 # A join against a derived collection: the cart a purchase sees is the one built by the
 # steps before it, not by later ones.
 neg purchase 11-cart-then-purchase \
   's/- {purchase_id: p2, user: bob, items: {tea: 1}}/- {purchase_id: p2, user: bob, items: {cup: 1, tea: 3}}/'
-expect_err 'key ["p2"]: /items/cup: expected 1, actual missing'
-expect_err 'key ["p2"]: /items/tea: expected 3, actual 1'
-expect_err '3 passed, 1 failed'
+expect_out 'key ["p2"]: /items/cup: expected 1, actual missing'
+expect_out 'key ["p2"]: /items/tea: expected 3, actual 1'
+expect_out '3 passed, 1 failed'
 
 # Without its nodeJS bootstraps, the publish lambda has no tax rate: its outputs are
 # invalid, which fails every test (each ingests into the derivation's source).
 neg no-bootstrap 12-bootstrap '/^      bootstrap:$/{N;/nodeJS/!b;N;N;N;N;d}'
-expect_err 'FAIL globals set by nodeJS bootstraps are seen by publish'
-expect_err 'at /cents (value null)'
-expect_err '0 passed, 3 failed'
+expect_out 'FAIL globals set by nodeJS bootstraps are seen by publish'
+expect_out 'at /cents (value null)'
+expect_out '0 passed, 3 failed'
 
 finish

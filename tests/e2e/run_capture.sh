@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `flowctl run` runs file-drop captures (SPEC 8): dropped files are ingested once each, in
 # name order, moved to .done/; a file with an invalid row goes to .failed/ with its error,
-# nothing of it is written, and --until-idle exits 1.
+# nothing of it is written, and --until-idle exits 1. A capture whose directory cannot be
+# made is an environment error (exit 3), named once.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 cat > flow.yaml <<'YAML'
@@ -37,4 +38,10 @@ expect_err "row 2 (line 3)"
 expect_status 0 "$FLOWCTL" run --until-idle --data-dir data
 expect_status 0 "$FLOWCTL" read acme/orders --data-dir data
 expect_eq "nothing of the failed file, nothing twice" "$(wc -l < "$WORK/out")" "3"
+mkdir other && cp flow.yaml other/ && touch other/incoming
+cd other
+expect_status 3 "$FLOWCTL" run --until-idle --data-dir data
+cd ..
+expect_err "error: capture \`acme/drop\`: cannot create directory"
+if grep -q 'drop`: capture' "$WORK/err"; then fail "the capture is named twice: $(cat "$WORK/err")"; fi
 finish

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/combine.h"
+#include "runtime/feed.h"
 #include "runtime/input.h"
 #include "runtime/read.h"
 #include "scratch.h"
@@ -64,16 +65,24 @@ TEST_CASE("ingest file: JSON lines are committed, then read back whole, by parti
                                                  "{\"id\":1,\"region\":\"EU\",\"n\":1}\n\n"
                                                  "{\"id\":2,\"region\":\"US\",\"n\":5}\n"
                                                  "{\"id\":1,\"region\":\"EU\",\"n\":2}")));
-    uint64_t calls = 0;
+    uint64_t calls = 0, last_docs = 0, last_bytes = 0;
     std::string where;
     auto r = runtime::IngestFile(
         store.get(), c, input, runtime::IngestFormat::kJson, {},
-        [&](uint64_t, uint64_t) { ++calls; }, &where);
+        [&](uint64_t docs, uint64_t bytes) {
+          ++calls;
+          last_docs = docs;
+          last_bytes = bytes;
+        },
+        &where);
     REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message));
     CHECK(r->stats.documents == 3);
     CHECK(r->stats.combined == 2);  // combined by key within the transaction
     CHECK(r->heads.size() == 2);
-    CHECK(calls == 1);
+    CHECK(calls >= 1);
+    CHECK(last_docs == 3);  // the last report has every document and byte
+    CHECK(last_bytes == r->bytes_read);
+    CHECK(r->bytes_read == 87);
     CHECK(Must(store->PersistAll()));
   }
   auto all = Must(runtime::CollectionReader::Open(data, c, {}));
@@ -101,6 +110,86 @@ TEST_CASE("ingest file: an invalid document writes nothing and names its line") 
   CHECK(r.error().code == Error::Code::kUser);
   CHECK(r.error().message.ends_with("; nothing was written"));
   CHECK(Must(store::ReadLedger(t.path + "/data")).heads.empty());
+}
+
+TEST_CASE("ingest file: any number of threads commits the same documents and reports the first error") {
+  // 30,000 lines over 3,000 keys, with a memory budget small enough for several rounds.
+  std::string text;
+  for (int i = 0; i < 30000; ++i) {
+    text += "{\"id\":" + std::to_string(i * 7 % 3000) + ",\"region\":\"r" + std::to_string(i % 5) +
+            "\",\"n\":" + std::to_string(i) + "}\n";
+  }
+  auto ingest = [&](const std::string& input_text, unsigned threads, std::string* where,
+                    std::vector<std::string>* stored) -> Result<runtime::IngestFileResult> {
+    TempDir t;
+    auto c = Compile();
+    auto store = Must(store::Store::Open(t.path + "/data"));
+    auto input = Must(runtime::Input::Open(Write(t, "in.json", input_text)));
+    reduce::CombinerOptions o;
+    o.memory_budget = 1 << 20;
+    auto r = runtime::IngestFile(store.get(), c, input, runtime::IngestFormat::kJson, o, nullptr, where, threads);
+    if (r && stored) {
+      REQUIRE(Must(store->PersistAll()));
+      auto all = Must(runtime::CollectionReader::Open(t.path + "/data", c, {}));
+      *stored = Lines(*all, false);
+    }
+    return r;
+  };
+  std::string where;
+  std::vector<std::string> one;
+  auto r1 = ingest(text, 1, &where, &one);
+  REQUIRE(r1.ok());
+  CHECK(r1->stats.documents == 30000);
+  CHECK(r1->stats.rounds > 1);  // the budget made rounds
+  for (unsigned threads : {2u, 4u}) {
+    std::vector<std::string> many;
+    auto r = ingest(text, threads, &where, &many);
+    REQUIRE(r.ok());
+    CHECK(r->stats.documents == r1->stats.documents);
+    CHECK(r->stats.combined == r1->stats.combined);
+    CHECK(r->stats.rounds == r1->stats.rounds);
+    CHECK(many == one);  // the same documents, in the same journals and order
+  }
+  // 20,000 keys in one round: stamped and serialised in slices on several threads.
+  std::string unique;
+  for (int i = 0; i < 20000; ++i) {
+    unique += "{\"id\":" + std::to_string(i) + ",\"region\":\"r" + std::to_string(i % 7) + "\",\"n\":1}\n";
+  }
+  auto ingest_big = [&](unsigned threads, std::vector<std::string>* stored) {
+    TempDir t;
+    auto c = Compile();
+    auto store = Must(store::Store::Open(t.path + "/data"));
+    auto input = Must(runtime::Input::Open(Write(t, "in.json", unique)));
+    auto r = Must(runtime::IngestFile(store.get(), c, input, runtime::IngestFormat::kJson, {}, nullptr, &where, threads));
+    CHECK(r.stats.combined == 20000);
+    CHECK(r.heads.size() == 7);
+    REQUIRE(Must(store->PersistAll()));
+    auto all = Must(runtime::CollectionReader::Open(t.path + "/data", c, {}));
+    *stored = Lines(*all, false);
+  };
+  std::vector<std::string> big_one, big_many;
+  ingest_big(1, &big_one);
+  ingest_big(3, &big_many);
+  CHECK(big_one.size() == 20000);
+  CHECK(big_many == big_one);
+
+  // Two bad lines: an invalid document (line 12,001) and malformed JSON (line 25,001). The
+  // first in input order is reported whatever the threads found first.
+  std::string bad = text;
+  auto line_start = [&](size_t n) {
+    size_t at = 0;
+    for (size_t i = 1; i < n; ++i) at = bad.find('\n', at) + 1;
+    return at;
+  };
+  bad.replace(line_start(25001), 1, "[");
+  size_t at = line_start(12001);
+  bad.replace(bad.find("\"region\"", at), 8, "\"regiox\"");
+  for (unsigned threads : {1u, 2u, 4u}) {
+    auto r = ingest(bad, threads, &where, nullptr);
+    REQUIRE_FALSE(r.ok());
+    CHECK(where.ends_with("in.json:12001"));
+    CHECK_MESSAGE(r.error().message.find("nothing was written") != std::string::npos, r.error().message);
+  }
 }
 
 TEST_CASE("read: an unknown partition field or a missing directory is a user error") {
@@ -171,6 +260,16 @@ TEST_CASE("combine: documents are validated and reduced by key; errors name thei
       c, bad, {}, false, nullptr, [](std::string_view) -> Result<bool> { return true; }, &where);
   REQUIRE_FALSE(e.ok());
   CHECK(where == path + ":2");
+}
+
+TEST_CASE("a file's name implies its format, also under a compression suffix") {
+  using runtime::IngestFormat;
+  CHECK(runtime::IngestFormatOfName("orders.csv") == IngestFormat::kCsv);
+  CHECK(runtime::IngestFormatOfName("dir/orders.csv.gz") == IngestFormat::kCsv);
+  CHECK(runtime::IngestFormatOfName("orders.tsv.zst") == IngestFormat::kTsv);
+  CHECK(runtime::IngestFormatOfName("orders.jsonl.gz") == IngestFormat::kJson);
+  CHECK(runtime::IngestFormatOfName("orders.gz") == IngestFormat::kJson);
+  CHECK(runtime::IngestFormatOfName("csv") == IngestFormat::kJson);
 }
 
 }  // namespace

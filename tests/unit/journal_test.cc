@@ -1008,6 +1008,24 @@ TEST_CASE("journal: fragments of a spool larger than the read block are cut at l
   CHECK(ReadRange(dir, kJ, frags[1].begin + 12345, content.size()) == content.substr(frags[1].begin + 12345));
 }
 
+// Reads journal kJ of `dir` up to `limit` into `*got`: false at the first error (its
+// message in `*error`).
+static bool ReadJournal(const std::string& dir, uint64_t limit, std::string* got, std::string* error) {
+  store::JournalReader r(dir, kJ, 0);
+  std::string chunk;
+  for (int i = 0; i < 10000; ++i) {
+    auto ok = r.Read(limit, &chunk);
+    if (!ok) {
+      *error = ok.error().message;
+      return false;
+    }
+    if (chunk.empty()) return true;
+    *got += chunk;
+  }
+  FAIL("the reader never ended");
+  return true;
+}
+
 TEST_CASE("journal: a damaged fragment is a read error, not a silently short journal") {
   struct Case {
     store::Codec codec;
@@ -1027,22 +1045,38 @@ TEST_CASE("journal: a damaged fragment is a read error, not a silently short jou
     REQUIRE(frags.size() >= 2);
     std::string whole = ReadFile(frags[1].path);
     WriteFile(frags[1].path, cs.empty ? std::string() : whole.substr(0, whole.size() / 2));
-    store::JournalReader r(dir, kJ, 0);
-    std::string got, chunk;
-    bool failed = false;
-    for (int i = 0; i < 10000; ++i) {
-      auto ok = r.Read(content.size(), &chunk);
-      if (!ok) {
-        failed = true;
-        break;
-      }
-      if (chunk.empty()) break;
-      got += chunk;
-    }
-    CHECK(failed);
+    std::string got, error;
+    CHECK_FALSE(ReadJournal(dir, content.size(), &got, &error));
     CHECK(got.size() < frags[1].end);
     CHECK(content.compare(0, got.size(), got) == 0);  // what was returned is right
   }
+}
+
+TEST_CASE("journal: a gzip fragment cut between two of its members is a read error") {
+  // A gzip fragment is a series of 1 MiB members: one cut cleanly after a member is a valid,
+  // shorter gzip stream, which only the fragment's range and SHA-1 tell from the real one.
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  store::JournalSpec spec{store::Codec::kGzip, 64 << 20, 0};
+  auto s = OpenStore(dir);
+  std::string content = BigLines(3 << 20, 3);
+  Append(s.get(), kJ, spec, content);
+  Must(s->Commit());
+  Must(s->PersistAll());
+  auto frags = Must(store::ListFragments(dir, kJ));
+  REQUIRE(frags.size() == 1);
+  std::string whole = ReadFile(frags[0].path);
+  // The end of the first member: its ISIZE (1 MiB, little-endian), then the next header.
+  size_t cut = whole.find(std::string("\x00\x00\x10\x00\x1f\x8b\x08", 7));
+  REQUIRE(cut != std::string::npos);
+  cut += 4;
+  WriteFile(frags[0].path, whole.substr(0, cut));
+  CHECK(DecompressWithTool(frags[0], tmp / "cut") == content.substr(0, 1 << 20));  // valid gzip
+  std::string got, error;
+  CHECK_FALSE(ReadJournal(dir, content.size(), &got, &error));
+  CHECK(error.find(frags[0].path) != std::string::npos);
+  CHECK(got.size() <= (1u << 20));
+  CHECK(content.compare(0, got.size(), got) == 0);
 }
 
 TEST_CASE("journal: a spool recovered after a crash is persisted with its own codec") {

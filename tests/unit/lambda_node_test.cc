@@ -313,6 +313,75 @@ TEST_CASE("lambda: node rows sent as their source text give the same outputs as 
   CHECK(a == b);
 }
 
+TEST_CASE("lambda: node streams rows as it takes them, outputs in order as they come") {
+  Harness h;
+  auto w = MustStart({Publish("views", "return [{i: source.i, n: source.pad.length}];"),
+                      Publish("registers", "return [register];")});
+  auto l = w->Get("views/publish");
+  auto reads = l->reads();
+  CHECK(reads.streams);
+  CHECK_FALSE(reads.source_value);
+  CHECK_FALSE(reads.register_value);
+  CHECK_FALSE(reads.previous);
+  auto r = w->Get("registers/publish")->reads();
+  CHECK(r.register_value);
+  CHECK_FALSE(r.previous);
+
+  // Rows of about 1 KiB, each text overwritten by the next: a row is sent when taken. Few
+  // are taken before the first outputs come back: flowctl reads while the worker runs.
+  const size_t total = 3000;
+  const std::string pad(1000, 'x');
+  std::string text;
+  size_t pulled = 0, pulled_at_first = 0, taken = 0;
+  bool in_order = true;
+  auto next = [&](Row* row) {
+    if (pulled == total) return false;
+    text = fmt::format(R"({{"i":{},"pad":"{}"}})", pulled++, pad);
+    *row = Row{nullptr, nullptr, nullptr, text};
+    return true;
+  };
+  auto take = [&](size_t i, std::vector<doc::Value>& docs) -> Result<bool> {
+    if (taken == 0) pulled_at_first = pulled;
+    in_order = in_order && i == taken && docs.size() == 1 && docs[0]["i"].GetUint64() == i &&
+               docs[0]["n"].GetInt() == 1000;
+    ++taken;
+    return true;
+  };
+  REQUIRE(l->Stream(next, h.out_doc.GetAllocator(), take).ok());
+  CHECK(taken == total);
+  CHECK(in_order);
+  CHECK(pulled_at_first < total / 2);
+
+  // An error of `take` ends the stream as it is; no more rows are taken than are in flight.
+  pulled = taken = 0;
+  auto refuse = [&](size_t i, std::vector<doc::Value>&) -> Result<bool> {
+    if (i == 10) return Error::User("refused row 10");
+    ++taken;
+    return true;
+  };
+  auto e = l->Stream(next, h.out_doc.GetAllocator(), refuse);
+  REQUIRE_FALSE(e.ok());
+  CHECK(e.error().message == "refused row 10");
+  CHECK(taken == 10);
+  CHECK(pulled < total / 2);
+
+  // A lambda throwing names the row among all those streamed.
+  auto t = MustStart({Publish("t", "if (source.i === 777) throw new Error('no 777'); return [];")});
+  pulled = 0;
+  int failed = -1;
+  auto f = t->Get("t/publish")
+               ->Stream(
+                   next, h.out_doc.GetAllocator(),
+                   [](size_t, std::vector<doc::Value>&) -> Result<bool> { return true; }, &failed);
+  REQUIRE_FALSE(f.ok());
+  CHECK(Contains(f.error().message, "no 777"));
+  CHECK(failed == 777);
+
+  // The worker goes on with later invocations.
+  auto texts = Run(*l, h, {h.Source(R"({"i":1,"pad":"ab"})")});
+  CHECK(texts[0] == R"([{"i":1,"n":2}])");
+}
+
 TEST_CASE("lambda: node throwing is a user error naming the transform, row and line") {
   Harness h;
   auto w = MustStart({
@@ -815,4 +884,62 @@ TEST_CASE("lambda: node workers never outlive their parent") {
     if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   CHECK(gone);
+}
+
+TEST_CASE("lambda: node type-check places errors in bodies and reuses an unchanged result") {
+  NodeOptions o = Options();
+  o.tsc = FLOWCTL_SOURCE_DIR "/.deps/npm-runtime/node_modules/.bin/tsc";
+  REQUIRE_MESSAGE(access(o.tsc.c_str(), X_OK) == 0,
+                  "tsc is not installed at " << o.tsc << ": run scripts/setup.sh");
+  const std::string declarations =
+      "export type Order = { id: number; amount: number; note?: string };\n"
+      "export type Total = { id?: number; total?: string; [k: string]: unknown };\n";
+  auto typed = [](NodeLambdaSpec l) {
+    l.source_type = "flow.Order";
+    l.register_type = "unknown";
+    l.output_type = "flow.Total";
+    return l;
+  };
+  std::vector<NodeLambdaSpec> lambdas = {
+      typed(Publish("fine", "return [{id: source.id, total: String(source.amount)}];")),
+      // Line 2, column 28 of its body: the typo; no return at all is reported at line 1.
+      typed(
+          Publish("typo", "const id = source.id;\nreturn [{id, total: source.amont.toFixed(2)}];")),
+      typed(Publish("noReturn", "console.log(source.note);")),
+  };
+  auto checked = TypeCheckNodeLambdas(lambdas, declarations, "unit-test-project", o);
+  REQUIRE_MESSAGE(checked, checked.error().message);
+  CHECK_FALSE(checked->cached);
+  REQUIRE(checked->errors.size() == 2);
+  const auto& typo = checked->errors[0];
+  CHECK(typo.lambda == 1);
+  CHECK(typo.line == 2);
+  CHECK(typo.column == 28);
+  CHECK(lambdas[1].body.substr(typo.offset, 5) == "amont");
+  CHECK(typo.message == "Property 'amont' does not exist on type 'Order'. Did you mean 'amount'?");
+  const auto& none = checked->errors[1];
+  CHECK(none.lambda == 2);
+  CHECK(none.line == 1);
+  CHECK(none.offset == 0);
+  CHECK_MESSAGE(none.message.find("no `return`") != std::string::npos, none.message);
+
+  // The same text again: the result is reused, tsc does not run.
+  auto again = TypeCheckNodeLambdas(lambdas, declarations, "unit-test-project", o);
+  REQUIRE(again);
+  CHECK(again->cached);
+  CHECK(again->errors.size() == 2);
+
+  // Fixed: no errors.
+  lambdas[1] = typed(Publish("typo", "return [{id: source.id, total: source.amount.toFixed(2)}];"));
+  lambdas.pop_back();
+  auto fixed = TypeCheckNodeLambdas(lambdas, declarations, "unit-test-project", o);
+  REQUIRE(fixed);
+  CHECK_FALSE(fixed->cached);
+  CHECK(fixed->errors.empty());
+
+  o.tsc = "/nonexistent/tsc";
+  auto missing = TypeCheckNodeLambdas(lambdas, declarations, "unit-test-project", o);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == Error::Code::kEnvironment);
+  CHECK(missing.error().message.find("--no-type-check") != std::string::npos);
 }

@@ -203,6 +203,43 @@ TEST_CASE("lambda: sqlite unknown parameters") {
         std::string::npos);
 }
 
+TEST_CASE("lambda: sqlite parameters checked before the task runs (flowctl build)") {
+  auto db = lambda::SqliteDatabase::Open();
+  REQUIRE(db.ok());
+  using Kind = lambda::ParameterProblem::Kind;
+  std::vector<std::string> fields = {"status", "customer/id", "total"};
+  // Each parameter that binds nothing, at its first use outside strings and comments, with
+  // the closest one that binds.
+  std::string sql =
+      "SELECT '$staus' AS s, -- $staus\n $customer_id AS c, $staus AS t, $staus || $zzzzzz AS u";
+  auto p = db.value()->CheckParameters(sql, fields, false);
+  REQUIRE(p.size() == 2);
+  CHECK(p[0].kind == Kind::kUnknown);
+  CHECK(p[0].name == "$staus");
+  CHECK(p[0].offset == sql.find("$staus AS t"));
+  CHECK(p[0].suggestion == "$status");
+  CHECK(p[1].name == "$zzzzzz");
+  CHECK(p[1].suggestion.empty());
+  // Parameters not written `$name`.
+  p = db.value()->CheckParameters("SELECT :total AS t, ? AS q", fields, false);
+  REQUIRE(p.size() == 2);
+  CHECK(p[0].kind == Kind::kNotDollar);
+  CHECK(p[0].offset == 7);
+  CHECK(p[0].suggestion == "$total");
+  CHECK(p[1].name == "?2");
+  CHECK(p[1].offset == 20);
+  // $register and $previous: in publish lambdas only.
+  std::string both = "SELECT json($register) AS r, json($previous) AS p, $total AS t";
+  CHECK(db.value()->CheckParameters(both, fields, false).empty());
+  p = db.value()->CheckParameters(both, fields, true);
+  REQUIRE(p.size() == 2);
+  CHECK(p[0].kind == Kind::kNotInUpdate);
+  CHECK(p[0].name == "$register");
+  CHECK(p[1].name == "$previous");
+  // A query that does not compile is CheckQuery's to report.
+  CHECK(db.value()->CheckParameters("SELEC $nope", fields, false).empty());
+}
+
 TEST_CASE("lambda: sqlite runtime errors name the row") {
   Harness h;
   auto l = MustCompile("SELECT json_extract($s, '$') AS v", {Field("s", "/s")});

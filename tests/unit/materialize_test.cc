@@ -46,5 +46,19 @@ TEST_CASE("transaction bounds: the memory bound ends it at once; a spill counts 
   CHECK_FALSE(d.Done(milliseconds(300), 1 << 20, 10));  // a spill before the second is fine
 }
 
+TEST_CASE(
+    "transaction bounds: while the previous transaction is being stored, only memory ends it") {
+  TransactionBounds b;
+  size_t keys = 0;
+  for (int ms = 0; ms < 20000; ms += 500) {
+    keys += kWindow;  // every document a new key
+    CHECK_FALSE(b.Done(milliseconds(ms), 1 << 20, keys, /*storing=*/true));
+  }
+  CHECK(b.Done(milliseconds(20000), TransactionBounds::kMemory, keys, true));
+  // Once it is stored, the time bounds apply again at the next window.
+  keys += kWindow;
+  CHECK(b.Done(milliseconds(20500), 1 << 20, keys, false));
+}
+
 }  // namespace
 }  // namespace flow::runtime

@@ -1,5 +1,6 @@
-#include <chrono>
 #include <doctest/doctest.h>
+
+#include <chrono>
 
 #include "catalog/yaml_reader.h"
 #include "schema/annotations.h"
@@ -7,6 +8,7 @@
 #include "schema/index.h"
 #include "schema/inspect.h"
 #include "schema/shape.h"
+#include "schema/typescript.h"
 #include "schema/validator.h"
 
 using namespace flow;
@@ -198,6 +200,20 @@ TEST_CASE("validation errors name the document location") {
   rapidjson::Document q;
   q.Parse(R"({"a": {"b": "5"}})");
   CHECK_FALSE(v->Validate(q, q.GetAllocator()).empty());
+}
+
+TEST_CASE("an integer multipleOf refuses a number that is not a multiple, of any size") {
+  Fixture f;
+  auto v = f.Compile(f.Add("file:///m.yaml", "type: object\nproperties: {n: {type: number, multipleOf: 3}}\n"));
+  CHECK(f.Valid(v, R"({"n": 6})"));
+  CHECK(f.Valid(v, R"({"n": 6.0})"));
+  CHECK(f.Valid(v, R"({"n": -9})"));
+  CHECK_FALSE(f.Valid(v, R"({"n": 3.5})"));  // valijson truncated it to 3
+  CHECK_FALSE(f.Valid(v, R"({"n": 7})"));
+  CHECK(f.Valid(v, R"({"n": 9.3e18})"));        // 93 * 10^17
+  CHECK_FALSE(f.Valid(v, R"({"n": 9.2e18})"));  // 92 * 10^17
+  CHECK(f.Valid(v, R"({"n": 3e20})"));          // beyond int64: no overflow
+  CHECK_FALSE(f.Valid(v, R"({"n": 1e20})"));
 }
 
 TEST_CASE("unresolvable $refs are reported with their position") {
@@ -635,4 +651,75 @@ $defs:
   h.index.CheckRefCycles(&h.diags);
   CHECK(h.diags.empty());
   CHECK(FindInPlaceRefCycle(BundleSchema(h.index, tree)).empty());
+}
+
+TEST_CASE("shapes as TypeScript types: closed objects, index signatures, enums, tuples") {
+  Fixture f;
+  f.Add("file:///defs.yaml", R"(
+$defs:
+  money: {type: number, title: An amount}
+)");
+  auto loc = f.Add("file:///s.yaml", R"(
+type: object
+properties:
+  id: {type: integer}
+  total: {$ref: "defs.yaml#/$defs/money"}
+  status: {enum: [open, paid]}
+  code: {const: 7}
+  note: {type: [string, "null"]}
+  tags: {type: array, items: {type: [string, integer]}}
+  pair: {type: array, items: [{type: string}, {type: boolean}], minItems: 1}
+  attrs: {type: object, additionalProperties: {type: string}}
+  extra: {type: object, properties: {a: {type: string}}, additionalProperties: true}
+  anything: {}
+  bag: {type: object}
+  nested: {properties: {"odd key": {type: boolean}}, required: ["odd key"]}
+  gone: false
+required: [id, status]
+)");
+  auto shape = InferShape(f.index, loc, &f.diags);
+  CHECK(f.diags.empty());
+  CHECK(TypeScriptOf(*shape) == R"({
+  anything?: unknown;
+  attrs?: {
+    [k: string]: string;
+  };
+  bag?: {
+    [k: string]: unknown;
+  };
+  code?: 7;
+  extra?: {
+    a?: string;
+    [k: string]: unknown;
+  };
+  id: number;
+  nested?: {
+    "odd key": boolean;
+  };
+  note?: string | null;
+  pair?: [string, boolean?];
+  status: "open" | "paid";
+  tags?: (number | string)[];
+  /** An amount */
+  total?: number;
+})");
+
+  // Recursion is cut (unknown), and an enum narrowed by allOf keeps the common values.
+  auto rec = f.Add("file:///r.yaml", R"(
+$defs:
+  node:
+    type: object
+    properties:
+      next: {$ref: "#/$defs/node"}
+      kind: {allOf: [{enum: [a, b, c]}, {enum: [b, c, d]}]}
+$ref: "#/$defs/node"
+)");
+  auto rshape = InferShape(f.index, rec, &f.diags);
+  CHECK(TypeScriptOf(*rshape) == R"({
+  kind?: "b" | "c";
+  next?: unknown;
+})");
+  CHECK(TypeScriptProperty("amount") == "amount");
+  CHECK(TypeScriptProperty("a-b") == "\"a-b\"");
+  CHECK(TypeScriptProperty("say \"hi\"") == "\"say \\\"hi\\\"\"");
 }

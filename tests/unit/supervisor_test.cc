@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <cstdio>
@@ -145,6 +146,7 @@ TEST_CASE("supervisor: an unreachable target is retried with backoff on the supe
     CHECK(round.waiting);
     REQUIRE(logged.size() == 1);
     CHECK(logged[0].rfind("warning: materialization `t/m`: ", 0) == 0);
+    CHECK(logged[0].find("materialization `t/m`", 10) == std::string::npos);  // named once
     CHECK(logged[0].find("retrying in 0.5 s") != std::string::npos);
     CHECK(sup.Status()[0].state == TaskState::kRetrying);
     // Not before its time.
@@ -156,6 +158,25 @@ TEST_CASE("supervisor: an unreachable target is retried with backoff on the supe
     REQUIRE(logged.size() == 2);
     CHECK(logged[1].find("retrying in 1.0 s") != std::string::npos);
     CHECK(sup.exit_code() == 0);
+  }
+  SUBCASE("an error that names the materialization is not named again") {
+    // A malformed checkpoint in the target: an environment error, retried.
+    m->address = t.path + "/db.sqlite";
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(m->address.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db,
+                         "CREATE TABLE flow_checkpoints (materialization TEXT NOT NULL PRIMARY KEY, "
+                         "fence BIGINT NOT NULL, checkpoint TEXT NOT NULL);"
+                         "INSERT INTO flow_checkpoints VALUES ('t/m', 1, 'not a checkpoint');",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    runtime::Supervisor sup(store.get(), &stamper, o);
+    sup.AddMaterialization(m);
+    Must(sup.Step());
+    REQUIRE(logged.size() == 1);
+    CHECK(logged[0].find("is malformed") != std::string::npos);
+    CHECK(logged[0].rfind("warning: materialization `t/m`: ", 0) == 0);
+    CHECK(logged[0].find("materialization `t/m`", 10) == std::string::npos);
   }
   SUBCASE("until idle: halted after 4 attempts") {
     o.until_idle = true;

@@ -30,8 +30,10 @@ struct Module {
   std::vector<uint32_t> line_count;  // of each body
 };
 
-// The module of `lambdas`, in order.
-Module Generate(const std::vector<NodeLambdaSpec>& lambdas);
+// The module of `lambdas`, in order, after `prelude` (whole lines: imports and
+// declarations). A lambda's parameters and result have the types its spec names (`any`
+// where it names none).
+Module Generate(const std::vector<NodeLambdaSpec>& lambdas, const std::string& prelude = "");
 
 // The body holding 1-based `line` of the module: the last body starting at or before it
 // (a line after that body's end means the body closed its function early). -1 before all.

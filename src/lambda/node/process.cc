@@ -1,6 +1,7 @@
 #include "lambda/node/process.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -14,7 +15,7 @@
 #include <filesystem>
 #include <thread>
 
-#include <fmt/format.h>
+#include "lambda/node.h"
 
 extern char** environ;
 
@@ -198,18 +199,24 @@ Result<ToolRun> RunTool(const std::string& path, const std::vector<std::string>&
 // ---- Child ---------------------------------------------------------------------------
 
 Result<bool> Child::Start(const std::string& path, const std::vector<std::string>& args,
-                          const std::vector<std::string>& env, int channel) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return Error::Env(fmt::format("pipe: {}", std::strerror(errno)));
-  int their_output = HighFd(p[1]);
+                          const std::vector<std::string>& env, int channel, int output_to) {
+  int their_output = -1;
+  if (output_to >= 0) {
+    their_output = fcntl(output_to, F_DUPFD_CLOEXEC, 10);
+    if (their_output < 0) return Error::Env(fmt::format("dup: {}", std::strerror(errno)));
+  } else {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return Error::Env(fmt::format("pipe: {}", std::strerror(errno)));
+    their_output = HighFd(p[1]);
+    output_ = p[0];
+    SetNonBlocking(output_);
+  }
   int theirs = channel >= 0 ? fcntl(channel, F_DUPFD_CLOEXEC, 10) : -1;
-  output_ = p[0];
-  SetNonBlocking(output_);
   auto spawned = Spawn(path, args, env, their_output, theirs);
   if (theirs >= 0) close(theirs);
   close(their_output);
   if (!spawned.ok()) {
-    close(output_);
+    if (output_ >= 0) close(output_);
     output_ = -1;
     return spawned.error();
   }
@@ -277,3 +284,34 @@ void Child::DrainOutput(bool until_eof) {
 std::string Child::OutputTail() const { return Tail(output_tail_, kOutputTail); }
 
 }  // namespace flow::lambda::node
+
+namespace flow::lambda {
+
+Result<std::string> FindNpmTool(const std::string& name, const std::string& env,
+                                const std::string& purpose) {
+  namespace fs = std::filesystem;
+  if (const char* value = std::getenv(env.c_str()); value && value[0]) {
+    if (node::IsExecutable(value)) return std::string(value);
+    return Error::Env(fmt::format("{} names {}, which is not an executable", env, value));
+  }
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  std::string installed = "lib/flowctl/node_modules beside the executable";
+  if (!ec) {
+    fs::path dir = exe.parent_path();
+    installed = (dir.parent_path() / "lib/flowctl/node_modules").string();
+    for (const fs::path& modules : {fs::path(installed), dir.parent_path() / ".deps/npm-runtime/node_modules",
+                                    dir / ".deps/npm-runtime/node_modules"}) {
+      std::string candidate = (modules / ".bin" / name).string();
+      if (node::IsExecutable(candidate)) return candidate;
+    }
+  }
+  if (auto found = node::FindProgram(name)) return *found;
+  return Error::Env(fmt::format(
+      "{}, which {}, is not installed: it was looked for in {} (where an install puts it), "
+      "beside the build tree, and on PATH; reinstall flowctl, or in a source checkout run "
+      "scripts/setup.sh (it installs {} into .deps/npm-runtime), or set {} to the {} program",
+      name, purpose, installed, name, env, name));
+}
+
+}  // namespace flow::lambda

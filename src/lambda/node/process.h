@@ -55,9 +55,10 @@ class Child {
   // Starts `path` with `args` and `env`, its output on a pipe, and `channel` (a descriptor
   // the caller keeps and may close afterwards) as its fd 3. The kernel sends SIGKILL on the
   // death of the *thread* calling Start: call it from a thread that outlives the child (the
-  // main thread of every command). Precondition: not running.
+  // main thread of every command). Precondition: not running. With `output_to` (a
+  // descriptor, e.g. 2), its output goes there instead of a pipe, and nothing is kept.
   Result<bool> Start(const std::string& path, const std::vector<std::string>& args,
-                     const std::vector<std::string>& env, int channel);
+                     const std::vector<std::string>& env, int channel, int output_to = -1);
 
   // The process id; -1 when not running (never started, killed or reaped).
   pid_t pid() const { return pid_; }

@@ -123,9 +123,9 @@ void Connection::Reset() {
   received_start_ = received_size_ = 0;
 }
 
-bool Connection::AppendRequest(uint32_t index, const std::vector<Row>& rows, size_t arity,
-                               size_t* next) {
-  const size_t first = *next;
+size_t Connection::AppendRequest(uint32_t index, size_t arity, const NextRow& next,
+                                 bool* too_large) {
+  *too_large = false;
   // A frame: u32 length, u32 lambda index, then the rows as JSON.
   size_t at = sending_.GetSize();
   sending_.Push(8);
@@ -141,11 +141,11 @@ bool Connection::AppendRequest(uint32_t index, const std::vector<Row>& rows, siz
     v->Accept(writer);
   };
   size_t start = sending_.GetSize();
+  size_t count = 0;
+  Row row;
   put("[");
-  do {
-    const Row& row = rows[*next];
-    put(*next == first ? "[" : ",[");
-    ++*next;
+  while (sending_.GetSize() - start < kChunkBytes && next(&row)) {
+    put(count++ == 0 ? "[" : ",[");
     if (arity > 0) {
       // The text the source was parsed from: JSON.parse sees the same value.
       if (!row.source_json.empty()) {
@@ -163,18 +163,19 @@ bool Connection::AppendRequest(uint32_t index, const std::vector<Row>& rows, siz
       write(row.previous);
     }
     put("]");
-  } while (*next < rows.size() && sending_.GetSize() - start < kChunkBytes);
+  }
   put("]");
   size_t frame = sending_.GetSize() - at;
-  if (frame - 4 > kMaxFrame) {
+  if (count == 0 || frame - 4 > kMaxFrame) {
     sending_.Pop(frame);
-    return false;
+    *too_large = count > 0;
+    return 0;
   }
   uint32_t len = static_cast<uint32_t>(frame - 4);
   char* header = const_cast<char*>(sending_.GetString()) + at;
   std::memcpy(header, &len, 4);
   std::memcpy(header + 4, &index, 4);
-  return true;
+  return count;
 }
 
 Connection::Io Connection::Transfer() {

@@ -37,9 +37,12 @@ constexpr uint32_t kMaxFrame = uint32_t{1} << 30;  // bytes: one batch's outputs
 // A batch goes to the worker in requests of about this much JSON (rows), a few ahead of the
 // responses. Small enough that V8 parses each request's text outside its large-object space
 // (over 4x faster per row than one text of a 4096-row batch), large enough to amortize the
-// system calls (one 64 KiB frame ~ 150 rows of 400 bytes).
+// system calls (one 64 KiB frame ~ 150 rows of 400 bytes; 128 KiB was slower, 32 KiB no faster).
 constexpr size_t kChunkBytes = 64 << 10;
-constexpr size_t kInFlight = 3;  // requests sent and not answered, at most
+// Requests sent and not answered, at most: enough that the worker always has the next one
+// while flowctl reads the answers (1 MiB of requests; 16 ran the benchmark's lambda 20%
+// faster than 3 on 2 cores, bench/derive_bench.sh).
+constexpr size_t kInFlight = 16;
 
 // What the worker loads: its argv[1], as JSON.
 struct WorkerConfig {
@@ -90,11 +93,12 @@ class Connection {
   // Forgets requests not sent and responses not taken (the worker was killed).
   void Reset();
 
-  // Appends a request for lambda `index` of rows from `*next` on, as many as fit in about
-  // kChunkBytes of JSON (at least one), each with `arity` of (source, register, previous),
-  // and advances `*next` past them. False (nothing appended) when the frame would exceed
-  // kMaxFrame.
-  bool AppendRequest(uint32_t index, const std::vector<Row>& rows, size_t arity, size_t* next);
+  // Appends a request for lambda `index` of the rows `next` gives, as many as fit in about
+  // kChunkBytes of JSON (at least one), each with `arity` of (source, register, previous)
+  // (a row is written before `next` is called again). Returns how many rows it holds: 0
+  // when `next` gave none (nothing is appended). Sets `*too_large` (nothing appended, the
+  // rows taken are lost) when the frame would exceed kMaxFrame.
+  size_t AppendRequest(uint32_t index, size_t arity, const NextRow& next, bool* too_large);
   // Whether appended requests wait to be sent.
   bool WantsWrite() const { return sent_ < sending_.GetSize(); }
 
