@@ -90,6 +90,9 @@ class Run {
   }
   void Sum(Value& l, Value& r, const ReduceSpec* spec);
   void MergeObjects(Value& l, Value& r, const Applied& ap);
+  // MergeObjects when r has l's members, in the order of the last such r of as many
+  // members (ShapeMemo); false, having changed nothing, otherwise.
+  bool MergeSameShape(Value& l, Value& r, const Applied& ap);
   void MergeArraysByIndex(Value& l, Value& r, const Applied& ap);
   void MergeArraysByKey(Value& l, Value& r, const Applied& ap, const std::vector<doc::Pointer>& key);
   void DeepMerge(Value& l, Value& r, const Applied& ap);
@@ -264,7 +267,47 @@ Members SortedMembers(Value& obj) {
   return out;
 }
 
+// The order by name of the members of the last object of each member count that
+// MergeObjects reduced in place into an object of the same names: documents of a collection
+// usually list their members in one order, so the next one is checked against it instead of
+// being sorted again. Per thread; checked name by name before it is used.
+struct ShapeMemo {
+  static constexpr size_t kMaxMembers = 32;
+  uint32_t order[kMaxMembers + 1][kMaxMembers];  // [member count][k]: r's k-th member by name
+  bool known[kMaxMembers + 1] = {};
+};
+thread_local ShapeMemo shape_memo;
+
+bool SameName(const Value& a, const Value& b) {
+  return a.GetStringLength() == b.GetStringLength() &&
+         std::memcmp(a.GetString(), b.GetString(), a.GetStringLength()) == 0;
+}
+
+bool Run::MergeSameShape(Value& l, Value& r, const Applied& ap) {
+  size_t n = r.MemberCount();
+  if (n == 0 || n > ShapeMemo::kMaxMembers || l.MemberCount() != n || !shape_memo.known[n]) return false;
+  const uint32_t* order = shape_memo.order[n];
+  auto* lm = &*l.MemberBegin();
+  auto* rm = &*r.MemberBegin();
+  // l's names strictly ascending (so unique) and each r's member by name at its place: r
+  // holds exactly l's names, once each.
+  for (size_t k = 0; k < n; ++k) {
+    if (!SameName(lm[k].name, rm[order[k]].name)) return false;
+    if (k > 0 && CompareBytes(NameOf(lm[k - 1].name), NameOf(lm[k].name)) >= 0) return false;
+  }
+  Applied child;
+  for (size_t k = 0; k < n; ++k) {
+    Value::Member& m = rm[order[k]];
+    a_.Property(ap, NameOf(m.name), m.value, &child);
+    path_.push_back(Step{NameOf(m.name)});
+    Reduce(lm[k].value, m.value, child);
+    path_.pop_back();
+  }
+  return true;
+}
+
 void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
+  if (MergeSameShape(l, r, ap)) return;
   Applied child;
   auto rs = SortedMembers(r);
   // Fast path: l is sorted and has every property of r: reduce in place.
@@ -279,6 +322,12 @@ void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
       targets.push_back(&it->value);
     }
     if (targets.size() == rs.size()) {
+      size_t n = rs.size();
+      if (n == r.MemberCount() && n == l.MemberCount() && n <= ShapeMemo::kMaxMembers) {
+        for (size_t k = 0; k < n; ++k)
+          shape_memo.order[n][k] = static_cast<uint32_t>(rs[k] - &*r.MemberBegin());
+        shape_memo.known[n] = true;
+      }
       for (size_t k = 0; k < rs.size(); ++k) {
         a_.Property(ap, NameOf(rs[k]->name), rs[k]->value, &child);
         path_.push_back(Step{NameOf(rs[k]->name)});

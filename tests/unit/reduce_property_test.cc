@@ -1128,3 +1128,50 @@ TEST_CASE("combiner: spilled floats come back exactly") {
     CHECK(differing == 0);
   }
 }
+
+// MergeObjects remembers the order of the last object it reduced in place (per member
+// count) and reuses it when the next one names the same members in the same order; every
+// other case must come out as if each object were sorted afresh.
+TEST_CASE("merge: objects listing their members in another order, or other members, than the one before") {
+  auto reducer = MakeReducer(R"({
+    "reduce": {"strategy": "merge"},
+    "properties": {
+      "a": {"reduce": {"strategy": "sum"}},
+      "b": {"reduce": {"strategy": "sum"}},
+      "c": {"reduce": {"strategy": "sum"}},
+      "o": {"reduce": {"strategy": "merge"}, "additionalProperties": {"reduce": {"strategy": "sum"}}}
+    }
+  })");
+  // Folds `docs` (JSON texts) left to right, as deltas, and gives the result's JSON.
+  auto fold = [&](std::vector<std::string> docs) {
+    rapidjson::Document arena;
+    Value acc;
+    for (size_t i = 0; i < docs.size(); ++i) {
+      rapidjson::Document d(&arena.GetAllocator());
+      d.Parse(docs[i].c_str());
+      REQUIRE_MESSAGE(!d.HasParseError(), docs[i]);
+      Value v(std::move(static_cast<Value&>(d)));
+      if (i == 0) {
+        acc = std::move(v);
+        continue;
+      }
+      auto r = reducer->Reduce(acc, v, false, arena.GetAllocator());
+      REQUIRE_MESSAGE(r.ok(), r.error().message);
+    }
+    return Json(acc);
+  };
+  // The same order again and again (the remembered order is used from the third on).
+  CHECK(fold({R"({"b":1,"a":2})", R"({"b":10,"a":20})", R"({"b":100,"a":200})", R"({"b":1000,"a":2000})"}) ==
+        R"({"a":2222,"b":1111})");
+  // After {"b","a"} was remembered: the other order, then other names of the same count.
+  CHECK(fold({R"({"a":1,"b":1})", R"({"b":1,"a":1})", R"({"a":5,"b":7})", R"({"a":1,"c":3})", R"({"c":1,"b":1})"}) ==
+        R"({"a":8,"b":10,"c":4})");
+  CHECK(fold({R"({"b":1,"a":1})", R"({"b":1,"a":1})", R"({"b":1,"c":1})"}) == R"({"a":2,"b":3,"c":1})");
+  // Both sides hold a name twice (a parser that keeps duplicates), after {"b","a"} was
+  // remembered: never reduced in place, and the last value of the name counts on each side.
+  CHECK(fold({R"({"b":1,"a":1})", R"({"b":1,"a":1})", R"({"b":1,"a":1})"}) == R"({"a":3,"b":3})");
+  CHECK(fold({R"({"a":1,"a":2})", R"({"a":10,"a":20})"}) == R"({"a":22})");
+  // Objects nested at several depths with as many members each.
+  CHECK(fold({R"({"o":{"y":1,"x":2},"a":1})", R"({"o":{"y":1,"x":2},"a":1})", R"({"a":1,"o":{"x":5,"y":6}})",
+              R"({"o":{"y":1,"x":1},"a":1})"}) == R"({"a":4,"o":{"x":10,"y":9}})");
+}
