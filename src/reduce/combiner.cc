@@ -24,6 +24,7 @@ struct Entry {
   uint64_t hash = 0;
   doc::Value doc;
   bool front = false;
+  uint64_t tag = 0;  // the caller's, of the key's latest document
 };
 
 // An open-addressing index from packed keys to entry numbers: 8 bytes a slot (the entry
@@ -104,6 +105,7 @@ class RunReader {
     std::string flag;
     if (!Bytes(1, &flag)) return Corrupt();
     front = flag[0] != 0;
+    if (!Varint(&tag)) return Corrupt();
     if (!Varint(&doc_len)) return Corrupt();
     if (!Bytes(doc_len, &json)) return Corrupt();
     return true;
@@ -111,6 +113,7 @@ class RunReader {
 
   std::string key, json;
   bool front = false;
+  uint64_t tag = 0;
 
  private:
   Result<bool> Corrupt() { return Error::Internal("the combiner's spill file is corrupt or truncated"); }
@@ -229,7 +232,9 @@ struct Combiner::Impl {
     return true;
   }
 
-  Result<bool> Insert(doc::Value& doc, bool fully_reduced, bool copy);
+  // `packed`: the document's packed key and its hash, when the caller computed them.
+  Result<bool> Insert(doc::Value& doc, bool fully_reduced, bool copy,
+                      const std::pair<std::string_view, uint64_t>* packed = nullptr, uint64_t tag = 0);
 
   Result<bool> OpenSpill() {
     std::string dir = options.spill_dir;
@@ -257,10 +262,11 @@ struct Combiner::Impl {
     // budget spills a run per document, and a megabyte for each (mapped and unmapped for
     // each by the sanitizers' allocator) made such a combiner crawl.
     explicit RunWriter(Impl* m) : m_(m), begin_(m->spill_end) {}
-    Result<bool> Add(std::string_view key, const doc::Value& doc, bool front) {
+    Result<bool> Add(std::string_view key, const doc::Value& doc, bool front, uint64_t tag) {
       PutVarint(key.size(), &buf_);
       buf_.append(key);
       buf_.push_back(front ? 1 : 0);
+      PutVarint(tag, &buf_);
       json_.clear();
       doc::AppendJson(doc, &json_);
       PutVarint(json_.size(), &buf_);
@@ -304,7 +310,7 @@ struct Combiner::Impl {
     std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
     RunWriter w(this);
     for (const Entry& e : entries) {
-      if (auto r = w.Add(e.key, e.doc, e.front); !r) return r;
+      if (auto r = w.Add(e.key, e.doc, e.front, e.tag); !r) return r;
     }
     auto run = w.Finish();
     if (!run) return run.error();
@@ -326,6 +332,7 @@ struct Combiner::Impl {
     std::string key;
     doc::Value acc;
     bool front = false;
+    uint64_t tag = 0;  // of the key's last entry in run order
     // Cleared for every key: its first chunk is a buffer of its own, which clearing keeps
     // (a chunk from the heap was freed and allocated again per key, a megabyte each time).
     std::unique_ptr<char[]> arena_buffer = std::make_unique<char[]>(kChunk);
@@ -344,8 +351,8 @@ struct Combiner::Impl {
     std::vector<size_t> heap_;  // reader numbers, a min-heap by (key, reader number)
     rapidjson::GenericDocument<rapidjson::UTF8<>, Arena> parser_{&arena};
   };
-  // Calls `out(key, doc, front, arena)` per key of Merge(count), in key order.
-  using MergeOut = std::function<Result<bool>(const std::string&, doc::Value&, bool, Arena&)>;
+  // Calls `out(key, doc, front, tag)` per key of Merge(count), in key order.
+  using MergeOut = std::function<Result<bool>(const std::string&, doc::Value&, bool, uint64_t)>;
   Result<bool> MergeRuns(size_t count, const MergeOut& out);
 
   // The state of a pull-style drain (Combiner::DrainNext).
@@ -405,20 +412,30 @@ Result<bool> Combiner::AddScratch(doc::Value& doc, bool fully_reduced) {
 
 // Adds `doc`; `copy`: it lives in another allocator (the scratch one), so what is kept of
 // it is copied into the arena.
-Result<bool> Combiner::Impl::Insert(doc::Value& doc, bool fully_reduced, bool copy) {
+Result<bool> Combiner::Impl::Insert(doc::Value& doc, bool fully_reduced, bool copy,
+                                    const std::pair<std::string_view, uint64_t>* packed, uint64_t tag) {
   Impl& m = *this;
   m.stats.added++;
-  m.scratch_key.clear();
-  doc::PackKey(doc, m.key, &m.scratch_key);
-  uint64_t hash = std::hash<std::string_view>()(m.scratch_key);
-  int64_t found = m.index.Find(m.entries, m.scratch_key, hash);
+  std::string_view key;
+  uint64_t hash;
+  if (packed) {
+    key = packed->first;
+    hash = packed->second;
+  } else {
+    m.scratch_key.clear();
+    doc::PackKey(doc, m.key, &m.scratch_key);
+    key = m.scratch_key;
+    hash = std::hash<std::string_view>()(key);
+  }
+  int64_t found = m.index.Find(m.entries, key, hash);
   Result<bool> result = true;
   if (found < 0) {
-    std::string_view k = CopyKey(m.scratch_key, *m.arena);
-    m.entries.push_back(Entry{k, hash, copy ? doc::Copy(doc, *m.arena) : std::move(doc), fully_reduced});
+    std::string_view k = CopyKey(key, *m.arena);
+    m.entries.push_back(Entry{k, hash, copy ? doc::Copy(doc, *m.arena) : std::move(doc), fully_reduced, tag});
     m.index.Insert(m.entries, static_cast<uint32_t>(m.entries.size() - 1));
   } else {
     Entry& e = m.entries[static_cast<size_t>(found)];
+    e.tag = tag;
     if (fully_reduced && !e.front) {
       // A fully reduced document is the base: what was combined so far reduces into it.
       doc::Value deltas = std::move(e.doc);
@@ -449,6 +466,12 @@ Result<bool> Combiner::Impl::Insert(doc::Value& doc, bool fully_reduced, bool co
 
 Result<bool> Combiner::AddCopy(doc::Value& doc, bool fully_reduced) { return impl_->Insert(doc, fully_reduced, true); }
 
+Result<bool> Combiner::AddCopy(doc::Value& doc, std::string_view packed_key, uint64_t key_hash,
+                               uint64_t tag, bool fully_reduced) {
+  std::pair<std::string_view, uint64_t> packed{packed_key, key_hash};
+  return impl_->Insert(doc, fully_reduced, true, &packed, tag);
+}
+
 // Sorts the entries, or spills them and merges the runs down to at most kFanIn.
 Result<bool> Combiner::Impl::StartDrain() {
   Impl& m = *this;
@@ -464,8 +487,8 @@ Result<bool> Combiner::Impl::StartDrain() {
   constexpr size_t kFanIn = 64;
   while (m.runs.size() > kFanIn) {
     Impl::RunWriter w(&m);
-    auto merged = m.MergeRuns(kFanIn, [&](const std::string& key, doc::Value& d, bool front, Arena&) {
-      return w.Add(key, d, front);
+    auto merged = m.MergeRuns(kFanIn, [&](const std::string& key, doc::Value& d, bool front, uint64_t tag) {
+      return w.Add(key, d, front, tag);
     });
     if (!merged) return merged;
     auto run = w.Finish();
@@ -477,7 +500,8 @@ Result<bool> Combiner::Impl::StartDrain() {
   return m.drain_merge->Init();
 }
 
-Result<bool> Combiner::DrainNext(bool full, std::string_view* packed_key, doc::Value** doc) {
+Result<bool> Combiner::DrainNext(bool full, std::string_view* packed_key, doc::Value** doc,
+                                 uint64_t* tag) {
   Impl& m = *impl_;
   if (!m.draining) {
     if (auto r = m.StartDrain(); !r) {
@@ -490,6 +514,7 @@ Result<bool> Combiner::DrainNext(bool full, std::string_view* packed_key, doc::V
       Entry& e = m.entries[m.drain_pos++];
       *packed_key = e.key;
       *doc = &e.doc;
+      if (tag) *tag = e.tag;
       return m.Finalize(full, e.key, e.doc, e.front, *m.arena);
     }
     std::vector<Entry>().swap(m.entries);
@@ -502,6 +527,7 @@ Result<bool> Combiner::DrainNext(bool full, std::string_view* packed_key, doc::V
   auto next = mg.Next();
   *packed_key = mg.key;
   *doc = &mg.acc;
+  if (tag) *tag = mg.tag;
   if (!next) return next;
   if (*next) return m.Finalize(full, mg.key, mg.acc, mg.front, mg.arena);
   m.drain_merge.reset();
@@ -564,6 +590,7 @@ Result<bool> Combiner::Impl::Merge::Next() {
   size_t i = pop();
   key = readers_[i]->key;
   front = readers_[i]->front;
+  tag = readers_[i]->tag;
   if (auto r = Parse(readers_[i]->json, &acc); !r) return r;
   for (;;) {
     auto r = readers_[i]->Next();
@@ -574,6 +601,7 @@ Result<bool> Combiner::Impl::Merge::Next() {
     }
     if (heap_.empty() || readers_[heap_.front()]->key != key) break;
     i = pop();
+    tag = readers_[i]->tag;
     doc::Value next;
     if (auto p = Parse(readers_[i]->json, &next); !p) return p;
     if (auto f = m_->Fold(acc, &front, next, readers_[i]->front, key, arena, false); !f) return f;
@@ -587,7 +615,7 @@ Result<bool> Combiner::Impl::MergeRuns(size_t count, const MergeOut& out) {
   for (;;) {
     auto r = merge.Next();
     if (!r || !*r) return r ? Result<bool>(true) : r;
-    if (auto o = out(merge.key, merge.acc, merge.front, merge.arena); !o) return o;
+    if (auto o = out(merge.key, merge.acc, merge.front, merge.tag); !o) return o;
   }
 }
 

@@ -78,6 +78,12 @@ class Combiner {
   // combiner never allocates from: copies into the combiner what it keeps (as AddScratch
   // does) and leaves `doc` null; the caller's allocator is not cleared.
   Result<bool> AddCopy(doc::Value& doc, bool fully_reduced = false);
+  // AddCopy of a document whose packed key (doc::PackKey with the combiner's key) and that
+  // key's std::hash the caller has computed already (when it partitions documents by key).
+  // `tag` is the caller's, about the document (where it was read, say): DrainNext gives
+  // back the tag of each key's latest document, in the order documents were added.
+  Result<bool> AddCopy(doc::Value& doc, std::string_view packed_key, uint64_t key_hash,
+                       uint64_t tag = 0, bool fully_reduced = false);
 
   // Drains every key in key order, calling `emit(key, doc)`; `full` finalizes documents
   // that were never reduced into a fully reduced base. The combiner is empty afterwards.
@@ -89,7 +95,10 @@ class Combiner {
   // empty). Nothing may be added until it returned false. On a reduction error,
   // `*packed_key` is the key it is about (so that errors of several combiners can be put
   // in key order).
-  Result<bool> DrainNext(bool full, std::string_view* packed_key, doc::Value** doc);
+  // `tag`, when not null, is set to the tag of the key's latest document (see AddCopy; 0
+  // for documents added without one).
+  Result<bool> DrainNext(bool full, std::string_view* packed_key, doc::Value** doc,
+                         uint64_t* tag = nullptr);
 
   const CombinerStats& stats() const;
 

@@ -24,9 +24,12 @@ namespace {
 struct CombineChunk : PipelineItem {
   LineChunk lines;
   doc::Allocator arena;
+  std::string keys;  // the documents' packed keys, one after another
   struct Doc {
     doc::Value value;
     uint64_t line;
+    size_t key_begin, key_size;  // in `keys`
+    uint64_t key_hash;
   };
   std::vector<Doc> parts[PartitionedCombiner::kPartitions];
 };
@@ -42,9 +45,7 @@ PartitionedCombiner::PartitionedCombiner(const Collection& collection, const red
 }
 
 size_t PartitionedCombiner::PartitionOf(std::string_view packed_key) {
-  // The high half of the hash the combiners index keys by (they use its low bits).
-  uint64_t h = std::hash<std::string_view>()(packed_key);
-  return static_cast<size_t>(((h >> 32) * kPartitions) >> 32);
+  return PartitionOfHash(std::hash<std::string_view>()(packed_key));
 }
 
 reduce::CombinerStats PartitionedCombiner::stats() const {
@@ -61,10 +62,15 @@ reduce::CombinerStats PartitionedCombiner::stats() const {
 }
 
 Result<bool> PartitionedCombiner::Drain(bool full, const reduce::Combiner::Emit& emit) {
+  return DrainTagged(full, [&](std::string_view key, doc::Value& d, uint64_t) { return emit(key, d); });
+}
+
+Result<bool> PartitionedCombiner::DrainTagged(bool full, const TaggedEmit& emit) {
   // Each partition's next key; a reduction error is put in key order with the others.
   struct Head {
     std::string_view key;
     doc::Value* doc = nullptr;
+    uint64_t tag = 0;
     std::optional<Error> error;
   };
   std::vector<Head> heads(parts_.size());
@@ -72,7 +78,7 @@ Result<bool> PartitionedCombiner::Drain(bool full, const reduce::Combiner::Emit&
   auto greater = [&](size_t a, size_t b) { return heads[a].key > heads[b].key; };
   auto advance = [&](size_t p) -> Result<bool> {
     Head& h = heads[p];
-    auto r = parts_[p]->DrainNext(full, &h.key, &h.doc);
+    auto r = parts_[p]->DrainNext(full, &h.key, &h.doc, &h.tag);
     if (!r) {
       if (r.error().code != Error::Code::kUser) return r.error();
       h.error = r.error();
@@ -91,7 +97,7 @@ Result<bool> PartitionedCombiner::Drain(bool full, const reduce::Combiner::Emit&
     size_t p = heap.back();
     heap.pop_back();
     if (heads[p].error) return *heads[p].error;
-    if (auto r = emit(heads[p].key, *heads[p].doc); !r) return r;
+    if (auto r = emit(heads[p].key, *heads[p].doc, heads[p].tag); !r) return r;
     if (auto r = advance(p); !r) return r;
   }
   return true;
@@ -114,7 +120,6 @@ Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& coll
   auto process = [&](PipelineItem& item) {
     auto& chunk = static_cast<CombineChunk&>(item);
     rapidjson::Document parsed(&chunk.arena);
-    std::string key;
     uint64_t n = 0;
     chunk.lines.ForEachLine([&](std::string_view line, size_t number) {
       if (first.Before(number)) return false;  // moot
@@ -129,10 +134,12 @@ Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& coll
         first.Record(number, Error::User(valid.error().message), fmt::format("{}:{}", name, number));
         return false;
       }
-      key.clear();
-      doc::PackKey(parsed, c.key, &key);
-      chunk.parts[PartitionedCombiner::PartitionOf(key)].push_back(
-          {doc::Value(std::move(static_cast<doc::Value&>(parsed))), number});
+      size_t key_begin = chunk.keys.size();
+      doc::PackKey(parsed, c.key, &chunk.keys);
+      size_t key_size = chunk.keys.size() - key_begin;
+      uint64_t hash = std::hash<std::string_view>()(std::string_view(chunk.keys).substr(key_begin, key_size));
+      chunk.parts[PartitionedCombiner::PartitionOfHash(hash)].push_back(
+          {doc::Value(std::move(static_cast<doc::Value&>(parsed))), number, key_begin, key_size, hash});
       ++n;
       return true;
     });
@@ -144,7 +151,7 @@ Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& coll
     reduce::Combiner& part = combiner.partition(p);
     for (auto& d : chunk.parts[p]) {
       if (first.Before(d.line)) return;  // moot, or this combiner failed
-      auto added = part.AddCopy(d.value);
+      auto added = part.AddCopy(d.value, std::string_view(chunk.keys).substr(d.key_begin, d.key_size), d.key_hash);
       if (!added) {
         if (added.error().code != Error::Code::kUser) {
           first.Record(d.line, added.error());

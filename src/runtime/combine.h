@@ -51,12 +51,21 @@ class PartitionedCombiner {
   PartitionedCombiner(const Collection& collection, const reduce::CombinerOptions& options);
   // The partition of a packed key (doc::PackKey).
   static size_t PartitionOf(std::string_view packed_key);
+  // The same, of the key's std::hash (which the combiners index keys by: see
+  // reduce::Combiner::AddCopy).
+  static size_t PartitionOfHash(uint64_t key_hash) {
+    // The high half of the hash (the combiners use its low bits).
+    return static_cast<size_t>(((key_hash >> 32) * kPartitions) >> 32);
+  }
   reduce::Combiner& partition(size_t p) { return *parts_[p]; }
   // The partitions' stats, added up.
   reduce::CombinerStats stats() const;
   // Drains every partition, merged into one key order (the keys are disjoint), as
   // reduce::Combiner::Drain does; the first error in key order stops it.
   Result<bool> Drain(bool full, const reduce::Combiner::Emit& emit);
+  // Drain, giving each key's tag too (reduce::Combiner::AddCopy).
+  using TaggedEmit = std::function<Result<bool>(std::string_view packed_key, doc::Value& doc, uint64_t tag)>;
+  Result<bool> DrainTagged(bool full, const TaggedEmit& emit);
 
  private:
   std::vector<std::unique_ptr<reduce::Combiner>> parts_;

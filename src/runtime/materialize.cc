@@ -39,48 +39,40 @@ Result<std::unique_ptr<materialize::Driver>> ConnectTarget(const Materialization
 
 namespace {
 
-// Per binding, the last document read of each packed key: its journal and offset. Kept per
-// partition of the keys (PartitionedCombiner::PartitionOf), each filled by the thread
-// combining that partition.
-class LastRead {
- public:
-  using Where = std::pair<const std::string*, uint64_t>;
-  explicit LastRead(size_t bindings = 0) : maps_(bindings) {}
-  void Set(size_t b, size_t partition, std::string_view packed, const std::string* journal,
-           uint64_t offset) {
-    Map& m = maps_[b][partition];
-    auto it = m.find(packed);
-    if (it == m.end()) {
-      m.emplace(std::string(packed), Where{journal, offset});
-    } else {
-      it->second = {journal, offset};
-    }
-  }
-  const Where* Find(size_t b, std::string_view packed) const {
-    if (b >= maps_.size()) return nullptr;
-    const Map& m = maps_[b][PartitionedCombiner::PartitionOf(packed)];
-    auto it = m.find(packed);
-    return it == m.end() ? nullptr : &it->second;
-  }
+// Where documents of a transaction were read, as the tags its combiners keep of each key's
+// latest document (reduce::Combiner::AddCopy): the journal's number in `journals` plus one,
+// above the offset's 48 bits; 0 when unknown.
+struct ReadAt {
+  static constexpr int kOffsetBits = 48;
+  std::vector<std::string> journals;
+  std::map<const std::string*, uint64_t> numbers;  // journal → its number plus one
 
- private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  using Map = std::unordered_map<std::string, Where, Hash, std::equal_to<>>;
-  std::vector<std::array<Map, PartitionedCombiner::kPartitions>> maps_;
+  uint64_t Tag(const std::string* journal, uint64_t offset) {
+    if (offset >> kOffsetBits) return 0;
+    auto [it, added] = numbers.try_emplace(journal, journals.size() + 1);
+    if (added) journals.push_back(*journal);
+    if (it->second >> (64 - kOffsetBits)) return 0;
+    return (it->second << kOffsetBits) | offset;
+  }
+  // The journal and offset of `tag`, or null.
+  const std::string* Find(uint64_t tag, uint64_t* offset) const {
+    uint64_t n = tag >> kOffsetBits;
+    if (n == 0 || n > journals.size()) return nullptr;
+    *offset = tag & ((uint64_t{1} << kOffsetBits) - 1);
+    return &journals[n - 1];
+  }
 };
 
 // Where an error about the key `packed` of binding `b` happened, for messages (SPEC 9).
-std::string Where(const Materialization& m, size_t b, std::string_view packed,
-                  const LastRead& last) {
+// `tag` is where its last document was read (ReadAt).
+std::string Where(const Materialization& m, size_t b, std::string_view packed, const ReadAt& at,
+                  uint64_t tag) {
   const auto& binding = m.bindings[b];
   std::string out = fmt::format("materialization `{}`, table `{}`: collection `{}`, key {}", m.name,
                                 binding.table.name, binding.source->name, doc::KeyToJson(packed));
-  if (const auto* at = last.Find(b, packed)) {
-    out +=
-        fmt::format(" (its last document read: offset {} of journal {})", at->second, *at->first);
+  uint64_t offset = 0;
+  if (const std::string* journal = at.Find(tag, &offset)) {
+    out += fmt::format(" (its last document read: offset {} of journal {})", offset, *journal);
   }
   return out;
 }
@@ -94,6 +86,7 @@ struct SourceChunk : PipelineItem {
     size_t binding;
     const std::string* journal;
     uint64_t offset;
+    uint64_t tag;  // ReadAt
   };
   std::vector<Line> lines;
   uint64_t first = 0;  // the ordinal of lines[0] in the transaction
@@ -103,7 +96,8 @@ struct SourceChunk : PipelineItem {
     doc::Value value;
     size_t line;
     size_t key_begin, key_size;  // in `keys`
-    bool left_out;               // a dead letter: not combined
+    uint64_t key_hash;
+    bool left_out;  // a dead letter: not combined
   };
   std::vector<Doc> parts[PartitionedCombiner::kPartitions];
 };
@@ -132,7 +126,8 @@ struct MaterializeTask::Impl {
     std::vector<materialize::Driver::Row> rows;
     std::map<std::string, uint64_t> offsets;  // the checkpoint it stores
     std::string checkpoint;                   // that, encoded with the data's identity
-    LastRead last_read;                       // for messages
+    ReadAt read_at;                           // for messages: where
+    std::vector<uint64_t> tags;               // parallel to `rows`: ReadAt tags
     uint64_t read = 0;
     std::thread thread;
     std::atomic<bool> stored{false};  // set by `thread` once Store returned
@@ -153,7 +148,9 @@ struct MaterializeTask::Impl {
         std::string packed;
         doc::PackKey(*row.document, spec.bindings[row.table].source->key, &packed);
         p->result = Named(spec, Error{p->result.error().code,
-                                      fmt::format("{}: {}", Where(spec, row.table, packed, p->last_read),
+                                      fmt::format("{}: {}",
+                                                  Where(spec, row.table, packed, p->read_at,
+                                                        p->tags[p->failed]),
                                                   p->result.error().message)});
       }
     } catch (const std::exception& e) {  // (out of memory): not committed
@@ -224,16 +221,14 @@ struct MaterializeTask::Impl {
   }
 
   // A dead letter of `document`, a document of binding `b` whose key is `packed`.
-  static DeadLetter KeyLetter(const Materialization& spec, size_t b, std::string_view packed,
-                              const LastRead& last, std::string error, const doc::Value* document) {
+  // `tag`: where its last document was read (ReadAt).
+  static DeadLetter KeyLetter(const Materialization& spec, size_t b, const ReadAt& at, uint64_t tag,
+                              std::string error, const doc::Value* document) {
     const auto& binding = spec.bindings[b];
     DeadLetter letter{
         spec.name,        "materialization", binding.table.name, binding.source->name, "", 0,
         std::move(error), document};
-    if (const auto* at = last.Find(b, packed)) {
-      letter.journal = *at->first;
-      letter.offset = at->second;
-    }
+    if (const std::string* journal = at.Find(tag, &letter.offset)) letter.journal = *journal;
     return letter;
   }
 
@@ -248,15 +243,14 @@ struct MaterializeTask::Impl {
            p->result.error().code == Error::Code::kUser &&
            spec.bindings[p->rows[p->failed].table].dead_letters) {
       const auto& row = p->rows[p->failed];
-      std::string packed;
-      doc::PackKey(*row.document, spec.bindings[row.table].source->key, &packed);
       auto c = CommitDeadLetters(spec,
-                                 {{row.table, KeyLetter(spec, row.table, packed, p->last_read,
+                                 {{row.table, KeyLetter(spec, row.table, p->read_at, p->tags[p->failed],
                                                         p->result.error().message, row.document)}},
                                  p->offsets);
       if (!c) return c.error();
       ++p->dead_letters;
       p->rows.erase(p->rows.begin() + static_cast<std::ptrdiff_t>(p->failed));
+      p->tags.erase(p->tags.begin() + static_cast<std::ptrdiff_t>(p->failed));
       StorePending(p.get(), driver.get(), spec);
     }
     if (!p->result) return p->result.error();
@@ -423,10 +417,10 @@ struct MaterializeTask::Transaction {
   // Per binding, its documents combined by key, in partitions fed in read order by the
   // threads of the reading (see ReadOnce).
   std::vector<std::unique_ptr<PartitionedCombiner>> combiners;
-  // Per binding, the last document read of each key (its journal and offset), so that an
-  // error found later in the transaction (reducing into the stored document, storing the
-  // row) names a document of the key (SPEC 9).
-  LastRead last_read;
+  // Where the documents were read: the combiners keep, per key, the tag of its last document
+  // read, so that an error found later in the transaction (reducing into the stored
+  // document, storing the row) names a document of the key (SPEC 9).
+  ReadAt read_at;
   std::string packed;  // scratch: a packed key
   uint64_t read = 0;
   unsigned threads = 1;
@@ -435,6 +429,7 @@ struct MaterializeTask::Transaction {
   std::unique_ptr<Impl::Pending> next;
   std::vector<size_t> doc_binding;  // per document: its binding
   std::vector<bool> dropped;        // per document: left out
+  std::vector<uint64_t> doc_tags;   // per document: where its key's last document was read
 
   Transaction(const Materialization& m, Impl& i, const Clock& c, MaterializeStats* s, uint64_t max,
               unsigned n)
@@ -443,7 +438,6 @@ struct MaterializeTask::Transaction {
         clock(c),
         stats(s),
         max_docs(max),
-        last_read(m.bindings.size()),
         threads(std::max(1u, n)) {
     const auto& committed = impl.store->committed();
     replaying = impl.replay.has_value();
@@ -488,7 +482,7 @@ struct MaterializeTask::Transaction {
           std::make_unique<PartitionedCombiner>(*b.source, reduce::CombinerOptions{}));
     }
     letters.clear();
-    last_read = LastRead(spec.bindings.size());
+    read_at = ReadAt();
     read = 0;
 
     FirstError first;  // positions are the documents' ordinals in the transaction
@@ -529,9 +523,10 @@ struct MaterializeTask::Transaction {
         doc::PackKey(parsed, spec.bindings[line.binding].source->key, &chunk.keys);
         std::string_view key(chunk.keys.data() + key_begin, chunk.keys.size() - key_begin);
         bool out = !left_out.empty() && left_out.count({*line.journal, line.offset}) > 0;
-        chunk.parts[PartitionedCombiner::PartitionOf(key)].push_back(
+        uint64_t hash = std::hash<std::string_view>()(key);
+        chunk.parts[PartitionedCombiner::PartitionOfHash(hash)].push_back(
             {doc::Value(std::move(static_cast<doc::Value&>(parsed))), i, key_begin, key.size(),
-             out});
+             hash, out});
       }
     };
     auto consume = [&](size_t p, PipelineItem& item) {
@@ -549,7 +544,8 @@ struct MaterializeTask::Transaction {
                                       left_out.at({*line.journal, line.offset}), Keep(d.value)}});
           continue;
         }
-        auto a = combiners[line.binding]->partition(p).AddCopy(d.value);
+        auto a = combiners[line.binding]->partition(p).AddCopy(
+            d.value, std::string_view(chunk.keys).substr(d.key_begin, d.key_size), d.key_hash, line.tag);
         if (!a) {
           std::string message = fmt::format(
               "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "
@@ -566,8 +562,6 @@ struct MaterializeTask::Transaction {
           leaving_out = true;
           return;
         }
-        last_read.Set(line.binding, p, std::string_view(chunk.keys).substr(d.key_begin, d.key_size),
-                      line.journal, line.offset);
       }
       size_t m = 0, k = 0;
       for (const auto& c : combiners) {
@@ -607,7 +601,8 @@ struct MaterializeTask::Transaction {
           break;
         }
         if (!p.value()) break;
-        chunk->lines.push_back({chunk->text.size(), d.line.size(), d.binding, d.journal, d.offset});
+        chunk->lines.push_back({chunk->text.size(), d.line.size(), d.binding, d.journal, d.offset,
+                                read_at.Tag(d.journal, d.offset)});
         chunk->text.append(d.line);
         chunk->text.push_back('\0');
         impl.reader->Pop();
@@ -642,10 +637,11 @@ struct MaterializeTask::Transaction {
     for (size_t b = 0; b < spec.bindings.size(); ++b) {
       size_t first = docs.size();
       auto drained =
-          combiners[b]->Drain(false, [&](std::string_view, doc::Value& d) -> Result<bool> {
+          combiners[b]->DrainTagged(false, [&](std::string_view, doc::Value& d, uint64_t tag) -> Result<bool> {
             docs.push_back(doc::Copy(d, next->arena.GetAllocator()));
             doc_binding.push_back(b);
             dropped.push_back(false);
+            doc_tags.push_back(tag);
             return true;
           });
       if (!drained) return drained.error();
@@ -657,7 +653,9 @@ struct MaterializeTask::Transaction {
     }
     next->rows.reserve(docs.size());
     for (size_t i = 0; i < docs.size(); ++i) {
-      if (!dropped[i]) next->rows.push_back({doc_binding[i], &docs[i]});
+      if (dropped[i]) continue;
+      next->rows.push_back({doc_binding[i], &docs[i]});
+      next->tags.push_back(doc_tags[i]);
     }
     return true;
   }
@@ -667,9 +665,7 @@ struct MaterializeTask::Transaction {
   Result<bool> LeaveOut(size_t b, size_t i, Error e) {
     if (!spec.bindings[b].dead_letters || e.code != Error::Code::kUser) return e;
     doc::Value& d = next->docs[i];
-    packed.clear();
-    doc::PackKey(d, spec.bindings[b].source->key, &packed);
-    letters.push_back({b, Impl::KeyLetter(spec, b, packed, last_read, e.message, Keep(d))});
+    letters.push_back({b, Impl::KeyLetter(spec, b, read_at, doc_tags[i], e.message, Keep(d))});
     dropped[i] = true;
     return true;
   }
@@ -719,7 +715,7 @@ struct MaterializeTask::Transaction {
       auto left = LeaveOut(
           b, i,
           Named(spec, Error{l.error().code,
-                            fmt::format("{}: {}", Where(spec, b, packed, last_read), l.error().message)}));
+                            fmt::format("{}: {}", Where(spec, b, packed, read_at, doc_tags[i]), l.error().message)}));
       if (!left) return left.error();
       // Load again without it, and without the keys already loaded and reduced.
     }
@@ -750,7 +746,7 @@ struct MaterializeTask::Transaction {
       auto left =
           LeaveOut(b, i,
                    Named(spec, Error::User(fmt::format("{}: cannot reduce into the stored document: {}",
-                                                       Where(spec, b, packed, last_read), r.error().message))));
+                                                       Where(spec, b, packed, read_at, doc_tags[i]), r.error().message))));
       if (!left) return left.error();
       return false;
     }
@@ -774,7 +770,7 @@ struct MaterializeTask::Transaction {
       if (!f) {
         if (binding.dead_letters) docs[i] = std::move(original);
         auto left = LeaveOut(b, i,
-                             Named(spec, Error::User(fmt::format("{}: {}", Where(spec, b, packed, last_read),
+                             Named(spec, Error::User(fmt::format("{}: {}", Where(spec, b, packed, read_at, doc_tags[i]),
                                                                  f.error().message))));
         if (!left) return left.error();
       }
@@ -794,7 +790,7 @@ struct MaterializeTask::Transaction {
   // Stores the rows on a thread, so that the next transaction reads while the database
   // writes.
   void Hand(std::shared_ptr<const Materialization> shared_spec) {
-    next->last_read = std::move(last_read);
+    next->read_at = std::move(read_at);
     Impl::Pending* p = next.get();
     materialize::Driver* driver = impl.driver.get();
     impl.pending = std::move(next);

@@ -105,9 +105,12 @@ struct StoredChunk : PipelineItem {
   std::vector<Line> lines;
   uint64_t first = 0;  // the ordinal of lines[0] in the reading
   doc::Allocator arena;
+  std::string keys;  // the documents' packed keys, one after another
   struct Doc {
     doc::Value value;
     size_t line;
+    size_t key_begin, key_size;  // in `keys`
+    uint64_t key_hash;
   };
   std::vector<Doc> parts[PartitionedCombiner::kPartitions];
 };
@@ -127,7 +130,6 @@ Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink,
   auto process = [&](PipelineItem& item) {
     auto& chunk = static_cast<StoredChunk&>(item);
     rapidjson::Document parsed(&chunk.arena);
-    std::string key;
     for (size_t i = 0; i < chunk.lines.size(); ++i) {
       const auto& line = chunk.lines[i];
       if (first.Before(chunk.first + i)) return;
@@ -137,10 +139,12 @@ Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink,
                                                              *line.journal, line.offset, perr.message)));
         return;
       }
-      key.clear();
-      doc::PackKey(parsed, c.key, &key);
-      chunk.parts[PartitionedCombiner::PartitionOf(key)].push_back(
-          {doc::Value(std::move(static_cast<doc::Value&>(parsed))), i});
+      size_t key_begin = chunk.keys.size();
+      doc::PackKey(parsed, c.key, &chunk.keys);
+      size_t key_size = chunk.keys.size() - key_begin;
+      uint64_t hash = std::hash<std::string_view>()(std::string_view(chunk.keys).substr(key_begin, key_size));
+      chunk.parts[PartitionedCombiner::PartitionOfHash(hash)].push_back(
+          {doc::Value(std::move(static_cast<doc::Value&>(parsed))), i, key_begin, key_size, hash});
     }
   };
   auto consume = [&](size_t p, PipelineItem& item) {
@@ -148,7 +152,7 @@ Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink,
     reduce::Combiner& part = combiner.partition(p);
     for (auto& d : chunk.parts[p]) {
       if (first.Before(chunk.first + d.line)) return;
-      auto a = part.AddCopy(d.value);
+      auto a = part.AddCopy(d.value, std::string_view(chunk.keys).substr(d.key_begin, d.key_size), d.key_hash);
       if (!a) {
         const auto& line = chunk.lines[d.line];
         first.Record(chunk.first + d.line, Error{a.error().code, fmt::format("the document at offset {} of journal {}: {}",

@@ -1175,3 +1175,54 @@ TEST_CASE("merge: objects listing their members in another order, or other membe
   CHECK(fold({R"({"o":{"y":1,"x":2},"a":1})", R"({"o":{"y":1,"x":2},"a":1})", R"({"a":1,"o":{"x":5,"y":6}})",
               R"({"o":{"y":1,"x":1},"a":1})"}) == R"({"a":4,"o":{"x":10,"y":9}})");
 }
+
+// A caller's tag per document (where it was read): drained, each key has the tag of its
+// latest document, whether the combiner spilled (runs merged in arrival order) or not; the
+// documents are the same as without tags.
+TEST_CASE("combiner: each key drains with the tag of its latest document, spilled or not") {
+  auto reducer = MakeReducer(kCombinerSchema);
+  const auto docs = CombinerDocs(4242, 6000, 300);
+  std::vector<doc::Pointer> key = {Ptr("/k")};
+  // The expected tags: document i's tag is i + 1; a key's is its last document's.
+  std::map<std::string, uint64_t> want;
+  {
+    rapidjson::Document d;
+    for (size_t i = 0; i < docs.size(); ++i) {
+      d.Parse<rapidjson::kParseFullPrecisionFlag>(docs[i].data(), docs[i].size());
+      std::string packed;
+      doc::PackKey(d, key, &packed);
+      want[packed] = i + 1;
+    }
+  }
+  const std::string untagged = RunCombiner(reducer, docs, {}, 4 << 10, false).text;
+  for (uint64_t budget : {uint64_t{4} << 10, uint64_t{64} << 10, reduce::CombinerOptions{}.memory_budget}) {
+    CAPTURE(budget);
+    reduce::CombinerOptions options;
+    options.memory_budget = budget;
+    reduce::Combiner combiner(reducer, key, options);
+    rapidjson::Document d;
+    for (size_t i = 0; i < docs.size(); ++i) {
+      d.Parse<rapidjson::kParseFullPrecisionFlag>(docs[i].data(), docs[i].size());
+      std::string packed;
+      doc::PackKey(d, key, &packed);
+      auto r = combiner.AddCopy(d, packed, std::hash<std::string_view>()(packed), i + 1);
+      REQUIRE_MESSAGE(r.ok(), r.error().message);
+    }
+    CHECK((budget == reduce::CombinerOptions{}.memory_budget) == (combiner.stats().spills == 0));
+    std::map<std::string, uint64_t> got;
+    std::string text;
+    for (;;) {
+      std::string_view packed;
+      Value* v = nullptr;
+      uint64_t tag = 0;
+      auto r = combiner.DrainNext(false, &packed, &v, &tag);
+      REQUIRE_MESSAGE(r.ok(), r.error().message);
+      if (!*r) break;
+      got[std::string(packed)] = tag;
+      doc::AppendJson(*v, &text);
+      text += "\n";
+    }
+    CHECK(got == want);
+    CHECK(text == untagged);
+  }
+}
