@@ -67,6 +67,11 @@ inline int CompareBytes(std::string_view a, std::string_view b) {
   return a.size() < b.size() ? -1 : a.size() > b.size();
 }
 
+// Whether `a` and `b` hold the same bytes, inlined as CompareBytes is.
+inline bool SameBytes(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CompareBytes(a, b) == 0;
+}
+
 // Parses "64MiB", "256MB", "1GiB", "512k", "1048576" (bytes). Units are powers of 1024.
 std::optional<uint64_t> ParseByteSize(std::string_view text);
 

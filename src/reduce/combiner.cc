@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "base/strings.h"
 #include "doc/pack.h"
 
 namespace flow::reduce {
@@ -42,7 +43,7 @@ class KeyIndex {
       if (s == 0) return -1;
       if (static_cast<uint32_t>(s >> 32) != tag) continue;
       const Entry& e = entries[static_cast<uint32_t>(s) - 1];
-      if (e.hash == hash && e.key == key) return static_cast<uint32_t>(s) - 1;
+      if (e.hash == hash && SameBytes(e.key, key)) return static_cast<uint32_t>(s) - 1;
     }
   }
   // Adds entry `n`, the last of `entries`.

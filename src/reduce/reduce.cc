@@ -278,10 +278,7 @@ struct ShapeMemo {
 };
 thread_local ShapeMemo shape_memo;
 
-bool SameName(const Value& a, const Value& b) {
-  return a.GetStringLength() == b.GetStringLength() &&
-         std::memcmp(a.GetString(), b.GetString(), a.GetStringLength()) == 0;
-}
+bool SameName(const Value& a, const Value& b) { return SameBytes(NameOf(a), NameOf(b)); }
 
 bool Run::MergeSameShape(Value& l, Value& r, const Applied& ap) {
   size_t n = r.MemberCount();

@@ -29,7 +29,7 @@ const char* StrategyName(Strategy s) {
 const SchemaNode* SchemaNode::FindProperty(std::string_view name) const {
   auto it = std::lower_bound(properties.begin(), properties.end(), name,
                              [](const auto& p, std::string_view n) { return CompareBytes(p.first, n) < 0; });
-  return it != properties.end() && it->first == name ? it->second : nullptr;
+  return it != properties.end() && SameBytes(it->first, name) ? it->second : nullptr;
 }
 
 void Applied::Push(const SchemaNode* node) {
