@@ -4,10 +4,16 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <exception>
 #include <functional>
+#include <mutex>
 #include <optional>
+#include <system_error>
+#include <thread>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
@@ -26,6 +32,12 @@ constexpr size_t kLoadBatch = 1 << 17;
 // Bytes of COPY data handed to libpq at a time: big enough to amortize the calls, small
 // enough that the server works on one chunk while the next is built.
 constexpr size_t kCopyChunk = 256 << 10;
+// A COPY of at least this many rows formats them on a thread of its own, at most
+// kCopyAhead chunks ahead of the sending: libpq sends a chunk whole before it returns, so
+// formatting on the sending thread left the server idle while the next chunk was built
+// (a back-fill of 100k rows took 1.1 s to COPY against 0.66 s for psql's \copy).
+constexpr size_t kCopyThreadRows = 4096;
+constexpr size_t kCopyAhead = 4;
 // pg_advisory_xact_lock key serializing Open's DDL across flowctl instances ("flowctl" in
 // ASCII): two concurrent CREATE TABLE IF NOT EXISTS of one name can otherwise both pass the
 // existence check and one fail on a unique index of the catalog.
@@ -218,20 +230,27 @@ class Session {
 
   // Runs `copy_sql` (a COPY ... FROM STDIN) with the rows that `append_row(i, &buffer)`
   // appends for i in [0, n), sent in chunks of about kCopyChunk bytes so that the server
-  // parses one chunk while the next is built.
+  // parses one chunk while the next is built (on a thread of its own from kCopyThreadRows
+  // rows on; `append_row` is then called on that thread, for one row at a time, in order).
   Result<bool> Copy(const std::string& copy_sql, size_t n,
                     const std::function<void(size_t, std::string*)>& append_row,
                     const char* what) const {
     PgResult r = Wrap(PQexec(conn_, copy_sql.c_str()));
     if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN) return Failure(r.get(), what);
     bool sent = true;
-    std::string buffer;
-    buffer.reserve(kCopyChunk + kCopyChunk / 4);
-    for (size_t i = 0; i < n && sent; ++i) {
-      append_row(i, &buffer);
-      if (buffer.size() >= kCopyChunk || i + 1 == n) {
-        sent = PQputCopyData(conn_, buffer.data(), static_cast<int>(buffer.size())) == 1;
-        buffer.clear();
+    auto send = [&](const std::string& chunk) {
+      if (sent) sent = PQputCopyData(conn_, chunk.data(), static_cast<int>(chunk.size())) == 1;
+      return sent;
+    };
+    if (n < kCopyThreadRows || !SendFormattedAhead(n, append_row, send)) {
+      std::string buffer;
+      buffer.reserve(kCopyChunk + kCopyChunk / 4);
+      for (size_t i = 0; i < n && sent; ++i) {
+        append_row(i, &buffer);
+        if (buffer.size() >= kCopyChunk || i + 1 == n) {
+          send(buffer);
+          buffer.clear();
+        }
       }
     }
     if (PQputCopyEnd(conn_, sent ? nullptr : "flowctl: sending rows failed") != 1)
@@ -244,6 +263,65 @@ class Session {
     }
     if (error) return *error;
     if (!sent) return Failure(nullptr, what);
+    return true;
+  }
+
+  // Formats the rows in chunks on a thread of its own and calls `send` with each, in
+  // order, on this one, until it returns false. False, having formatted and sent nothing,
+  // when no thread can be started.
+  static bool SendFormattedAhead(size_t n, const std::function<void(size_t, std::string*)>& append_row,
+                                 const std::function<bool(const std::string&)>& send) {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::string> ready;  // formatted chunks not yet sent
+    bool done = false, stop = false;
+    std::exception_ptr failed;
+    auto format = [&] {
+      try {
+        std::string buffer;
+        for (size_t i = 0; i < n; ++i) {
+          append_row(i, &buffer);
+          if (buffer.size() < kCopyChunk && i + 1 < n) continue;
+          std::unique_lock<std::mutex> l(mu);
+          cv.wait(l, [&] { return ready.size() < kCopyAhead || stop; });
+          if (stop) break;
+          ready.push_back(std::move(buffer));
+          cv.notify_all();
+          l.unlock();
+          buffer = std::string();
+          buffer.reserve(kCopyChunk + kCopyChunk / 4);
+        }
+      } catch (...) {  // (out of memory): rethrown on the sending thread
+        failed = std::current_exception();
+      }
+      std::lock_guard<std::mutex> l(mu);
+      done = true;
+      cv.notify_all();
+    };
+    std::thread formatter;
+    try {
+      formatter = std::thread(format);
+    } catch (const std::system_error&) {
+      return false;
+    }
+    for (;;) {
+      std::string chunk;
+      {
+        std::unique_lock<std::mutex> l(mu);
+        cv.wait(l, [&] { return !ready.empty() || done; });
+        if (ready.empty()) break;
+        chunk = std::move(ready.front());
+        ready.pop_front();
+        cv.notify_all();
+      }
+      if (!send(chunk)) {
+        std::lock_guard<std::mutex> l(mu);
+        stop = true;
+        cv.notify_all();
+      }
+    }
+    formatter.join();
+    if (failed) std::rethrow_exception(failed);
     return true;
   }
 

@@ -521,6 +521,41 @@ TEST_CASE(
         "good again\n");
 }
 
+// A COPY of many rows formats them on a thread of its own (kCopyThreadRows) while the
+// rows already formatted are sent: every row lands, and a refused row deep in it names its
+// line and stores nothing of the transaction.
+TEST_CASE("postgres: a transaction of many rows stores them all; a bad one among them stores none") {
+  Docs docs;
+  auto d = Connect();
+  Open(*d, "test/many", {Simple("many")});
+  const int n = 30000;  // about 1.2 MB of COPY data: several chunks
+  std::vector<Driver::Row> rows;
+  for (int i = 1; i <= n; ++i) {
+    rows.push_back({0, docs(fmt::format(R"({{"id":{},"v":"row {} {}"}})", i, i, std::string(20, 'x')))});
+  }
+  Store(*d, rows, "all");
+  CHECK(Psql("SELECT count(*), sum(id), count(*) FILTER (WHERE v = 'row ' || id || ' ' || "
+             "repeat('x', 20) AND flow_document::jsonb = jsonb_build_object('id', id, 'v', v)) "
+             "FROM many") == fmt::format("{}|{}|{}\n", n, int64_t{n} * (n + 1) / 2, n));
+  // The same keys again, one of them (the 25,000th) with an id that is not a bigint.
+  std::vector<Driver::Row> again;
+  for (int i = 1; i <= n; ++i) {
+    again.push_back({0, i == 25000 ? docs(R"({"id":"x25000","v":"bad"})")
+                                   : docs(fmt::format(R"({{"id":{},"v":"again"}})", i + n))});
+  }
+  size_t failed = again.size();
+  auto r = d->Store(again, "bad", &failed);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Error::Code::kUser);
+  CHECK_MESSAGE(r.error().message.find("invalid input syntax for type bigint") != std::string::npos,
+                r.error().message);
+  CHECK(failed == 24999);
+  CHECK(Psql("SELECT count(*), count(*) FILTER (WHERE v = 'again') FROM many") ==
+        fmt::format("{}|0\n", n));
+  CHECK(Psql("SELECT checkpoint FROM flow_checkpoints WHERE materialization = 'test/many'") ==
+        "all\n");
+}
+
 TEST_CASE(
     "postgres: connection failures are environment errors naming the target, without the "
     "password") {
