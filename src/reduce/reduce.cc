@@ -280,10 +280,35 @@ thread_local ShapeMemo shape_memo;
 
 bool SameName(const Value& a, const Value& b) { return SameBytes(NameOf(a), NameOf(b)); }
 
+// Per member count and thread: the schemas each member of the last object MergeSameShape
+// reduced falls under by its name (Annotations::Named), for the next object of the same
+// names under the same parent schemas (at most 4), of the same Annotations (by id: an
+// address may be reused).
+struct NamedMemo {
+  static constexpr size_t kMaxParents = 4;
+  uint64_t annotations = 0;
+  size_t parents = 0;  // how many of `parent` there are
+  const schema::SchemaNode* parent[kMaxParents] = {};
+  std::vector<std::string> names;
+  std::vector<Applied> named;
+
+  bool SameParent(const Applied& ap) const {
+    if (ap.size() != parents) return false;
+    for (size_t i = 0; i < parents; ++i) {
+      if (ap[i] != parent[i]) return false;
+    }
+    return true;
+  }
+};
+thread_local NamedMemo named_memo[ShapeMemo::kMaxMembers + 1];
+
 bool Run::MergeSameShape(Value& l, Value& r, const Applied& ap) {
   size_t n = r.MemberCount();
   if (n == 0 || n > ShapeMemo::kMaxMembers || l.MemberCount() != n || !shape_memo.known[n]) return false;
-  const uint32_t* order = shape_memo.order[n];
+  // A copy: reducing a member may reduce a nested object of as many members, which
+  // remembers its own order in the same place.
+  uint32_t order[ShapeMemo::kMaxMembers];
+  std::memcpy(order, shape_memo.order[n], n * sizeof(uint32_t));
   auto* lm = &*l.MemberBegin();
   auto* rm = &*r.MemberBegin();
   // l's names strictly ascending (so unique) and each r's member by name at its place: r
@@ -292,12 +317,38 @@ bool Run::MergeSameShape(Value& l, Value& r, const Applied& ap) {
     if (!SameName(lm[k].name, rm[order[k]].name)) return false;
     if (k > 0 && CompareBytes(NameOf(lm[k - 1].name), NameOf(lm[k].name)) >= 0) return false;
   }
-  Applied child;
+  NamedMemo& nm = named_memo[n];
+  bool named = ap.size() <= NamedMemo::kMaxParents;
+  if (named && (nm.annotations != a_.id() || !nm.SameParent(ap) || nm.names.size() != n ||
+                !std::equal(nm.names.begin(), nm.names.end(), lm, [](const std::string& x, const Value::Member& y) {
+                  return SameBytes(x, NameOf(y.name));
+                }))) {
+    nm.annotations = a_.id();
+    nm.parents = ap.size();
+    for (size_t i = 0; i < ap.size(); ++i) nm.parent[i] = ap[i];
+    nm.names.resize(n);
+    nm.named.resize(n);
+    for (size_t k = 0; k < n; ++k) {
+      nm.names[k] = NameOf(lm[k].name);
+      a_.Named(ap, nm.names[k], &nm.named[k]);
+    }
+  }
+  // Every member's schemas first: reducing one may reduce a nested object of as many
+  // members, which uses the same NamedMemo.
+  Applied children[ShapeMemo::kMaxMembers];
   for (size_t k = 0; k < n; ++k) {
     Value::Member& m = rm[order[k]];
-    a_.Property(ap, NameOf(m.name), m.value, &child);
+    if (named) {
+      children[k] = nm.named[k];
+      a_.ExpandNamed(m.value, &children[k]);
+    } else {
+      a_.Property(ap, NameOf(m.name), m.value, &children[k]);
+    }
+  }
+  for (size_t k = 0; k < n; ++k) {
+    Value::Member& m = rm[order[k]];
     path_.push_back(Step{NameOf(m.name)});
-    Reduce(lm[k].value, m.value, child);
+    Reduce(lm[k].value, m.value, children[k]);
     path_.pop_back();
   }
   return true;

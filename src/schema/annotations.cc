@@ -4,6 +4,7 @@
 #include <rapidjson/pointer.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 
 #include "base/strings.h"
@@ -313,7 +314,10 @@ std::string Annotations::Impl::SourceOf(const SchemaNode* n) const {
   return std::string(it->value["x-flow-source"].GetString()) + rest;
 }
 
-Annotations::Annotations() : impl_(std::make_unique<Impl>()) {}
+Annotations::Annotations() : impl_(std::make_unique<Impl>()) {
+  static std::atomic<uint64_t> ids{0};
+  id_ = ++ids;
+}
 Annotations::~Annotations() = default;
 
 Result<std::shared_ptr<const Annotations>> Annotations::Compile(const rapidjson::Value& bundle) {
@@ -346,6 +350,15 @@ void Annotations::Root(const rapidjson::Value& v, Applied* out) const {
 
 void Annotations::Property(const Applied& parent, std::string_view name, const rapidjson::Value& child,
                            Applied* out) const {
+  Named(parent, name, out);
+  ExpandNamed(child, out);
+}
+
+void Annotations::ExpandNamed(const rapidjson::Value& child, Applied* named) const {
+  impl_->Expand(0, child, /*at_root=*/false, named);
+}
+
+void Annotations::Named(const Applied& parent, std::string_view name, Applied* out) const {
   out->Clear();
   for (size_t i = 0; i < parent.size(); ++i) {
     const SchemaNode* n = parent[i];
@@ -365,7 +378,6 @@ void Annotations::Property(const Applied& parent, std::string_view name, const r
     }
     if (!matched && n->additional && !out->Contains(n->additional)) out->Push(n->additional);
   }
-  impl_->Expand(0, child, /*at_root=*/false, out);
 }
 
 void Annotations::Item(const Applied& parent, size_t index, const rapidjson::Value& child,

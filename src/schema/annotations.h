@@ -7,6 +7,7 @@
 // The graph also locates the schema keyword behind a validation error, for messages.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <regex>
 #include <string>
@@ -106,6 +107,14 @@ class Annotations {
   // The schemas applying to `child`, the property `name` of an object at `parent`.
   void Property(const Applied& parent, std::string_view name, const rapidjson::Value& child,
                 Applied* out) const;
+  // Property in two steps: the schemas that the property `name` of an object at `parent`
+  // falls under by its name alone (which callers may keep for the next object of the same
+  // parent and name), then those applying to its value `child` too.
+  void Named(const Applied& parent, std::string_view name, Applied* out) const;
+  void ExpandNamed(const rapidjson::Value& child, Applied* named) const;
+  // Unique among the Annotations objects of the process, ever: what a cache of Named results
+  // may be keyed by (an address may be reused once these are freed).
+  uint64_t id() const { return id_; }
   // The schemas applying to `child`, the item `index` of an array at `parent`.
   void Item(const Applied& parent, size_t index, const rapidjson::Value& child, Applied* out) const;
 
@@ -117,6 +126,7 @@ class Annotations {
 
  private:
   Annotations();
+  uint64_t id_;  // unique among the Annotations of the process
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

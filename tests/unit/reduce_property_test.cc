@@ -1139,7 +1139,7 @@ TEST_CASE("merge: objects listing their members in another order, or other membe
       "a": {"reduce": {"strategy": "sum"}},
       "b": {"reduce": {"strategy": "sum"}},
       "c": {"reduce": {"strategy": "sum"}},
-      "o": {"reduce": {"strategy": "merge"}, "additionalProperties": {"reduce": {"strategy": "sum"}}}
+      "o": {"reduce": {"strategy": "merge"}, "additionalProperties": {"reduce": {"strategy": "maximize"}}}
     }
   })");
   // Folds `docs` (JSON texts) left to right, as deltas, and gives the result's JSON.
@@ -1173,7 +1173,18 @@ TEST_CASE("merge: objects listing their members in another order, or other membe
   CHECK(fold({R"({"a":1,"a":2})", R"({"a":10,"a":20})"}) == R"({"a":22})");
   // Objects nested at several depths with as many members each.
   CHECK(fold({R"({"o":{"y":1,"x":2},"a":1})", R"({"o":{"y":1,"x":2},"a":1})", R"({"a":1,"o":{"x":5,"y":6}})",
-              R"({"o":{"y":1,"x":1},"a":1})"}) == R"({"a":4,"o":{"x":10,"y":9}})");
+              R"({"o":{"y":1,"x":1},"a":1})"}) == R"({"a":4,"o":{"x":5,"y":6}})");
+  // ... whose members are in another order than their parent's: each level keeps its own.
+  CHECK(fold({R"({"o":{"x":1,"y":2},"a":1})", R"({"o":{"x":1,"y":2},"a":1})", R"({"o":{"x":1,"y":2},"a":1})",
+              R"({"o":{"x":10,"y":20},"a":100})"}) == R"({"a":103,"o":{"x":10,"y":20}})");
+  // A nested object reduced before its parent's other members, in another order.
+  CHECK(fold({R"({"o":{"y":2,"x":1},"p":1})", R"({"o":{"y":3,"x":1},"p":2})", R"({"o":{"y":1,"x":5},"p":3})",
+              R"({"o":{"y":2,"x":1},"p":4})"}) == R"({"o":{"x":5,"y":3},"p":4})");
+  // The same names in the same order under another parent schema (sums at the root,
+  // maxima under /o): the schemas remembered for the root's {"b","a"} are not used for /o's.
+  CHECK(fold({R"({"b":1,"a":1})", R"({"b":1,"a":1})", R"({"b":1,"a":1})"}) == R"({"a":3,"b":3})");
+  CHECK(fold({R"({"o":{"b":1,"a":1},"a":1,"c":1})", R"({"o":{"b":2,"a":2},"a":1,"c":1})",
+              R"({"o":{"b":3,"a":1},"a":1,"c":1})"}) == R"({"a":3,"c":3,"o":{"a":2,"b":3}})");
 }
 
 // A caller's tag per document (where it was read): drained, each key has the tag of its
