@@ -426,7 +426,7 @@ Result<bool> Combiner::Impl::Insert(doc::Value& doc, bool fully_reduced, bool co
     m.scratch_key.clear();
     doc::PackKey(doc, m.key, &m.scratch_key);
     key = m.scratch_key;
-    hash = std::hash<std::string_view>()(key);
+    hash = Combiner::KeyHash(key);
   }
   int64_t found = m.index.Find(m.entries, key, hash);
   Result<bool> result = true;

@@ -78,8 +78,10 @@ class Combiner {
   // combiner never allocates from: copies into the combiner what it keeps (as AddScratch
   // does) and leaves `doc` null; the caller's allocator is not cleared.
   Result<bool> AddCopy(doc::Value& doc, bool fully_reduced = false);
+  // The hash the combiner indexes a packed key by (what AddCopy takes with the key).
+  static uint64_t KeyHash(std::string_view packed_key) { return std::hash<std::string_view>()(packed_key); }
   // AddCopy of a document whose packed key (doc::PackKey with the combiner's key) and that
-  // key's std::hash the caller has computed already (when it partitions documents by key).
+  // key's KeyHash the caller has computed already (when it partitions documents by key).
   // `tag` is the caller's, about the document (where it was read, say): DrainNext gives
   // back the tag of each key's latest document, in the order documents were added.
   Result<bool> AddCopy(doc::Value& doc, std::string_view packed_key, uint64_t key_hash,

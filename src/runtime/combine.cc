@@ -44,10 +44,6 @@ PartitionedCombiner::PartitionedCombiner(const Collection& collection, const red
   }
 }
 
-size_t PartitionedCombiner::PartitionOf(std::string_view packed_key) {
-  return PartitionOfHash(std::hash<std::string_view>()(packed_key));
-}
-
 reduce::CombinerStats PartitionedCombiner::stats() const {
   reduce::CombinerStats out;
   for (const auto& c : parts_) {
@@ -137,7 +133,7 @@ Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& coll
       size_t key_begin = chunk.keys.size();
       doc::PackKey(parsed, c.key, &chunk.keys);
       size_t key_size = chunk.keys.size() - key_begin;
-      uint64_t hash = std::hash<std::string_view>()(std::string_view(chunk.keys).substr(key_begin, key_size));
+      uint64_t hash = reduce::Combiner::KeyHash(std::string_view(chunk.keys).substr(key_begin, key_size));
       chunk.parts[PartitionedCombiner::PartitionOfHash(hash)].push_back(
           {doc::Value(std::move(static_cast<doc::Value&>(parsed))), number, key_begin, key_size, hash});
       ++n;

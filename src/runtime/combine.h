@@ -49,10 +49,7 @@ class PartitionedCombiner {
  public:
   static constexpr size_t kPartitions = 16;
   PartitionedCombiner(const Collection& collection, const reduce::CombinerOptions& options);
-  // The partition of a packed key (doc::PackKey).
-  static size_t PartitionOf(std::string_view packed_key);
-  // The same, of the key's std::hash (which the combiners index keys by: see
-  // reduce::Combiner::AddCopy).
+  // The partition of a packed key (doc::PackKey), given its reduce::Combiner::KeyHash.
   static size_t PartitionOfHash(uint64_t key_hash) {
     // The high half of the hash (the combiners use its low bits).
     return static_cast<size_t>(((key_hash >> 32) * kPartitions) >> 32);

@@ -523,7 +523,7 @@ struct MaterializeTask::Transaction {
         doc::PackKey(parsed, spec.bindings[line.binding].source->key, &chunk.keys);
         std::string_view key(chunk.keys.data() + key_begin, chunk.keys.size() - key_begin);
         bool out = !left_out.empty() && left_out.count({*line.journal, line.offset}) > 0;
-        uint64_t hash = std::hash<std::string_view>()(key);
+        uint64_t hash = reduce::Combiner::KeyHash(key);
         chunk.parts[PartitionedCombiner::PartitionOfHash(hash)].push_back(
             {doc::Value(std::move(static_cast<doc::Value&>(parsed))), i, key_begin, key.size(),
              hash, out});

@@ -142,7 +142,7 @@ Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink,
       size_t key_begin = chunk.keys.size();
       doc::PackKey(parsed, c.key, &chunk.keys);
       size_t key_size = chunk.keys.size() - key_begin;
-      uint64_t hash = std::hash<std::string_view>()(std::string_view(chunk.keys).substr(key_begin, key_size));
+      uint64_t hash = reduce::Combiner::KeyHash(std::string_view(chunk.keys).substr(key_begin, key_size));
       chunk.parts[PartitionedCombiner::PartitionOfHash(hash)].push_back(
           {doc::Value(std::move(static_cast<doc::Value&>(parsed))), i, key_begin, key_size, hash});
     }

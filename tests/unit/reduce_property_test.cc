@@ -1216,7 +1216,7 @@ TEST_CASE("combiner: each key drains with the tag of its latest document, spille
       d.Parse<rapidjson::kParseFullPrecisionFlag>(docs[i].data(), docs[i].size());
       std::string packed;
       doc::PackKey(d, key, &packed);
-      auto r = combiner.AddCopy(d, packed, std::hash<std::string_view>()(packed), i + 1);
+      auto r = combiner.AddCopy(d, packed, reduce::Combiner::KeyHash(packed), i + 1);
       REQUIRE_MESSAGE(r.ok(), r.error().message);
     }
     CHECK((budget == reduce::CombinerOptions{}.memory_budget) == (combiner.stats().spills == 0));
