@@ -19,7 +19,7 @@ test_packages=()
 packages=(
   build-essential cmake pkg-config ca-certificates
   libcli11-dev libyaml-cpp-dev rapidjson-dev libsqlite3-dev libpq-dev libfmt-dev doctest-dev
-  zlib1g-dev libdeflate-dev libzstd-dev libssl-dev libcsv-dev libcurl4-openssl-dev libboost-dev
+  zlib1g-dev libdeflate-dev libzstd-dev libsimdjson-dev libssl-dev libcsv-dev libcurl4-openssl-dev libboost-dev
   curl nodejs sqlite3 time bc jq
   "${test_packages[@]}"
 )

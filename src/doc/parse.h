@@ -49,4 +49,9 @@ bool ReadNumber(std::string_view token, rapidjson::Value* v);
 // iteratively, so that even a tampered file nested arbitrarily deep cannot overflow the stack.
 bool ParseStoredDocument(std::string_view text, rapidjson::Document* doc, ParseError* error);
 
+// Whether the parsers above try simdjson before RapidJSON on this thread (the default: on).
+// Either way they accept, refuse and parse the same texts the same way (parse.cc): for tests
+// that check so.
+void SetFastParse(bool on);
+
 }  // namespace flow::doc

@@ -42,9 +42,10 @@ constexpr size_t kCopyAhead = 4;
 // ASCII): two concurrent CREATE TABLE IF NOT EXISTS of one name can otherwise both pass the
 // existence check and one fail on a unique index of the catalog.
 constexpr const char* kOpenLockKey = "28829673624663148";
-// How much a table's `stored` keys may take (their bytes, plus 64 per key for the set)
-// before Load asks the server about every key again: a back-fill of a few million keys.
+// How much a table's `stored` keys may take (kStoredKeyBytes per key: its hash and the set's
+// node) before Load asks the server about every key again: a back-fill of a million keys.
 constexpr size_t kFreshBytes = 64 << 20;
+constexpr size_t kStoredKeyBytes = 64;
 // Seconds to wait for a connection unless the URI says otherwise (libpq waits forever).
 constexpr const char* kConnectTimeout = "10";
 
@@ -504,18 +505,23 @@ struct PostgresDriver::Binding {
   std::string stage_sql;     // COPY into the staging table; empty for delta updates
   std::string merge_sql;     // staging table → table, upserting; empty for delta updates
   std::string load_sql;      // key arrays → (ordinality, flow_document)
-  // The keys (KeyText) that Load found absent since the last Store. This instance holds
-  // the fence, so until it commits nobody else writes them (a newer instance fences the
-  // Store off): Store copies their rows straight into the table, which is about twice as
-  // fast as an upsert through the staging table.
-  std::unordered_set<std::string> absent;
+  // The keys (KeyHash of their KeyText) that Load found absent since the last Store. This
+  // instance holds the fence, so until it commits nobody else writes them (a newer instance
+  // fences the Store off): Store copies their rows straight into the table, which is about
+  // twice as fast as an upsert through the staging table. Hashes, not texts: a key taken
+  // for absent by a collision is refused by the primary key, and Store upserts them all.
+  std::unordered_set<uint64_t> absent;
   // Whether the table was empty when Open took the fence and every key this instance
   // stored since is in `stored` (bounded by kFreshBytes): a key not in it has no row, so
   // Load need not ask. The fence makes this safe as `absent` is: an older instance can no
   // longer commit, and a newer one fences this one's Store off.
+  // Hashes too: a collision makes Load ask the server about a key it need not.
   bool fresh = false;
-  std::unordered_set<std::string> stored;
+  std::unordered_set<uint64_t> stored;
   size_t stored_bytes = 0;
+
+  // The hash of a KeyText in `absent` and `stored`.
+  static uint64_t KeyHash(std::string_view text) { return std::hash<std::string_view>()(text); }
 
   // Appends the identity of a key, given its values in key order.
   template <typename ValueAt>
@@ -738,20 +744,21 @@ Result<bool> PostgresDriver::Load(size_t table,
     }
   }
   std::string scratch, key;
-  auto key_text = [&](size_t i) -> std::string& {
+  auto key_hash = [&](size_t i) {
     key.clear();
     b.KeyText([&](size_t k) { return k < keys[i].size() ? keys[i][k] : nullptr; }, &scratch, &key);
-    return key;
+    return Binding::KeyHash(key);
   };
   // The keys to ask the server about: all of them, or of a table that was empty, those
   // this instance stored (the others are absent).
   std::vector<size_t> ask;
   ask.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (!b.fresh || b.stored.count(key_text(i))) {
+    uint64_t h = key_hash(i);
+    if (!b.fresh || b.stored.count(h)) {
       ask.push_back(i);
     } else {
-      b.absent.insert(key);
+      b.absent.insert(h);
     }
   }
   Session s(conn_, target_, password_);
@@ -783,9 +790,9 @@ Result<bool> PostgresDriver::Load(size_t table,
     }
     for (size_t j = start; j < end; ++j) {
       if (hit[j - start]) {
-        b.absent.erase(key_text(ask[j]));
+        b.absent.erase(key_hash(ask[j]));
       } else {
-        b.absent.insert(key_text(ask[j]));
+        b.absent.insert(key_hash(ask[j]));
       }
     }
   }
@@ -807,8 +814,15 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
     }
     return r;
   };
-  std::vector<std::unordered_map<std::string, std::pair<Batch*, size_t>>> seen(bindings_.size());
-  std::string key, scratch;
+  // Per table, the batch and place of each key's row by KeyHash; rows of one hash are told
+  // apart by their KeyText.
+  std::vector<std::unordered_multimap<uint64_t, std::pair<Batch*, size_t>>> seen(bindings_.size());
+  std::string key, other, scratch;
+  auto text_of = [&](const Binding& b, const doc::Value& d, std::string* out) {
+    out->clear();
+    b.KeyText([&](size_t k) { return doc::Lookup(d, b.table.columns[b.keys[k]].location); },
+              &scratch, out);
+  };
   for (const Row& row : rows) {
     if (row.table >= bindings_.size())
       return Error::Internal(fmt::format("Store of binding {} before Open", row.table));
@@ -817,16 +831,23 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
       inserts[row.table].push_back(row.document);
       continue;
     }
-    key.clear();
-    b.KeyText(
-        [&](size_t k) { return doc::Lookup(*row.document, b.table.columns[b.keys[k]].location); },
-        &scratch, &key);
-    Batch* batch = b.absent.count(key) ? &inserts[row.table] : &upserts[row.table];
-    auto [it, inserted] = seen[row.table].try_emplace(key, batch, batch->size());
-    if (inserted) {
+    text_of(b, *row.document, &key);
+    uint64_t hash = Binding::KeyHash(key);
+    auto& keys = seen[row.table];
+    if (keys.empty()) keys.reserve(rows.size());
+    bool again = false;
+    for (auto [it, end] = keys.equal_range(hash); it != end && !again; ++it) {
+      auto [batch, at] = it->second;
+      text_of(b, *(*batch)[at], &other);
+      if (other == key) {
+        (*batch)[at] = row.document;
+        again = true;
+      }
+    }
+    if (!again) {
+      Batch* batch = b.absent.count(hash) ? &inserts[row.table] : &upserts[row.table];
+      keys.emplace(hash, std::make_pair(batch, batch->size()));
       batch->push_back(row.document);
-    } else {
-      (*it->second.first)[it->second.second] = row.document;
     }
   }
 
@@ -850,8 +871,8 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
     b.absent.clear();
     if (!stored || !b.fresh) continue;
     // Committed: these keys have rows now.
-    for (auto& [k, at] : seen[t]) {
-      if (b.stored.insert(k).second) b.stored_bytes += k.size() + 64;
+    for (auto& [hash, at] : seen[t]) {
+      if (b.stored.insert(hash).second) b.stored_bytes += kStoredKeyBytes;
     }
     if (b.stored_bytes > kFreshBytes) {
       b.fresh = false;
