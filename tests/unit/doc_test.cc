@@ -1269,7 +1269,16 @@ TEST_CASE("parse: the simdjson path and RapidJSON accept, refuse and read the sa
                                 "1.",
                                 ".5",
                                 "\t\n\r ",
-                                ","};
+                                ",",
+                                "\xef\xbb\xbf" /* a byte order mark */,
+                                "\f",
+                                "\v",
+                                "[1,]",
+                                "{\"a\":1,}",
+                                "+1",
+                                "1e",
+                                "\"\\a\"",
+                                "truex"};
   Alloc alloc;
   const uint64_t seed = 20261207;
   CAPTURE(seed);
