@@ -7,7 +7,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <optional>
+#include <thread>
 
 #include "base/strings.h"
 #include "doc/pack.h"
@@ -95,6 +97,97 @@ Result<bool> PartitionedCombiner::DrainTagged(bool full, const TaggedEmit& emit)
     if (heads[p].error) return *heads[p].error;
     if (auto r = emit(heads[p].key, *heads[p].doc, heads[p].tag); !r) return r;
     if (auto r = advance(p); !r) return r;
+  }
+  return true;
+}
+
+Result<bool> PartitionedCombiner::DrainParallel(bool full, unsigned threads, const Take& take,
+                                                const EmitTaken& emit) {
+  // Per partition: its keys (copied, for the merge), and how its drain ended.
+  struct Drained {
+    std::string keys;
+    std::vector<size_t> ends;  // of each key in `keys`
+    std::optional<Error> error;
+    std::string error_key;  // the key a reduction error is about
+    std::exception_ptr thrown;
+  };
+  std::vector<Drained> drained(parts_.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t p; (p = next.fetch_add(1)) < parts_.size();) {
+      Drained& d = drained[p];
+      try {
+        for (;;) {
+          std::string_view key;
+          doc::Value* doc = nullptr;
+          uint64_t tag = 0;
+          auto r = parts_[p]->DrainNext(full, &key, &doc, &tag);
+          if (!r) {
+            d.error = r.error();
+            d.error_key = key;
+            break;
+          }
+          if (!*r) break;
+          take(p, key, *doc, tag);
+          d.keys.append(key);
+          d.ends.push_back(d.keys.size());
+        }
+      } catch (...) {
+        d.thrown = std::current_exception();
+      }
+    }
+  };
+  {
+    std::vector<std::thread> helpers;
+    for (unsigned t = 1; t < std::min<size_t>(std::max(1u, threads), parts_.size()); ++t)
+      helpers.emplace_back(work);
+    work();
+    for (auto& h : helpers) h.join();
+  }
+  for (const Drained& d : drained) {
+    if (d.thrown) std::rethrow_exception(d.thrown);
+  }
+  // An error that is not about a key (reading a spill file, say) stops everything.
+  for (const Drained& d : drained) {
+    if (d.error && d.error->code != Error::Code::kUser) return *d.error;
+  }
+  // Merged into one key order, as DrainTagged does; a reduction error in its key's place.
+  struct Head {
+    size_t p, i;
+    std::string_view key;
+    bool error;
+  };
+  auto head = [&](size_t p, size_t i, Head* h) {
+    const Drained& d = drained[p];
+    if (i < d.ends.size()) {
+      size_t begin = i == 0 ? 0 : d.ends[i - 1];
+      *h = {p, i, std::string_view(d.keys).substr(begin, d.ends[i] - begin), false};
+      return true;
+    }
+    if (d.error) {
+      *h = {p, i, d.error_key, true};
+      return true;
+    }
+    return false;
+  };
+  auto greater = [](const Head& a, const Head& b) { return a.key > b.key; };
+  std::vector<Head> heap;
+  for (size_t p = 0; p < drained.size(); ++p) {
+    Head h;
+    if (head(p, 0, &h)) heap.push_back(h);
+  }
+  std::make_heap(heap.begin(), heap.end(), greater);
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), greater);
+    Head h = heap.back();
+    heap.pop_back();
+    if (h.error) return *drained[h.p].error;
+    if (auto r = emit(h.p, h.i); !r) return r;
+    Head n;
+    if (head(h.p, h.i + 1, &n)) {
+      heap.push_back(n);
+      std::push_heap(heap.begin(), heap.end(), greater);
+    }
   }
   return true;
 }

@@ -63,6 +63,16 @@ class PartitionedCombiner {
   // Drain, giving each key's tag too (reduce::Combiner::AddCopy).
   using TaggedEmit = std::function<Result<bool>(std::string_view packed_key, doc::Value& doc, uint64_t tag)>;
   Result<bool> DrainTagged(bool full, const TaggedEmit& emit);
+  // DrainTagged with the work per key spread over `threads` threads (the caller's included):
+  // each partition is drained on one of them, which calls `take(partition, key, doc, tag)`
+  // for each of its keys in key order (the document is valid during the call only: `take`
+  // keeps what it needs, in state of its own per partition); then, on the calling thread,
+  // `emit(partition, i)` is called for the i-th key taken of each partition, every key in
+  // key order, and the first error in key order stops it, as DrainTagged's would.
+  using Take = std::function<void(size_t partition, std::string_view packed_key, doc::Value& doc,
+                                  uint64_t tag)>;
+  using EmitTaken = std::function<Result<bool>(size_t partition, size_t i)>;
+  Result<bool> DrainParallel(bool full, unsigned threads, const Take& take, const EmitTaken& emit);
 
  private:
   std::vector<std::unique_ptr<reduce::Combiner>> parts_;

@@ -122,7 +122,9 @@ struct MaterializeTask::Impl {
   // driver is only touched by that thread until it is joined). Its rows point into `arena`.
   struct Pending {
     rapidjson::Document arena;
-    std::vector<doc::Value> docs;  // owned by `arena`
+    // Where the documents drained on several threads are (one allocator per partition).
+    std::vector<std::unique_ptr<doc::Allocator>> drained;
+    std::vector<doc::Value> docs;  // owned by `arena` and `drained`
     std::vector<materialize::Driver::Row> rows;
     std::map<std::string, uint64_t> offsets;  // the checkpoint it stores
     std::string checkpoint;                   // that, encoded with the data's identity
@@ -636,12 +638,27 @@ struct MaterializeTask::Transaction {
     std::vector<doc::Value>& docs = next->docs;
     for (size_t b = 0; b < spec.bindings.size(); ++b) {
       size_t first = docs.size();
-      auto drained =
-          combiners[b]->DrainTagged(false, [&](std::string_view, doc::Value& d, uint64_t tag) -> Result<bool> {
-            docs.push_back(doc::Copy(d, next->arena.GetAllocator()));
+      // Each partition's documents copied out on a thread of its own, then put in key order.
+      constexpr size_t kParts = PartitionedCombiner::kPartitions;
+      struct Taken {
+        doc::Allocator* arena = nullptr;
+        std::vector<std::pair<doc::Value, uint64_t>> docs;  // with their tags
+      };
+      std::array<Taken, kParts> taken;
+      for (auto& t : taken) {
+        next->drained.push_back(std::make_unique<doc::Allocator>());
+        t.arena = next->drained.back().get();
+      }
+      auto drained = combiners[b]->DrainParallel(
+          false, threads,
+          [&](size_t p, std::string_view, doc::Value& d, uint64_t tag) {
+            taken[p].docs.emplace_back(doc::Copy(d, *taken[p].arena), tag);
+          },
+          [&](size_t p, size_t i) -> Result<bool> {
+            docs.push_back(std::move(taken[p].docs[i].first));
             doc_binding.push_back(b);
             dropped.push_back(false);
-            doc_tags.push_back(tag);
+            doc_tags.push_back(taken[p].docs[i].second);
             return true;
           });
       if (!drained) return drained.error();

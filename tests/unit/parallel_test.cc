@@ -4,6 +4,7 @@
 #include "runtime/parallel.h"
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,10 +14,12 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
-#include <fmt/format.h>
-
+#include "doc/pack.h"
+#include "doc/parse.h"
+#include "doc/value.h"
 #include "runtime/combine.h"
 #include "runtime/ingest_file.h"
 #include "runtime/input.h"
@@ -294,6 +297,76 @@ TEST_CASE("parallel combine: the first error in input order wins, with its place
     Combined r = Combine(c, path, threads, 256 << 20);
     CHECK(r.where == path + ":6063");
     CHECK_MESSAGE(r.error.find("line 6063 is longer than the document limit") != std::string::npos, r.error);
+  }
+}
+
+TEST_CASE(
+    "parallel drain: DrainParallel gives DrainTagged's keys, documents and tags in key order, and "
+    "its error") {
+  auto c = Compile();
+  std::string text = Generate(6000, 300, 3);
+  // Two documents of one key whose sum overflows: with spills, the error comes out of the
+  // drain, in its key's place (key 150 sits among the others).
+  const std::string overflow = R"({"k":150,"i":18446744073709551615})";
+  for (uint64_t budget : {uint64_t{8} << 20, uint64_t{64} << 10}) {
+    for (bool bad : {false, true}) {
+      INFO("budget " << budget << ", overflow " << bad);
+      reduce::CombinerOptions o;
+      o.memory_budget = budget;
+      auto fill = [&](runtime::PartitionedCombiner& pc) {
+        std::string all = text;
+        if (bad) all = overflow + "\n" + all + overflow + "\n";
+        uint64_t tag = 0;
+        bool added = true;
+        for (size_t b = 0, e; b < all.size(); b = e + 1) {
+          e = all.find('\n', b);
+          if (e == b) continue;
+          rapidjson::Document d;
+          doc::ParseError pe;
+          REQUIRE(doc::ParseDocument(std::string_view(all).substr(b, e - b), &d, &pe));
+          std::string key;
+          doc::PackKey(d, c->key, &key);
+          uint64_t hash = reduce::Combiner::KeyHash(key);
+          auto& part = pc.partition(runtime::PartitionedCombiner::PartitionOfHash(hash));
+          added = part.AddCopy(d, key, hash, ++tag).ok() && added;
+        }
+        return added;
+      };
+      runtime::PartitionedCombiner one(*c, o), many(*c, o);
+      bool added = fill(one);
+      CHECK(fill(many) == added);
+      if (!added) continue;  // (without spills the overflow is found when added)
+      using Item = std::tuple<std::string, std::string, uint64_t>;
+      std::vector<Item> in_order, merged;
+      auto json = [](const doc::Value& v) {
+        std::string out;
+        doc::AppendJson(v, &out);
+        return out;
+      };
+      auto r1 = one.DrainTagged(
+          true, [&](std::string_view key, doc::Value& d, uint64_t tag) -> Result<bool> {
+            in_order.emplace_back(std::string(key), json(d), tag);
+            return true;
+          });
+      std::vector<std::vector<Item>> taken(runtime::PartitionedCombiner::kPartitions);
+      auto r2 = many.DrainParallel(
+          true, 3,
+          [&](size_t p, std::string_view key, doc::Value& d, uint64_t tag) {
+            taken[p].emplace_back(std::string(key), json(d), tag);
+          },
+          [&](size_t p, size_t i) -> Result<bool> {
+            merged.push_back(taken[p][i]);
+            return true;
+          });
+      CHECK(r1.ok() == r2.ok());
+      CHECK(r1.ok() == !(bad && budget < (8u << 20)));
+      if (!r1.ok() && !r2.ok()) CHECK(r1.error().message == r2.error().message);
+      CHECK(merged == in_order);
+      if (r1.ok()) CHECK(in_order.size() == 300);
+      if (!r1.ok())
+        CHECK_MESSAGE(r1.error().message.find("integer overflow") != std::string::npos,
+                      r1.error().message);
+    }
   }
 }
 
