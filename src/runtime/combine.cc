@@ -137,6 +137,15 @@ Result<bool> PartitionedCombiner::DrainParallel(bool full, unsigned threads, con
       }
     }
   };
+  // Threads are started for a large drain only: a small transaction (one document, in
+  // `develop`) would wait longer for them than for its copies.
+  size_t keys = 0;
+  bool spilled = false;
+  for (const auto& c : parts_) {
+    keys += c->keys();
+    spilled = spilled || c->stats().spills > 0;
+  }
+  if (keys < kParallelDrainKeys && !spilled) threads = 1;
   {
     std::vector<std::thread> helpers;
     for (unsigned t = 1; t < std::min<size_t>(std::max(1u, threads), parts_.size()); ++t)

@@ -71,6 +71,8 @@ class PartitionedCombiner {
   // key order, and the first error in key order stops it, as DrainTagged's would.
   using Take = std::function<void(size_t partition, std::string_view packed_key, doc::Value& doc,
                                   uint64_t tag)>;
+  // (Below kParallelDrainKeys keys, none spilled, it drains on the calling thread alone.)
+  static constexpr size_t kParallelDrainKeys = 4096;
   using EmitTaken = std::function<Result<bool>(size_t partition, size_t i)>;
   Result<bool> DrainParallel(bool full, unsigned threads, const Take& take, const EmitTaken& emit);
 
