@@ -83,8 +83,10 @@ constexpr size_t kLargestPower = 308;      // digits + exponent beyond: maybe be
 // One pass over the bytes: nesting depth, UTF-8 validity inside strings, integer tokens
 // that do not fit 64 bits (RapidJSON would silently turn them into floats), and whether a
 // number may take RapidJSON's full-precision slow path (sets `*exact_numbers`, see below).
-bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error,
-             bool* exact_numbers) {
+// With `strict` false only the last: the stored-document parser's use (see there), which
+// refuses nothing.
+bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error, bool* exact_numbers,
+             bool strict = true) {
   const auto* p = reinterpret_cast<const unsigned char*>(t.data());
   int depth = 0;
   size_t i = 0, n = t.size();
@@ -106,7 +108,7 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error,
           break;
         }
         if (c == '\\') {
-          if (i + 1 < n && p[i + 1] == 'u') {
+          if (strict && i + 1 < n && p[i + 1] == 'u') {
             // A surrogate escape must be a high one followed by a low one (RapidJSON would
             // store a lone one as bytes that are not UTF-8).
             unsigned cp = Hex4(p, i + 2, n);
@@ -124,7 +126,7 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error,
             }
           }
           i += 2;
-        } else if (c >= 0x80) {
+        } else if (c >= 0x80 && strict) {
           size_t len = Utf8Sequence(p + i, n - i);
           if (!len) {
             *error = {i, "invalid JSON: invalid UTF-8 in a string"};
@@ -138,7 +140,7 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error,
       continue;
     }
     if (c == '{' || c == '[') {
-      if (++depth > limits.max_depth) {
+      if (++depth > limits.max_depth && strict) {
         *error = {i, fmt::format("the document is nested deeper than {} levels", limits.max_depth)};
         return false;
       }
@@ -183,7 +185,7 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error,
                        p[i] == '+' || p[i] == '-')) {
         ++i;
       }
-      if (integer && len >= 19) {
+      if (integer && len >= 19 && strict) {
         std::string_view d = t.substr(digits, len);
         bool too_big = negative ? (len > 19 || d > "9223372036854775808")
                                 : (len > 20 || (len == 20 && d > "18446744073709551615"));
@@ -193,7 +195,7 @@ bool Prescan(std::string_view t, const ParseLimits& limits, ParseError* error,
         }
       }
       continue;
-    } else if (c >= 0x80) {
+    } else if (c >= 0x80 && strict) {
       *error = {i, "invalid JSON: a byte outside a string that is not ASCII"};
       return false;
     }
@@ -411,7 +413,8 @@ void ClearParseError(rapidjson::Document* doc) {
   if (doc->HasParseError()) doc->Parse("null");
 }
 
-// Parses `text` (checked by the prescan) as Document::Parse would, numbers by ReadNumber.
+// Parses `text` (checked by the prescan) as Document::Parse would, numbers by ReadNumber;
+// iteratively, as a stored document's depth is not bounded here (ParseStoredDocument).
 bool ParseExactNumbers(std::string_view text, rapidjson::Document* doc, ParseError* error) {
   rapidjson::MemoryStream in(text.data(), text.size());
   rapidjson::ParseResult result;
@@ -419,7 +422,8 @@ bool ParseExactNumbers(std::string_view text, rapidjson::Document* doc, ParseErr
   auto generate = [&](rapidjson::Document& d) {
     ExactNumbers handler(&d, in);
     rapidjson::Reader reader;
-    result = reader.Parse<rapidjson::kParseNumbersAsStringsFlag>(in, handler);
+    result = reader.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag>(
+        in, handler);
     too_big_at = handler.too_big_at();
     return !result.IsError();
   };
@@ -641,9 +645,18 @@ bool FitsJsonLimit(const rapidjson::Value& v, size_t limit, size_t* size) {
 
 bool ParseStoredDocument(std::string_view text, rapidjson::Document* doc, ParseError* error) {
   if (FastParse(text, doc)) return true;
-  // Text shorter than 512 bytes cannot nest deeper than 256 levels, which recursion handles;
-  // the recursive parser is the faster one.
-  if (text.size() < 512) {
+  // A text simdjson refused, or over kFastMaxBytes. The prescan finds the numbers RapidJSON
+  // 1.1 misreads (or reaches undefined behaviour on), which ReadNumber then reads. It
+  // refuses nothing here: a stored text is read as it always was (what was stored was
+  // within the limits of its day, and earlier versions stored lone surrogate escapes as
+  // bytes that are not UTF-8).
+  bool exact_numbers = false;
+  Prescan(text, {}, error, &exact_numbers, false);
+  if (exact_numbers) {
+    if (!ParseExactNumbers(text, doc, error)) return false;
+  } else if (text.size() < 512) {
+    // Text shorter than 512 bytes cannot nest deeper than 256 levels, which recursion
+    // handles; the recursive parser is the faster one.
     doc->Parse<rapidjson::kParseFullPrecisionFlag>(text.data());
   } else {
     doc->Parse<rapidjson::kParseFullPrecisionFlag | rapidjson::kParseIterativeFlag>(text.data());
