@@ -38,6 +38,7 @@ struct OrderedPipeline::State {
   struct Slot {
     std::unique_ptr<PipelineItem> item;
     bool processed = false;
+    unsigned owner = 0;  // the thread that processed it, which alone consumes it
     size_t pending = 0;  // partitions that have not consumed it yet
   };
   std::deque<Slot> slots;           // items in flight, in push order
@@ -45,21 +46,31 @@ struct OrderedPipeline::State {
   uint64_t next_process = 0;        // the next item to process (they are claimed in order)
   std::vector<uint64_t> next;       // per partition: the next item it consumes
   std::vector<char> busy;           // per partition: a thread is consuming for it
+  std::vector<size_t> owned;        // per thread: items it processed and did not consume yet
   size_t scan = 0;                  // the partition the search for work starts at
   bool finishing = false;
   std::vector<std::thread> threads;
 
-  bool Ready(size_t p) const {
-    return !busy[p] && next[p] < base + slots.size() && slots[next[p] - base].processed;
+  // Whether item next[p] is processed, by thread `me`.
+  bool Mine(size_t p, unsigned me) const {
+    if (next[p] >= base + slots.size()) return false;
+    const Slot& slot = slots[next[p] - base];
+    return slot.processed && slot.owner == me;
   }
+  // Whether thread `me` may consume item next[p] for partition p now.
+  bool Ready(size_t p, unsigned me) const { return !busy[p] && Mine(p, me); }
 
-  // Does one piece of work, consuming in preference to processing (consuming frees items).
-  // `l` is held on entry and on return. False when there was nothing to do.
-  bool Step(std::unique_lock<std::mutex>& l) {
+  // Does one piece of work for thread `me` (0: the pushing thread), consuming in preference
+  // to processing (consuming frees items). An item is consumed, for every partition, by the
+  // thread that processed it: its documents were just made in that core's caches, which
+  // another core would read at the cost of a memory access each (see
+  // docs/internals/parallelism.md). `l` is held on entry and on return. False when there
+  // was nothing to do.
+  bool Step(std::unique_lock<std::mutex>& l, unsigned me) {
     size_t n = busy.size();
     for (size_t k = 0; k < n; ++k) {
       size_t p = (scan + k) % n;
-      if (!Ready(p)) continue;
+      if (!Ready(p, me)) continue;
       scan = p + 1;
       busy[p] = 1;
       std::vector<std::unique_ptr<PipelineItem>> done;
@@ -71,7 +82,7 @@ struct OrderedPipeline::State {
         consume(p, *item);
         l.lock();
         ++next[p];
-        --slots[s - base].pending;
+        if (--slots[s - base].pending == 0) --owned[me];
         // Partitions consume in order, so items are done in order: the front first.
         while (!slots.empty() && slots.front().pending == 0) {
           done.push_back(std::move(slots.front().item));
@@ -79,7 +90,7 @@ struct OrderedPipeline::State {
           ++base;
         }
         cv.notify_all();
-      } while (next[p] < base + slots.size() && slots[next[p] - base].processed);
+      } while (Mine(p, me));
       busy[p] = 0;
       if (!done.empty()) {
         l.unlock();
@@ -95,16 +106,18 @@ struct OrderedPipeline::State {
       process(*item);
       l.lock();
       slots[s - base].processed = true;
+      slots[s - base].owner = me;
+      ++owned[me];
       cv.notify_all();
       return true;
     }
     return false;
   }
 
-  void Work() {
+  void Work(unsigned me) {
     std::unique_lock<std::mutex> l(mu);
     for (;;) {
-      if (Step(l)) continue;
+      if (Step(l, me)) continue;
       if (finishing && slots.empty()) return;
       cv.wait(l);
     }
@@ -122,7 +135,8 @@ OrderedPipeline::OrderedPipeline(const PipelineOptions& options, Process process
   s.consume = std::move(consume);
   s.next.assign(s.options.partitions, 0);
   s.busy.assign(s.options.partitions, 0);
-  for (unsigned i = 1; i < s.options.threads; ++i) s.threads.emplace_back([&s] { s.Work(); });
+  s.owned.assign(s.options.threads, 0);
+  for (unsigned i = 1; i < s.options.threads; ++i) s.threads.emplace_back([&s, i] { s.Work(i); });
 }
 
 OrderedPipeline::~OrderedPipeline() { Finish(); }
@@ -135,10 +149,12 @@ void OrderedPipeline::Push(std::unique_ptr<PipelineItem> item) {
     return;
   }
   std::unique_lock<std::mutex> l(s.mu);
-  while (s.slots.size() >= s.options.max_in_flight) {
-    if (!s.Step(l)) s.cv.wait(l);
+  // Work when the items in flight are too many, and until those this thread processed are
+  // consumed: no other thread would consume them, and later items wait for them.
+  while (s.slots.size() >= s.options.max_in_flight || s.owned[0] > 0) {
+    if (!s.Step(l, 0)) s.cv.wait(l);
   }
-  s.slots.push_back(State::Slot{std::move(item), false, s.options.partitions});
+  s.slots.push_back(State::Slot{std::move(item), false, 0, s.options.partitions});
   s.cv.notify_all();
 }
 
@@ -150,7 +166,7 @@ void OrderedPipeline::Finish() {
     s.finishing = true;
     s.cv.notify_all();
     while (!s.slots.empty()) {
-      if (!s.Step(l)) s.cv.wait(l);
+      if (!s.Step(l, 0)) s.cv.wait(l);
     }
   }
   for (auto& t : s.threads) t.join();
