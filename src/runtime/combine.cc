@@ -63,6 +63,43 @@ Result<bool> PartitionedCombiner::Drain(bool full, const reduce::Combiner::Emit&
   return DrainTagged(full, [&](std::string_view key, doc::Value& d, uint64_t) { return emit(key, d); });
 }
 
+namespace {
+
+// Visits the heads of `n` key-ordered streams (the partitions, which hold disjoint keys) in
+// one key order. `next(p, &key)` moves stream p to its next head: true with that head's key
+// (valid until the next call for p), false when p has no more, an error to stop there.
+// `visit(p)` is called for the least head of all, before `next(p)`.
+Result<bool> MergeInKeyOrder(size_t n,
+                             const std::function<Result<bool>(size_t, std::string_view*)>& next,
+                             const std::function<Result<bool>(size_t)>& visit) {
+  std::vector<std::pair<std::string_view, size_t>> heap;  // (key, stream), the least on top
+  heap.reserve(n);
+  auto greater = [](const auto& a, const auto& b) { return a.first > b.first; };
+  auto advance = [&](size_t p) -> Result<bool> {
+    std::string_view key;
+    auto r = next(p, &key);
+    if (!r) return r;
+    if (*r) {
+      heap.emplace_back(key, p);
+      std::push_heap(heap.begin(), heap.end(), greater);
+    }
+    return true;
+  };
+  for (size_t p = 0; p < n; ++p) {
+    if (auto r = advance(p); !r) return r;
+  }
+  while (!heap.empty()) {
+    std::pop_heap(heap.begin(), heap.end(), greater);
+    size_t p = heap.back().second;
+    heap.pop_back();
+    if (auto r = visit(p); !r) return r;
+    if (auto r = advance(p); !r) return r;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<bool> PartitionedCombiner::DrainTagged(bool full, const TaggedEmit& emit) {
   // Each partition's next key; a reduction error is put in key order with the others.
   struct Head {
@@ -72,33 +109,26 @@ Result<bool> PartitionedCombiner::DrainTagged(bool full, const TaggedEmit& emit)
     std::optional<Error> error;
   };
   std::vector<Head> heads(parts_.size());
-  std::vector<size_t> heap;  // partitions, the least key on top
-  auto greater = [&](size_t a, size_t b) { return heads[a].key > heads[b].key; };
-  auto advance = [&](size_t p) -> Result<bool> {
-    Head& h = heads[p];
-    auto r = parts_[p]->DrainNext(full, &h.key, &h.doc, &h.tag);
-    if (!r) {
-      if (r.error().code != Error::Code::kUser) return r.error();
-      h.error = r.error();
-    } else if (!*r) {
-      return true;
-    }
-    heap.push_back(p);
-    std::push_heap(heap.begin(), heap.end(), greater);
-    return true;
-  };
-  for (size_t p = 0; p < parts_.size(); ++p) {
-    if (auto r = advance(p); !r) return r;
-  }
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), greater);
-    size_t p = heap.back();
-    heap.pop_back();
-    if (heads[p].error) return *heads[p].error;
-    if (auto r = emit(heads[p].key, *heads[p].doc, heads[p].tag); !r) return r;
-    if (auto r = advance(p); !r) return r;
-  }
-  return true;
+  return MergeInKeyOrder(
+      parts_.size(),
+      [&](size_t p, std::string_view* key) -> Result<bool> {
+        Head& h = heads[p];
+        if (h.error) return false;  // a reduction error ends its partition
+        auto r = parts_[p]->DrainNext(full, &h.key, &h.doc, &h.tag);
+        if (!r) {
+          if (r.error().code != Error::Code::kUser) return r.error();
+          h.error = r.error();
+        } else if (!*r) {
+          return false;
+        }
+        *key = h.key;
+        return true;
+      },
+      [&](size_t p) -> Result<bool> {
+        Head& h = heads[p];
+        if (h.error) return *h.error;
+        return emit(h.key, *h.doc, h.tag);
+      });
 }
 
 Result<bool> PartitionedCombiner::DrainParallel(bool full, unsigned threads, const Take& take,
@@ -161,44 +191,29 @@ Result<bool> PartitionedCombiner::DrainParallel(bool full, unsigned threads, con
     if (d.error && d.error->code != Error::Code::kUser) return *d.error;
   }
   // Merged into one key order, as DrainTagged does; a reduction error in its key's place.
-  struct Head {
-    size_t p, i;
-    std::string_view key;
-    bool error;
-  };
-  auto head = [&](size_t p, size_t i, Head* h) {
-    const Drained& d = drained[p];
-    if (i < d.ends.size()) {
-      size_t begin = i == 0 ? 0 : d.ends[i - 1];
-      *h = {p, i, std::string_view(d.keys).substr(begin, d.ends[i] - begin), false};
-      return true;
-    }
-    if (d.error) {
-      *h = {p, i, d.error_key, true};
-      return true;
-    }
-    return false;
-  };
-  auto greater = [](const Head& a, const Head& b) { return a.key > b.key; };
-  std::vector<Head> heap;
-  for (size_t p = 0; p < drained.size(); ++p) {
-    Head h;
-    if (head(p, 0, &h)) heap.push_back(h);
-  }
-  std::make_heap(heap.begin(), heap.end(), greater);
-  while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), greater);
-    Head h = heap.back();
-    heap.pop_back();
-    if (h.error) return *drained[h.p].error;
-    if (auto r = emit(h.p, h.i); !r) return r;
-    Head n;
-    if (head(h.p, h.i + 1, &n)) {
-      heap.push_back(n);
-      std::push_heap(heap.begin(), heap.end(), greater);
-    }
-  }
-  return true;
+  std::vector<size_t> at(drained.size(), 0);  // per partition: its head (a key's number)
+  return MergeInKeyOrder(
+      drained.size(),
+      [&](size_t p, std::string_view* key) -> Result<bool> {
+        const Drained& d = drained[p];
+        size_t i = at[p]++;
+        if (i < d.ends.size()) {
+          size_t begin = i == 0 ? 0 : d.ends[i - 1];
+          *key = std::string_view(d.keys).substr(begin, d.ends[i] - begin);
+          return true;
+        }
+        if (i == d.ends.size() && d.error) {
+          *key = d.error_key;
+          return true;
+        }
+        return false;
+      },
+      [&](size_t p) -> Result<bool> {
+        const Drained& d = drained[p];
+        size_t i = at[p] - 1;
+        if (i == d.ends.size()) return *d.error;
+        return emit(p, i);
+      });
 }
 
 Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& collection,
