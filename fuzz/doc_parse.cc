@@ -1,12 +1,12 @@
 // Fuzz target: the parser of untrusted JSON documents and its limits (src/doc/parse.h).
 // Invariants: the length-delimited and NUL-terminated entry points agree on every text
-// without a NUL byte; an accepted document is within the limits, writes back to JSON
-// that parses to an equal document, and is accepted by the stored-document parser too.
+// without a NUL byte, and both refuse one with; an accepted document is within the limits, writes
+// back to JSON that parses to an equal document, and is accepted by the stored-document parser too.
 // Values are compared as written back (member order and repeated names included: `==`
 // of RapidJSON looks members up by name). And the simdjson path and RapidJSON alone
-// (doc::SetFastParse) agree: ParseDocument and ParseStoredDocument on every text (the same
-// verdict, message, offset and values), and ParseStoredDocument reads what is written back
-// as written.
+// (doc::SetFastParse) agree: ParseDocument on every text (the same verdict, message, offset
+// and values), and ParseStoredDocument on every text ParseDocument accepts and on what is
+// written back of it (ParseDocument's values).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -58,7 +58,7 @@ void Run(std::string_view text, const doc::ParseLimits& limits) {
   doc::ParseError te;
   bool tok = doc::ParseTerminatedDocument(std::string_view(terminated), &t, &te, limits);
   if (has_nul) {
-    Check(!tok, "ParseTerminatedDocument accepted a text holding a NUL byte");
+    Check(!ok && !tok, "a text holding a NUL byte was accepted");
   } else {
     Check(ok == tok, "ParseDocument and ParseTerminatedDocument disagree");
     if (ok)
@@ -102,13 +102,13 @@ void SameBothWays(std::string_view text) {
   Check(slow.ok == fast.ok && slow.offset == fast.offset && slow.message == fast.message,
         "ParseDocument accepts or refuses a text differently with simdjson");
   Check(slow.json == fast.json, "ParseDocument reads a text differently with simdjson");
-  Verdict raw_slow = Parsed(text, false, true), raw_fast = Parsed(text, true, true);
-  Check(raw_slow.ok == raw_fast.ok && raw_slow.offset == raw_fast.offset &&
-            raw_slow.message == raw_fast.message,
-        "ParseStoredDocument accepts or refuses a text differently with simdjson");
-  Check(raw_slow.json == raw_fast.json,
-        "ParseStoredDocument reads a text differently with simdjson");
   if (!slow.ok) return;
+  // The stored-document parser, on what flowctl accepts (simdjson also reads some texts
+  // RapidJSON refuses, such as 0e400, which is zero) and on what it writes of it.
+  Verdict raw_slow = Parsed(text, false, true), raw_fast = Parsed(text, true, true);
+  Check(raw_slow.ok && raw_fast.ok, "ParseStoredDocument refuses an accepted document");
+  Check(raw_slow.json == slow.json && raw_fast.json == slow.json,
+        "ParseStoredDocument reads an accepted document differently");
   Verdict stored_slow = Parsed(slow.json, false, true), stored_fast = Parsed(slow.json, true, true);
   Check(stored_slow.ok && stored_fast.ok, "ParseStoredDocument refuses a written-back document");
   Check(stored_slow.json == slow.json && stored_fast.json == slow.json,

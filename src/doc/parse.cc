@@ -552,13 +552,13 @@ bool Parse(std::string_view text, bool terminated, rapidjson::Document* doc, Par
   }
   bool exact_numbers = false;
   if (!Prescan(text, limits, error, &exact_numbers)) return false;
-  // RapidJSON's SIMD string scanning works on NUL-terminated text, which must then hold no
-  // other NUL: one after a complete value would end the input early, unnoticed.
-  if (terminated) {
-    if (const void* nul = std::memchr(text.data(), 0, text.size())) {
-      *error = {static_cast<size_t>(static_cast<const char*>(nul) - text.data()), "invalid JSON: a NUL byte"};
-      return false;
-    }
+  // No JSON text holds a NUL byte (in a string it must be escaped), and RapidJSON takes one
+  // after a complete value for the end of the input, unnoticed: `{"a":1}<NUL>{"b":2}` would
+  // read as {"a":1}, in a CSV cell or a request body as in a NUL-terminated line.
+  if (const void* nul = std::memchr(text.data(), 0, text.size())) {
+    *error = {static_cast<size_t>(static_cast<const char*>(nul) - text.data()),
+              "invalid JSON: a NUL byte"};
+    return false;
   }
   // Recursive parsing is safe, and encoding validation redundant: the prescan bounded the
   // depth and validated the UTF-8 of every string.

@@ -306,6 +306,11 @@ TEST_CASE("csv: objects and arrays are JSON cells") {
         "row 1 (line 2), field `a` (/a): `[1,` is not a JSON array (invalid JSON: Invalid value.)");
   CHECK(ErrorOf(fields, "oa\n3\n") ==
         "row 1 (line 2), field `oa` (/oa): `3` is not one of the allowed types (object | array)");
+  // A NUL byte after the JSON value of a cell is an error, not the end of the cell (the
+  // rest was dropped: {"k":1} was read).
+  std::string nul = ErrorOf(fields, std::string("o\n\"{\"\"k\"\":1}\0{\"\"j\"\":2}\"\n", 24));
+  CHECK(nul.find("row 1 (line 2), field `o` (/o): ") == 0);
+  CHECK(nul.find("invalid JSON: a NUL byte") != std::string::npos);
 }
 
 TEST_CASE("csv: a flow_document column is the base of the document") {
