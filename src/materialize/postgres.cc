@@ -511,6 +511,10 @@ struct PostgresDriver::Binding {
   // twice as fast as an upsert through the staging table. Hashes, not texts: a key taken
   // for absent by a collision is refused by the primary key, and Store upserts them all.
   std::unordered_set<uint64_t> absent;
+  // Whether Load found every key absent since the last Store, without hashing them: the
+  // table was empty and nothing was stored since (`fresh`, `stored` empty), a back-fill's
+  // first transaction.
+  bool all_absent = false;
   // Whether the table was empty when Open took the fence and every key this instance
   // stored since is in `stored` (bounded by kFreshBytes): a key not in it has no row, so
   // Load need not ask. The fence makes this safe as `absent` is: an older instance can no
@@ -743,6 +747,10 @@ Result<bool> PostgresDriver::Load(size_t table,
                       target_, b.table.name, b.table.columns[b.keys[k]].field, shown));
     }
   }
+  if (b.fresh && b.stored.empty()) {
+    b.all_absent = true;
+    return true;
+  }
   std::string scratch, key;
   auto key_hash = [&](size_t i) {
     key.clear();
@@ -845,7 +853,8 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
       }
     }
     if (!again) {
-      Batch* batch = b.absent.count(hash) ? &inserts[row.table] : &upserts[row.table];
+      Batch* batch =
+          b.all_absent || b.absent.count(hash) ? &inserts[row.table] : &upserts[row.table];
       keys.emplace(hash, std::make_pair(batch, batch->size()));
       batch->push_back(row.document);
     }
@@ -869,6 +878,7 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
   for (size_t t = 0; t < bindings_.size(); ++t) {
     Binding& b = bindings_[t];
     b.absent.clear();
+    b.all_absent = false;
     if (!stored || !b.fresh) continue;
     // Committed: these keys have rows now.
     for (auto& [hash, at] : seen[t]) {
