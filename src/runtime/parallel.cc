@@ -38,7 +38,7 @@ struct OrderedPipeline::State {
   struct Slot {
     std::unique_ptr<PipelineItem> item;
     bool processed = false;
-    unsigned owner = 0;  // the thread that processed it, which alone consumes it
+    unsigned owner = 0;  // the thread that processed it, which alone consumes it (kAnyone)
     size_t pending = 0;  // partitions that have not consumed it yet
   };
   std::deque<Slot> slots;           // items in flight, in push order
@@ -46,57 +46,37 @@ struct OrderedPipeline::State {
   uint64_t next_process = 0;        // the next item to process (they are claimed in order)
   std::vector<uint64_t> next;       // per partition: the next item it consumes
   std::vector<char> busy;           // per partition: a thread is consuming for it
-  std::vector<size_t> owned;        // per thread: items it processed and did not consume yet
   size_t scan = 0;                  // the partition the search for work starts at
   bool finishing = false;
   std::vector<std::thread> threads;
 
-  // Whether item next[p] is processed, by thread `me`.
+  // The owner of the items the pushing thread processed: any thread consumes them, since
+  // the pusher goes back to reading (waiting for it to consume its own would hold every
+  // later item of the partitions it has not done).
+  static constexpr unsigned kAnyone = ~0u;
+  // Whether item next[p] is processed, by thread `me` or the pusher.
   bool Mine(size_t p, unsigned me) const {
     if (next[p] >= base + slots.size()) return false;
     const Slot& slot = slots[next[p] - base];
-    return slot.processed && slot.owner == me;
+    return slot.processed && (slot.owner == me || slot.owner == kAnyone);
   }
   // Whether thread `me` may consume item next[p] for partition p now.
   bool Ready(size_t p, unsigned me) const { return !busy[p] && Mine(p, me); }
 
   // Does one piece of work for thread `me` (0: the pushing thread), consuming in preference
-  // to processing (consuming frees items). An item is consumed, for every partition, by the
-  // thread that processed it: its documents were just made in that core's caches, which
-  // another core would read at the cost of a memory access each (see
-  // docs/internals/parallelism.md). `l` is held on entry and on return. False when there
-  // was nothing to do.
+  // to processing (consuming frees items). An item a worker processed is consumed, for every
+  // partition, by that worker when it can: its documents were just made in that core's
+  // caches, which another core would read at the cost of a memory access each (see
+  // docs/internals/parallelism.md); one the pusher processed, by any thread (kAnyone). A
+  // thread with nothing else to do consumes another's item rather than wait. `l` is held on entry
+  // and on return. False when there was nothing to do.
   bool Step(std::unique_lock<std::mutex>& l, unsigned me) {
     size_t n = busy.size();
     for (size_t k = 0; k < n; ++k) {
       size_t p = (scan + k) % n;
       if (!Ready(p, me)) continue;
       scan = p + 1;
-      busy[p] = 1;
-      std::vector<std::unique_ptr<PipelineItem>> done;
-      do {
-        uint64_t s = next[p];
-        PipelineItem* item = slots[s - base].item.get();
-        l.unlock();
-        done.clear();  // destroyed outside the lock
-        consume(p, *item);
-        l.lock();
-        ++next[p];
-        if (--slots[s - base].pending == 0) --owned[me];
-        // Partitions consume in order, so items are done in order: the front first.
-        while (!slots.empty() && slots.front().pending == 0) {
-          done.push_back(std::move(slots.front().item));
-          slots.pop_front();
-          ++base;
-        }
-        cv.notify_all();
-      } while (Mine(p, me));
-      busy[p] = 0;
-      if (!done.empty()) {
-        l.unlock();
-        done.clear();
-        l.lock();
-      }
+      ConsumeAt(l, p, me, false);
       return true;
     }
     if (next_process < base + slots.size()) {
@@ -106,12 +86,50 @@ struct OrderedPipeline::State {
       process(*item);
       l.lock();
       slots[s - base].processed = true;
-      slots[s - base].owner = me;
-      ++owned[me];
+      slots[s - base].owner = me == 0 ? kAnyone : me;
       cv.notify_all();
       return true;
     }
+    // Nothing of its own to do: rather than wait, consume another thread's item (its owner
+    // is busy, or not running: more threads than cores).
+    for (size_t k = 0; k < n; ++k) {
+      size_t p = (scan + k) % n;
+      if (busy[p] || next[p] >= base + slots.size() || !slots[next[p] - base].processed) continue;
+      scan = p + 1;
+      ConsumeAt(l, p, me, true);
+      return true;
+    }
     return false;
+  }
+
+  // Consumes item next[p] for partition p, and (unless `once`) the following ones while they
+  // are thread `me`'s.
+  void ConsumeAt(std::unique_lock<std::mutex>& l, size_t p, unsigned me, bool once) {
+    busy[p] = 1;
+    std::vector<std::unique_ptr<PipelineItem>> done;
+    do {
+      uint64_t s = next[p];
+      PipelineItem* item = slots[s - base].item.get();
+      l.unlock();
+      done.clear();  // destroyed outside the lock
+      consume(p, *item);
+      l.lock();
+      ++next[p];
+      --slots[s - base].pending;
+      // Partitions consume in order, so items are done in order: the front first.
+      while (!slots.empty() && slots.front().pending == 0) {
+        done.push_back(std::move(slots.front().item));
+        slots.pop_front();
+        ++base;
+      }
+      cv.notify_all();
+    } while (!once && Mine(p, me));
+    busy[p] = 0;
+    if (!done.empty()) {
+      l.unlock();
+      done.clear();
+      l.lock();
+    }
   }
 
   void Work(unsigned me) {
@@ -135,7 +153,6 @@ OrderedPipeline::OrderedPipeline(const PipelineOptions& options, Process process
   s.consume = std::move(consume);
   s.next.assign(s.options.partitions, 0);
   s.busy.assign(s.options.partitions, 0);
-  s.owned.assign(s.options.threads, 0);
   for (unsigned i = 1; i < s.options.threads; ++i) s.threads.emplace_back([&s, i] { s.Work(i); });
 }
 
@@ -149,9 +166,7 @@ void OrderedPipeline::Push(std::unique_ptr<PipelineItem> item) {
     return;
   }
   std::unique_lock<std::mutex> l(s.mu);
-  // Work when the items in flight are too many, and until those this thread processed are
-  // consumed: no other thread would consume them, and later items wait for them.
-  while (s.slots.size() >= s.options.max_in_flight || s.owned[0] > 0) {
+  while (s.slots.size() >= s.options.max_in_flight) {
     if (!s.Step(l, 0)) s.cv.wait(l);
   }
   s.slots.push_back(State::Slot{std::move(item), false, 0, s.options.partitions});

@@ -64,12 +64,12 @@ struct PipelineOptions {
 
 // Items pushed in input order are processed on any of `threads` threads, in any order and
 // concurrently; then each partition consumes them strictly in the order they were pushed,
-// one item at a time, while different partitions consume concurrently. An item is consumed
-// (for every partition) on the thread that processed it, where what processing made is
-// still in the caches. An item is destroyed
+// one item at a time, while different partitions consume concurrently. An item a worker
+// processed is consumed (for every partition) by that worker where it can, since what
+// processing made is still in its core's caches; a thread with nothing else to do consumes
+// another's. An item is destroyed
 // once every partition consumed it. When `max_in_flight` items are held, Push works on them
-// (processes or consumes) until one is done, so memory stays bounded, and then until the
-// items it processed are consumed.
+// (processes or consumes) until one is done, so memory stays bounded.
 //
 // The callbacks report errors through their own state: the pipeline always runs every
 // pushed item through both stages (a callback that knows the work is moot returns early).
