@@ -113,7 +113,6 @@ Result<bool> PartitionedCombiner::DrainTagged(bool full, const TaggedEmit& emit)
       parts_.size(),
       [&](size_t p, std::string_view* key) -> Result<bool> {
         Head& h = heads[p];
-        if (h.error) return false;  // a reduction error ends its partition
         auto r = parts_[p]->DrainNext(full, &h.key, &h.doc, &h.tag);
         if (!r) {
           if (r.error().code != Error::Code::kUser) return r.error();
