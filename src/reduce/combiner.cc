@@ -60,6 +60,10 @@ class KeyIndex {
     Rehash(entries, size);
   }
   void Clear() { std::vector<uint64_t>().swap(slots_); }
+  // The first slot `hash` probes (null when there are none), for prefetching.
+  const uint64_t* FirstSlot(uint64_t hash) const {
+    return slots_.empty() ? nullptr : &slots_[hash & (slots_.size() - 1)];
+  }
   size_t Bytes() const { return slots_.capacity() * sizeof(uint64_t); }
 
  private:
@@ -393,6 +397,10 @@ const CombinerStats& Combiner::stats() const { return impl_->stats; }
 uint64_t Combiner::memory() const { return impl_->Memory(); }
 
 size_t Combiner::keys() const { return impl_->entries.size(); }
+
+void Combiner::Prefetch(uint64_t key_hash) const {
+  if (const uint64_t* slot = impl_->index.FirstSlot(key_hash)) __builtin_prefetch(slot);
+}
 
 Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) { return impl_->Insert(doc, fully_reduced, false); }
 

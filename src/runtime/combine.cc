@@ -261,7 +261,12 @@ Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& coll
   auto consume = [&](size_t p, PipelineItem& item) {
     auto& chunk = static_cast<CombineChunk&>(item);
     reduce::Combiner& part = combiner.partition(p);
-    for (auto& d : chunk.parts[p]) {
+    const auto& docs = chunk.parts[p];
+    for (size_t i = 0; i < docs.size(); ++i) {
+      auto& d = chunk.parts[p][i];
+      if (i + reduce::Combiner::kPrefetchAhead < docs.size()) {
+        part.Prefetch(docs[i + reduce::Combiner::kPrefetchAhead].key_hash);
+      }
       if (first.Before(d.line)) return;  // moot, or this combiner failed
       auto added = part.AddCopy(d.value, std::string_view(chunk.keys).substr(d.key_begin, d.key_size), d.key_hash);
       if (!added) {

@@ -533,7 +533,13 @@ struct MaterializeTask::Transaction {
     };
     auto consume = [&](size_t p, PipelineItem& item) {
       auto& chunk = static_cast<SourceChunk&>(item);
-      for (auto& d : chunk.parts[p]) {
+      const auto& docs = chunk.parts[p];
+      for (size_t i = 0; i < docs.size(); ++i) {
+        auto& d = chunk.parts[p][i];
+        if (i + reduce::Combiner::kPrefetchAhead < docs.size()) {
+          const auto& ahead = docs[i + reduce::Combiner::kPrefetchAhead];
+          combiners[chunk.lines[ahead.line].binding]->partition(p).Prefetch(ahead.key_hash);
+        }
         uint64_t ordinal = chunk.first + d.line;
         if (stopped[p] || first.Before(ordinal)) return;
         const auto& line = chunk.lines[d.line];

@@ -150,7 +150,12 @@ Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink,
   auto consume = [&](size_t p, PipelineItem& item) {
     auto& chunk = static_cast<StoredChunk&>(item);
     reduce::Combiner& part = combiner.partition(p);
-    for (auto& d : chunk.parts[p]) {
+    const auto& docs = chunk.parts[p];
+    for (size_t i = 0; i < docs.size(); ++i) {
+      auto& d = chunk.parts[p][i];
+      if (i + reduce::Combiner::kPrefetchAhead < docs.size()) {
+        part.Prefetch(docs[i + reduce::Combiner::kPrefetchAhead].key_hash);
+      }
       if (first.Before(chunk.first + d.line)) return;
       auto a = part.AddCopy(d.value, std::string_view(chunk.keys).substr(d.key_begin, d.key_size), d.key_hash);
       if (!a) {

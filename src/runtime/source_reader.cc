@@ -51,6 +51,7 @@ struct SourceReader::Source {
   // Its next line's place in the read order and ready time, while it is in the heap.
   doc::Clock order = 0;
   int64_t ready_at = 0;
+  bool ordered = false;  // order and ready_at are those of its next line
 };
 
 SourceReader::SourceReader(std::string dir, std::vector<Binding> bindings,
@@ -104,19 +105,44 @@ bool SourceReader::Later(const Source* a, const Source* b) {
   return a->order != b->order ? a->order > b->order : a->index > b->index;
 }
 
+void SourceReader::Order(Source* s, std::string_view line) {
+  doc::Clock clock = ClockOfLine(line);
+  int64_t delay = bindings_[s->binding].read_delay_seconds;
+  // A delay in clock units: ticks of 100 ns, above the 4 bits of the sequence counter.
+  s->order = clock + (static_cast<doc::Clock>(delay) * 10000000u << 4);
+  s->ready_at = doc::ClockToUnixNanos(clock) + delay * int64_t{1000000000};
+  s->ordered = true;
+}
+
 Result<bool> SourceReader::Peek(int64_t now, Document* out) {
   peeked_ = false;
+  // One source read without a gate needs no order: its lines' UUIDs are not parsed (a
+  // tenth of the reading thread's work on small documents). Should a gate or a second
+  // source come, the lines in the heap are ordered first.
+  bool lone = now == kNoGate && sources_.size() == 1;
+  if (!lone) {
+    bool reordered = false;
+    for (Source* s : heap_) {
+      if (s->ordered) continue;
+      std::string_view line;
+      auto p = s->cursor.Peek(s->head, &line);  // the line it was pushed with
+      if (!p) return p.error();
+      Order(s, line);
+      reordered = true;
+    }
+    if (reordered) std::make_heap(heap_.begin(), heap_.end(), Later);
+  }
   // Sources without a line in the heap: look at their next line.
   for (Source* s : idle_) {
     std::string_view line;
     auto p = s->cursor.Peek(s->head, &line);
     if (!p) return p.error();
     if (!p.value()) continue;  // nothing more below its head
-    doc::Clock clock = ClockOfLine(line);
-    int64_t delay = bindings_[s->binding].read_delay_seconds;
-    // A delay in clock units: ticks of 100 ns, above the 4 bits of the sequence counter.
-    s->order = clock + (static_cast<doc::Clock>(delay) * 10000000u << 4);
-    s->ready_at = doc::ClockToUnixNanos(clock) + delay * int64_t{1000000000};
+    if (lone) {
+      s->ordered = false;
+    } else {
+      Order(s, line);
+    }
     heap_.push_back(s);
     std::push_heap(heap_.begin(), heap_.end(), Later);
   }
@@ -125,7 +151,7 @@ Result<bool> SourceReader::Peek(int64_t now, Document* out) {
   if (heap_.empty()) return false;
   Source* top = heap_.front();
   // Ready times follow the read order, so the first is the earliest to become ready.
-  if (top->ready_at > now) {
+  if (top->ordered && top->ready_at > now) {
     next_ready_ = top->ready_at;
     return false;
   }

@@ -98,6 +98,8 @@ class SourceReader {
   std::map<std::string, uint64_t> initial_;  // the checkpoint it started from
   std::optional<std::map<std::string, uint64_t>> limits_;
   static bool Later(const Source* a, const Source* b);
+  // Sets the read order and ready time of `s`'s next line (`line`) from its UUID's clock.
+  void Order(Source* s, std::string_view line);
   std::vector<std::unique_ptr<Source>> sources_;
   std::vector<Source*> heap_;       // sources with a next line, the first in read order on top
   std::vector<Source*> idle_;       // sources to look at again at the next Peek

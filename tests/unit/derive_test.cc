@@ -13,10 +13,11 @@
 #include <vector>
 
 #include "doc/parse.h"
+#include "ingest_docs.h"
 #include "lambda/sqlite.h"
 #include "runtime/cursor.h"
 #include "runtime/ingest.h"
-#include "ingest_docs.h"
+#include "runtime/source_reader.h"
 #include "scratch.h"
 
 namespace flow {
@@ -418,6 +419,49 @@ TEST_CASE("derive: partition selectors skip journals") {
   CHECK_FALSE(f.Matches("a/b", "a/b/region=US/tier=3/pivot=00"));
   runtime::PartitionFilter none;
   CHECK(none.Matches("a/b", "a/b/pivot=00"));
+}
+
+// A reader of one source without a gate skips ordering its lines (their UUIDs are not
+// parsed); a line it left unordered is ordered once a second source or a gate comes.
+TEST_CASE("source reader: a line read unordered is ordered when a second source or a gate comes") {
+  TempDir t;
+  auto store = Must(store::Store::Open(t.path));
+  runtime::Stamper stamper;
+  Join j = MakeJoin();
+  Ingest(store.get(), &stamper, j.right, {R"({"k":1,"v":"R"})"});  // stamped first
+  Ingest(store.get(), &stamper, j.left, {R"({"k":2,"v":"L"})"});
+  auto value = [](const runtime::SourceReader::Document& d) {
+    return std::string(d.line.substr(0, d.line.find(",\"_meta\""))) + "}";
+  };
+
+  SUBCASE("a second source") {
+    runtime::SourceReader reader(t.path, {{"t/left", {}, 0, "left"}, {"t/right", {}, 0, "right"}});
+    reader.Add(0, "t/left/pivot=00");
+    reader.Advance(store->committed());
+    runtime::SourceReader::Document d;
+    REQUIRE(Must(reader.Peek(runtime::SourceReader::kNoGate, &d)));  // alone: left, unordered
+    CHECK(value(d) == R"({"k":2,"v":"L"})");
+    reader.Add(1, "t/right/pivot=00");
+    reader.Advance(store->committed());
+    REQUIRE(Must(reader.Peek(runtime::SourceReader::kNoGate, &d)));
+    CHECK(value(d) == R"({"k":1,"v":"R"})");  // stamped before the left one
+    reader.Pop();
+    REQUIRE(Must(reader.Peek(runtime::SourceReader::kNoGate, &d)));
+    CHECK(value(d) == R"({"k":2,"v":"L"})");
+    reader.Pop();
+    CHECK_FALSE(Must(reader.Peek(runtime::SourceReader::kNoGate, &d)));
+  }
+  SUBCASE("a gate") {
+    runtime::SourceReader reader(t.path, {{"t/left", {}, 3600, "left"}});
+    reader.Discover(store->committed());
+    runtime::SourceReader::Document d;
+    REQUIRE(Must(reader.Peek(runtime::SourceReader::kNoGate, &d)));
+    // At the present time the hour's read delay holds the document back.
+    CHECK_FALSE(Must(reader.Peek(Now(), &d)));
+    CHECK(reader.next_ready() > Now() + int64_t{3500} * 1000000000);
+    REQUIRE(Must(reader.Peek(runtime::SourceReader::kNoGate, &d)));
+    CHECK(value(d) == R"({"k":2,"v":"L"})");
+  }
 }
 
 }  // namespace
