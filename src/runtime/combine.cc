@@ -21,22 +21,25 @@ namespace flow::runtime {
 
 namespace {
 
-// A chunk of input lines and, once processed, its documents by partition (in the chunk's
-// arena), each with its line number.
+// A chunk of input lines and, once processed, its documents by partition, each with its
+// line number.
 struct CombineChunk : PipelineItem {
   LineChunk lines;
-  doc::Allocator arena;
-  std::string keys;  // the documents' packed keys, one after another
-  struct Doc {
-    doc::Value value;
-    uint64_t line;
-    size_t key_begin, key_size;  // in `keys`
-    uint64_t key_hash;
-  };
-  std::vector<Doc> parts[PartitionedCombiner::kPartitions];
+  PartitionedDocs docs;
 };
 
 }  // namespace
+
+PartitionedDocs::Doc& PartitionedDocs::Add(doc::Value& value, size_t line,
+                                           const std::vector<doc::Pointer>& key) {
+  size_t key_begin = keys.size();
+  doc::PackKey(value, key, &keys);
+  size_t key_size = keys.size() - key_begin;
+  uint64_t hash = reduce::Combiner::KeyHash(std::string_view(keys).substr(key_begin, key_size));
+  auto& part = parts[PartitionedCombiner::PartitionOfHash(hash)];
+  part.push_back(Doc{doc::Value(std::move(value)), line, key_begin, key_size, hash});
+  return part.back();
+}
 
 PartitionedCombiner::PartitionedCombiner(const Collection& collection, const reduce::CombinerOptions& options) {
   reduce::CombinerOptions each = options;
@@ -231,7 +234,7 @@ Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& coll
   // Parses and validates a chunk's lines (any thread), sorting the documents by partition.
   auto process = [&](PipelineItem& item) {
     auto& chunk = static_cast<CombineChunk&>(item);
-    rapidjson::Document parsed(&chunk.arena);
+    rapidjson::Document parsed(&chunk.docs.arena);
     uint64_t n = 0;
     chunk.lines.ForEachLine([&](std::string_view line, size_t number) {
       if (first.Before(number)) return false;  // moot
@@ -241,17 +244,12 @@ Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& coll
         first.Record(number, Error::User(perr.message), fmt::format("{}:{}:{}", name, number, perr.offset + 1));
         return false;
       }
-      auto valid = c.Validate(parsed, chunk.arena);
+      auto valid = c.Validate(parsed, chunk.docs.arena);
       if (!valid) {
         first.Record(number, Error::User(valid.error().message), fmt::format("{}:{}", name, number));
         return false;
       }
-      size_t key_begin = chunk.keys.size();
-      doc::PackKey(parsed, c.key, &chunk.keys);
-      size_t key_size = chunk.keys.size() - key_begin;
-      uint64_t hash = reduce::Combiner::KeyHash(std::string_view(chunk.keys).substr(key_begin, key_size));
-      chunk.parts[PartitionedCombiner::PartitionOfHash(hash)].push_back(
-          {doc::Value(std::move(static_cast<doc::Value&>(parsed))), number, key_begin, key_size, hash});
+      chunk.docs.Add(parsed, number, c.key);
       ++n;
       return true;
     });
@@ -261,25 +259,24 @@ Result<CombineResult> CombineInput(const std::shared_ptr<const Collection>& coll
   auto consume = [&](size_t p, PipelineItem& item) {
     auto& chunk = static_cast<CombineChunk&>(item);
     reduce::Combiner& part = combiner.partition(p);
-    const auto& docs = chunk.parts[p];
-    for (size_t i = 0; i < docs.size(); ++i) {
-      auto& d = chunk.parts[p][i];
-      if (i + reduce::Combiner::kPrefetchAhead < docs.size()) {
-        part.Prefetch(docs[i + reduce::Combiner::kPrefetchAhead].key_hash);
-      }
-      if (first.Before(d.line)) return;  // moot, or this combiner failed
-      auto added = part.AddCopy(d.value, std::string_view(chunk.keys).substr(d.key_begin, d.key_size), d.key_hash);
-      if (!added) {
-        if (added.error().code != Error::Code::kUser) {
-          first.Record(d.line, added.error());
-        } else {
-          first.Record(d.line,
-                       Error::User(fmt::format("cannot reduce into collection `{}`: {}", c.name, added.error().message)),
-                       fmt::format("{}:{}", name, d.line));
-        }
-        return;
-      }
-    }
+    chunk.docs.Consume(
+        p, [&](const PartitionedDocs::Doc&) -> const reduce::Combiner& { return part; },
+        [&](PartitionedDocs::Doc& d) {
+          if (first.Before(d.line)) return false;  // moot, or this combiner failed
+          auto added = part.AddCopy(d.value, chunk.docs.Key(d), d.key_hash);
+          if (!added) {
+            if (added.error().code != Error::Code::kUser) {
+              first.Record(d.line, added.error());
+            } else {
+              first.Record(d.line,
+                           Error::User(fmt::format("cannot reduce into collection `{}`: {}", c.name,
+                                                   added.error().message)),
+                           fmt::format("{}:{}", name, d.line));
+            }
+            return false;
+          }
+          return true;
+        });
   };
 
   PipelineOptions po;

@@ -80,4 +80,43 @@ class PartitionedCombiner {
   std::vector<std::unique_ptr<reduce::Combiner>> parts_;
 };
 
+// The documents of a chunk of lines once parsed (on any thread of an OrderedPipeline), sorted
+// by partition, each with its packed key and the key's hash, for the partitions' consumers
+// to add to their combiners. The documents live in `arena`.
+struct PartitionedDocs {
+  doc::Allocator arena;
+  std::string keys;  // the documents' packed keys, one after another
+  struct Doc {
+    doc::Value value;
+    size_t line;                 // the number of its line (in the chunk or the input)
+    size_t key_begin, key_size;  // in `keys`
+    uint64_t key_hash;
+    bool left_out = false;  // for the caller (a dead letter, not to be combined)
+  };
+  std::vector<Doc> parts[PartitionedCombiner::kPartitions];
+
+  // Adds `value` (moved from, null afterwards; parsed in `arena`), of line `line`, with its
+  // key at `key`.
+  Doc& Add(doc::Value& value, size_t line, const std::vector<doc::Pointer>& key);
+  std::string_view Key(const Doc& d) const {
+    return std::string_view(keys).substr(d.key_begin, d.key_size);
+  }
+  // Calls `f(doc)` for partition `p`'s documents in order until it returns false.
+  // `combiner_of(doc)` is the combiner `f` adds it to, whose key index is prefetched
+  // reduce::Combiner::kPrefetchAhead documents ahead.
+  template <class CombinerOf, class F>
+  void Consume(size_t p, const CombinerOf& combiner_of, const F& f) {
+    std::vector<Doc>& docs = parts[p];
+    constexpr size_t ahead = reduce::Combiner::kPrefetchAhead;
+    for (size_t i = 0; i < docs.size(); ++i) {
+      if (i + ahead < docs.size()) {
+        const Doc& next = docs[i + ahead];
+        const reduce::Combiner& c = combiner_of(next);
+        c.Prefetch(next.key_hash);
+      }
+      if (!f(docs[i])) return;
+    }
+  }
+};
+
 }  // namespace flow::runtime

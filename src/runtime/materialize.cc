@@ -90,16 +90,7 @@ struct SourceChunk : PipelineItem {
   };
   std::vector<Line> lines;
   uint64_t first = 0;  // the ordinal of lines[0] in the transaction
-  doc::Allocator arena;
-  std::string keys;  // the documents' packed keys, one after another
-  struct Doc {
-    doc::Value value;
-    size_t line;
-    size_t key_begin, key_size;  // in `keys`
-    uint64_t key_hash;
-    bool left_out;  // a dead letter: not combined
-  };
-  std::vector<Doc> parts[PartitionedCombiner::kPartitions];
+  PartitionedDocs docs;  // a document left out is a dead letter, not combined
 };
 
 // `e`, whose message names materialization `m` as written: so recorded in its context, so
@@ -507,7 +498,7 @@ struct MaterializeTask::Transaction {
 
     auto process = [&](PipelineItem& item) {
       auto& chunk = static_cast<SourceChunk&>(item);
-      rapidjson::Document parsed(&chunk.arena);
+      rapidjson::Document parsed(&chunk.docs.arena);
       for (size_t i = 0; i < chunk.lines.size(); ++i) {
         const auto& line = chunk.lines[i];
         if (first.Before(chunk.first + i)) return;
@@ -521,56 +512,51 @@ struct MaterializeTask::Transaction {
                                        spec.name, line.offset, *line.journal, perr.message))));
           return;
         }
-        size_t key_begin = chunk.keys.size();
-        doc::PackKey(parsed, spec.bindings[line.binding].source->key, &chunk.keys);
-        std::string_view key(chunk.keys.data() + key_begin, chunk.keys.size() - key_begin);
-        bool out = !left_out.empty() && left_out.count({*line.journal, line.offset}) > 0;
-        uint64_t hash = reduce::Combiner::KeyHash(key);
-        chunk.parts[PartitionedCombiner::PartitionOfHash(hash)].push_back(
-            {doc::Value(std::move(static_cast<doc::Value&>(parsed))), i, key_begin, key.size(),
-             hash, out});
+        chunk.docs.Add(parsed, i, spec.bindings[line.binding].source->key).left_out =
+            !left_out.empty() && left_out.count({*line.journal, line.offset}) > 0;
       }
     };
     auto consume = [&](size_t p, PipelineItem& item) {
       auto& chunk = static_cast<SourceChunk&>(item);
-      const auto& docs = chunk.parts[p];
-      for (size_t i = 0; i < docs.size(); ++i) {
-        auto& d = chunk.parts[p][i];
-        if (i + reduce::Combiner::kPrefetchAhead < docs.size()) {
-          const auto& ahead = docs[i + reduce::Combiner::kPrefetchAhead];
-          combiners[chunk.lines[ahead.line].binding]->partition(p).Prefetch(ahead.key_hash);
-        }
-        uint64_t ordinal = chunk.first + d.line;
-        if (stopped[p] || first.Before(ordinal)) return;
-        const auto& line = chunk.lines[d.line];
-        const auto& binding = spec.bindings[line.binding];
-        if (d.left_out) {
-          std::lock_guard<std::mutex> l(mu);
-          found.push_back({ordinal, line.binding,
-                           DeadLetter{spec.name, "materialization", binding.table.name,
-                                      binding.source->name, *line.journal, line.offset,
-                                      left_out.at({*line.journal, line.offset}), Keep(d.value)}});
-          continue;
-        }
-        auto a = combiners[line.binding]->partition(p).AddCopy(
-            d.value, std::string_view(chunk.keys).substr(d.key_begin, d.key_size), d.key_hash, line.tag);
-        if (!a) {
-          std::string message = fmt::format(
-              "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "
-              "journal {}: {}",
-              spec.name, binding.table.name, binding.source->name, line.offset, *line.journal,
-              a.error().message);
-          stopped[p] = true;  // its combiner is not used again
-          if (!binding.dead_letters || a.error().code != Error::Code::kUser) {
-            first.Record(ordinal, Named(spec, Error{a.error().code, std::move(message)}));
-            return;
-          }
-          std::lock_guard<std::mutex> l(mu);
-          refused.push_back({{*line.journal, line.offset}, std::move(message)});
-          leaving_out = true;
-          return;
-        }
-      }
+      chunk.docs.Consume(
+          p,
+          [&](const PartitionedDocs::Doc& d) -> const reduce::Combiner& {
+            return combiners[chunk.lines[d.line].binding]->partition(p);
+          },
+          [&](PartitionedDocs::Doc& d) {
+            uint64_t ordinal = chunk.first + d.line;
+            if (stopped[p] || first.Before(ordinal)) return false;
+            const auto& line = chunk.lines[d.line];
+            const auto& binding = spec.bindings[line.binding];
+            if (d.left_out) {
+              std::lock_guard<std::mutex> l(mu);
+              found.push_back(
+                  {ordinal, line.binding,
+                   DeadLetter{spec.name, "materialization", binding.table.name,
+                              binding.source->name, *line.journal, line.offset,
+                              left_out.at({*line.journal, line.offset}), Keep(d.value)}});
+              return true;
+            }
+            auto a = combiners[line.binding]->partition(p).AddCopy(d.value, chunk.docs.Key(d),
+                                                                   d.key_hash, line.tag);
+            if (!a) {
+              std::string message = fmt::format(
+                  "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "
+                  "journal {}: {}",
+                  spec.name, binding.table.name, binding.source->name, line.offset, *line.journal,
+                  a.error().message);
+              stopped[p] = true;  // its combiner is not used again
+              if (!binding.dead_letters || a.error().code != Error::Code::kUser) {
+                first.Record(ordinal, Named(spec, Error{a.error().code, std::move(message)}));
+                return false;
+              }
+              std::lock_guard<std::mutex> l(mu);
+              refused.push_back({{*line.journal, line.offset}, std::move(message)});
+              leaving_out = true;
+              return false;
+            }
+            return true;
+          });
       size_t m = 0, k = 0;
       for (const auto& c : combiners) {
         m += c->partition(p).memory();

@@ -93,8 +93,8 @@ Result<bool> CollectionReader::Poll(const Sink& sink) {
 
 namespace {
 
-// Stored documents of `read --reduced` and, once processed, their documents by partition (in
-// the chunk's arena), each with the number of its line in the chunk.
+// Stored documents of `read --reduced` and, once processed, their documents by partition,
+// each with the number of its line in the chunk.
 struct StoredChunk : PipelineItem {
   std::string text;  // the lines, each followed by a NUL byte
   struct Line {
@@ -104,15 +104,7 @@ struct StoredChunk : PipelineItem {
   };
   std::vector<Line> lines;
   uint64_t first = 0;  // the ordinal of lines[0] in the reading
-  doc::Allocator arena;
-  std::string keys;  // the documents' packed keys, one after another
-  struct Doc {
-    doc::Value value;
-    size_t line;
-    size_t key_begin, key_size;  // in `keys`
-    uint64_t key_hash;
-  };
-  std::vector<Doc> parts[PartitionedCombiner::kPartitions];
+  PartitionedDocs docs;
 };
 
 }  // namespace
@@ -129,7 +121,7 @@ Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink,
 
   auto process = [&](PipelineItem& item) {
     auto& chunk = static_cast<StoredChunk&>(item);
-    rapidjson::Document parsed(&chunk.arena);
+    rapidjson::Document parsed(&chunk.docs.arena);
     for (size_t i = 0; i < chunk.lines.size(); ++i) {
       const auto& line = chunk.lines[i];
       if (first.Before(chunk.first + i)) return;
@@ -139,32 +131,27 @@ Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink,
                                                              *line.journal, line.offset, perr.message)));
         return;
       }
-      size_t key_begin = chunk.keys.size();
-      doc::PackKey(parsed, c.key, &chunk.keys);
-      size_t key_size = chunk.keys.size() - key_begin;
-      uint64_t hash = reduce::Combiner::KeyHash(std::string_view(chunk.keys).substr(key_begin, key_size));
-      chunk.parts[PartitionedCombiner::PartitionOfHash(hash)].push_back(
-          {doc::Value(std::move(static_cast<doc::Value&>(parsed))), i, key_begin, key_size, hash});
+      chunk.docs.Add(parsed, i, c.key);
     }
   };
   auto consume = [&](size_t p, PipelineItem& item) {
     auto& chunk = static_cast<StoredChunk&>(item);
     reduce::Combiner& part = combiner.partition(p);
-    const auto& docs = chunk.parts[p];
-    for (size_t i = 0; i < docs.size(); ++i) {
-      auto& d = chunk.parts[p][i];
-      if (i + reduce::Combiner::kPrefetchAhead < docs.size()) {
-        part.Prefetch(docs[i + reduce::Combiner::kPrefetchAhead].key_hash);
-      }
-      if (first.Before(chunk.first + d.line)) return;
-      auto a = part.AddCopy(d.value, std::string_view(chunk.keys).substr(d.key_begin, d.key_size), d.key_hash);
-      if (!a) {
-        const auto& line = chunk.lines[d.line];
-        first.Record(chunk.first + d.line, Error{a.error().code, fmt::format("the document at offset {} of journal {}: {}",
-                                                                             line.offset, *line.journal, a.error().message)});
-        return;
-      }
-    }
+    chunk.docs.Consume(
+        p, [&](const PartitionedDocs::Doc&) -> const reduce::Combiner& { return part; },
+        [&](PartitionedDocs::Doc& d) {
+          if (first.Before(chunk.first + d.line)) return false;
+          auto a = part.AddCopy(d.value, chunk.docs.Key(d), d.key_hash);
+          if (!a) {
+            const auto& line = chunk.lines[d.line];
+            first.Record(
+                chunk.first + d.line,
+                Error{a.error().code, fmt::format("the document at offset {} of journal {}: {}",
+                                                  line.offset, *line.journal, a.error().message)});
+            return false;
+          }
+          return true;
+        });
   };
 
   PipelineOptions po;
