@@ -511,10 +511,6 @@ struct PostgresDriver::Binding {
   // twice as fast as an upsert through the staging table. Hashes, not texts: a key taken
   // for absent by a collision is refused by the primary key, and Store upserts them all.
   std::unordered_set<uint64_t> absent;
-  // Whether Load found every key absent since the last Store, without hashing them: the
-  // table was empty and nothing was stored since (`fresh`, `stored` empty), a back-fill's
-  // first transaction.
-  bool all_absent = false;
   // Whether the table was empty when Open took the fence and every key this instance
   // stored since is in `stored` (bounded by kFreshBytes): a key not in it has no row, so
   // Load need not ask. The fence makes this safe as `absent` is: an older instance can no
@@ -523,6 +519,10 @@ struct PostgresDriver::Binding {
   bool fresh = false;
   std::unordered_set<uint64_t> stored;
   size_t stored_bytes = 0;
+  // Whether every key is absent: the table was empty and nothing was stored since, a
+  // back-fill's first transaction. Load then hashes no key, and Store copies every row
+  // straight into the table.
+  bool AllAbsent() const { return fresh && stored.empty(); }
 
   // The hash of a KeyText in `absent` and `stored`.
   static uint64_t KeyHash(std::string_view text) { return std::hash<std::string_view>()(text); }
@@ -747,10 +747,7 @@ Result<bool> PostgresDriver::Load(size_t table,
                       target_, b.table.name, b.table.columns[b.keys[k]].field, shown));
     }
   }
-  if (b.fresh && b.stored.empty()) {
-    b.all_absent = true;
-    return true;
-  }
+  if (b.AllAbsent()) return true;
   std::string scratch, key;
   auto key_hash = [&](size_t i) {
     key.clear();
@@ -854,7 +851,7 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
     }
     if (!again) {
       Batch* batch =
-          b.all_absent || b.absent.count(hash) ? &inserts[row.table] : &upserts[row.table];
+          b.AllAbsent() || b.absent.count(hash) ? &inserts[row.table] : &upserts[row.table];
       keys.emplace(hash, std::make_pair(batch, batch->size()));
       batch->push_back(row.document);
     }
@@ -878,7 +875,6 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
   for (size_t t = 0; t < bindings_.size(); ++t) {
     Binding& b = bindings_[t];
     b.absent.clear();
-    b.all_absent = false;
     if (!stored || !b.fresh) continue;
     // Committed: these keys have rows now.
     for (auto& [hash, at] : seen[t]) {

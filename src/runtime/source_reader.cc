@@ -133,10 +133,15 @@ Result<bool> SourceReader::Peek(int64_t now, Document* out) {
     if (reordered) std::make_heap(heap_.begin(), heap_.end(), Later);
   }
   // Sources without a line in the heap: look at their next line.
-  for (Source* s : idle_) {
+  for (size_t i = 0; i < idle_.size(); ++i) {
+    Source* s = idle_[i];
     std::string_view line;
     auto p = s->cursor.Peek(s->head, &line);
-    if (!p) return p.error();
+    if (!p) {
+      // Those looked at are in the heap or had nothing: a retry must not push them twice.
+      idle_.erase(idle_.begin(), idle_.begin() + static_cast<std::ptrdiff_t>(i));
+      return p.error();
+    }
     if (!p.value()) continue;  // nothing more below its head
     if (lone) {
       s->ordered = false;
