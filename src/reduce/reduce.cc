@@ -19,8 +19,25 @@ using schema::Applied;
 using schema::ReduceSpec;
 using schema::Strategy;
 
+// A place in a document: a member's name (pointing into the document) or an array index.
+struct Step {
+  std::string_view name;
+  size_t index = 0;
+  bool is_index = false;
+};
+
+// A reduction error: "<strategy> at <location>: <detail>". The location is collected while
+// the failure unwinds (Run::At), so that reducing keeps no path of its own.
 struct Failure {
-  std::string message;
+  std::string strategy, detail;
+  std::vector<Step> path;  // innermost first
+  std::string Message() const {
+    std::string location;
+    for (auto t = path.rbegin(); t != path.rend(); ++t) {
+      location += "/" + (t->is_index ? std::to_string(t->index) : doc::Pointer::Escape(t->name));
+    }
+    return fmt::format("{} at {}: {}", strategy, location.empty() ? "/" : location, detail);
+  }
 };
 
 std::string_view NameOf(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
@@ -101,31 +118,28 @@ class Run {
                 const ReduceSpec* spec);
   Part UniteSetParts(const SetOps& ops, int form, const Applied& ap, const Part& x, Part& y,
                      const char* part_name, Value* y_part);
-  std::string Location() const {
-    std::string out;
-    for (const auto& t : path_) {
-      out += "/" + (t.is_index ? std::to_string(t.index) : doc::Pointer::Escape(t.name));
+  // Runs `f`, which reduces at `step` below the current place: a Failure from it gets the
+  // step added to its location (no cost unless something fails).
+  template <typename F>
+  static void At(Step step, const F& f) {
+    try {
+      f();
+    } catch (Failure& failure) {
+      failure.path.push_back(step);
+      throw;
     }
-    return out.empty() ? "/" : out;
   }
 
   const schema::Annotations& a_;
   Allocator& alloc_;
   bool full_;
   bool copy_;
-  // The location being reduced, for error messages (names point into the documents).
-  struct Step {
-    std::string_view name;
-    size_t index = 0;
-    bool is_index = false;
-  };
-  SmallVec<Step, 16> path_;  // inline: no allocation per reduction
 };
 
 void Run::Fail(const ReduceSpec* spec, const std::string& what, const Value& l, const Value& r) {
-  throw Failure{fmt::format("{} at {}: {}; left {}, right {}",
-                            schema::StrategyName(spec ? spec->strategy : Strategy::kLastWriteWins),
-                            Location(), what, Show(l), Show(r))};
+  throw Failure{std::string(schema::StrategyName(spec ? spec->strategy : Strategy::kLastWriteWins)),
+                fmt::format("{}; left {}, right {}", what, Show(l), Show(r)),
+                {}};
 }
 
 void Run::Reduce(Value& l, Value& r, const Applied& ap) {
@@ -347,9 +361,7 @@ bool Run::MergeSameShape(Value& l, Value& r, const Applied& ap) {
   }
   for (size_t k = 0; k < n; ++k) {
     Value::Member& m = rm[order[k]];
-    path_.push_back(Step{NameOf(m.name)});
-    Reduce(lm[k].value, m.value, children[k]);
-    path_.pop_back();
+    At(Step{NameOf(m.name)}, [&] { Reduce(lm[k].value, m.value, children[k]); });
   }
   return true;
 }
@@ -378,9 +390,7 @@ void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
       }
       for (size_t k = 0; k < rs.size(); ++k) {
         a_.Property(ap, NameOf(rs[k]->name), rs[k]->value, &child);
-        path_.push_back(Step{NameOf(rs[k]->name)});
-        Reduce(*targets[k], rs[k]->value, child);
-        path_.pop_back();
+        At(Step{NameOf(rs[k]->name)}, [&] { Reduce(*targets[k], rs[k]->value, child); });
       }
       return;
     }
@@ -396,19 +406,19 @@ void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
     } else {
       Value::Member* m = rs[j];
       a_.Property(ap, NameOf(m->name), m->value, &child);
-      path_.push_back(Step{NameOf(m->name)});
-      if (c == 0) {
-        Reduce(ls[i]->value, m->value, child);
-        out.AddMember(ls[i]->name, ls[i]->value, alloc_);
-        ++i;
-      } else {
-        Value taken;
-        Take(taken, m->value, child);
-        Value name;
-        Adopt(name, m->name);
-        out.AddMember(name, taken, alloc_);
-      }
-      path_.pop_back();
+      At(Step{NameOf(m->name)}, [&] {
+        if (c == 0) {
+          Reduce(ls[i]->value, m->value, child);
+          out.AddMember(ls[i]->name, ls[i]->value, alloc_);
+          ++i;
+        } else {
+          Value taken;
+          Take(taken, m->value, child);
+          Value name;
+          Adopt(name, m->name);
+          out.AddMember(name, taken, alloc_);
+        }
+      });
       ++j;
     }
   }
@@ -420,15 +430,15 @@ void Run::MergeArraysByIndex(Value& l, Value& r, const Applied& ap) {
   rapidjson::SizeType n = l.Size();
   for (rapidjson::SizeType i = 0; i < r.Size(); ++i) {
     a_.Item(ap, i, r[i], &item);
-    path_.push_back(Step{{}, i, true});
-    if (i < n) {
-      Reduce(l[i], r[i], item);
-    } else {
-      Value taken;
-      Take(taken, r[i], item);
-      l.PushBack(taken, alloc_);
-    }
-    path_.pop_back();
+    At(Step{{}, i, true}, [&] {
+      if (i < n) {
+        Reduce(l[i], r[i], item);
+      } else {
+        Value taken;
+        Take(taken, r[i], item);
+        l.PushBack(taken, alloc_);
+      }
+    });
   }
 }
 
@@ -444,16 +454,16 @@ void Run::MergeArraysByKey(Value& l, Value& r, const Applied& ap, const std::vec
       continue;
     }
     a_.Item(ap, j, r[j], &item);
-    path_.push_back(Step{{}, j, true});
-    if (c == 0) {
-      Reduce(l[i], r[j], item);
-      out.PushBack(l[i++], alloc_);
-    } else {
-      Value taken;
-      Take(taken, r[j], item);
-      out.PushBack(taken, alloc_);
-    }
-    path_.pop_back();
+    At(Step{{}, j, true}, [&] {
+      if (c == 0) {
+        Reduce(l[i], r[j], item);
+        out.PushBack(l[i++], alloc_);
+      } else {
+        Value taken;
+        Take(taken, r[j], item);
+        out.PushBack(taken, alloc_);
+      }
+    });
     ++j;
   }
   l = std::move(out);
@@ -594,32 +604,33 @@ Part Run::UniteSetParts(const SetOps& ops, int form, const Applied& ap, const Pa
   Applied part_ap, member;
   static const Value kNull;
   a_.Property(ap, part_name, y_part ? *y_part : kNull, &part_ap);
-  path_.push_back(Step{part_name});
-  size_t i = 0, j = 0;
-  while (i < x.values.size() || j < y.values.size()) {
-    int c = i == x.values.size() ? 1 : j == y.values.size() ? -1 : ops.Compare(x, i, y, j);
-    if (c < 0) {
-      ops.Keep(&out, x, i++);
-      continue;
+  At(Step{part_name}, [&] {
+    size_t i = 0, j = 0;
+    while (i < x.values.size() || j < y.values.size()) {
+      int c = i == x.values.size() ? 1 : j == y.values.size() ? -1 : ops.Compare(x, i, y, j);
+      if (c < 0) {
+        ops.Keep(&out, x, i++);
+        continue;
+      }
+      Step step{{}, j, true};
+      if (form == 1) {
+        a_.Property(part_ap, NameOf(*y.names[j]), *y.values[j], &member);
+        step = Step{NameOf(*y.names[j])};
+      } else {
+        a_.Item(part_ap, j, *y.values[j], &member);
+      }
+      At(step, [&] {
+        if (c == 0) {
+          Reduce(*x.values[i], *y.values[j], member);
+          ops.Keep(&out, x, i++);
+        } else {
+          if (full_ && member.HasSet()) Finalize(*y.values[j], member);
+          ops.Keep(&out, y, j);
+        }
+      });
+      ++j;
     }
-    if (form == 1) {
-      a_.Property(part_ap, NameOf(*y.names[j]), *y.values[j], &member);
-      path_.push_back(Step{NameOf(*y.names[j])});
-    } else {
-      a_.Item(part_ap, j, *y.values[j], &member);
-      path_.push_back(Step{{}, j, true});
-    }
-    if (c == 0) {
-      Reduce(*x.values[i], *y.values[j], member);
-      ops.Keep(&out, x, i++);
-    } else {
-      if (full_ && member.HasSet()) Finalize(*y.values[j], member);
-      ops.Keep(&out, y, j);
-    }
-    path_.pop_back();
-    ++j;
-  }
-  path_.pop_back();
+  });
   return out;
 }
 
@@ -699,16 +710,12 @@ void Run::Finalize(Value& v, const Applied& ap) {
   if (v.IsObject()) {
     for (auto& m : v.GetObject()) {
       a_.Property(ap, NameOf(m.name), m.value, &child);
-      path_.push_back(Step{NameOf(m.name)});
-      Finalize(m.value, child);
-      path_.pop_back();
+      At(Step{NameOf(m.name)}, [&] { Finalize(m.value, child); });
     }
   } else if (v.IsArray()) {
     for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
       a_.Item(ap, i, v[i], &child);
-      path_.push_back(Step{{}, i, true});
-      Finalize(v[i], child);
-      path_.pop_back();
+      At(Step{{}, i, true}, [&] { Finalize(v[i], child); });
     }
   }
 }
@@ -722,7 +729,7 @@ Result<bool> Reducer::Reduce(Value& lhs, Value& rhs, bool full, Allocator& alloc
   try {
     run.Reduce(lhs, rhs, ap);
   } catch (const Failure& f) {
-    return Error::User(f.message);
+    return Error::User(f.Message());
   }
   return true;
 }
@@ -735,7 +742,7 @@ Result<bool> Reducer::Finalize(Value& doc, Allocator& alloc) const {
   try {
     run.Finalize(doc, ap);
   } catch (const Failure& f) {
-    return Error::User(f.message);
+    return Error::User(f.Message());
   }
   return true;
 }
