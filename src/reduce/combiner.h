@@ -39,6 +39,7 @@ struct CombinerStats {
   uint64_t compactions = 0;  // arena compactions (garbage dropped without spilling)
   uint64_t spilled_bytes = 0;
   uint64_t peak_memory = 0;  // highest accounted memory
+  uint64_t huge_pages = 0;   // bytes of the arena's region of huge pages (0: it has none)
 };
 
 

@@ -58,6 +58,7 @@ reduce::CombinerStats PartitionedCombiner::stats() const {
     out.compactions += s.compactions;
     out.spilled_bytes += s.spilled_bytes;
     out.peak_memory += s.peak_memory;
+    out.huge_pages += s.huge_pages;
   }
   return out;
 }

@@ -2,6 +2,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <random>
 #include <string>
 #include <string_view>
@@ -9,6 +10,7 @@
 
 #include "base/diagnostics.h"
 #include "base/files.h"
+#include "base/memory.h"
 #include "base/strings.h"
 #include "base/url.h"
 #include "catalog/parse.h"
@@ -174,3 +176,23 @@ TEST_CASE("ReadRegularFile reads regular files under the limit, nothing else") {
   REQUIRE_FALSE(missing);
   CHECK(missing.error().message.find("No such file") != std::string::npos);
 }
+
+namespace flow {
+namespace {
+
+TEST_CASE("huge pages: a region is rounded up to 2 MiB, aligned, zeroed and writable") {
+  auto r = HugePages::Map(3u << 20);
+  REQUIRE(r);
+  CHECK(r->size() == (4u << 20));
+  CHECK(reinterpret_cast<uintptr_t>(r->data()) % HugePages::kPage == 0);
+  auto* bytes = static_cast<unsigned char*>(r->data());
+  CHECK(bytes[0] == 0);
+  CHECK(bytes[r->size() - 1] == 0);
+  bytes[0] = 1;
+  bytes[r->size() - 1] = 2;
+  CHECK(bytes[0] + bytes[r->size() - 1] == 3);
+  CHECK_FALSE(HugePages::Map(0));
+}
+
+}  // namespace
+}  // namespace flow
