@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 
 #include <cstdint>
+#include <new>
 
 namespace flow {
 
@@ -20,9 +21,17 @@ std::unique_ptr<HugePages> HugePages::Map(size_t bytes) {
   if (end > aligned_end) ::munmap(reinterpret_cast<void*>(aligned_end), end - aligned_end);
   // Advice only: without transparent huge pages the region is ordinary memory.
   ::madvise(reinterpret_cast<void*>(aligned), size, MADV_HUGEPAGE);
-  return std::unique_ptr<HugePages>(new HugePages(reinterpret_cast<void*>(aligned), size));
+  std::unique_ptr<HugePages> out(new (std::nothrow)
+                                     HugePages(reinterpret_cast<void*>(aligned), size));
+  if (!out) ::munmap(reinterpret_cast<void*>(aligned), size);
+  return out;
 }
 
 HugePages::~HugePages() { ::munmap(data_, size_); }
+
+void HugePages::Release(size_t keep) {
+  size_t from = (keep + kPage - 1) / kPage * kPage;
+  if (from < size_) ::madvise(static_cast<char*>(data_) + from, size_ - from, MADV_DONTNEED);
+}
 
 }  // namespace flow

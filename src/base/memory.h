@@ -21,6 +21,9 @@ class HugePages {
 
   void* data() const { return data_; }
   size_t size() const { return size_; }
+  // Gives the pages past the first `keep` bytes (rounded up to kPage) back to the kernel:
+  // they read as zeros again, and are backed again when touched.
+  void Release(size_t keep);
 
  private:
   HugePages(void* data, size_t size) : data_(data), size_(size) {}

@@ -202,9 +202,20 @@ struct Combiner::Impl {
   uint64_t Memory() const {
     uint64_t capacity = arena->Capacity();
     // The region counts as far as it is used (it is filled first; Size() adds up what
-    // every chunk used).
-    if (region) capacity -= region->size() - std::min<uint64_t>(region->size(), arena->Size());
+    // every chunk used). Pages of it beyond that are given back (ReleaseRegion) whenever
+    // the arena is cleared, so they are not resident either.
+    if (region) {
+      uint64_t unused = region->size() - std::min<uint64_t>(region->size(), arena->Size());
+      capacity -= std::min(capacity, unused);
+    }
     return capacity + entries.capacity() * sizeof(Entry) + index.Bytes();
+  }
+
+  // After the arena was cleared (and maybe refilled): the region's pages past what it uses
+  // go back to the kernel, so that resident memory is what Memory() counts.
+  void ReleaseRegion() {
+    if (region)
+      region->Release(static_cast<size_t>(std::min<uint64_t>(region->size(), arena->Size())));
   }
 
   // An arena that grows past kRegionAfter (a large transaction, a back-fill) moves into a
@@ -246,6 +257,7 @@ struct Combiner::Impl {
       move_all(temp);
       arena->Clear();
       move_all(*arena);
+      ReleaseRegion();
     } else {
       // No caller holds the arena: one copy into a fresh one.
       auto fresh = std::make_unique<Arena>(chunk);
@@ -355,6 +367,7 @@ struct Combiner::Impl {
     std::vector<Entry>().swap(entries);
     index.Clear();
     arena->Clear();
+    ReleaseRegion();
     return true;
   }
 
@@ -565,6 +578,7 @@ Result<bool> Combiner::DrainNext(bool full, std::string_view* packed_key, doc::V
     std::vector<Entry>().swap(m.entries);
     m.index.Clear();
     m.arena->Clear();
+    m.ReleaseRegion();
     m.draining = false;
     return false;
   }

@@ -192,6 +192,14 @@ TEST_CASE("huge pages: a region is rounded up to 2 MiB, aligned, zeroed and writ
   bytes[r->size() - 1] = 2;
   CHECK(bytes[0] + bytes[r->size() - 1] == 3);
   CHECK_FALSE(HugePages::Map(0));
+  // Released pages read as zeros again; kept ones keep their bytes.
+  bytes[HugePages::kPage] = 3;  // the second page
+  r->Release(1);                // keeps the page of the first byte
+  CHECK(bytes[0] == 1);
+  CHECK(bytes[HugePages::kPage] == 0);
+  CHECK(bytes[r->size() - 1] == 0);
+  bytes[r->size() - 1] = 4;  // backed again when touched
+  CHECK(bytes[r->size() - 1] == 4);
 }
 
 }  // namespace

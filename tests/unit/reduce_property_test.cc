@@ -840,6 +840,7 @@ struct Drained {
   std::string text;        // one JSON line per key
   std::string error;
   reduce::CombinerStats stats;
+  uint64_t memory_after = 0;  // Combiner::memory() once drained
   size_t keys = 0;
   bool ordered = true;     // packed keys strictly increasing, and matching the documents
 };
@@ -881,6 +882,7 @@ Drained RunCombiner(const std::shared_ptr<const reduce::Reducer>& reducer, const
   });
   if (!r.ok()) out.error = r.error().message;
   out.stats = combiner.stats();
+  out.memory_after = combiner.memory();
   return out;
 }
 
@@ -1042,6 +1044,7 @@ TEST_CASE("combiner: an arena moved into huge pages keeps its documents and its 
       if (budget == default_budget) {
         CHECK(got.stats.peak_memory < (uint64_t{32} << 20));
         CHECK(got.stats.compactions == 0);
+        CHECK(got.memory_after < (uint64_t{1} << 20));  // drained: the region counts nothing
       } else {
         CHECK(got.stats.compactions + got.stats.spills > 0);
       }
