@@ -836,6 +836,24 @@ std::vector<std::string> CombinerDocs(uint64_t seed, size_t count, int keys) {
   return out;
 }
 
+// CombinerDocs, each with a member "pad" of `pad` to 2 * `pad` bytes, so that the live
+// entries outgrow a few MiB.
+std::vector<std::string> PaddedCombinerDocs(uint64_t seed, size_t n, int keys, size_t pad) {
+  auto docs = CombinerDocs(seed, n, keys);
+  Alloc alloc;
+  std::mt19937_64 rng(seed);
+  for (auto& text : docs) {
+    rapidjson::Document d(&alloc);
+    d.Parse<rapidjson::kParseFullPrecisionFlag>(text.c_str());
+    std::string filler(pad + rng() % pad, static_cast<char>('a' + rng() % 26));
+    d.AddMember("pad",
+                Value(filler.c_str(), static_cast<rapidjson::SizeType>(filler.size()), alloc),
+                alloc);
+    text = Json(d);
+  }
+  return docs;
+}
+
 struct Drained {
   std::string text;        // one JSON line per key
   std::string error;
@@ -975,16 +993,7 @@ TEST_CASE("combiner: a few spilled runs, each of many documents, merge like memo
   auto reducer = MakeReducer(kCombinerSchema);
   const uint64_t seed = 8080;
   CAPTURE(seed);
-  auto docs = CombinerDocs(seed, 6000, 1500);
-  Alloc alloc;
-  std::mt19937_64 rng(seed);
-  for (auto& text : docs) {
-    rapidjson::Document d(&alloc);
-    d.Parse<rapidjson::kParseFullPrecisionFlag>(text.c_str());
-    std::string pad(800 + rng() % 800, static_cast<char>('a' + rng() % 26));
-    d.AddMember("pad", Value(pad.c_str(), static_cast<rapidjson::SizeType>(pad.size()), alloc), alloc);
-    text = Json(d);
-  }
+  auto docs = PaddedCombinerDocs(seed, 6000, 1500, 800);
   for (bool full : {true, false}) {
     CAPTURE(full);
     Drained big = RunCombiner(reducer, docs, {}, reduce::CombinerOptions{}.memory_budget, full);
@@ -1012,17 +1021,7 @@ TEST_CASE("combiner: an arena moved into huge pages keeps its documents and its 
   auto reducer = MakeReducer(kCombinerSchema);
   const uint64_t seed = 4242;
   CAPTURE(seed);
-  auto docs = CombinerDocs(seed, 12000, 3000);
-  Alloc alloc;
-  std::mt19937_64 rng(seed);
-  for (auto& text : docs) {
-    rapidjson::Document d(&alloc);
-    d.Parse<rapidjson::kParseFullPrecisionFlag>(text.c_str());
-    std::string pad(600 + rng() % 600, static_cast<char>('a' + rng() % 26));
-    d.AddMember("pad", Value(pad.c_str(), static_cast<rapidjson::SizeType>(pad.size()), alloc),
-                alloc);
-    text = Json(d);
-  }
+  auto docs = PaddedCombinerDocs(seed, 12000, 3000, 600);
   for (bool full : {true, false}) {
     CAPTURE(full);
     const std::string want = FoldByKey(*reducer, docs, {}, full);
