@@ -518,11 +518,11 @@ struct MaterializeTask::Transaction {
     };
     auto consume = [&](size_t p, PipelineItem& item) {
       auto& chunk = static_cast<SourceChunk&>(item);
+      auto combiner_of = [&](const PartitionedDocs::Doc& d) -> reduce::Combiner& {
+        return combiners[chunk.lines[d.line].binding]->partition(p);
+      };
       chunk.docs.Consume(
-          p,
-          [&](const PartitionedDocs::Doc& d) -> const reduce::Combiner& {
-            return combiners[chunk.lines[d.line].binding]->partition(p);
-          },
+          p, combiner_of,
           [&](PartitionedDocs::Doc& d) {
             uint64_t ordinal = chunk.first + d.line;
             if (stopped[p] || first.Before(ordinal)) return false;
@@ -537,8 +537,7 @@ struct MaterializeTask::Transaction {
                               left_out.at({*line.journal, line.offset}), Keep(d.value)}});
               return true;
             }
-            auto a = combiners[line.binding]->partition(p).AddCopy(d.value, chunk.docs.Key(d),
-                                                                   d.key_hash, line.tag);
+            auto a = combiner_of(d).AddCopy(d.value, chunk.docs.Key(d), d.key_hash, line.tag);
             if (!a) {
               std::string message = fmt::format(
                   "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "

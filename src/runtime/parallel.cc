@@ -38,7 +38,7 @@ struct OrderedPipeline::State {
   struct Slot {
     std::unique_ptr<PipelineItem> item;
     bool processed = false;
-    unsigned owner = 0;  // the thread that processed it, which alone consumes it (kAnyone)
+    unsigned owner = 0;  // the worker that processed it, which consumes it where it can; or kAnyone
     size_t pending = 0;  // partitions that have not consumed it yet
   };
   std::deque<Slot> slots;           // items in flight, in push order
@@ -71,11 +71,18 @@ struct OrderedPipeline::State {
   // thread with nothing else to do consumes another's item rather than wait. `l` is held on entry
   // and on return. False when there was nothing to do.
   bool Step(std::unique_lock<std::mutex>& l, unsigned me) {
-    size_t n = busy.size();
-    for (size_t k = 0; k < n; ++k) {
-      size_t p = (scan + k) % n;
-      if (!Ready(p, me)) continue;
-      scan = p + 1;
+    // The first partition from `scan` on for which `ok(p)`, or busy.size(); it moves `scan`.
+    auto find = [&](const auto& ok) {
+      size_t n = busy.size();
+      for (size_t k = 0; k < n; ++k) {
+        size_t p = (scan + k) % n;
+        if (!ok(p)) continue;
+        scan = p + 1;
+        return p;
+      }
+      return n;
+    };
+    if (size_t p = find([&](size_t q) { return Ready(q, me); }); p < busy.size()) {
       ConsumeAt(l, p, me, false);
       return true;
     }
@@ -92,10 +99,10 @@ struct OrderedPipeline::State {
     }
     // Nothing of its own to do: rather than wait, consume another thread's item (its owner
     // is busy, or not running: more threads than cores).
-    for (size_t k = 0; k < n; ++k) {
-      size_t p = (scan + k) % n;
-      if (busy[p] || next[p] >= base + slots.size() || !slots[next[p] - base].processed) continue;
-      scan = p + 1;
+    auto processed = [&](size_t q) {
+      return !busy[q] && next[q] < base + slots.size() && slots[next[q] - base].processed;
+    };
+    if (size_t p = find(processed); p < busy.size()) {
       ConsumeAt(l, p, me, true);
       return true;
     }
