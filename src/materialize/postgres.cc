@@ -42,14 +42,78 @@ constexpr size_t kCopyAhead = 4;
 // ASCII): two concurrent CREATE TABLE IF NOT EXISTS of one name can otherwise both pass the
 // existence check and one fail on a unique index of the catalog.
 constexpr const char* kOpenLockKey = "28829673624663148";
-// How much a table's `stored` keys may take (kStoredKeyBytes per key: its hash and the set's
-// node) before Load asks the server about every key again: a back-fill of a million keys.
-constexpr size_t kFreshBytes = 64 << 20;
-constexpr size_t kStoredKeyBytes = 64;
+// How many keys a table's `stored` may hold (16 bytes each, in a set at most half full)
+// before Load asks the server about every key again: a back-fill of four million keys.
+constexpr size_t kFreshKeys = 4 << 20;
 // Seconds to wait for a connection unless the URI says otherwise (libpq waits forever).
 constexpr const char* kConnectTimeout = "10";
 
 using PgResult = std::unique_ptr<PGresult, void (*)(PGresult*)>;
+
+// A set of key hashes (Binding::KeyHash): open addressing, a slot of 8 bytes per hash, at
+// most half full, with no allocation per key (a back-fill's first transaction adds a hash
+// per row at once: 100k of them took 29 ms in a node-based set). A slot of 0 is empty; the
+// hash 0 is kept aside.
+class KeyHashSet {
+ public:
+  bool Contains(uint64_t h) const {
+    if (h == 0) return has_zero_;
+    if (slots_.empty()) return false;
+    size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      if (slots_[i] == h) return true;
+      if (slots_[i] == 0) return false;
+    }
+  }
+  // Adds `h`; false when it was there already.
+  bool Insert(uint64_t h) {
+    if (h == 0) {
+      bool added = !has_zero_;
+      size_ += added ? 1 : 0;
+      has_zero_ = true;
+      return added;
+    }
+    if ((size_ + 1) * 2 > slots_.size()) Grow(std::max<size_t>(1024, slots_.size() * 2));
+    if (!Place(h)) return false;
+    ++size_;
+    return true;
+  }
+  // Room for `n` more hashes without growing on the way.
+  void Reserve(size_t n) {
+    size_t size = std::max<size_t>(1024, slots_.size());
+    while ((size_ + n) * 2 > size) size *= 2;
+    if (size != slots_.size()) Grow(size);
+  }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  void Clear() {
+    std::vector<uint64_t>().swap(slots_);
+    size_ = 0;
+    has_zero_ = false;
+  }
+
+ private:
+  // Puts `h` (not 0) in its slot; false when it was there already.
+  bool Place(uint64_t h) {
+    size_t mask = slots_.size() - 1;
+    size_t i = h & mask;
+    for (; slots_[i] != 0; i = (i + 1) & mask) {
+      if (slots_[i] == h) return false;
+    }
+    slots_[i] = h;
+    return true;
+  }
+  void Grow(size_t size) {
+    std::vector<uint64_t> old(size, 0);
+    old.swap(slots_);
+    for (uint64_t h : old) {
+      if (h != 0) Place(h);
+    }
+  }
+  std::vector<uint64_t> slots_;  // a power of two of them, or none
+  size_t size_ = 0;
+  bool has_zero_ = false;
+};
 
 PgResult Wrap(PGresult* r) { return PgResult(r, PQclear); }
 
@@ -512,13 +576,12 @@ struct PostgresDriver::Binding {
   // for absent by a collision is refused by the primary key, and Store upserts them all.
   std::unordered_set<uint64_t> absent;
   // Whether the table was empty when Open took the fence and every key this instance
-  // stored since is in `stored` (bounded by kFreshBytes): a key not in it has no row, so
-  // Load need not ask. The fence makes this safe as `absent` is: an older instance can no
+  // stored since is in `stored` (at most kFreshKeys): a key not in it has no row, so Load
+  // need not ask. The fence makes this safe as `absent` is: an older instance can no
   // longer commit, and a newer one fences this one's Store off.
   // Hashes too: a collision makes Load ask the server about a key it need not.
   bool fresh = false;
-  std::unordered_set<uint64_t> stored;
-  size_t stored_bytes = 0;
+  KeyHashSet stored;
   // Whether every key is absent: the table was empty and nothing was stored since, a
   // back-fill's first transaction. Load then hashes no key, and Store copies every row
   // straight into the table.
@@ -760,7 +823,7 @@ Result<bool> PostgresDriver::Load(size_t table,
   ask.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     uint64_t h = key_hash(i);
-    if (!b.fresh || b.stored.count(h)) {
+    if (!b.fresh || b.stored.Contains(h)) {
       ask.push_back(i);
     } else {
       b.absent.insert(h);
@@ -819,41 +882,65 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
     }
     return r;
   };
-  // Per table, the batch and place of each key's row by KeyHash; rows of one hash are told
-  // apart by their KeyText.
-  std::vector<std::unordered_multimap<uint64_t, std::pair<Batch*, size_t>>> seen(bindings_.size());
-  std::string key, other, scratch;
-  auto text_of = [&](const Binding& b, const doc::Value& d, std::string* out) {
+  // Each row's key hash (KeyHash of its KeyText; 0 for delta updates). Rows of one key
+  // have one hash: the first row of a key takes the last one's document, and the others
+  // are dropped. Only rows of a hash seen twice (in one table) are compared by KeyText.
+  std::vector<uint64_t> hashes(rows.size(), 0);
+  std::string key, scratch;
+  auto text_of = [&](const Row& row, std::string* out) {
+    const Binding& b = bindings_[row.table];
     out->clear();
-    b.KeyText([&](size_t k) { return doc::Lookup(d, b.table.columns[b.keys[k]].location); },
-              &scratch, out);
+    b.KeyText(
+        [&](size_t k) { return doc::Lookup(*row.document, b.table.columns[b.keys[k]].location); },
+        &scratch, out);
   };
-  for (const Row& row : rows) {
+  // (table, hash) as one hash, for telling repeats.
+  auto in_table = [&](size_t i) { return hashes[i] + rows[i].table * 0x9e3779b97f4a7c15ull; };
+  KeyHashSet seen, repeated;
+  seen.Reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Row& row = rows[i];
     if (row.table >= bindings_.size())
       return Error::Internal(fmt::format("Store of binding {} before Open", row.table));
-    const Binding& b = bindings_[row.table];
-    if (b.table.delta_updates) {
-      inserts[row.table].push_back(row.document);
-      continue;
-    }
-    text_of(b, *row.document, &key);
-    uint64_t hash = Binding::KeyHash(key);
-    auto& keys = seen[row.table];
-    if (keys.empty()) keys.reserve(rows.size());
-    bool again = false;
-    for (auto [it, end] = keys.equal_range(hash); it != end && !again; ++it) {
-      auto [batch, at] = it->second;
-      text_of(b, *(*batch)[at], &other);
-      if (other == key) {
-        (*batch)[at] = row.document;
-        again = true;
+    if (bindings_[row.table].table.delta_updates) continue;
+    // The documents are read here first, each from memory: the members of one a few rows
+    // on start loading meanwhile.
+    if (i + 4 < rows.size() && rows[i + 4].document->IsObject() &&
+        rows[i + 4].document->MemberCount() > 0)
+      __builtin_prefetch(&*rows[i + 4].document->MemberBegin());
+    text_of(row, &key);
+    hashes[i] = Binding::KeyHash(key);
+    if (!seen.Insert(in_table(i))) repeated.Insert(in_table(i));
+  }
+  std::vector<const doc::Value*> document(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) document[i] = rows[i].document;
+  std::vector<bool> dropped(rows.size(), false);
+  if (!repeated.empty()) {
+    // Per repeated hash, the distinct keys' texts with their first rows.
+    std::unordered_map<uint64_t, std::vector<std::pair<std::string, size_t>>> firsts;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (bindings_[rows[i].table].table.delta_updates || !repeated.Contains(in_table(i))) continue;
+      text_of(rows[i], &key);
+      auto& texts = firsts[in_table(i)];
+      auto same = std::find_if(texts.begin(), texts.end(), [&](const auto& f) {
+        return rows[f.second].table == rows[i].table && f.first == key;
+      });
+      if (same == texts.end()) {
+        texts.emplace_back(key, i);
+      } else {
+        document[same->second] = rows[i].document;
+        dropped[i] = true;
       }
     }
-    if (!again) {
-      Batch* batch =
-          b.AllAbsent() || b.absent.count(hash) ? &inserts[row.table] : &upserts[row.table];
-      keys.emplace(hash, std::make_pair(batch, batch->size()));
-      batch->push_back(row.document);
+  }
+  // Split into rows of keys Load found absent and the others.
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const Binding& b = bindings_[rows[i].table];
+    if (b.table.delta_updates) {
+      inserts[rows[i].table].push_back(rows[i].document);
+    } else if (!dropped[i]) {
+      bool absent = b.AllAbsent() || b.absent.count(hashes[i]);
+      (absent ? inserts : upserts)[rows[i].table].push_back(document[i]);
     }
   }
 
@@ -867,23 +954,24 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
       upserts[t].insert(upserts[t].end(), inserts[t].begin(), inserts[t].end());
       inserts[t].clear();
       bindings_[t].fresh = false;
-      bindings_[t].stored.clear();
-      bindings_[t].stored_bytes = 0;
+      bindings_[t].stored.Clear();
     }
     stored = Write(inserts, upserts, checkpoint, &conflict, &refused);
   }
   for (size_t t = 0; t < bindings_.size(); ++t) {
-    Binding& b = bindings_[t];
-    b.absent.clear();
-    if (!stored || !b.fresh) continue;
+    bindings_[t].absent.clear();
+    if (stored && bindings_[t].fresh) bindings_[t].stored.Reserve(inserts[t].size());
+  }
+  if (stored) {
     // Committed: these keys have rows now.
-    for (auto& [hash, at] : seen[t]) {
-      if (b.stored.insert(hash).second) b.stored_bytes += kStoredKeyBytes;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      Binding& b = bindings_[rows[i].table];
+      if (b.fresh && !dropped[i]) b.stored.Insert(hashes[i]);
     }
-    if (b.stored_bytes > kFreshBytes) {
+    for (Binding& b : bindings_) {
+      if (b.stored.size() <= kFreshKeys) continue;
       b.fresh = false;
-      b.stored.clear();
-      b.stored_bytes = 0;
+      b.stored.Clear();
     }
   }
   return result(std::move(stored));

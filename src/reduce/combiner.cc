@@ -407,6 +407,8 @@ struct Combiner::Impl {
 
   // The state of a pull-style drain (Combiner::DrainNext).
   bool draining = false;
+  bool keep_drained = false;     // KeepDrained granted: the drain leaves the arena as it is
+  bool holding_drained = false;  // the arena holds a kept drain's documents: cleared by Insert
   size_t drain_pos = 0;  // the next entry, without runs
   std::unique_ptr<Merge> drain_merge;
   Result<bool> StartDrain();
@@ -469,6 +471,11 @@ Result<bool> Combiner::AddScratch(doc::Value& doc, bool fully_reduced) {
 Result<bool> Combiner::Impl::Insert(doc::Value& doc, bool fully_reduced, bool copy,
                                     const std::pair<std::string_view, uint64_t>* packed, uint64_t tag) {
   Impl& m = *this;
+  if (m.holding_drained) {
+    m.holding_drained = false;
+    m.arena->Clear();
+    m.ReleaseRegion();
+  }
   m.stats.added++;
   std::string_view key;
   uint64_t hash;
@@ -577,11 +584,17 @@ Result<bool> Combiner::DrainNext(bool full, std::string_view* packed_key, doc::V
     }
     std::vector<Entry>().swap(m.entries);
     m.index.Clear();
-    m.arena->Clear();
-    m.ReleaseRegion();
+    if (m.keep_drained) {
+      m.holding_drained = true;  // the documents given stay where they are
+    } else {
+      m.arena->Clear();
+      m.ReleaseRegion();
+    }
+    m.keep_drained = false;
     m.draining = false;
     return false;
   }
+  m.keep_drained = false;  // (not granted with runs; set only between drains)
   Impl::Merge& mg = *m.drain_merge;
   auto next = mg.Next();
   *packed_key = mg.key;
@@ -597,6 +610,13 @@ Result<bool> Combiner::DrainNext(bool full, std::string_view* packed_key, doc::V
     // Nothing depends on the file's size; the space is freed when it is closed.
   }
   return false;
+}
+
+bool Combiner::KeepDrained() {
+  Impl& m = *impl_;
+  if (m.draining || !m.runs.empty() || m.arena_exposed) return false;
+  m.keep_drained = true;
+  return true;
 }
 
 Result<bool> Combiner::Drain(bool full, const Emit& emit) {

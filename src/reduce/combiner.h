@@ -109,6 +109,14 @@ class Combiner {
   Result<bool> DrainNext(bool full, std::string_view* packed_key, doc::Value** doc,
                          uint64_t* tag = nullptr);
 
+  // Asks the next drain to leave the documents it gives where they are when it ends
+  // (instead of freeing them): a caller may then move them out rather than copy them. They
+  // stay valid, and count in memory(), until the next Add (which frees them first) or the
+  // combiner's end. Granted (true) only when every document is in memory (nothing was
+  // spilled: merged documents live until the next call) and allocator() was never handed
+  // out (a document parsed into it before the next Add would be freed by it).
+  bool KeepDrained();
+
   const CombinerStats& stats() const;
 
  private:

@@ -735,6 +735,7 @@ Result<bool> Reducer::Reduce(Value& lhs, Value& rhs, bool full, Allocator& alloc
 }
 
 Result<bool> Reducer::Finalize(Value& doc, Allocator& alloc) const {
+  if (!Finalizes()) return true;
   Run run(*annotations_, alloc, true, false);
   Applied ap;
   annotations_->Root(doc, &ap);

@@ -29,6 +29,8 @@ class Reducer {
 
   // absent ⊕ doc, fully reduced: every `set` location keeps only its `add`.
   Result<bool> Finalize(doc::Value& doc, doc::Allocator& alloc) const;
+  // Whether Finalize can change a document: the schema has a `set` somewhere.
+  bool Finalizes() const { return annotations_->AnySet(); }
 
   const schema::Annotations& annotations() const { return *annotations_; }
 

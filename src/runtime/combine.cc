@@ -134,6 +134,12 @@ Result<bool> PartitionedCombiner::DrainTagged(bool full, const TaggedEmit& emit)
       });
 }
 
+bool PartitionedCombiner::KeepDrained() {
+  bool all = true;
+  for (auto& c : parts_) all = c->KeepDrained() && all;
+  return all;
+}
+
 Result<bool> PartitionedCombiner::DrainParallel(bool full, unsigned threads, const Take& take,
                                                 const EmitTaken& emit) {
   // Per partition: its keys (copied, for the merge), and how its drain ended.

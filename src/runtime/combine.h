@@ -76,6 +76,11 @@ class PartitionedCombiner {
   static constexpr size_t kParallelDrainKeys = 4096;
   using EmitTaken = std::function<Result<bool>(size_t partition, size_t i)>;
   Result<bool> DrainParallel(bool full, unsigned threads, const Take& take, const EmitTaken& emit);
+  // reduce::Combiner::KeepDrained of every partition: true when all of them keep the
+  // documents of the next drain, which `take` may then move out (they live as long as this
+  // object, unless it is added to again). A partition that grants it while another does not
+  // just holds its documents until then.
+  bool KeepDrained();
 
  private:
   std::vector<std::unique_ptr<reduce::Combiner>> parts_;

@@ -113,9 +113,11 @@ struct MaterializeTask::Impl {
   // driver is only touched by that thread until it is joined). Its rows point into `arena`.
   struct Pending {
     rapidjson::Document arena;
-    // Where the documents drained on several threads are (one allocator per partition).
+    // Where the documents drained on several threads are: copies (one allocator per
+    // partition), or the combiners they were drained from, which keep them.
     std::vector<std::unique_ptr<doc::Allocator>> drained;
-    std::vector<doc::Value> docs;  // owned by `arena` and `drained`
+    std::vector<std::unique_ptr<PartitionedCombiner>> kept;
+    std::vector<doc::Value> docs;  // owned by `arena`, `drained` and `kept`
     std::vector<materialize::Driver::Row> rows;
     std::map<std::string, uint64_t> offsets;  // the checkpoint it stores
     std::string checkpoint;                   // that, encoded with the data's identity
@@ -629,21 +631,29 @@ struct MaterializeTask::Transaction {
     std::vector<doc::Value>& docs = next->docs;
     for (size_t b = 0; b < spec.bindings.size(); ++b) {
       size_t first = docs.size();
-      // Each partition's documents copied out on a thread of its own, then put in key order.
+      // Each partition's documents taken out on a thread of its own, then put in key order:
+      // moved out of a combiner that keeps them (which the transaction then holds on to),
+      // else copied (documents merged from spilled runs).
       constexpr size_t kParts = PartitionedCombiner::kPartitions;
       struct Taken {
         doc::Allocator* arena = nullptr;
         std::vector<std::pair<doc::Value, uint64_t>> docs;  // with their tags
       };
       std::array<Taken, kParts> taken;
+      bool keep = combiners[b]->KeepDrained();
       for (auto& t : taken) {
+        if (keep) break;
         next->drained.push_back(std::make_unique<doc::Allocator>());
         t.arena = next->drained.back().get();
       }
       auto drained = combiners[b]->DrainParallel(
           false, threads,
           [&](size_t p, std::string_view, doc::Value& d, uint64_t tag) {
-            taken[p].docs.emplace_back(doc::Copy(d, *taken[p].arena), tag);
+            if (keep) {
+              taken[p].docs.emplace_back(std::move(d), tag);
+            } else {
+              taken[p].docs.emplace_back(doc::Copy(d, *taken[p].arena), tag);
+            }
           },
           [&](size_t p, size_t i) -> Result<bool> {
             docs.push_back(std::move(taken[p].docs[i].first));
@@ -653,6 +663,7 @@ struct MaterializeTask::Transaction {
             return true;
           });
       if (!drained) return drained.error();
+      if (keep) next->kept.push_back(std::move(combiners[b]));
       if (docs.size() == first) continue;
       if (spec.bindings[b].table.delta_updates) continue;  // deltas are written as they are
       std::vector<bool> loaded(docs.size() - first, false);
@@ -766,6 +777,7 @@ struct MaterializeTask::Transaction {
   Result<bool> Finalize(size_t b, size_t first, const std::vector<bool>& loaded) {
     const auto& binding = spec.bindings[b];
     const Collection& col = *binding.source;
+    if (!col.reducer->Finalizes()) return true;
     std::vector<doc::Value>& docs = next->docs;
     auto& allocator = next->arena.GetAllocator();
     for (size_t i = first; i < docs.size(); ++i) {

@@ -348,6 +348,8 @@ void Annotations::Root(const rapidjson::Value& v, Applied* out) const {
   impl_->Expand(0, v, /*at_root=*/true, out);
 }
 
+bool Annotations::AnySet() const { return impl_->root->has_set; }
+
 void Annotations::Property(const Applied& parent, std::string_view name, const rapidjson::Value& child,
                            Applied* out) const {
   Named(parent, name, out);

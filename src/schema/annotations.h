@@ -104,6 +104,9 @@ class Annotations {
 
   // The schemas applying to a document `v` at the root.
   void Root(const rapidjson::Value& v, Applied* out) const;
+  // Whether any schema reachable from the root has a `set` (Applied::HasSet at the root of
+  // any document).
+  bool AnySet() const;
   // The schemas applying to `child`, the property `name` of an object at `parent`.
   void Property(const Applied& parent, std::string_view name, const rapidjson::Value& child,
                 Applied* out) const;

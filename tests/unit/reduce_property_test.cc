@@ -699,6 +699,27 @@ Value ParseInto(const char* json, Alloc& alloc) {
   return v;
 }
 
+TEST_CASE("reducer: Finalizes says whether any reachable schema has a set") {
+  // A materialization skips finalizing its keys when nothing can change: a `set` anywhere
+  // (behind $ref, anyOf, items or additionalProperties) must count. (MakeReducer bundles
+  // the schema at #/$defs/s0.)
+  CHECK_FALSE(MakeReducer(R"({"type": "object", "reduce": {"strategy": "merge"},
+      "properties": {"n": {"reduce": {"strategy": "sum"}}}})")
+                  ->Finalizes());
+  CHECK(MakeReducer(R"({"reduce": {"strategy": "set"}})")->Finalizes());
+  CHECK(MakeReducer(R"({"properties": {"a": {"$ref": "#/$defs/s0/$defs/s"}},
+      "$defs": {"s": {"reduce": {"strategy": "set"}}}})")
+            ->Finalizes());
+  CHECK(MakeReducer(R"({"anyOf": [{"items": {"reduce": {"strategy": "set"}}}]})")->Finalizes());
+  CHECK(MakeReducer(R"({"additionalProperties": {"reduce": {"strategy": "set"}}})")->Finalizes());
+  // And a document of a schema without one comes out of Finalize as it went in.
+  auto reducer = MakeReducer(R"({"reduce": {"strategy": "merge"}})");
+  Alloc alloc;
+  Value v = ParseInto(R"({"add": [1], "remove": [2]})", alloc);
+  REQUIRE(reducer->Finalize(v, alloc).ok());
+  CHECK(Json(v) == R"({"add":[1],"remove":[2]})");
+}
+
 TEST_CASE("set: an empty instruction does not fix an array-form set to map form") {
   // `{}` is a set instruction with no parts (all empty). Reducing it with no prior set
   // (Finalize) or combining two of them once fixed the set to the map form: a later
@@ -1049,6 +1070,64 @@ TEST_CASE("combiner: an arena moved into huge pages keeps its documents and its 
       }
     }
   }
+}
+
+TEST_CASE("combiner: a drain that keeps its documents leaves them valid until the next Add") {
+  // A materialization moves the drained documents out instead of copying them: they must
+  // stay as drained after the drain ended (the arena in huge pages included), and the next
+  // Add must free them and start afresh. A combiner that spilled, or whose allocator was
+  // handed out, refuses.
+  auto reducer = MakeReducer(kCombinerSchema);
+  const uint64_t seed = 977;
+  CAPTURE(seed);
+  auto docs = PaddedCombinerDocs(seed, 8000, 2000, 600);
+  std::vector<doc::Pointer> key = {Ptr("/k")};
+  auto add_all = [&](reduce::Combiner& c, const std::vector<std::string>& lines) {
+    for (const auto& line : lines) {
+      rapidjson::Document d(&c.scratch());
+      d.Parse<rapidjson::kParseFullPrecisionFlag>(line.data(), line.size());
+      REQUIRE(!d.HasParseError());
+      REQUIRE(c.AddScratch(d).ok());
+    }
+  };
+  const std::string want = FoldByKey(*reducer, docs, {}, false);
+  reduce::Combiner c(reducer, key, {});
+  add_all(c, docs);
+  CHECK(c.stats().huge_pages > 0);
+  REQUIRE(c.KeepDrained());
+  std::vector<Value> moved;
+  REQUIRE(c.Drain(false, [&](std::string_view, Value& v) -> Result<bool> {
+             moved.push_back(std::move(v));
+             return true;
+           }).ok());
+  CHECK(c.keys() == 0);
+  CHECK(c.memory() > (uint64_t{1} << 20));  // the documents are still held
+  std::string got;
+  for (const auto& v : moved) {
+    doc::AppendJson(v, &got);
+    got += "\n";
+  }
+  CHECK(got == want);
+  // The next Add frees them: only its own document is drained, and held memory drops.
+  add_all(c, {docs[0]});
+  CHECK(c.memory() < (uint64_t{1} << 20));
+  std::string again;
+  REQUIRE(c.Drain(false, [&](std::string_view, Value& v) -> Result<bool> {
+             doc::AppendJson(v, &again);
+             return true;
+           }).ok());
+  CHECK(again + "\n" == FoldByKey(*reducer, {docs[0]}, {}, false));
+  CHECK(c.memory() < (uint64_t{1} << 20));  // not kept: KeepDrained holds for one drain
+
+  reduce::CombinerOptions tiny;
+  tiny.memory_budget = 256 << 10;
+  reduce::Combiner spilled(reducer, key, tiny);
+  add_all(spilled, docs);
+  REQUIRE(spilled.stats().spills > 0);
+  CHECK_FALSE(spilled.KeepDrained());
+  reduce::Combiner exposed(reducer, key, {});
+  static_cast<void>(exposed.allocator());
+  CHECK_FALSE(exposed.KeepDrained());
 }
 
 TEST_CASE("combiner: fully reduced documents are the base for later ones, with or without spilling") {
