@@ -19,10 +19,9 @@ Result<bool> JournalCursor::Peek(uint64_t head, std::string_view* line) {
     }
     buf_.erase(0, pos_);
     pos_ = 0;
-    auto r = reader_.Read(head, &block_);
-    if (!r) return r;
-    if (block_.empty()) return false;
-    buf_.append(block_);
+    auto r = reader_.Append(head, &buf_);
+    if (!r) return r.error();
+    if (r.value() == 0) return false;
   }
 }
 

@@ -46,7 +46,7 @@ class JournalCursor {
 
  private:
   store::JournalReader reader_;
-  std::string buf_, block_;
+  std::string buf_;
   size_t pos_ = 0;       // start of the next line in buf_
   size_t peeked_ = 0;    // length of the peeked line plus its '\n', 0 when none
   uint64_t offset_;

@@ -578,7 +578,9 @@ struct MaterializeTask::Transaction {
       // the reading by the chunks in flight.
       TransactionBounds bounds;
       auto reading_since = clock.steady();
+      // Each chunk's text is reserved whole (growing it by doubling copied it several times).
       auto chunk = std::make_unique<SourceChunk>();
+      chunk->text.reserve(target + target / 8);
       while ((replaying || read < max_docs) && !first.any() && !leaving_out) {
         if (!replaying && read % TransactionBounds::kWindow == TransactionBounds::kWindow - 1) {
           size_t m = 0, k = 0;
@@ -603,9 +605,12 @@ struct MaterializeTask::Transaction {
         impl.reader->Pop();
         ++read;
         if (chunk->text.size() >= target) {
+          size_t lines = chunk->lines.size();
           pipeline.Push(std::move(chunk));
           chunk = std::make_unique<SourceChunk>();
           chunk->first = read;
+          chunk->text.reserve(target + target / 8);
+          chunk->lines.reserve(lines + lines / 8);
         }
       }
       if (!chunk->lines.empty()) pipeline.Push(std::move(chunk));

@@ -161,7 +161,9 @@ Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink,
   size_t target = ChunkTarget(memory_budget, threads);
   {
     OrderedPipeline pipeline(po, process, consume);
+    // Each chunk's text is reserved whole (growing it by doubling copied it several times).
     auto chunk = std::make_unique<StoredChunk>();
+    chunk->text.reserve(target + target / 8);
     uint64_t ordinal = 0;
     while (!first.any()) {
       SourceReader::Document d;
@@ -177,9 +179,12 @@ Result<bool> CollectionReader::Reduced(uint64_t memory_budget, const Sink& sink,
       reader_.Pop();
       ++ordinal;
       if (chunk->text.size() >= target) {
+        size_t lines = chunk->lines.size();
         pipeline.Push(std::move(chunk));
         chunk = std::make_unique<StoredChunk>();
         chunk->first = ordinal;
+        chunk->text.reserve(target + target / 8);
+        chunk->lines.reserve(lines + lines / 8);
       }
     }
     if (!chunk->lines.empty()) pipeline.Push(std::move(chunk));

@@ -232,6 +232,9 @@ class JournalReader {
   // Replaces `out` with the next bytes below `head` (a committed head read from the
   // ledger); empty once the reader is at `head`.
   Result<bool> Read(uint64_t head, std::string* out);
+  // Read, appending the bytes to `out` (a line cursor's buffer: one copy fewer); returns
+  // how many it appended, 0 once the reader is at `head`.
+  Result<size_t> Append(uint64_t head, std::string* out);
   uint64_t offset() const { return offset_; }
   const std::string& journal() const { return journal_; }
 

@@ -109,10 +109,16 @@ Result<bool> JournalReader::OpenSource() {
 
 Result<bool> JournalReader::Read(uint64_t head, std::string* out) {
   out->clear();
+  auto n = Append(head, out);
+  if (!n) return n.error();
+  return true;
+}
+
+Result<size_t> JournalReader::Append(uint64_t head, std::string* out) {
   for (int attempt = 0; offset_ < head; ++attempt) {
     if (!source_ || offset_ >= source_->end) {
       auto o = OpenSource();
-      if (!o) return o;
+      if (!o) return o.error();
       if (!o.value()) {
         // A writer may have just moved the spool into a fragment; look once more.
         if (attempt < 3) {
@@ -129,34 +135,38 @@ Result<bool> JournalReader::Read(uint64_t head, std::string* out) {
       while (s.pending_at + s.pending.size() <= offset_) {
         s.pending_at += s.pending.size();
         auto r = s.decoder->Read(&s.pending);
-        if (!r) return r;
+        if (!r) return r.error();
         if (s.pending.empty()) {
           return Error::Env(
               fmt::format("journal {}: fragment {} ends at offset {}, before its name says ({})",
                           journal_, s.path, s.pending_at, s.end));
         }
         auto c = s.Check(journal_);
-        if (!c) return c;
+        if (!c) return c.error();
       }
       size_t from = static_cast<size_t>(offset_ - s.pending_at);
       size_t n = static_cast<size_t>(std::min<uint64_t>(s.pending.size() - from, limit - offset_));
-      out->assign(s.pending, from, n);
+      out->append(s.pending, from, n);
+      offset_ += n;
+      return n;
     } else {
       size_t want = static_cast<size_t>(std::min<uint64_t>(kReadBlock, limit - offset_));
-      auto r = s.spool.ReadAt(offset_ - s.begin, want, out);
-      if (!r) return r;
-      if (out->empty()) {
+      std::string block;
+      auto r = s.spool.ReadAt(offset_ - s.begin, want, &block);
+      if (!r) return r.error();
+      if (block.empty()) {
         // The spool was truncated or replaced under us: find the source again.
         source_.reset();
         if (attempt < 3) continue;
         return Error::Env(fmt::format("journal {}: the spool ends before committed offset {}",
                                       journal_, offset_));
       }
+      out->append(block);
+      offset_ += block.size();
+      return block.size();
     }
-    offset_ += out->size();
-    return true;
   }
-  return true;
+  return size_t{0};
 }
 
 }  // namespace flow::store

@@ -148,6 +148,19 @@ std::string ReadRange(const std::string& dir, const std::string& journal, uint64
     all += chunk;
   }
   CHECK(r.offset() == head);
+  // Append (a line cursor's read) gives the same bytes after what its buffer holds, and
+  // says how many it appended.
+  store::JournalReader a(dir, journal, from);
+  std::string appended = "held";
+  for (int i = 0; i < 1000000; ++i) {
+    size_t before = appended.size();
+    auto n = a.Append(head, &appended);
+    REQUIRE_MESSAGE(n.ok(), (n.ok() ? std::string() : n.error().message));
+    CHECK(appended.size() == before + n.value());
+    if (n.value() == 0) break;
+  }
+  CHECK(appended == "held" + all);
+  CHECK(a.offset() == head);
   return all;
 }
 
