@@ -62,6 +62,37 @@ class GenericDocument<UTF8<>, flow::doc::Allocator, flow::doc::CopyTag> {
         return;
     }
   }
+  // Whether `v` holds no memory of its own: its bits are its whole value.
+  static bool Flat(const V& v) {
+    return v.data_.f.flags != V::kObjectFlag && v.data_.f.flags != V::kArrayFlag &&
+           v.data_.f.flags != V::kCopyStringFlag;
+  }
+  static bool AssignInPlace(V& to, const V& from) {
+    if (Flat(from) && Flat(to)) {
+      to.data_ = from.data_;
+      return true;
+    }
+    if (from.data_.f.flags == V::kCopyStringFlag) return AssignString(to, from);
+    if (from.data_.f.flags != V::kObjectFlag || to.data_.f.flags != V::kObjectFlag) return false;
+    SizeType n = from.data_.o.size;
+    if (to.data_.o.size != n) return false;
+    V::Member* t = to.GetMembersPointer();
+    const V::Member* f = from.GetMembersPointer();
+    for (SizeType i = 0; i < n; ++i) {
+      if (t[i].name != f[i].name || !AssignInPlace(t[i].value, f[i].value)) return false;
+    }
+    return true;
+  }
+  static bool AssignString(V& to, const V& from) {
+    if (to.data_.f.flags != V::kCopyStringFlag || !from.IsString()) return false;
+    SizeType n = from.GetStringLength();
+    if (n > to.data_.s.length) return false;
+    // (The buffer is the string's own: Copy and RapidJSON's allocating setters never share one.)
+    std::memcpy(const_cast<char*>(to.GetStringPointer()), from.GetString(), n);
+    const_cast<char*>(to.GetStringPointer())[n] = '\0';
+    to.data_.s.length = n;
+    return true;
+  }
 };
 }  // namespace rapidjson
 
@@ -71,6 +102,14 @@ Value Copy(const Value& v, Allocator& alloc) {
   Value out;
   rapidjson::GenericDocument<rapidjson::UTF8<>, Allocator, CopyTag>::Copy(v, out, alloc);
   return out;
+}
+
+bool AssignString(Value& to, const Value& from) {
+  return rapidjson::GenericDocument<rapidjson::UTF8<>, Allocator, CopyTag>::AssignString(to, from);
+}
+
+bool AssignInPlace(Value& to, const Value& from) {
+  return rapidjson::GenericDocument<rapidjson::UTF8<>, Allocator, CopyTag>::AssignInPlace(to, from);
 }
 
 namespace {

@@ -39,6 +39,20 @@ std::vector<const Value::Member*> SortedMembers(const Value& v);
 // value through a temporary document's SAX handler with a malloc'd stack per copy.
 Value Copy(const Value& v, Allocator& alloc);
 
+// Overwrites the characters of `to`, a string with a buffer of its own (not an inline or
+// constant one), with those of the string `from` when they fit (at most as many bytes):
+// `to` then equals Copy(from) without allocating, which a reduction that keeps replacing a
+// last-write-wins string does all the time. False, changing nothing, otherwise.
+bool AssignString(Value& to, const Value& from);
+
+// Makes `to` equal Copy(from) without allocating where it can: a string as AssignString
+// does, an object into an object of the same member names in the same order member by
+// member (a last-write-wins object such as {"brand": ..., "last4": ...} replaced by every
+// document of a key), a value owning no memory (null, boolean, number, inline or constant
+// string) into a value that holds none either. False when it cannot: `to` may then have
+// been partly overwritten, and the caller replaces it (`to = Copy(from, alloc)`).
+bool AssignInPlace(Value& to, const Value& from);
+
 // Compact JSON text of `v`, appended to `out`.
 void AppendJson(const Value& v, std::string* out);
 

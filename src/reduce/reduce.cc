@@ -92,9 +92,10 @@ class Run {
  private:
   [[noreturn]] void Fail(const ReduceSpec* spec, const std::string& what, const Value& l, const Value& r);
   // Moves `r` into `l`, or deep-copies it when the right-hand side lives in another
-  // allocator.
+  // allocator (what fits into `l`'s own memory is written over it: no garbage).
   void Adopt(Value& l, Value& r) {
     if (copy_) {
+      if (doc::AssignInPlace(l, r)) return;
       l = doc::Copy(r, alloc_);
     } else {
       l = std::move(r);

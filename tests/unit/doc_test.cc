@@ -1196,6 +1196,74 @@ TEST_CASE("copy: a deep copy equals the original and outlives its allocator") {
   }
 }
 
+TEST_CASE("copy: AssignString writes over a string's own buffer only, and only when it fits") {
+  doc::Allocator a;
+  Value longer("a string longer than inline ones", a);  // a buffer of its own
+  const char* buffer = longer.GetString();
+  Value fits("shorter, not inline", a);
+  REQUIRE(doc::AssignString(longer, fits));
+  CHECK(longer == fits);
+  CHECK(longer.GetStringLength() == fits.GetStringLength());
+  CHECK(longer.GetString() == buffer);         // written in place
+  Value nul(rapidjson::StringRef("x\0y", 3));  // NUL bytes are characters like any other
+  REQUIRE(doc::AssignString(longer, nul));
+  CHECK(longer.GetStringLength() == 3);
+  CHECK(std::string(longer.GetString(), 3) == std::string("x\0y", 3));
+  CHECK(doc::AssignString(longer, Value("", a)));
+  CHECK(longer == Value(""));
+  // Left alone: a longer string, a non-string, and a target that is not a string with a
+  // buffer of its own (inline, constant, or no string at all).
+  Value own("twenty-two characters!", a);
+  CHECK_FALSE(doc::AssignString(own, Value("twenty-three characters", a)));
+  CHECK_FALSE(doc::AssignString(own, Value(7)));
+  CHECK(own == Value("twenty-two characters!"));
+  Value inline_string("inline", a);
+  CHECK_FALSE(doc::AssignString(inline_string, Value("abc", a)));
+  const char* text = "a constant string shared with its source";
+  Value constant(rapidjson::StringRef(text));
+  CHECK_FALSE(doc::AssignString(constant, Value("another", a)));
+  CHECK(std::string(text) == "a constant string shared with its source");
+  Value number(42);
+  CHECK_FALSE(doc::AssignString(number, Value("42", a)));
+  CHECK(number.GetInt() == 42);
+}
+
+TEST_CASE("copy: AssignInPlace equals Copy, in place where the memory is there") {
+  doc::Allocator a;
+  auto parse = [&](const char* json) {
+    rapidjson::Document d(&a);
+    d.Parse(json);
+    REQUIRE_FALSE(d.HasParseError());
+    return doc::Copy(d, a);
+  };
+  // An object of the same names in the same order: member by member, in place.
+  Value to = parse(R"({"brand":"a long brand name here","last4":"7353","n":1,"o":{"x":null}})");
+  const Value::Member* members = &*to.MemberBegin();
+  Value from = parse(R"({"brand":"a shorter brand","last4":"0042","n":2.5,"o":{"x":true}})");
+  REQUIRE(doc::AssignInPlace(to, from));
+  CHECK(to == from);
+  CHECK(&*to.MemberBegin() == members);
+  // Values that own no memory, into one that owns none.
+  Value flat(7);
+  REQUIRE(doc::AssignInPlace(flat, Value("inline", a)));
+  CHECK(flat == Value("inline"));
+  // Otherwise false: the caller copies (`to` may have been partly overwritten).
+  for (const char* other :
+       {R"({"brand":"x","last4":"y","n":1})",         // fewer members
+        R"({"last4":"y","brand":"x","n":1,"o":{}})",  // another order
+        R"({"brand":"a brand name far longer than the first","last4":"y","n":1,"o":{}})",
+        R"([1,2])", R"("a heap string, not an object")"}) {
+    CAPTURE(other);
+    Value target =
+        parse(R"({"brand":"a long brand name here","last4":"7353","n":1,"o":{"x":null}})");
+    Value source = parse(other);
+    if (!doc::AssignInPlace(target, source)) target = doc::Copy(source, a);
+    CHECK(target == source);
+  }
+  Value owner = parse(R"("a string with a buffer of its own")");
+  CHECK_FALSE(doc::AssignInPlace(owner, Value(1)));  // its buffer would be dropped unseen
+}
+
 TEST_CASE("parse stored documents: syntax errors, NUL bytes and arbitrarily deep nesting") {
   auto stored = [](const std::string& text) {
     rapidjson::Document d;
