@@ -708,9 +708,16 @@ struct MaterializeTask::Transaction {
     for (;;) {
       keys.clear();
       key_doc.clear();
+      keys.reserve(docs.size() - first);
+      key_doc.reserve(docs.size() - first);
       for (size_t i = first; i < docs.size(); ++i) {
         if (dropped[i] || (*loaded)[i - first]) continue;
+        // The documents are out of the caches since they were combined: the members of
+        // one a few places on start loading meanwhile.
+        if (i + 4 < docs.size() && docs[i + 4].IsObject() && docs[i + 4].MemberCount() > 0)
+          __builtin_prefetch(&*docs[i + 4].MemberBegin());
         std::vector<const doc::Value*> k;
+        k.reserve(key_columns.size());
         for (const auto* kc : key_columns) k.push_back(doc::Lookup(docs[i], kc->location));
         keys.push_back(std::move(k));
         key_doc.push_back(i);
