@@ -42,8 +42,9 @@ constexpr size_t kCopyAhead = 4;
 // ASCII): two concurrent CREATE TABLE IF NOT EXISTS of one name can otherwise both pass the
 // existence check and one fail on a unique index of the catalog.
 constexpr const char* kOpenLockKey = "28829673624663148";
-// How many keys a table's `stored` may hold (16 bytes each, in a set at most half full)
-// before Load asks the server about every key again: a back-fill of four million keys.
+// How many keys a table's `stored` may hold (16 to 32 bytes each, in a set at most half full
+// that doubles) before Load asks the server about every key again: a back-fill of four
+// million keys.
 constexpr size_t kFreshKeys = 4 << 20;
 // Seconds to wait for a connection unless the URI says otherwise (libpq waits forever).
 constexpr const char* kConnectTimeout = "10";
@@ -960,7 +961,9 @@ Result<bool> PostgresDriver::Store(const std::vector<Row>& rows, const std::stri
   }
   for (size_t t = 0; t < bindings_.size(); ++t) {
     bindings_[t].absent.clear();
-    if (stored && bindings_[t].fresh) bindings_[t].stored.Reserve(inserts[t].size());
+    Binding& b = bindings_[t];
+    if (stored && b.fresh && b.stored.size() + inserts[t].size() <= kFreshKeys)
+      b.stored.Reserve(inserts[t].size());
   }
   if (stored) {
     // Committed: these keys have rows now.

@@ -435,8 +435,17 @@ Combiner::Combiner(std::shared_ptr<const Reducer> reducer, std::vector<doc::Poin
 Combiner::~Combiner() = default;
 
 doc::Allocator& Combiner::allocator() {
-  impl_->arena_exposed = true;
-  return *impl_->arena;
+  Impl& m = *impl_;
+  // Whatever is parsed into it must survive the next Add, which would clear a kept drain's
+  // documents: they are freed now, and a grant for the next drain is withdrawn.
+  if (m.holding_drained) {
+    m.holding_drained = false;
+    m.arena->Clear();
+    m.ReleaseRegion();
+  }
+  m.keep_drained = false;
+  m.arena_exposed = true;
+  return *m.arena;
 }
 
 const CombinerStats& Combiner::stats() const { return impl_->stats; }
@@ -476,6 +485,7 @@ Result<bool> Combiner::Impl::Insert(doc::Value& doc, bool fully_reduced, bool co
     m.arena->Clear();
     m.ReleaseRegion();
   }
+  m.keep_drained = false;  // granted for a drain that follows with no Add between
   m.stats.added++;
   std::string_view key;
   uint64_t hash;
@@ -586,7 +596,8 @@ Result<bool> Combiner::DrainNext(bool full, std::string_view* packed_key, doc::V
     m.index.Clear();
     if (m.keep_drained) {
       m.holding_drained = true;  // the documents given stay where they are
-    } else {
+    } else if (!m.holding_drained) {
+      // (When an earlier drain's documents are held, nothing was added since: they stay.)
       m.arena->Clear();
       m.ReleaseRegion();
     }
@@ -612,11 +623,10 @@ Result<bool> Combiner::DrainNext(bool full, std::string_view* packed_key, doc::V
   return false;
 }
 
-bool Combiner::KeepDrained() {
+bool Combiner::KeepDrained(bool keep) {
   Impl& m = *impl_;
-  if (m.draining || !m.runs.empty() || m.arena_exposed) return false;
-  m.keep_drained = true;
-  return true;
+  m.keep_drained = keep && !m.draining && m.runs.empty() && !m.arena_exposed;
+  return m.keep_drained;
 }
 
 Result<bool> Combiner::Drain(bool full, const Emit& emit) {

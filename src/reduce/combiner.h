@@ -111,11 +111,13 @@ class Combiner {
 
   // Asks the next drain to leave the documents it gives where they are when it ends
   // (instead of freeing them): a caller may then move them out rather than copy them. They
-  // stay valid, and count in memory(), until the next Add (which frees them first) or the
-  // combiner's end. Granted (true) only when every document is in memory (nothing was
-  // spilled: merged documents live until the next call) and allocator() was never handed
-  // out (a document parsed into it before the next Add would be freed by it).
-  bool KeepDrained();
+  // stay valid, and count in memory(), until the next Add or allocator() (which free them
+  // first) or the combiner's end; a drain in between gives nothing and keeps them. Granted
+  // (true) only when every document is in memory (nothing was spilled: merged documents
+  // live until the next call) and allocator() was never handed out, for a drain that
+  // follows with no Add in between (an Add or allocator() withdraws it). KeepDrained(false)
+  // withdraws it too.
+  bool KeepDrained(bool keep = true);
 
   const CombinerStats& stats() const;
 

@@ -92,7 +92,9 @@ class Run {
  private:
   [[noreturn]] void Fail(const ReduceSpec* spec, const std::string& what, const Value& l, const Value& r);
   // Moves `r` into `l`, or deep-copies it when the right-hand side lives in another
-  // allocator (what fits into `l`'s own memory is written over it: no garbage).
+  // allocator (what fits into `l`'s own memory is written over it: no garbage). That relies
+  // on `l`'s strings having buffers of their own, which nothing else points into: Copy,
+  // the parsers and RapidJSON's copying constructors never share one between values.
   void Adopt(Value& l, Value& r) {
     if (copy_) {
       if (doc::AssignInPlace(l, r)) return;

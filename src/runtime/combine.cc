@@ -137,6 +137,9 @@ Result<bool> PartitionedCombiner::DrainTagged(bool full, const TaggedEmit& emit)
 bool PartitionedCombiner::KeepDrained() {
   bool all = true;
   for (auto& c : parts_) all = c->KeepDrained() && all;
+  if (!all) {
+    for (auto& c : parts_) c->KeepDrained(false);
+  }
   return all;
 }
 

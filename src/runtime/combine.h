@@ -78,8 +78,8 @@ class PartitionedCombiner {
   Result<bool> DrainParallel(bool full, unsigned threads, const Take& take, const EmitTaken& emit);
   // reduce::Combiner::KeepDrained of every partition: true when all of them keep the
   // documents of the next drain, which `take` may then move out (they live as long as this
-  // object, unless it is added to again). A partition that grants it while another does not
-  // just holds its documents until then.
+  // object, unless it is added to again). When one of them cannot, none keeps them (each
+  // partition's arena is freed as its drain ends, as without asking).
   bool KeepDrained();
 
  private:

@@ -371,6 +371,79 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("parallel drain: KeepDrained keeps every partition's documents, or none of them") {
+  // A materialization moves the drained documents out when the combiner keeps them. When a
+  // partition spilled, none keeps them: the others must not hold their arenas on.
+  auto c = Compile();
+  auto add = [&](runtime::PartitionedCombiner& pc, int k, const std::string& pad) {
+    rapidjson::Document d;
+    std::string line = fmt::format(R"({{"k":{},"i":1,"lww":"{}"}})", k, pad);
+    d.Parse(line.data(), line.size());
+    REQUIRE(!d.HasParseError());
+    std::string key;
+    doc::PackKey(d, c->key, &key);
+    uint64_t hash = reduce::Combiner::KeyHash(key);
+    REQUIRE(pc.partition(runtime::PartitionedCombiner::PartitionOfHash(hash))
+                .AddCopy(d, key, hash)
+                .ok());
+    return runtime::PartitionedCombiner::PartitionOfHash(hash);
+  };
+  auto drain = [&](runtime::PartitionedCombiner& pc, bool keep, std::vector<doc::Value>* out) {
+    std::vector<std::vector<doc::Value>> taken(runtime::PartitionedCombiner::kPartitions);
+    doc::Allocator copies;
+    REQUIRE(pc.DrainParallel(
+                  false, 2,
+                  [&](size_t p, std::string_view, doc::Value& d, uint64_t) {
+                    taken[p].push_back(keep ? std::move(d) : doc::Copy(d, copies));
+                  },
+                  [&](size_t p, size_t i) -> Result<bool> {
+                    out->push_back(std::move(taken[p][i]));
+                    return true;
+                  })
+                .ok());
+  };
+  const std::string pad(200, 'x');
+  reduce::CombinerOptions o;
+  o.memory_budget = 64 << 20;
+  {  // Nothing spilled: kept, and valid after the drain.
+    runtime::PartitionedCombiner pc(*c, o);
+    for (int k = 0; k < 5000; ++k) add(pc, k, pad);
+    REQUIRE(pc.KeepDrained());
+    std::vector<doc::Value> out;
+    drain(pc, true, &out);
+    REQUIRE(out.size() == 5000);
+    for (const auto& v : out) CHECK(v["lww"].GetStringLength() == pad.size());
+  }
+  {  // Partition 0 spilled, the others did not: none keeps its documents.
+    o.memory_budget = 1 << 20;  // 64 KiB a partition
+    runtime::PartitionedCombiner pc(*c, o);
+    // 2000 keys into partition 0, 20 into each of the others (which stay in memory).
+    std::vector<int> count(runtime::PartitionedCombiner::kPartitions, 0);
+    for (int k = 0; count[0] < 2000; ++k) {
+      std::string key;
+      rapidjson::Document d;
+      d.Parse(fmt::format(R"({{"k":{}}})", k).c_str());
+      doc::PackKey(d, c->key, &key);
+      size_t p = runtime::PartitionedCombiner::PartitionOfHash(reduce::Combiner::KeyHash(key));
+      if (p != 0 && count[p] >= 20) continue;
+      REQUIRE(add(pc, k, pad) == p);
+      ++count[p];
+    }
+    REQUIRE(pc.partition(0).stats().spills > 0);
+    size_t in_memory = 0;
+    for (size_t p = 1; p < runtime::PartitionedCombiner::kPartitions; ++p)
+      in_memory += pc.partition(p).stats().spills == 0 ? 1 : 0;
+    REQUIRE(in_memory > 0);
+    CHECK_FALSE(pc.KeepDrained());
+    std::vector<doc::Value> out;
+    drain(pc, false, &out);
+    for (size_t p = 0; p < runtime::PartitionedCombiner::kPartitions; ++p) {
+      CAPTURE(p);
+      CHECK(pc.partition(p).memory() < (64u << 10));
+    }
+  }
+}
+
 TEST_CASE("parallel combine: empty input, blank lines, a huge document") {
   TempDir t;
   auto c = Compile();

@@ -1128,6 +1128,52 @@ TEST_CASE("combiner: a drain that keeps its documents leaves them valid until th
   reduce::Combiner exposed(reducer, key, {});
   static_cast<void>(exposed.allocator());
   CHECK_FALSE(exposed.KeepDrained());
+
+  // A drain that gives nothing (no Add since) leaves what an earlier one kept.
+  reduce::Combiner twice(reducer, key, {});
+  add_all(twice, docs);
+  REQUIRE(twice.KeepDrained());
+  moved.clear();
+  REQUIRE(twice
+              .Drain(false,
+                     [&](std::string_view, Value& v) -> Result<bool> {
+                       moved.push_back(std::move(v));
+                       return true;
+                     })
+              .ok());
+  REQUIRE(twice.Drain(false, [&](std::string_view, Value&) -> Result<bool> { return true; }).ok());
+  std::string after;
+  for (const auto& v : moved) {
+    doc::AppendJson(v, &after);
+    after += "\n";
+  }
+  CHECK(after == want);
+  // allocator() frees them first: what is parsed into it survives its Add.
+  {
+    rapidjson::Document d(&twice.allocator());
+    const std::string line =
+        R"({"k":"parsed into the allocator","pad":"a string longer than inline ones"})";
+    d.Parse(line.data(), line.size());
+    REQUIRE(!d.HasParseError());
+    REQUIRE(twice.Add(d).ok());
+  }
+  std::string added;
+  REQUIRE(twice
+              .Drain(false,
+                     [&](std::string_view, Value& v) -> Result<bool> {
+                       doc::AppendJson(v, &added);
+                       return true;
+                     })
+              .ok());
+  CHECK(added == R"({"k":"parsed into the allocator","pad":"a string longer than inline ones"})");
+
+  // An Add after the grant withdraws it: the drain does not keep (a spill may have come).
+  reduce::Combiner late(reducer, key, tiny);
+  REQUIRE(late.KeepDrained());
+  add_all(late, docs);
+  REQUIRE(late.stats().spills > 0);
+  REQUIRE(late.Drain(false, [&](std::string_view, Value&) -> Result<bool> { return true; }).ok());
+  CHECK(late.memory() < (uint64_t{1} << 20));
 }
 
 TEST_CASE("combiner: fully reduced documents are the base for later ones, with or without spilling") {
