@@ -409,6 +409,13 @@ struct Combiner::Impl {
   bool draining = false;
   bool keep_drained = false;     // KeepDrained granted: the drain leaves the arena as it is
   bool holding_drained = false;  // the arena holds a kept drain's documents: cleared by Insert
+  // Frees what a kept drain left in the arena, before it is added to or handed out.
+  void FreeKept() {
+    if (!holding_drained) return;
+    holding_drained = false;
+    arena->Clear();
+    ReleaseRegion();
+  }
   size_t drain_pos = 0;  // the next entry, without runs
   std::unique_ptr<Merge> drain_merge;
   Result<bool> StartDrain();
@@ -438,11 +445,7 @@ doc::Allocator& Combiner::allocator() {
   Impl& m = *impl_;
   // Whatever is parsed into it must survive the next Add, which would clear a kept drain's
   // documents: they are freed now, and a grant for the next drain is withdrawn.
-  if (m.holding_drained) {
-    m.holding_drained = false;
-    m.arena->Clear();
-    m.ReleaseRegion();
-  }
+  m.FreeKept();
   m.keep_drained = false;
   m.arena_exposed = true;
   return *m.arena;
@@ -480,11 +483,7 @@ Result<bool> Combiner::AddScratch(doc::Value& doc, bool fully_reduced) {
 Result<bool> Combiner::Impl::Insert(doc::Value& doc, bool fully_reduced, bool copy,
                                     const std::pair<std::string_view, uint64_t>* packed, uint64_t tag) {
   Impl& m = *this;
-  if (m.holding_drained) {
-    m.holding_drained = false;
-    m.arena->Clear();
-    m.ReleaseRegion();
-  }
+  m.FreeKept();
   m.keep_drained = false;  // granted for a drain that follows with no Add between
   m.stats.added++;
   std::string_view key;
