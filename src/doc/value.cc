@@ -79,9 +79,15 @@ class GenericDocument<UTF8<>, flow::doc::Allocator, flow::doc::CopyTag> {
     V::Member* t = to.GetMembersPointer();
     const V::Member* f = from.GetMembersPointer();
     for (SizeType i = 0; i < n; ++i) {
-      if (t[i].name != f[i].name || !AssignInPlace(t[i].value, f[i].value)) return false;
+      if (!SameName(t[i].name, f[i].name) || !AssignInPlace(t[i].value, f[i].value)) return false;
     }
     return true;
+  }
+  // Member names are strings: compared by their bytes, inline (V's operator== is a call that
+  // dispatches on both types first).
+  static bool SameName(const V& a, const V& b) {
+    return a.GetStringLength() == b.GetStringLength() &&
+           std::memcmp(a.GetString(), b.GetString(), a.GetStringLength()) == 0;
   }
   static bool AssignString(V& to, const V& from) {
     if (to.data_.f.flags != V::kCopyStringFlag || !from.IsString()) return false;

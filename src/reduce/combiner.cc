@@ -64,6 +64,14 @@ class KeyIndex {
   const uint64_t* FirstSlot(uint64_t hash) const {
     return slots_.empty() ? nullptr : &slots_[hash & (slots_.size() - 1)];
   }
+  // The entry of the first slot `hash` probes when that slot's hash half is `hash`'s (most
+  // likely the key's entry), else null; for prefetching.
+  const Entry* FirstEntry(const std::vector<Entry>& entries, uint64_t hash) const {
+    const uint64_t* slot = FirstSlot(hash);
+    if (!slot || *slot == 0 || static_cast<uint32_t>(*slot >> 32) != Tag(hash)) return nullptr;
+    uint32_t n = static_cast<uint32_t>(*slot) - 1;
+    return n < entries.size() ? &entries[n] : nullptr;
+  }
   size_t Bytes() const { return slots_.capacity() * sizeof(uint64_t); }
 
  private:
@@ -459,6 +467,29 @@ size_t Combiner::keys() const { return impl_->entries.size(); }
 
 void Combiner::Prefetch(uint64_t key_hash) const {
   if (const uint64_t* slot = impl_->index.FirstSlot(key_hash)) __builtin_prefetch(slot);
+}
+
+void Combiner::PrefetchStep(uint64_t key_hash, int step) const {
+  const Entry* e = impl_->index.FirstEntry(impl_->entries, key_hash);
+  if (!e) return;
+  if (step == 1) {
+    __builtin_prefetch(e);
+    return;
+  }
+  const doc::Value& v = e->doc;
+  if (!v.IsObject() || v.MemberCount() == 0) return;
+  const doc::Value::Member* m = &*v.MemberBegin();
+  if (step == 2) {
+    __builtin_prefetch(e->key.data());
+    size_t bytes = std::min<size_t>(v.MemberCount() * sizeof(doc::Value::Member), 512);
+    for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(reinterpret_cast<const char*>(m) + b);
+    return;
+  }
+  // Step 3: the strings its top-level members hold out of line (a timestamp, a name).
+  for (size_t i = 0, n = std::min<size_t>(v.MemberCount(), 16); i < n; ++i) {
+    const doc::Value& x = m[i].value;
+    if (x.IsString() && x.GetStringLength() > 13) __builtin_prefetch(x.GetString());
+  }
 }
 
 Result<bool> Combiner::Add(doc::Value& doc, bool fully_reduced) { return impl_->Insert(doc, fully_reduced, false); }

@@ -514,22 +514,24 @@ struct MaterializeTask::Transaction {
                                        spec.name, line.offset, *line.journal, perr.message))));
           return;
         }
-        chunk.docs.Add(parsed, i, spec.bindings[line.binding].source->key).left_out =
-            !left_out.empty() && left_out.count({*line.journal, line.offset}) > 0;
+        auto& d = chunk.docs.Add(parsed, i, spec.bindings[line.binding].source->key);
+        d.left_out = !left_out.empty() && left_out.count({*line.journal, line.offset}) > 0;
+        d.binding = static_cast<uint32_t>(line.binding);
+        d.tag = line.tag;
       }
     };
     auto consume = [&](size_t p, PipelineItem& item) {
       auto& chunk = static_cast<SourceChunk&>(item);
       auto combiner_of = [&](const PartitionedDocs::Doc& d) -> reduce::Combiner& {
-        return combiners[chunk.lines[d.line].binding]->partition(p);
+        return combiners[d.binding]->partition(p);
       };
       chunk.docs.Consume(
           p, combiner_of,
           [&](PartitionedDocs::Doc& d) {
             uint64_t ordinal = chunk.first + d.line;
             if (stopped[p] || first.Before(ordinal)) return false;
-            const auto& line = chunk.lines[d.line];
-            const auto& binding = spec.bindings[line.binding];
+            const auto& line = chunk.lines[d.line];  // (read only for a dead letter or an error)
+            const auto& binding = spec.bindings[d.binding];
             if (d.left_out) {
               std::lock_guard<std::mutex> l(mu);
               found.push_back(
@@ -539,7 +541,7 @@ struct MaterializeTask::Transaction {
                               left_out.at({*line.journal, line.offset}), Keep(d.value)}});
               return true;
             }
-            auto a = combiner_of(d).AddCopy(d.value, chunk.docs.Key(d), d.key_hash, line.tag);
+            auto a = combiner_of(d).AddCopy(d.value, chunk.docs.Key(d), d.key_hash, d.tag);
             if (!a) {
               std::string message = fmt::format(
                   "materialization `{}`, table `{}`: collection `{}`: the document at offset {} of "
