@@ -45,6 +45,11 @@ class PostgresDriver final : public Driver {
 
   // The fence this instance holds after Open (0 before).
   int64_t fence() const { return fence_; }
+  // For tests: whether Store sends binding `table`'s rows in COPY's binary format (see
+  // postgres.cc); and whether the next Open lets any table have it (true unless switched
+  // off here, to compare the two formats).
+  bool binary_copy(size_t table) const;
+  void set_binary_copy(bool on) { binary_copy_ = on; }
 
  private:
   struct Binding;  // a table and its SQL, in postgres.cc
@@ -58,13 +63,14 @@ class PostgresDriver final : public Driver {
   // `*conflict` when an insert failed on an existing key.
   // A row the database refused sets `*failed` to its document, when the server says which.
   Result<bool> Write(const Batches& inserts, const Batches& upserts, const std::string& checkpoint,
-                     bool* conflict, const doc::Value** failed);
+                     bool binary, bool* conflict, bool* unformattable, const doc::Value** failed);
 
   pg_conn* conn_;
   std::string target_;
   std::string password_;  // redacted from messages; empty when the URI has none
   std::string materialization_;
   int64_t fence_ = 0;
+  bool binary_copy_ = true;
   std::vector<Binding> bindings_;
 };
 
