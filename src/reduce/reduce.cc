@@ -369,10 +369,32 @@ bool Run::MergeSameShape(Value& l, Value& r, const Applied& ap) {
   return true;
 }
 
+// Sorts the members of `obj` by name in place (stably, with no allocation); false, with
+// them sorted, when a name repeats.
+bool SortInPlace(Value& obj) {
+  Value::Member* m = obj.MemberCount() ? &*obj.MemberBegin() : nullptr;
+  size_t n = obj.MemberCount();
+  for (size_t i = 1; i < n; ++i) {
+    for (size_t j = i; j > 0 && CompareBytes(NameOf(m[j].name), NameOf(m[j - 1].name)) < 0; --j) {
+      m[j].name.Swap(m[j - 1].name);
+      m[j].value.Swap(m[j - 1].value);
+    }
+  }
+  for (size_t i = 1; i < n; ++i) {
+    if (SameName(m[i - 1].name, m[i].name)) return false;
+  }
+  return true;
+}
+
 void Run::MergeObjects(Value& l, Value& r, const Applied& ap) {
   if (MergeSameShape(l, r, ap)) return;
   Applied child;
   auto rs = SortedMembers(r);
+  // An object of as many members as r, not yet sorted (the first document of a key, kept as
+  // it came): sorted in place, which is what the merge below would build as a new object
+  // (its members by name, a repeated name's last value) when the names are r's, without
+  // the garbage of the old one (a few hundred bytes a key).
+  if (l.MemberCount() == rs.size() && !SortedByName(l)) SortInPlace(l);
   // Fast path: l is sorted and has every property of r: reduce in place.
   if (SortedByName(l)) {
     SmallVec<Value*, 24> targets;

@@ -1361,6 +1361,47 @@ TEST_CASE("merge: objects listing their members in another order, or other membe
               R"({"o":{"b":3,"a":1},"a":1,"c":1})"}) == R"({"a":3,"c":3,"o":{"a":2,"b":3}})");
 }
 
+// The first merge into an object as it came (a key's first document, members in input order)
+// sorts its members in place: the result is what building a sorted object gave, and the
+// allocator gives out nothing for it (the old member array was garbage for every key).
+TEST_CASE("merge: a first merge into an unsorted object of the same names sorts it in place") {
+  auto reducer = MakeReducer(R"({
+    "reduce": {"strategy": "merge"},
+    "properties": {
+      "a": {"reduce": {"strategy": "sum"}},
+      "b": {"reduce": {"strategy": "sum"}},
+      "z": {"reduce": {"strategy": "maximize"}}
+    }
+  })");
+  rapidjson::Document arena;
+  auto parse = [&](const char* text) {
+    rapidjson::Document d(&arena.GetAllocator());
+    d.Parse(text);
+    REQUIRE_MESSAGE(!d.HasParseError(), text);
+    return Value(std::move(static_cast<Value&>(d)));
+  };
+  Value acc = parse(R"({"z":1,"b":2,"a":3,"s":"x"})");
+  Value next = parse(R"({"s":"y","a":30,"z":5,"b":20})");
+  size_t before = arena.GetAllocator().Size();
+  auto r = reducer->Reduce(acc, next, false, arena.GetAllocator());
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(arena.GetAllocator().Size() == before);
+  CHECK(Json(acc) == R"({"a":33,"b":22,"s":"y","z":5})");
+  // A name twice on the left (a parser that keeps duplicates): its last value counts, as
+  // when a new object is built.
+  acc = parse(R"({"b":1,"a":1,"a":2})");
+  next = parse(R"({"b":5,"a":10,"z":0})");
+  r = reducer->Reduce(acc, next, false, arena.GetAllocator());
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(Json(acc) == R"({"a":12,"b":6,"z":0})");
+  // Other names than the right's: a new object, sorted, as before.
+  acc = parse(R"({"z":1,"c":7})");
+  next = parse(R"({"a":1,"b":1})");
+  r = reducer->Reduce(acc, next, false, arena.GetAllocator());
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(Json(acc) == R"({"a":1,"b":1,"c":7,"z":1})");
+}
+
 // A caller's tag per document (where it was read): drained, each key has the tag of its
 // latest document, whether the combiner spilled (runs merged in arrival order) or not; the
 // documents are the same as without tags.
