@@ -145,6 +145,26 @@ Table Simple(std::string name, bool delta = false) {
   return t;
 }
 
+// A table keyed by string /k with a column of each type: integer /i, number /n, boolean /b,
+// string /s, a string of at most 8 characters /short, object /obj, and string or integer
+// /multi (stored as JSON).
+Table ValuesTable(std::string name) {
+  Table t;
+  t.name = std::move(name);
+  t.columns = {
+      Col("k", "/k", kString, true, true),
+      Col("i", "/i", kInteger | kNull),
+      Col("n", "/n", kNumber | kNull),
+      Col("b", "/b", kBoolean | kNull),
+      Col("s", "/s", kString | kNull),
+      Col("short", "/short", kString | kNull, false, false, 8),
+      Col("obj", "/obj", kObject | kNull),
+      Col("multi", "/multi", kString | kInteger | kNull),
+      DocumentColumn(),
+  };
+  return t;
+}
+
 // Owns parsed documents for one test.
 struct Docs {
   std::deque<rapidjson::Document> docs;
@@ -231,18 +251,7 @@ TEST_CASE("postgres: DDL has the dialect's types, NOT NULL, a composite key and 
 TEST_CASE(
     "postgres: values round trip: quotes, backslashes, control characters, non-ASCII, JSON, "
     "nulls") {
-  Table t;
-  t.name = "values";
-  t.columns = {
-      Col("k", "/k", kString, true, true),
-      Col("i", "/i", kInteger | kNull),
-      Col("n", "/n", kNumber | kNull),
-      Col("b", "/b", kBoolean | kNull),
-      Col("s", "/s", kString | kNull),
-      Col("obj", "/obj", kObject | kNull),
-      Col("multi", "/multi", kString | kInteger | kNull),
-      DocumentColumn(),
-  };
+  Table t = ValuesTable("values");
   Docs docs;
   std::vector<std::string> texts = {
       R"({"k":"a'b\"c","i":-9223372036854775808,"n":1.5,"b":true,"s":"it's \"q\" \\ back\\slash\ttab\nline\r\u00e9\u6f22\ud83d\ude00","obj":{"x":[1,{"y":"\\"}],"z":null},"multi":"str"})",
@@ -280,22 +289,6 @@ TEST_CASE(
 }
 
 TEST_CASE("postgres: COPY's binary format stores exactly what its text format stores") {
-  auto table = [](std::string name) {
-    Table t;
-    t.name = std::move(name);
-    t.columns = {
-        Col("k", "/k", kString, true, true),
-        Col("i", "/i", kInteger | kNull),
-        Col("n", "/n", kNumber | kNull),
-        Col("b", "/b", kBoolean | kNull),
-        Col("s", "/s", kString | kNull),
-        Col("short", "/short", kString | kNull, false, false, 8),
-        Col("obj", "/obj", kObject | kNull),
-        Col("multi", "/multi", kString | kInteger | kNull),
-        DocumentColumn(),
-    };
-    return t;
-  };
   Docs docs;
   std::vector<std::string> texts = {
       R"({"k":"a","i":-9223372036854775808,"n":0.1,"b":true,"s":"tab\tnl\nback\\slash \"q\" é漢😀","short":"12345678","obj":{"x":[1,{"y":"\\"}],"z":null},"multi":"str"})",
@@ -312,11 +305,11 @@ TEST_CASE("postgres: COPY's binary format stores exactly what its text format st
 
   auto as_text = Connect();
   dynamic_cast<PostgresDriver&>(*as_text).set_binary_copy(false);
-  Open(*as_text, "test/format-text", {table("format_text")});
+  Open(*as_text, "test/format-text", {ValuesTable("format_text")});
   CHECK_FALSE(dynamic_cast<PostgresDriver&>(*as_text).binary_copy(0));
   Store(*as_text, rows, "1");
   auto as_binary = Connect();
-  Open(*as_binary, "test/format-binary", {table("format_binary")});
+  Open(*as_binary, "test/format-binary", {ValuesTable("format_binary")});
   CHECK(dynamic_cast<PostgresDriver&>(*as_binary).binary_copy(0));
   Store(*as_binary, rows, "1");
 
