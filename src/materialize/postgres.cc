@@ -673,6 +673,35 @@ std::string LoadSql(const Table& table, const std::vector<Kind>& kinds,
       fmt::join(arrays, ", "), fmt::join(names, ", "));
 }
 
+// How each column of `table` (of `kinds`) is sent in COPY's binary format, by the types the
+// server has for the table now: all Wire::kNone unless every one of them has a binary form.
+Result<std::vector<Wire>> ReadWires(const Session& s, const Table& table,
+                                    const std::vector<Kind>& kinds) {
+  std::string what = fmt::format("reading the column types of table `{}`", table.name);
+  auto types = s.Exec(
+      "SELECT a.attname, a.atttypid::int8 FROM pg_attribute a\n"
+      "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+      {QuoteIdentifier(table.name)}, what.c_str());
+  if (!types) return types.error();
+  std::unordered_map<std::string, Wire> wire_of;
+  for (int i = 0; i < PQntuples(types->get()); ++i) {
+    wire_of[PQgetvalue(types->get(), i, 0)] =
+        WireOf(static_cast<uint32_t>(std::strtoul(PQgetvalue(types->get(), i, 1), nullptr, 10)));
+  }
+  std::vector<Wire> wires;
+  for (size_t i = 0; i < table.columns.size(); ++i) {
+    auto w = wire_of.find(table.columns[i].field);
+    Wire wire = w == wire_of.end() ? Wire::kNone : w->second;
+    // A JSON column holds JSON text of its values; a scalar one is sent as its type.
+    if (wire == Wire::kJson && kinds[i] == Kind::kScalar) wire = Wire::kNone;
+    if (kinds[i] != Kind::kScalar && wire != Wire::kJson && wire != Wire::kText) wire = Wire::kNone;
+    wires.push_back(wire);
+  }
+  if (std::find(wires.begin(), wires.end(), Wire::kNone) != wires.end())
+    wires.assign(wires.size(), Wire::kNone);
+  return wires;
+}
+
 // Takes the next fence of `materialization` into `*fence`, returning its checkpoint.
 Result<std::string> TakeFence(Session& s, const std::string& materialization, int64_t* fence) {
   // The UPDATE locks the row, so a concurrent Open waits for this
@@ -879,30 +908,10 @@ Result<std::string> PostgresDriver::Open(const std::string& materialization,
 
     b.copy_sql = fmt::format("COPY {} ({}) FROM STDIN", name, fmt::join(columns, ", "));
     // The columns' types as the server has them (the table may predate this catalog).
-    {
-      std::string what = fmt::format("reading the column types of table `{}`", table.name);
-      auto types = s.Exec(
-          "SELECT a.attname, a.atttypid::int8 FROM pg_attribute a\n"
-          "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-          {name}, what.c_str());
-      if (!types) return fail(types.error());
-      std::unordered_map<std::string, Wire> wire_of;
-      for (int i = 0; i < PQntuples(types->get()); ++i) {
-        wire_of[PQgetvalue(types->get(), i, 0)] = WireOf(
-            static_cast<uint32_t>(std::strtoul(PQgetvalue(types->get(), i, 1), nullptr, 10)));
-      }
-      for (size_t i = 0; i < table.columns.size(); ++i) {
-        auto w = wire_of.find(table.columns[i].field);
-        Wire wire = w == wire_of.end() ? Wire::kNone : w->second;
-        // A JSON column holds JSON text of its values; a scalar one is sent as its type.
-        if (wire == Wire::kJson && b.kinds[i] == Kind::kScalar) wire = Wire::kNone;
-        if (b.kinds[i] != Kind::kScalar && wire != Wire::kJson && wire != Wire::kText)
-          wire = Wire::kNone;
-        b.wires.push_back(wire);
-      }
-      if (!binary_copy_ || std::find(b.wires.begin(), b.wires.end(), Wire::kNone) != b.wires.end())
-        b.wires.assign(b.wires.size(), Wire::kNone);
-    }
+    auto wires = ReadWires(s, table, b.kinds);
+    if (!wires) return fail(wires.error());
+    b.wires =
+        binary_copy_ ? std::move(*wires) : std::vector<Wire>(table.columns.size(), Wire::kNone);
     if (!table.delta_updates) {
       // A session-private staging table, emptied at each commit (and by a rollback).
       std::string stage =
@@ -1180,9 +1189,8 @@ Result<bool> PostgresDriver::Write(const Batches& inserts, const Batches& upsert
   for (size_t t = 0; t < bindings_.size(); ++t) {
     const Binding& b = bindings_[t];
     std::string what = fmt::format("storing rows into table `{}`", b.table.name);
-    bool in_binary = binary && b.Binary();
-    auto rows_of = [&](const Batch& docs) {
-      return [&, n = docs.size()](size_t i, std::string* out) {
+    auto rows_of = [&](const Batch& docs, bool in_binary) {
+      return [&, n = docs.size(), in_binary](size_t i, std::string* out) {
         auto value = [&](size_t c) {
           return b.kinds[c] == Kind::kDocument ? docs[i]
                                                : doc::Lookup(*docs[i], b.table.columns[c].location);
@@ -1207,7 +1215,7 @@ Result<bool> PostgresDriver::Write(const Batches& inserts, const Batches& upsert
         return true;
       };
     };
-    const char* format = in_binary ? " (FORMAT binary)" : "";
+    auto format = [](bool in_binary) { return in_binary ? " (FORMAT binary)" : ""; };
     // A data error the server places on a line of the COPY names that row's key and column.
     auto refused = [&](const Batch& docs, Error e) {
       size_t line = s.last_copy_line();
@@ -1221,8 +1229,25 @@ Result<bool> PostgresDriver::Write(const Batches& inserts, const Batches& upsert
       return fail(std::move(e));
     };
     if (!inserts[t].empty()) {
-      if (auto r =
-              s.Copy(b.copy_sql + format, inserts[t].size(), rows_of(inserts[t]), what.c_str());
+      bool in_binary = binary && b.Binary();
+      if (in_binary) {
+        // A column's type may have changed since Open (another materialization widened it,
+        // someone altered the table), and the server reads binary data by the type it has
+        // now: the table is locked as COPY would lock it, its types read again, and on any
+        // change the rows go as text. (Upserts go through the staging table, whose types
+        // are those Open read.)
+        if (auto r = s.Exec(
+                fmt::format("LOCK TABLE {} IN ROW EXCLUSIVE MODE", QuoteIdentifier(b.table.name)),
+                what.c_str());
+            !r) {
+          return fail(r.error());
+        }
+        auto now = ReadWires(s, b.table, b.kinds);
+        if (!now) return fail(now.error());
+        if (*now != b.wires) in_binary = false;
+      }
+      if (auto r = s.Copy(b.copy_sql + format(in_binary), inserts[t].size(),
+                          rows_of(inserts[t], in_binary), what.c_str());
           !r) {
         if (*unformattable) return fail(r.error());
         *conflict = s.last_state() == "23505" && !b.table.delta_updates;  // unique_violation
@@ -1231,8 +1256,9 @@ Result<bool> PostgresDriver::Write(const Batches& inserts, const Batches& upsert
       }
     }
     if (!upserts[t].empty()) {
-      if (auto r =
-              s.Copy(b.stage_sql + format, upserts[t].size(), rows_of(upserts[t]), what.c_str());
+      bool in_binary = binary && b.Binary();
+      if (auto r = s.Copy(b.stage_sql + format(in_binary), upserts[t].size(),
+                          rows_of(upserts[t], in_binary), what.c_str());
           !r) {
         if (*unformattable) return fail(r.error());
         return refused(upserts[t], r.error());

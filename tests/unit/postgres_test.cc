@@ -410,6 +410,29 @@ TEST_CASE(
         "2|f|4\n4|t|\n5|f|0\n");
 }
 
+// The server reads binary data by the type a column has when the COPY runs, which may not
+// be the one Open saw: another materialization widened it, or someone altered the table.
+TEST_CASE("postgres: a column whose type changed after Open is stored right: its rows go as text") {
+  Docs docs;
+  auto d = Connect();
+  Table t;
+  t.name = "retyped";
+  t.columns = {Col("id", "/id", kInteger, true, true), Col("x", "/x", kInteger | kNull),
+               DocumentColumn()};
+  Open(*d, "test/retyped", {t});
+  REQUIRE(dynamic_cast<PostgresDriver&>(*d).binary_copy(0));
+  Psql("ALTER TABLE retyped ALTER COLUMN x TYPE double precision");
+  Store(*d, {{0, docs(R"({"id":1,"x":42})")}, {0, docs(R"({"id":2,"x":-7})")}}, "1");
+  CHECK(Psql("SELECT id, x FROM retyped ORDER BY id") == "1|42\n2|-7\n");
+  Psql("ALTER TABLE retyped ALTER COLUMN x TYPE numeric");
+  CHECK(Load(*d, 0, {{docs("3")}}).empty());  // absent: copied straight into the table
+  Store(*d, {{0, docs(R"({"id":3,"x":9223372036854775807})")}}, "2");
+  CHECK(Psql("SELECT x FROM retyped WHERE id = 3") == "9223372036854775807\n");
+  // Rows of keys that exist go through the staging table, of the types Open saw.
+  Store(*d, {{0, docs(R"({"id":1,"x":43})")}}, "3");
+  CHECK(Psql("SELECT x FROM retyped WHERE id = 1") == "43\n");
+}
+
 TEST_CASE("postgres: Load returns the stored documents of existing keys only, in batches") {
   Table t;
   t.name = "load composite";
