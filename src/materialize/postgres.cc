@@ -245,7 +245,7 @@ void AppendCopyField(const doc::Value* v, Kind kind, std::string* scratch, std::
 // Rows go to the server in COPY's binary format when every column of the table is of a type
 // below (what flowctl's own DDL creates): the server then reads integers, doubles and
 // booleans without parsing them, and strings without unescaping them (a back-fill's COPY of
-// 100k rows took the server 15-20% less time than the same rows as text). Each value is
+// 100k rows took the server 10-15% less time than the same rows as text). Each value is
 // sent as the text format would have the server store it; a value with no binary form in
 // its column (an integer beyond BIGINT, a string in a number column: the server converts or
 // refuses those in text) makes the transaction start over in the text format, so that what
